@@ -1,0 +1,1 @@
+"""nv's engine: everything the commands do, importable without Typer."""

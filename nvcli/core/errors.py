@@ -1,0 +1,16 @@
+"""The one exception type for user mistakes: the CLI prints its message on one line and exits 2."""
+
+
+class NvError(Exception):
+    """A problem with the user's input, explained in one line (what was given, what would be valid)."""
+
+
+def choice_error(what: str, value: object, valid: "list[str] | tuple[str, ...]") -> NvError:
+    """An NvError for a value outside a known set, with the closest valid name suggested."""
+    import difflib
+
+    valid = [str(v) for v in valid]
+    close = difflib.get_close_matches(str(value), valid, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    shown = ", ".join(valid[:40]) + (", ..." if len(valid) > 40 else "")
+    return NvError(f"unknown {what} '{value}'; valid: {shown}.{hint}")
