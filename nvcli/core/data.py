@@ -31,6 +31,7 @@ class DataBundle:
 
 Loader = Callable[..., DataBundle]
 _LOADERS: dict[str, tuple[Loader, str]] = {}
+_MAKERS: dict[str, tuple[Callable[..., Any], str]] = {}
 
 
 def register(name: str, description: str) -> Callable[[Loader], Loader]:
@@ -43,17 +44,19 @@ def register(name: str, description: str) -> Callable[[Loader], Loader]:
     return wrap
 
 
+def maker(name: str, description: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a writer for `nv data make NAME --out DIR` (a built-in dataset in a real dataset's layout)."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _MAKERS[name] = (fn, description)
+        return fn
+
+    return wrap
+
+
 def _ensure_registered() -> None:
     # Importing the dataset modules runs their @register decorators.
-    from . import synthetic, imagefolder  # noqa: F401
-    try:
-        from . import sound  # noqa: F401
-    except ImportError:  # pragma: no cover - only while the sound module is absent
-        pass
-    try:
-        from . import views  # noqa: F401
-    except ImportError:  # pragma: no cover
-        pass
+    from . import imagefolder, sound, synthetic, views  # noqa: F401
 
 
 def dataset_names() -> dict[str, str]:
@@ -62,17 +65,39 @@ def dataset_names() -> dict[str, str]:
     return {name: desc for name, (_, desc) in sorted(_LOADERS.items())}
 
 
+def maker_names() -> dict[str, str]:
+    """Every dataset `nv data make` can write, with its description."""
+    _ensure_registered()
+    return {name: desc for name, (_, desc) in sorted(_MAKERS.items())}
+
+
+def _call(fn: Callable[..., Any], options: dict[str, Any], optional: tuple[str, ...] = ()) -> Any:
+    """Call `fn` with the options it accepts; others are an error unless named in `optional`."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(k for k, v in options.items() if k not in params and k not in optional and v is not None)
+        if unknown:
+            valid = sorted(p for p in params if p not in ("out_dir", "data_dir"))
+            raise NvError(f"option(s) {unknown} do not apply to {fn.__name__}; valid: {valid}")
+    return fn(**{k: v for k, v in options.items() if k in params and v is not None})
+
+
+def make_dataset(name: str, out_dir: str, **options: Any) -> Any:
+    """Write built-in dataset `name` to `out_dir` in the layout of the real dataset it stands in for."""
+    _ensure_registered()
+    if name not in _MAKERS:
+        raise choice_error("dataset to make", name, sorted(_MAKERS))
+    return _call(_MAKERS[name][0], {"out_dir": out_dir, **options})
+
+
 def load_data(name: str, **options: Any) -> DataBundle:
     """Load dataset `name`; options are passed to its loader (data_dir, image_size, seed, ...)."""
     _ensure_registered()
     if name not in _LOADERS:
         raise choice_error("dataset", name, sorted(_LOADERS))
-    fn, _ = _LOADERS[name]
-    import inspect
-
-    accepted = inspect.signature(fn).parameters
-    kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
-    bundle = fn(**kwargs)
+    bundle = _call(_LOADERS[name][0], options, optional=("seed", "image_size"))
     if len(bundle.classes) < 2:
         raise NvError(f"dataset '{name}' has {len(bundle.classes)} class(es); at least 2 are needed")
     return bundle

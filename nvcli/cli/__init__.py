@@ -1,0 +1,1 @@
+"""The command-line layer: parses flags, calls nvcli.core, renders results."""

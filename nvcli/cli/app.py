@@ -1,0 +1,65 @@
+"""The `nv` command: a Typer app whose commands are thin layers over `nvcli.core`."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from ..core.errors import NvError
+from .render import err
+
+app = typer.Typer(
+    name="nv",
+    help="NeuroView: explainable-by-design deep networks. Train, evaluate and explain from the weights.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+_state = {"debug": False}
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
+) -> None:
+    """nv: make deep networks explainable by design (the NeuroView architecture)."""
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.INFO if verbose or debug else logging.WARNING,
+                        format="nv: %(message)s", stream=sys.stderr)
+
+
+def _register() -> None:
+    from . import commands  # noqa: F401  (registers every command on `app`)
+
+
+def run() -> None:
+    """Entry point: run the app, turning user errors into one line and a non-zero exit."""
+    _register()
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except NvError as exc:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; finished epochs are saved (resume with 'nv train --resume')", highlight=False)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # Click usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                  highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,2 @@
+"""Importing this module registers every command on the app."""
+from . import convert, data, evaluate, train  # noqa: F401

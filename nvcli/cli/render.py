@@ -1,0 +1,69 @@
+"""Output for people and pipelines: Rich tables on a terminal, CSV or JSON on request; progress on stderr."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from typing import Iterator
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def emit(frame: pd.DataFrame, fmt: Format = Format.table, title: str | None = None) -> None:
+    """Print a DataFrame as a Rich table, CSV or JSON records on stdout."""
+    if fmt == Format.csv:
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == Format.json:
+        sys.stdout.write(json.dumps(json.loads(frame.to_json(orient="records")), indent=1) + "\n")
+    else:
+        table = Table(title=title, title_justify="left")
+        for column in frame.columns:
+            table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
+        for row in frame.itertuples(index=False):
+            table.add_row(*(_cell(v) for v in row))
+        out.print(table)
+    sys.stdout.flush()
+
+
+def note(message: str) -> None:
+    """A human-facing line on stderr (kept out of parseable stdout)."""
+    err.print(message, highlight=False)
+
+
+@contextmanager
+def progress(description: str) -> Iterator[object]:
+    """A progress callback `fn(phase, done, total)`: a Rich bar on a terminal, silence otherwise."""
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks or (done == 1 and bar.tasks[tasks[phase]].completed >= total):
+                if phase in tasks:
+                    bar.remove_task(tasks[phase])
+                tasks[phase] = bar.add_task(f"{description} {phase}", total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield update

@@ -1,0 +1,204 @@
+"""Multi-view models: NeuroView over all views' units (paper case study 3), the MVCNN baseline, view analysis.
+
+`MultiViewNeuroView` runs one feature extractor per view (or one shared by all), concatenates every
+view's unit codes into one `z` and classifies with one linear head, so each class's weights say how
+much it relies on each view (Figure 5). `MVCNN` is the baseline of Table 1: a shared trunk,
+element-wise max pooling across views, a linear classifier.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.fx as fx
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from .errors import NvError
+from .neuroview import Normalize, UnitCodes
+from .units import Layer, relu_nodes, trace, units_frame
+
+Networks = Callable[[], nn.Module] | Sequence[nn.Module] | nn.Module
+
+
+def _check_views(x: Tensor, views: int | None) -> None:
+    if x.dim() != 5 or (views is not None and x.shape[1] != views):
+        want = f"[batch, {views if views is not None else 'views'}, channels, height, width]"
+        raise NvError(f"a multi-view model takes inputs {want}; got {list(x.shape)}")
+
+
+def _networks(networks: Networks, views: int, shared_backbone: bool) -> list[nn.Module]:
+    if isinstance(networks, nn.Module) and not isinstance(networks, nn.ModuleList):
+        networks = [networks]
+    elif callable(networks):
+        return [networks() for _ in range(1 if shared_backbone else views)]
+    networks = list(networks)
+    if len(networks) not in (1, views) or (shared_backbone and len(networks) != 1):
+        raise ValueError(f"give one network (shared backbone) or one per view ({views}); got {len(networks)}")
+    return networks
+
+
+class MultiViewNeuroView(nn.Module):
+    """NeuroView for multi-view inputs [B, V, C, H, W]: every unit of every view feeds one linear head.
+
+    `networks` is a factory (called once per view, or once with `shared_backbone`), one network (shared)
+    or one network per view. Units are numbered view-major: view 0's units, then view 1's, ...; a shared
+    backbone's units appear once per view, so the head always has one weight per (view, unit).
+    """
+
+    def __init__(self, networks: Networks, num_classes: int, *, views: int = 12, shared_backbone: bool = False,
+                 code: str = "soft", reduce: str = "max", input_shape: Sequence[int] = (3, 64, 64),
+                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25),
+                 freeze_backbone: bool = False) -> None:
+        super().__init__()
+        nets = _networks(networks, views, shared_backbone)
+        self.views = views
+        self.shared_backbone = len(nets) == 1
+        self.normalize = Normalize(mean, std)
+        self.codes = nn.ModuleList(UnitCodes(net, code, reduce, input_shape) for net in nets)
+        self._view_layers = []
+        offset = 0
+        for v in range(views):
+            extractor = self._extractor(v)
+            self._view_layers.append([replace(layer, offset=layer.offset + offset) for layer in extractor.layers])
+            offset += extractor.num_units
+        self.head = nn.Linear(offset, num_classes)
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            self.codes.requires_grad_(False)
+
+    def _extractor(self, view: int) -> UnitCodes:
+        return self.codes[0 if self.shared_backbone else view]
+
+    def train(self, mode: bool = True) -> "MultiViewNeuroView":
+        super().train(mode)
+        if self.freeze_backbone:
+            self.codes.eval()  # a frozen backbone keeps its batch-norm statistics too
+        return self
+
+    @property
+    def num_units(self) -> int:
+        """The head's input width: the units of all views."""
+        return self.head.in_features
+
+    @property
+    def layers(self) -> list[Layer]:
+        """Every (view, layer) in unit order, with global offsets; `layers[i]` belongs to view `i // layers_per_view`."""
+        return [layer for view in self._view_layers for layer in view]
+
+    def view_layers(self, view: int) -> list[Layer]:
+        """The layers of one view, with global offsets."""
+        return self._view_layers[view]
+
+    def units(self) -> pd.DataFrame:
+        """The unit table `unit,view,layer,node,channel`, view-major."""
+        return pd.concat([units_frame(layers, view=v) for v, layers in enumerate(self._view_layers)],
+                         ignore_index=True)
+
+    def _normalized(self, x: Tensor) -> Tensor:
+        _check_views(x, self.views)
+        return self.normalize(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+    def features(self, x: Tensor) -> Tensor:
+        """The head's input `z` [B, views * units] for pixel-space inputs [B, V, C, H, W]."""
+        x = self._normalized(x)
+        if self.shared_backbone:
+            return self.codes[0](x.flatten(0, 1)).view(x.shape[0], -1)
+        return torch.cat([codes(x[:, v]) for v, codes in enumerate(self.codes)], dim=1)
+
+    def unit_maps(self, x: Tensor) -> list[Tensor]:
+        """Unreduced code maps, one tensor per entry of `layers` (view-major)."""
+        x = self._normalized(x)
+        return [m for v in range(self.views) for m in self._extractor(v).maps(x[:, v])]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+def trunk(network: nn.Module) -> fx.GraphModule:
+    """`network` up to its classifier head (the input of its first flatten or linear call)."""
+    gm = trace(network)
+    _, head = relu_nodes(gm)
+    if head is None:
+        return gm
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    output.args = (head.args[0],)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    return gm
+
+
+class MVCNN(nn.Module):
+    """The MVCNN baseline: a shared trunk per view, element-wise max over views, one linear classifier."""
+
+    def __init__(self, network: nn.Module, num_classes: int, *, input_shape: Sequence[int] = (3, 64, 64),
+                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25)) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.trunk = trunk(network)
+        was_training = self.trunk.training
+        self.trunk.eval()
+        try:
+            with torch.no_grad():
+                width = self.trunk(torch.zeros(2, *input_shape)).flatten(1).shape[1]
+        except RuntimeError as exc:
+            raise NvError(f"the network cannot process inputs of shape {list(input_shape)} ({exc}); "
+                          "try a larger --image-size") from exc
+        finally:
+            self.trunk.train(was_training)
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_views(x, None)
+        features = self.trunk(self.normalize(x.flatten(0, 1)))
+        return self.classifier(features.unflatten(0, x.shape[:2]).amax(dim=1).flatten(1))
+
+
+# --- view analysis (Figure 5) -----------------------------------------------------------------------
+
+def views_frame(model: MultiViewNeuroView, classes: Sequence[str]) -> pd.DataFrame:
+    """Per class and view: mean, positive sum and negative sum of the class's head weights on that view's units."""
+    weight = model.head.weight.detach().cpu().numpy()
+    if len(classes) != weight.shape[0]:
+        raise NvError(f"{len(classes)} class names given for a head with {weight.shape[0]} classes")
+    view_of = model.units()["view"].to_numpy()
+    rows = []
+    for k, name in enumerate(classes):
+        for v in range(model.views):
+            w = weight[k, view_of == v]
+            rows.append({"class": name, "view": v, "mean_weight": float(w.mean()),
+                         "pos_weight": float(w[w > 0].sum()), "neg_weight": float(w[w < 0].sum())})
+    return pd.DataFrame(rows, columns=["class", "view", "mean_weight", "pos_weight", "neg_weight"])
+
+
+def positive_views(frame: pd.DataFrame) -> dict[str, list[int]]:
+    """For each class (in frame order), the views whose mean weight is positive."""
+    return {name: [int(v) for v in group.loc[group["mean_weight"] > 0, "view"]]
+            for name, group in frame.groupby("class", sort=False)}
+
+
+def plot_views(frame: pd.DataFrame) -> Figure:
+    """Figure 5: per class, one bar per view of its mean head weight (a grid of panels, shared y axis)."""
+    names = list(dict.fromkeys(frame["class"]))
+    cols = math.ceil(math.sqrt(len(names)))
+    rows = math.ceil(len(names) / cols)
+    fig = Figure(figsize=(2.8 * cols, 2.1 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
+    for ax, name in zip(axes, names):
+        part = frame[frame["class"] == name]
+        values = part["mean_weight"].to_numpy()
+        ax.bar(part["view"], values, color=np.where(values > 0, "#2f6fa8", "#c0504d"))
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks(part["view"])
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    fig.supxlabel("view")
+    fig.supylabel("mean head weight")
+    return fig

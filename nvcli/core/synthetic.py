@@ -1,0 +1,180 @@
+"""`shapes`: a built-in image dataset whose classes are defined by known mechanisms.
+
+Every image is one object on a dark, low-saturation noisy background. Nine classes, three per cue:
+- colour classes (red, green, blue): a solid object in that saturated colour; shape random;
+- texture classes (chequered, striped, dotted): the object is filled with that pattern in two
+  neutral colours; shape random;
+- shape classes (circle, square, triangle): a solid object in one neutral colour.
+Neutral colours (two light, two mid) are unsaturated, so no single-channel removal turns them into a class
+colour. Position, size, rotation, pattern period and orientation, and the background are random.
+Every image comes with pixel-exact concept masks for three categories: color, texture and object.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .data import DataBundle, maker, register
+from .errors import NvError
+
+COLOUR_CLASSES = ("red", "green", "blue")
+TEXTURE_CLASSES = ("chequered", "striped", "dotted")
+SHAPE_CLASSES = ("circle", "square", "triangle")
+CLASSES = COLOUR_CLASSES + TEXTURE_CLASSES + SHAPE_CLASSES
+CUES = {
+    **{c: f"colour: a solid {c} object, any shape" for c in COLOUR_CLASSES},
+    **{t: f"texture: the object is {t} in neutral colours, any shape" for t in TEXTURE_CLASSES},
+    **{s: f"shape: a solid {s} in a neutral colour" for s in SHAPE_CLASSES},
+}
+PURE = {"red": (220, 25, 25), "green": (25, 200, 25), "blue": (30, 30, 225)}
+LIGHT = {"white": (235, 235, 235), "beige": (225, 205, 165)}
+MID = {"grey": (135, 135, 135), "steel": (115, 135, 175)}
+NEUTRAL = {**LIGHT, **MID}
+COLOURS = ("dark",) + tuple(PURE) + tuple(NEUTRAL)
+TEXTURES = ("solid",) + TEXTURE_CLASSES
+SHAPES = SHAPE_CLASSES
+# Concept vocabulary per category, as written to a Broden-format probe set (0 = unlabelled).
+CONCEPTS = {"color": COLOURS, "texture": TEXTURES, "object": SHAPES}
+
+
+@dataclass
+class Rendered:
+    """Images (uint8 [N, H, W, 3]), labels, and per-category concept masks (int [N, H, W], 1-based, 0 = none)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    masks: dict[str, np.ndarray]
+
+
+def _shape_mask(shape: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float, angle: float) -> np.ndarray:
+    dy, dx = yy - cy, xx - cx
+    if shape == "circle":
+        return dy**2 + dx**2 <= r**2
+    cos, sin = np.cos(angle), np.sin(angle)
+    u, v = cos * dx + sin * dy, -sin * dx + cos * dy
+    if shape == "square":
+        half = r * 0.85
+        return (np.abs(u) <= half) & (np.abs(v) <= half)
+    # Equilateral triangle inscribed in radius r: inside all three half-planes.
+    inside = np.ones_like(u, dtype=bool)
+    for k in range(3):
+        a = angle + np.pi / 2 + k * 2 * np.pi / 3
+        inside &= (np.cos(a) * dx + np.sin(a) * dy) <= r / 2
+    return inside
+
+
+def _texture_mask(texture: str, yy: np.ndarray, xx: np.ndarray, period: float, angle: float) -> np.ndarray:
+    """True where the pattern shows its second colour."""
+    cos, sin = np.cos(angle), np.sin(angle)
+    u, v = cos * xx + sin * yy, -sin * xx + cos * yy
+    if texture == "striped":
+        return np.floor(u / period) % 2 == 1
+    if texture == "chequered":
+        return (np.floor(u / period) + np.floor(v / period)) % 2 == 1
+    # dotted: a disc in every period cell
+    cu, cv = (u / period) % 1 - 0.5, (v / period) % 1 - 0.5
+    return cu**2 + cv**2 <= 0.28**2
+
+
+def render(n: int, size: int = 64, seed: int = 0) -> Rendered:
+    """Render `n` images with balanced classes, deterministically from `seed`."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    labels = np.arange(n) % len(CLASSES)
+    rng.shuffle(labels)
+    images = np.empty((n, size, size, 3), np.uint8)
+    masks = {cat: np.zeros((n, size, size), np.int32) for cat in CONCEPTS}
+    neutral = list(NEUTRAL)
+    for i, label in enumerate(labels):
+        name = CLASSES[label]
+        shape = name if name in SHAPE_CLASSES else SHAPES[rng.integers(len(SHAPES))]
+        texture = name if name in TEXTURE_CLASSES else "solid"
+        if name in COLOUR_CLASSES:
+            first = second = name
+        elif texture == "solid":
+            first = second = neutral[rng.integers(len(neutral))]
+        else:  # a light and a mid colour, so the pattern has contrast
+            first, second = rng.choice(list(LIGHT)), rng.choice(list(MID))
+        grey = rng.uniform(15, 60)
+        background = grey + rng.normal(0, 8, (size, size, 1)) + rng.uniform(-6, 6, 3)
+        image = background
+        r = size * rng.uniform(0.22, 0.34)
+        cy, cx = rng.uniform(r + 1, size - r - 1, 2)
+        obj = _shape_mask(shape, yy, xx, cy, cx, r, rng.uniform(0, 2 * np.pi))
+        alt = np.zeros_like(obj) if texture == "solid" else _texture_mask(
+            texture, yy, xx, max(4.0, size * rng.uniform(0.07, 0.11)), rng.uniform(0, np.pi))
+        palette = {**PURE, **NEUTRAL}
+        jitter = rng.uniform(-15, 15, 3)
+        fill = np.where(alt[..., None], np.add(palette[second], jitter), np.add(palette[first], jitter))
+        image = np.where(obj[..., None], fill + rng.normal(0, 4, (size, size, 1)), image)
+        images[i] = np.clip(image, 0, 255).astype(np.uint8)
+        colour_ids = np.where(alt, COLOURS.index(second) + 1, COLOURS.index(first) + 1)
+        masks["color"][i] = np.where(obj, colour_ids, COLOURS.index("dark") + 1)
+        masks["texture"][i] = np.where(obj, TEXTURES.index(texture) + 1, 0)
+        masks["object"][i] = np.where(obj, SHAPES.index(shape) + 1, 0)
+    return Rendered(images, labels, masks)
+
+
+class ImageArrayDataset(Dataset):
+    """Samples `(float image [3, H, W] in [0, 1], label)` from uint8 arrays held in memory."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i].float().div_(255), int(self.labels[i])
+
+
+@register("shapes", "built-in synthetic images: 9 classes defined by colour, texture or shape (default)")
+def load_shapes(image_size: int = 64, seed: int = 0, train_per_class: int = 100, val_per_class: int = 30) -> DataBundle:
+    """The synthetic `shapes` dataset; train and validation are rendered from different seeds."""
+    k = len(CLASSES)
+    train = render(train_per_class * k, image_size, seed)
+    val = render(val_per_class * k, image_size, seed + 1_000_003)
+    return DataBundle(
+        name="shapes", kind="image",
+        train=ImageArrayDataset(train.images, train.labels), val=ImageArrayDataset(val.images, val.labels),
+        classes=list(CLASSES), in_channels=3, mean=[0.3, 0.3, 0.3], std=[0.3, 0.3, 0.3], cues=dict(CUES),
+        info={"image_size": image_size, "seed": seed, "train_per_class": train_per_class,
+              "val_per_class": val_per_class},
+    )
+
+
+def require_empty_dir(out_dir: str | Path, force: bool) -> Path:
+    """Create `out_dir`; refuse a non-empty one unless `force`."""
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise NvError(f"output directory '{out}' exists and is not empty; pass --force to write into it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NvError(f"cannot create output directory '{out}': {exc.strerror}") from exc
+    return out
+
+
+@maker("shapes", "the shapes images as an ImageFolder tree: OUT/{train,val}/<class>/<n>.png")
+def make_shapes(out_dir: str, image_size: int = 64, seed: int = 0, train_per_class: int = 100,
+                val_per_class: int = 30, force: bool = False) -> Path:
+    """Write the `shapes` dataset as PNG files in ImageFolder layout (what `--data imagefolder` reads)."""
+    from PIL import Image
+
+    from .atomic import atomic_path
+
+    out = require_empty_dir(out_dir, force)
+    k = len(CLASSES)
+    for split, rendered in (("train", render(train_per_class * k, image_size, seed)),
+                            ("val", render(val_per_class * k, image_size, seed + 1_000_003))):
+        for name in CLASSES:
+            (out / split / name).mkdir(parents=True, exist_ok=True)
+        for i, (image, label) in enumerate(zip(rendered.images, rendered.labels)):
+            with atomic_path(out / split / CLASSES[label] / f"{i:05d}.png") as tmp:
+                Image.fromarray(image).save(tmp, format="PNG")
+    return out

@@ -1,0 +1,117 @@
+"""Creating runs: convert a network, train one from scratch (or from a converted run), resume one."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+from torch import nn
+
+from . import distributed as dist
+from .atomic import save_torch
+from .build import ModelSpec, build_model
+from .data import DataBundle, load_data
+from .engine import ProgressFn, Trainer, TrainConfig, seed_everything
+from .errors import NvError
+from .runs import RUNS_DIR, Run, load_run, mark_latest, new_run_dir, write_config, write_units
+
+log = logging.getLogger("nvcli")
+
+
+def model_units(model: nn.Module) -> pd.DataFrame | None:
+    """The unit table of a NeuroView model (None for a baseline)."""
+    units = getattr(model, "units", None)
+    return units() if callable(units) else None
+
+
+def _write_run(run_dir: Path, model: nn.Module, spec: ModelSpec, data: dict[str, Any], train: dict[str, Any]) -> None:
+    units = model_units(model)
+    config = {"name": run_dir.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": spec.to_dict(),
+              "data": data, "train": train, "kind": spec.kind,
+              "units": None if units is None else len(units)}
+    write_config(run_dir, config)
+    if units is not None:
+        write_units(run_dir, units)
+    save_torch(run_dir / "model.pt", model.state_dict())
+
+
+def convert(spec: ModelSpec, *, classes: list[str] | None = None, name: str | None = None,
+            runs_dir: str | Path = RUNS_DIR, force: bool = False) -> tuple[Path, nn.Module]:
+    """Build the NeuroView variant of a standard network and write an untrained run directory."""
+    model = build_model(spec)
+    run_dir = new_run_dir(name, runs_dir, force)
+    classes = classes or [str(i) for i in range(spec.num_classes)]
+    _write_run(run_dir, model, spec, {"name": None, "classes": classes, "options": {}}, {})
+    mark_latest(run_dir)
+    return run_dir, model
+
+
+def data_spec(bundle: DataBundle, *, arch: str, code: str, reduce: str, baseline: bool, weights: str | None,
+              freeze_backbone: bool, shared_backbone: bool = False) -> ModelSpec:
+    """The ModelSpec that fits `bundle`: classes, input shape, views and normalisation come from the data."""
+    shape = list(bundle.train[0][0].shape) if len(bundle.train) else []
+    if not shape:
+        raise NvError(f"dataset '{bundle.name}' has no training samples")
+    views = shape[0] if bundle.kind == "views" else 1
+    return ModelSpec(arch=arch, num_classes=len(bundle.classes), input_shape=shape[-3:], mean=bundle.mean,
+                     std=bundle.std, code=code, reduce=reduce, baseline=baseline, freeze_backbone=freeze_backbone,
+                     views=views, shared_backbone=shared_backbone, weights=weights)
+
+
+def train(spec_args: dict[str, Any], data: str, data_options: dict[str, Any], cfg: TrainConfig, *,
+          name: str | None = None, runs_dir: str | Path = RUNS_DIR, force: bool = False, init: str | None = None,
+          progress: ProgressFn | None = None, on_epoch: Callable[[dict], None] | None = None) -> Run:
+    """Train a new run; `spec_args` are ModelSpec fields not taken from the data (arch, code, reduce, ...).
+
+    With `init`, the model (spec and weights) starts from that run, e.g. one written by `convert`.
+    """
+    seed_everything(cfg.seed, cfg.deterministic)
+    bundle = load_data(data, seed=cfg.seed, **data_options)
+    if init:
+        source = load_run(init)
+        spec = source.spec
+        if spec.num_classes != len(bundle.classes):
+            raise NvError(f"--init run '{init}' has {spec.num_classes} classes but dataset '{data}' has "
+                          f"{len(bundle.classes)}; convert with --num-classes {len(bundle.classes)}")
+        spec.mean, spec.std = bundle.mean, bundle.std
+        model = build_model(spec, load_weights=False)
+        model.load_state_dict(source.model().state_dict())
+    else:
+        spec = data_spec(bundle, **spec_args)
+        model = build_model(spec)
+    run_dir = new_run_dir(name, runs_dir, force) if dist.is_main() else None
+    data_section = {"name": data, "classes": bundle.classes, "kind": bundle.kind, "cues": bundle.cues,
+                    "options": {k: v for k, v in data_options.items() if v is not None}, "info": bundle.info}
+    if run_dir is not None:
+        _write_run(run_dir, model, spec, data_section, cfg.to_dict())
+        mark_latest(run_dir)
+    trainer = Trainer(model, bundle.train, bundle.val, cfg, run_dir, progress, on_epoch)
+    try:
+        trainer.fit()
+    finally:
+        dist.cleanup()
+    return load_run(run_dir) if run_dir is not None else Run(Path("."), {})
+
+
+def resume(run: str | Path | None, runs_dir: str | Path = RUNS_DIR, *, progress: ProgressFn | None = None,
+           on_epoch: Callable[[dict], None] | None = None) -> Run:
+    """Continue an interrupted run from its checkpoint with the settings in its config.json."""
+    source = load_run(run, runs_dir)
+    cfg = TrainConfig.from_dict(source.config["train"])
+    if not source.config["train"]:
+        raise NvError(f"run '{source.dir}' was never trained (convert only); use 'nv train --init {source.dir}'")
+    seed_everything(cfg.seed, cfg.deterministic)
+    bundle = source.data()
+    model = build_model(source.spec, load_weights=False)
+    trainer = Trainer(model, bundle.train, bundle.val, cfg, source.dir if dist.is_main() else None, progress, on_epoch)
+    trainer.resume(source.dir / "checkpoint.pt")
+    if trainer.epoch >= cfg.epochs:
+        log.info("run '%s' already finished all %d epochs", source.dir, cfg.epochs)
+    try:
+        trainer.fit()
+    finally:
+        dist.cleanup()
+    return load_run(source.dir)
+

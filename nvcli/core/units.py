@@ -1,0 +1,132 @@
+"""Unit discovery: every call of a ReLU-type nonlinearity in a network's feature extractor.
+
+The network is traced with torch.fx; a node counts by what it calls (an `nn.ReLU` module,
+`F.relu`, `torch.relu`, `Tensor.relu`, ...), never by its name, and a module called twice
+counts twice. The feature extractor is everything before the original head, which starts at
+the first flatten or linear call in execution order.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import NvError
+
+RELU_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)
+RELU_FUNCTIONS = {F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.leaky_relu, F.leaky_relu_}
+RELU_METHODS = {"relu", "relu_"}
+HEAD_MODULES = (nn.Flatten, nn.Linear)
+HEAD_FUNCTIONS = {torch.flatten, F.linear}
+HEAD_METHODS = {"flatten"}
+_INPLACE_TWINS = {F.relu_: F.relu, torch.relu_: torch.relu, F.leaky_relu_: F.leaky_relu}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One nonlinearity call: its index in execution order, a readable name, width and unit offset."""
+
+    index: int
+    node: str
+    channels: int
+    offset: int
+
+    @property
+    def units(self) -> range:
+        """The global unit indices of this layer's channels."""
+        return range(self.offset, self.offset + self.channels)
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """Trace `model` into an fx graph, with a clear error when its Python control flow defeats tracing."""
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as exc:  # fx raises many types; all mean "this model cannot be traced"
+        raise NvError(
+            f"cannot trace {type(model).__name__} with torch.fx ({type(exc).__name__}: {exc}); "
+            "units are found by tracing, so the model's forward must be traceable"
+        ) from exc
+
+
+def _modules(gm: fx.GraphModule) -> dict[str, nn.Module]:
+    return dict(gm.named_modules())
+
+
+def is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether `node` calls a ReLU-type nonlinearity."""
+    if node.op == "call_module":
+        return isinstance(modules[node.target], RELU_MODULES)
+    if node.op == "call_function":
+        return node.target in RELU_FUNCTIONS
+    return node.op == "call_method" and node.target in RELU_METHODS
+
+
+def is_head_start(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether `node` is the first operation of a classifier head (flatten or linear)."""
+    if node.op == "call_module":
+        return isinstance(modules[node.target], HEAD_MODULES)
+    if node.op == "call_function":
+        return node.target in HEAD_FUNCTIONS
+    return node.op == "call_method" and node.target in HEAD_METHODS
+
+
+def _scope(node: fx.Node) -> str:
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack") or {}
+    parent = next(reversed(stack.values()))[0] if stack else ""
+    name = getattr(node.target, "__name__", str(node.target))
+    return f"{parent}.{name}" if parent else name
+
+
+def relu_nodes(gm: fx.GraphModule) -> tuple[list[fx.Node], fx.Node | None]:
+    """The ReLU calls of the feature extractor in execution order, and the node where the head starts."""
+    modules = _modules(gm)
+    found: list[fx.Node] = []
+    for node in gm.graph.nodes:
+        if is_head_start(node, modules):
+            return found, node
+        if is_relu(node, modules):
+            found.append(node)
+    return found, None
+
+
+def node_names(nodes: list[fx.Node]) -> list[str]:
+    """Readable, unique names: the module path, with `_N` for the N-th repeated call (as torchvision names them)."""
+    seen: Counter[str] = Counter()
+    names = []
+    for node in nodes:
+        base = _scope(node)
+        names.append(base if seen[base] == 0 else f"{base}_{seen[base]}")
+        seen[base] += 1
+    return names
+
+
+def make_out_of_place(node: fx.Node, modules: dict[str, nn.Module]) -> None:
+    """Turn an in-place ReLU into an out-of-place one, so the pre-activation survives for the code."""
+    if node.op == "call_module" and getattr(modules[node.target], "inplace", False):
+        modules[node.target].inplace = False
+    elif node.op == "call_function":
+        node.target = _INPLACE_TWINS.get(node.target, node.target)
+        if node.kwargs.get("inplace"):
+            node.kwargs = {**node.kwargs, "inplace": False}
+    elif node.op == "call_method" and node.target == "relu_":
+        node.target = "relu"
+
+
+def units_frame(layers: list[Layer], view: int | None = None) -> pd.DataFrame:
+    """One row per unit: `unit,layer,node,channel` (plus `view` for multi-view models)."""
+    rows = [
+        {"unit": layer.offset + c, "layer": layer.index, "node": layer.node, "channel": c}
+        for layer in layers
+        for c in range(layer.channels)
+    ]
+    frame = pd.DataFrame(rows, columns=["unit", "layer", "node", "channel"])
+    if view is not None:
+        frame.insert(1, "view", view)
+    return frame
