@@ -133,7 +133,7 @@ def load_network_weights(network: nn.Module, path: str | Path) -> list[str]:
     state = {k.removeprefix("module."): v for k, v in state.items()}
     own = network.state_dict()
     _, _, conv = first_conv(network)
-    conv_key = next(k for k, v in own.items() if v is conv.weight)
+    conv_key = next(k for k, v in network.named_parameters() if v is conv.weight)
     if conv_key in state and state[conv_key].shape[1] != conv.in_channels and conv.in_channels == 1:
         state[conv_key] = state[conv_key].mean(dim=1, keepdim=True)
     missing = [k for k in own if k not in state]

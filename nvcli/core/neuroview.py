@@ -49,6 +49,7 @@ def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.
             f"{type(network).__name__} has no ReLU-type nonlinearity before its classifier head; "
             "NeuroView needs at least one (nn.ReLU, F.relu, torch.relu, ReLU6, LeakyReLU)"
         )
+    names = node_names(relus)  # before make_out_of_place renames relu_ to relu
     modules = dict(gm.named_modules())
     graph = gm.graph
     outputs = []
@@ -62,7 +63,7 @@ def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.
     graph.eliminate_dead_code()
     gm.recompile()
     gm.delete_all_unused_submodules()
-    return gm, node_names(relus)
+    return gm, names
 
 
 class Normalize(nn.Module):

@@ -1,0 +1,128 @@
+"""Training on the built-in shapes data: learning, baseline parity, checkpoints and exact resume."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from nvcli.core.engine import TrainConfig, predict
+from nvcli.core.errors import NvError
+from nvcli.core.evaluate import evaluate
+from nvcli.core.runs import load_run
+from nvcli.core.synthetic import COLOUR_CLASSES
+from nvcli.core.train import resume, train
+
+DATA = {"image_size": 32, "train_per_class": 100, "val_per_class": 30}
+CHANCE = 1 / 9
+
+
+def spec(**overrides: object) -> dict:
+    return {"arch": "smallcnn", "code": "soft", "reduce": "max", "baseline": False, "weights": None,
+            "freeze_backbone": False, **overrides}
+
+
+def cfg(**overrides: object) -> TrainConfig:
+    return TrainConfig(**{"epochs": 8, "batch_size": 32, "lr": 3e-3, **overrides})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "neuroview": train(spec(), "shapes", DATA, cfg(), name="nv", runs_dir=root).dir,
+        "baseline": train(spec(baseline=True), "shapes", DATA, cfg(), name="base", runs_dir=root).dir,
+    }
+
+
+def test_neuroview_learns_far_above_chance_and_colour_classes_perfectly(runs: dict[str, Path]) -> None:
+    result = evaluate(load_run(runs["neuroview"]), device="cpu")
+    assert result.summary["accuracy"] > 4 * CHANCE
+    colour = result.per_class.set_index("class").loc[list(COLOUR_CLASSES), "accuracy"]
+    assert (colour > 0.9).all()  # colour alone defines these classes: the easiest cue
+
+
+def test_neuroview_and_baseline_reach_comparable_accuracy(runs: dict[str, Path]) -> None:
+    nv = evaluate(load_run(runs["neuroview"]), device="cpu").summary["accuracy"]
+    base = evaluate(load_run(runs["baseline"]), device="cpu").summary["accuracy"]
+    assert base > 4 * CHANCE
+    assert abs(nv - base) < 0.2
+
+
+def test_run_directory_contract(runs: dict[str, Path]) -> None:
+    run_dir = runs["neuroview"]
+    for name in ("config.json", "model.pt", "checkpoint.pt", "units.csv", "metrics.csv"):
+        assert (run_dir / name).is_file()
+    state = torch.load(run_dir / "model.pt", weights_only=True)
+    units = pd.read_csv(run_dir / "units.csv")
+    assert list(units.columns) == ["unit", "layer", "node", "channel"]
+    assert state["head.weight"].shape == (9, len(units)) == (9, 112)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert list(metrics.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+    assert metrics["epoch"].tolist() == list(range(1, 9))
+    config = load_run(run_dir).config
+    assert config["versions"]["torch"] == torch.__version__
+    assert config["model"]["arch"] == "smallcnn" and config["train"]["epochs"] == 8
+    assert (run_dir.parent / "latest").resolve() == runs["baseline"].resolve()  # the newest run
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    data = {**DATA, "train_per_class": 20, "val_per_class": 5}
+    whole = train(spec(), "shapes", data, cfg(epochs=3), name="whole", runs_dir=tmp_path)
+
+    def interrupt(row: dict) -> None:
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(spec(), "shapes", data, cfg(epochs=3), name="cut", runs_dir=tmp_path, on_epoch=interrupt)
+    assert pd.read_csv(tmp_path / "cut" / "metrics.csv")["epoch"].tolist() == [1]
+    resumed = resume(tmp_path / "cut")
+    a = torch.load(whole.dir / "model.pt", weights_only=True)
+    b = torch.load(resumed.dir / "model.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    ma, mb = (pd.read_csv(r.dir / "metrics.csv").drop(columns="seconds") for r in (whole, resumed))
+    pd.testing.assert_frame_equal(ma, mb)
+
+
+def test_same_seed_same_metrics_and_run_dirs_are_not_overwritten(tmp_path: Path) -> None:
+    data = {**DATA, "train_per_class": 10, "val_per_class": 5}
+    first = train(spec(), "shapes", data, cfg(epochs=1), name="a", runs_dir=tmp_path)
+    second = train(spec(), "shapes", data, cfg(epochs=1), name="b", runs_dir=tmp_path)
+    pd.testing.assert_frame_equal(*(pd.read_csv(r.dir / "metrics.csv").drop(columns="seconds") for r in (first, second)))
+    with pytest.raises(NvError, match="--force"):
+        train(spec(), "shapes", data, cfg(epochs=1), name="a", runs_dir=tmp_path)
+
+
+def test_freeze_backbone_trains_only_the_head(tmp_path: Path) -> None:
+    data = {**DATA, "train_per_class": 10, "val_per_class": 5}
+    run = train(spec(freeze_backbone=True), "shapes", data, cfg(epochs=1), name="frozen", runs_dir=tmp_path)
+    final = torch.load(run.dir / "checkpoint.pt", weights_only=True)["model"]
+    model = run.model()
+    fresh = load_run(run.dir)
+    # The frozen backbone equals the seeded initialisation: rebuild it with the same seed.
+    torch.manual_seed(0)
+    from nvcli.core.build import build_model
+
+    rebuilt = build_model(fresh.spec).state_dict()
+    for key, value in model.state_dict().items():
+        if key.startswith("codes."):
+            assert torch.equal(value, rebuilt[key]), key
+    assert not torch.equal(final["head.weight"], rebuilt["head.weight"])  # the head did train
+
+
+def test_predict_runs_every_transform_in_one_pass(runs: dict[str, Path]) -> None:
+    run = load_run(runs["neuroview"])
+    model, val = run.model(), run.data().val
+    calls = {"n": 0}
+
+    def counting(x: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        return x
+
+    out, labels = predict(model, val, batch_size=90, transforms={"a": counting, "b": lambda x: x * 0})
+    assert calls["n"] == 3  # 270 samples / 90 per batch: one call per batch
+    assert out["a"].shape == out["b"].shape == (270, 9) and len(labels) == 270

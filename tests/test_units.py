@@ -1,0 +1,149 @@
+"""Unit discovery and the NeuroView head: counts, codes, in-place safety, W z + b."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nvcli.core.archs import build_network, load_network_weights
+from nvcli.core.errors import NvError
+from nvcli.core.neuroview import NeuroView, UnitCodes, apply_code, reduce_code
+
+# Every ReLU call in the feature extractor, computed by hand from the architectures:
+# vgg11: 64+128+256+256+512*4 (the paper's 2,752); resnet18: 64 + 2*2*(64+128+256+512);
+# densenet121: 121 ReLU calls (stem, 2 per dense layer, 3 transitions, final).
+UNIT_COUNTS = {
+    "smallcnn": (112, 3), "alexnet": (1152, 5), "vgg11": (2752, 8), "vgg13": (2944, 10), "vgg16": (4224, 13),
+    "vgg19": (5504, 16), "vgg11_bn": (2752, 8), "resnet18": (3904, 17), "resnet34": (7616, 33),
+    "resnet50": (22720, 49), "densenet121": (41824, 121),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(UNIT_COUNTS))
+def test_unit_counts_and_small_inputs(arch: str) -> None:
+    units, layers = UNIT_COUNTS[arch]
+    model = NeuroView(build_network(arch, 5, 3, 32), 5, input_shape=(3, 32, 32))
+    assert model.codes.num_units == units
+    assert len(model.layers) == layers
+    assert model.head.in_features == units
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 5)
+
+
+def test_resnet_shared_relu_counted_per_call_with_torchvision_names() -> None:
+    model = NeuroView(build_network("resnet18", 3, 3, 32), 3, input_shape=(3, 32, 32))
+    names = [layer.node for layer in model.layers]
+    assert names[:3] == ["relu", "layer1.0.relu", "layer1.0.relu_1"]
+    assert len(set(names)) == len(names)
+
+
+class Functional(nn.Module):
+    """A model mixing functional relu, an in-place relu_, a module called twice, and a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(6, 2)
+        self.fc_act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(x))
+        x = self.act(self.conv2(x))
+        x = self.act(x - 0.5)  # the same module called a second time
+        x = torch.relu_(x * 2 - 1)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.fc(self.fc_act(x))  # ReLU inside the head: not a unit
+
+
+def test_functional_inplace_and_repeated_calls_are_units() -> None:
+    codes = UnitCodes(Functional(), input_shape=(3, 8, 8))
+    assert [layer.channels for layer in codes.layers] == [4, 6, 6, 6]
+    assert [layer.node for layer in codes.layers] == ["relu", "act", "act_1", "relu_"]
+
+
+def test_inplace_relu_does_not_clobber_pre_activations() -> None:
+    # A soft code computed after an in-place ReLU would be >= 0.5 everywhere.
+    torch.manual_seed(0)
+    model = NeuroView(build_network("alexnet", 4, 3, 64), 4, input_shape=(3, 64, 64)).eval()
+    maps = model.unit_maps(torch.rand(4, 3, 64, 64))
+    for layer_maps in maps:
+        assert layer_maps.min() < 0.5
+        assert 0 <= layer_maps.min() and layer_maps.max() <= 1
+
+
+def test_codes_in_unit_interval_and_logits_equal_w_z_plus_b() -> None:
+    torch.manual_seed(0)
+    model = NeuroView(build_network("smallcnn", 4, 3, 32), 4, input_shape=(3, 32, 32)).eval()
+    x = torch.rand(3, 3, 32, 32)
+    z = model.features(x)
+    assert z.shape == (3, model.codes.num_units)
+    assert z.min() >= 0 and z.max() <= 1
+    w, b = model.head.weight, model.head.bias
+    by_hand = torch.stack([torch.stack([sum(w[c, u] * z[i, u] for u in range(z.shape[1])) + b[c]
+                                        for c in range(4)]) for i in range(3)])
+    torch.testing.assert_close(model(x), by_hand, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("code", ["soft", "hard", "raw"])
+def test_max_reduction_before_the_code_equals_after(code: str) -> None:
+    pre = torch.randn(4, 5, 6, 7, requires_grad=True)
+    fast = reduce_code(pre, code, "max")
+    slow = apply_code(pre, code).flatten(2).max(dim=2).values
+    torch.testing.assert_close(fast, slow)
+
+
+def test_mean_reduction_and_hard_code_gradient() -> None:
+    pre = torch.randn(2, 3, 4, 4, requires_grad=True)
+    torch.testing.assert_close(reduce_code(pre, "soft", "mean"), torch.sigmoid(pre).mean(dim=(2, 3)))
+    hard = apply_code(pre, "hard")
+    assert set(hard.unique().tolist()) <= {0.0, 1.0}
+    hard.sum().backward()
+    s = torch.sigmoid(pre.detach())
+    torch.testing.assert_close(pre.grad, s * (1 - s))  # straight-through: the sigmoid's gradient
+
+
+def test_one_input_channel_for_spectrograms() -> None:
+    model = NeuroView(build_network("alexnet", 3, 1, 64), 3, input_shape=(1, 64, 96), mean=[0.0], std=[1.0])
+    assert model(torch.rand(2, 1, 64, 96)).shape == (2, 3)
+
+
+def test_standard_weights_load_and_head_is_skipped(tmp_path) -> None:
+    torch.manual_seed(1)
+    imagenet_like = build_network("resnet18", 1000, 3, 64)
+    path = tmp_path / "resnet18.pth"
+    torch.save(imagenet_like.state_dict(), path)
+    target = build_network("resnet18", 10, 3, 64)
+    skipped = load_network_weights(target, path)
+    assert sorted(skipped) == ["fc.bias", "fc.weight"]
+    torch.testing.assert_close(target.layer4[1].conv2.weight, imagenet_like.layer4[1].conv2.weight)
+    grey = build_network("resnet18", 10, 1, 64)
+    load_network_weights(grey, path)
+    torch.testing.assert_close(grey.conv1.weight, imagenet_like.conv1.weight.mean(dim=1, keepdim=True))
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
+    path = tmp_path / "vgg.pth"
+    torch.save(build_network("smallcnn", 10).state_dict(), path)
+    with pytest.raises(NvError, match="does not fit|shares no tensor"):
+        load_network_weights(build_network("resnet18", 10), path)
+
+
+def test_untraceable_or_reluless_models_get_clear_errors() -> None:
+    class NoRelu(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.conv(x))
+
+    class Dynamic(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.relu(x) if x.sum() > 0 else x
+
+    with pytest.raises(NvError, match="no ReLU"):
+        UnitCodes(NoRelu(), input_shape=(3, 8, 8))
+    with pytest.raises(NvError, match="cannot trace"):
+        UnitCodes(Dynamic(), input_shape=(3, 8, 8))
