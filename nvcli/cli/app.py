@@ -39,7 +39,7 @@ def run() -> None:
     _register()
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns typer.Exit's code instead of raising it
     except NvError as exc:
         if debug:
             raise
@@ -48,8 +48,6 @@ def run() -> None:
     except KeyboardInterrupt:
         err.print("interrupted; finished epochs are saved (resume with 'nv train --resume')", highlight=False)
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(1)
     except Exception as exc:  # Click usage errors arrive here in standalone_mode=False
@@ -63,3 +61,5 @@ def run() -> None:
         err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
                   highlight=False, soft_wrap=True)
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -1,0 +1,141 @@
+"""The convert, train, eval and data commands as a user runs them."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from nvcli.core.archs import build_network
+
+TINY = ["--arch", "smallcnn", "--image-size", "32", "--epochs", "1", "-D", "train_per_class=8",
+        "-D", "val_per_class=4", "--batch-size", "16"]
+
+
+def test_convert_vgg11_has_the_papers_2752_units(nv, tmp_path: Path) -> None:
+    result = nv("convert", "--arch", "vgg11", "--num-classes", "10", "--runs-dir", tmp_path, "--name", "v",
+                "--format", "csv")
+    assert result.code == 0, result.err
+    table = pd.read_csv(io.StringIO(result.out))
+    assert table.iloc[-1]["node"] == "total" and table.iloc[-1]["units"] == 2752
+    assert table["units"].iloc[:-1].tolist() == [64, 128, 256, 256, 512, 512, 512, 512]
+    run = tmp_path / "v"
+    units = pd.read_csv(run / "units.csv")
+    assert len(units) == 2752 and units["layer"].max() == 7
+    state = torch.load(run / "model.pt", weights_only=True)
+    assert state["head.weight"].shape == (10, 2752)
+    assert json.loads((run / "config.json").read_text())["model"]["arch"] == "vgg11"
+
+
+def test_convert_loads_a_trained_standard_network(nv, tmp_path: Path) -> None:
+    standard = build_network("smallcnn", 4)
+    torch.save(standard.state_dict(), tmp_path / "w.pt")
+    result = nv("convert", "--arch", "smallcnn", "--classes", "a,b,c,d", "--weights", tmp_path / "w.pt",
+                "--runs-dir", tmp_path, "--name", "c")
+    assert result.code == 0, result.err
+    state = torch.load(tmp_path / "c" / "model.pt", weights_only=True)
+    torch.testing.assert_close(state["codes.body.features.4.weight"], standard.features[4].weight)
+
+
+def test_user_factory_architecture(nv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "mynets.py").write_text(
+        "from torch import nn\n"
+        "def tiny(num_classes=10):\n"
+        "    return nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Conv2d(5, 7, 3), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(7, num_classes))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = nv("convert", "--arch", "mynets:tiny", "-n", "3", "--runs-dir", tmp_path, "--format", "json")
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    assert [r["units"] for r in rows] == [5, 7, 12]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["convert", "--arch", "vgg_11", "-n", "3"], "Did you mean 'vgg11'"),
+    (["convert", "--arch", "vgg11", "-n", "1"], "--num-classes 1"),
+    (["train", "--data", "shapez"], "Did you mean 'shapes'"),
+    (["train", "--epochs", "-1"], "epochs -1"),
+    (["train", "--batch-size", "0"], "batch size 0"),
+    (["train", "--reduce", "median"], "--reduce 'median'"),
+    (["train", "--data", "imagefolder"], "--data-dir"),
+    (["train", "--data", "imagefolder", "--data-dir", "/nonexistent"], "'/nonexistent' is not a directory"),
+    (["eval", "--run", "/tmp"], "not an nv run directory"),
+])
+def test_bad_input_is_one_line_exit_2_without_traceback(nv, tmp_path: Path, args: list, message: str) -> None:
+    result = nv(*args, "--runs-dir", tmp_path)
+    assert result.code == 2
+    assert message in result.err
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_train_eval_pipeline_and_min_acc_gate(nv, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        result = nv("train", *TINY, "--name", name, "--runs-dir", tmp_path, *(["--baseline"] if name == "b" else []))
+        assert result.code == 0, result.err
+    result = nv("eval", "--run", tmp_path / "a", "--run", tmp_path / "b", "--format", "json")
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    assert [r["network"] for r in rows] == ["NeuroView smallcnn", "smallcnn"]
+    assert [r["activation"] for r in rows] == ["soft/max", "-"]
+    acc = rows[0]["accuracy"]
+    for name in ("eval.csv", "per_class.csv", "confusion.csv", "confusion.png"):
+        assert (tmp_path / "a" / name).is_file()
+    confusion = pd.read_csv(tmp_path / "a" / "confusion.csv")
+    assert confusion.drop(columns="true").to_numpy().sum() == 36  # every validation image counted once
+    assert nv("eval", "--run", tmp_path / "a", "--min-acc", acc).code == 0
+    if acc < 1:
+        assert nv("eval", "--run", tmp_path / "a", "--min-acc", min(1.0, acc + 0.01)).code == 1
+    latest = nv("eval", "--runs-dir", tmp_path, "--format", "csv")  # default: runs/latest = b
+    assert pd.read_csv(io.StringIO(latest.out))["run"].tolist() == ["b"]
+
+
+def test_resume_finished_run_and_refuse_overwrite(nv, tmp_path: Path) -> None:
+    assert nv("train", *TINY, "--name", "r", "--runs-dir", tmp_path).code == 0
+    again = nv("train", *TINY, "--name", "r", "--runs-dir", tmp_path)
+    assert again.code == 2 and "--force" in again.err
+    assert nv("train", "--resume", "--run", tmp_path / "r").code == 0
+    assert len(pd.read_csv(tmp_path / "r" / "metrics.csv")) == 1
+
+
+def test_edited_config_is_refused(nv, tmp_path: Path) -> None:
+    assert nv("train", *TINY, "--name", "e", "--runs-dir", tmp_path).code == 0
+    config = tmp_path / "e" / "config.json"
+    data = json.loads(config.read_text())
+    data["model"]["num_classes"] = 3
+    config.write_text(json.dumps(data))
+    result = nv("eval", "--run", tmp_path / "e")
+    assert result.code == 2 and "num_classes=3" in result.err
+    config.write_text("{ nonsense")
+    assert "not valid JSON" in nv("eval", "--run", tmp_path / "e").err
+
+
+def test_data_list_info_make_and_train_from_the_written_tree(nv, tmp_path: Path) -> None:
+    listing = json.loads(nv("data", "list", "--format", "json").out)
+    assert {"shapes", "imagefolder", "places10"} <= {row["name"] for row in listing}
+    info = json.loads(nv("data", "info", "shapes", "-D", "train_per_class=2", "-D", "val_per_class=1",
+                         "--format", "json").out)
+    cues = {row["class"]: row["cue"] for row in info}
+    assert cues["red"].startswith("colour") and cues["striped"].startswith("texture")
+    assert cues["circle"].startswith("shape")
+    out = tmp_path / "tree"
+    made = nv("data", "make", "shapes", "--out", out, "--image-size", "32", "-D", "train_per_class=3",
+              "-D", "val_per_class=2")
+    assert made.code == 0, made.err
+    assert len(list((out / "train" / "red").glob("*.png"))) == 3
+    assert nv("data", "make", "shapes", "--out", out).code == 2  # not empty, no --force
+    result = nv("train", "--arch", "smallcnn", "--data", "imagefolder", "--data-dir", out, "--image-size", "32",
+                "--epochs", "1", "--name", "f", "--runs-dir", tmp_path)
+    assert result.code == 0, result.err
+    assert json.loads((tmp_path / "f" / "config.json").read_text())["data"]["classes"][0] == "blue"  # sorted
+
+
+def test_console_script_entry_point() -> None:
+    result = subprocess.run([sys.executable, "-m", "nvcli", "convert", "--arch", "nonet", "-n", "2"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "unknown architecture 'nonet'" in result.stderr and "Traceback" not in result.stderr
