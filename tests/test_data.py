@@ -1,0 +1,96 @@
+"""Image datasets: the synthetic mechanisms, and the on-disk loaders on fixture trees in the real layouts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nvcli.core.data import load_data
+from nvcli.core.errors import NvError
+from nvcli.core.synthetic import CLASSES, COLOURS, PURE, SHAPES, TEXTURES, render
+
+
+def test_shapes_are_deterministic_balanced_and_masks_match_pixels() -> None:
+    a, b = render(90, 32, seed=3), render(90, 32, seed=3)
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels)
+    assert np.bincount(a.labels).tolist() == [10] * 9
+    for i in range(90):
+        name = CLASSES[a.labels[i]]
+        obj = a.masks["object"][i] > 0
+        colour = a.masks["color"][i]
+        texture = a.masks["texture"][i]
+        assert np.array_equal(obj, texture > 0)  # object and texture masks cover the same pixels
+        if name in PURE:  # colour classes: the object's pixels carry that colour
+            assert set(np.unique(colour[obj])) == {COLOURS.index(name) + 1}
+            dominant = int(np.argmax(a.images[i][obj].mean(axis=0)))
+            assert dominant == list(PURE).index(name)
+        if name in SHAPES:
+            assert set(np.unique(a.masks["object"][i][obj])) == {SHAPES.index(name) + 1}
+            assert set(np.unique(texture[obj])) == {TEXTURES.index("solid") + 1}
+        if name in TEXTURES:
+            assert set(np.unique(texture[obj])) == {TEXTURES.index(name) + 1}
+            assert len(np.unique(colour[obj])) == 2  # a pattern in two colours
+        assert (colour[~obj] == COLOURS.index("dark") + 1).all()
+
+
+def _png(path: Path, colour: tuple[int, int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((40, 48, 3), colour, np.uint8)).save(path)
+
+
+def places_fixture(root: Path) -> None:
+    """A tiny Places365 root in torchvision's layout (file lists, categories, data_256_standard, val_256)."""
+    categories = ["/a/aquarium", "/b/ballroom", "/b/barn", "/c/canyon"]
+    (root / "categories_places365.txt").write_text("".join(f"{c} {i}\n" for i, c in enumerate(categories)))
+    train, val = [], []
+    for i, cat in enumerate(categories):
+        for k in range(3):
+            rel = f"{cat}/{k:08d}.jpg"
+            _png(root / "data_256_standard" / rel.lstrip("/"), (60 * i, 10, 10))
+            train.append(f"{rel} {i}")
+        name = f"Places365_val_{i:08d}.jpg"
+        _png(root / "val_256" / name, (60 * i, 10, 10))
+        val.append(f"{name} {i}")
+    (root / "places365_train_standard.txt").write_text("\n".join(train) + "\n")
+    (root / "places365_val.txt").write_text("\n".join(val) + "\n")
+
+
+def test_places_loader_reads_a_chosen_subset(tmp_path: Path) -> None:
+    places_fixture(tmp_path)
+    bundle = load_data("places10", data_dir=str(tmp_path), classes=["barn", "aquarium"], image_size=32)
+    assert bundle.classes == ["barn", "aquarium"]
+    assert len(bundle.train) == 6 and len(bundle.val) == 2
+    x, y = bundle.val[0]
+    assert x.shape == (3, 32, 32) and 0 <= x.min() and x.max() <= 1
+    # labels follow the chosen order: barn (Places index 2) -> 0
+    reds = {bundle.val[i][1]: float(bundle.val[i][0][0].mean()) * 255 for i in range(2)}
+    assert reds[0] == pytest.approx(120, abs=3) and reds[1] == pytest.approx(0, abs=3)  # JPEG is lossy
+
+
+def test_places_errors_name_what_is_wrong(tmp_path: Path) -> None:
+    places_fixture(tmp_path)
+    with pytest.raises(NvError, match="Did you mean 'barn'"):
+        load_data("places10", data_dir=str(tmp_path), classes=["barns"])
+    with pytest.raises(NvError, match="'aquarium'"):  # default Places10 includes classes the fixture lacks
+        (tmp_path / "places365_val.txt").write_text("Places365_val_00000002.jpg 2\n")
+        load_data("places10", data_dir=str(tmp_path), classes=["barn", "aquarium"])
+    (tmp_path / "places365_val.txt").unlink()
+    with pytest.raises(NvError, match="places365_val.txt' is missing"):
+        load_data("places10", data_dir=str(tmp_path), classes=["barn"])
+
+
+def test_imagefolder_errors(tmp_path: Path) -> None:
+    _png(tmp_path / "train" / "cat" / "1.png", (1, 2, 3))
+    (tmp_path / "train" / "dog").mkdir()
+    (tmp_path / "val").mkdir()
+    with pytest.raises(NvError, match="class 'dog' has no images"):
+        load_data("imagefolder", data_dir=str(tmp_path))
+    corrupt = tmp_path / "train" / "dog" / "bad.png"
+    corrupt.write_bytes(b"not a png")
+    _png(tmp_path / "val" / "cat" / "1.png", (1, 2, 3))
+    _png(tmp_path / "val" / "dog" / "1.png", (1, 2, 3))
+    bundle = load_data("imagefolder", data_dir=str(tmp_path))
+    with pytest.raises(NvError, match="cannot decode image .*bad.png"):
+        bundle.train[1]
