@@ -45,9 +45,6 @@ def run() -> None:
             raise
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("interrupted; finished epochs are saved (resume with 'nv train --resume')", highlight=False)
-        sys.exit(130)
     except typer.Abort:
         sys.exit(1)
     except Exception as exc:  # Click usage errors arrive here in standalone_mode=False
@@ -61,5 +58,8 @@ def run() -> None:
         err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
                   highlight=False, soft_wrap=True)
         sys.exit(1)
+    if code == 130:  # Typer turns Ctrl-C into exit code 130
+        err.print("interrupted; every file written so far is complete (resume training with 'nv train --resume')",
+                  highlight=False, soft_wrap=True)
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -46,7 +46,7 @@ def emit(frame: pd.DataFrame, fmt: Format = Format.table, title: str | None = No
 
 def note(message: str) -> None:
     """A human-facing line on stderr (kept out of parseable stdout)."""
-    err.print(message, highlight=False)
+    err.print(message, highlight=False, soft_wrap=True)
 
 
 @contextmanager

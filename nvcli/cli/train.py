@@ -7,7 +7,6 @@ from typing import Any, Optional
 import pandas as pd
 import typer
 
-from ..core import distributed as dist
 from ..core.engine import TrainConfig
 from ..core.errors import NvError
 from ..core.neuroview import CODES, REDUCES
@@ -24,9 +23,9 @@ def _epoch_line(row: dict[str, Any]) -> None:
          f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s")
 
 
-def report(run: Run) -> None:
-    """Print where a finished run lives and its final metrics."""
-    if not dist.is_main():
+def report(run: Run | None) -> None:
+    """Print where a finished run lives and its final metrics (only the process that wrote it)."""
+    if run is None:
         return
     metrics = pd.read_csv(run.dir / "metrics.csv")
     note(f"run written to {run.dir}")

@@ -174,7 +174,7 @@ class Trainer:
                  on_epoch: Callable[[dict[str, float]], None] | None = None) -> None:
         self.cfg, self.run_dir, self.progress, self.on_epoch = cfg, run_dir, progress, on_epoch
         self.device = resolve_device(cfg.device)
-        self.distributed = dist.init_from_env(self.device)
+        self.distributed = dist.init_from_env(self.device)  # a no-op when the caller already joined
         self.model = model.to(self.device)
         self.net: nn.Module = self.model
         if self.distributed:

@@ -13,7 +13,7 @@ from . import distributed as dist
 from .atomic import save_torch
 from .build import ModelSpec, build_model
 from .data import DataBundle, load_data
-from .engine import ProgressFn, Trainer, TrainConfig, seed_everything
+from .engine import ProgressFn, Trainer, TrainConfig, resolve_device, seed_everything
 from .errors import NvError
 from .runs import RUNS_DIR, Run, load_run, mark_latest, new_run_dir, write_config, write_units
 
@@ -62,11 +62,13 @@ def data_spec(bundle: DataBundle, *, arch: str, code: str, reduce: str, baseline
 
 def train(spec_args: dict[str, Any], data: str, data_options: dict[str, Any], cfg: TrainConfig, *,
           name: str | None = None, runs_dir: str | Path = RUNS_DIR, force: bool = False, init: str | None = None,
-          progress: ProgressFn | None = None, on_epoch: Callable[[dict], None] | None = None) -> Run:
+          progress: ProgressFn | None = None, on_epoch: Callable[[dict], None] | None = None) -> Run | None:
     """Train a new run; `spec_args` are ModelSpec fields not taken from the data (arch, code, reduce, ...).
 
     With `init`, the model (spec and weights) starts from that run, e.g. one written by `convert`.
+    Under torchrun every process trains; rank 0 alone writes and gets the Run, the others get None.
     """
+    dist.init_from_env(resolve_device(cfg.device))
     seed_everything(cfg.seed, cfg.deterministic)
     bundle = load_data(data, seed=cfg.seed, **data_options)
     if init:
@@ -92,16 +94,17 @@ def train(spec_args: dict[str, Any], data: str, data_options: dict[str, Any], cf
         trainer.fit()
     finally:
         dist.cleanup()
-    return load_run(run_dir) if run_dir is not None else Run(Path("."), {})
+    return load_run(run_dir) if run_dir is not None else None
 
 
 def resume(run: str | Path | None, runs_dir: str | Path = RUNS_DIR, *, progress: ProgressFn | None = None,
-           on_epoch: Callable[[dict], None] | None = None) -> Run:
+           on_epoch: Callable[[dict], None] | None = None) -> Run | None:
     """Continue an interrupted run from its checkpoint with the settings in its config.json."""
     source = load_run(run, runs_dir)
-    cfg = TrainConfig.from_dict(source.config["train"])
     if not source.config["train"]:
         raise NvError(f"run '{source.dir}' was never trained (convert only); use 'nv train --init {source.dir}'")
+    cfg = TrainConfig.from_dict(source.config["train"])
+    dist.init_from_env(resolve_device(cfg.device))
     seed_everything(cfg.seed, cfg.deterministic)
     bundle = source.data()
     model = build_model(source.spec, load_weights=False)
@@ -109,9 +112,10 @@ def resume(run: str | Path | None, runs_dir: str | Path = RUNS_DIR, *, progress:
     trainer.resume(source.dir / "checkpoint.pt")
     if trainer.epoch >= cfg.epochs:
         log.info("run '%s' already finished all %d epochs", source.dir, cfg.epochs)
+    main = dist.is_main()
     try:
         trainer.fit()
     finally:
         dist.cleanup()
-    return load_run(source.dir)
+    return load_run(source.dir) if main else None
 
