@@ -30,6 +30,14 @@ def main(
                         format="nv: %(message)s", stream=sys.stderr)
 
 
+def _one_line(exc: NvError) -> str:
+    """The user's message, also when a DataLoader worker re-raised it wrapped in its traceback."""
+    text = str(exc).strip()
+    if "\nOriginal Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
 def _register() -> None:
     from . import commands  # noqa: F401  (registers every command on `app`)
 
@@ -43,7 +51,7 @@ def run() -> None:
     except NvError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Abort:
         sys.exit(1)

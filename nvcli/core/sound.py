@@ -123,7 +123,8 @@ class SpecParams:
 @lru_cache(maxsize=8)
 def _transforms(params: SpecParams) -> tuple[torch.nn.Module, torch.nn.Module]:
     mel = torchaudio.transforms.MelSpectrogram(
-        sample_rate=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length, n_mels=params.n_mels, power=2.0
+        sample_rate=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length, n_mels=params.n_mels,
+        power=2.0,
     )
     return mel, torchaudio.transforms.AmplitudeToDB(stype="power", top_db=params.top_db)
 
@@ -431,7 +432,8 @@ def _load_tree(
         raise NvError(f"audio folder {root / 'audio'} not found; expected audio/fold1..fold10/*.wav beside metadata/")
     folds = sorted(int(f) for f in frame["fold"].unique())
     if val_fold not in folds:
-        raise NvError(f"val_fold={val_fold} is not a fold of {root / METADATA_CSV}; valid: {', '.join(map(str, folds))}")
+        raise NvError(f"val_fold={val_fold} is not a fold of {root / METADATA_CSV}; "
+                      f"valid: {', '.join(map(str, folds))}")
     if len(folds) < 2:
         raise NvError(f"{root / METADATA_CSV} has only fold {folds[0]}; a fold split needs at least 2 folds")
     label_of = {int(i): label for label, i in enumerate(by_id.loc[by_id["class"].isin(classes), "classID"])}
