@@ -9,7 +9,7 @@ from PIL import Image
 
 from nvcli.core.data import load_data
 from nvcli.core.errors import NvError
-from nvcli.core.synthetic import CLASSES, COLOURS, PURE, SHAPES, TEXTURES, render
+from nvcli.core.synthetic import CLASSES, COLOURS, DROPPED, PURE, SHAPES, TEXTURES, render
 
 
 def test_shapes_are_deterministic_balanced_and_masks_match_pixels() -> None:
@@ -29,9 +29,14 @@ def test_shapes_are_deterministic_balanced_and_masks_match_pixels() -> None:
         if name in SHAPES:
             assert set(np.unique(a.masks["object"][i][obj])) == {SHAPES.index(name) + 1}
             assert set(np.unique(texture[obj])) == {TEXTURES.index("solid") + 1}
+        dropped = [COLOURS.index(d) + 1 for d in DROPPED]
         if name in TEXTURES:
             assert set(np.unique(texture[obj])) == {TEXTURES.index(name) + 1}
-            assert len(np.unique(colour[obj])) == 2  # a pattern in two colours
+            if colour[obj][0] not in dropped:
+                assert len(np.unique(colour[obj])) == 2  # a pattern in two colours
+        if colour[obj][0] in dropped:  # a removed channel: zero in every pixel of the image
+            channel = dropped.index(colour[obj][0])
+            assert name not in PURE and (a.images[i][..., channel] == 0).all()
         assert (colour[~obj] == COLOURS.index("dark") + 1).all()
 
 

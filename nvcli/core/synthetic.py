@@ -5,8 +5,9 @@ Every image is one object on a dark, low-saturation noisy background. Nine class
 - texture classes (chequered, striped, dotted): the object is filled with that pattern in two
   neutral colours; shape random;
 - shape classes (circle, square, triangle): a solid object in one neutral colour.
-Neutral colours (two light, two mid) are unsaturated, so no single-channel removal turns them into a class
-colour. Position, size, rotation, pattern period and orientation, and the background are random.
+Neutral colours (two light, two mid) are unsaturated. In half of the shape- and texture-class images one
+colour channel is removed (from the whole image), so colour carries no information about those classes
+and a channel perturbation keeps them in distribution while it erases a colour class's cue. Position, size, rotation, pattern period and orientation, and the background are random.
 Every image comes with pixel-exact concept masks for three categories: color, texture and object.
 """
 from __future__ import annotations
@@ -34,7 +35,10 @@ PURE = {"red": (220, 25, 25), "green": (25, 200, 25), "blue": (30, 30, 225)}
 LIGHT = {"white": (235, 235, 235), "beige": (225, 205, 165)}
 MID = {"grey": (135, 135, 135), "steel": (115, 135, 175)}
 NEUTRAL = {**LIGHT, **MID}
-COLOURS = ("dark",) + tuple(PURE) + tuple(NEUTRAL)
+# A neutral colour with one channel removed is named after what remains (white without red is cyan).
+DROPPED = ("cyan", "magenta", "yellow")
+DROP_SHARE = 0.5
+COLOURS = ("dark",) + tuple(PURE) + tuple(NEUTRAL) + DROPPED
 TEXTURES = ("solid",) + TEXTURE_CLASSES
 SHAPES = SHAPE_CLASSES
 # Concept vocabulary per category, as written to a Broden-format probe set (0 = unlabelled).
@@ -111,6 +115,12 @@ def render(n: int, size: int = 64, seed: int = 0) -> Rendered:
         jitter = rng.uniform(-15, 15, 3)
         fill = np.where(alt[..., None], np.add(palette[second], jitter), np.add(palette[first], jitter))
         image = np.where(obj[..., None], fill + rng.normal(0, 4, (size, size, 1)), image)
+        if name not in COLOUR_CLASSES and rng.random() < DROP_SHARE:
+            # Colour must carry no information about shape and texture classes, so they also appear
+            # with a colour channel removed: exactly what a channel perturbation does to them.
+            dropped = int(rng.integers(3))
+            image[..., dropped] = 0
+            first = second = DROPPED[dropped]
         images[i] = np.clip(image, 0, 255).astype(np.uint8)
         colour_ids = np.where(alt, COLOURS.index(second) + 1, COLOURS.index(first) + 1)
         masks["color"][i] = np.where(obj, colour_ids, COLOURS.index("dark") + 1)

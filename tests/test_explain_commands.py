@@ -1,0 +1,346 @@
+"""nv weights, perturb, explain and compare, against what the shapes data's mechanisms and the head's algebra imply."""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.collections import LineCollection
+from matplotlib.colors import to_hex
+from PIL import Image
+
+from nvcli.cli.app import run as nv_main
+from nvcli.core.archs import SmallCNN
+from nvcli.core.compare import check_comparable, compare, output_dir
+from nvcli.core.data import DataBundle
+from nvcli.core.engine import TrainConfig
+from nvcli.core.errors import NvError
+from nvcli.core.explain import explain_run, load_image
+from nvcli.core.multiview import MultiViewNeuroView
+from nvcli.core.perturb import examples_figure, perturb
+from nvcli.core.runs import Run, load_run
+from nvcli.core.train import train
+from nvcli.core.weights import (Head, class_stems, class_weights, file_stem, layer_summary, read_head,
+                                weights_figure, weights_grid)
+
+SPEC = {"arch": "smallcnn", "code": "soft", "reduce": "max", "weights": None, "freeze_backbone": False}
+
+
+def _train(runs_dir: Path, name: str, *, epochs: int, per_class: int, baseline: bool = False) -> Run:
+    data = {"image_size": 32, "train_per_class": per_class, "val_per_class": 20}
+    cfg = TrainConfig(epochs=epochs, lr=3e-3, batch_size=32, device="cpu")
+    return train({**SPEC, "baseline": baseline}, "shapes", data, cfg, name=name, runs_dir=runs_dir)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """A NeuroView run that has learnt the colour classes, a barely trained one, and a baseline."""
+    root = tmp_path_factory.mktemp("runs")
+    return {"nv": _train(root, "nv", epochs=12, per_class=100),
+            "nv2": _train(root, "nv2", epochs=1, per_class=10),
+            "base": _train(root, "base", epochs=1, per_class=10, baseline=True)}
+
+
+def nv(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
+    """Run the `nv` entry point in-process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["nv", *map(str, args)])
+    try:
+        nv_main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def state(run: Run) -> dict[str, torch.Tensor]:
+    return torch.load(run.dir / "model.pt", map_location="cpu", weights_only=True)
+
+
+# --- weights ---------------------------------------------------------------------------------------
+
+def test_weights_csv_is_the_head_row(runs, capsys, monkeypatch):
+    run = runs["nv"]
+    code, out, _ = nv(capsys, monkeypatch, "weights", "--class", "green", "--plot", "--run", run.dir, "-f", "csv")
+    assert code == 0
+    frame = pd.read_csv(run.dir / "weights_green.csv")
+    w = state(run)["head.weight"][run.classes.index("green")].double().numpy()
+    assert list(frame.columns) == ["unit", "layer", "node", "channel", "weight", "rank"]
+    assert np.array_equal(frame["weight"].to_numpy(), w)  # exact: float32 values round-trip through the CSV
+    assert frame["unit"].tolist() == list(range(len(w)))
+    assert frame.loc[frame["rank"] == 1, "weight"].item() == w.max()
+    assert sorted(frame["rank"]) == list(range(1, len(w) + 1))
+    assert (run.dir / "weights_green.png").is_file() and (run.dir / "class_similarity.png").is_file()
+    printed = pd.read_csv(io.StringIO(out))
+    negative = printed[printed["weight"] < 0]
+    assert printed["weight"].iloc[0] == w.max() and negative["weight"].iloc[0] == w.min()  # most negative first
+    assert len(printed) == 2 * 10 and negative["rank"].is_monotonic_decreasing
+
+
+def test_weights_layers_and_similarity_follow_from_the_head(runs, capsys, monkeypatch):
+    run = runs["nv"]
+    code, out, _ = nv(capsys, monkeypatch, "weights", "--all", "--run", run.dir, "--top", "5", "-f", "json")
+    assert code == 0 and len(json.loads(out)) == len(run.classes)
+    for name in run.classes:
+        assert (run.dir / f"weights_{name}.csv").is_file()
+    assert (run.dir / "weights_all.png").is_file()
+    W = state(run)["head.weight"].double().numpy()
+    layers = pd.read_csv(run.dir / "weights_layers.csv")
+    units = pd.read_csv(run.dir / "units.csv")
+    for k, name in enumerate(run.classes):
+        part = layers[layers["class"] == name]
+        for row in part.itertuples():
+            w = W[k, units["layer"] == row.layer]
+            assert row.pos_weight == pytest.approx(w[w > 0].sum()) and row.neg_weight == pytest.approx(w[w < 0].sum())
+        assert part["pos_share"].sum() == pytest.approx(1) and part["neg_share"].sum() == pytest.approx(1)
+        top5 = np.argsort(-np.abs(W[k]))[:5]
+        expected = [np.isin(top5, units.index[units["layer"] == layer]).sum() / 5 for layer in part["layer"]]
+        assert part["top_share"].to_numpy() == pytest.approx(expected)
+    overall = layers[layers["class"] == "overall"]
+    assert overall["pos_weight"].sum() == pytest.approx(W[W > 0].sum())
+
+    sim = pd.read_csv(run.dir / "class_similarity.csv")
+    assert sim["class"].tolist() == run.classes
+    values = sim.drop(columns="class").to_numpy()
+    assert np.allclose(np.diag(values), 1) and np.allclose(values, values.T)
+    unit = W / np.linalg.norm(W, axis=1, keepdims=True)
+    assert np.allclose(values, unit @ unit.T)
+
+
+def test_weights_plot_has_one_colour_per_layer(runs):
+    head = read_head(runs["nv"], "weights")
+    fig = weights_figure(class_weights(head, "red"), "red")
+    lines = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
+    layers = head.units.groupby("layer")["unit"].agg(["min", "max"])
+    assert len(lines) == len(layers)
+    colours = []
+    for collection, (lo, hi) in zip(lines, layers.itertuples(index=False)):
+        assert len({to_hex(c) for c in collection.get_colors()}) == 1
+        colours.append(to_hex(collection.get_colors()[0]))
+        xs = [seg[0][0] for seg in collection.get_segments()]
+        assert min(xs) == lo and max(xs) == hi  # each layer's lines span exactly its units
+    assert len(set(colours)) == len(layers)
+    grid = weights_grid(head, "all")
+    assert sum(ax.get_visible() for ax in grid.axes) == len(head.classes)
+
+
+def test_multiview_head_keeps_views_and_colours_by_layer():
+    model = MultiViewNeuroView(lambda: SmallCNN(3), 3, views=2, input_shape=(3, 16, 16))
+    head = Head.from_model(model, model.units(), ["a", "b", "c"])
+    frame = class_weights(head, "b")
+    assert list(frame.columns) == ["unit", "view", "layer", "node", "channel", "weight", "rank"]
+    summary = layer_summary(head)
+    assert len(summary[summary["class"] == "a"]) == 2 * 3 and summary.groupby("class")["units"].sum().eq(224).all()
+    lines = [c for c in weights_figure(frame, "b").axes[0].collections if isinstance(c, LineCollection)]
+    assert len(lines) == 6 and len({to_hex(c.get_colors()[0]) for c in lines}) == 3  # colour = layer, not view
+
+
+def test_unknown_class_is_a_one_line_error_with_a_suggestion(runs):
+    result = subprocess.run([sys.executable, "-m", "nvcli", "weights", "--class", "reed", "--run", str(runs["nv"].dir)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "'reed'" in result.stderr and "Did you mean 'red'?" in result.stderr
+
+
+def test_weights_refuses_baseline_and_missing_choice(runs, capsys, monkeypatch):
+    code, _, err = nv(capsys, monkeypatch, "weights", "--class", "red", "--run", runs["base"].dir)
+    assert code == 2 and "NeuroView run" in err
+    code, _, err = nv(capsys, monkeypatch, "weights", "--run", runs["nv"].dir)
+    assert code == 2 and "--class" in err and "--all" in err
+
+
+def test_file_stems_are_safe_and_distinct():
+    assert file_stem("baseball field") == "baseball_field" and file_stem("a/b") == "a_b" and file_stem("..") == "_"
+    assert class_stems(["a b", "a_b", "c"]) == {"a b": "a_b_0", "a_b": "a_b_1", "c": "c"}
+
+
+# --- perturb ---------------------------------------------------------------------------------------
+
+def test_zeroing_a_colour_channel_removes_exactly_its_colour_class(runs, capsys, monkeypatch):
+    run = runs["nv"]
+    code, _, _ = nv(capsys, monkeypatch, "perturb", "--run", run.dir, "--example", "3")
+    assert code == 0
+    frame = pd.read_csv(run.dir / "perturb.csv")
+    assert list(frame.columns) == ["class", "condition", "support", "correct", "accuracy", "change"]
+    acc = frame.pivot(index="class", columns="condition", values="accuracy")
+    for colour in ("red", "green", "blue"):
+        assert acc.at[colour, "none"] >= 0.9
+        assert acc.at[colour, colour] <= 0.2  # the object turns as dark as the background
+        for other in {"red", "green", "blue"} - {colour}:
+            assert acc.at[colour, other] >= 0.8  # still the most saturated channel
+    # Colour carries no information about shape classes (half of them are trained with a channel
+    # removed), so removing red costs them far less than it costs the red class.
+    shapes = ["circle", "square", "triangle"]
+    shape_drop = (acc.loc[shapes, "none"] - acc.loc[shapes, "red"]).mean()
+    red_drop = acc.at["red", "none"] - acc.at["red", "red"]
+    assert red_drop >= 0.8 and shape_drop <= red_drop - 0.4
+    overall = frame[frame["class"] == "overall"].set_index("condition")
+    assert (overall["support"] == 20 * len(run.classes)).all()
+    assert np.allclose(overall["accuracy"], overall["correct"] / overall["support"])
+    assert (run.dir / "perturb.png").is_file() and (run.dir / "perturb_examples.png").is_file()
+
+
+def test_perturb_reads_the_data_once(runs, monkeypatch):
+    run = runs["nv"]
+    bundle = run.data()
+    reads = []
+    original = type(bundle.val).__getitem__
+    monkeypatch.setattr(type(bundle.val), "__getitem__", lambda self, i: reads.append(i) or original(self, i))
+    monkeypatch.setattr(Run, "data", lambda self, **kw: bundle)
+    result = perturb(run, ["red", "green", "blue"], device="cpu", batch_size=64)
+    assert len(reads) == len(bundle.val) + 1  # one pass for all four conditions, plus the example sample
+    assert set(result.accuracy["condition"]) == {"none", "red", "green", "blue"}
+
+
+def test_examples_show_the_channel_zeroed(runs):
+    x, _ = runs["nv"].data().val[0]
+    fig = examples_figure(x, ["none", "red", "green", "blue"], "example")
+    shown = [ax.images[0].get_array() for ax in fig.axes]
+    assert np.allclose(shown[0], x.permute(1, 2, 0).numpy())
+    for channel, image in enumerate(shown[1:]):
+        assert np.all(image[..., channel] == 0)
+        others = [c for c in range(3) if c != channel]
+        assert np.allclose(image[..., others], x.permute(1, 2, 0).numpy()[..., others])
+
+
+def test_perturb_side_by_side_with_a_baseline(runs, capsys, monkeypatch):
+    code, out, _ = nv(capsys, monkeypatch, "perturb", "--channel", "green", "--run", runs["nv"].dir,
+                      "--run", runs["base"].dir, "-f", "csv")
+    assert code == 0
+    table = pd.read_csv(io.StringIO(out))
+    assert list(table.columns) == ["run", "network", "class", "none", "green"]
+    assert set(table["network"]) == {"NeuroView smallcnn", "smallcnn"}
+    assert len(table) == 2 * (len(runs["nv"].classes) + 1)
+    assert (runs["base"].dir / "perturb.csv").is_file()
+
+
+def test_perturb_refuses_sound_data_and_bad_channel(runs, capsys, monkeypatch):
+    sound = DataBundle(name="tones", kind="sound", train=[], val=[], classes=["a", "b"], in_channels=1,
+                       mean=[0.0], std=[1.0])
+    monkeypatch.setattr(Run, "data", lambda self, **kw: sound)
+    with pytest.raises(NvError, match="1 channel"):
+        perturb(runs["nv"], device="cpu")
+    code, _, err = nv(capsys, monkeypatch, "perturb", "--channel", "gren", "--run", runs["nv"].dir)
+    assert code == 2 and "Did you mean 'green'?" in err
+
+
+# --- explain ---------------------------------------------------------------------------------------
+
+def test_contributions_plus_bias_are_the_logit(runs, capsys, monkeypatch):
+    run = runs["nv"]
+    code, out, _ = nv(capsys, monkeypatch, "explain", "--index", "7", "--run", run.dir, "--top", "3", "-f", "json")
+    assert code == 0 and len(json.loads(out)) <= 6
+    x, label = run.data().val[7]
+    with torch.no_grad():
+        logits = run.model()(x.unsqueeze(0))[0].double()
+    frame = pd.read_csv(run.dir / "explain.csv")
+    assert list(frame.columns) == ["unit", "layer", "node", "channel", "z", "weight", "contribution", "rank"]
+    c = int(logits.argmax())
+    bias = state(run)["head.bias"][c].item()
+    assert frame["contribution"].sum() + bias == pytest.approx(logits[c].item(), abs=1e-5)
+    assert np.array_equal(frame["weight"].to_numpy(), state(run)["head.weight"][c].double().numpy())
+    assert np.allclose(frame["contribution"], frame["weight"] * frame["z"])
+    assert ((frame["z"] > 0) & (frame["z"] < 1)).all()  # soft codes are sigmoids
+    layers = pd.read_csv(run.dir / "explain_layers.csv")
+    assert layers["contribution"].sum() == pytest.approx(frame["contribution"].sum())
+    classes = pd.read_csv(run.dir / "explain_classes.csv")
+    assert np.allclose(classes["logit"], logits.numpy(), atol=1e-6) and classes["probability"].sum() == pytest.approx(1)
+    assert (run.dir / "explain_index7.png").is_file()
+
+
+def test_explain_an_image_file_like_the_validation_sample(runs, tmp_path):
+    run = runs["nv"]
+    x, label = run.data().val[0]
+    path = tmp_path / "sample 0.png"
+    Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+    from_file = explain_run(run, path=path, target="blue")
+    from_index = explain_run(run, index=0, target="blue")
+    assert np.allclose(from_file.units["contribution"], from_index.units["contribution"], atol=1e-6)
+    assert from_file.summary["class"] == "blue" and from_index.summary["true"] == run.classes[label]
+    s = from_file.summary
+    assert s["contributions"] + s["bias"] == pytest.approx(s["logit"], abs=1e-5)
+
+
+def test_a_red_object_is_explained_as_red(runs):
+    run = runs["nv"]
+    val = run.data().val
+    index = next(i for i in range(len(val)) if run.classes[val[i][1]] == "red")
+    result = explain_run(run, index=index)
+    assert result.summary["predicted"] == "red" and result.summary["true"] == "red"
+
+
+def test_explain_errors(runs, capsys, monkeypatch, tmp_path):
+    code, _, err = nv(capsys, monkeypatch, "explain", "--index", "999", "--run", runs["nv"].dir)
+    assert code == 2 and "0..179" in err
+    code, _, err = nv(capsys, monkeypatch, "explain", "--index", "0", "--run", runs["base"].dir)
+    assert code == 2 and "NeuroView run" in err
+    code, _, err = nv(capsys, monkeypatch, "explain", "--index", "0", "--class", "sqaure", "--run", runs["nv"].dir)
+    assert code == 2 and "Did you mean 'square'?" in err
+    code, _, err = nv(capsys, monkeypatch, "explain", "--run", runs["nv"].dir)
+    assert code == 2 and "exactly one" in err
+    run = runs["nv"]
+    sound = Run(run.dir, {**run.config, "data": {**run.config["data"], "kind": "sound"}})
+    with pytest.raises(NvError, match="--index"):
+        load_image(tmp_path / "any.png", sound)
+
+
+# --- compare ---------------------------------------------------------------------------------------
+
+def test_compare_two_runs(runs, capsys, monkeypatch, tmp_path):
+    a, b = runs["nv"], runs["nv2"]
+    out = tmp_path / "cmp"
+    code, stdout, _ = nv(capsys, monkeypatch, "compare", a.dir, b.dir, "--out", out, "-f", "csv")
+    assert code == 0
+    overall = pd.read_csv(io.StringIO(stdout))
+    assert list(overall.columns) == ["layer", "node", "units", "pos_share_a", "pos_share_b", "neg_share_a",
+                                     "neg_share_b", "top_share_a", "top_share_b"]
+    for column in overall.columns[3:]:
+        assert overall[column].sum() == pytest.approx(1)
+    expected = layer_summary(read_head(b, "compare"))
+    assert np.allclose(overall["pos_share_b"], expected.loc[expected["class"] == "overall", "pos_share"])
+    accuracy = pd.read_csv(out / "compare_accuracy.csv")
+    eval_acc = pd.read_csv(a.dir / "metrics.csv")["val_acc"].iloc[-1]
+    assert accuracy["accuracy"].iloc[0] == pytest.approx(eval_acc, abs=1e-6) and set(accuracy["source"]) == {"computed"}
+    layers = pd.read_csv(out / "compare_layers.csv")
+    assert set(layers["side"]) == {"a", "b"} and (out / "compare.png").is_file()
+
+
+def test_compare_reads_eval_csv_and_writes_into_run_a_by_default(runs):
+    a = runs["nv"]
+    assert output_dir(None, a, runs["nv2"]) == a.dir / "compare_nv2" and (a.dir / "compare_nv2").is_dir()
+    pd.DataFrame([{"run": a.name, "accuracy": 0.123}]).to_csv(a.dir / "eval.csv", index=False)
+    try:
+        result = compare(a, a, device="cpu")
+    finally:
+        (a.dir / "eval.csv").unlink()
+    assert result.accuracy["accuracy"].tolist() == [0.123, 0.123] and set(result.accuracy["source"]) == {"eval.csv"}
+    assert np.allclose(result.overall["pos_share_a"], result.overall["pos_share_b"])
+
+
+def test_compare_refuses_other_architectures_units_and_baselines(runs, tmp_path, capsys, monkeypatch):
+    a = runs["nv"]
+    other = tmp_path / "other"
+    shutil.copytree(a.dir, other)
+    config = json.loads((other / "config.json").read_text())
+    config["model"]["arch"] = "alexnet"
+    (other / "config.json").write_text(json.dumps(config))
+    code, _, err = nv(capsys, monkeypatch, "compare", a.dir, other)
+    assert code == 2 and "different architectures" in err and "alexnet" in err
+    assert not (a.dir / "compare_other").exists()
+
+    narrow = tmp_path / "narrow"
+    shutil.copytree(a.dir, narrow)
+    units = pd.read_csv(narrow / "units.csv")
+    units[units["unit"] < len(units) - 8].to_csv(narrow / "units.csv", index=False)
+    with pytest.raises(NvError, match="different units"):
+        check_comparable(a, load_run(narrow))
+    code, _, err = nv(capsys, monkeypatch, "compare", a.dir, runs["base"].dir)
+    assert code == 2 and "NeuroView run" in err
