@@ -8,6 +8,21 @@ from typing import Callable
 import pytest
 
 from nvcli.cli.app import run
+from nvcli.core.engine import TrainConfig
+from nvcli.core.runs import Run
+from nvcli.core.train import train
+
+SHAPES = {"image_size": 32, "train_per_class": 100, "val_per_class": 20}
+SPEC = {"arch": "smallcnn", "code": "soft", "reduce": "max", "weights": None, "freeze_backbone": False}
+
+
+@pytest.fixture(scope="session")
+def shapes_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """A NeuroView smallcnn and its baseline trained once on 32 px shapes (12 epochs); ~75% accuracy."""
+    root = tmp_path_factory.mktemp("shapes-runs")
+    cfg = TrainConfig(epochs=12, batch_size=32, lr=3e-3, device="cpu")
+    return {"nv": train({**SPEC, "baseline": False}, "shapes", SHAPES, cfg, name="nv", runs_dir=root),
+            "base": train({**SPEC, "baseline": True}, "shapes", SHAPES, cfg, name="base", runs_dir=root)}
 
 
 @dataclass

@@ -40,12 +40,9 @@ def _train(runs_dir: Path, name: str, *, epochs: int, per_class: int, baseline: 
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+def runs(shapes_runs: dict[str, Run], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     """A NeuroView run that has learnt the colour classes, a barely trained one, and a baseline."""
-    root = tmp_path_factory.mktemp("runs")
-    return {"nv": _train(root, "nv", epochs=12, per_class=100),
-            "nv2": _train(root, "nv2", epochs=1, per_class=10),
-            "base": _train(root, "base", epochs=1, per_class=10, baseline=True)}
+    return {**shapes_runs, "nv2": _train(tmp_path_factory.mktemp("runs"), "nv2", epochs=1, per_class=10)}
 
 
 def nv(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:

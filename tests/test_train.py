@@ -28,12 +28,8 @@ def cfg(**overrides: object) -> TrainConfig:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("runs")
-    return {
-        "neuroview": train(spec(), "shapes", DATA, cfg(), name="nv", runs_dir=root).dir,
-        "baseline": train(spec(baseline=True), "shapes", DATA, cfg(), name="base", runs_dir=root).dir,
-    }
+def runs(shapes_runs: dict) -> dict[str, Path]:
+    return {"neuroview": shapes_runs["nv"].dir, "baseline": shapes_runs["base"].dir}
 
 
 def test_neuroview_learns_far_above_chance_and_colour_classes_perfectly(runs: dict[str, Path]) -> None:
@@ -60,10 +56,10 @@ def test_run_directory_contract(runs: dict[str, Path]) -> None:
     assert state["head.weight"].shape == (9, len(units)) == (9, 112)
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert list(metrics.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
-    assert metrics["epoch"].tolist() == list(range(1, 9))
+    assert metrics["epoch"].tolist() == list(range(1, 13))
     config = load_run(run_dir).config
     assert config["versions"]["torch"] == torch.__version__
-    assert config["model"]["arch"] == "smallcnn" and config["train"]["epochs"] == 8
+    assert config["model"]["arch"] == "smallcnn" and config["train"]["epochs"] == 12
     assert (run_dir.parent / "latest").resolve() == runs["baseline"].resolve()  # the newest run
 
 
@@ -123,6 +119,6 @@ def test_predict_runs_every_transform_in_one_pass(runs: dict[str, Path]) -> None
         calls["n"] += 1
         return x
 
-    out, labels = predict(model, val, batch_size=90, transforms={"a": counting, "b": lambda x: x * 0})
-    assert calls["n"] == 3  # 270 samples / 90 per batch: one call per batch
-    assert out["a"].shape == out["b"].shape == (270, 9) and len(labels) == 270
+    out, labels = predict(model, val, batch_size=60, transforms={"a": counting, "b": lambda x: x * 0})
+    assert calls["n"] == 3  # 180 samples / 60 per batch: one call per batch
+    assert out["a"].shape == out["b"].shape == (180, 9) and len(labels) == 180

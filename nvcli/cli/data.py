@@ -65,5 +65,5 @@ def make(
     data_option: Optional[list[str]] = DataOptionOpt,
 ) -> None:
     """Write a built-in dataset to disk in the layout of the real dataset it stands in for."""
-    path = make_dataset(name, out, seed=seed, image_size=image_size, force=force, **data_options(data_option))
+    path = make_dataset(name, out, seed=seed, image_size=image_size, force=force or None, **data_options(data_option))
     note(f"wrote {name} to {path or out}")

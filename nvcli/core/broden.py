@@ -57,6 +57,10 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
+def _is_number(token: str) -> bool:
+    return token.isascii() and token.isdigit()
+
+
 def _int(value: str, path: Path, column: str) -> int:
     try:
         return int(value)
@@ -173,13 +177,12 @@ class BrodenProbe(Dataset):
         if len(index) == 0:
             raise NvError(f"{path} lists no images")
         records = []
-        for row in index.itertuples(index=False):
-            row = row._asdict()
+        for row in index.to_dict("records"):
             masks, scalars = {}, {}
             for cat in self.categories:
                 tokens = [t.strip() for t in row[cat].split(";") if t.strip()]
-                masks[cat] = tuple(t for t in tokens if not t.isdigit())
-                scalars[cat] = tuple(int(t) for t in tokens if t.isdigit())
+                masks[cat] = tuple(t for t in tokens if not _is_number(t))
+                scalars[cat] = tuple(int(t) for t in tokens if _is_number(t))
                 unknown = [n for n in scalars[cat] if n not in defined]
                 if unknown:
                     raise NvError(f"{path}: image {row['image']} has {cat} label {unknown[0]}, "
@@ -198,10 +201,6 @@ class BrodenProbe(Dataset):
 
     def __len__(self) -> int:
         return len(self._records)
-
-    def mask_size(self, i: int) -> tuple[int, int]:
-        """(sh, sw) of image i's masks."""
-        return self._records[i].sh, self._records[i].sw
 
     def image(self, i: int) -> torch.Tensor:
         """Image i as float [3, H, W] in [0, 1], resized to `image_size` if one was given."""
@@ -338,8 +337,7 @@ def write_broden(
                **{f"image_labels['{c}']": image_labels[c] for c in image_labels}}
     if splits is None:
         streams["split"] = split
-    # (category, number) -> [images, summed share of the mask covered]
-    stats: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
+    stats: Stats = defaultdict(lambda: [0, 0.0])
     cat_images: dict[str, int] = defaultdict(int)
     rows = []
     for i, entry in enumerate(_zip_per_image(streams)):
@@ -351,55 +349,31 @@ def write_broden(
         stem = f"nv/{i:06d}"
         row = {"image": f"{stem}.{image_format}", "split": splits[0] if splits else entry[-1],
                "ih": ih, "iw": iw, "sh": sh, "sw": sw, **{c: "" for c in columns[len(INDEX_COLUMNS):]}}
-        tokens: dict[str, list[str]] = defaultdict(list)
-        for cat, codes in zip(masks, entry[1:1 + len(masks)]):
-            layers = np.asarray(codes)
-            layers = layers[None] if layers.ndim == 2 else layers
-            if layers.ndim != 3 or not np.issubdtype(layers.dtype, np.integer):
-                raise ValueError(f"masks['{cat}'] of image {i} is {layers.dtype} {layers.shape}; "
-                                 "expected integer codes [h, w] or [K, h, w]")
-            if layers.min(initial=0) < 0 or layers.max(initial=0) >= len(lut[cat]):
-                raise ValueError(f"masks['{cat}'] of image {i} holds codes outside 0..{len(lut[cat]) - 1}")
-            layers = [lay for lay in lut[cat][_nearest(layers, (sh, sw))] if lay.any()]
-            for k, labels in enumerate(layers, 1):
-                rel = f"{stem}_{cat}.png" if len(layers) == 1 else f"{stem}_{cat}_{k}.png"
-                _save_image(out / "images" / rel, encode_mask(labels), "PNG")
-                tokens[cat].append(rel)
-            present = np.unique(np.concatenate([lay.ravel() for lay in layers])) if layers else []
-            for n in present:
-                if n:
-                    stats[cat, int(n)][0] += 1
-                    stats[cat, int(n)][1] += sum(float((lay == n).mean()) for lay in layers)
+        tokens = {cat: _mask_tokens(out / "images", stem, cat, codes, lut[cat], (sh, sw), stats, i)
+                  for cat, codes in zip(masks, entry[1:1 + len(masks)])}
         for cat, codes in zip(image_labels, entry[1 + len(masks):1 + len(masks) + len(image_labels)]):
-            for code in dict.fromkeys(int(c) for c in codes):
-                if not 0 < code < len(lut[cat]):
-                    raise ValueError(f"image_labels['{cat}'] of image {i} holds code {code}; "
-                                     f"valid: 1..{len(lut[cat]) - 1}")
-                n = int(lut[cat][code])
-                stats[cat, n][0] += 1
-                stats[cat, n][1] += 1.0
-                tokens[cat].append(str(n))
+            tokens[cat] = tokens.get(cat, []) + _label_tokens(cat, codes, lut[cat], stats, i)
         for cat, toks in tokens.items():
             row[cat] = ";".join(toks)
-            cat_images[cat] += 1
+            cat_images[cat] += bool(toks)
         img_path = out / "images" / row["image"]
         _save_image(img_path, image, "PNG" if image_format == "png" else "JPEG")
         rows.append(row)
     if not rows:
         raise NvError("no images to write")
 
-    n_images = len(rows)
     name_of = {v: k for k, v in numbers.items()}
     label_rows = []
     for name, n in numbers.items():
         per_cat = [(c, stats[c, n]) for c in cats if (c, n) in stats]
-        label_rows.append({
-            "number": n, "name": name,
-            "category": ";".join(f"{c}({int(s[0])})" for c, s in per_cat),
-            "frequency": int(sum(s[0] for _, s in per_cat)),
-            "coverage": sum(s[1] for _, s in per_cat) / n_images,
-            "syns": name,
-        })
+        if per_cat:  # unused labels are left out: NetDissect cannot parse an empty category field
+            label_rows.append({
+                "number": n, "name": name,
+                "category": ";".join(f"{c}({int(s[0])})" for c, s in per_cat),
+                "frequency": int(sum(s[0] for _, s in per_cat)),
+                "coverage": _decimal(sum(s[1] for _, s in per_cat)),
+                "syns": name,
+            })
     write_csv(out / "label.csv", pd.DataFrame(label_rows, columns=["number", "name", "category", "frequency",
                                                                    "coverage", "syns"]))
     cat_rows = []
@@ -407,14 +381,55 @@ def write_broden(
         members = sorted(n for c, n in stats if c == cat)
         write_csv(out / f"c_{cat}.csv", pd.DataFrame(
             [{"code": k, "number": n, "name": name_of[n], "frequency": int(stats[cat, n][0]),
-              "coverage": stats[cat, n][1] / n_images} for k, n in enumerate(members, 1)],
+              "coverage": _decimal(stats[cat, n][1])} for k, n in enumerate(members, 1)],
             columns=["code", "number", "name", "frequency", "coverage"]))
         cat_rows.append({"name": cat, "first": members[0] if members else 0, "last": members[-1] if members else 0,
                          "count": len(members), "frequency": cat_images[cat]})
     write_csv(out / "category.csv", pd.DataFrame(cat_rows, columns=["name", "first", "last", "count", "frequency"]))
     write_csv(out / "index.csv", pd.DataFrame(rows, columns=columns))
-    logger.info("wrote a Broden probe set of %d images, %d labels to %s", n_images, len(numbers), out)
+    logger.info("wrote a Broden probe set of %d images, %d labels to %s", len(rows), len(label_rows), out)
     return out
+
+
+Stats = dict[tuple[str, int], list[float]]  # (category, number) -> [images, coverage in whole images]
+
+
+def _mask_tokens(images: Path, stem: str, cat: str, codes: Any, lut: np.ndarray, size: tuple[int, int],
+                 stats: Stats, i: int) -> list[str]:
+    """Write image i's non-empty mask layers of one category; their paths relative to images/."""
+    layers = np.asarray(codes)
+    layers = layers[None] if layers.ndim == 2 else layers
+    if layers.ndim != 3 or not np.issubdtype(layers.dtype, np.integer):
+        raise ValueError(f"masks['{cat}'] of image {i} is {layers.dtype} {layers.shape}; "
+                         "expected integer codes [h, w] or [K, h, w]")
+    if layers.min(initial=0) < 0 or layers.max(initial=0) >= len(lut):
+        raise ValueError(f"masks['{cat}'] of image {i} holds codes outside 0..{len(lut) - 1}")
+    layers = [layer for layer in lut[_nearest(layers, size)] if layer.any()]
+    paths = [f"{stem}_{cat}.png" if len(layers) == 1 else f"{stem}_{cat}_{k}.png" for k in range(1, len(layers) + 1)]
+    for rel, labels in zip(paths, layers):
+        _save_image(images / rel, encode_mask(labels), "PNG")
+    for n in np.unique(layers):
+        if n:
+            stats[cat, int(n)][0] += 1
+            stats[cat, int(n)][1] += sum(float((layer == n).mean()) for layer in layers)
+    return paths
+
+
+def _label_tokens(cat: str, codes: Iterable[int], lut: np.ndarray, stats: Stats, i: int) -> list[str]:
+    """The index.csv tokens of image i's image-level labels in one category."""
+    tokens = []
+    for code in dict.fromkeys(int(c) for c in codes):
+        if not 0 < code < len(lut):
+            raise ValueError(f"image_labels['{cat}'] of image {i} holds code {code}; valid: 1..{len(lut) - 1}")
+        stats[cat, int(lut[code])][0] += 1
+        stats[cat, int(lut[code])][1] += 1.0
+        tokens.append(str(lut[code]))
+    return tokens
+
+
+def _decimal(x: float) -> str:
+    """Plain decimal notation: NetDissect's loader reads '0.00005' as a number but '5e-05' as text."""
+    return f"{x:.10f}"
 
 
 def _save_image(path: Path, array: np.ndarray, fmt: str) -> None:

@@ -56,7 +56,7 @@ def maker(name: str, description: str) -> Callable[[Callable[..., Any]], Callabl
 
 def _ensure_registered() -> None:
     # Importing the dataset modules runs their @register decorators.
-    from . import imagefolder, sound, synthetic, views  # noqa: F401
+    from . import imagefolder, probe, sound, synthetic, views  # noqa: F401
 
 
 def dataset_names() -> dict[str, str]:

@@ -34,7 +34,7 @@ def _check_views(x: Tensor, views: int | None) -> None:
 def _networks(networks: Networks, views: int, shared_backbone: bool) -> list[nn.Module]:
     if isinstance(networks, nn.Module) and not isinstance(networks, nn.ModuleList):
         networks = [networks]
-    elif callable(networks):
+    elif not isinstance(networks, (Sequence, nn.ModuleList)):
         return [networks() for _ in range(1 if shared_backbone else views)]
     networks = list(networks)
     if len(networks) not in (1, views) or (shared_backbone and len(networks) != 1):
@@ -60,7 +60,7 @@ class MultiViewNeuroView(nn.Module):
         self.shared_backbone = len(nets) == 1
         self.normalize = Normalize(mean, std)
         self.codes = nn.ModuleList(UnitCodes(net, code, reduce, input_shape) for net in nets)
-        self._view_layers = []
+        self._view_layers: list[list[Layer]] = []
         offset = 0
         for v in range(views):
             extractor = self._extractor(v)
@@ -87,7 +87,7 @@ class MultiViewNeuroView(nn.Module):
 
     @property
     def layers(self) -> list[Layer]:
-        """Every (view, layer) in unit order, with global offsets; `layers[i]` belongs to view `i // layers_per_view`."""
+        """Every (view, layer) in unit order (view-major) with global offsets; `view_layers(v)` gives one view's."""
         return [layer for view in self._view_layers for layer in view]
 
     def view_layers(self, view: int) -> list[Layer]:
@@ -111,7 +111,7 @@ class MultiViewNeuroView(nn.Module):
         return torch.cat([codes(x[:, v]) for v, codes in enumerate(self.codes)], dim=1)
 
     def unit_maps(self, x: Tensor) -> list[Tensor]:
-        """Unreduced code maps, one tensor per entry of `layers` (view-major)."""
+        """Pre-activation maps, one tensor per entry of `layers` (view-major)."""
         x = self._normalized(x)
         return [m for v in range(self.views) for m in self._extractor(v).maps(x[:, v])]
 
@@ -119,7 +119,7 @@ class MultiViewNeuroView(nn.Module):
         return self.head(self.features(x))
 
 
-def trunk(network: nn.Module) -> fx.GraphModule:
+def network_trunk(network: nn.Module) -> fx.GraphModule:
     """`network` up to its classifier head (the input of its first flatten or linear call)."""
     gm = trace(network)
     _, head = relu_nodes(gm)
@@ -140,7 +140,7 @@ class MVCNN(nn.Module):
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25)) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
-        self.trunk = trunk(network)
+        self.trunk = network_trunk(network)
         was_training = self.trunk.training
         self.trunk.eval()
         try:
@@ -188,7 +188,7 @@ def plot_views(frame: pd.DataFrame) -> Figure:
     cols = math.ceil(math.sqrt(len(names)))
     rows = math.ceil(len(names) / cols)
     fig = Figure(figsize=(2.8 * cols, 2.1 * rows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
     for ax, name in zip(axes, names):
         part = frame[frame["class"] == name]
         values = part["mean_weight"].to_numpy()

@@ -35,13 +35,11 @@ def reduce_code(pre: Tensor, code: str, reduce: str) -> Tensor:
     return apply_code(flat, code).mean(dim=2)
 
 
-def code_map(pre: Tensor, code: str) -> Tensor:
-    """A unit's unreduced code map (what dissection thresholds)."""
-    return apply_code(pre, code)
+def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple] | None) -> tuple[fx.GraphModule, list[str]]:
+    """Trace `network` into a GraphModule returning, for every unit layer, `tap(pre-activation)`.
 
-
-def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.GraphModule, list[str]]:
-    """Trace `network` and return a GraphModule whose outputs are `tap(pre-activation)` of every unit layer."""
+    `tap` gives (function, args) for a new node; None returns the pre-activations themselves.
+    """
     gm = trace(network)
     relus, _ = relu_nodes(gm)
     if not relus:
@@ -56,6 +54,9 @@ def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.
     for node in relus:
         make_out_of_place(node, modules)
         pre = node.args[0] if node.args else node.kwargs["input"]
+        if tap is None:
+            outputs.append(pre)
+            continue
         with graph.inserting_after(node):
             outputs.append(graph.call_function(*tap(pre)))
     output = next(n for n in graph.nodes if n.op == "output")
@@ -123,9 +124,13 @@ class UnitCodes(nn.Module):
         return torch.cat(self.body(x), dim=1)
 
     def maps(self, x: Tensor) -> list[Tensor]:
-        """Each layer's unreduced code maps [B, C, ...], for dissection."""
+        """Each layer's pre-activation maps [B, C, ...], for dissection.
+
+        The code is a monotonic function of the pre-activation, so both select the same top-quantile
+        regions; the pre-activation keeps them apart where a float32 sigmoid saturates at 1.
+        """
         if self._maps is None:
-            self.__dict__["_maps"], _ = _tap_graph(self._network, lambda pre: (code_map, (pre, self.code)))
+            self.__dict__["_maps"], _ = _tap_graph(self._network, None)
         return list(self._maps(x))
 
 
@@ -162,7 +167,7 @@ class NeuroView(nn.Module):
         return self.codes(self.normalize(x))
 
     def unit_maps(self, x: Tensor) -> list[Tensor]:
-        """Per-layer unreduced code maps for pixel-space inputs."""
+        """Per-layer pre-activation maps for pixel-space inputs."""
         return self.codes.maps(self.normalize(x))
 
     def forward(self, x: Tensor) -> Tensor:

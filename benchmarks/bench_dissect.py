@@ -1,0 +1,136 @@
+"""Network Dissection throughput and memory on a synthetic Broden probe set, at default settings.
+
+Writes a 2,000-image probe set (64 px images, 32 px masks; color and object masks, image-level
+texture labels) with `write_broden`, then dissects a small inline CNN (4 conv layers, 208 units; the
+maps are the ReLU pre-activations) on the first 500 and on all 2,000 images, each in a fresh process
+so that peak RSS is that run's own. Reports wall and CPU seconds (all threads; on a shared machine
+wall time includes waiting for a core), images/s over all passes (wall), peak Python heap
+(tracemalloc; torch tensors are not on it), RSS just before dissecting and peak RSS during it (Linux:
+the high-water mark is reset first, because a child inherits its parent's ru_maxrss across exec).
+
+    python benchmarks/bench_dissect.py [--images 500 2000] [--batch-size 16] [--threads 1] [--collect-budget N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from nvcli.core.broden import BrodenProbe, write_broden
+from nvcli.core.dissect import DEFAULT_COLLECT_BUDGET, dissect
+
+SIZE = 64
+CONCEPTS = {"color": ["dark", "red", "green", "blue", "white"], "object": ["square", "disc", "bar"],
+            "texture": ["striped", "dotted", "plain"]}
+PALETTE = np.array([[30, 30, 30], [220, 30, 30], [30, 200, 30], [30, 30, 220], [230, 230, 230]], np.uint8)
+
+
+def probe_arrays(n: int, seed: int = 0):
+    """Per image: one object of one colour on a dark background; masks at image size (halved on write)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    color = np.ones((n, SIZE, SIZE), np.int64)
+    obj = np.zeros((n, SIZE, SIZE), np.int64)
+    for i in range(n):
+        kind = rng.integers(3)
+        cy, cx, r = rng.integers(16, 48, 2).tolist() + [int(rng.integers(6, 14))]
+        shape = [(abs(yy - cy) <= r) & (abs(xx - cx) <= r), (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r,
+                 (abs(yy - cy) <= r // 3) & (abs(xx - cx) <= 2 * r)][kind]
+        obj[i][shape] = kind + 1
+        color[i][shape] = rng.integers(2, 6)
+    images = PALETTE[color - 1] + rng.integers(0, 20, (n, SIZE, SIZE, 3)).astype(np.uint8)
+    texture = [[int(t)] for t in rng.integers(1, 4, n)]
+    return images, {"color": color, "object": obj}, {"texture": texture}
+
+
+def network() -> tuple[nn.Module, callable]:
+    """4 conv layers (16 + 32 + 64 + 96 = 208 units); maps_fn returns each ReLU's input."""
+    torch.manual_seed(0)
+    convs = nn.ModuleList([nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 32, 3, 2, 1),
+                           nn.Conv2d(32, 64, 3, 2, 1), nn.Conv2d(64, 96, 3, 2, 1)]).eval()
+
+    def maps_fn(images: torch.Tensor) -> list[torch.Tensor]:
+        maps, x = [], (images - 0.4) / 0.3
+        for conv in convs:
+            x = conv(x)
+            maps.append(x)
+            x = torch.relu(x)
+        return maps
+
+    return convs, maps_fn
+
+
+def _status(field: str) -> float:
+    """A /proc/self/status memory field, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def run_one(root: str, images: int, batch_size: int, threads: int, budget: int) -> dict:
+    torch.set_num_threads(threads)
+    probe = BrodenProbe(root, limit=images)
+    _, maps_fn = network()
+    calls = []
+    rss_before = _status("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    tracemalloc.start()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    table = dissect(maps_fn, probe, batch_size=batch_size, progress=lambda done, total: calls.append(total),
+                    collect_budget=budget)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    heap = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    rss_peak = _status("VmHWM")
+    batches = -(-images // batch_size)
+    return {"images": images, "units": len(table), "passes": calls[-1] // batches, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+            "images_per_s": round(images / seconds, 1),
+            "images_per_s_per_pass": round(images * calls[-1] / batches / seconds, 1),
+            "heap_peak_mib": round(heap / 2**20, 1), "rss_before_mib": round(rss_before, 1),
+            "rss_peak_mib": round(rss_peak, 1), "interpretable": int(table["interpretable"].sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--collect-budget", type=int, default=DEFAULT_COLLECT_BUDGET,
+                        help="threshold candidates sorted at once (smaller: bounded lower, maybe one more pass)")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)  # set in the child processes
+    args = parser.parse_args()
+    if args.probe:
+        print(json.dumps(run_one(args.probe, args.images[0], args.batch_size, args.threads, args.collect_budget)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "probe"
+        images, masks, labels = probe_arrays(max(args.images))
+        start = time.perf_counter()
+        write_broden(root, images, CONCEPTS, masks=masks, image_labels=labels)
+        print(f"write_broden: {len(images)} images in {time.perf_counter() - start:.1f} s")
+        print(f"{'images':>7} {'units':>5} {'passes':>6} {'wall s':>7} {'CPU s':>7} {'img/s':>7} {'img/s/pass':>10} "
+              f"{'heap MiB':>8} {'RSS before':>10} {'RSS peak':>8} {'interp.':>7}")
+        for n in args.images:
+            out = subprocess.run([sys.executable, __file__, "--probe", str(root), "--images", str(n),
+                                  "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+                                  "--collect-budget", str(args.collect_budget)],
+                                 check=True, capture_output=True, text=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            print(f"{r['images']:>7} {r['units']:>5} {r['passes']:>6} {r['seconds']:>7} {r['cpu_seconds']:>7} "
+                  f"{r['images_per_s']:>7} "
+                  f"{r['images_per_s_per_pass']:>10} {r['heap_peak_mib']:>8} {r['rss_before_mib']:>10} "
+                  f"{r['rss_peak_mib']:>8} {r['interpretable']:>7}")
+
+
+if __name__ == "__main__":
+    main()
