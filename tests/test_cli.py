@@ -65,12 +65,33 @@ def test_user_factory_architecture(nv, tmp_path: Path, monkeypatch: pytest.Monke
     (["train", "--data", "imagefolder"], "--data-dir"),
     (["train", "--data", "imagefolder", "--data-dir", "/nonexistent"], "'/nonexistent' is not a directory"),
     (["eval", "--run", "/tmp"], "not an nv run directory"),
+    (["train", "--baseline", "--freeze-backbone"], "cannot be combined"),
+    (["train", "--run", "runs/x"], "--run only selects the run to continue with --resume"),
+    (["train", "-D", "colour_bias=2"], "option(s) ['colour_bias'] do not apply"),
+    (["train", "--image-size", "8"], "--image-size 8 is too small"),
+    (["train", "--opt", "lbfgs"], "unknown optimizer 'lbfgs'"),
+    (["train", "--lr", "-0.1"], "learning rate -0.1"),
+    (["train", "--code", "fuzzy"], "--code 'fuzzy'"),
+    (["train", "--on-error", "ignore"], "--on-error 'ignore'"),
 ])
 def test_bad_input_is_one_line_exit_2_without_traceback(nv, tmp_path: Path, args: list, message: str) -> None:
     result = nv(*args, "--runs-dir", tmp_path)
     assert result.code == 2
     assert message in result.err
     assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_requested_without_a_gpu(nv, tmp_path: Path) -> None:
+    result = nv("train", *TINY, "--device", "cuda", "--runs-dir", tmp_path)
+    assert result.code == 2 and "no CUDA GPU is available" in result.err
+
+
+def test_empty_data_directory(nv, tmp_path: Path) -> None:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    result = nv("train", "--data", "imagefolder", "--data-dir", tmp_path, "--runs-dir", tmp_path / "runs")
+    assert result.code == 2 and "has no class subfolders" in result.err
 
 
 def test_train_eval_pipeline_and_min_acc_gate(nv, tmp_path: Path) -> None:
@@ -132,6 +153,11 @@ def test_data_list_info_make_and_train_from_the_written_tree(nv, tmp_path: Path)
                 "--epochs", "1", "--name", "f", "--runs-dir", tmp_path)
     assert result.code == 0, result.err
     assert json.loads((tmp_path / "f" / "config.json").read_text())["data"]["classes"][0] == "blue"  # sorted
+
+
+def test_usage_errors_exit_2(nv) -> None:
+    result = nv("train", "--no-such-flag")
+    assert result.code == 2 and "No such option" in result.err and "Traceback" not in result.err
 
 
 def test_console_script_entry_point() -> None:

@@ -55,12 +55,10 @@ def run() -> None:
         sys.exit(2)
     except typer.Abort:
         sys.exit(1)
-    except Exception as exc:  # Click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors (unknown option, bad value) in standalone_mode=False
+        exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))
+    except Exception as exc:
         if debug:
             raise
         err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
