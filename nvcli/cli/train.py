@@ -35,7 +35,7 @@ def report(run: Run | None) -> None:
 def run_training(*, arch: str, data: str, data_dir: Optional[str], classes: Optional[str], image_size: Optional[int],
                  code: str, reduce: str, baseline: bool, weights: Optional[Path], freeze_backbone: bool,
                  init: Optional[Path], cfg: TrainConfig, name: Optional[str], runs_dir: Path, force: bool,
-                 extra_data: dict[str, Any], shared_backbone: bool = False) -> None:
+                 extra_data: dict[str, Any], shared_backbone: bool = False) -> Run | None:
     """Resolve the options of `nv train` / `nv multiview` and train."""
     if code not in CODES:
         raise NvError(f"--code '{code}' is not valid; use one of {', '.join(CODES)}")
@@ -50,14 +50,13 @@ def run_training(*, arch: str, data: str, data_dir: Optional[str], classes: Opti
                  "weights": str(weights) if weights else None, "freeze_backbone": freeze_backbone,
                  "shared_backbone": shared_backbone}
     with progress("training") as bar:
-        run = train_run(spec_args, data, options, cfg, name=name, runs_dir=runs_dir, force=force,
-                        init=str(init) if init else None, progress=bar, on_epoch=_epoch_line)
-    report(run)
+        return train_run(spec_args, data, options, cfg, name=name, runs_dir=runs_dir, force=force,
+                         init=str(init) if init else None, progress=bar, on_epoch=_epoch_line)
 
 
 @app.command()
 def train(
-    arch: str = typer.Option("vgg11", "--arch", "-a", help="alexnet, vgg11..19[_bn], resnet18/34/50, densenet121, "
+    arch: str = typer.Option("alexnet", "--arch", "-a", help="alexnet, vgg11..19[_bn], resnet18/34/50, densenet121, "
                              "smallcnn, or package.module:function (runs your code)."),
     data: str = typer.Option("shapes", "--data", "-d", help="Dataset name (nv data list); default: built-in shapes."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Dataset root on disk (real datasets)."),
@@ -97,10 +96,18 @@ def train(
     data_option: Optional[list[str]] = DataOptionOpt,
 ) -> None:
     """Train a NeuroView network jointly from scratch (or --baseline: the standard network)."""
+    report(execute(**locals()))
+
+
+def execute(*, resume: bool, run: Optional[Path], runs_dir: Path, epochs: int, batch_size: int, lr: float, opt: str,
+            weight_decay: float, momentum: float, sched: str, step_size: int, gamma: float, label_smoothing: float,
+            seed: int, amp: bool, workers: int, device: str, deterministic: bool, on_error: Optional[str],
+            val_fold: Optional[int], cache_dir: Optional[str], sample_rate: Optional[int], n_mels: Optional[int],
+            data_option: Optional[list[str]], views: Optional[int] = None, **model_and_data: Any) -> Run | None:
+    """Resume, or check the options of `nv train` / `nv multiview` and train; returns the run (rank 0)."""
     if resume:
         with progress("training") as bar:
-            report(resume_run(run, runs_dir, progress=bar, on_epoch=_epoch_line))
-        return
+            return resume_run(run, runs_dir, progress=bar, on_epoch=_epoch_line)
     if run is not None:
         raise NvError("--run only selects the run to continue with --resume; name a new run with --name")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=opt, weight_decay=weight_decay,
@@ -110,7 +117,5 @@ def train(
     if on_error not in (None, "fail", "skip"):
         raise NvError(f"--on-error '{on_error}' is not valid; use fail or skip")
     extra = {"val_fold": val_fold, "on_error": on_error, "cache_dir": cache_dir, "sample_rate": sample_rate,
-             "n_mels": n_mels, **data_options(data_option)}
-    run_training(arch=arch, data=data, data_dir=data_dir, classes=classes, image_size=image_size, code=code,
-                 reduce=reduce, baseline=baseline, weights=weights, freeze_backbone=freeze_backbone, init=init,
-                 cfg=cfg, name=name, runs_dir=runs_dir, force=force, extra_data=extra)
+             "n_mels": n_mels, "views": views, **data_options(data_option)}
+    return run_training(cfg=cfg, runs_dir=runs_dir, extra_data=extra, **model_and_data)

@@ -23,7 +23,7 @@ class ModelSpec:
     reduce: str = "max"
     baseline: bool = False
     freeze_backbone: bool = False
-    views: int = 1
+    views: int = 0  # camera views per sample for multi-view data; 0 for single inputs
     shared_backbone: bool = False
     weights: str | None = None  # a standard network's state_dict loaded before conversion
     extra: dict[str, Any] = field(default_factory=dict)
@@ -43,10 +43,15 @@ class ModelSpec:
             raise NvError(f"config.json 'model' is incomplete: {exc}") from exc
 
     @property
+    def multiview(self) -> bool:
+        """Whether each sample is a stack of camera views [V, C, H, W]."""
+        return self.views > 0
+
+    @property
     def kind(self) -> str:
-        """'neuroview' or 'baseline' (with a multi-view prefix when views > 1)."""
+        """'neuroview' or 'baseline', with a 'multiview-' prefix for multi-view models."""
         name = "baseline" if self.baseline else "neuroview"
-        return f"multiview-{name}" if self.views > 1 else name
+        return f"multiview-{name}" if self.multiview else name
 
 
 def _network(spec: ModelSpec, load_weights: bool) -> nn.Module:
@@ -60,15 +65,17 @@ def build_model(spec: ModelSpec, load_weights: bool = True) -> nn.Module:
     """A model from its spec; `load_weights` loads `spec.weights` (off when a run's model.pt follows)."""
     from .neuroview import NeuroView, Standard
 
-    if spec.views > 1:
+    if spec.multiview:
         from .multiview import MVCNN, MultiViewNeuroView
 
         if spec.baseline:
-            return MVCNN(_network(spec, load_weights), spec.num_classes, mean=spec.mean, std=spec.std)
+            return MVCNN(_network(spec, load_weights), spec.num_classes, input_shape=spec.input_shape,
+                         mean=spec.mean, std=spec.std)
         count = 1 if spec.shared_backbone else spec.views
         return MultiViewNeuroView(
             [_network(spec, load_weights) for _ in range(count)], spec.num_classes, views=spec.views,
             code=spec.code, reduce=spec.reduce, input_shape=spec.input_shape, mean=spec.mean, std=spec.std,
+            freeze_backbone=spec.freeze_backbone,
         )
     network = _network(spec, load_weights)
     if spec.baseline:

@@ -28,7 +28,7 @@ def network_label(run: Run) -> str:
     """'NeuroView vgg11' or 'vgg11' (the network column of Table 1)."""
     spec = run.spec
     prefix = "" if spec.baseline else "NeuroView "
-    views = f" MV{spec.views}" if spec.views > 1 else ""
+    views = f" MV{spec.views}" if spec.multiview else ""
     return f"{prefix}{spec.arch}{views}"
 
 

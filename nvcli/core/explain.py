@@ -43,9 +43,9 @@ def load_image(path: str | Path, run: Run) -> Tensor:
     """An image file as the run's validation transform makes it: resized, centre-cropped, in [0, 1]."""
     spec = run.spec
     kind = run.config["data"].get("kind", "image")
-    if spec.views > 1 or kind not in ("image", None) or spec.input_shape[0] != 3:
+    if spec.multiview or kind not in ("image", None) or spec.input_shape[0] != 3:
         raise NvError(f"--input reads an RGB image, but run '{run.name}' takes {kind} inputs of shape "
-                      f"{spec.input_shape}{' per view' if spec.views > 1 else ''}; use --index N instead")
+                      f"{spec.input_shape}{' per view' if spec.multiview else ''}; use --index N instead")
     path = Path(path)
     if not path.is_file():
         raise NvError(f"--input '{path}' is not a file")

@@ -45,7 +45,7 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, *, quantile: floa
     """Dissect every unit of a NeuroView run on a probe set (default: a built-in one) and map concepts to classes."""
     run.require_neuroview("dissect-map")
     spec = run.spec
-    if spec.views > 1 or spec.input_shape[0] != 3:
+    if spec.multiview or spec.input_shape[0] != 3:
         raise NvError(f"dissect-map needs a single-view RGB image run; '{run.dir}' takes "
                       f"{spec.views} view(s) of {spec.input_shape[0]} channel(s)")
     if not 0 < quantile < 1:

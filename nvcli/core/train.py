@@ -54,7 +54,7 @@ def data_spec(bundle: DataBundle, *, arch: str, code: str, reduce: str, baseline
     shape = list(bundle.train[0][0].shape) if len(bundle.train) else []
     if not shape:
         raise NvError(f"dataset '{bundle.name}' has no training samples")
-    views = shape[0] if bundle.kind == "views" else 1
+    views = shape[0] if bundle.kind == "views" else 0
     return ModelSpec(arch=arch, num_classes=len(bundle.classes), input_shape=shape[-3:], mean=bundle.mean,
                      std=bundle.std, code=code, reduce=reduce, baseline=baseline, freeze_backbone=freeze_backbone,
                      views=views, shared_backbone=shared_backbone, weights=weights)

@@ -5,10 +5,11 @@ view (replicated to three channels so ImageNet-style first convolutions fit), vi
 
 `views` renders six solids from 12 azimuths 30 degrees apart at 30 degrees elevation, grey on black
 like MVCNN's shaded renders (orthographic z-buffered surface samples, Lambert shading with the light
-fixed to the camera). Two pairs of classes differ only from some views: `cube` vs `cube_pocket` (a
-square pocket in the face at azimuth 0) and `cylinder` vs `cylinder_bump` (a block on the side at
-azimuth 180); `cone` and `sphere` differ from every class in every view. Nuisance: size, proportions,
-small yaw and offset, light direction and strength. `separating_views()` is the ground truth: which
+fixed to the camera). Two pairs of classes differ only from some views, and from complementary ones:
+`cube` vs `cube_pocket` (a square pocket in the face at azimuth 0: views 300..60 degrees) and
+`cylinder` vs `cylinder_notch` (a notch cut into the back at azimuth 180: views 120..240; side-on, a
+sliver); `cone` and `sphere` differ from every class in every view. Nuisance: size, proportions, small
+yaw and offset, light direction and strength. `separating_views()` is the ground truth: which
 views tell each pair of classes apart, found by rendering the nominal solids and comparing pixels.
 
 `modelnet40` reads the layout of the public MVCNN PyTorch code,
@@ -42,18 +43,20 @@ log = logging.getLogger("nvcli")
 RENDERED_VIEWS = 12
 ELEVATION = 30.0  # degrees above the horizon, as in MVCNN's 12-view setup
 EXTENT = 1.1  # half-width of the orthographic view, in object units
-CLASSES = ("cube", "cube_pocket", "cylinder", "cylinder_bump", "cone", "sphere")
 VIEW_CUES = {
     "cube": "a plain cube; told from cube_pocket only by the views that see its front face (azimuth 0)",
     "cube_pocket": "a cube with a square pocket in its front face (azimuth 0), invisible from behind and side-on",
-    "cylinder": "a plain upright cylinder; told from cylinder_bump only by the views that see its back (azimuth 180)",
-    "cylinder_bump": "a cylinder with a block on its back (azimuth 180), hidden by the cylinder from the front",
+    "cylinder": "a plain upright cylinder; told from cylinder_notch only by the views that see its back or its profile",
+    "cylinder_notch": "a cylinder with a square notch cut into its back (azimuth 180): seen from behind and in side-on "
+                      "silhouettes, hidden by the cylinder from the front",
     "cone": "an upright cone: its silhouette differs from every other class in every view",
     "sphere": "a sphere: its silhouette differs from every other class in every view",
 }
+CLASSES = tuple(sorted(VIEW_CUES))  # the order of the class folders on disk, so both loaders agree
 SPLIT_DIRS = {"train": "train", "val": "test"}  # MVCNN's folder names
 CUES_FILE = "cues.json"
-ON_ERROR = ("raise", "skip")
+VAL_SEED_OFFSET = 1_000_003  # validation objects come from their own random stream
+ON_ERROR = ("fail", "skip")
 _VIEW_FILE = re.compile(r"^(?P<object>.+?)(?:\.obj)?(?:\.shaded)?_v(?P<view>\d+)\.png$", re.IGNORECASE)
 _EPS = 1e-6
 
@@ -67,13 +70,6 @@ class Solid:
     points: np.ndarray  # [N, 3]
     normals: np.ndarray  # [N, 3]
     inside: Callable[[np.ndarray], np.ndarray]
-
-    def __or__(self, other: "Solid") -> "Solid":
-        """Union: each surface outside the other solid."""
-        a, b = ~other.inside(self.points), ~self.inside(other.points)
-        return Solid(np.concatenate([self.points[a], other.points[b]]),
-                     np.concatenate([self.normals[a], other.normals[b]]),
-                     lambda p: self.inside(p) | other.inside(p))
 
     def __sub__(self, other: "Solid") -> "Solid":
         """Difference: this surface outside `other`, plus `other`'s surface inside this one, turned inwards."""
@@ -89,7 +85,8 @@ def _cells(length: float, spacing: float) -> np.ndarray:
     return (np.arange(n) + 0.5) / n
 
 
-def _revolve(profile: list[tuple[np.ndarray, ...]], spacing: float, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _revolve(profile: list[tuple[np.ndarray, ...]], spacing: float,
+             center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Samples of a surface of revolution about the vertical axis, from profile rows (rho, z, n_rho, n_z)."""
     rho, z, n_rho, n_z = (np.concatenate(parts) for parts in zip(*profile))
     counts = np.maximum(3, np.ceil(2 * np.pi * rho / spacing)).astype(int)
@@ -177,13 +174,13 @@ def solid(name: str, spacing: float, rng: np.random.Generator | None = None) -> 
             return body
         side = jit(0.27, 0.1)
         return body - box((half[0], 0, 0), (jit(0.28, 0.1), side, side), spacing)
-    if name in ("cylinder", "cylinder_bump"):
+    if name in ("cylinder", "cylinder_notch"):
         radius, half_height = jit(0.5), jit(0.6)
         body = cylinder((0, 0, 0), radius, half_height, spacing)
         if name == "cylinder":
             return body
-        size = jit(0.16, 0.1)
-        return body | box((-radius - size + 0.06, 0, jit(0.1, 1.0)), (size, size, size), spacing)
+        side = jit(0.18, 0.1)
+        return body - box((-radius, 0, 0), (jit(0.2, 0.1), side, side), spacing)
     if name == "cone":
         height = jit(1.2)
         return cone((0, 0, -height / 2), jit(0.6), height, spacing)
@@ -203,14 +200,20 @@ def view_numbers(views: int, available: int) -> list[int]:
     """The 1-based view numbers `views` evenly spaced views use out of `available` (1, 1 + stride, ...)."""
     if views < 1 or available % views:
         valid = [str(d) for d in range(1, available + 1) if available % d == 0]
-        raise NvError(f"--views {views} does not divide the {available} rendered views evenly; valid: {', '.join(valid)}")
+        raise NvError(f"--views {views} does not divide the {available} rendered views evenly; "
+                      f"valid: {', '.join(valid)}")
     stride = available // views
     return list(range(1, available + 1, stride))
 
 
-def render(shape: Solid, azimuth: Sequence[float], size: int, light: Sequence[float] = (-0.35, 0.55, 0.75),
-           gain: float = 1.0, ambient: float = 0.15) -> np.ndarray:
-    """Grey-on-black renders (uint8 [V, size, size]) of `shape` from each azimuth at ELEVATION.
+def _dots(vectors: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """`vectors @ axes.T` ([N, 3] x [V, 3] -> [N, V]) without BLAS, whose threads stall tiny products on busy CPUs."""
+    return vectors[:, :1] * axes[:, 0] + vectors[:, 1:2] * axes[:, 1] + vectors[:, 2:] * axes[:, 2]
+
+
+def render(points: np.ndarray, normals: np.ndarray, azimuth: Sequence[float], size: int,
+           light: Sequence[float] = (-0.35, 0.55, 0.75), gain: float = 1.0, ambient: float = 0.15) -> np.ndarray:
+    """Grey-on-black renders (uint8 [V, size, size]) of a surface's samples from each azimuth at ELEVATION.
 
     Orthographic z-buffer of the front-facing surface samples; Lambert shading with the light given in
     camera coordinates (right, up, towards the camera), so every view is lit alike.
@@ -221,14 +224,13 @@ def render(shape: Solid, azimuth: Sequence[float], size: int, light: Sequence[fl
     up = np.cross(toward, right)
     lamp = light[0] * right + light[1] * up + light[2] * toward
     lamp /= np.linalg.norm(lamp, axis=1, keepdims=True)
-    p, n = shape.points, shape.normals
-    col = np.floor((p @ right.T + EXTENT) / (2 * EXTENT) * size).astype(np.int64)
-    row = np.floor((EXTENT - p @ up.T) / (2 * EXTENT) * size).astype(np.int64)
-    keep = (n @ toward.T > 0) & (col >= 0) & (col < size) & (row >= 0) & (row < size)
+    col = np.floor((_dots(points, right) + EXTENT) / (2 * EXTENT) * size).astype(np.int64)
+    row = np.floor((EXTENT - _dots(points, up)) / (2 * EXTENT) * size).astype(np.int64)
+    keep = (_dots(normals, toward) > 0) & (col >= 0) & (col < size) & (row >= 0) & (row < size)
     view = np.broadcast_to(np.arange(len(a)), keep.shape)
     pixel = ((view * size + row) * size + col)[keep]
-    depth = -(p @ toward.T)[keep]
-    shade = (ambient + (1 - ambient) * gain * np.clip(n @ lamp.T, 0, None))[keep]
+    depth = -_dots(points, toward)[keep]
+    shade = (ambient + (1 - ambient) * gain * np.clip(_dots(normals, lamp), 0, None))[keep]
     nearest = np.full(len(a) * size * size, np.inf)
     np.minimum.at(nearest, pixel, depth)
     front = depth <= nearest[pixel]
@@ -238,16 +240,17 @@ def render(shape: Solid, azimuth: Sequence[float], size: int, light: Sequence[fl
 
 
 def render_object(name: str, azimuth: Sequence[float], size: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """One object of class `name` from each azimuth (uint8 [V, size, size]); nominal pose and light when `rng` is None."""
-    spacing = 0.55 * 2 * EXTENT / size  # over half a pixel apart leaves no holes at any scale used
+    """One object of class `name` from each azimuth (uint8 [V, size, size]); nominal pose and light if `rng` is None."""
+    spacing = 0.55 * 2 * EXTENT / size  # samples under 0.6 px apart leave no holes, even scaled up by 1.05
     shape = solid(name, spacing, rng)
     if rng is None:
-        return render(shape, azimuth, size)
+        return render(shape.points, shape.normals, azimuth, size)
     scale, yaw = rng.uniform(0.85, 1.05), np.radians(rng.uniform(-6, 6))
     turn = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
-    moved = Solid(scale * shape.points @ turn.T + rng.uniform(-0.05, 0.05, 3), shape.normals @ turn.T, shape.inside)
+    points = scale * _dots(shape.points, turn) + rng.uniform(-0.05, 0.05, 3)
     light = (-0.35 + rng.uniform(-0.2, 0.2), 0.55 + rng.uniform(-0.2, 0.2), 0.75)
-    return render(moved, azimuth, size, light, gain=rng.uniform(0.8, 1.0), ambient=rng.uniform(0.1, 0.2))
+    return render(points, _dots(shape.normals, turn), azimuth, size, light, gain=rng.uniform(0.8, 1.0),
+                  ambient=rng.uniform(0.1, 0.2))
 
 
 def render_views(per_class: int, size: int, seed: int, views: int = RENDERED_VIEWS) -> tuple[np.ndarray, np.ndarray]:
@@ -266,16 +269,17 @@ def _nominal(size: int = 64) -> dict[str, np.ndarray]:
     return {name: render_object(name, azimuths(), size).astype(np.int16) for name in CLASSES}
 
 
-def separating_views(views: int = RENDERED_VIEWS) -> dict[tuple[str, str], list[int]]:
+def separating_views(views: int = RENDERED_VIEWS, min_fraction: float = 0.005) -> dict[tuple[str, str], list[int]]:
     """Ground truth: for every pair of classes, the view indices (0-based among `views`) that tell them apart.
 
-    A view separates a pair when the nominal renders differ clearly (over 0.5% of the pixels by over 10% grey).
+    A view separates a pair when the pair's nominal renders differ by over 10% grey in more than
+    `min_fraction` of the pixels; with `min_fraction=0`, the complement is the views that show no difference.
     """
     numbers = view_numbers(views, RENDERED_VIEWS)
     images = _nominal()
     truth = {}
     for a, b in combinations(CLASSES, 2):
-        differ = (np.abs(images[a] - images[b]) > 25).mean(axis=(1, 2)) > 0.005
+        differ = (np.abs(images[a] - images[b]) > 25).mean(axis=(1, 2)) > min_fraction
         truth[(a, b)] = [i for i, n in enumerate(numbers) if differ[n - 1]]
     return truth
 
@@ -298,7 +302,7 @@ class ViewArrayDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         grey = self.images[i].float().div_(255)
-        return grey.unsqueeze(1).expand(-1, 3, -1, -1), int(self.labels[i])
+        return grey.unsqueeze(1).repeat(1, 3, 1, 1), int(self.labels[i])
 
 
 class ViewFileDataset(Dataset):
@@ -331,13 +335,13 @@ def _grey_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return [round(float(scaled.mean()), 3)] * 3, [round(float(scaled.std()), 3)] * 3
 
 
-@register("views", "built-in synthetic multi-view data: 6 shaded solids from 12 azimuths, some told apart only from some views")
+@register("views", "built-in multi-view data: 6 shaded solids from 12 azimuths, some told apart only from some")
 def load_views(image_size: int = 32, seed: int = 0, train_per_class: int = 40, val_per_class: int = 20,
                views: int = RENDERED_VIEWS) -> DataBundle:
     """The synthetic `views` dataset; train and validation are rendered from different seeds."""
     numbers = view_numbers(views, RENDERED_VIEWS)
     train_images, train_labels = render_views(train_per_class, image_size, seed, views)
-    val_images, val_labels = render_views(val_per_class, image_size, seed + 1_000_003, views)
+    val_images, val_labels = render_views(val_per_class, image_size, seed + VAL_SEED_OFFSET, views)
     mean, std = _grey_stats(train_images)
     return DataBundle(
         name="views", kind="views",
@@ -357,7 +361,8 @@ def make_views(out_dir: str | Path, seed: int = 0, train_per_class: int = 40, va
         raise NvError(f"output '{out}' exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise NvError(f"output directory '{out}' is not empty; pass --force to write into it")
-    for split, per_class, split_seed in (("train", train_per_class, seed), ("test", val_per_class, seed + 1_000_003)):
+    splits = (("train", train_per_class, seed), ("test", val_per_class, seed + VAL_SEED_OFFSET))
+    for split, per_class, split_seed in splits:
         images, labels = render_views(per_class, image_size, split_seed)
         for name in CLASSES:  # a forced rewrite must not keep objects from an earlier, larger set
             folder = out / name / split
@@ -365,12 +370,13 @@ def make_views(out_dir: str | Path, seed: int = 0, train_per_class: int = 40, va
                 if _VIEW_FILE.match(old.name):
                     old.unlink()
         counters: Counter[int] = Counter()
-        for views, label in zip(images, labels):
+        for renders, label in zip(images, labels):
             name = CLASSES[label]
             counters[label] += 1
-            for number, view in enumerate(views, 1):
-                with atomic_path(out / name / split / f"{name}_{counters[label]:04d}.obj.shaded_v{number:03d}.png") as tmp:
-                    Image.fromarray(view, mode="L").save(tmp, format="PNG")
+            for number, view in enumerate(renders, 1):
+                path = out / name / split / f"{name}_{counters[label]:04d}.obj.shaded_v{number:03d}.png"
+                with atomic_path(path) as tmp:
+                    Image.fromarray(view).save(tmp, format="PNG")
     write_json(out / CUES_FILE, {"cues": VIEW_CUES, "separating_views": _pair_keys(
         {pair: [i + 1 for i in v] for pair, v in separating_views().items()})})
     log.info("wrote %d+%d objects per class x %d views to %s", train_per_class, val_per_class, RENDERED_VIEWS, out)
@@ -403,20 +409,21 @@ def _read_cues(root: Path, classes: list[str], numbers: list[int]) -> tuple[dict
     return cues, pairs
 
 
-@register("modelnet40", "rendered views on disk in MVCNN's layout: DATA_DIR/<class>/{train,test}/<object>.obj.shaded_vNNN.png")
+@register("modelnet40", "rendered views in MVCNN's layout: DATA_DIR/<class>/{train,test}/<object>.obj.shaded_vNNN.png")
 def load_modelnet(data_dir: str | None = None, image_size: int = 64, views: int = RENDERED_VIEWS,
-                  classes: Sequence[str] | str | None = None, on_error: str = "raise") -> DataBundle:
+                  classes: Sequence[str] | str | None = None, on_error: str = "fail") -> DataBundle:
     """ModelNet40 (or any set in its layout): train from `train/`, validation from `test/`, `views` views per object."""
     if data_dir is None:
         raise NvError("--data modelnet40 needs --data-dir PATH holding <class>/train/ and <class>/test/ "
                       "(e.g. MVCNN's modelnet40_images_new_12x)")
     if on_error not in ON_ERROR:
-        raise choice_error("on_error", on_error, ON_ERROR)
+        raise choice_error("--on-error value", on_error, ON_ERROR)
     root = _require_dir(Path(data_dir), "data directory")
     available = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not available:
         raise NvError(f"'{root}' has no class folders (expected <class>/train/<object>.obj.shaded_v001.png ...)")
-    chosen = _select(available, classes.split(",") if isinstance(classes, str) else classes, str(root))
+    wanted = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else classes
+    chosen = _select(available, wanted, str(root))
     groups = {}
     for label, name in enumerate(chosen):
         for split, folder in SPLIT_DIRS.items():
@@ -435,9 +442,10 @@ def load_modelnet(data_dir: str | None = None, image_size: int = 64, views: int 
             missing = [n for n in range(1, rendered + 1) if n not in found[obj]]
             where = f"{chosen[label]}/{SPLIT_DIRS[split]}/{obj}"
             if missing:
-                if on_error == "raise":
-                    raise NvError(f"object '{where}' in '{root}' lacks view(s) {', '.join(f'v{n:03d}' for n in missing)}"
-                                  f" of {rendered}; use --on-error skip to leave such objects out")
+                if on_error == "fail":
+                    lacking = ", ".join(f"v{n:03d}" for n in missing)
+                    raise NvError(f"object '{where}' in '{root}' lacks view(s) {lacking} of {rendered}; "
+                                  "use --on-error skip to leave such objects out")
                 skipped.append(where)
                 continue
             objects[split].append(([found[obj][n] for n in numbers], label))
