@@ -27,7 +27,10 @@ def test_unit_counts_and_small_inputs(arch: str) -> None:
     assert model.codes.num_units == units
     assert len(model.layers) == layers
     assert model.head.in_features == units
-    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 5)
+    out = model(torch.rand(2, 3, 32, 32))
+    assert out.shape == (2, 5)
+    out.sum().backward()  # autograd would raise if an in-place ReLU clobbered a tensor it saved
+    assert model.codes.body.get_parameter(next(n for n, _ in model.codes.body.named_parameters())).grad is not None
 
 
 def test_resnet_shared_relu_counted_per_call_with_torchvision_names() -> None:
@@ -61,6 +64,31 @@ def test_functional_inplace_and_repeated_calls_are_units() -> None:
     codes = UnitCodes(Functional(), input_shape=(3, 8, 8))
     assert [layer.channels for layer in codes.layers] == [4, 6, 6, 6]
     assert [layer.node for layer in codes.layers] == ["relu", "act", "act_1", "relu_"]
+
+
+class SideEffect(nn.Module):
+    """An in-place ReLU whose result is discarded: only its effect on `x` matters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 5, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)
+        F.relu(x, inplace=True)
+        x = torch.relu(self.conv2(x))
+        return torch.flatten(x, 1)
+
+
+def test_side_effect_of_an_inplace_relu_is_kept() -> None:
+    torch.manual_seed(0)
+    net = SideEffect()
+    x = torch.randn(2, 3, 6, 6)
+    pre1 = net.conv1(x)
+    pre2 = net.conv2(torch.relu(pre1))
+    expected = torch.cat([torch.sigmoid(p).flatten(2).max(2).values for p in (pre1, pre2)], dim=1)
+    torch.testing.assert_close(UnitCodes(net, input_shape=(3, 6, 6))(x), expected)
 
 
 def test_inplace_relu_does_not_clobber_pre_activations() -> None:

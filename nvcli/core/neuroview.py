@@ -9,7 +9,7 @@ import torch.fx as fx
 from torch import Tensor, nn
 
 from .errors import NvError, choice_error
-from .units import Layer, make_out_of_place, node_names, relu_nodes, trace, units_frame
+from .units import Layer, mutates_live_input, node_names, relu_nodes, trace, units_frame
 
 CODES = ("soft", "hard", "raw")
 REDUCES = ("max", "mean")
@@ -32,13 +32,14 @@ def reduce_code(pre: Tensor, code: str, reduce: str) -> Tensor:
         # Every code is monotonic, so max(code(x)) == code(max(x)): reduce the map first and apply the
         # code to [B, C] only. max(dim) saves indices, not the map, for backward.
         return apply_code(flat.max(dim=2).values, code)
-    return apply_code(flat, code).mean(dim=2)
+    # sum / n rather than mean: sum's backward is a broadcast view, mean's materialises a full map.
+    return apply_code(flat, code).sum(dim=2) / flat.shape[2]
 
 
-def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple] | None) -> tuple[fx.GraphModule, list[str]]:
+def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.GraphModule, list[str]]:
     """Trace `network` into a GraphModule returning, for every unit layer, `tap(pre-activation)`.
 
-    `tap` gives (function, args) for a new node; None returns the pre-activations themselves.
+    `tap` gives (function, args) for the node that reads a pre-activation.
     """
     gm = trace(network)
     relus, _ = relu_nodes(gm)
@@ -47,21 +48,19 @@ def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple] | None) -> tu
             f"{type(network).__name__} has no ReLU-type nonlinearity before its classifier head; "
             "NeuroView needs at least one (nn.ReLU, F.relu, torch.relu, ReLU6, LeakyReLU)"
         )
-    names = node_names(relus)  # before make_out_of_place renames relu_ to relu
-    modules = dict(gm.named_modules())
+    names = node_names(relus)
     graph = gm.graph
     outputs = []
     for node in relus:
-        make_out_of_place(node, modules)
         pre = node.args[0] if node.args else node.kwargs["input"]
-        if tap is None:
-            outputs.append(pre)
-            continue
-        with graph.inserting_after(node):
+        # The tap runs just before the ReLU, so an in-place ReLU (kept for speed and memory) cannot
+        # clobber what the tap reads, and autograd never needs the pre-activation itself afterwards.
+        with graph.inserting_before(node):
             outputs.append(graph.call_function(*tap(pre)))
     output = next(n for n in graph.nodes if n.op == "output")
     output.args = (tuple(outputs),)
-    graph.eliminate_dead_code()
+    modules = dict(gm.named_modules())
+    graph.eliminate_dead_code(lambda n: n.is_impure() or mutates_live_input(n, modules))
     gm.recompile()
     gm.delete_all_unused_submodules()
     return gm, names
@@ -130,7 +129,7 @@ class UnitCodes(nn.Module):
         regions; the pre-activation keeps them apart where a float32 sigmoid saturates at 1.
         """
         if self._maps is None:
-            self.__dict__["_maps"], _ = _tap_graph(self._network, None)
+            self.__dict__["_maps"], _ = _tap_graph(self._network, lambda pre: (torch.clone, (pre,)))
         return list(self._maps(x))
 
 

@@ -24,7 +24,7 @@ RELU_METHODS = {"relu", "relu_"}
 HEAD_MODULES = (nn.Flatten, nn.Linear)
 HEAD_FUNCTIONS = {torch.flatten, F.linear}
 HEAD_METHODS = {"flatten"}
-_INPLACE_TWINS = {F.relu_: F.relu, torch.relu_: torch.relu, F.leaky_relu_: F.leaky_relu}
+_INPLACE_FUNCTIONS = {F.relu_, torch.relu_, F.leaky_relu_}
 
 
 @dataclass(frozen=True)
@@ -107,16 +107,21 @@ def node_names(nodes: list[fx.Node]) -> list[str]:
     return names
 
 
-def make_out_of_place(node: fx.Node, modules: dict[str, nn.Module]) -> None:
-    """Turn an in-place ReLU into an out-of-place one, so the pre-activation survives for the code."""
-    if node.op == "call_module" and getattr(modules[node.target], "inplace", False):
-        modules[node.target].inplace = False
-    elif node.op == "call_function":
-        node.target = _INPLACE_TWINS.get(node.target, node.target)
-        if node.kwargs.get("inplace"):
-            node.kwargs = {**node.kwargs, "inplace": False}
-    elif node.op == "call_method" and node.target == "relu_":
-        node.target = "relu"
+def is_inplace(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether a ReLU-type node overwrites its input."""
+    if node.op == "call_module":
+        return bool(getattr(modules[node.target], "inplace", False))
+    if node.op == "call_function":
+        return node.target in _INPLACE_FUNCTIONS or bool(node.kwargs.get("inplace"))
+    return node.op == "call_method" and node.target == "relu_"
+
+
+def mutates_live_input(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """An in-place ReLU whose input is read again later: its side effect matters even if its result is unused."""
+    if not is_relu(node, modules) or not is_inplace(node, modules) or not node.args:
+        return False
+    source = node.args[0]
+    return isinstance(source, fx.Node) and any(user is not node and node < user for user in source.users)
 
 
 def units_frame(layers: list[Layer], view: int | None = None) -> pd.DataFrame:
