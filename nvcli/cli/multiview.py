@@ -12,7 +12,7 @@ from ..core.multiview import plot_views, positive_views, views_frame
 from ..core.runs import Run
 from . import train as train_cli
 from .app import app
-from .render import emit, note
+from .render import Format, emit, note
 
 # `nv multiview` takes every option of `nv train` (one definition, so they cannot drift apart), with
 # multi-view data as the default, plus the options below.
@@ -25,7 +25,7 @@ _EXTRA = {
 }
 
 
-def write_views(run: Run) -> None:
+def write_views(run: Run, fmt: Format) -> None:
     """Write views.csv / views.png for a multi-view NeuroView run and print the positive views per class."""
     frame = views_frame(run.model(), run.classes)
     write_csv(run.dir / "views.csv", frame)
@@ -34,15 +34,17 @@ def write_views(run: Run) -> None:
     note("views with positive mean weight, per class:")
     for name, views in positive.items():
         note(f"  {name}: {', '.join(map(str, views)) or 'none'}")
-    emit(frame, title="Mean head weight per class and view")
+    emit(frame, fmt, title="Mean head weight per class and view")
 
 
 def multiview(**options: Any) -> None:
     """Train a multi-view NeuroView network (or --baseline: MVCNN) and show which views drive each class."""
+    fmt = options.pop("fmt")
     run = train_cli.execute(**options)
-    train_cli.report(run)
     if run is not None and run.is_neuroview:
-        write_views(run)
+        write_views(run, fmt)
+    else:
+        train_cli.report(run, fmt)
 
 
 def _signature() -> inspect.Signature:

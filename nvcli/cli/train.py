@@ -14,8 +14,8 @@ from ..core.runs import Run
 from ..core.train import resume as resume_run
 from ..core.train import train as train_run
 from .app import app
-from .options import DataOptionOpt, RunOpt, RunsDirOpt, data_options, split_list
-from .render import emit, note, progress
+from .options import DataOptionOpt, FormatOpt, RunOpt, RunsDirOpt, data_options, split_list
+from .render import Format, emit, note, progress
 
 
 def _epoch_line(row: dict[str, Any]) -> None:
@@ -23,13 +23,13 @@ def _epoch_line(row: dict[str, Any]) -> None:
          f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s")
 
 
-def report(run: Run | None) -> None:
+def report(run: Run | None, fmt: Format = Format.table) -> None:
     """Print where a finished run lives and its final metrics (only the process that wrote it)."""
     if run is None:
         return
     metrics = pd.read_csv(run.dir / "metrics.csv")
     note(f"run written to {run.dir}")
-    emit(metrics.tail(1), title=f"{run.name}: final epoch")
+    emit(metrics.tail(1), fmt, title=f"{run.name}: final epoch")
 
 
 def run_training(*, arch: str, data: str, data_dir: Optional[str], classes: Optional[str], image_size: Optional[int],
@@ -94,9 +94,11 @@ def train(
     sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Sound: resample to this rate."),
     n_mels: Optional[int] = typer.Option(None, "--n-mels", help="Sound: mel bands of the spectrogram."),
     data_option: Optional[list[str]] = DataOptionOpt,
+    fmt: Format = FormatOpt,
 ) -> None:
     """Train a NeuroView network jointly from scratch (or --baseline: the standard network)."""
-    report(execute(**locals()))
+    options = dict(locals())
+    report(execute(**{k: v for k, v in options.items() if k != "fmt"}), fmt)
 
 
 def execute(*, resume: bool, run: Optional[Path], runs_dir: Path, epochs: int, batch_size: int, lr: float, opt: str,

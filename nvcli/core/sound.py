@@ -26,7 +26,7 @@ import torchaudio
 from torch.utils.data import Dataset
 
 from .atomic import atomic_path, save_torch, write_csv, write_json
-from .data import DataBundle, register
+from .data import DataBundle, maker, register
 from .errors import NvError, choice_error
 
 log = logging.getLogger("nvcli")
@@ -658,6 +658,7 @@ def load_tones(
     )
 
 
+@maker("tones", "the tones sounds as UrbanSound8K: OUT/metadata/UrbanSound8K.csv, OUT/audio/foldK/*.wav")
 def make_tones(
     out_dir: str | os.PathLike, seed: int = 0, per_class: int = 80, duration: float = 1.0, force: bool = False
 ) -> Path:

@@ -34,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from .atomic import atomic_path, write_json
-from .data import DataBundle, register
+from .data import DataBundle, maker, register
 from .errors import NvError, choice_error
 from .imagefolder import IMAGENET_MEAN, IMAGENET_STD, _require_dir, _select
 
@@ -353,6 +353,7 @@ def load_views(image_size: int = 32, seed: int = 0, train_per_class: int = 40, v
     )
 
 
+@maker("views", "the views solids as MVCNN renders: OUT/<class>/{train,test}/<object>.obj.shaded_vNNN.png")
 def make_views(out_dir: str | Path, seed: int = 0, train_per_class: int = 40, val_per_class: int = 20,
                image_size: int = 32, force: bool = False) -> Path:
     """Write the `views` dataset (all 12 views) as PNGs in the ModelNet40/MVCNN layout, plus `cues.json`."""
