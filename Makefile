@@ -12,10 +12,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/nv train --arch alexnet --reduce mean --epochs 8 --name demo --force
+	$(BIN)/nv train --arch alexnet --reduce mean --epochs 12 --name demo --force
 	$(BIN)/nv eval --run runs/demo --per-class
 	$(BIN)/nv weights --run runs/demo --class red --plot
 	$(BIN)/nv perturb --run runs/demo --channel all
+	$(BIN)/nv explain --run runs/demo --index 0
+	$(BIN)/nv dissect-map --run runs/demo
 
 test: install
 	$(BIN)/python -m pytest -q

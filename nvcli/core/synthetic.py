@@ -144,7 +144,7 @@ class ImageArrayDataset(Dataset):
 
 
 @register("shapes", "built-in synthetic images: 9 classes defined by colour, texture or shape (default)")
-def load_shapes(image_size: int = 64, seed: int = 0, train_per_class: int = 100, val_per_class: int = 30) -> DataBundle:
+def load_shapes(image_size: int = 64, seed: int = 0, train_per_class: int = 300, val_per_class: int = 30) -> DataBundle:
     """The synthetic `shapes` dataset; train and validation are rendered from different seeds."""
     k = len(CLASSES)
     train = render(train_per_class * k, image_size, seed)
@@ -171,7 +171,7 @@ def require_empty_dir(out_dir: str | Path, force: bool) -> Path:
 
 
 @maker("shapes", "the shapes images as an ImageFolder tree: OUT/{train,val}/<class>/<n>.png")
-def make_shapes(out_dir: str, image_size: int = 64, seed: int = 0, train_per_class: int = 100,
+def make_shapes(out_dir: str, image_size: int = 64, seed: int = 0, train_per_class: int = 300,
                 val_per_class: int = 30, force: bool = False) -> Path:
     """Write the `shapes` dataset as PNG files in ImageFolder layout (what `--data imagefolder` reads)."""
     from PIL import Image
