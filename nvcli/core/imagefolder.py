@@ -45,13 +45,15 @@ def image_transforms(size: int, train: bool) -> T.Compose:
     return T.Compose([T.Resize(size, antialias=True), T.CenterCrop(size), T.ToTensor()])
 
 
-def _require_dir(path: Path, what: str) -> Path:
+def require_dir(path: Path, what: str) -> Path:
+    """`path` if it is a directory, else an NvError naming it as `what`."""
     if not path.is_dir():
         raise NvError(f"{what} '{path}' is not a directory")
     return path
 
 
-def _select(available: Sequence[str], wanted: Sequence[str] | None, source: str) -> list[str]:
+def select_classes(available: Sequence[str], wanted: Sequence[str] | None, source: str) -> list[str]:
+    """The wanted classes (all when None), each checked against what `source` has."""
     if not wanted:
         return list(available)
     for name in wanted:
@@ -87,13 +89,13 @@ def load_imagefolder(data_dir: str | None = None, image_size: int = 64, classes:
     """An ImageFolder tree with `train/` and `val/` splits, one subfolder per class."""
     if data_dir is None:
         raise NvError("--data imagefolder needs --data-dir PATH holding train/<class>/ and val/<class>/")
-    root = _require_dir(Path(data_dir), "data directory")
-    train_dir = _require_dir(root / "train", "training split")
-    val_dir = _require_dir(root / "val", "validation split")
+    root = require_dir(Path(data_dir), "data directory")
+    train_dir = require_dir(root / "train", "training split")
+    val_dir = require_dir(root / "val", "validation split")
     available = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
     if not available:
         raise NvError(f"'{train_dir}' has no class subfolders (expected train/<class>/<image>)")
-    chosen = _select(available, classes, str(train_dir))
+    chosen = select_classes(available, classes, str(train_dir))
     return _bundle("imagefolder", _folder_samples(train_dir, chosen), _folder_samples(val_dir, chosen),
                    chosen, image_size, {"data_dir": str(root)})
 
@@ -119,17 +121,17 @@ def load_places(data_dir: str | None = None, image_size: int = 64, classes: Sequ
     """A subset of Places365 (default: the 10 classes of `PLACES10`) from torchvision's on-disk layout."""
     if data_dir is None:
         raise NvError("--data places10 needs --data-dir PATH pointing at a Places365 root (torchvision's layout)")
-    root = _require_dir(Path(data_dir), "data directory")
+    root = require_dir(Path(data_dir), "data directory")
     categories = {Path(p).relative_to("/").parts[1:]: i for p, i in _places_lines(root / "categories_places365.txt")}
     names = {"/".join(parts): index for parts, index in categories.items()}
-    chosen = _select(sorted(names), list(classes) if classes else list(PLACES10), "Places365")
+    chosen = select_classes(sorted(names), list(classes) if classes else list(PLACES10), "Places365")
     relabel = {names[c]: label for label, c in enumerate(chosen)}
     size = "256" if small else "large"
     splits = {"train": (root / "places365_train_standard.txt", root / f"data_{size}_standard"),
               "val": (root / "places365_val.txt", root / f"val_{size}")}
     samples = {}
     for split, (listing, images) in splits.items():
-        _require_dir(images, f"Places365 {split} images")
+        require_dir(images, f"Places365 {split} images")
         samples[split] = [(images / p.lstrip("/"), relabel[i]) for p, i in _places_lines(listing) if i in relabel]
         found = {label for _, label in samples[split]}
         empty = [c for label, c in enumerate(chosen) if label not in found]

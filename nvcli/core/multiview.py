@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from .errors import NvError
-from .neuroview import Normalize, UnitCodes
+from .neuroview import FreezableBackbone, Normalize, UnitCodes
 from .units import Layer, relu_nodes, trace, units_frame
 
 Networks = Callable[[], nn.Module] | Sequence[nn.Module] | nn.Module
@@ -42,7 +42,7 @@ def _networks(networks: Networks, views: int, shared_backbone: bool) -> list[nn.
     return networks
 
 
-class MultiViewNeuroView(nn.Module):
+class MultiViewNeuroView(FreezableBackbone):
     """NeuroView for multi-view inputs [B, V, C, H, W]: every unit of every view feeds one linear head.
 
     `networks` is a factory (called once per view, or once with `shared_backbone`), one network (shared)
@@ -67,18 +67,10 @@ class MultiViewNeuroView(nn.Module):
             self._view_layers.append([replace(layer, offset=layer.offset + offset) for layer in extractor.layers])
             offset += extractor.num_units
         self.head = nn.Linear(offset, num_classes)
-        self.freeze_backbone = freeze_backbone
-        if freeze_backbone:
-            self.codes.requires_grad_(False)
+        self.freeze(freeze_backbone)
 
     def _extractor(self, view: int) -> UnitCodes:
         return self.codes[0 if self.shared_backbone else view]
-
-    def train(self, mode: bool = True) -> "MultiViewNeuroView":
-        super().train(mode)
-        if self.freeze_backbone:
-            self.codes.eval()  # a frozen backbone keeps its batch-norm statistics too
-        return self
 
     @property
     def num_units(self) -> int:

@@ -133,7 +133,24 @@ class UnitCodes(nn.Module):
         return list(self._maps(x))
 
 
-class NeuroView(nn.Module):
+class FreezableBackbone(nn.Module):
+    """A model whose `codes` can be frozen: no gradients, and batch-norm statistics fixed in train mode too."""
+
+    codes: nn.Module
+
+    def freeze(self, frozen: bool) -> None:
+        """Freeze (or not) every unit-producing parameter; the head always trains."""
+        self.freeze_backbone = frozen
+        self.codes.requires_grad_(not frozen)
+
+    def train(self, mode: bool = True) -> "FreezableBackbone":
+        super().train(mode)
+        if self.freeze_backbone:
+            self.codes.eval()
+        return self
+
+
+class NeuroView(FreezableBackbone):
     """The NeuroView variant of a network: normalise, unit codes `z`, one linear classifier `W z + b`."""
 
     def __init__(self, network: nn.Module, num_classes: int, *, code: str = "soft", reduce: str = "max",
@@ -143,15 +160,7 @@ class NeuroView(nn.Module):
         self.normalize = Normalize(mean, std)
         self.codes = UnitCodes(network, code, reduce, input_shape)
         self.head = nn.Linear(self.codes.num_units, num_classes)
-        self.freeze_backbone = freeze_backbone
-        if freeze_backbone:
-            self.codes.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "NeuroView":
-        super().train(mode)
-        if self.freeze_backbone:
-            self.codes.eval()  # a frozen backbone keeps its batch-norm statistics too
-        return self
+        self.freeze(freeze_backbone)
 
     @property
     def layers(self) -> list[Layer]:

@@ -57,22 +57,24 @@ def _modules(gm: fx.GraphModule) -> dict[str, nn.Module]:
     return dict(gm.named_modules())
 
 
+def _calls(node: fx.Node, modules: dict[str, nn.Module], kinds: tuple[tuple, set, set]) -> bool:
+    """Whether `node` calls one of (module types, functions, method names)."""
+    module_types, functions, methods = kinds
+    if node.op == "call_module":
+        return isinstance(modules[node.target], module_types)
+    if node.op == "call_function":
+        return node.target in functions
+    return node.op == "call_method" and node.target in methods
+
+
 def is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     """Whether `node` calls a ReLU-type nonlinearity."""
-    if node.op == "call_module":
-        return isinstance(modules[node.target], RELU_MODULES)
-    if node.op == "call_function":
-        return node.target in RELU_FUNCTIONS
-    return node.op == "call_method" and node.target in RELU_METHODS
+    return _calls(node, modules, (RELU_MODULES, RELU_FUNCTIONS, RELU_METHODS))
 
 
 def is_head_start(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     """Whether `node` is the first operation of a classifier head (flatten or linear)."""
-    if node.op == "call_module":
-        return isinstance(modules[node.target], HEAD_MODULES)
-    if node.op == "call_function":
-        return node.target in HEAD_FUNCTIONS
-    return node.op == "call_method" and node.target in HEAD_METHODS
+    return _calls(node, modules, (HEAD_MODULES, HEAD_FUNCTIONS, HEAD_METHODS))
 
 
 def _scope(node: fx.Node) -> str:

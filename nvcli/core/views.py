@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from .atomic import atomic_path, write_json
 from .data import DataBundle, maker, register
 from .errors import NvError, choice_error
-from .imagefolder import IMAGENET_MEAN, IMAGENET_STD, _require_dir, _select
+from .imagefolder import IMAGENET_MEAN, IMAGENET_STD, require_dir, select_classes
 
 log = logging.getLogger("nvcli")
 
@@ -419,12 +419,12 @@ def load_modelnet(data_dir: str | None = None, image_size: int = 64, views: int 
                       "(e.g. MVCNN's modelnet40_images_new_12x)")
     if on_error not in ON_ERROR:
         raise choice_error("--on-error value", on_error, ON_ERROR)
-    root = _require_dir(Path(data_dir), "data directory")
+    root = require_dir(Path(data_dir), "data directory")
     available = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not available:
         raise NvError(f"'{root}' has no class folders (expected <class>/train/<object>.obj.shaded_v001.png ...)")
     wanted = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else classes
-    chosen = _select(available, wanted, str(root))
+    chosen = select_classes(available, wanted, str(root))
     groups = {}
     for label, name in enumerate(chosen):
         for split, folder in SPLIT_DIRS.items():
