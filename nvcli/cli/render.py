@@ -40,7 +40,8 @@ def emit(frame: pd.DataFrame, fmt: Format = Format.table, title: str | None = No
             table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
         for row in frame.itertuples(index=False):
             table.add_row(*(_cell(v) for v in row))
-        out.print(table)
+        # Piped output has no terminal width to respect: never squeeze columns to 80 characters.
+        out.print(table, width=None if out.is_terminal else 1000)
     sys.stdout.flush()
 
 
