@@ -155,6 +155,22 @@ def test_data_list_info_make_and_train_from_the_written_tree(nv, tmp_path: Path)
     assert json.loads((tmp_path / "f" / "config.json").read_text())["data"]["classes"][0] == "blue"  # sorted
 
 
+def test_progress_bars_on_a_terminal_survive_many_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from nvcli.cli import render
+
+    screen = io.StringIO()
+    monkeypatch.setattr(render, "err", Console(file=screen, force_terminal=True, width=100))
+    with render.progress("training") as update:
+        for _ in range(3):  # epochs: a train pass then a validation pass each
+            for step in range(1, 4):
+                update("train", step, 3)
+            for step in range(1, 3):
+                update("val", step, 2)
+    assert "training train" in screen.getvalue() and "training val" in screen.getvalue()
+
+
 def test_usage_errors_exit_2(nv) -> None:
     result = nv("train", "--no-such-flag")
     assert result.code == 2 and "No such option" in result.err and "Traceback" not in result.err

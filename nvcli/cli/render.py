@@ -61,10 +61,10 @@ def progress(description: str) -> Iterator[object]:
         tasks: dict[str, int] = {}
 
         def update(phase: str, done: int, total: int) -> None:
-            if phase not in tasks or (done == 1 and bar.tasks[tasks[phase]].completed >= total):
-                if phase in tasks:
-                    bar.remove_task(tasks[phase])
+            if phase not in tasks:
                 tasks[phase] = bar.add_task(f"{description} {phase}", total=total)
+            elif done == 1:  # the phase starts over (the next epoch)
+                bar.reset(tasks[phase], total=total)
             bar.update(tasks[phase], completed=done, total=total)
 
         yield update
