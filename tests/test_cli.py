@@ -181,3 +181,20 @@ def test_console_script_entry_point() -> None:
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "unknown architecture 'nonet'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_convert_then_train_init_with_a_frozen_backbone(nv, tmp_path: Path) -> None:
+    converted = nv("convert", "--arch", "smallcnn", "-n", "9", "--image-size", "32", "--freeze-backbone",
+                   "--runs-dir", tmp_path, "--name", "c")
+    assert converted.code == 0, converted.err
+    trained = nv("train", "--init", tmp_path / "c", "--image-size", "32", "--epochs", "2", "-D", "train_per_class=8",
+                 "-D", "val_per_class=4", "--runs-dir", tmp_path, "--name", "t")
+    assert trained.code == 0, trained.err
+    before = torch.load(tmp_path / "c" / "model.pt", weights_only=True)
+    after = torch.load(tmp_path / "t" / "model.pt", weights_only=True)
+    backbone = [k for k in before if k.startswith("codes.")]
+    assert backbone and all(torch.equal(before[k], after[k]) for k in backbone)  # weights and BN statistics
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["model"]["freeze_backbone"] is True
+    wrong = nv("train", "--init", tmp_path / "c", "--data", "tones", "--runs-dir", tmp_path, "--name", "w")
+    assert wrong.code == 2 and "has 9 classes but dataset 'tones' has 7" in wrong.err

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,6 +61,24 @@ def data_spec(bundle: DataBundle, *, arch: str, code: str, reduce: str, baseline
                      views=views, shared_backbone=shared_backbone, weights=weights)
 
 
+def _from_run(source: Run, bundle: DataBundle) -> tuple[ModelSpec, nn.Module]:
+    """A model that starts from `source`'s weights, with the input shape and normalisation of `bundle`."""
+    fitted = data_spec(bundle, arch=source.spec.arch, code=source.spec.code, reduce=source.spec.reduce,
+                       baseline=source.spec.baseline, weights=None, freeze_backbone=source.spec.freeze_backbone)
+    if source.spec.multiview != fitted.multiview:
+        raise NvError(f"--init run '{source.dir}' and dataset '{bundle.name}' disagree on multi-view input; "
+                      "convert and train on the same kind of data")
+    if source.spec.num_classes != fitted.num_classes:
+        raise NvError(f"--init run '{source.dir}' has {source.spec.num_classes} classes but dataset '{bundle.name}' "
+                      f"has {fitted.num_classes}; convert with --num-classes {fitted.num_classes}")
+    spec = replace(source.spec, input_shape=fitted.input_shape, mean=fitted.mean, std=fitted.std)
+    model = build_model(spec, load_weights=False)
+    # The data's normalisation replaces the converted run's; every other tensor comes from the run.
+    state = {k: v for k, v in source.model().state_dict().items() if not k.startswith("normalize.")}
+    model.load_state_dict({**model.state_dict(), **state})
+    return spec, model
+
+
 def train(spec_args: dict[str, Any], data: str, data_options: dict[str, Any], cfg: TrainConfig, *,
           name: str | None = None, runs_dir: str | Path = RUNS_DIR, force: bool = False, init: str | None = None,
           progress: ProgressFn | None = None, on_epoch: Callable[[dict], None] | None = None) -> Run | None:
@@ -72,14 +91,7 @@ def train(spec_args: dict[str, Any], data: str, data_options: dict[str, Any], cf
     seed_everything(cfg.seed, cfg.deterministic)
     bundle = load_data(data, seed=cfg.seed, **data_options)
     if init:
-        source = load_run(init)
-        spec = source.spec
-        if spec.num_classes != len(bundle.classes):
-            raise NvError(f"--init run '{init}' has {spec.num_classes} classes but dataset '{data}' has "
-                          f"{len(bundle.classes)}; convert with --num-classes {len(bundle.classes)}")
-        spec.mean, spec.std = bundle.mean, bundle.std
-        model = build_model(spec, load_weights=False)
-        model.load_state_dict(source.model().state_dict())
+        spec, model = _from_run(load_run(init), bundle)
     else:
         spec = data_spec(bundle, **spec_args)
         model = build_model(spec)
