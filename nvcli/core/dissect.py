@@ -488,6 +488,7 @@ def concept_figure(table: pd.DataFrame, class_name: str, top: int = 5) -> Any:
     for i, r in enumerate(bars.itertuples()):
         left.annotate(f"{r.sign}{r.percent:.1f}%", (r.weight, i), xytext=(3 if r.weight >= 0 else -3, 0),
                       textcoords="offset points", va="center", ha="left" if r.weight >= 0 else "right", fontsize=8)
+    left.margins(x=0.18)  # room for the percent labels beside the longest bars
     left.set_xlabel("summed head weight")
     left.set_title(f"{class_name}: top {top} positive and negative concepts")
     shares = rows.sort_values("percent", ascending=False)
