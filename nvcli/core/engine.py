@@ -175,6 +175,8 @@ class Trainer:
         self.cfg, self.run_dir, self.progress, self.on_epoch = cfg, run_dir, progress, on_epoch
         self.device = resolve_device(cfg.device)
         self.distributed = dist.init_from_env(self.device)  # a no-op when the caller already joined
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU under torchrun
         self.model = model.to(self.device)
         self.net: nn.Module = self.model
         if self.distributed:
