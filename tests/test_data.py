@@ -99,3 +99,12 @@ def test_imagefolder_errors(tmp_path: Path) -> None:
     bundle = load_data("imagefolder", data_dir=str(tmp_path))
     with pytest.raises(NvError, match="cannot decode image .*bad.png"):
         bundle.train[1]
+
+
+def test_shapes_splits_render_only_when_read() -> None:
+    bundle = load_data("shapes", image_size=16, train_per_class=5, val_per_class=2)
+    assert len(bundle.train) == 45 and len(bundle.val) == 18
+    x, _ = bundle.val[0]
+    assert x.shape == (3, 16, 16)
+    assert "_arrays" not in vars(bundle.train)  # reading validation samples never renders the training split
+    assert np.array_equal(bundle.val.labels.numpy(), render(18, 16, seed=1_000_003).labels)

@@ -13,6 +13,7 @@ Every image comes with pixel-exact concept masks for three categories: color, te
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ DROP_SHARE = 0.5
 COLOURS = ("dark",) + tuple(PURE) + tuple(NEUTRAL) + DROPPED
 TEXTURES = ("solid",) + TEXTURE_CLASSES
 SHAPES = SHAPE_CLASSES
+VAL_SEED_OFFSET = 1_000_003  # validation images come from their own seed, never from training's
 # Concept vocabulary per category, as written to a Broden-format probe set (0 = unlabelled).
 CONCEPTS = {"color": COLOURS, "texture": TEXTURES, "object": SHAPES}
 
@@ -129,29 +131,42 @@ def render(n: int, size: int = 64, seed: int = 0) -> Rendered:
     return Rendered(images, labels, masks)
 
 
-class ImageArrayDataset(Dataset):
-    """Samples `(float image [3, H, W] in [0, 1], label)` from uint8 arrays held in memory."""
+class ShapesSplit(Dataset):
+    """One split of `shapes`: samples `(float image [3, H, W] in [0, 1], label)`, rendered on first use.
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    Rendering waits for the first access, so a command that reads only the validation split never
+    renders the training split.
+    """
+
+    def __init__(self, count: int, size: int, seed: int) -> None:
+        self.count, self.size, self.seed = count, size, seed
+
+    @cached_property
+    def _arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        rendered = render(self.count, self.size, self.seed)
+        return (torch.from_numpy(rendered.images).permute(0, 3, 1, 2).contiguous(),
+                torch.from_numpy(rendered.labels.astype(np.int64)))
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self._arrays[1]
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return self.count
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.images[i].float().div_(255), int(self.labels[i])
+        images, labels = self._arrays
+        return images[i].float().div_(255), int(labels[i])
 
 
 @register("shapes", "built-in synthetic images: 9 classes defined by colour, texture or shape (default)")
 def load_shapes(image_size: int = 64, seed: int = 0, train_per_class: int = 300, val_per_class: int = 30) -> DataBundle:
     """The synthetic `shapes` dataset; train and validation are rendered from different seeds."""
     k = len(CLASSES)
-    train = render(train_per_class * k, image_size, seed)
-    val = render(val_per_class * k, image_size, seed + 1_000_003)
     return DataBundle(
         name="shapes", kind="image",
-        train=ImageArrayDataset(train.images, train.labels), val=ImageArrayDataset(val.images, val.labels),
+        train=ShapesSplit(train_per_class * k, image_size, seed),
+        val=ShapesSplit(val_per_class * k, image_size, seed + VAL_SEED_OFFSET),
         classes=list(CLASSES), in_channels=3, mean=[0.3, 0.3, 0.3], std=[0.3, 0.3, 0.3], cues=dict(CUES),
         info={"image_size": image_size, "seed": seed, "train_per_class": train_per_class,
               "val_per_class": val_per_class},
@@ -181,7 +196,7 @@ def make_shapes(out_dir: str, image_size: int = 64, seed: int = 0, train_per_cla
     out = require_empty_dir(out_dir, force)
     k = len(CLASSES)
     for split, rendered in (("train", render(train_per_class * k, image_size, seed)),
-                            ("val", render(val_per_class * k, image_size, seed + 1_000_003))):
+                            ("val", render(val_per_class * k, image_size, seed + VAL_SEED_OFFSET))):
         for name in CLASSES:
             (out / split / name).mkdir(parents=True, exist_ok=True)
         for i, (image, label) in enumerate(zip(rendered.images, rendered.labels)):
