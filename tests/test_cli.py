@@ -65,6 +65,7 @@ def test_user_factory_architecture(nv, tmp_path: Path, monkeypatch: pytest.Monke
     (["train", "--data", "imagefolder"], "--data-dir"),
     (["train", "--data", "imagefolder", "--data-dir", "/nonexistent"], "'/nonexistent' is not a directory"),
     (["eval", "--run", "/tmp"], "not an nv run directory"),
+    (["eval"], "no runs yet"),
     (["train", "--baseline", "--freeze-backbone"], "cannot be combined"),
     (["train", "--run", "runs/x"], "--run only selects the run to continue with --resume"),
     (["train", "-D", "colour_bias=2"], "option(s) ['colour_bias'] do not apply"),

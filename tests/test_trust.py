@@ -140,3 +140,13 @@ def test_torchrun_two_processes_keep_the_single_process_contract(tmp_path: Path)
     assert run.model().head.weight.shape == (9, 112)
     assert result.stderr.count("run written to") == 1  # only rank 0 reports
     assert result.stdout.count("final epoch") == 1
+
+
+def test_resume_refuses_runs_without_a_checkpoint(nv, tmp_path: Path) -> None:
+    assert nv("convert", "--arch", "smallcnn", "-n", "9", "--runs-dir", tmp_path, "--name", "c").code == 0
+    converted = nv("train", "--resume", "--run", tmp_path / "c")
+    assert converted.code == 2 and "never trained (convert only)" in converted.err
+    assert nv("train", *ARGS, "--epochs", "1", "--name", "t", "--runs-dir", tmp_path).code == 0
+    (tmp_path / "t" / "checkpoint.pt").unlink()
+    missing = nv("train", "--resume", "--run", tmp_path / "t")
+    assert missing.code == 2 and "cannot resume" in missing.err and "checkpoint.pt" in missing.err
