@@ -116,6 +116,23 @@ def test_train_eval_pipeline_and_min_acc_gate(nv, tmp_path: Path) -> None:
     assert pd.read_csv(io.StringIO(latest.out))["run"].tolist() == ["b"]
 
 
+def test_later_commands_see_the_training_data(nv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-zero seed and a relative --data-dir are recorded so eval scores the same validation images."""
+    monkeypatch.chdir(tmp_path)
+    assert nv("data", "make", "shapes", "--out", "tree", "--image-size", "32", "-D", "train_per_class=6",
+              "-D", "val_per_class=3").code == 0
+    seeded = ["--seed", "3", "-D", "train_per_class=6", "-D", "val_per_class=3"]
+    for name, data in (("seeded", seeded), ("folder", ["--data", "imagefolder", "--data-dir", "tree"])):
+        result = nv("train", *TINY[:4], "--epochs", "2", *data, "--name", name, "--runs-dir", "runs")
+        assert result.code == 0, result.err
+    monkeypatch.chdir("/")
+    for name in ("seeded", "folder"):
+        run_dir = tmp_path / "runs" / name
+        last = pd.read_csv(run_dir / "metrics.csv")["val_acc"].iloc[-1]
+        evaluated = json.loads(nv("eval", "--run", run_dir, "--format", "json").out)[0]["accuracy"]
+        assert evaluated == pytest.approx(last)
+
+
 def test_resume_finished_run_and_refuse_overwrite(nv, tmp_path: Path) -> None:
     assert nv("train", *TINY, "--name", "r", "--runs-dir", tmp_path).code == 0
     again = nv("train", *TINY, "--name", "r", "--runs-dir", tmp_path)

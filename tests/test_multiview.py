@@ -11,7 +11,7 @@ from torch import nn
 from nvcli.core import views as V
 from nvcli.core.archs import SmallCNN, build_network
 from nvcli.core.atomic import save_figure
-from nvcli.core.data import dataset_names
+from nvcli.core.data import datasets
 from nvcli.core.engine import TrainConfig, Trainer
 from nvcli.core.errors import NvError
 from nvcli.core.multiview import MVCNN, MultiViewNeuroView, network_trunk, plot_views, positive_views, views_frame
@@ -37,7 +37,7 @@ def copy(disk, tmp_path):
 
 
 def test_registered() -> None:
-    assert {"views", "modelnet40"} <= set(dataset_names())
+    assert {"views", "modelnet40"} <= set(datasets())
 
 
 def test_make_views_round_trip(disk) -> None:

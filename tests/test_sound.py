@@ -418,9 +418,9 @@ def test_bad_trees_are_named(own_tree: Path, tmp_path: Path) -> None:
 def test_registered_and_reachable_through_load_data() -> None:
     pytest.importorskip("nvcli.core.synthetic")
     pytest.importorskip("nvcli.core.imagefolder")
-    from nvcli.core.data import dataset_names, load_data
+    from nvcli.core.data import datasets, load_data
 
-    assert {"urbansound", "tones"} <= set(dataset_names())
+    assert {"urbansound", "tones"} <= set(datasets())
     bundle = load_data("tones", seed=0, per_class=2, val_per_class=1, val_fold=None, n_mels=32, image_size=None)
     assert bundle.kind == "sound" and bundle.info["n_mels"] == 32
 

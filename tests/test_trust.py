@@ -48,7 +48,7 @@ def assert_complete(run_dir: Path) -> None:
 
 
 def test_sigkill_mid_training_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
-    proc = nv_process("train", *ARGS, "--epochs", "4", "--name", "k", "--runs-dir", tmp_path)
+    proc = nv_process("train", *ARGS, "--epochs", "4", "--seed", "1", "--name", "k", "--runs-dir", tmp_path)
     wait_for(tmp_path / "k" / "checkpoint.pt", proc)
     time.sleep(0.3)  # somewhere inside a later epoch, or while writing its files
     proc.send_signal(signal.SIGKILL)
@@ -60,7 +60,7 @@ def test_sigkill_mid_training_then_resume_equals_uninterrupted(tmp_path: Path) -
     resumed = subprocess.run([sys.executable, "-m", "nvcli", "train", "--resume", "--run", run_dir],
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    cfg = TrainConfig(epochs=4, batch_size=16, device="cpu")
+    cfg = TrainConfig(epochs=4, batch_size=16, device="cpu", seed=1)  # a seed other than 0 must survive resume
     whole = train({"arch": "smallcnn", "code": "soft", "reduce": "max", "baseline": False, "weights": None,
                    "freeze_backbone": False}, "shapes", {"image_size": 32, "train_per_class": 30, "val_per_class": 5},
                   cfg, name="whole", runs_dir=tmp_path)

@@ -6,7 +6,7 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from ..core.data import dataset_names, load_data, make_dataset, maker_names
+from ..core.data import datasets, load_data, make_dataset, makers
 from .app import app
 from .options import DataOptionOpt, FormatOpt, data_options
 from .render import Format, emit, note
@@ -17,12 +17,14 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("list")
 def list_(fmt: Format = FormatOpt) -> None:
-    """List every dataset name `--data` accepts, and which ones `nv data make` can write."""
-    makers = maker_names()
-    frame = pd.DataFrame([{"name": n, "make": "yes" if n in makers else "", "description": d}
-                          for n, d in dataset_names().items()])
-    extra = [{"name": n, "make": "yes", "description": d} for n, d in makers.items() if n not in dataset_names()]
-    emit(pd.concat([frame, pd.DataFrame(extra)], ignore_index=True), fmt, title="Datasets")
+    """List every dataset: whether `--data` reads it (and its kind), and whether `nv data make` writes it."""
+    readable, writable = datasets(), makers()
+    frame = pd.DataFrame([{
+        "name": name, "kind": readable[name].kind if name in readable else "probe",
+        "data": "yes" if name in readable else "", "make": "yes" if name in writable else "",
+        "description": (readable.get(name) or writable[name]).description,
+    } for name in sorted({*readable, *writable})])
+    emit(frame, fmt, title="Datasets")
 
 
 @data_app.command()

@@ -1,6 +1,10 @@
 """The dataset registry: every dataset, built-in or on disk, is loaded into one DataBundle."""
 from __future__ import annotations
 
+import collections.abc
+import inspect
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -30,15 +34,27 @@ class DataBundle:
 
 
 Loader = Callable[..., DataBundle]
-_LOADERS: dict[str, tuple[Loader, str]] = {}
-_MAKERS: dict[str, tuple[Callable[..., Any], str]] = {}
 
 
-def register(name: str, description: str) -> Callable[[Loader], Loader]:
-    """Register a dataset loader under `name` (used by `--data NAME`)."""
+@dataclass(frozen=True)
+class Entry:
+    """A registered dataset loader or writer."""
+
+    fn: Callable[..., Any]
+    description: str
+    kind: str = "image"
+
+
+_LOADERS: dict[str, Entry] = {}
+_MAKERS: dict[str, Entry] = {}
+MIN_IMAGE_SIZE = 16
+
+
+def register(name: str, description: str, kind: str = "image") -> Callable[[Loader], Loader]:
+    """Register a dataset loader under `name` (used by `--data NAME`); `kind` is image, sound or views."""
 
     def wrap(fn: Loader) -> Loader:
-        _LOADERS[name] = (fn, description)
+        _LOADERS[name] = Entry(fn, description, kind)
         return fn
 
     return wrap
@@ -48,7 +64,7 @@ def maker(name: str, description: str) -> Callable[[Callable[..., Any]], Callabl
     """Register a writer for `nv data make NAME --out DIR` (a built-in dataset in a real dataset's layout)."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _MAKERS[name] = (fn, description)
+        _MAKERS[name] = Entry(fn, description)
         return fn
 
     return wrap
@@ -59,29 +75,68 @@ def _ensure_registered() -> None:
     from . import imagefolder, probe, sound, synthetic, views  # noqa: F401
 
 
-def dataset_names() -> dict[str, str]:
-    """Every registered dataset name with its one-line description."""
+def datasets() -> dict[str, Entry]:
+    """Every dataset `--data` accepts, by name."""
     _ensure_registered()
-    return {name: desc for name, (_, desc) in sorted(_LOADERS.items())}
+    return dict(sorted(_LOADERS.items()))
 
 
-def maker_names() -> dict[str, str]:
-    """Every dataset `nv data make` can write, with its description."""
+def makers() -> dict[str, Entry]:
+    """Every dataset `nv data make` can write, by name."""
     _ensure_registered()
-    return {name: desc for name, (_, desc) in sorted(_MAKERS.items())}
+    return dict(sorted(_MAKERS.items()))
+
+
+def dataset_kind(name: str) -> str:
+    """The kind of data `--data NAME` gives: image, sound or views."""
+    if name not in datasets():
+        raise choice_error("dataset", name, list(datasets()))
+    return _LOADERS[name].kind
+
+
+def _accepts(value: Any, hint: Any) -> bool:
+    """Whether an option value fits a loader's type hint (the plain types options use; others pass)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, collections.abc.Sequence):
+        return isinstance(value, (list, tuple, str))
+    return True
+
+
+def _check_value(fn: Callable[..., Any], name: str, value: Any, hint: Any) -> None:
+    if not _accepts(value, hint):
+        shown = getattr(hint, "__name__", str(hint).replace("typing.", ""))
+        raise NvError(f"option {name}={value!r} for {fn.__name__} must be of type {shown}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # Options are counts, sizes, rates and durations (> 0); a seed may also be 0.
+        if value < 0 or (value == 0 and name != "seed"):
+            raise NvError(f"option {name}={value} for {fn.__name__} must be {'>= 0' if name == 'seed' else '> 0'}")
 
 
 def _call(fn: Callable[..., Any], options: dict[str, Any], optional: tuple[str, ...] = ()) -> Any:
-    """Call `fn` with the options it accepts; others are an error unless named in `optional`."""
-    import inspect
-
+    """Call `fn` with the options it accepts, checked against its type hints; others are an error unless `optional`."""
     params = inspect.signature(fn).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(k for k, v in options.items() if k not in params and k not in optional and v is not None)
-        if unknown:
-            valid = sorted(p for p in params if p not in ("out_dir", "data_dir"))
-            raise NvError(f"option(s) {unknown} do not apply to {fn.__name__}; valid: {valid}")
-    return fn(**{k: v for k, v in options.items() if k in params and v is not None})
+    unknown = sorted(k for k, v in options.items() if k not in params and k not in optional and v is not None)
+    if unknown:
+        valid = sorted(p for p in params if p not in ("out_dir", "data_dir"))
+        raise NvError(f"option(s) {unknown} do not apply to {fn.__name__}; valid: {valid}")
+    hints = typing.get_type_hints(fn)
+    kwargs = {k: v for k, v in options.items() if k in params and v is not None}
+    for key, value in kwargs.items():
+        if key in hints:
+            _check_value(fn, key, value, hints[key])
+    return fn(**kwargs)
 
 
 def make_dataset(name: str, out_dir: str, **options: Any) -> Any:
@@ -89,7 +144,7 @@ def make_dataset(name: str, out_dir: str, **options: Any) -> Any:
     _ensure_registered()
     if name not in _MAKERS:
         raise choice_error("dataset to make", name, sorted(_MAKERS))
-    return _call(_MAKERS[name][0], {"out_dir": out_dir, **options})
+    return _call(_MAKERS[name].fn, {"out_dir": out_dir, **options})
 
 
 def load_data(name: str, **options: Any) -> DataBundle:
@@ -97,7 +152,13 @@ def load_data(name: str, **options: Any) -> DataBundle:
     _ensure_registered()
     if name not in _LOADERS:
         raise choice_error("dataset", name, sorted(_LOADERS))
-    bundle = _call(_LOADERS[name][0], options, optional=("seed", "image_size"))
+    size = options.get("image_size")
+    if isinstance(size, int) and size < MIN_IMAGE_SIZE:
+        raise NvError(f"image size {size} is too small; use {MIN_IMAGE_SIZE} or more (32-64 is fast on CPU)")
+    bundle = _call(_LOADERS[name].fn, options, optional=("seed", "image_size"))
     if len(bundle.classes) < 2:
         raise NvError(f"dataset '{name}' has {len(bundle.classes)} class(es); at least 2 are needed")
+    for split in ("train", "val"):
+        if len(getattr(bundle, split)) == 0:
+            raise NvError(f"dataset '{name}' has no {split} samples with these settings")
     return bundle

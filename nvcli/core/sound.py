@@ -490,7 +490,7 @@ def _load_tree(
 
 
 @register("urbansound", "UrbanSound8K from --data-dir (metadata/UrbanSound8K.csv, audio/foldK), split by fold, "
-          "as log-mel spectrograms")
+          "as log-mel spectrograms", kind="sound")
 def load_urbansound(
     data_dir: str | None = None,
     seed: int = 0,
@@ -602,7 +602,7 @@ def _tone_split(
 
 
 @register("tones", "synthetic sounds with known spectral mechanisms (tones, chirps, noise burst, clicks, "
-          "harmonics) as log-mel spectrograms; --data-dir reads a tree written by make_tones")
+          "harmonics) as log-mel spectrograms; --data-dir reads a tree written by make_tones", kind="sound")
 def load_tones(
     data_dir: str | None = None,
     seed: int = 0,

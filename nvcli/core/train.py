@@ -61,6 +61,18 @@ def data_spec(bundle: DataBundle, *, arch: str, code: str, reduce: str, baseline
                      views=views, shared_backbone=shared_backbone, weights=weights)
 
 
+def recorded_options(data_options: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Loader options as config.json keeps them: the seed included, paths absolute, unset ones dropped.
+
+    Every later command (eval, perturb, resume, ...) reloads the data from exactly these.
+    """
+    options = {k: v for k, v in data_options.items() if v is not None}
+    for key in ("data_dir", "cache_dir"):
+        if key in options:
+            options[key] = str(Path(options[key]).resolve())
+    return {**options, "seed": seed}
+
+
 def _from_run(source: Run, bundle: DataBundle) -> tuple[ModelSpec, nn.Module]:
     """A model that starts from `source`'s weights, with the input shape and normalisation of `bundle`."""
     fitted = data_spec(bundle, arch=source.spec.arch, code=source.spec.code, reduce=source.spec.reduce,
@@ -89,7 +101,8 @@ def train(spec_args: dict[str, Any], data: str, data_options: dict[str, Any], cf
     """
     dist.init_from_env(resolve_device(cfg.device))
     seed_everything(cfg.seed, cfg.deterministic)
-    bundle = load_data(data, seed=cfg.seed, **data_options)
+    options = recorded_options(data_options, cfg.seed)
+    bundle = load_data(data, **options)
     if init:
         spec, model = _from_run(load_run(init), bundle)
     else:
@@ -97,7 +110,7 @@ def train(spec_args: dict[str, Any], data: str, data_options: dict[str, Any], cf
         model = build_model(spec)
     run_dir = new_run_dir(name, runs_dir, force) if dist.is_main() else None
     data_section = {"name": data, "classes": bundle.classes, "kind": bundle.kind, "cues": bundle.cues,
-                    "options": {k: v for k, v in data_options.items() if v is not None}, "info": bundle.info}
+                    "options": options, "info": bundle.info}
     if run_dir is not None:
         _write_run(run_dir, model, spec, data_section, cfg.to_dict())
         mark_latest(run_dir)

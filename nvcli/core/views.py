@@ -335,7 +335,8 @@ def _grey_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return [round(float(scaled.mean()), 3)] * 3, [round(float(scaled.std()), 3)] * 3
 
 
-@register("views", "built-in multi-view data: 6 shaded solids from 12 azimuths, some told apart only from some")
+@register("views", "built-in multi-view data: 6 shaded solids from 12 azimuths, some told apart only from some",
+          kind="views")
 def load_views(image_size: int = 32, seed: int = 0, train_per_class: int = 40, val_per_class: int = 20,
                views: int = RENDERED_VIEWS) -> DataBundle:
     """The synthetic `views` dataset; train and validation are rendered from different seeds."""
@@ -410,7 +411,8 @@ def _read_cues(root: Path, classes: list[str], numbers: list[int]) -> tuple[dict
     return cues, pairs
 
 
-@register("modelnet40", "rendered views in MVCNN's layout: DATA_DIR/<class>/{train,test}/<object>.obj.shaded_vNNN.png")
+@register("modelnet40", "rendered views in MVCNN's layout: DATA_DIR/<class>/{train,test}/<object>.obj.shaded_vNNN.png",
+          kind="views")
 def load_modelnet(data_dir: str | None = None, image_size: int = 64, views: int = RENDERED_VIEWS,
                   classes: Sequence[str] | str | None = None, on_error: str = "fail") -> DataBundle:
     """ModelNet40 (or any set in its layout): train from `train/`, validation from `test/`, `views` views per object."""
