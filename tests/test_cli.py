@@ -112,6 +112,10 @@ def test_train_eval_pipeline_and_min_acc_gate(nv, tmp_path: Path) -> None:
     assert nv("eval", "--run", tmp_path / "a", "--min-acc", acc).code == 0
     if acc < 1:
         assert nv("eval", "--run", tmp_path / "a", "--min-acc", min(1.0, acc + 0.01)).code == 1
+    piped = nv("eval", "--run", tmp_path / "a", "--run", tmp_path / "b")
+    assert "NeuroView smallcnn" in piped.out  # piped tables are not squeezed to 80 columns
+    per_class = json.loads(nv("eval", "--run", tmp_path / "a", "--per-class", "--format", "json").out)
+    assert [row["class"] for row in per_class][:3] == ["red", "green", "blue"] and per_class[0]["run"] == "a"
     latest = nv("eval", "--runs-dir", tmp_path, "--format", "csv")  # default: runs/latest = b
     assert pd.read_csv(io.StringIO(latest.out))["run"].tolist() == ["b"]
 
@@ -139,6 +143,15 @@ def test_resume_finished_run_and_refuse_overwrite(nv, tmp_path: Path) -> None:
     assert again.code == 2 and "--force" in again.err
     assert nv("train", "--resume", "--run", tmp_path / "r").code == 0
     assert len(pd.read_csv(tmp_path / "r" / "metrics.csv")) == 1
+    assert nv("eval", "--run", tmp_path / "r").code == 0
+    replaced = nv("train", *TINY, "--baseline", "--name", "r", "--runs-dir", tmp_path, "--force")
+    assert replaced.code == 0, replaced.err
+    assert not (tmp_path / "r" / "eval.csv").exists() and not (tmp_path / "r" / "units.csv").exists()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep")
+    refused = nv("train", *TINY, "--name", "notes", "--runs-dir", tmp_path, "--force")
+    assert refused.code == 2 and "not an nv run directory" in refused.err
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "keep"
 
 
 def test_edited_config_is_refused(nv, tmp_path: Path) -> None:
@@ -167,6 +180,11 @@ def test_data_list_info_make_and_train_from_the_written_tree(nv, tmp_path: Path)
     assert made.code == 0, made.err
     assert len(list((out / "train" / "red").glob("*.png"))) == 3
     assert nv("data", "make", "shapes", "--out", out).code == 2  # not empty, no --force
+    assert nv("data", "make", "shapes", "--out", out, "--image-size", "32", "-D", "train_per_class=2",
+              "-D", "val_per_class=1", "--force").code == 0
+    assert len(list((out / "train").rglob("*.png"))) == 18  # replaced, not mixed with the earlier images
+    assert nv("data", "make", "shapes", "--out", out, "--image-size", "32", "-D", "train_per_class=3",
+              "-D", "val_per_class=2", "--force").code == 0
     result = nv("train", "--arch", "smallcnn", "--data", "imagefolder", "--data-dir", out, "--image-size", "32",
                 "--epochs", "1", "--name", "f", "--runs-dir", tmp_path)
     assert result.code == 0, result.err

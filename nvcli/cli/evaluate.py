@@ -24,11 +24,11 @@ def eval_(
     workers: int = typer.Option(0, "--workers", "-j", min=0),
     min_acc: Optional[float] = typer.Option(None, "--min-acc", min=0.0, max=1.0,
                                             help="Exit with status 1 if any run's accuracy is below this."),
-    per_class: bool = typer.Option(False, "--per-class", help="Print per-class accuracy (single run)."),
+    per_class: bool = typer.Option(False, "--per-class", help="Print per-class accuracy (with csv/json: only that)."),
     fmt: Format = FormatOpt,
 ) -> None:
     """Evaluate runs on their validation split; write eval.csv, per_class.csv, confusion.csv/.png into each."""
-    rows = []
+    rows, frames = [], []
     for path in runs_or_latest(run, runs_dir):
         r = load_run(path, runs_dir)
         with progress(f"eval {r.name}") as bar:
@@ -38,10 +38,13 @@ def eval_(
         write_csv(r.dir / "confusion.csv", result.confusion)
         save_figure(r.dir / "confusion.png", confusion_figure(result.confusion, f"{r.name}: confusion"))
         rows.append(result.summary)
-        if per_class and len(run or [None]) == 1:
-            emit(result.per_class, fmt, title=f"{r.name}: per-class accuracy")
+        if per_class:
+            frames.append(result.per_class.assign(run=r.name)[["run", *result.per_class.columns]])
     table = pd.DataFrame(rows)
-    emit(table, fmt, title="Validation accuracy")
+    if per_class:  # csv/json print one document: the per-class rows (the summary is in eval.csv)
+        emit(pd.concat(frames, ignore_index=True), fmt, title="Per-class validation accuracy")
+    if not per_class or fmt == Format.table:
+        emit(table, fmt, title="Validation accuracy")
     if min_acc is not None:
         failing = table[table["accuracy"] < min_acc]
         if len(failing):

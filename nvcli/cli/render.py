@@ -41,7 +41,7 @@ def emit(frame: pd.DataFrame, fmt: Format = Format.table, title: str | None = No
         for row in frame.itertuples(index=False):
             table.add_row(*(_cell(v) for v in row))
         # Piped output has no terminal width to respect: never squeeze columns to 80 characters.
-        out.print(table, width=None if out.is_terminal else 1000)
+        (out if out.is_terminal else Console(soft_wrap=True, width=10_000)).print(table)
     sys.stdout.flush()
 
 

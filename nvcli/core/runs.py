@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,12 @@ def new_run_dir(name: str | None, runs_dir: str | Path = RUNS_DIR, force: bool =
     if not _NAME.match(name) or name == "latest":
         raise NvError(f"run name '{name}' is not allowed; use letters, digits, '.', '_' or '-' (not 'latest')")
     path = runs_dir / name
-    if path.exists() and any(path.iterdir()) and not force:
-        raise NvError(f"run directory '{path}' already exists; pass --force to overwrite it or --name for another")
+    if path.exists() and any(path.iterdir()):
+        if not force:
+            raise NvError(f"run directory '{path}' already exists; pass --force to overwrite it or --name for another")
+        if not (path / "config.json").is_file():
+            raise NvError(f"'{path}' is not an nv run directory (no config.json); --force only replaces runs")
+        shutil.rmtree(path)  # a replaced run keeps none of the old run's results
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

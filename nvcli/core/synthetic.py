@@ -12,6 +12,7 @@ Every image comes with pixel-exact concept masks for three categories: color, te
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -194,6 +195,8 @@ def make_shapes(out_dir: str, image_size: int = 64, seed: int = 0, train_per_cla
     from .atomic import atomic_path
 
     out = require_empty_dir(out_dir, force)
+    for split in ("train", "val"):  # --force replaces the dataset instead of mixing two of them
+        shutil.rmtree(out / split, ignore_errors=True)
     k = len(CLASSES)
     for split, rendered in (("train", render(train_per_class * k, image_size, seed)),
                             ("val", render(val_per_class * k, image_size, seed + VAL_SEED_OFFSET))):
