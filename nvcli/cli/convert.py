@@ -37,7 +37,9 @@ def convert(
     if names and num_classes is not None and num_classes != len(names):
         raise NvError(f"--num-classes {num_classes} disagrees with the {len(names)} names given by --classes")
     count = len(names) if names else num_classes
-    if count is None or count < 2:
+    if count is None:
+        raise NvError("nv convert needs the number of classes: --num-classes N (N >= 2) or --classes a,b,...")
+    if count < 2:
         raise NvError(f"--num-classes {count} is not valid; give an integer >= 2 (or --classes a,b,...)")
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else ([0.0] * in_channels, [1.0] * in_channels)
     spec = ModelSpec(arch=arch, num_classes=count, input_shape=[in_channels, image_size, image_size], mean=mean,

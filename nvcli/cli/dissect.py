@@ -28,7 +28,7 @@ def dissect_map(
     categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated categories to score."),
     class_: Optional[str] = typer.Option(None, "--class", help="Draw the figure of this class only."),
     top: int = typer.Option(5, "--top", min=1, help="Concepts per sign in the table and figure."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", min=8, help="Resize probe images (default: the run's)."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", min=16, help="Resize probe images (default: the run's)."),
     batch_size: int = typer.Option(16, "--batch-size", "-b", min=1),
     workers: int = typer.Option(0, "--workers", "-j", min=0),
     device: str = DeviceOpt,

@@ -8,6 +8,8 @@ from typing import Any
 import typer
 
 from ..core.atomic import save_figure, write_csv
+from ..core.data import dataset_kind, datasets
+from ..core.errors import NvError
 from ..core.multiview import plot_views, positive_views, views_frame
 from ..core.runs import Run
 from . import train as train_cli
@@ -40,11 +42,18 @@ def write_views(run: Run, fmt: Format) -> None:
 def multiview(**options: Any) -> None:
     """Train a multi-view NeuroView network (or --baseline: MVCNN) and show which views drive each class."""
     fmt = options.pop("fmt")
+    if not options["resume"] and dataset_kind(options["data"]) != "views":
+        views_data = [name for name, entry in datasets().items() if entry.kind == "views"]
+        raise NvError(f"--data {options['data']} is not multi-view data; use one of {', '.join(views_data)}")
     run = train_cli.execute(**options)
-    if run is not None and run.is_neuroview:
-        write_views(run, fmt)
-    else:
+    if run is None:
+        return
+    if fmt == Format.table or not run.is_neuroview:  # csv/json print one document: the views table
         train_cli.report(run, fmt)
+    else:
+        note(f"run written to {run.dir}")
+    if run.is_neuroview:
+        write_views(run, fmt)
 
 
 def _signature() -> inspect.Signature:

@@ -41,8 +41,14 @@ def data_options(pairs: Optional[list[str]]) -> dict[str, Any]:
 
 
 def split_list(text: Optional[str]) -> Optional[list[str]]:
-    """'a,b , c' -> ['a', 'b', 'c']; None stays None."""
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+    """'a,b , c' -> ['a', 'b', 'c']; None stays None; a name given twice is an error."""
+    if not text:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise NvError(f"'{text}' names {', '.join(repeated)} more than once; each name may appear once")
+    return names
 
 
 def runs_or_latest(runs: Optional[list[Path]], runs_dir: Path) -> list[Optional[Path]]:

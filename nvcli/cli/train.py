@@ -43,8 +43,6 @@ def run_training(*, arch: str, data: str, data_dir: Optional[str], classes: Opti
         raise NvError(f"--reduce '{reduce}' is not valid; use one of {', '.join(REDUCES)}")
     if baseline and (freeze_backbone or init):
         raise NvError("--baseline trains the standard network; it cannot be combined with --freeze-backbone or --init")
-    if image_size is not None and image_size < 16:
-        raise NvError(f"--image-size {image_size} is too small; use 16 or more (32-64 is fast on CPU)")
     options = {"data_dir": data_dir, "classes": split_list(classes), "image_size": image_size, **extra_data}
     spec_args = {"arch": arch, "code": code, "reduce": reduce, "baseline": baseline,
                  "weights": str(weights) if weights else None, "freeze_backbone": freeze_backbone,

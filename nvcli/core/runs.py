@@ -157,9 +157,9 @@ def load_run(path: str | Path | None = None, runs_dir: str | Path = RUNS_DIR) ->
         raise NvError(f"no runs yet in '{runs_dir}'; train one with 'nv train' or pass --run PATH")
     config_path = run_dir / "config.json"
     if not run_dir.is_dir():
-        raise NvError(f"--run '{run_dir}' is not a directory")
+        raise NvError(f"run directory '{run_dir}' does not exist or is not a directory")
     if not config_path.is_file():
-        raise NvError(f"--run '{run_dir}' is not an nv run directory (no config.json)")
+        raise NvError(f"'{run_dir}' is not an nv run directory (no config.json)")
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
