@@ -28,6 +28,11 @@ def model_units(model: nn.Module) -> pd.DataFrame | None:
 
 
 def _write_run(run_dir: Path, model: nn.Module, spec: ModelSpec, data: dict[str, Any], train: dict[str, Any]) -> None:
+    """config.json and units.csv; model.pt too for an untrained (converted) run.
+
+    A training run writes model.pt only after its first epoch, so a run that fails before then has no
+    weights that a later command could mistake for trained ones.
+    """
     units = model_units(model)
     config = {"name": run_dir.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": spec.to_dict(),
               "data": data, "train": train, "kind": spec.kind,
@@ -35,7 +40,8 @@ def _write_run(run_dir: Path, model: nn.Module, spec: ModelSpec, data: dict[str,
     write_config(run_dir, config)
     if units is not None:
         write_units(run_dir, units)
-    save_torch(run_dir / "model.pt", model.state_dict())
+    if not train:
+        save_torch(run_dir / "model.pt", model.state_dict())
 
 
 def convert(spec: ModelSpec, *, classes: list[str] | None = None, name: str | None = None,
