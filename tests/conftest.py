@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import pytest
 
@@ -25,8 +24,9 @@ def shapes_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
             "base": train({**SPEC, "baseline": True}, "shapes", SHAPES, cfg, name="base", runs_dir=root)}
 
 
-@dataclass
-class Result:
+class Result(NamedTuple):
+    """What `nv ARGS` did: exit code, stdout, stderr (unpacks as a tuple too)."""
+
     code: int
     out: str
     err: str

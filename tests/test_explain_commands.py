@@ -16,7 +16,6 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import to_hex
 from PIL import Image
 
-from nvcli.cli.app import run as nv_main
 from nvcli.core.archs import SmallCNN
 from nvcli.core.compare import check_comparable, compare, output_dir
 from nvcli.core.data import DataBundle
@@ -45,27 +44,15 @@ def runs(shapes_runs: dict[str, Run], tmp_path_factory: pytest.TempPathFactory) 
     return {**shapes_runs, "nv2": _train(tmp_path_factory.mktemp("runs"), "nv2", epochs=1, per_class=10)}
 
 
-def nv(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    """Run the `nv` entry point in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["nv", *map(str, args)])
-    try:
-        nv_main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def state(run: Run) -> dict[str, torch.Tensor]:
     return torch.load(run.dir / "model.pt", map_location="cpu", weights_only=True)
 
 
 # --- weights ---------------------------------------------------------------------------------------
 
-def test_weights_csv_is_the_head_row(runs, capsys, monkeypatch):
+def test_weights_csv_is_the_head_row(runs, nv):
     run = runs["nv"]
-    code, out, _ = nv(capsys, monkeypatch, "weights", "--class", "green", "--plot", "--run", run.dir, "-f", "csv")
+    code, out, _ = nv("weights", "--class", "green", "--plot", "--run", run.dir, "-f", "csv")
     assert code == 0
     frame = pd.read_csv(run.dir / "weights_green.csv")
     w = state(run)["head.weight"][run.classes.index("green")].double().numpy()
@@ -81,9 +68,9 @@ def test_weights_csv_is_the_head_row(runs, capsys, monkeypatch):
     assert len(printed) == 2 * 10 and negative["rank"].is_monotonic_decreasing
 
 
-def test_weights_layers_and_similarity_follow_from_the_head(runs, capsys, monkeypatch):
+def test_weights_layers_and_similarity_follow_from_the_head(runs, nv):
     run = runs["nv"]
-    code, out, _ = nv(capsys, monkeypatch, "weights", "--all", "--run", run.dir, "--top", "5", "-f", "json")
+    code, out, _ = nv("weights", "--all", "--run", run.dir, "--top", "5", "-f", "json")
     assert code == 0 and len(json.loads(out)) == len(run.classes)
     for name in run.classes:
         assert (run.dir / f"weights_{name}.csv").is_file()
@@ -147,10 +134,10 @@ def test_unknown_class_is_a_one_line_error_with_a_suggestion(runs):
     assert "'reed'" in result.stderr and "Did you mean 'red'?" in result.stderr
 
 
-def test_weights_refuses_baseline_and_missing_choice(runs, capsys, monkeypatch):
-    code, _, err = nv(capsys, monkeypatch, "weights", "--class", "red", "--run", runs["base"].dir)
+def test_weights_refuses_baseline_and_missing_choice(runs, nv):
+    code, _, err = nv("weights", "--class", "red", "--run", runs["base"].dir)
     assert code == 2 and "NeuroView run" in err
-    code, _, err = nv(capsys, monkeypatch, "weights", "--run", runs["nv"].dir)
+    code, _, err = nv("weights", "--run", runs["nv"].dir)
     assert code == 2 and "--class" in err and "--all" in err
 
 
@@ -161,9 +148,9 @@ def test_file_stems_are_safe_and_distinct():
 
 # --- perturb ---------------------------------------------------------------------------------------
 
-def test_zeroing_a_colour_channel_removes_exactly_its_colour_class(runs, capsys, monkeypatch):
+def test_zeroing_a_colour_channel_removes_exactly_its_colour_class(runs, nv):
     run = runs["nv"]
-    code, _, _ = nv(capsys, monkeypatch, "perturb", "--run", run.dir, "--example", "3")
+    code, _, _ = nv("perturb", "--run", run.dir, "--example", "3")
     assert code == 0
     frame = pd.read_csv(run.dir / "perturb.csv")
     assert list(frame.columns) == ["class", "condition", "support", "correct", "accuracy", "change"]
@@ -208,8 +195,8 @@ def test_examples_show_the_channel_zeroed(runs):
         assert np.allclose(image[..., others], x.permute(1, 2, 0).numpy()[..., others])
 
 
-def test_perturb_side_by_side_with_a_baseline(runs, capsys, monkeypatch):
-    code, out, _ = nv(capsys, monkeypatch, "perturb", "--channel", "green", "--run", runs["nv"].dir,
+def test_perturb_side_by_side_with_a_baseline(runs, nv):
+    code, out, _ = nv("perturb", "--channel", "green", "--run", runs["nv"].dir,
                       "--run", runs["base"].dir, "-f", "csv")
     assert code == 0
     table = pd.read_csv(io.StringIO(out))
@@ -219,21 +206,21 @@ def test_perturb_side_by_side_with_a_baseline(runs, capsys, monkeypatch):
     assert (runs["base"].dir / "perturb.csv").is_file()
 
 
-def test_perturb_refuses_sound_data_and_bad_channel(runs, capsys, monkeypatch):
+def test_perturb_refuses_sound_data_and_bad_channel(runs, monkeypatch, nv):
     sound = DataBundle(name="tones", kind="sound", train=[], val=[], classes=["a", "b"], in_channels=1,
                        mean=[0.0], std=[1.0])
     monkeypatch.setattr(Run, "data", lambda self, **kw: sound)
     with pytest.raises(NvError, match="1 channel"):
         perturb(runs["nv"], device="cpu")
-    code, _, err = nv(capsys, monkeypatch, "perturb", "--channel", "gren", "--run", runs["nv"].dir)
+    code, _, err = nv("perturb", "--channel", "gren", "--run", runs["nv"].dir)
     assert code == 2 and "Did you mean 'green'?" in err
 
 
 # --- explain ---------------------------------------------------------------------------------------
 
-def test_contributions_plus_bias_are_the_logit(runs, capsys, monkeypatch):
+def test_contributions_plus_bias_are_the_logit(runs, nv):
     run = runs["nv"]
-    code, out, _ = nv(capsys, monkeypatch, "explain", "--index", "7", "--run", run.dir, "--top", "3", "-f", "json")
+    code, out, _ = nv("explain", "--index", "7", "--run", run.dir, "--top", "3", "-f", "json")
     assert code == 0 and len(json.loads(out)) <= 6
     x, label = run.data().val[7]
     with torch.no_grad():
@@ -274,14 +261,14 @@ def test_a_red_object_is_explained_as_red(runs):
     assert result.summary["predicted"] == "red" and result.summary["true"] == "red"
 
 
-def test_explain_errors(runs, capsys, monkeypatch, tmp_path):
-    code, _, err = nv(capsys, monkeypatch, "explain", "--index", "999", "--run", runs["nv"].dir)
+def test_explain_errors(runs, tmp_path, nv):
+    code, _, err = nv("explain", "--index", "999", "--run", runs["nv"].dir)
     assert code == 2 and "0..179" in err
-    code, _, err = nv(capsys, monkeypatch, "explain", "--index", "0", "--run", runs["base"].dir)
+    code, _, err = nv("explain", "--index", "0", "--run", runs["base"].dir)
     assert code == 2 and "NeuroView run" in err
-    code, _, err = nv(capsys, monkeypatch, "explain", "--index", "0", "--class", "sqaure", "--run", runs["nv"].dir)
+    code, _, err = nv("explain", "--index", "0", "--class", "sqaure", "--run", runs["nv"].dir)
     assert code == 2 and "Did you mean 'square'?" in err
-    code, _, err = nv(capsys, monkeypatch, "explain", "--run", runs["nv"].dir)
+    code, _, err = nv("explain", "--run", runs["nv"].dir)
     assert code == 2 and "exactly one" in err
     run = runs["nv"]
     sound = Run(run.dir, {**run.config, "data": {**run.config["data"], "kind": "sound"}})
@@ -291,10 +278,10 @@ def test_explain_errors(runs, capsys, monkeypatch, tmp_path):
 
 # --- compare ---------------------------------------------------------------------------------------
 
-def test_compare_two_runs(runs, capsys, monkeypatch, tmp_path):
+def test_compare_two_runs(runs, tmp_path, nv):
     a, b = runs["nv"], runs["nv2"]
     out = tmp_path / "cmp"
-    code, stdout, _ = nv(capsys, monkeypatch, "compare", a.dir, b.dir, "--out", out, "-f", "csv")
+    code, stdout, _ = nv("compare", a.dir, b.dir, "--out", out, "-f", "csv")
     assert code == 0
     overall = pd.read_csv(io.StringIO(stdout))
     assert list(overall.columns) == ["layer", "node", "units", "pos_share_a", "pos_share_b", "neg_share_a",
@@ -322,14 +309,14 @@ def test_compare_reads_eval_csv_and_writes_into_run_a_by_default(runs):
     assert np.allclose(result.overall["pos_share_a"], result.overall["pos_share_b"])
 
 
-def test_compare_refuses_other_architectures_units_and_baselines(runs, tmp_path, capsys, monkeypatch):
+def test_compare_refuses_other_architectures_units_and_baselines(runs, tmp_path, nv):
     a = runs["nv"]
     other = tmp_path / "other"
     shutil.copytree(a.dir, other)
     config = json.loads((other / "config.json").read_text())
     config["model"]["arch"] = "alexnet"
     (other / "config.json").write_text(json.dumps(config))
-    code, _, err = nv(capsys, monkeypatch, "compare", a.dir, other)
+    code, _, err = nv("compare", a.dir, other)
     assert code == 2 and "different architectures" in err and "alexnet" in err
     assert not (a.dir / "compare_other").exists()
 
@@ -339,5 +326,5 @@ def test_compare_refuses_other_architectures_units_and_baselines(runs, tmp_path,
     units[units["unit"] < len(units) - 8].to_csv(narrow / "units.csv", index=False)
     with pytest.raises(NvError, match="different units"):
         check_comparable(a, load_run(narrow))
-    code, _, err = nv(capsys, monkeypatch, "compare", a.dir, runs["base"].dir)
+    code, _, err = nv("compare", a.dir, runs["base"].dir)
     assert code == 2 and "NeuroView run" in err
