@@ -240,3 +240,11 @@ def test_convert_then_train_init_with_a_frozen_backbone(nv, tmp_path: Path) -> N
     assert json.loads((tmp_path / "t" / "config.json").read_text())["model"]["freeze_backbone"] is True
     wrong = nv("train", "--init", tmp_path / "c", "--data", "tones", "--runs-dir", tmp_path, "--name", "w")
     assert wrong.code == 2 and "has 9 classes but dataset 'tones' has 7" in wrong.err
+
+
+def test_debug_shows_the_traceback(nv) -> None:
+    from nvcli.core.errors import NvError
+
+    with pytest.raises(NvError, match="unknown architecture"):
+        nv("--debug", "convert", "--arch", "nonet", "-n", "2")
+    assert nv("convert", "--arch", "nonet", "-n", "2").code == 2  # the next call is one line again

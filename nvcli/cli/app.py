@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-_state = {"debug": False}
+_state = {"debug": False}  # set by the --debug option; read when an error reaches run()
 
 
 @app.callback()
@@ -45,11 +45,10 @@ def _register() -> None:
 def run() -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit."""
     _register()
-    debug = "--debug" in sys.argv
     try:
         code = app(standalone_mode=False)  # returns typer.Exit's code instead of raising it
     except NvError as exc:
-        if debug:
+        if _state["debug"]:
             raise
         err.print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -59,7 +58,7 @@ def run() -> None:
         exc.show()
         sys.exit(getattr(exc, "exit_code", 2))
     except Exception as exc:
-        if debug:
+        if _state["debug"]:
             raise
         err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
                   highlight=False, soft_wrap=True)
