@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nvcli.core.archs import build_network
-from nvcli.core.multiview import network_trunk
+from nvcli.core.units import network_trunk
 from nvcli.core.neuroview import NeuroView
 
 

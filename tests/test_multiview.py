@@ -14,7 +14,8 @@ from nvcli.core.atomic import save_figure
 from nvcli.core.data import datasets
 from nvcli.core.engine import TrainConfig, Trainer
 from nvcli.core.errors import NvError
-from nvcli.core.multiview import MVCNN, MultiViewNeuroView, network_trunk, plot_views, positive_views, views_frame
+from nvcli.core.multiview import MVCNN, MultiViewNeuroView, plot_views, positive_views, views_frame
+from nvcli.core.units import network_trunk
 
 SIZE = 32
 PAIRS = [("cube", "cube_pocket"), ("cylinder", "cylinder_notch")]

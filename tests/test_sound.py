@@ -101,7 +101,7 @@ def test_make_tones_is_deterministic_and_refuses_a_non_empty_dir(tmp_path: Path)
         make_tones(a, per_class=1)
     make_tones(a, seed=5, per_class=1, force=True)
     (tmp_path / "file").write_text("x")
-    with pytest.raises(NvError, match="is a file"):
+    with pytest.raises(NvError, match="not a directory"):
         make_tones(tmp_path / "file", per_class=1)
 
 

@@ -30,7 +30,8 @@ def test_unit_counts_and_small_inputs(arch: str) -> None:
     out = model(torch.rand(2, 3, 32, 32))
     assert out.shape == (2, 5)
     out.sum().backward()  # autograd would raise if an in-place ReLU clobbered a tensor it saved
-    assert model.codes.body.get_parameter(next(n for n, _ in model.codes.body.named_parameters())).grad is not None
+    first_conv = next(model.codes.body.parameters())
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0  # the codes carry gradient back
 
 
 def test_resnet_shared_relu_counted_per_call_with_torchvision_names() -> None:

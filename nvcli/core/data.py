@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import os
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from torch.utils.data import Dataset
@@ -92,6 +94,20 @@ def dataset_kind(name: str) -> str:
     if name not in datasets():
         raise choice_error("dataset", name, list(datasets()))
     return _LOADERS[name].kind
+
+
+def output_dir(out_dir: str | os.PathLike, force: bool) -> Path:
+    """Create `out_dir` for `nv data make`; refuse a file, or a non-empty directory unless `force`."""
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise NvError(f"output '{out}' exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise NvError(f"output directory '{out}' exists and is not empty; pass --force to write into it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NvError(f"cannot create output directory '{out}': {exc.strerror}") from exc
+    return out
 
 
 def _accepts(value: Any, hint: Any) -> bool:

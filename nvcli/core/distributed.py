@@ -27,10 +27,6 @@ def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
-def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
-
-
 def is_main() -> bool:
     """Whether this process writes files (rank 0, or the only process)."""
     return rank() == 0

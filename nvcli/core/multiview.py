@@ -14,13 +14,12 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.fx as fx
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from .errors import NvError
 from .neuroview import FreezableBackbone, Normalize, UnitCodes
-from .units import Layer, relu_nodes, trace, units_frame
+from .units import Layer, network_trunk, units_frame
 
 Networks = Callable[[], nn.Module] | Sequence[nn.Module] | nn.Module
 
@@ -109,20 +108,6 @@ class MultiViewNeuroView(FreezableBackbone):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
-
-
-def network_trunk(network: nn.Module) -> fx.GraphModule:
-    """`network` up to its classifier head (the input of its first flatten or linear call)."""
-    gm = trace(network)
-    _, head = relu_nodes(gm)
-    if head is None:
-        return gm
-    output = next(n for n in gm.graph.nodes if n.op == "output")
-    output.args = (head.args[0],)
-    gm.graph.eliminate_dead_code()
-    gm.recompile()
-    gm.delete_all_unused_submodules()
-    return gm
 
 
 class MVCNN(nn.Module):

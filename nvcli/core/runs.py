@@ -96,20 +96,28 @@ class Run:
     def is_neuroview(self) -> bool:
         return not self.spec.baseline
 
-    def model(self, device: str | torch.device = "cpu") -> nn.Module:
-        """The trained model, rebuilt from config and loaded from model.pt (weights only), in eval mode."""
+    def state(self) -> dict[str, torch.Tensor]:
+        """model.pt's state_dict, loaded with weights_only=True (no model is built)."""
         path = self.dir / "model.pt"
         if not path.is_file():
             raise NvError(f"run '{self.dir}' has no model.pt; train it first (nv train) or convert (nv convert)")
-        model = build_model(self.spec, load_weights=False)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise NvError(f"cannot read '{path}' as a state_dict ({type(exc).__name__})") from exc
+        if not isinstance(state, dict):
+            raise NvError(f"'{path}' does not hold a state_dict")
+        return state
+
+    def model(self, device: str | torch.device = "cpu") -> nn.Module:
+        """The trained model, rebuilt from config and loaded from model.pt, in eval mode."""
+        state = self.state()
+        model = build_model(self.spec, load_weights=False)
+        try:
             model.load_state_dict(state)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
-            raise NvError(f"'{path}' does not match the model described in config.json ({first})") from exc
-        except Exception as exc:
-            raise NvError(f"cannot read '{path}' as a state_dict ({type(exc).__name__})") from exc
+            raise NvError(f"'{self.dir / 'model.pt'}' does not match the model described in config.json ({first})") from exc
         return model.to(device).eval()
 
     def data(self, **overrides: Any) -> DataBundle:

@@ -26,7 +26,7 @@ import torchaudio
 from torch.utils.data import Dataset
 
 from .atomic import atomic_path, save_torch, write_csv, write_json
-from .data import DataBundle, maker, register
+from .data import DataBundle, maker, output_dir, register
 from .errors import NvError, choice_error
 
 log = logging.getLogger("nvcli")
@@ -663,11 +663,7 @@ def make_tones(
     out_dir: str | os.PathLike, seed: int = 0, per_class: int = 80, duration: float = 1.0, force: bool = False
 ) -> Path:
     """Write the tones dataset in the UrbanSound8K layout, as WAVs of mixed rates, channels and sample formats."""
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise NvError(f"--out {out} is a file; give a new or empty directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise NvError(f"--out {out} is not empty; give a new or empty directory, or --force to write over it")
+    out = output_dir(out_dir, force)
     if per_class < 1:
         raise NvError(f"per_class must be at least 1, got {per_class}")
     if not duration > 0:

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .data import DataBundle, maker, register
-from .errors import NvError
+from .data import DataBundle, maker, output_dir, register
 
 COLOUR_CLASSES = ("red", "green", "blue")
 TEXTURE_CLASSES = ("chequered", "striped", "dotted")
@@ -174,18 +173,6 @@ def load_shapes(image_size: int = 64, seed: int = 0, train_per_class: int = 300,
     )
 
 
-def require_empty_dir(out_dir: str | Path, force: bool) -> Path:
-    """Create `out_dir`; refuse a non-empty one unless `force`."""
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise NvError(f"output directory '{out}' exists and is not empty; pass --force to write into it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NvError(f"cannot create output directory '{out}': {exc.strerror}") from exc
-    return out
-
-
 @maker("shapes", "the shapes images as an ImageFolder tree: OUT/{train,val}/<class>/<n>.png")
 def make_shapes(out_dir: str, image_size: int = 64, seed: int = 0, train_per_class: int = 300,
                 val_per_class: int = 30, force: bool = False) -> Path:
@@ -194,7 +181,7 @@ def make_shapes(out_dir: str, image_size: int = 64, seed: int = 0, train_per_cla
 
     from .atomic import atomic_path
 
-    out = require_empty_dir(out_dir, force)
+    out = output_dir(out_dir, force)
     for split in ("train", "val"):  # --force replaces the dataset instead of mixing two of them
         shutil.rmtree(out / split, ignore_errors=True)
     k = len(CLASSES)

@@ -98,6 +98,20 @@ def relu_nodes(gm: fx.GraphModule) -> tuple[list[fx.Node], fx.Node | None]:
     return found, None
 
 
+def network_trunk(network: nn.Module) -> fx.GraphModule:
+    """`network` up to its classifier head (the input of its first flatten or linear call)."""
+    gm = trace(network)
+    _, head = relu_nodes(gm)
+    if head is None:
+        return gm
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    output.args = (head.args[0],)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    return gm
+
+
 def node_names(nodes: list[fx.Node]) -> list[str]:
     """Readable, unique names: the module path, with `_N` for the N-th repeated call (as torchvision names them)."""
     seen: Counter[str] = Counter()

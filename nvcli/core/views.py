@@ -34,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from .atomic import atomic_path, write_json
-from .data import DataBundle, maker, register
+from .data import DataBundle, maker, output_dir, register
 from .errors import NvError, choice_error
 from .imagefolder import IMAGENET_MEAN, IMAGENET_STD, require_dir, select_classes
 
@@ -358,11 +358,7 @@ def load_views(image_size: int = 32, seed: int = 0, train_per_class: int = 40, v
 def make_views(out_dir: str | Path, seed: int = 0, train_per_class: int = 40, val_per_class: int = 20,
                image_size: int = 32, force: bool = False) -> Path:
     """Write the `views` dataset (all 12 views) as PNGs in the ModelNet40/MVCNN layout, plus `cues.json`."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NvError(f"output '{out}' exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise NvError(f"output directory '{out}' is not empty; pass --force to write into it")
+    out = output_dir(out_dir, force)
     splits = (("train", train_per_class, seed), ("test", val_per_class, seed + VAL_SEED_OFFSET))
     for split, per_class, split_seed in splits:
         images, labels = render_views(per_class, image_size, split_seed)

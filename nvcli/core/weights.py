@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+import torch
 from torch import nn
 
 from .errors import NvError, choice_error
@@ -41,8 +42,13 @@ class Head:
     @classmethod
     def from_model(cls, model: nn.Module, units: pd.DataFrame, classes: list[str]) -> "Head":
         """The head of a NeuroView model, checked against its unit table and class list."""
-        weight = model.head.weight.detach().cpu().double().numpy()
-        bias = model.head.bias.detach().cpu().double().numpy()
+        return cls.from_tensors(model.head.weight, model.head.bias, units, classes)
+
+    @classmethod
+    def from_tensors(cls, weight: torch.Tensor, bias: torch.Tensor, units: pd.DataFrame, classes: list[str]) -> "Head":
+        """A head from its weight [classes, units] and bias, checked against the unit table and class list."""
+        weight = weight.detach().cpu().double().numpy()
+        bias = bias.detach().cpu().double().numpy()
         if len(units) != weight.shape[1] or not np.array_equal(units["unit"].to_numpy(), np.arange(len(units))):
             raise NvError(f"units.csv lists {len(units)} units (expected 0..{weight.shape[1] - 1} in order) but the "
                           f"head has {weight.shape[1]} inputs; the run directory is inconsistent")
@@ -65,7 +71,10 @@ class Head:
 def read_head(run: Run, command: str) -> Head:
     """The head of a NeuroView run (a baseline run is refused, naming `command`)."""
     run.require_neuroview(command)
-    return Head.from_model(run.model("cpu"), run.units(), run.classes)
+    state = run.state()
+    if "head.weight" not in state or "head.bias" not in state:
+        raise NvError(f"'{run.dir / 'model.pt'}' has no head.weight/head.bias; it is not a NeuroView model")
+    return Head.from_tensors(state["head.weight"], state["head.bias"], run.units(), run.classes)
 
 
 def layer_keys(units: pd.DataFrame) -> list[str]:
