@@ -1,14 +1,16 @@
 # Two entry points that work on a fresh machine: `make demo` and `make test` (both install first).
+# The install takes every package at the exact version in requirements.lock (see docs/install.md).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+LOCK := requirements.lock
 
-.PHONY: install demo test bench
+.PHONY: install demo test bench lock
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --constraint $(LOCK) -e ".[test]"
 	touch $@
 
 demo: install
@@ -24,3 +26,10 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_head.py
+
+# Regenerate requirements.lock from pyproject.toml + requirements.in (needs the registry; see docs/install.md).
+lock:
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet uv
+	.lock-venv/bin/uv pip compile pyproject.toml requirements.in --extra test --universal \
+		--python-version 3.10 --no-header --output-file $(LOCK)
