@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from nvcli.core.broden import BrodenProbe, write_broden
-from nvcli.core.dissect import DEFAULT_COLLECT_BUDGET, dissect
+from nvcli.analysis.dissect.quantile import DEFAULT_COLLECT_BUDGET
+from nvcli.analysis.dissect.tally import dissect
+from nvcli.data.broden import BrodenProbe, write_broden
 
 SIZE = 64
 CONCEPTS = {"color": ["dark", "red", "green", "blue", "white"], "object": ["square", "disc", "bar"],

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nvcli.core.archs import build_network
-from nvcli.core.units import network_trunk
-from nvcli.core.neuroview import NeuroView
+from nvcli.models.archs import build_network
+from nvcli.models.neuroview import NeuroView
+from nvcli.models.units import network_trunk
 
 
 class GapHead(nn.Module):

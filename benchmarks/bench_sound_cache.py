@@ -16,13 +16,14 @@ from pathlib import Path
 
 from torch.utils.data import ConcatDataset, DataLoader
 
-from nvcli.core.sound import decode, load_urbansound, make_tones
+from nvcli.data.registry import load_data, make_dataset
+from nvcli.data.sound.spectrogram import decode
 
 
 def run(tree: Path, cache: Path, workers: int, batch_size: int) -> tuple[float, float, object]:
     """Seconds to load the dataset and to iterate both splits once, and the bundle."""
     start = time.perf_counter()
-    bundle = load_urbansound(str(tree), cache_dir=str(cache))
+    bundle = load_data("urbansound", {"data_dir": str(tree), "cache_dir": str(cache)})
     loaded = time.perf_counter()
     for _ in DataLoader(ConcatDataset([bundle.train, bundle.val]), batch_size=batch_size, num_workers=workers):
         pass
@@ -39,7 +40,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tree, cache = Path(tmp) / "tones", Path(tmp) / "cache"
-        make_tones(tree, seed=0, per_class=args.per_class, duration=args.duration)
+        make_dataset("tones", tree, {"seed": 0, "per_class": args.per_class, "duration": args.duration})
         cold_load, cold_epoch, _ = run(tree, cache, args.workers, args.batch_size)
         warm_load, warm_epoch, bundle = run(tree, cache, args.workers, args.batch_size)
         clips = len(bundle.train) + len(bundle.val)

@@ -1,14 +1,44 @@
-"""nv: NeuroView networks, explainable by design."""
+"""nv: NeuroView networks, explainable by design.
 
-__version__ = "0.1.0"
+The public API is flat (`from nvcli import NeuroView, load_run, evaluate`); each name is imported on
+first use, so `import nvcli` (and the `nv` command's start-up) does not import torch.
+"""
+from __future__ import annotations
 
-from .core.archs import build_network  # noqa: E402
-from .core.build import ModelSpec, build_model  # noqa: E402
-from .core.data import load_data  # noqa: E402
-from .core.engine import TrainConfig  # noqa: E402
-from .core.errors import NvError  # noqa: E402
-from .core.neuroview import NeuroView, UnitCodes  # noqa: E402
-from .core.runs import Run, load_run  # noqa: E402
+import importlib
+from typing import Any
 
-__all__ = ["NeuroView", "UnitCodes", "build_network", "ModelSpec", "build_model", "load_data", "TrainConfig",
-           "NvError", "Run", "load_run", "__version__"]
+__version__ = "0.2.0"
+
+_API = {
+    "NvError": "errors",
+    "NeuroView": "models.neuroview", "UnitCodes": "models.neuroview",
+    "MultiViewNeuroView": "models.multiview",
+    "build_network": "models.archs",
+    "ModelChoice": "models.spec", "ModelSpec": "models.spec", "build_model": "models.spec",
+    "load_data": "data.registry", "data_options": "data.registry",
+    "TrainConfig": "training.config",
+    "train": "training.recipes", "resume": "training.recipes", "convert": "training.recipes",
+    "Run": "runs.run", "load_run": "runs.run",
+    "Head": "analysis.head", "read_head": "analysis.head",
+    "evaluate": "analysis.evaluate",
+    "weights": "analysis.weights",
+    "perturb": "analysis.perturb",
+    "explain_run": "analysis.explain",
+    "compare": "analysis.compare",
+    "view_weights": "analysis.views",
+    "dissect_run": "analysis.dissect.concepts",
+}
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'nvcli' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

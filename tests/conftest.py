@@ -1,18 +1,28 @@
-"""Shared fixtures: call the `nv` entry point in-process and capture what a user would see."""
+"""Shared fixtures: call the `nv` entry point in-process and capture what a user would see.
+
+Every test process uses one torch thread, so the suite runs the same on a busy machine.
+"""
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, NamedTuple
 
 import pytest
+import torch
 
 from nvcli.cli.app import run
-from nvcli.core.engine import TrainConfig
-from nvcli.core.runs import Run
-from nvcli.core.train import train
+from nvcli.data.shapes import ShapesOptions
+from nvcli.models.spec import ModelChoice
+from nvcli.runs.run import Run
+from nvcli.training.config import TrainConfig
+from nvcli.training.recipes import train
 
-SHAPES = {"image_size": 32, "train_per_class": 100, "val_per_class": 20}
-SPEC = {"arch": "smallcnn", "code": "soft", "reduce": "max", "weights": None, "freeze_backbone": False}
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # subprocesses (console script, torchrun) inherit it
+torch.set_num_threads(1)
+
+SHAPES = ShapesOptions(image_size=32, train_per_class=100, val_per_class=20)
+CHOICE = ModelChoice(arch="smallcnn", code="soft", reduce="max")
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +30,9 @@ def shapes_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     """A NeuroView smallcnn and its baseline trained once on 32 px shapes (12 epochs); ~75% accuracy."""
     root = tmp_path_factory.mktemp("shapes-runs")
     cfg = TrainConfig(epochs=12, batch_size=32, lr=3e-3, device="cpu")
-    return {"nv": train({**SPEC, "baseline": False}, "shapes", SHAPES, cfg, name="nv", runs_dir=root),
-            "base": train({**SPEC, "baseline": True}, "shapes", SHAPES, cfg, name="base", runs_dir=root)}
+    baseline = ModelChoice(arch="smallcnn", baseline=True)
+    return {"nv": train(CHOICE, "shapes", SHAPES, cfg, name="nv", runs_dir=root),
+            "base": train(baseline, "shapes", SHAPES, cfg, name="base", runs_dir=root)}
 
 
 class Result(NamedTuple):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from nvcli.core.archs import build_network
+from nvcli.models.archs import build_network
 
 TINY = ["--arch", "smallcnn", "--image-size", "32", "--epochs", "1", "-D", "train_per_class=8",
         "-D", "val_per_class=4", "--batch-size", "16"]
@@ -61,25 +61,26 @@ def test_user_factory_architecture(nv, tmp_path: Path, monkeypatch: pytest.Monke
     (["train", "--data", "shapez"], "Did you mean 'shapes'"),
     (["train", "--epochs", "-1"], "epochs -1"),
     (["train", "--batch-size", "0"], "batch size 0"),
-    (["train", "--reduce", "median"], "--reduce 'median'"),
+    (["train", "--reduce", "median"], "unknown --reduce value 'median'; valid: max, mean. Did you mean 'mean'?"),
     (["train", "--data", "imagefolder"], "--data-dir"),
     (["train", "--data", "imagefolder", "--data-dir", "/nonexistent"], "'/nonexistent' is not a directory"),
     (["eval", "--run", "/tmp"], "not an nv run directory"),
     (["eval"], "no runs yet"),
     (["convert", "--arch", "smallcnn", "--classes", "a,a,b"], "names a more than once"),
     (["convert", "--arch", "smallcnn"], "needs the number of classes"),
-    (["multiview", "--data", "shapes"], "--data shapes is not multi-view data; use one of modelnet40, views"),
-    (["train", "-D", "train_per_class=abc"], "option train_per_class='abc' for load_shapes must be of type int"),
-    (["train", "-D", "val_per_class=0"], "option val_per_class=0 for load_shapes must be > 0"),
+    (["multiview", "--data", "shapes"], "--data shapes is not multi-view data; use one of views, modelnet40"),
+    (["train", "-D", "train_per_class=abc"], "dataset 'shapes' setting: 'train_per_class' is 'abc'; expected int"),
+    (["train", "-D", "val_per_class=0"], "option val_per_class=0 must be > 0"),
     (["train", "-D", "image_size=8"], "image size 8 is too small"),
     (["train", "--baseline", "--freeze-backbone"], "cannot be combined"),
     (["train", "--run", "runs/x"], "--run only selects the run to continue with --resume"),
-    (["train", "-D", "colour_bias=2"], "option(s) ['colour_bias'] do not apply"),
-    (["train", "--image-size", "8"], "image size 8 is too small"),
+    (["train", "-D", "colour_bias=2"], "dataset 'shapes' takes no setting colour_bias (given by a flag or -D); its settings: seed,"),
+    (["train", "--image-size", "8"], "Invalid value for '--image-size': 8 is not in the range x>=16"),
     (["train", "--opt", "lbfgs"], "unknown optimizer 'lbfgs'"),
     (["train", "--lr", "-0.1"], "learning rate -0.1"),
-    (["train", "--code", "fuzzy"], "--code 'fuzzy'"),
-    (["train", "--on-error", "ignore"], "--on-error 'ignore'"),
+    (["train", "--code", "fuzzy"], "unknown --code value 'fuzzy'"),
+    (["train", "--data", "tones", "--on-error", "ignore"], "unknown --on-error value 'ignore'"),
+    (["train", "--on-error", "skip"], "dataset 'shapes' takes no setting on_error"),
 ])
 def test_bad_input_is_one_line_exit_2_without_traceback(nv, tmp_path: Path, args: list, message: str) -> None:
     result = nv(*args, "--runs-dir", tmp_path)
@@ -242,8 +243,32 @@ def test_convert_then_train_init_with_a_frozen_backbone(nv, tmp_path: Path) -> N
     assert wrong.code == 2 and "has 9 classes but dataset 'tones' has 7" in wrong.err
 
 
+@pytest.mark.parametrize("flags, applied", [
+    (["--reduce", "mean"], {"reduce": "mean"}),
+    (["--code", "hard"], {"code": "hard"}),
+    (["--freeze-backbone"], {"freeze_backbone": True}),
+    (["--arch", "smallcnn"], {"arch": "smallcnn"}),  # agreeing with the converted run is fine
+    (["--arch", "alexnet"], "--arch alexnet disagrees with the --init run"),
+    (["--weights", "w.pt"], "--weights w.pt disagrees with the --init run"),
+    (["--baseline"], "cannot start from an --init run"),
+    (["--shared-backbone"], "--shared-backbone True disagrees with the --init run"),
+])
+def test_init_applies_or_refuses_each_model_flag(nv, tmp_path: Path, flags: list, applied) -> None:
+    assert nv("convert", "--arch", "smallcnn", "-n", "9", "--image-size", "32", "--runs-dir", tmp_path,
+              "--name", "c").code == 0
+    result = nv("train", "--init", tmp_path / "c", *flags, "--image-size", "32", "--epochs", "1",
+                "-D", "train_per_class=4", "-D", "val_per_class=2", "--runs-dir", tmp_path, "--name", "t")
+    if isinstance(applied, str):
+        assert result.code == 2 and applied in result.err
+        assert not (tmp_path / "t").exists()  # refused before any run directory is made
+        return
+    assert result.code == 0, result.err
+    model = json.loads((tmp_path / "t" / "config.json").read_text())["model"]
+    assert {k: model[k] for k in applied} == applied
+
+
 def test_debug_shows_the_traceback(nv) -> None:
-    from nvcli.core.errors import NvError
+    from nvcli.errors import NvError
 
     with pytest.raises(NvError, match="unknown architecture"):
         nv("--debug", "convert", "--arch", "nonet", "-n", "2")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nvcli.core.data import load_data
-from nvcli.core.errors import NvError
-from nvcli.core.synthetic import CLASSES, COLOURS, DROPPED, PURE, SHAPES, TEXTURES, render
+from nvcli.data.registry import load_data
+from nvcli.data.shapes import CLASSES, COLOURS, DROPPED, PURE, SHAPES, TEXTURES, render
+from nvcli.errors import NvError
 
 
 def test_shapes_are_deterministic_balanced_and_masks_match_pixels() -> None:
@@ -64,26 +64,26 @@ def places_fixture(root: Path) -> None:
 
 def test_places_loader_reads_a_chosen_subset(tmp_path: Path) -> None:
     places_fixture(tmp_path)
-    bundle = load_data("places10", data_dir=str(tmp_path), classes=["barn", "aquarium"], image_size=32)
-    assert bundle.classes == ["barn", "aquarium"]
+    bundle = load_data("places10", {"data_dir": str(tmp_path), "classes": ["barn", "aquarium"], "image_size": 32})
+    assert bundle.classes == ["aquarium", "barn"]  # labels follow the dataset's own order
     assert len(bundle.train) == 6 and len(bundle.val) == 2
     x, y = bundle.val[0]
     assert x.shape == (3, 32, 32) and 0 <= x.min() and x.max() <= 1
-    # labels follow the chosen order: barn (Places index 2) -> 0
+    # labels follow Places365's order: aquarium (index 0, red 0) -> 0, barn (index 2, red 120) -> 1
     reds = {bundle.val[i][1]: float(bundle.val[i][0][0].mean()) * 255 for i in range(2)}
-    assert reds[0] == pytest.approx(120, abs=3) and reds[1] == pytest.approx(0, abs=3)  # JPEG is lossy
+    assert reds[0] == pytest.approx(0, abs=3) and reds[1] == pytest.approx(120, abs=3)  # JPEG is lossy
 
 
 def test_places_errors_name_what_is_wrong(tmp_path: Path) -> None:
     places_fixture(tmp_path)
     with pytest.raises(NvError, match="Did you mean 'barn'"):
-        load_data("places10", data_dir=str(tmp_path), classes=["barns"])
+        load_data("places10", {"data_dir": str(tmp_path), "classes": ["barns"]})
     with pytest.raises(NvError, match="'aquarium'"):  # default Places10 includes classes the fixture lacks
         (tmp_path / "places365_val.txt").write_text("Places365_val_00000002.jpg 2\n")
-        load_data("places10", data_dir=str(tmp_path), classes=["barn", "aquarium"])
+        load_data("places10", {"data_dir": str(tmp_path), "classes": ["barn", "aquarium"]})
     (tmp_path / "places365_val.txt").unlink()
     with pytest.raises(NvError, match="places365_val.txt' is missing"):
-        load_data("places10", data_dir=str(tmp_path), classes=["barn"])
+        load_data("places10", {"data_dir": str(tmp_path), "classes": ["barn"]})
 
 
 def test_imagefolder_errors(tmp_path: Path) -> None:
@@ -91,18 +91,18 @@ def test_imagefolder_errors(tmp_path: Path) -> None:
     (tmp_path / "train" / "dog").mkdir()
     (tmp_path / "val").mkdir()
     with pytest.raises(NvError, match="class 'dog' has no images"):
-        load_data("imagefolder", data_dir=str(tmp_path))
+        load_data("imagefolder", {"data_dir": str(tmp_path)})
     corrupt = tmp_path / "train" / "dog" / "bad.png"
     corrupt.write_bytes(b"not a png")
     _png(tmp_path / "val" / "cat" / "1.png", (1, 2, 3))
     _png(tmp_path / "val" / "dog" / "1.png", (1, 2, 3))
-    bundle = load_data("imagefolder", data_dir=str(tmp_path))
+    bundle = load_data("imagefolder", {"data_dir": str(tmp_path)})
     with pytest.raises(NvError, match="cannot decode image .*bad.png"):
         bundle.train[1]
 
 
 def test_shapes_splits_render_only_when_read() -> None:
-    bundle = load_data("shapes", image_size=16, train_per_class=5, val_per_class=2)
+    bundle = load_data("shapes", {"image_size": 16, "train_per_class": 5, "val_per_class": 2})
     assert len(bundle.train) == 45 and len(bundle.val) == 18
     x, _ = bundle.val[0]
     assert x.shape == (3, 16, 16)

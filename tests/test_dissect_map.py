@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from nvcli.core.broden import BrodenProbe
-from nvcli.core.data import make_dataset
-from nvcli.core.synthetic import CONCEPTS, TEXTURE_CLASSES
+from nvcli.data.broden import BrodenProbe
+from nvcli.data.registry import make_dataset
+from nvcli.data.shapes import CONCEPTS, TEXTURE_CLASSES
 
 
 def test_make_broden_writes_a_readable_probe_with_the_shapes_concepts(tmp_path: Path) -> None:
-    make_dataset("broden", str(tmp_path / "p"), image_size=32, count=12)
+    make_dataset("broden", tmp_path / "p", {"image_size": 32, "count": 12})
     probe = BrodenProbe(tmp_path / "p")
     assert len(probe) == 12 and set(probe.categories) == set(CONCEPTS)
     names = {label.name for label in probe.labels.values()}

@@ -16,26 +16,28 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import to_hex
 from PIL import Image
 
-from nvcli.core.archs import SmallCNN
-from nvcli.core.compare import check_comparable, compare, output_dir
-from nvcli.core.data import DataBundle
-from nvcli.core.engine import TrainConfig
-from nvcli.core.errors import NvError
-from nvcli.core.explain import explain_run, load_image
-from nvcli.core.multiview import MultiViewNeuroView
-from nvcli.core.perturb import examples_figure, perturb
-from nvcli.core.runs import Run, load_run
-from nvcli.core.train import train
-from nvcli.core.weights import (Head, class_stems, class_weights, file_stem, layer_summary, read_head,
-                                weights_figure, weights_grid)
-
-SPEC = {"arch": "smallcnn", "code": "soft", "reduce": "max", "weights": None, "freeze_backbone": False}
+from nvcli.analysis.compare import check_comparable, compare, output_dir
+from nvcli.analysis.explain import explain_run, load_image
+from nvcli.analysis.head import Head, read_head
+from nvcli.analysis.perturb import perturb
+from nvcli.analysis.weights import class_weights, layer_summary
+from nvcli.data.shapes import ShapesOptions
+from nvcli.errors import NvError
+from nvcli.models.archs import SmallCNN
+from nvcli.models.multiview import MultiViewNeuroView
+from nvcli.models.spec import ModelChoice
+from nvcli.plots.perturb import examples_figure
+from nvcli.plots.weights import weights_figure, weights_grid
+from nvcli.runs.files import class_stems, file_stem
+from nvcli.runs.run import Run, load_run
+from nvcli.training.config import TrainConfig
+from nvcli.training.recipes import train
 
 
 def _train(runs_dir: Path, name: str, *, epochs: int, per_class: int, baseline: bool = False) -> Run:
-    data = {"image_size": 32, "train_per_class": per_class, "val_per_class": 20}
+    data = ShapesOptions(image_size=32, train_per_class=per_class, val_per_class=20)
     cfg = TrainConfig(epochs=epochs, lr=3e-3, batch_size=32, device="cpu")
-    return train({**SPEC, "baseline": baseline}, "shapes", data, cfg, name=name, runs_dir=runs_dir)
+    return train(ModelChoice(arch="smallcnn", baseline=baseline), "shapes", data, cfg, name=name, runs_dir=runs_dir)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_weights_csv_is_the_head_row(runs, nv):
 
 def test_weights_layers_and_similarity_follow_from_the_head(runs, nv):
     run = runs["nv"]
-    code, out, _ = nv("weights", "--all", "--run", run.dir, "--top", "5", "-f", "json")
+    code, out, _ = nv("weights", "--all", "--run", run.dir, "--top", "5", "-f", "json", "--force")
     assert code == 0 and len(json.loads(out)) == len(run.classes)
     for name in run.classes:
         assert (run.dir / f"weights_{name}.csv").is_file()
@@ -111,13 +113,13 @@ def test_weights_plot_has_one_colour_per_layer(runs):
         xs = [seg[0][0] for seg in collection.get_segments()]
         assert min(xs) == lo and max(xs) == hi  # each layer's lines span exactly its units
     assert len(set(colours)) == len(layers)
-    grid = weights_grid(head, "all")
+    grid = weights_grid(head.weight, head.units, head.classes, "all")
     assert sum(ax.get_visible() for ax in grid.axes) == len(head.classes)
 
 
 def test_multiview_head_keeps_views_and_colours_by_layer():
     model = MultiViewNeuroView(lambda: SmallCNN(3), 3, views=2, input_shape=(3, 16, 16))
-    head = Head.from_model(model, model.units(), ["a", "b", "c"])
+    head = Head.from_tensors(model.head.weight, model.head.bias, model.units(), ["a", "b", "c"])
     frame = class_weights(head, "b")
     assert list(frame.columns) == ["unit", "view", "layer", "node", "channel", "weight", "rank"]
     summary = layer_summary(head)
@@ -130,7 +132,8 @@ def test_unknown_class_is_a_one_line_error_with_a_suggestion(runs):
     result = subprocess.run([sys.executable, "-m", "nvcli", "weights", "--class", "reed", "--run", str(runs["nv"].dir)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    used, error = result.stderr.strip().splitlines()  # which run was read, then the one-line error
+    assert used == f"run: {runs['nv'].dir}" and "Traceback" not in result.stderr
     assert "'reed'" in result.stderr and "Did you mean 'red'?" in result.stderr
 
 
@@ -197,7 +200,7 @@ def test_examples_show_the_channel_zeroed(runs):
 
 def test_perturb_side_by_side_with_a_baseline(runs, nv):
     code, out, _ = nv("perturb", "--channel", "green", "--run", runs["nv"].dir,
-                      "--run", runs["base"].dir, "-f", "csv")
+                      "--run", runs["base"].dir, "-f", "csv", "--force")
     assert code == 0
     table = pd.read_csv(io.StringIO(out))
     assert list(table.columns) == ["run", "network", "class", "none", "green"]
@@ -206,12 +209,12 @@ def test_perturb_side_by_side_with_a_baseline(runs, nv):
     assert (runs["base"].dir / "perturb.csv").is_file()
 
 
-def test_perturb_refuses_sound_data_and_bad_channel(runs, monkeypatch, nv):
-    sound = DataBundle(name="tones", kind="sound", train=[], val=[], classes=["a", "b"], in_channels=1,
-                       mean=[0.0], std=[1.0])
-    monkeypatch.setattr(Run, "data", lambda self, **kw: sound)
-    with pytest.raises(NvError, match="1 channel"):
-        perturb(runs["nv"], device="cpu")
+def test_perturb_refuses_sound_data_and_bad_channel(runs, nv):
+    run = runs["nv"]
+    model = {**run.config["model"], "input_shape": [1, 32, 32], "mean": [0.0], "std": [1.0]}
+    sound = Run(run.dir, {**run.config, "model": model, "data": {**run.config["data"], "kind": "sound"}})
+    with pytest.raises(NvError, match="1 channel.*--run"):
+        perturb(sound, device="cpu")
     code, _, err = nv("perturb", "--channel", "gren", "--run", runs["nv"].dir)
     assert code == 2 and "Did you mean 'green'?" in err
 
@@ -225,7 +228,7 @@ def test_contributions_plus_bias_are_the_logit(runs, nv):
     x, label = run.data().val[7]
     with torch.no_grad():
         logits = run.model()(x.unsqueeze(0))[0].double()
-    frame = pd.read_csv(run.dir / "explain.csv")
+    frame = pd.read_csv(run.dir / "explain_index7.csv")
     assert list(frame.columns) == ["unit", "layer", "node", "channel", "z", "weight", "contribution", "rank"]
     c = int(logits.argmax())
     bias = state(run)["head.bias"][c].item()
@@ -233,9 +236,9 @@ def test_contributions_plus_bias_are_the_logit(runs, nv):
     assert np.array_equal(frame["weight"].to_numpy(), state(run)["head.weight"][c].double().numpy())
     assert np.allclose(frame["contribution"], frame["weight"] * frame["z"])
     assert ((frame["z"] > 0) & (frame["z"] < 1)).all()  # soft codes are sigmoids
-    layers = pd.read_csv(run.dir / "explain_layers.csv")
+    layers = pd.read_csv(run.dir / "explain_index7_layers.csv")
     assert layers["contribution"].sum() == pytest.approx(frame["contribution"].sum())
-    classes = pd.read_csv(run.dir / "explain_classes.csv")
+    classes = pd.read_csv(run.dir / "explain_index7_classes.csv")
     assert np.allclose(classes["logit"], logits.numpy(), atol=1e-6) and classes["probability"].sum() == pytest.approx(1)
     assert (run.dir / "explain_index7.png").is_file()
 
@@ -300,11 +303,15 @@ def test_compare_two_runs(runs, tmp_path, nv):
 def test_compare_reads_eval_csv_and_writes_into_run_a_by_default(runs):
     a = runs["nv"]
     assert output_dir(None, a, runs["nv2"]) == a.dir / "compare_nv2" and (a.dir / "compare_nv2").is_dir()
-    pd.DataFrame([{"run": a.name, "accuracy": 0.123}]).to_csv(a.dir / "eval.csv", index=False)
+    saved = {"eval.csv": pd.DataFrame([{"run": a.name, "head": "dense", "accuracy": 0.123}]),
+             "per_class.csv": pd.DataFrame(columns=["class"]), "confusion.csv": pd.DataFrame(columns=["true"])}
+    for name, frame in saved.items():
+        frame.to_csv(a.dir / name, index=False)
     try:
         result = compare(a, a, device="cpu")
     finally:
-        (a.dir / "eval.csv").unlink()
+        for name in saved:
+            (a.dir / name).unlink()
     assert result.accuracy["accuracy"].tolist() == [0.123, 0.123] and set(result.accuracy["source"]) == {"eval.csv"}
     assert np.allclose(result.overall["pos_share_a"], result.overall["pos_share_b"])
 

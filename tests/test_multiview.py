@@ -8,14 +8,19 @@ import pytest
 import torch
 from torch import nn
 
-from nvcli.core import views as V
-from nvcli.core.archs import SmallCNN, build_network
-from nvcli.core.atomic import save_figure
-from nvcli.core.data import datasets
-from nvcli.core.engine import TrainConfig, Trainer
-from nvcli.core.errors import NvError
-from nvcli.core.multiview import MVCNN, MultiViewNeuroView, plot_views, positive_views, views_frame
-from nvcli.core.units import network_trunk
+from nvcli.analysis.head import Head
+from nvcli.analysis.views import positive_views, views_frame
+from nvcli.data.registry import load_data, make_dataset, readable
+from nvcli.data.views.render import separating_views
+from nvcli.data.views.solids import CLASSES
+from nvcli.errors import NvError
+from nvcli.models.archs import SmallCNN, build_network
+from nvcli.models.multiview import MVCNN, MultiViewNeuroView
+from nvcli.models.units import network_trunk
+from nvcli.plots.views import views_figure
+from nvcli.runs.atomic import save_figure
+from nvcli.training.config import TrainConfig
+from nvcli.training.engine import Trainer
 
 SIZE = 32
 PAIRS = [("cube", "cube_pocket"), ("cylinder", "cylinder_notch")]
@@ -25,7 +30,7 @@ PAIRS = [("cube", "cube_pocket"), ("cylinder", "cylinder_notch")]
 def disk(tmp_path_factory: pytest.TempPathFactory):
     """The synthetic set written in the MVCNN layout (2 train + 1 test objects per class)."""
     root = tmp_path_factory.mktemp("mv") / "views"
-    V.make_views(root, seed=3, train_per_class=2, val_per_class=1, image_size=SIZE)
+    make_dataset("views", root, {"seed": 3, "train_per_class": 2, "val_per_class": 1, "image_size": SIZE})
     return root
 
 
@@ -38,14 +43,14 @@ def copy(disk, tmp_path):
 
 
 def test_registered() -> None:
-    assert {"views", "modelnet40"} <= set(datasets())
+    assert {"views", "modelnet40"} <= {e.name for e in readable()}
 
 
 def test_make_views_round_trip(disk) -> None:
-    loaded = V.load_modelnet(str(disk), image_size=SIZE)
-    memory = V.load_views(image_size=SIZE, seed=3, train_per_class=2, val_per_class=1)
+    loaded = load_data("modelnet40", {"data_dir": str(disk), "image_size": SIZE})
+    memory = load_data("views", {"image_size": SIZE, "seed": 3, "train_per_class": 2, "val_per_class": 1})
     assert loaded.kind == memory.kind == "views"
-    assert loaded.classes == memory.classes == list(V.CLASSES)
+    assert loaded.classes == memory.classes == list(CLASSES)
     assert (len(loaded.train), len(loaded.val)) == (12, 6)
     assert loaded.info["views"] == 12 and loaded.info["skipped"] == 0
     x, label = loaded.train[3]
@@ -59,34 +64,34 @@ def test_make_views_round_trip(disk) -> None:
 
 
 def test_view_subset(disk) -> None:
-    every = V.load_modelnet(str(disk), image_size=SIZE).train[0][0]
-    four = V.load_modelnet(str(disk), image_size=SIZE, views=4)
+    every = load_data("modelnet40", {"data_dir": str(disk), "image_size": SIZE}).train[0][0]
+    four = load_data("modelnet40", {"data_dir": str(disk), "image_size": SIZE, "views": 4})
     assert four.info["view_numbers"] == [1, 4, 7, 10]
     assert torch.equal(four.train[0][0], every[[0, 3, 6, 9]])
     assert four.info["separating_views"]["cube|cube_pocket"] == [0]  # of azimuths 0, 90, 180, 270 only 0 sees it
     with pytest.raises(NvError, match=r"--views 5 .*valid: 1, 2, 3, 4, 6, 12"):
-        V.load_modelnet(str(disk), views=5)
+        load_data("modelnet40", {"data_dir": str(disk), "views": 5})
 
 
 def test_resize_and_classes(disk) -> None:
-    bundle = V.load_modelnet(str(disk), image_size=16, classes="sphere,cube")
-    assert bundle.classes == ["sphere", "cube"]
+    bundle = load_data("modelnet40", {"data_dir": str(disk), "image_size": 16, "classes": ["sphere", "cube"]})
+    assert bundle.classes == ["cube", "sphere"]  # the dataset's own (folder) order
     assert bundle.train[0][0].shape == (12, 3, 16, 16)
     assert sorted({label for _, label in bundle.train}) == [0, 1]
     with pytest.raises(NvError, match="cubes"):
-        V.load_modelnet(str(disk), classes=["cubes"])
+        load_data("modelnet40", {"data_dir": str(disk), "classes": ["cubes"]})
 
 
 def test_missing_view_names_object(copy, caplog) -> None:
     (copy / "cube_pocket" / "train" / "cube_pocket_0002.obj.shaded_v007.png").unlink()
     with pytest.raises(NvError, match=r"cube_pocket/train/cube_pocket_0002.* v007"):
-        V.load_modelnet(str(copy))
+        load_data("modelnet40", {"data_dir": str(copy)})
     with caplog.at_level(logging.WARNING, logger="nvcli"):
-        bundle = V.load_modelnet(str(copy), on_error="skip")
+        bundle = load_data("modelnet40", {"data_dir": str(copy), "on_error": "skip"})
     assert bundle.info["skipped"] == 1 and len(bundle.train) == 11 and len(bundle.val) == 6
     assert "cube_pocket/train/cube_pocket_0002" in caplog.text
     with pytest.raises(NvError, match="on-error"):
-        V.load_modelnet(str(copy), on_error="ignore")
+        load_data("modelnet40", {"data_dir": str(copy), "on_error": "ignore"})
 
 
 def test_grouping_ignores_unrelated_files(copy, disk) -> None:
@@ -96,44 +101,44 @@ def test_grouping_ignores_unrelated_files(copy, disk) -> None:
     (folder / "renders_old").mkdir()
     (copy / ".cache").mkdir()
     (copy / "README").write_text("the dataset")
-    damaged, clean = V.load_modelnet(str(copy)), V.load_modelnet(str(disk))
+    damaged, clean = load_data("modelnet40", {"data_dir": str(copy)}), load_data("modelnet40", {"data_dir": str(disk)})
     assert damaged.classes == clean.classes and len(damaged.train) == len(clean.train)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(damaged.train, clean.train))
 
 
 def test_loader_errors(copy, tmp_path) -> None:
     with pytest.raises(NvError, match="--data-dir"):
-        V.load_modelnet(None)
+        load_data("modelnet40", {"data_dir": None})
     with pytest.raises(NvError, match="not a directory"):
-        V.load_modelnet(str(tmp_path / "absent"))
+        load_data("modelnet40", {"data_dir": str(tmp_path / "absent")})
     (tmp_path / "empty").mkdir()
     with pytest.raises(NvError, match="no class folders"):
-        V.load_modelnet(str(tmp_path / "empty"))
+        load_data("modelnet40", {"data_dir": str(tmp_path / "empty")})
     for old in (copy / "cone" / "test").iterdir():
         old.unlink()
     with pytest.raises(NvError, match=r"class 'cone' has no objects in .*cone/test"):
-        V.load_modelnet(str(copy))
+        load_data("modelnet40", {"data_dir": str(copy)})
 
 
 def test_make_views_refuses_non_empty(copy) -> None:
     with pytest.raises(NvError, match="not empty"):
-        V.make_views(copy, train_per_class=1, val_per_class=1, image_size=SIZE)
-    V.make_views(copy, train_per_class=1, val_per_class=1, image_size=SIZE, force=True)
-    bundle = V.load_modelnet(str(copy), image_size=SIZE)
+        make_dataset("views", copy, {"train_per_class": 1, "val_per_class": 1, "image_size": SIZE})
+    make_dataset("views", copy, {"train_per_class": 1, "val_per_class": 1, "image_size": SIZE}, force=True)
+    bundle = load_data("modelnet40", {"data_dir": str(copy), "image_size": SIZE})
     assert (len(bundle.train), len(bundle.val)) == (6, 6)  # the forced rewrite left no stale objects
 
 
 def test_ground_truth_views() -> None:
-    truth, differ = V.separating_views(), V.separating_views(min_fraction=0.0)
+    truth, differ = separating_views(), separating_views(min_fraction=0.0)
     assert truth[("cube", "cube_pocket")] == [0, 1, 2, 10, 11]
     assert truth[("cylinder", "cylinder_notch")] == [4, 5, 6, 7, 8]
     assert differ[("cube", "cube_pocket")] == [0, 1, 2, 10, 11]  # the other views show no difference at all
     assert differ[("cylinder", "cylinder_notch")] == [3, 4, 5, 6, 7, 8, 9]  # side-on views: a sliver only
     assert all(truth[(a, b)] == list(range(12)) for a, b in truth if {a, b} & {"cone", "sphere"})
-    bundle = V.load_views(image_size=SIZE, train_per_class=1, val_per_class=1, views=6)
+    bundle = load_data("views", {"image_size": SIZE, "train_per_class": 1, "val_per_class": 1, "views": 6})
     assert bundle.info["azimuths"] == [0, 60, 120, 180, 240, 300]
     assert bundle.info["separating_views"]["cube|cube_pocket"] == [0, 1, 5]
-    assert set(bundle.cues) == set(V.CLASSES)
+    assert set(bundle.cues) == set(CLASSES)
 
 
 # --- models ---------------------------------------------------------------------------------------
@@ -225,7 +230,7 @@ def test_views_frame_and_figure(tmp_path) -> None:
     with torch.no_grad():
         model.head.weight.normal_()
     names = ["a", "b", "c", "d", "e"]
-    frame = views_frame(model, names)
+    frame = views_frame(Head.from_tensors(model.head.weight, model.head.bias, model.units(), names))
     assert list(frame.columns) == ["class", "view", "mean_weight", "pos_weight", "neg_weight"]
     assert len(frame) == 5 * 4
     w = model.head.weight[2, 3 * 56:4 * 56]
@@ -236,12 +241,12 @@ def test_views_frame_and_figure(tmp_path) -> None:
     positive = positive_views(frame)
     assert list(positive) == names
     assert positive["c"] == [v for v in range(4) if model.head.weight[2, v * 56:(v + 1) * 56].mean() > 0]
-    fig = plot_views(frame)
+    fig = views_figure(frame)
     assert sum(ax.get_visible() for ax in fig.axes) == 5
     save_figure(tmp_path / "views.png", fig)
     assert (tmp_path / "views.png").stat().st_size > 1000
     with pytest.raises(NvError, match="3 class names"):
-        views_frame(model, names[:3])
+        views_frame(Head.from_tensors(model.head.weight, model.head.bias, model.units(), names[:3]))
 
 
 # --- ground truth: what the head learns follows which views can tell classes apart ---------------------
@@ -252,17 +257,17 @@ def trained():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        data = V.load_views(image_size=SIZE, seed=0, train_per_class=30, val_per_class=10)
+        data = load_data("views", {"image_size": SIZE, "seed": 0, "train_per_class": 30, "val_per_class": 10})
         cfg = TrainConfig(epochs=15, batch_size=16, lr=1e-2, optimizer="adam", weight_decay=0.0,
                           scheduler="cosine", device="cpu", seed=0)
         torch.manual_seed(0)
         model = MultiViewNeuroView(lambda: SmallCNN(6, 3, 8), 6, views=12, reduce="mean",
                                    input_shape=(3, SIZE, SIZE), mean=data.mean, std=data.std)
         nn.init.zeros_(model.head.weight)  # so the head holds only what training put there
-        neuroview = Trainer(model, data.train, data.val, cfg, None).fit()
+        neuroview = Trainer(model, data.train, data.val, cfg, None, device=torch.device("cpu")).fit()
         torch.manual_seed(0)
         baseline = MVCNN(SmallCNN(6, 3, 8), 6, input_shape=(3, SIZE, SIZE), mean=data.mean, std=data.std)
-        mvcnn = Trainer(baseline, data.train, data.val, cfg, None).fit()
+        mvcnn = Trainer(baseline, data.train, data.val, cfg, None, device=torch.device("cpu")).fit()
     finally:
         torch.set_num_threads(threads)
     return model, neuroview, mvcnn
@@ -277,11 +282,11 @@ def test_both_models_learn_the_task(trained) -> None:
 @pytest.mark.parametrize("pair", PAIRS)
 def test_separating_views_carry_the_pair(trained, pair) -> None:
     model = trained[0]
-    a, b = (V.CLASSES.index(c) for c in pair)
+    a, b = (CLASSES.index(c) for c in pair)
     contrast = (model.head.weight[a] - model.head.weight[b]).abs().detach().numpy()
     view_of = model.units()["view"].to_numpy()
     per_view = np.array([contrast[view_of == v].mean() for v in range(12)])
-    separating = V.separating_views()[pair]
-    blind = [v for v in range(12) if v not in V.separating_views(min_fraction=0.0)[pair]]
+    separating = separating_views()[pair]
+    blind = [v for v in range(12) if v not in separating_views(min_fraction=0.0)[pair]]
     assert int(per_view.argmax()) in separating, per_view.round(3)
     assert per_view[separating].mean() > 1.5 * per_view[blind].mean(), per_view.round(3)

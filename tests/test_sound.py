@@ -14,22 +14,24 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from nvcli.core import sound
-from nvcli.core.errors import NvError
-from nvcli.core.sound import (
-    CSV_COLUMNS,
-    METADATA_CSV,
-    TONE_CLASSES,
-    TONE_RATES,
-    TONE_SUBTYPES,
-    SpecParams,
-    decode,
-    load_tones,
-    load_urbansound,
-    log_mel,
-    make_tones,
-    mel_frequencies,
-)
+from nvcli.data.registry import DataBundle, load_data, make_dataset
+from nvcli.data.sound.spectrogram import SpecParams, decode, fit_length, log_mel, mel_frequencies
+from nvcli.data.sound.tones import TONE_CLASSES, TONE_CUES, TONE_RATES, TONE_SUBTYPES
+from nvcli.data.sound.urbansound import CSV_COLUMNS, METADATA_CSV
+from nvcli.errors import NvError
+
+
+def load_urbansound(data_dir: str | None = None, **options: object) -> DataBundle:
+    return load_data("urbansound", {"data_dir": data_dir, **options})
+
+
+def load_tones(**options: object) -> DataBundle:
+    return load_data("tones", options)
+
+
+def make_tones(out: Path, force: bool = False, **options: object) -> Path:
+    return make_dataset("tones", out, options, force=force)
+
 
 PER_CLASS = 10  # one clip per class in each of the 10 folds
 FAST = dict(sample_rate=16000, duration=1.0, hop_length=256)  # the tones defaults, for urbansound's loader
@@ -60,7 +62,7 @@ def csv_of(root: Path) -> pd.DataFrame:
     return pd.read_csv(root / METADATA_CSV)
 
 
-def load(root: Path, cache: Path, **options) -> sound.DataBundle:
+def load(root: Path, cache: Path, **options) -> DataBundle:
     return load_urbansound(str(root), cache_dir=str(cache), **{**FAST, **options})
 
 
@@ -158,7 +160,7 @@ def test_every_format_decodes_to_the_same_spectrogram(tmp_path: Path, rate: int,
     def tone(sr: int) -> np.ndarray:
         return (0.5 * np.sin(2 * np.pi * 1000 * np.arange(round(0.8 * sr)) / sr)).astype(np.float32)
 
-    reference = log_mel(sound.fit_length(torch.from_numpy(tone(16000)), FAST_PARAMS.num_samples)[None], FAST_PARAMS)[0]
+    reference = log_mel(fit_length(torch.from_numpy(tone(16000)), FAST_PARAMS.num_samples)[None], FAST_PARAMS)[0]
     wave = tone(rate)
     path = tmp_path / "a.wav"
     sf.write(str(path), np.stack([wave] * channels, axis=1), rate, subtype=subtype)
@@ -312,7 +314,7 @@ def test_default_cache_dir_is_in_the_data_dir_else_the_user_cache(
 
 
 @pytest.fixture(scope="module")
-def tones() -> sound.DataBundle:
+def tones() -> DataBundle:
     return load_tones(seed=0, per_class=12, val_per_class=4)
 
 
@@ -349,7 +351,7 @@ def check_mechanisms(x: torch.Tensor, targets: list[int], params: SpecParams) ->
         assert len(maxima) >= 3 and freqs[maxima[0]] < 320, i  # fundamental plus evenly spaced harmonics
 
 
-def test_tones_in_memory_follow_their_mechanisms(tones: sound.DataBundle) -> None:
+def test_tones_in_memory_follow_their_mechanisms(tones: DataBundle) -> None:
     assert tones.classes == list(TONE_CLASSES) and set(tones.cues) == set(TONE_CLASSES)
     assert tones.train.x.shape == (12 * 7, *FAST_PARAMS.shape) and len(tones.val) == 4 * 7
     check_mechanisms(tones.train.x, tones.train.targets, FAST_PARAMS)
@@ -357,11 +359,11 @@ def test_tones_in_memory_follow_their_mechanisms(tones: sound.DataBundle) -> Non
 
 def test_tones_on_disk_follow_their_mechanisms(tree: Path, tmp_path: Path) -> None:
     bundle = load_tones(data_dir=str(tree), cache_dir=str(tmp_path / "cache"))
-    assert bundle.name == "tones" and bundle.cues == sound.TONE_CUES
+    assert bundle.name == "tones" and bundle.cues == TONE_CUES
     check_mechanisms(everything(bundle.train), bundle.train.targets, FAST_PARAMS)
 
 
-def test_tones_are_deterministic_in_the_seed(tones: sound.DataBundle) -> None:
+def test_tones_are_deterministic_in_the_seed(tones: DataBundle) -> None:
     same = load_tones(seed=0, per_class=12, val_per_class=4)
     other = load_tones(seed=1, per_class=12, val_per_class=4)
     assert torch.equal(same.train.x, tones.train.x) and torch.equal(same.val.x, tones.val.x)
@@ -384,15 +386,15 @@ def test_bad_inputs_are_named(tree: Path, tmp_path: Path) -> None:
         load_urbansound(str(tmp_path / "empty"))
     with pytest.raises(NvError, match="val_fold=11 .*valid: 1, 2, 3"):
         load(tree, tmp_path / "cache", val_fold=11)
-    with pytest.raises(NvError, match="on_error 'ignore'"):
+    with pytest.raises(NvError, match="--on-error value 'ignore'; valid: fail, skip"):
         load(tree, tmp_path / "cache", on_error="ignore")
     with pytest.raises(NvError, match="n_mels=256"):
         load(tree, tmp_path / "cache", n_mels=256, n_fft=256)
     with pytest.raises(NvError, match="fewer than n_fft"):
         load(tree, tmp_path / "cache", duration=0.01)
-    with pytest.raises(NvError, match="sample_rate must be a positive integer, got '16k'"):
+    with pytest.raises(NvError, match="'sample_rate' is '16k'; expected int"):
         load(tree, tmp_path / "cache", sample_rate="16k")
-    with pytest.raises(NvError, match="image_size must be a positive integer"):
+    with pytest.raises(NvError, match="image_size=0 must be > 0"):
         load_tones(per_class=1, val_per_class=1, image_size=0)
     assert SpecParams(duration=2).key() == SpecParams(duration=2.0).key()  # -D duration=2 reuses the cache
 
@@ -416,12 +418,11 @@ def test_bad_trees_are_named(own_tree: Path, tmp_path: Path) -> None:
 
 
 def test_registered_and_reachable_through_load_data() -> None:
-    pytest.importorskip("nvcli.core.synthetic")
-    pytest.importorskip("nvcli.core.imagefolder")
-    from nvcli.core.data import datasets, load_data
+    from nvcli.data.registry import readable
 
-    assert {"urbansound", "tones"} <= set(datasets())
-    bundle = load_data("tones", seed=0, per_class=2, val_per_class=1, val_fold=None, n_mels=32, image_size=None)
+    assert {"urbansound", "tones"} <= {e.name for e in readable() if e.kind == "sound"}
+    bundle = load_data("tones", {"seed": 0, "per_class": 2, "val_per_class": 1, "val_fold": None, "n_mels": 32,
+                                 "image_size": None})
     assert bundle.kind == "sound" and bundle.info["n_mels"] == 32
 
 

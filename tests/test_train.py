@@ -7,20 +7,20 @@ import pandas as pd
 import pytest
 import torch
 
-from nvcli.core.engine import TrainConfig, predict
-from nvcli.core.errors import NvError
-from nvcli.core.evaluate import evaluate
-from nvcli.core.runs import load_run
-from nvcli.core.synthetic import COLOUR_CLASSES
-from nvcli.core.train import resume, train
+from nvcli.analysis.evaluate import evaluate
+from nvcli.data.shapes import COLOUR_CLASSES, ShapesOptions
+from nvcli.errors import NvError
+from nvcli.models.spec import ModelChoice
+from nvcli.runs.run import load_run
+from nvcli.training.config import TrainConfig
+from nvcli.training.predict import predict
+from nvcli.training.recipes import resume, train
 
-DATA = {"image_size": 32, "train_per_class": 100, "val_per_class": 30}
 CHANCE = 1 / 9
 
 
-def spec(**overrides: object) -> dict:
-    return {"arch": "smallcnn", "code": "soft", "reduce": "max", "baseline": False, "weights": None,
-            "freeze_backbone": False, **overrides}
+def spec(**overrides: object) -> ModelChoice:
+    return ModelChoice(**{"arch": "smallcnn", "code": "soft", "reduce": "max", **overrides})
 
 
 def cfg(**overrides: object) -> TrainConfig:
@@ -64,7 +64,7 @@ def test_run_directory_contract(runs: dict[str, Path]) -> None:
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    data = {**DATA, "train_per_class": 20, "val_per_class": 5}
+    data = ShapesOptions(image_size=32, train_per_class=20, val_per_class=5)
     whole = train(spec(), "shapes", data, cfg(epochs=3), name="whole", runs_dir=tmp_path)
 
     def interrupt(row: dict) -> None:
@@ -74,7 +74,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path: Path) 
     with pytest.raises(KeyboardInterrupt):
         train(spec(), "shapes", data, cfg(epochs=3), name="cut", runs_dir=tmp_path, on_epoch=interrupt)
     assert pd.read_csv(tmp_path / "cut" / "metrics.csv")["epoch"].tolist() == [1]
-    resumed = resume(tmp_path / "cut")
+    resumed = resume(load_run(tmp_path / "cut"))
     a = torch.load(whole.dir / "model.pt", weights_only=True)
     b = torch.load(resumed.dir / "model.pt", weights_only=True)
     assert a.keys() == b.keys()
@@ -85,7 +85,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path: Path) 
 
 
 def test_same_seed_same_metrics_and_run_dirs_are_not_overwritten(tmp_path: Path) -> None:
-    data = {**DATA, "train_per_class": 10, "val_per_class": 5}
+    data = ShapesOptions(image_size=32, train_per_class=10, val_per_class=5)
     first = train(spec(), "shapes", data, cfg(epochs=1), name="a", runs_dir=tmp_path)
     second = train(spec(), "shapes", data, cfg(epochs=1), name="b", runs_dir=tmp_path)
     pd.testing.assert_frame_equal(*(pd.read_csv(r.dir / "metrics.csv").drop(columns="seconds") for r in (first, second)))
@@ -94,15 +94,15 @@ def test_same_seed_same_metrics_and_run_dirs_are_not_overwritten(tmp_path: Path)
 
 
 def test_freeze_backbone_trains_only_the_head() -> None:
-    from nvcli.core.build import build_model
-    from nvcli.core.data import load_data
-    from nvcli.core.engine import Trainer
-    from nvcli.core.train import data_spec
+    from nvcli.data.registry import load_data
+    from nvcli.models.spec import build_model
+    from nvcli.training.engine import Trainer
+    from nvcli.training.recipes import spec_for
 
-    bundle = load_data("shapes", image_size=32, train_per_class=10, val_per_class=5)
-    model = build_model(data_spec(bundle, **spec(freeze_backbone=True)))
+    bundle = load_data("shapes", {"image_size": 32, "train_per_class": 10, "val_per_class": 5})
+    model = build_model(spec_for(spec(freeze_backbone=True), bundle))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    Trainer(model, bundle.train, bundle.val, cfg(epochs=1), None).fit()
+    Trainer(model, bundle.train, bundle.val, cfg(epochs=1), None, device=torch.device("cpu")).fit()
     after = model.state_dict()
     backbone = [k for k in before if k.startswith("codes.")]
     assert backbone and all(torch.equal(before[k], after[k]) for k in backbone)  # weights and BN statistics

@@ -14,10 +14,13 @@ import pandas as pd
 import pytest
 import torch
 
-from nvcli.core.engine import Trainer, TrainConfig
-from nvcli.core.errors import NvError
-from nvcli.core.runs import load_run
-from nvcli.core.train import train
+from nvcli.data.shapes import ShapesOptions
+from nvcli.errors import NvError
+from nvcli.models.spec import ModelChoice
+from nvcli.runs.run import load_run
+from nvcli.training.config import TrainConfig
+from nvcli.training.engine import Trainer
+from nvcli.training.recipes import train
 
 ARGS = ["--arch", "smallcnn", "--image-size", "32", "-D", "train_per_class=30", "-D", "val_per_class=5",
         "--batch-size", "16", "--device", "cpu"]
@@ -61,9 +64,9 @@ def test_sigkill_mid_training_then_resume_equals_uninterrupted(tmp_path: Path) -
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     cfg = TrainConfig(epochs=4, batch_size=16, device="cpu", seed=1)  # a seed other than 0 must survive resume
-    whole = train({"arch": "smallcnn", "code": "soft", "reduce": "max", "baseline": False, "weights": None,
-                   "freeze_backbone": False}, "shapes", {"image_size": 32, "train_per_class": 30, "val_per_class": 5},
-                  cfg, name="whole", runs_dir=tmp_path)
+    whole = train(ModelChoice(arch="smallcnn"), "shapes",
+                  ShapesOptions(image_size=32, train_per_class=30, val_per_class=5, seed=1), cfg, name="whole",
+                  runs_dir=tmp_path)
     a = torch.load(whole.dir / "model.pt", weights_only=True)
     b = torch.load(run_dir / "model.pt", weights_only=True)
     for key in a:
@@ -83,14 +86,13 @@ def test_sigint_exits_130_with_a_resume_hint_and_complete_files(tmp_path: Path) 
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
-    from nvcli.core.build import build_model
-    from nvcli.core.data import load_data
-    from nvcli.core.train import data_spec
+    from nvcli.data.registry import load_data
+    from nvcli.models.spec import build_model
+    from nvcli.training.recipes import spec_for
 
-    bundle = load_data("shapes", image_size=32, train_per_class=10, val_per_class=2)
-    spec = data_spec(bundle, arch="smallcnn", code="soft", reduce="max", baseline=False, weights=None,
-                     freeze_backbone=False)
-    trainer = Trainer(build_model(spec), bundle.train, bundle.val, TrainConfig(epochs=3, batch_size=16), tmp_path)
+    bundle = load_data("shapes", {"image_size": 32, "train_per_class": 10, "val_per_class": 2})
+    trainer = Trainer(build_model(spec_for(ModelChoice(arch="smallcnn"), bundle)), bundle.train, bundle.val,
+                      TrainConfig(epochs=3, batch_size=16), tmp_path, device=torch.device("cpu"))
     trainer.fit(stop_after=1)
     good = torch.load(tmp_path / "model.pt", weights_only=True)
     with torch.no_grad():
@@ -107,8 +109,8 @@ def test_refusals_checkpoint_of_another_model_old_format_unwritable_dir(nv, tmp_
     assert nv("train", *ARGS, "--epochs", "1", "--name", "r", "--runs-dir", tmp_path).code == 0
     run_dir = tmp_path / "r"
     shutil.copy(run_dir / "model.pt", tmp_path / "good.pt")
-    from nvcli.core.archs import build_network
-    from nvcli.core.neuroview import NeuroView
+    from nvcli.models.archs import build_network
+    from nvcli.models.neuroview import NeuroView
 
     other = NeuroView(build_network("alexnet", 9, 3, 32), 9, input_shape=(3, 32, 32))
     torch.save(other.state_dict(), run_dir / "model.pt")
@@ -147,6 +149,11 @@ def test_resume_refuses_runs_without_a_checkpoint(nv, tmp_path: Path) -> None:
     converted = nv("train", "--resume", "--run", tmp_path / "c")
     assert converted.code == 2 and "never trained (convert only)" in converted.err
     assert nv("train", *ARGS, "--epochs", "1", "--name", "t", "--runs-dir", tmp_path).code == 0
-    (tmp_path / "t" / "checkpoint.pt").unlink()
+    done = nv("train", "--resume", "--run", tmp_path / "t")
+    assert done.code == 0 and "already complete (1 of 1 epochs)" in done.err
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    config["train"]["epochs"] = 2  # an unfinished run ...
+    (tmp_path / "t" / "config.json").write_text(json.dumps(config))
+    (tmp_path / "t" / "checkpoint.pt").unlink()  # ... whose checkpoint is gone
     missing = nv("train", "--resume", "--run", tmp_path / "t")
     assert missing.code == 2 and "cannot resume" in missing.err and "checkpoint.pt" in missing.err

@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nvcli.core.archs import build_network, load_network_weights
-from nvcli.core.errors import NvError
-from nvcli.core.neuroview import NeuroView, UnitCodes, apply_code, reduce_code
+from nvcli.errors import NvError
+from nvcli.models.archs import build_network, load_network_weights
+from nvcli.models.codes import apply_code, reduce_code
+from nvcli.models.neuroview import NeuroView, UnitCodes
 
 # Every ReLU call in the feature extractor, computed by hand from the architectures:
 # vgg11: 64+128+256+256+512*4 (the paper's 2,752); resnet18: 64 + 2*2*(64+128+256+512);

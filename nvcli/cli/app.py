@@ -1,12 +1,18 @@
-"""The `nv` command: a Typer app whose commands are thin layers over `nvcli.core`."""
+"""The `nv` command: a Typer app whose commands are thin layers over the core packages.
+
+Every command module imports only typer and nv's torch-free modules at start-up; the core is imported
+inside the command, so `nv --help` and argument errors answer without loading torch.
+"""
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from typing import Any
 
 import typer
 
-from ..core.errors import NvError
+from ..errors import NvError
 from .render import err
 
 app = typer.Typer(
@@ -16,7 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-_state = {"debug": False}  # set by the --debug option; read when an error reaches run()
+INTERRUPTED = "interrupted; results are written all at once, so none was left half-written"
+_state: dict[str, Any] = {"debug": False, "interrupted": INTERRUPTED}
 
 
 @app.callback()
@@ -30,41 +37,57 @@ def main(
                         format="nv: %(message)s", stream=sys.stderr)
 
 
-def _one_line(exc: NvError) -> str:
-    """The user's message, also when a DataLoader worker re-raised it wrapped in its traceback."""
+def on_interrupt(message: str) -> None:
+    """What to tell the user if this command is interrupted (Ctrl-C or SIGTERM)."""
+    _state["interrupted"] = message
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message, also when a DataLoader worker re-raised it wrapped in its traceback."""
     text = str(exc).strip()
     if "\nOriginal Traceback" in text:
         text = text.splitlines()[-1].split(": ", 1)[-1]
-    return text
+    return " ".join(text.split()) or type(exc).__name__
 
 
-def _register() -> None:
-    from . import commands  # noqa: F401  (registers every command on `app`)
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a command exactly like Ctrl-C
+
+
+def _fail(message: str, code: int, label: str = "") -> None:
+    from rich.markup import escape
+
+    err.print(f"[bold red]{label}[/]{escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 def run() -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit."""
-    _register()
     try:
+        signal.signal(signal.SIGTERM, _terminate)
+        from . import commands  # noqa: F401  (registers every command on `app`)
+
         code = app(standalone_mode=False)  # returns typer.Exit's code instead of raising it
     except NvError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except typer.Abort:
-        sys.exit(1)
+        _fail(_one_line(exc), 2, "error: ")
+    except (KeyboardInterrupt, typer.Abort):
+        _fail(_state["interrupted"], 130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors (unknown option, bad value) in standalone_mode=False
-        exc.show()
-        sys.exit(getattr(exc, "exit_code", 2))
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        command = getattr(getattr(exc, "ctx", None), "command_path", "nv").replace(sys.argv[0], "nv")
+        _fail(f"{_one_line(exc if not message else Exception(message))} (see {command} --help)",
+              getattr(exc, "exit_code", 2), "error: ")
     except Exception as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                  highlight=False, soft_wrap=True)
-        sys.exit(1)
-    if code == 130:  # Typer turns Ctrl-C into exit code 130
-        err.print("interrupted; every file written so far is complete (resume training with 'nv train --resume')",
-                  highlight=False, soft_wrap=True)
+        if "Original Traceback" in str(exc) and "NvError" in str(exc):  # an nv error inside a DataLoader worker
+            _fail(_one_line(exc), 2, "error: ")
+        _fail(f"{type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)", 1, "internal error: ")
+    if code == 130:  # Ctrl-C inside a command that Typer caught itself
+        _fail(_state["interrupted"], 130)
     if isinstance(code, int) and code:
         sys.exit(code)

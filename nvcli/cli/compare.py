@@ -6,38 +6,35 @@ from typing import Optional
 
 import typer
 
-from ..core.atomic import save_figure, write_csv
-from ..core.compare import compare as compare_runs
-from ..core.compare import check_comparable, compare_figure, output_dir
-from ..core.runs import load_run
-from ..core.weights import DEFAULT_TOP
 from .app import app
-from .options import BatchOpt, DeviceOpt, FormatOpt
+from .flags import INFERENCE, OUTPUT, RESULTS, Flag, Flags, Group, command
 from .render import Format, emit, note, progress
+from .runs import open_run, save_result
+
+COMPARE = Group("Comparison", (
+    Flag("out", Optional[Path], ("--out", "-o"), "Output directory (default: RUN_A/compare_<B>/)."),
+    Flag("top", int, ("--top", "-k"), "The k of top_share (units of largest |w|).", 10, extra=(("min", 1),)),
+    Flag("trust_code", bool, ("--trust-code",), "Allow importing the runs' package.module:function architecture.",
+         False),
+))
 
 
-@app.command()
-def compare(
-    run_a: Path = typer.Argument(..., help="Run A, e.g. trained on the original images."),
-    run_b: Path = typer.Argument(..., help="Run B of the same architecture, e.g. trained on stylised images."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: RUN_A/compare_<B>/)."),
-    top: int = typer.Option(DEFAULT_TOP, "--top", "-k", min=1, help="The k of top_share (units of largest |w|)."),
-    device: str = DeviceOpt,
-    batch_size: int = BatchOpt,
-    workers: int = typer.Option(0, "--workers", "-j", min=0, help="DataLoader worker processes."),
-    fmt: Format = FormatOpt,
-) -> None:
+@command(app, "compare", COMPARE, INFERENCE, RESULTS, OUTPUT, arguments=(
+    ("run_a", Path, typer.Argument(..., help="Run A, e.g. trained on the original images.")),
+    ("run_b", Path, typer.Argument(..., help="Run B of the same architecture, e.g. trained on stylised images."))))
+def compare(flags: Flags) -> None:
     """Compare accuracy and per-layer weight shares of two runs; write compare*.csv and compare.png."""
-    a, b = load_run(run_a), load_run(run_b)
+    from ..analysis.compare import check_comparable, output_dir
+    from ..analysis.compare import compare as compare_runs
+
+    a, b = open_run(flags["run_a"], Path("runs")), open_run(flags["run_b"], Path("runs"))
     check_comparable(a, b)  # before creating the output directory
-    path = output_dir(out, a, b)
+    path = output_dir(flags["out"], a, b)
     with progress("compare") as bar:
-        result = compare_runs(a, b, top=top, device=device, batch_size=batch_size, workers=workers, progress=bar)
-    write_csv(path / "compare_accuracy.csv", result.accuracy)
-    write_csv(path / "compare_layers.csv", result.layers)
-    write_csv(path / "compare.csv", result.overall)
-    save_figure(path / "compare.png", compare_figure(result))
-    if fmt == Format.table:
-        emit(result.accuracy, fmt, title="Validation accuracy")
-    emit(result.overall, fmt, title=f"Share of all classes' weight per layer (a = {a.name}, b = {b.name})")
-    note(f"wrote compare.csv, compare_layers.csv, compare_accuracy.csv, compare.png to {path}")
+        result = compare_runs(a, b, top=flags["top"], device=flags["device"], batch_size=flags["batch_size"],
+                              workers=flags["workers"], trust_code=flags["trust_code"], progress=bar)
+    save_result(result, path, flags)
+    if flags["fmt"] == Format.table:
+        emit(result.accuracy, flags["fmt"], title="Validation accuracy")
+    emit(result.overall, flags["fmt"], title=f"Share of all classes' weight per layer (a = {a.name}, b = {b.name})")
+    note(f"wrote {', '.join(result.artifacts(flags['plot']))} to {path}")

@@ -4,49 +4,42 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
-import typer
-
-from ..core.build import ModelSpec
-from ..core.errors import NvError
-from ..core.imagefolder import IMAGENET_MEAN, IMAGENET_STD
-from ..core.train import convert as convert_run
 from .app import app
-from .options import FormatOpt, RunsDirOpt, split_list
-from .render import Format, emit, note
+from .flags import MODEL, OUTPUT, Flag, Flags, Group, command, split_list
+from .render import emit, note
+
+CONVERT = Group("Network", (
+    Flag("num_classes", Optional[int], ("--num-classes", "-n"), "Classes of the new head."),
+    Flag("classes", Optional[str], ("--classes",), "Comma-separated class names (sets the count)."),
+    Flag("image_size", int, ("--image-size",), "Input side in pixels.", 64, extra=(("min", 16),)),
+    Flag("in_channels", int, ("--in-channels",), "Input channels (1 for spectrograms).", 3, extra=(("min", 1),)),
+))
+RUN_OUT = Group("Run directory", (
+    Flag("name", Optional[str], ("--name",), "Run directory name (default: a timestamp)."),
+    Flag("runs_dir", Path, ("--runs-dir",), "Where run directories live.", Path("runs")),
+    Flag("force", bool, ("--force",), "Replace an existing run of that name.", False),
+))
 
 
-@app.command()
-def convert(
-    arch: str = typer.Option(..., "--arch", "-a", help="Architecture name or package.module:function."),
-    num_classes: Optional[int] = typer.Option(None, "--num-classes", "-n", help="Classes of the new head."),
-    classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated class names (sets the count)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="A local state_dict of the standard network."),
-    freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Later training fits only the head."),
-    code: str = typer.Option("soft", "--code", help="soft, hard or raw."),
-    reduce: str = typer.Option("max", "--reduce", help="max or mean."),
-    image_size: int = typer.Option(64, "--image-size", min=16),
-    in_channels: int = typer.Option(3, "--in-channels", min=1, help="Input channels (1 for spectrograms)."),
-    name: Optional[str] = typer.Option(None, "--name"),
-    runs_dir: Path = RunsDirOpt,
-    force: bool = typer.Option(False, "--force"),
-    fmt: Format = FormatOpt,
-) -> None:
+@command(app, "convert", MODEL.only("arch", "code", "reduce", "weights", "freeze_backbone"), CONVERT, RUN_OUT, OUTPUT)
+def convert(flags: Flags) -> None:
     """Convert a standard network to NeuroView: print its nonlinear layers and unit counts."""
-    names = split_list(classes)
-    if names and num_classes is not None and num_classes != len(names):
-        raise NvError(f"--num-classes {num_classes} disagrees with the {len(names)} names given by --classes")
-    count = len(names) if names else num_classes
-    if count is None:
-        raise NvError("nv convert needs the number of classes: --num-classes N (N >= 2) or --classes a,b,...")
-    if count < 2:
-        raise NvError(f"--num-classes {count} is not valid; give an integer >= 2 (or --classes a,b,...)")
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else ([0.0] * in_channels, [1.0] * in_channels)
-    spec = ModelSpec(arch=arch, num_classes=count, input_shape=[in_channels, image_size, image_size], mean=mean,
-                     std=std, code=code, reduce=reduce, freeze_backbone=freeze_backbone,
-                     weights=str(weights) if weights else None)
-    run_dir, model = convert_run(spec, classes=names, name=name, runs_dir=runs_dir, force=force)
-    layers = pd.DataFrame([{"layer": l.index, "node": l.node, "units": l.channels} for l in model.layers])
+    import pandas as pd
+
+    from ..models.spec import ModelChoice
+    from ..runs.run import check_name
+    from ..training.recipes import convert as convert_run
+
+    model = flags.of(MODEL)  # flags of MODEL that convert does not show are never given
+    if "weights" in model:
+        model["weights"] = str(model["weights"])
+    choice = ModelChoice(**model)
+    run_dir, network = convert_run(choice, num_classes=flags["num_classes"], classes=split_list(flags["classes"]),
+                                   image_size=flags["image_size"], in_channels=flags["in_channels"],
+                                   name=check_name(flags["name"]) if flags["name"] else None,
+                                   runs_dir=flags["runs_dir"], force=flags["force"])
+    layers = pd.DataFrame([{"layer": layer.index, "node": layer.node, "units": layer.channels}
+                           for layer in network.layers])
     total = pd.DataFrame([{"layer": "", "node": "total", "units": int(layers["units"].sum())}])
-    emit(pd.concat([layers, total], ignore_index=True), fmt, title=f"NeuroView {arch}: nonlinear layers")
+    emit(pd.concat([layers, total], ignore_index=True), flags["fmt"], title=f"NeuroView {choice.arch}: nonlinear layers")
     note(f"run written to {run_dir}")

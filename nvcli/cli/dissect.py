@@ -4,54 +4,50 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import typer
+from .app import app, on_interrupt
+from .flags import HEAD, INFERENCE, OUTPUT, RESULTS, RUN, Flag, Flags, Group, command, split_list
+from .render import emit, note, progress
+from .runs import open_run, save_result
 
-from ..core.atomic import save_figure, write_csv
-from ..core.dissect import concept_figure
-from ..core.errors import choice_error
-from ..core.probe import dissect_run
-from ..core.runs import load_run
-from ..core.weights import class_stems
-from .app import app
-from .options import DeviceOpt, FormatOpt, RunOpt, RunsDirOpt, split_list
-from .render import Format, emit, note, progress
+DISSECT = Group("Dissection", (
+    Flag("probe", Optional[Path], ("--probe",), "Broden-layout probe set (default: built-in shapes)."),
+    Flag("probe_count", int, ("--probe-count",), "Images in the built-in probe set.", 300, extra=(("min", 1),)),
+    Flag("quantile", float, ("--quantile",), "Top quantile of activations that counts as active.", 0.005),
+    Flag("iou_threshold", float, ("--iou-threshold",), "IoU at which a unit is interpretable.", 0.04),
+    Flag("categories", Optional[str], ("--categories",), "Comma-separated categories to score."),
+    Flag("class_", Optional[str], ("--class",), "Draw the figure of this class only."),
+    Flag("top", int, ("--top",), "Concepts per sign in the table and figure.", 5, extra=(("min", 1),)),
+    Flag("image_size", Optional[int], ("--image-size",), "Resize probe images (default: the run's).",
+         extra=(("min", 16),)),
+))
 
 
-@app.command("dissect-map")
-def dissect_map(
-    run: Optional[Path] = RunOpt,
-    runs_dir: Path = RunsDirOpt,
-    probe: Optional[Path] = typer.Option(None, "--probe", help="Broden-layout probe set (default: built-in shapes)."),
-    probe_count: int = typer.Option(300, "--probe-count", min=1, help="Images in the built-in probe set."),
-    quantile: float = typer.Option(0.005, "--quantile", help="Top quantile of activations that counts as active."),
-    iou_threshold: float = typer.Option(0.04, "--iou-threshold", help="IoU at which a unit is interpretable."),
-    categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated categories to score."),
-    class_: Optional[str] = typer.Option(None, "--class", help="Draw the figure of this class only."),
-    top: int = typer.Option(5, "--top", min=1, help="Concepts per sign in the table and figure."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", min=16, help="Resize probe images (default: the run's)."),
-    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1),
-    workers: int = typer.Option(0, "--workers", "-j", min=0),
-    device: str = DeviceOpt,
-    fmt: Format = FormatOpt,
-) -> None:
+# Every layer's maps of a batch are held at once: a smaller batch than other inference.
+@command(app, "dissect-map", DISSECT, HEAD, RUN, INFERENCE.defaulting("batch_size", 16), RESULTS, OUTPUT)
+def dissect_map(flags: Flags) -> None:
     """Label every unit with a concept and map each class to the concepts its weights favour."""
-    r = load_run(run, runs_dir)
-    if class_ is not None and class_ not in r.classes:
-        raise choice_error("class", class_, r.classes)
+    from ..analysis.dissect.concepts import dissect_run
+    from ..errors import choice_error
+
+    run = open_run(flags["run"], flags["runs_dir"])
+    name = flags["class_"]
+    if name is not None and name not in run.classes:
+        raise choice_error("class", name, run.classes)
+    on_interrupt("interrupted; no dissection results were written")
     with progress("dissecting") as bar:
-        result = dissect_run(r, probe, quantile=quantile, iou_threshold=iou_threshold,
-                             categories=split_list(categories), image_size=image_size, probe_count=probe_count,
-                             batch_size=batch_size, workers=workers, device=device,
+        result = dissect_run(run, flags["probe"], head=flags["head"], quantile=flags["quantile"],
+                             iou_threshold=flags["iou_threshold"], categories=split_list(flags["categories"]),
+                             image_size=flags["image_size"], probe_count=flags["probe_count"],
+                             batch_size=flags["batch_size"], workers=flags["workers"], device=flags["device"],
+                             trust_code=flags["trust_code"],
                              progress=(lambda done, total: bar("probe", done, total)) if bar else None)
-    write_csv(r.dir / "concepts_units.csv", result.units)
-    write_csv(r.dir / "concepts_classes.csv", result.classes)
-    stems = class_stems(r.classes)
-    for name in [class_] if class_ else r.classes:
-        if (result.classes["class"] == name).any():
-            save_figure(r.dir / f"concepts_{stems[name]}.png", concept_figure(result.classes, name, top))
+    result.top = flags["top"]
+    result.figure_classes = [name] if name else None
+    save_result(result, run.dir, flags)
     interpretable = int(result.units["interpretable"].sum())
-    note(f"{interpretable} of {len(result.units)} units interpretable (IoU >= {iou_threshold}) on {result.probe}")
-    shown = result.classes[result.classes["rank"] <= top]
-    if class_:
-        shown = shown[shown["class"] == class_]
-    emit(shown.reset_index(drop=True), fmt, title=f"Top {top} positive and negative concepts per class")
+    note(f"{interpretable} of {len(result.units)} units interpretable (IoU >= {flags['iou_threshold']}) on "
+         f"{result.probe}")
+    shown = result.classes[result.classes["rank"] <= flags["top"]]
+    if name:
+        shown = shown[shown["class"] == name]
+    emit(shown.reset_index(drop=True), flags["fmt"], title=f"Top {flags['top']} positive and negative concepts per class")

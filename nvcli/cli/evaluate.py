@@ -1,53 +1,51 @@
 """`nv eval`: accuracy, per-class accuracy and confusion matrix; several runs give a Table-1 comparison."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
-import pandas as pd
 import typer
 
-from ..core.atomic import save_figure, write_csv
-from ..core.evaluate import confusion_figure, evaluate
-from ..core.runs import load_run
 from .app import app
-from .options import BatchOpt, DeviceOpt, FormatOpt, RunsDirOpt, RunsOpt, runs_or_latest
+from .flags import INFERENCE, OUTPUT, RESULTS, RUNS, Flag, Flags, Group, command
 from .render import Format, emit, note, progress
+from .runs import open_runs, save_result
+
+EVAL = Group("Evaluation", (
+    Flag("heads", Optional[list[str]], ("--head",), "Head(s) to evaluate, repeatable: dense (default) and/or "
+         "sparse heads by name (nv sparsify); several give a side-by-side table."),
+    Flag("min_acc", Optional[float], ("--min-acc",), "Exit with status 1 if any accuracy is below this.",
+         extra=(("min", 0.0), ("max", 1.0))),
+    Flag("per_class", bool, ("--per-class",), "Print per-class accuracy (with csv/json: only that).", False),
+))
 
 
-@app.command("eval")
-def eval_(
-    run: Optional[list[Path]] = RunsOpt,
-    runs_dir: Path = RunsDirOpt,
-    device: str = DeviceOpt,
-    batch_size: int = BatchOpt,
-    workers: int = typer.Option(0, "--workers", "-j", min=0),
-    min_acc: Optional[float] = typer.Option(None, "--min-acc", min=0.0, max=1.0,
-                                            help="Exit with status 1 if any run's accuracy is below this."),
-    per_class: bool = typer.Option(False, "--per-class", help="Print per-class accuracy (with csv/json: only that)."),
-    fmt: Format = FormatOpt,
-) -> None:
+@command(app, "eval", RUNS, EVAL, INFERENCE, RESULTS, OUTPUT)
+def eval_(flags: Flags) -> None:
     """Evaluate runs on their validation split; write eval.csv, per_class.csv, confusion.csv/.png into each."""
+    import pandas as pd
+
+    from ..analysis.evaluate import evaluate
+    from ..runs.files import DENSE_HEAD
+
+    fmt = flags["fmt"]
     rows, frames = [], []
-    for path in runs_or_latest(run, runs_dir):
-        r = load_run(path, runs_dir)
-        with progress(f"eval {r.name}") as bar:
-            result = evaluate(r, device=device, batch_size=batch_size, workers=workers, progress=bar)
-        write_csv(r.dir / "eval.csv", pd.DataFrame([result.summary]))
-        write_csv(r.dir / "per_class.csv", result.per_class)
-        write_csv(r.dir / "confusion.csv", result.confusion)
-        save_figure(r.dir / "confusion.png", confusion_figure(result.confusion, f"{r.name}: confusion"))
-        rows.append(result.summary)
-        if per_class:
-            frames.append(result.per_class.assign(run=r.name)[["run", *result.per_class.columns]])
+    for run in open_runs(flags["run"], flags["runs_dir"]):
+        for head in flags["heads"] or [DENSE_HEAD]:
+            with progress(f"eval {run.name}") as bar:
+                result = evaluate(run, head=head, device=flags["device"], batch_size=flags["batch_size"],
+                                  workers=flags["workers"], trust_code=flags["trust_code"], progress=bar)
+            save_result(result, run.dir, flags)
+            rows.append(result.summary)
+            if flags["per_class"]:
+                frames.append(result.per_class.assign(run=run.name, head=head)[["run", "head", *result.per_class.columns]])
     table = pd.DataFrame(rows)
-    if per_class:  # csv/json print one document: the per-class rows (the summary is in eval.csv)
+    if flags["per_class"]:  # csv/json print one document: the per-class rows (the summary is in eval.csv)
         emit(pd.concat(frames, ignore_index=True), fmt, title="Per-class validation accuracy")
-    if not per_class or fmt == Format.table:
+    if not flags["per_class"] or fmt == Format.table:
         emit(table, fmt, title="Validation accuracy")
-    if min_acc is not None:
-        failing = table[table["accuracy"] < min_acc]
+    if flags["min_acc"] is not None:
+        failing = table[table["accuracy"] < flags["min_acc"]]
         if len(failing):
-            note(f"accuracy below --min-acc {min_acc}: " +
-                 ", ".join(f"{r.run} ({r.accuracy:.4f})" for r in failing.itertuples()))
+            note(f"accuracy below --min-acc {flags['min_acc']}: " +
+                 ", ".join(f"{r.run} {r.head} ({r.accuracy:.4f})" for r in failing.itertuples()))
             raise typer.Exit(1)

@@ -4,38 +4,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import typer
-
-from ..core.atomic import save_figure, write_csv
-from ..core.explain import explain_figure, explain_run
-from ..core.runs import load_run
-from ..core.weights import DEFAULT_TOP, extremes, file_stem
 from .app import app
-from .options import DeviceOpt, FormatOpt, RunOpt, RunsDirOpt
+from .flags import HEAD, OUTPUT, RESULTS, RUN, Flag, Flags, Group, command
 from .render import Format, emit, note
+from .runs import open_run, save_result
+
+EXPLAIN = Group("Input", (
+    Flag("input_", Optional[Path], ("--input", "-i"), "An image file to explain."),
+    Flag("index", Optional[int], ("--index",), "A sample of the validation split to explain.", extra=(("min", 0),)),
+    Flag("class_", Optional[str], ("--class", "-c"), "Explain this class's logit (default: the predicted class)."),
+    Flag("top", int, ("--top", "-k"), "Units listed per sign.", 10, extra=(("min", 1),)),
+    Flag("device", str, ("--device",), "auto, cpu, cuda or mps.", "cpu"),
+))
 
 
-@app.command()
-def explain(
-    input_: Optional[Path] = typer.Option(None, "--input", "-i", help="An image file to explain."),
-    index: Optional[int] = typer.Option(None, "--index", help="A sample of the validation split to explain."),
-    class_: Optional[str] = typer.Option(None, "--class", "-c", help="Explain this class's logit (default: the "
-                                         "predicted class)."),
-    top: int = typer.Option(DEFAULT_TOP, "--top", "-k", min=1, help="Units listed per sign."),
-    run: Optional[Path] = RunOpt,
-    runs_dir: Path = RunsDirOpt,
-    device: str = DeviceOpt,
-    fmt: Format = FormatOpt,
-) -> None:
-    """Explain one prediction; write explain.csv, explain_layers.csv, explain_classes.csv, explain_<input>.png."""
-    r = load_run(run, runs_dir)
-    result = explain_run(r, index=index, path=input_, target=class_, device=device)
-    stem = f"index{index}" if index is not None else file_stem(input_.stem)
-    write_csv(r.dir / "explain.csv", result.units)
-    write_csv(r.dir / "explain_layers.csv", result.layers)
-    write_csv(r.dir / "explain_classes.csv", result.classes)
-    save_figure(r.dir / f"explain_{stem}.png", explain_figure(result, top))
-    s = result.summary
+@command(app, "explain", EXPLAIN, HEAD, RUN, RESULTS, OUTPUT)
+def explain(flags: Flags) -> None:
+    """Explain one prediction; write explain_<input>.csv, _layers.csv, _classes.csv and explain_<input>.png."""
+    from ..analysis.explain import explain_run
+    from ..analysis.head import extremes
+
+    run = open_run(flags["run"], flags["runs_dir"])
+    result = explain_run(run, index=flags["index"], path=flags["input_"], target=flags["class_"], head=flags["head"],
+                         top=flags["top"], device=flags["device"], trust_code=flags["trust_code"])
+    save_result(result, run.dir, flags)
+    s, fmt, top = result.summary, flags["fmt"], flags["top"]
     units = extremes(result.units, "contribution", top)
     if fmt != Format.table:
         emit(units, fmt)
@@ -46,4 +39,4 @@ def explain(
     emit(result.classes.sort_values("probability", ascending=False).head(5), fmt, title="Most probable classes")
     emit(units, fmt, title=f"Units pushing '{s['class']}' up and down most")
     emit(result.layers, fmt, title="Contribution per layer")
-    note(f"wrote explain.csv, explain_layers.csv, explain_classes.csv, explain_{stem}.png to {r.dir}")
+    note(f"wrote {', '.join(result.artifacts(flags['plot']))} to {run.dir}")

@@ -5,12 +5,12 @@ import json
 import sys
 from contextlib import contextmanager
 from enum import Enum
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -28,8 +28,11 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def emit(frame: pd.DataFrame, fmt: Format = Format.table, title: str | None = None) -> None:
+def emit(frame: "pd.DataFrame", fmt: Format = Format.table, title: str | None = None) -> None:
     """Print a DataFrame as a Rich table, CSV or JSON records on stdout."""
+    import pandas as pd
+    from rich.table import Table
+
     if fmt == Format.csv:
         sys.stdout.write(frame.to_csv(index=False))
     elif fmt == Format.json:
@@ -56,6 +59,8 @@ def progress(description: str) -> Iterator[object]:
     if not err.is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as bar:
         tasks: dict[str, int] = {}

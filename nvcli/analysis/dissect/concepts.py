@@ -1,0 +1,161 @@
+"""The concept-class map (Figure 4): per class, its head weights summed over the units labelled with each concept."""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from ...data.broden import BrodenProbe
+from ...data.shapes import ProbeOptions, write_probe
+from ...errors import NvError
+from ...runs import files
+from ...runs.results import RunResult, Writer, figure, table
+from ...runs.run import Run
+from ...training.devices import resolve_device
+from ..head import read_head
+from .quantile import DEFAULT_QUANTILE, Progress
+from .tally import DEFAULT_IOU_THRESHOLD, dissect
+
+CLASS_COLUMNS = ["class", "concept", "category", "sign", "weight", "percent", "rank", "units"]
+
+
+def concepts_units(dissection: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
+    """The dissection table aligned with a run's units.csv (`unit,layer,node,channel`), node added."""
+    missing = [c for c in ("unit", "layer", "node", "channel") if c not in units.columns]
+    if missing:
+        raise NvError(f"the units table lacks column(s) {', '.join(missing)}; expected unit,layer,node,channel")
+    if len(units) != len(dissection):
+        raise NvError(f"the run has {len(units)} units but the dissected maps have {len(dissection)}; "
+                      "the maps must come from the run's model, one per unit layer")
+    ours = dissection[["unit", "layer", "channel"]].to_numpy()
+    theirs = units[["unit", "layer", "channel"]].to_numpy().astype(np.int64)
+    if not (ours == theirs).all():
+        bad = int(np.flatnonzero((ours != theirs).any(1))[0])
+        raise NvError(f"unit {bad}: the units table says layer {theirs[bad, 1]} channel {theirs[bad, 2]}, "
+                      f"the dissected maps give layer {ours[bad, 1]} channel {ours[bad, 2]}")
+    out = dissection.copy()
+    out.insert(2, "node", units["node"].to_numpy())
+    return out
+
+
+def concepts_classes(weights: Tensor | np.ndarray, units: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """Per class and concept, the head weights summed over the interpretable units (columns: CLASS_COLUMNS).
+
+    percent = 100 * |weight| / sum over the class's concepts of |weight|; rank = 1-based order by |weight|
+    within the class and sign (+ for weight >= 0), so the top-5 positive concepts are sign '+', rank <= 5.
+    """
+    w = weights.detach().cpu().double().numpy() if isinstance(weights, Tensor) else np.asarray(weights, float)
+    if w.ndim != 2 or w.shape != (len(classes), len(units)):
+        raise NvError(f"head weights are {tuple(w.shape)}; expected [classes, units] = [{len(classes)}, {len(units)}]")
+    keep = units["interpretable"].to_numpy(bool)
+    concept = units["concept"].to_numpy()[keep]
+    names, inverse = np.unique(concept, return_inverse=True)
+    category = pd.Series(units["category"].to_numpy()[keep]).groupby(concept).first().reindex(names).to_numpy()
+    n_units = np.bincount(inverse, minlength=len(names))
+    summed = np.zeros((len(classes), len(names)))
+    np.add.at(summed.T, inverse, w[:, keep].T)
+    frames = []
+    for c, cls in enumerate(classes):
+        weight = summed[c]
+        total = np.abs(weight).sum()
+        frame = pd.DataFrame({
+            "class": cls, "concept": names, "category": category, "sign": np.where(weight >= 0, "+", "-"),
+            "weight": weight, "percent": 100 * np.abs(weight) / total if total > 0 else 0.0, "units": n_units,
+        })
+        frame = frame.iloc[np.argsort(-np.abs(weight), kind="stable")]
+        frame["rank"] = frame.groupby("sign").cumcount() + 1
+        frames.append(frame.sort_values(["sign", "rank"], kind="stable"))
+    if not frames or not len(names):
+        return pd.DataFrame(columns=CLASS_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[CLASS_COLUMNS]
+
+
+@dataclass
+class ConceptMap(RunResult):
+    """Every unit's concept (concepts_units.csv) and every class's concept weights with one head."""
+
+    kind = "concepts"
+    run: str
+    units: pd.DataFrame
+    classes: pd.DataFrame
+    dissection: dict[str, Any]  # probe, quantile, iou_threshold, categories, image_size, head
+    top: int = 5
+    figure_classes: Sequence[str] | None = None  # classes whose figure to draw (None: all)
+
+    @property
+    def head(self) -> str:
+        return str(self.dissection["head"])
+
+    @property
+    def probe(self) -> str:
+        return str(self.dissection["probe"])
+
+    def key(self) -> str:
+        return self.kind + files.head_mark(self.head)
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.dissection, "top": self.top}
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        from ...plots.concepts import concept_figure
+
+        out = {files.CONCEPTS_UNITS.name(): table(self.units), files.CONCEPTS_CLASSES.name(self.head): table(self.classes)}
+        if figures:
+            classes = list(dict.fromkeys(self.classes["class"]))
+            stems = files.class_stems(classes)
+            for name in classes if self.figure_classes is None else self.figure_classes:
+                if name in stems:
+                    out[files.CONCEPTS_PNG.name(self.head, cls=stems[name])] = figure(concept_figure, self.classes,
+                                                                                     name, self.top)
+        return out
+
+    @staticmethod
+    def load_units(run_dir: Path) -> pd.DataFrame | None:
+        """The saved concept of every unit (concepts_units.csv), or None before dissect-map ran."""
+        path = files.CONCEPTS_UNITS.path(run_dir)
+        return pd.read_csv(path, keep_default_na=False) if path.is_file() else None
+
+
+def dissect_run(run: Run, probe_dir: str | Path | None = None, *, head: str = files.DENSE_HEAD,
+                quantile: float = DEFAULT_QUANTILE, iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+                categories: Sequence[str] | None = None, image_size: int | None = None, probe_count: int = 300,
+                batch_size: int = 16, workers: int = 0, device: str = "auto", trust_code: bool = False,
+                progress: Progress | None = None) -> ConceptMap:
+    """Dissect every unit of a NeuroView run on a probe set (default: a built-in one) and map concepts to classes."""
+    run.require_neuroview("dissect-map")
+    spec = run.spec
+    if spec.multiview or spec.input_shape[0] != 3:
+        raise NvError(f"dissect-map needs a single-view RGB image run; '{run.dir}' takes "
+                      f"{spec.views} view(s) of {spec.input_shape[0]} channel(s)")
+    if not 0 < quantile < 1:
+        raise NvError(f"--quantile {quantile} must be inside (0, 1); NetDissect's default is 0.005")
+    if not 0 <= iou_threshold <= 1:
+        raise NvError(f"--iou-threshold {iou_threshold} must be in [0, 1]; NetDissect's default is 0.04")
+    size = image_size or spec.input_shape[1]
+    chosen = read_head(run, "dissect-map", head)
+    dev = resolve_device(device)
+    model = run.model(dev, trust_code=trust_code)
+
+    def maps_fn(images: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return model.unit_maps(images.to(dev))
+
+    with tempfile.TemporaryDirectory(prefix="nv-probe-") as tmp:
+        if probe_dir is None:
+            probe_dir = write_probe(Path(tmp) / "probe", ProbeOptions(image_size=size, count=probe_count))
+            source = f"built-in shapes probe ({probe_count} images)"
+        else:
+            source = str(probe_dir)
+        probe = BrodenProbe(probe_dir, categories=categories, image_size=size)
+        table = dissect(maps_fn, probe, quantile, iou_threshold, batch_size=batch_size, workers=workers,
+                        device=dev, progress=progress)
+    units = concepts_units(table, run.units())
+    settings = {"probe": source, "quantile": quantile, "iou_threshold": iou_threshold,
+                "categories": list(categories) if categories else None, "image_size": size, "head": head}
+    return ConceptMap(run.name, units, concepts_classes(chosen.weight, units, run.classes), settings)

@@ -1,0 +1,100 @@
+"""Evaluation of a run on its validation split: accuracy, per-class accuracy, confusion matrix."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..runs import files
+from ..runs.results import RunResult, Writer, figure, table
+from ..runs.run import Run
+from ..training.devices import resolve_device
+from ..training.predict import ProgressFn, predict
+from .head import read_head, with_head
+
+SUMMARY_COLUMNS = ["run", "head", "network", "activation", "dataset", "samples", "loss", "accuracy"]
+
+
+def per_class_accuracy(pred: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> pd.DataFrame:
+    """`class,support,correct,accuracy` for every class."""
+    rows = []
+    for k, name in enumerate(classes):
+        mask = labels == k
+        support = int(mask.sum())
+        correct = int((pred[mask] == k).sum())
+        rows.append({"class": name, "support": support, "correct": correct,
+                     "accuracy": correct / support if support else float("nan")})
+    return pd.DataFrame(rows, columns=["class", "support", "correct", "accuracy"])
+
+
+@dataclass
+class Evaluation(RunResult):
+    """One run's validation results with one head: eval.csv, per_class.csv, confusion.csv/.png."""
+
+    kind = "eval"
+    summary: dict[str, Any]  # SUMMARY_COLUMNS
+    per_class: pd.DataFrame
+    confusion: pd.DataFrame
+
+    @property
+    def head(self) -> str:
+        return str(self.summary["head"])
+
+    def key(self) -> str:
+        return self.kind + files.head_mark(self.head)
+
+    def settings(self) -> dict[str, Any]:
+        return {"head": self.head}
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        from ..plots.confusion import confusion_figure
+
+        h = self.head
+        out = {files.EVAL.name(h): table(pd.DataFrame([self.summary], columns=SUMMARY_COLUMNS)),
+               files.PER_CLASS.name(h): table(self.per_class), files.CONFUSION.name(h): table(self.confusion)}
+        if figures:
+            title = f"{self.summary['run']}: confusion" + files.head_mark(h)
+            out[files.CONFUSION_PNG.name(h)] = figure(confusion_figure, self.confusion, title)
+        return out
+
+    @classmethod
+    def load(cls, run_dir: Path, head: str = files.DENSE_HEAD) -> "Evaluation | None":
+        """The saved evaluation of `head` in `run_dir`, or None when it was never saved (or is unreadable)."""
+        paths = [a.path(run_dir, head) for a in (files.EVAL, files.PER_CLASS, files.CONFUSION)]
+        if not all(p.is_file() for p in paths):
+            return None
+        try:
+            summary, per_class, confusion = (pd.read_csv(p) for p in paths)
+            row = summary.iloc[0].to_dict()
+            if "accuracy" not in row:
+                return None
+        except (ValueError, IndexError, OSError, pd.errors.ParserError):
+            return None
+        return cls(row, per_class, confusion)
+
+
+def evaluate(run: Run, *, head: str = files.DENSE_HEAD, device: str = "auto", batch_size: int = 128,
+             workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> Evaluation:
+    """Predict the validation split of `run` with head `head` and summarise it."""
+    dev = resolve_device(device)
+    model = run.model(dev, trust_code=trust_code)
+    if head != files.DENSE_HEAD:
+        model = with_head(model, read_head(run, "eval", head))
+    bundle = run.data()
+    logits, labels = predict(model, bundle.val, batch_size=batch_size, device=dev, workers=workers, progress=progress)
+    logits = logits["none"]
+    pred = logits.argmax(1)
+    classes = run.classes
+    k = len(classes)
+    counts = torch.bincount(labels * k + pred, minlength=k * k).view(k, k)
+    confusion = pd.DataFrame(counts.numpy(), columns=classes)
+    confusion.insert(0, "true", classes)
+    summary = {"run": run.name, "head": head, "network": run.spec.label,
+               "activation": "-" if run.spec.baseline else f"{run.spec.code}/{run.spec.reduce}",
+               "dataset": run.config["data"]["name"], "samples": len(labels),
+               "loss": F.cross_entropy(logits, labels).item(), "accuracy": (pred == labels).float().mean().item()}
+    return Evaluation(summary, per_class_accuracy(pred, labels, classes), confusion)

@@ -1,0 +1,144 @@
+"""One decision explained: the contribution `W[c, u] * z_u(x)` of every unit to a class's logit.
+
+The logit of class c is exactly `sum_u W[c, u] * z_u(x) + b[c]`, so the contributions (plus the bias)
+account for the whole decision. Products of two float32 numbers are exact in float64, so the table's
+contributions are the exact terms of that sum.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor, nn
+
+from ..data.images import image_transforms
+from ..errors import NvError
+from ..models.unit_table import layer_groups, layer_keys
+from ..runs import files
+from ..runs.results import RunResult, Writer, figure, table
+from ..runs.run import Run
+from ..training.devices import resolve_device
+from .head import DEFAULT_TOP, Head, ranks, read_head, with_head
+
+UNIT_VALUES = ["z", "weight", "contribution", "rank"]
+LAYER_VALUES = ["units", "contribution", "positive", "negative"]
+CLASS_COLUMNS = ["class", "logit", "probability"]
+
+
+@dataclass
+class Explanation(RunResult):
+    """Why a model gave its logits for one input, decomposed over units and layers for one class.
+
+    Files are named after the input (`explain_index0.csv`, `explain_<image stem>.csv`).
+    """
+
+    kind = "explain"
+    summary: dict[str, Any]  # source, true, predicted, probability, class, logit, bias
+    classes: pd.DataFrame  # CLASS_COLUMNS, every class
+    units: pd.DataFrame  # unit, [view,] layer, node, channel, z, weight, contribution, rank
+    layers: pd.DataFrame  # [view,] layer, node, units, contribution, positive, negative
+    input: Tensor  # the pixel-space input
+    name: str = "input"  # what the input is called in file names
+    head: str = files.DENSE_HEAD
+    top: int = DEFAULT_TOP
+
+    def key(self) -> str:
+        return f"{self.kind}/{files.file_stem(self.name)}{files.head_mark(self.head)}"
+
+    def settings(self) -> dict[str, Any]:
+        return {"source": self.summary["source"], "class": self.summary["class"], "head": self.head, "top": self.top}
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        from ..plots.explain import explain_figure
+
+        h, n = self.head, self.name
+        out = {files.EXPLAIN.name(h, input=n): table(self.units), files.EXPLAIN_LAYERS.name(h, input=n): table(self.layers),
+               files.EXPLAIN_CLASSES.name(h, input=n): table(self.classes)}
+        if figures:
+            out[files.EXPLAIN_PNG.name(h, input=n)] = figure(explain_figure, self.summary, self.units, self.layers,
+                                                            self.input, self.top)
+        return out
+
+
+def load_image(path: str | Path, run: Run) -> Tensor:
+    """An image file as the run's validation transform makes it: resized, centre-cropped, in [0, 1]."""
+    spec = run.spec
+    kind = run.config["data"].get("kind", "image")
+    if spec.multiview or kind not in ("image", None) or spec.input_shape[0] != 3:
+        raise NvError(f"--input reads an RGB image, but run '{run.name}' takes {kind} inputs of shape "
+                      f"{spec.input_shape}{' per view' if spec.multiview else ''}; use --index N instead")
+    path = Path(path)
+    if not path.is_file():
+        raise NvError(f"--input '{path}' is not a file")
+    try:
+        with Image.open(path) as image:
+            return image_transforms(int(spec.input_shape[-1]), train=False)(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise NvError(f"cannot read --input '{path}' as an image ({type(exc).__name__})") from exc
+
+
+def validation_sample(run: Run, index: int) -> tuple[Tensor, int]:
+    """Sample `index` of the run's validation split."""
+    val = run.data().val
+    if not 0 <= index < len(val):
+        raise NvError(f"--index {index} is out of range; the validation split has samples 0..{len(val) - 1}")
+    x, label = val[index]
+    return x, int(label)
+
+
+def _per_layer(contribution: np.ndarray, units: pd.DataFrame) -> pd.DataFrame:
+    """Contributions summed per layer: total, positive part, negative part."""
+    rows = []
+    for key, idx in layer_groups(units):
+        part = contribution[idx]
+        rows.append({**key, "units": len(idx), "contribution": part.sum(), "positive": part[part > 0].sum(),
+                     "negative": part[part < 0].sum()})
+    return pd.DataFrame(rows, columns=[*layer_keys(units), *LAYER_VALUES])
+
+
+@torch.no_grad()
+def explain(model: nn.Module, head: Head, x: Tensor, *, target: str | None = None, label: int | None = None,
+            source: str = "", name: str = "input", top: int = DEFAULT_TOP) -> Explanation:
+    """Explain `model`'s decision on one pixel-space input `x` for class `target` (default: the predicted one)."""
+    model.eval()
+    device = next(model.parameters()).device
+    z32 = model.features(x.unsqueeze(0).to(device))
+    logits = model.head(z32)[0].double().cpu()
+    z = z32[0].double().cpu().numpy()
+    probs = torch.softmax(logits, 0).numpy()
+    predicted = int(np.argmax(probs))
+    c = predicted if target is None else head.class_index(target)
+    contribution = head.weight[c] * z
+    values = {"z": z, "weight": head.weight[c], "contribution": contribution, "rank": ranks(contribution)}
+    units = head.units[head.unit_columns].assign(**{k: values[k] for k in UNIT_VALUES})
+    classes = pd.DataFrame({"class": head.classes, "logit": logits.numpy(), "probability": probs},
+                           columns=CLASS_COLUMNS)
+    summary = {"source": source, "true": None if label is None else head.classes[label],
+               "predicted": head.classes[predicted], "probability": float(probs[predicted]),
+               "class": head.classes[c], "logit": float(logits[c]), "bias": float(head.bias[c]),
+               "contributions": float(contribution.sum())}
+    return Explanation(summary, classes, units, _per_layer(contribution, head.units), x.cpu(), name, head.name, top)
+
+
+def explain_run(run: Run, *, index: int | None = None, path: str | Path | None = None, target: str | None = None,
+                head: str = files.DENSE_HEAD, top: int = DEFAULT_TOP, device: str = "cpu",
+                trust_code: bool = False) -> Explanation:
+    """Explain a NeuroView run's decision on validation sample `index` or the image file at `path` (exactly one)."""
+    run.require_neuroview("explain")
+    if (index is None) == (path is None):
+        raise NvError("give exactly one of --index N (a validation sample) or --input FILE (an image)")
+    chosen = read_head(run, "explain", head)
+    if target is not None:
+        chosen.class_index(target)  # fail on an unknown class before reading any data
+    model = with_head(run.model(resolve_device(device), trust_code=trust_code), chosen)
+    if path is not None:
+        return explain(model, chosen, load_image(path, run), target=target, source=str(path),
+                       name=Path(path).stem, top=top)
+    x, label = validation_sample(run, index)
+    return explain(model, chosen, x, target=target, label=label, source=f"validation sample {index}",
+                   name=f"index{index}", top=top)

@@ -1,0 +1,109 @@
+"""A run's linear head `logits = W z + b` over its unit codes: the dense head trained with the network, or a
+sparse head fitted later (`nv sparsify`, stored as heads/<name>.pt), with its unit table and class names.
+
+Weights are handed out as float64 copies of the float32 parameters, so CSVs round-trip the exact stored values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..errors import NvError, choice_error
+from ..models.unit_table import unit_columns
+from ..runs import files
+from ..runs.run import Run
+
+DEFAULT_TOP = 10
+OVERALL = "overall"  # the `class` value of rows that pool every class
+
+
+@dataclass
+class Head:
+    """A linear classifier over a run's units: weight [classes, units], bias [classes], units and class names."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    units: pd.DataFrame  # units.csv: unit, [view,] layer, node, channel
+    classes: list[str]
+    name: str = files.DENSE_HEAD
+
+    @classmethod
+    def from_tensors(cls, weight: torch.Tensor, bias: torch.Tensor, units: pd.DataFrame, classes: list[str],
+                     name: str = files.DENSE_HEAD) -> "Head":
+        """A head from its weight [classes, units] and bias, checked against the unit table and class list."""
+        weight = weight.detach().cpu().double().numpy()
+        bias = bias.detach().cpu().double().numpy()
+        if weight.ndim != 2 or bias.shape != (weight.shape[0],):
+            raise NvError(f"head '{name}' has weight {list(weight.shape)} and bias {list(bias.shape)}; expected "
+                          "[classes, units] and [classes]")
+        if len(units) != weight.shape[1] or not np.array_equal(units["unit"].to_numpy(), np.arange(len(units))):
+            raise NvError(f"units.csv lists {len(units)} units (expected 0..{weight.shape[1] - 1} in order) but the "
+                          f"head has {weight.shape[1]} inputs; the run directory is inconsistent")
+        if len(classes) != weight.shape[0]:
+            raise NvError(f"{len(classes)} class names for a head with {weight.shape[0]} outputs")
+        return cls(weight, bias, units.reset_index(drop=True), list(classes), name)
+
+    def class_index(self, name: str) -> int:
+        """The row of class `name`; an unknown name lists the valid ones and suggests the closest."""
+        if name not in self.classes:
+            raise choice_error("class", name, self.classes)
+        return self.classes.index(name)
+
+    @property
+    def unit_columns(self) -> list[str]:
+        """The unit-table columns present in this run."""
+        return unit_columns(self.units)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The head as an `nn.Linear` state_dict (float32)."""
+        return {"weight": torch.from_numpy(self.weight).float(), "bias": torch.from_numpy(self.bias).float()}
+
+
+def head_names(run: Run) -> list[str]:
+    """Every head of a run: dense first, then the sparse heads saved in heads/."""
+    folder = run.dir / files.HEADS_DIR
+    return [files.DENSE_HEAD] + sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else [files.DENSE_HEAD]
+
+
+def read_head(run: Run, command: str, head: str = files.DENSE_HEAD) -> Head:
+    """Head `head` of a NeuroView run (a baseline run is refused, naming `command`)."""
+    run.require_neuroview(command)
+    if head == files.DENSE_HEAD:
+        state = run.state()
+        keys = ("head.weight", "head.bias")
+    else:
+        names = head_names(run)
+        if head not in names:
+            raise choice_error(f"head of run '{run.name}'", head, names)
+        state = run.tensors(f"{files.HEADS_DIR}/{head}.pt")
+        keys = ("weight", "bias")
+    if not all(k in state for k in keys):
+        raise NvError(f"run '{run.dir}' has no {keys[0]}/{keys[1]} for head '{head}'; it is not a NeuroView head")
+    return Head.from_tensors(state[keys[0]], state[keys[1]], run.units(), run.classes, head)
+
+
+def with_head(model: nn.Module, head: Head) -> nn.Module:
+    """`model` with its linear head replaced by `head` (the dense head is the model's own)."""
+    if head.name != files.DENSE_HEAD:
+        model.head.load_state_dict({k: v.to(model.head.weight.device) for k, v in head.state_dict().items()})
+    return model
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """1 for the largest value, 2 for the next, ...; ties keep unit order."""
+    order = np.argsort(-values, kind="stable")
+    out = np.empty(len(values), dtype=np.int64)
+    out[order] = np.arange(1, len(values) + 1)
+    return out
+
+
+def extremes(frame: pd.DataFrame, column: str, k: int) -> pd.DataFrame:
+    """The `k` rows with the largest positive values of `column`, then the `k` most negative ones."""
+    ordered = frame.sort_values(column, ascending=False, kind="stable")
+    top = ordered[ordered[column] > 0].head(k)
+    bottom = ordered[ordered[column] < 0].tail(k).iloc[::-1]
+    return pd.concat([top, bottom], ignore_index=True)

@@ -1,0 +1,131 @@
+"""Colour-channel perturbation (paper case study 5, Table 2, Figure 7): per-class accuracy with one
+channel of the validation images set to zero.
+
+Channels are zeroed in pixel space, before the model's own normalisation, so a zeroed channel is what a
+person would see with that channel removed. Every condition is predicted in one pass over the data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+from torch import Tensor
+
+from ..errors import NvError, choice_error
+from ..runs import files
+from ..runs.results import RunResult, Writer, figure, table
+from ..runs.run import Run
+from ..training.devices import resolve_device
+from ..training.predict import ProgressFn, predict
+from .evaluate import per_class_accuracy
+from .head import OVERALL, read_head, with_head
+
+CHANNELS = {"red": 0, "green": 1, "blue": 2}
+NONE = "none"
+CONDITIONS = (NONE, *CHANNELS)
+COLUMNS = ["class", "condition", "support", "correct", "accuracy", "change"]
+
+
+@dataclass
+class Perturbation(RunResult):
+    """One run's accuracy under each condition (perturb.csv/.png), and one sample under each (perturb_examples.png)."""
+
+    kind = "perturb"
+    run: str
+    head: str
+    channels: list[str]
+    accuracy: pd.DataFrame  # COLUMNS; per class, then an `overall` row, for each condition
+    example_index: int
+    example: Tensor  # pixel-space input of the example sample
+    example_class: str
+
+    def key(self) -> str:
+        return self.kind + files.head_mark(self.head)
+
+    def settings(self) -> dict[str, Any]:
+        return {"channels": self.channels, "example": self.example_index, "head": self.head}
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        from ..plots.perturb import examples_figure, perturb_figure
+
+        out = {files.PERTURB.name(self.head): table(self.accuracy)}
+        if figures:
+            out[files.PERTURB_PNG.name(self.head)] = figure(
+                perturb_figure, self.accuracy, f"{self.run}: accuracy, one channel zeroed{files.head_mark(self.head)}")
+            out[files.PERTURB_EXAMPLES_PNG.name()] = figure(
+                examples_figure, self.example, [NONE, *self.channels],
+                f"validation sample {self.example_index} (class '{self.example_class}')")
+        return out
+
+
+def channels_for(choice: str) -> list[str]:
+    """The channels named by `--channel`: one of red, green, blue, or all three."""
+    if choice == "all":
+        return list(CHANNELS)
+    if choice not in CHANNELS:
+        raise choice_error("channel", choice, [*CHANNELS, "all"])
+    return [choice]
+
+
+def zero_channel(x: Tensor, channel: str) -> Tensor:
+    """A copy of pixel-space images [..., 3, H, W] with `channel` set to zero."""
+    out = x.clone()
+    out[..., CHANNELS[channel], :, :] = 0
+    return out
+
+
+def channel_transforms(channels: Sequence[str]) -> dict[str, Callable[[Tensor], Tensor]]:
+    """`none` plus one input transform per zeroed channel, for `predict`."""
+    transforms: dict[str, Callable[[Tensor], Tensor]] = {NONE: lambda x: x}
+    for channel in channels:
+        transforms[channel] = lambda x, c=channel: zero_channel(x, c)
+    return transforms
+
+
+def _accuracy(pred: Tensor, labels: Tensor, classes: list[str]) -> pd.DataFrame:
+    """Per-class accuracy followed by an `overall` row."""
+    correct = int((pred == labels).sum())
+    overall = {"class": OVERALL, "support": len(labels), "correct": correct, "accuracy": correct / len(labels)}
+    return pd.concat([per_class_accuracy(pred, labels, classes), pd.DataFrame([overall])], ignore_index=True)
+
+
+def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = files.DENSE_HEAD, example: int = 0,
+            device: str = "auto", batch_size: int = 128, workers: int = 0, trust_code: bool = False,
+            progress: ProgressFn | None = None) -> Perturbation:
+    """Per-class and overall validation accuracy of `run` with each of `channels` zeroed (and unperturbed)."""
+    if run.spec.input_shape[0] != 3:
+        raise NvError(f"nv perturb zeroes colour channels of RGB images; run '{run.dir}' has {run.kind} data with "
+                      f"{run.spec.input_shape[0]} channel(s); pass --run with an image run")
+    bundle = run.data()
+    if not 0 <= example < len(bundle.val):
+        raise NvError(f"--example {example} is out of range; the validation split has samples 0..{len(bundle.val) - 1}")
+    dev = resolve_device(device)
+    model = run.model(dev, trust_code=trust_code)
+    if head != files.DENSE_HEAD:
+        model = with_head(model, read_head(run, "perturb", head))
+    logits, labels = predict(model, bundle.val, batch_size=batch_size, device=dev, workers=workers,
+                             transforms=channel_transforms(channels), progress=progress)
+    frames = {condition: _accuracy(out.argmax(1), labels, run.classes) for condition, out in logits.items()}
+    for condition, frame in frames.items():
+        frame["change"] = frame["accuracy"] - frames[NONE]["accuracy"]
+        frame.insert(1, "condition", condition)
+    x, label = bundle.val[example]
+    return Perturbation(run.name, head, list(channels), pd.concat(frames.values(), ignore_index=True)[COLUMNS],
+                        example, x, run.classes[int(label)])
+
+
+def side_by_side(results: Sequence[tuple[Run, pd.DataFrame]]) -> pd.DataFrame:
+    """Table 2: one row per (run, class) with the accuracy under each condition as columns."""
+    rows = []
+    for run, frame in results:
+        wide = frame.pivot(index="class", columns="condition", values="accuracy")
+        conditions = [c for c in CONDITIONS if c in wide.columns]
+        order = list(dict.fromkeys(frame["class"]))
+        wide = wide.loc[order, conditions].reset_index()
+        wide.insert(0, "network", run.spec.label)
+        wide.insert(0, "run", run.name)
+        rows.append(wide)
+    table = pd.concat(rows, ignore_index=True)
+    table.columns.name = None
+    return table

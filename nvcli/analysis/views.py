@@ -1,0 +1,67 @@
+"""Which camera views drive each class (case study 3, Figure 5): a multi-view head's weights per view."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..errors import NvError
+from ..runs import files
+from ..runs.results import RunResult, Writer, figure, table
+from .head import Head
+
+COLUMNS = ["class", "view", "mean_weight", "pos_weight", "neg_weight"]
+
+
+def views_frame(head: Head) -> pd.DataFrame:
+    """Per class and view: mean, positive sum and negative sum of the class's head weights on that view's units."""
+    if "view" not in head.units.columns:
+        raise NvError("the run's units have no views; nv views reads multi-view runs (nv multiview)")
+    view_of = head.units["view"].to_numpy()
+    weight = head.weight
+    rows = []
+    for k, name in enumerate(head.classes):
+        for v in range(int(view_of.max()) + 1):
+            w = weight[k, view_of == v]
+            rows.append({"class": name, "view": v, "mean_weight": float(w.mean()),
+                         "pos_weight": float(w[w > 0].sum()), "neg_weight": float(w[w < 0].sum())})
+    return pd.DataFrame(rows, columns=["class", "view", "mean_weight", "pos_weight", "neg_weight"])
+
+
+def positive_views(frame: pd.DataFrame) -> dict[str, list[int]]:
+    """For each class (in frame order), the views whose mean weight is positive."""
+    return {name: [int(v) for v in group.loc[group["mean_weight"] > 0, "view"]]
+            for name, group in frame.groupby("class", sort=False)}
+
+
+@dataclass
+class ViewWeights(RunResult):
+    """views.csv and views.png of a multi-view NeuroView head."""
+
+    kind = "views"
+    run: str
+    head: str
+    frame: pd.DataFrame  # COLUMNS
+    accuracy: float | None = None
+
+    def key(self) -> str:
+        return self.kind + files.head_mark(self.head)
+
+    def settings(self) -> dict[str, Any]:
+        return {"head": self.head}
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        from ..plots.views import views_figure
+
+        out = {files.VIEWS.name(self.head): table(self.frame)}
+        if figures:
+            acc = "" if self.accuracy is None else f", validation accuracy {self.accuracy:.1%}"
+            out[files.VIEWS_PNG.name(self.head)] = figure(views_figure, self.frame,
+                                                         f"{self.run}: mean head weight per view{acc}")
+        return out
+
+
+def view_weights(run_name: str, head: Head, accuracy: float | None = None) -> ViewWeights:
+    """The per-view weight table of a multi-view head."""
+    return ViewWeights(run_name, head.name, views_frame(head), accuracy)

@@ -1,0 +1,154 @@
+"""Reading a head (paper section 3.5, Figure 3): each class's weights along the unit axis, per-layer
+summaries, class similarity.
+
+The unit axis runs early layers first (units.csv order; view-major for multi-view runs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..models.unit_table import Groups, layer_groups, layer_keys
+from ..runs import files
+from ..runs.results import RunResult, Writer, figure, table
+from .head import DEFAULT_TOP, OVERALL, Head, ranks
+
+LAYER_STATS = ["units", "pos_weight", "neg_weight", "mean_weight", "pos_share", "neg_share", "top_share"]
+
+
+def class_weights(head: Head, name: str) -> pd.DataFrame:
+    """`unit,[view,]layer,node,channel,weight,rank` of one class (rank 1 = largest weight)."""
+    w = head.weight[head.class_index(name)]
+    frame = head.units[head.unit_columns].copy()
+    frame["weight"] = w
+    frame["rank"] = ranks(w)
+    return frame
+
+
+def _layer_rows(w: np.ndarray, groups: Groups, top: int) -> list[dict[str, object]]:
+    """Per-layer statistics of the weight rows `w` [rows, units], pooled over the rows."""
+    pos, neg = np.clip(w, 0, None), np.clip(w, None, 0)
+    k = min(top, w.shape[1])
+    in_top = np.zeros(w.shape, dtype=bool)
+    np.put_along_axis(in_top, np.argsort(-np.abs(w), axis=1, kind="stable")[:, :k], True, axis=1)
+    total_pos, total_neg, total_top = pos.sum(), neg.sum(), in_top.sum()
+    rows = []
+    for key, idx in groups:
+        layer_pos, layer_neg = pos[:, idx].sum(), neg[:, idx].sum()
+        rows.append({**key, "units": len(idx), "pos_weight": layer_pos, "neg_weight": layer_neg,
+                     "mean_weight": w[:, idx].mean(),
+                     "pos_share": layer_pos / total_pos if total_pos > 0 else 0.0,
+                     "neg_share": layer_neg / total_neg if total_neg < 0 else 0.0,
+                     "top_share": in_top[:, idx].sum() / total_top if total_top else 0.0})
+    return rows
+
+
+def layer_summary(head: Head, top: int = DEFAULT_TOP) -> pd.DataFrame:
+    """Per class (then `overall`, all classes pooled) and layer: weight sums, mean and shares.
+
+    pos_share / neg_share: the layer's part of the class's total positive / negative weight;
+    top_share: the part of the class's `top` units of largest |weight| that lie in the layer.
+    """
+    groups = layer_groups(head.units)
+    rows = []
+    for c, name in enumerate(head.classes):
+        rows += [{"class": name, **r} for r in _layer_rows(head.weight[c:c + 1], groups, top)]
+    rows += [{"class": OVERALL, **r} for r in _layer_rows(head.weight, groups, top)]
+    return pd.DataFrame(rows, columns=["class", *layer_keys(head.units), *LAYER_STATS])
+
+
+def class_similarity(head: Head) -> pd.DataFrame:
+    """Cosine similarity of the classes' weight vectors: a square table with a leading `class` column."""
+    norms = np.linalg.norm(head.weight, axis=1, keepdims=True)
+    unit = head.weight / np.where(norms > 0, norms, 1.0)
+    sim = np.clip(unit @ unit.T, -1.0, 1.0)
+    # A zero vector has no direction; only its similarity with itself is defined (1 by convention).
+    np.fill_diagonal(sim, 1.0)
+    frame = pd.DataFrame(sim, columns=head.classes)
+    frame.insert(0, "class", head.classes)
+    return frame
+
+
+def class_overview(head: Head, similarity: pd.DataFrame) -> pd.DataFrame:
+    """One row per class: bias, weight sums, its largest weight's unit and layer, and its most similar class."""
+    sim = similarity.drop(columns="class").to_numpy()
+    rows = []
+    for c, name in enumerate(head.classes):
+        w = head.weight[c]
+        best = int(np.argmax(w))
+        others = np.where(np.arange(len(head.classes)) == c, -np.inf, sim[c])
+        nearest = int(np.argmax(others))
+        rows.append({"class": name, "bias": head.bias[c], "pos_weight": w[w > 0].sum(), "neg_weight": w[w < 0].sum(),
+                     "top_unit": best, "top_node": head.units.at[best, "node"], "top_weight": w[best],
+                     "nearest": head.classes[nearest], "similarity": sim[c, nearest]})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class ClassWeights(RunResult):
+    """One class's weight on every unit: weights_<class>.csv and, with `plot`, weights_<class>.png."""
+
+    kind = "weights"
+    run: str
+    head: str
+    cls: str
+    stem: str  # the class's file stem (unique among the run's classes)
+    frame: pd.DataFrame  # unit, [view,] layer, node, channel, weight, rank
+
+    def key(self) -> str:
+        return f"weights/{self.stem}{files.head_mark(self.head)}"
+
+    def settings(self) -> dict[str, Any]:
+        return {"class": self.cls, "head": self.head}
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        from ..plots.weights import weights_figure
+
+        out = {files.WEIGHTS.name(self.head, cls=self.stem): table(self.frame)}
+        if figures:
+            title = f"{self.run}: weights of '{self.cls}'" + ("" if self.head == files.DENSE_HEAD else f" ({self.head})")
+            out[files.WEIGHTS_PNG.name(self.head, cls=self.stem)] = figure(weights_figure, self.frame, title)
+        return out
+
+
+@dataclass
+class HeadSummary(RunResult):
+    """Per-layer weight statistics of every class and the class similarity of one head."""
+
+    kind = "head-summary"
+    run: str
+    head: Head
+    top: int
+    layers: pd.DataFrame
+    similarity: pd.DataFrame
+    grid: bool = False  # also draw every class's weights in one figure (weights_all.png)
+
+    def key(self) -> str:
+        return self.kind + files.head_mark(self.head.name)
+
+    def settings(self) -> dict[str, Any]:
+        return {"top": self.top, "head": self.head.name}
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        from ..plots.weights import similarity_figure, weights_grid
+
+        h = self.head.name
+        out = {files.WEIGHTS_LAYERS.name(h): table(self.layers), files.SIMILARITY.name(h): table(self.similarity)}
+        if figures:
+            out[files.SIMILARITY_PNG.name(h)] = figure(similarity_figure, self.similarity, f"{self.run}: class similarity")
+            if self.grid:
+                out[files.WEIGHTS_ALL_PNG.name(h)] = figure(weights_grid, self.head.weight, self.head.units,
+                                                            self.head.classes, f"{self.run}: head weights per class")
+        return out
+
+
+def weights(run_name: str, head: Head, classes: list[str], *, top: int = DEFAULT_TOP,
+            grid: bool = False) -> tuple[list[ClassWeights], HeadSummary]:
+    """The weights of `classes` and the per-layer summary and class similarity of `head`."""
+    stems = files.class_stems(head.classes)
+    per_class = [ClassWeights(run_name, head.name, c, stems[c], class_weights(head, c)) for c in classes]
+    summary = HeadSummary(run_name, head, top, layer_summary(head, top), class_similarity(head), grid)
+    return per_class, summary

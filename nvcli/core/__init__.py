@@ -1,1 +1,0 @@
-"""nv's engine: everything the commands do, importable without Typer."""

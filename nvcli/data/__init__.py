@@ -1,0 +1,1 @@
+"""Datasets: the registry, built-in worlds with known mechanisms, and real datasets read from disk."""

@@ -1,0 +1,66 @@
+"""Where `nv data make` writes: a new or empty directory, or with `force` one that nv wrote before.
+
+Every writer's directory holds `.nv-dataset.json`, the list of files nv wrote there; `--force` removes
+exactly those before writing again, so files a user put there themselves are never deleted.
+"""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import NvError
+from ..runs.atomic import write_json
+
+MANIFEST = ".nv-dataset.json"
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != MANIFEST}
+
+
+def _previous(root: Path) -> list[str] | None:
+    try:
+        return [str(f) for f in json.loads((root / MANIFEST).read_text())["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remove(root: Path, names: list[str]) -> None:
+    real = root.resolve()
+    for name in names:
+        path = root / name
+        # Only files nv listed, and only inside the output directory.
+        if path.is_file() and not path.is_symlink() and real in path.resolve().parents:
+            path.unlink()
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+@contextmanager
+def dataset_output(out_dir: str | os.PathLike, dataset: str, *, force: bool = False) -> Iterator[Path]:
+    """The directory to write dataset `dataset` into; the files written are recorded as nv's on success."""
+    root = Path(out_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise NvError(f"output '{root}' exists and is not a directory")
+    if root.is_dir() and any(root.iterdir()):
+        previous = _previous(root)
+        if not force:
+            raise NvError(f"output directory '{root}' exists and is not empty; pass --force to replace a dataset "
+                          "nv wrote there, or choose another --out")
+        if previous is None:
+            raise NvError(f"'{root}' was not written by nv data make (it has no {MANIFEST}); --force only replaces "
+                          "what nv wrote, so choose an empty or new --out")
+        _remove(root, previous)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        before = _files(root)
+        # Claimed before the first file: an interrupted writer's directory is still recognised as nv's.
+        write_json(root / MANIFEST, {"dataset": dataset, "complete": False, "files": []})
+    except OSError as exc:
+        raise NvError(f"cannot write to output directory '{root}': {exc.strerror}") from exc
+    yield root
+    write_json(root / MANIFEST, {"dataset": dataset, "complete": True, "files": sorted(_files(root) - before)})

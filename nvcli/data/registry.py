@@ -1,0 +1,233 @@
+"""The dataset registry: one line per dataset, and the one way every dataset is loaded into a DataBundle.
+
+Each dataset is one module with an options dataclass (explicit keywords, validated once in its
+`__post_init__`), a loader `load(options) -> DataBundle` and optionally a writer for `nv data make`.
+This module imports none of them until a dataset is used: listing datasets needs neither torch nor
+torchaudio, and image data never imports the sound stack.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ..errors import NvError, choice_error
+from ..schema import typed_values
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+KINDS = ("image", "sound", "views")
+ON_ERROR = ("fail", "skip")  # what to do with an undecodable file: stop, or leave it out with a warning
+MIN_IMAGE_SIZE = 16
+# The normalisation of torchvision's ImageNet networks: real images use it, so pretrained weights fit.
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Options every dataset takes; each dataset's own dataclass adds its settings and checks them."""
+
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed <= 2**31 - 1:
+            raise NvError(f"seed {self.seed} is out of range; use an integer in [0, {2**31 - 1}]")
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], dataset: str) -> "DataOptions":
+        """Options from flag or config.json values (None means unset); keys that do not apply are refused."""
+        given = {k: v for k, v in values.items() if v is not None}
+        settings = [f.name for f in fields(cls)]
+        unknown = sorted(set(given) - set(settings))
+        if unknown:
+            raise NvError(f"dataset '{dataset}' takes no setting {', '.join(unknown)} (given by a flag or -D); its "
+                          f"settings: {', '.join(settings)}")
+        return cls(**typed_values(cls, given, f"dataset '{dataset}' setting"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as config.json records them: every field, paths absolute."""
+        out = asdict(self)
+        for key in ("data_dir", "cache_dir"):
+            if out.get(key) is not None:
+                out[key] = str(Path(out[key]).expanduser().resolve())
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def positive(self, *names: str) -> None:
+        """Refuse a value <= 0 for any of the named (numeric, possibly unset) options."""
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise NvError(f"option {name}={value} must be > 0")
+
+    def check_image_size(self, size: int | None) -> None:
+        if size is not None and size < MIN_IMAGE_SIZE:
+            raise NvError(f"image size {size} is too small; use {MIN_IMAGE_SIZE} or more (32-64 is fast on CPU)")
+
+
+@dataclass
+class DataBundle:
+    """Train and validation splits of one dataset plus what a model needs to know about it.
+
+    Samples are `(x, label)` with `x` a float tensor in *pixel space* (images in [0, 1], spectrograms
+    in dB): normalisation is the model's first step, so perturbations act on what a person sees.
+    """
+
+    name: str
+    kind: str  # one of KINDS
+    train: "Dataset"
+    val: "Dataset"
+    classes: list[str]
+    in_channels: int
+    mean: list[float]
+    std: list[float]
+    cues: dict[str, str] = field(default_factory=dict)  # class -> the mechanism that defines it
+    info: dict[str, Any] = field(default_factory=dict)  # resolved settings, recorded in config.json
+
+    def counts(self, split: str) -> list[int]:
+        """Samples per class in split `split` (every nv dataset lists its `labels`)."""
+        counts = [0] * len(self.classes)
+        for label in getattr(self, split).labels:
+            counts[int(label)] += 1
+        return counts
+
+    @property
+    def input_shape(self) -> list[int]:
+        """The shape of one sample: [C, H, W], or [V, C, H, W] for multi-view data."""
+        if len(self.train) == 0:
+            raise NvError(f"dataset '{self.name}' has no training samples")
+        return list(self.train[0][0].shape)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A dataset: where its module is, what it reads (`load`) and what it writes (`make`, for nv data make)."""
+
+    name: str
+    kind: str
+    description: str
+    module: str  # under nvcli.data
+    options: str  # the options dataclass of `load`
+    load: str | None = None
+    make: str | None = None
+    make_options: str | None = None  # the options dataclass of `make` (default: `options`)
+
+    def attribute(self, name: str) -> Any:
+        return getattr(_import(self), name)
+
+
+DATASETS: tuple[Entry, ...] = (
+    Entry("shapes", "image", "built-in synthetic images: 9 classes defined by colour, texture or shape (default)",
+          "shapes", "ShapesOptions", load="load_shapes", make="make_shapes"),
+    Entry("imagefolder", "image", "any ImageFolder tree on disk: DATA_DIR/{train,val}/<class>/<image>",
+          "images", "FolderOptions", load="load_imagefolder"),
+    Entry("places10", "image", "Places365 on disk (torchvision's layout), 10 chosen classes",
+          "images", "PlacesOptions", load="load_places"),
+    Entry("broden", "probe", "a Broden-layout probe set of shapes images with their exact color/texture/object masks",
+          "shapes", "ProbeOptions", make="make_broden"),
+    Entry("urbansound", "sound", "UrbanSound8K from --data-dir (metadata/UrbanSound8K.csv, audio/foldK), split by "
+          "fold, as log-mel spectrograms", "sound.urbansound", "UrbanSoundOptions", load="load_urbansound"),
+    Entry("tones", "sound", "synthetic sounds with known spectral mechanisms (tones, chirps, noise burst, clicks, "
+          "harmonics) as log-mel spectrograms; --data-dir reads a tree written by nv data make tones",
+          "sound.tones", "TonesOptions", load="load_tones", make="make_tones", make_options="TonesMakeOptions"),
+    Entry("views", "views", "built-in multi-view data: 6 shaded solids from 12 azimuths, some told apart only from "
+          "some", "views.solids", "SolidsOptions", load="load_solids", make="make_solids"),
+    Entry("modelnet40", "views", "rendered views in MVCNN's layout: DATA_DIR/<class>/{train,test}/<object>"
+          ".obj.shaded_vNNN.png", "views.modelnet40", "ModelNetOptions", load="load_modelnet"),
+)
+_BY_NAME = {entry.name: entry for entry in DATASETS}
+
+
+def _import(entry: Entry) -> Any:
+    try:
+        return importlib.import_module(f"{__package__}.{entry.module}")
+    except (ImportError, OSError) as exc:
+        if entry.kind != "sound":
+            raise
+        raise NvError(f"sound data needs torchaudio, which cannot be loaded ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0]}); installed: {_versions('torch', 'torchaudio')}; fix: install "
+                      "the matched set from requirements.lock (make install; see docs/install.md)") from exc
+
+
+def _versions(*names: str) -> str:
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return ", ".join(found)
+
+
+def entry(name: str) -> Entry:
+    """The registry entry of dataset `name`."""
+    if name not in _BY_NAME:
+        raise choice_error("dataset", name, sorted(_BY_NAME))
+    return _BY_NAME[name]
+
+
+def options_of(name: str, make: bool = False) -> list[tuple[str, Any]]:
+    """The settings dataset `name` takes (for `load`, or for `make`), with their defaults."""
+    found = entry(name)
+    cls = found.attribute((found.make_options or found.options) if make else found.options)
+    return [(f.name, f.default) for f in fields(cls)]
+
+
+def readable() -> list[Entry]:
+    """Every dataset `--data` accepts."""
+    return [e for e in DATASETS if e.load]
+
+
+def dataset_kind(name: str) -> str:
+    """The kind of data `--data NAME` gives: image, sound or views."""
+    found = entry(name)
+    if not found.load:
+        raise choice_error("dataset", name, [e.name for e in readable()])
+    return found.kind
+
+
+def data_options(name: str, values: Mapping[str, Any]) -> DataOptions:
+    """The typed options of dataset `name` from flag or config values (unset values are None)."""
+    found = entry(name)
+    if not found.load:
+        raise choice_error("dataset", name, [e.name for e in readable()])
+    return found.attribute(found.options).from_values(values, name)
+
+
+def load_data(name: str, values: Mapping[str, Any] | DataOptions | None = None) -> DataBundle:
+    """Load dataset `name` with its options (a DataOptions, or values checked into one)."""
+    options = values if isinstance(values, DataOptions) else data_options(name, values or {})
+    found = entry(name)
+    bundle = found.attribute(found.load)(options)
+    if len(bundle.classes) < 2:
+        raise NvError(f"dataset '{name}' has {len(bundle.classes)} class(es); at least 2 are needed")
+    for split in ("train", "val"):
+        if len(getattr(bundle, split)) == 0:
+            raise NvError(f"dataset '{name}' has no {split} samples with these settings")
+    return bundle
+
+
+def make_dataset(name: str, out_dir: str | Path, values: Mapping[str, Any], *, force: bool = False) -> Path:
+    """Write built-in dataset `name` to `out_dir` in the layout of the real dataset it stands in for."""
+    makers = [e.name for e in DATASETS if e.make]
+    if name not in makers:
+        raise choice_error("dataset to make", name, makers)
+    found = _BY_NAME[name]
+    options = found.attribute(found.make_options or found.options).from_values(values, name)
+    return found.attribute(found.make)(out_dir, options, force=force)
+
+
+def select_classes(available: Sequence[str], wanted: Sequence[str] | None, source: str) -> list[str]:
+    """The `wanted` classes (all when None) in the dataset's own order; an unknown or repeated name is an error."""
+    if not wanted:
+        return list(available)
+    repeated = sorted({n for n in wanted if list(wanted).count(n) > 1})
+    if repeated:
+        raise NvError(f"class(es) {', '.join(repeated)} named more than once; name each class once")
+    for name in wanted:
+        if name not in available:
+            raise choice_error(f"class in {source}", name, list(available))
+    return [name for name in available if name in wanted]
+

@@ -1,0 +1,137 @@
+"""What a model is, as plain JSON: the user's choices (`ModelChoice`) plus what the data fixes (`ModelSpec`).
+
+Importing this module does not import torch, so the command line can show choices and defaults fast.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NvError, choice_error
+from ..schema import typed_values
+
+if TYPE_CHECKING:
+    from torch import nn
+
+CODES = ("soft", "hard", "raw")
+REDUCES = ("max", "mean")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model the user asks for, before any data is seen."""
+
+    arch: str = "alexnet"
+    code: str = "soft"
+    reduce: str = "max"
+    baseline: bool = False
+    weights: str | None = None  # a standard network's state_dict, loaded before conversion
+    freeze_backbone: bool = False
+    shared_backbone: bool = False  # multi-view: one backbone for every view
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise choice_error("--code value", self.code, CODES)
+        if self.reduce not in REDUCES:
+            raise choice_error("--reduce value", self.reduce, REDUCES)
+        if self.baseline and self.freeze_backbone:
+            raise NvError("--baseline trains the standard network; it cannot be combined with --freeze-backbone")
+
+    @property
+    def user_code(self) -> bool:
+        """Whether the architecture is a user's `package.module:function` (importing it runs their code)."""
+        return ":" in self.arch
+
+
+@dataclass(frozen=True)
+class ModelSpec(ModelChoice):
+    """A model as recorded in config.json["model"]: the choice plus the data's classes, input and normalisation."""
+
+    num_classes: int = 2
+    input_shape: tuple[int, ...] = (3, 64, 64)  # [C, H, W] of one sample (one view for multi-view models)
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.25, 0.25, 0.25)
+    views: int = 0  # camera views per sample for multi-view data; 0 for single inputs
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if self.num_classes < 2:
+            raise NvError(f"a classifier needs at least 2 classes, got {self.num_classes}")
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise NvError(f"input shape {list(self.input_shape)} is not [channels, height, width]")
+        if not len(self.mean) == len(self.std) == self.input_shape[0] or min(self.std) <= 0:
+            raise NvError(f"normalisation mean {list(self.mean)} / std {list(self.std)} does not fit "
+                          f"{self.input_shape[0]} input channel(s) with positive std")
+
+    @classmethod
+    def of(cls, choice: ModelChoice, **data: Any) -> "ModelSpec":
+        """The spec of `choice` for data with these classes, input shape, normalisation and views."""
+        return cls(**asdict(choice), **data)
+
+    @property
+    def choice(self) -> ModelChoice:
+        """The user's part of this spec."""
+        return ModelChoice(**{f.name: getattr(self, f.name) for f in fields(ModelChoice)})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {**data, "input_shape": list(self.input_shape), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ModelSpec":
+        """A spec from config.json["model"], every key checked: a message names the key at fault."""
+        return cls(**typed_values(cls, data, "config.json 'model'", complete=True))
+
+    @property
+    def multiview(self) -> bool:
+        """Whether each sample is a stack of camera views [V, C, H, W]."""
+        return self.views > 0
+
+    @property
+    def kind(self) -> str:
+        """'neuroview' or 'baseline', with a 'multiview-' prefix for multi-view models."""
+        name = "baseline" if self.baseline else "neuroview"
+        return f"multiview-{name}" if self.multiview else name
+
+    @property
+    def label(self) -> str:
+        """'NeuroView vgg11' or 'vgg11' (the network column of Table 1)."""
+        views = f" MV{self.views}" if self.multiview else ""
+        return f"{'' if self.baseline else 'NeuroView '}{self.arch}{views}"
+
+
+def build_model(spec: ModelSpec, *, load_weights: bool = True, trust_code: bool = False) -> "nn.Module":
+    """A model from its spec; `load_weights` loads `spec.weights` (off when a run's model.pt follows).
+
+    A `package.module:function` architecture is imported only with `trust_code`: a run directory read from
+    disk must not run code that the user did not name on the command line.
+    """
+    from .archs import build_network, load_network_weights
+    from .neuroview import NeuroView, Standard
+
+    if spec.user_code and not trust_code:
+        raise NvError(f"the architecture '{spec.arch}' is user code (package.module:function); nv imports it only "
+                      "when you pass --trust-code (reading a run never runs code on its own)")
+
+    def network() -> "nn.Module":
+        net = build_network(spec.arch, spec.num_classes, spec.input_shape[0], min(spec.input_shape[1:]))
+        if load_weights and spec.weights:
+            load_network_weights(net, spec.weights)
+        return net
+
+    if spec.multiview:
+        from .multiview import MVCNN, MultiViewNeuroView
+
+        if spec.baseline:
+            return MVCNN(network(), spec.num_classes, input_shape=spec.input_shape, mean=spec.mean, std=spec.std)
+        return MultiViewNeuroView(
+            [network() for _ in range(1 if spec.shared_backbone else spec.views)], spec.num_classes,
+            views=spec.views, code=spec.code, reduce=spec.reduce, input_shape=spec.input_shape, mean=spec.mean,
+            std=spec.std, freeze_backbone=spec.freeze_backbone)
+    if spec.baseline:
+        return Standard(network(), spec.mean, spec.std)
+    return NeuroView(network(), spec.num_classes, code=spec.code, reduce=spec.reduce, input_shape=spec.input_shape,
+                     mean=spec.mean, std=spec.std, freeze_backbone=spec.freeze_backbone)

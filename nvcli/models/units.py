@@ -1,0 +1,139 @@
+"""Unit discovery: every call of a ReLU-type nonlinearity in a network's feature extractor.
+
+The network is traced with torch.fx; a node counts by what it calls (an `nn.ReLU` module,
+`F.relu`, `torch.relu`, `Tensor.relu`, ...), never by its name, and a module called twice
+counts twice. The feature extractor is everything before the original head, which starts at
+the first flatten or linear call in execution order.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import NvError
+
+RELU_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)
+RELU_FUNCTIONS = {F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.leaky_relu, F.leaky_relu_}
+RELU_METHODS = {"relu", "relu_"}
+HEAD_MODULES = (nn.Flatten, nn.Linear)
+HEAD_FUNCTIONS = {torch.flatten, F.linear}
+HEAD_METHODS = {"flatten"}
+_INPLACE_FUNCTIONS = {F.relu_, torch.relu_, F.leaky_relu_}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One nonlinearity call: its index in execution order, a readable name, width and unit offset."""
+
+    index: int
+    node: str
+    channels: int
+    offset: int
+
+    @property
+    def units(self) -> range:
+        """The global unit indices of this layer's channels."""
+        return range(self.offset, self.offset + self.channels)
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """Trace `model` into an fx graph, with a clear error when its Python control flow defeats tracing."""
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as exc:  # fx raises many types; all mean "this model cannot be traced"
+        raise NvError(
+            f"cannot trace {type(model).__name__} with torch.fx ({type(exc).__name__}: {exc}); "
+            "units are found by tracing, so the model's forward must be traceable"
+        ) from exc
+
+
+def _modules(gm: fx.GraphModule) -> dict[str, nn.Module]:
+    return dict(gm.named_modules())
+
+
+def _calls(node: fx.Node, modules: dict[str, nn.Module], kinds: tuple[tuple, set, set]) -> bool:
+    """Whether `node` calls one of (module types, functions, method names)."""
+    module_types, functions, methods = kinds
+    if node.op == "call_module":
+        return isinstance(modules[node.target], module_types)
+    if node.op == "call_function":
+        return node.target in functions
+    return node.op == "call_method" and node.target in methods
+
+
+def is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether `node` calls a ReLU-type nonlinearity."""
+    return _calls(node, modules, (RELU_MODULES, RELU_FUNCTIONS, RELU_METHODS))
+
+
+def is_head_start(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether `node` is the first operation of a classifier head (flatten or linear)."""
+    return _calls(node, modules, (HEAD_MODULES, HEAD_FUNCTIONS, HEAD_METHODS))
+
+
+def _scope(node: fx.Node) -> str:
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack") or {}
+    parent = next(reversed(stack.values()))[0] if stack else ""
+    name = getattr(node.target, "__name__", str(node.target))
+    return f"{parent}.{name}" if parent else name
+
+
+def relu_nodes(gm: fx.GraphModule) -> tuple[list[fx.Node], fx.Node | None]:
+    """The ReLU calls of the feature extractor in execution order, and the node where the head starts."""
+    modules = _modules(gm)
+    found: list[fx.Node] = []
+    for node in gm.graph.nodes:
+        if is_head_start(node, modules):
+            return found, node
+        if is_relu(node, modules):
+            found.append(node)
+    return found, None
+
+
+def network_trunk(network: nn.Module) -> fx.GraphModule:
+    """`network` up to its classifier head (the input of its first flatten or linear call)."""
+    gm = trace(network)
+    _, head = relu_nodes(gm)
+    if head is None:
+        return gm
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    output.args = (head.args[0],)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    return gm
+
+
+def node_names(nodes: list[fx.Node]) -> list[str]:
+    """Readable, unique names: the module path, with `_N` for the N-th repeated call (as torchvision names them)."""
+    seen: Counter[str] = Counter()
+    names = []
+    for node in nodes:
+        base = _scope(node)
+        names.append(base if seen[base] == 0 else f"{base}_{seen[base]}")
+        seen[base] += 1
+    return names
+
+
+def is_inplace(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether a ReLU-type node overwrites its input."""
+    if node.op == "call_module":
+        return bool(getattr(modules[node.target], "inplace", False))
+    if node.op == "call_function":
+        return node.target in _INPLACE_FUNCTIONS or bool(node.kwargs.get("inplace"))
+    return node.op == "call_method" and node.target == "relu_"
+
+
+def mutates_live_input(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """An in-place ReLU whose input is read again later: its side effect matters even if its result is unused."""
+    if not is_relu(node, modules) or not is_inplace(node, modules) or not node.args:
+        return False
+    source = node.args[0]
+    return isinstance(source, fx.Node) and any(user is not node and node < user for user in source.users)

@@ -1,0 +1,31 @@
+"""How two heads spread their weight over the layers (case studies 2 and 3, Figure 3 c-d)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .units import layer_labels
+
+_SIDE_COLOURS = {"a": "#4c72b0", "b": "#dd8452"}
+SIDES = ("a", "b")
+
+
+def compare_figure(wide: pd.DataFrame, names: dict[str, str]) -> Figure:
+    """Per layer, the share of all positive (top) and negative (bottom) head weight in run A and run B."""
+    x = np.arange(len(wide))
+    fig = Figure(figsize=(max(6.0, 0.7 * len(wide) + 2), 5.2), layout="constrained")
+    axes = fig.subplots(2, 1, sharex=True)
+    for ax, share, what in zip(axes, ("pos_share", "neg_share"), ("positive", "negative")):
+        for i, side in enumerate(SIDES):
+            ax.bar(x + (i - 0.5) * 0.4, wide[f"{share}_{side}"], 0.4, color=_SIDE_COLOURS[side],
+                   label=f"{side.upper()}: {names[side]}")
+        ax.set_ylabel(f"share of {what} weight")
+        ax.set_ylim(0, max(1e-9, float(wide[[f"{share}_a", f"{share}_b"]].to_numpy().max())) * 1.15)
+    axes[0].legend(fontsize=8, frameon=False)
+    axes[1].set_xticks(x, layer_labels(wide), rotation=45, ha="right", fontsize=7)
+    axes[1].set_xlabel("layer (early -> late)")
+    fig.suptitle(f"Where the heads put their weight: {names['a']} vs {names['b']} "
+                 "(all classes pooled)", fontsize=10)
+    return fig
+

@@ -1,0 +1,65 @@
+"""Figure 3 and its companions: a class's weights along the unit axis, every class's, class similarity."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .units import QUALITATIVE_MAX, layer_scale, plot_unit_axis
+
+
+def weights_figure(frame: pd.DataFrame, title: str) -> Figure:
+    """Figure 3: one class's weights along the unit axis (early layers left), coloured by layer."""
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax = fig.subplots()
+    plot_unit_axis(ax, frame, frame["weight"].to_numpy())
+    ax.set_xlabel("unit (early layers left, late layers right)")
+    ax.set_ylabel("head weight")
+    ax.set_title(title)
+    return fig
+
+
+def weights_grid(weight: np.ndarray, units: pd.DataFrame, classes: list[str], title: str) -> Figure:
+    """Every class's weights along the unit axis, one panel per class, shared axes and one legend."""
+    n = len(classes)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.6 * cols, 2.2 * rows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
+    for c, (ax, name) in enumerate(zip(axes, classes)):
+        plot_unit_axis(ax, units, weight[c], legend=False)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    layers = int(units["layer"].max()) + 1
+    if layers <= QUALITATIVE_MAX:
+        fig.legend(*axes[0].get_legend_handles_labels(), title="layer", loc="outside right upper", fontsize=7)
+    else:
+        fig.colorbar(layer_scale(layers), ax=axes.tolist(), label="layer (early -> late)")
+    fig.supxlabel("unit (early layers left, late layers right)")
+    fig.supylabel("head weight")
+    fig.suptitle(title)
+    return fig
+
+
+def similarity_figure(similarity: pd.DataFrame, title: str) -> Figure:
+    """A heat map of the class similarity table (cosine, -1 .. 1)."""
+    values = similarity.drop(columns="class").to_numpy(dtype=float)
+    names = list(similarity["class"])
+    n = len(names)
+    fig = Figure(figsize=(1.6 + 0.45 * n, 1.2 + 0.45 * n), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if abs(values[i, j]) > 0.6 else "black")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="cosine similarity")
+    ax.set_title(title)
+    return fig

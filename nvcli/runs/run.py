@@ -1,0 +1,290 @@
+"""The run directory: the contract between `nv train` and every command that reads its result.
+
+Reading a run never executes code from it: config.json is plain JSON checked key by key, tensors
+are loaded with `weights_only=True`, and a user's `package.module:function` architecture is imported
+only when the caller passes `trust_code` (the command line's `--trust-code`).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..errors import NvError
+from ..models.spec import ModelSpec
+from . import files
+from .atomic import write_csv, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+    from torch import nn
+
+    from ..data.registry import DataBundle
+
+CONFIG_FORMAT = 2
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of nv and the libraries that shape a run's numbers (torchaudio's read without importing it)."""
+    import torch
+    import torchvision
+
+    versions = {"nv": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                "torchvision": torchvision.__version__}
+    try:
+        versions["torchaudio"] = metadata.version("torchaudio")
+    except metadata.PackageNotFoundError:
+        pass
+    return versions
+
+
+def check_name(name: str) -> str:
+    """A run name: letters, digits, '.', '_' or '-' (not 'latest'), starting with a letter or digit."""
+    if not _NAME.match(name) or name == files.LATEST:
+        raise NvError(f"run name {name!r} is not allowed; use letters, digits, '.', '_' or '-' (not 'latest')")
+    return name
+
+
+def new_run_dir(name: str | None, runs_dir: str | Path = files.RUNS_DIR, force: bool = False) -> Path:
+    """Create `runs_dir/name` (a timestamped name if None); refuse to reuse one unless `force`."""
+    runs_dir = Path(runs_dir)
+    if name is None:
+        name = time.strftime("%Y%m%d-%H%M%S")
+        stamp, n = name, 1
+        while (runs_dir / name).exists():  # runs started within one second get -2, -3, ...
+            n += 1
+            name = f"{stamp}-{n}"
+    path = runs_dir / check_name(name)
+    if path.is_symlink():
+        raise NvError(f"'{path}' is a symbolic link; nv writes runs only into real directories, choose another --name")
+    if path.exists() and any(path.iterdir()):
+        if not force:
+            raise NvError(f"run directory '{path}' already exists; pass --force to overwrite it or --name for another")
+        if not (path / files.CONFIG).is_file():
+            raise NvError(f"'{path}' is not an nv run directory (no config.json); --force only replaces runs")
+        shutil.rmtree(path)  # a replaced run keeps none of the old run's results
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NvError(f"cannot create run directory '{path}': {exc.strerror}") from exc
+    if not os.access(path, os.W_OK):
+        raise NvError(f"run directory '{path}' is not writable")
+    return path
+
+
+def mark_latest(path: Path) -> None:
+    """Point `<runs dir>/latest` at `path` (atomically replacing the old link)."""
+    link = path.parent / files.LATEST
+    tmp = path.parent / f".latest.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(path.name)
+    os.replace(tmp, link)
+
+
+@dataclass
+class Run:
+    """A run directory read back: its config and the means to rebuild its model and data."""
+
+    dir: Path
+    config: dict[str, Any]
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec.from_dict(self.config["model"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.config["data"]["classes"])
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def kind(self) -> str:
+        """The data kind: image, sound or views."""
+        return str(self.config["data"].get("kind") or "image")
+
+    @property
+    def is_neuroview(self) -> bool:
+        return not self.spec.baseline
+
+    def _metrics(self) -> list[dict[str, str]]:
+        try:
+            with open(self.dir / files.METRICS, newline="") as f:
+                return list(csv.DictReader(f))
+        except OSError:
+            return []
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs recorded in metrics.csv (0 before the first one ends)."""
+        return len(self._metrics())
+
+    @property
+    def last_val_acc(self) -> float | None:
+        """The validation accuracy after the last recorded epoch (None before the first one ends)."""
+        rows = self._metrics()
+        try:
+            return float(rows[-1]["val_acc"]) if rows else None
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def complete(self) -> bool:
+        """Whether a training run has run all its epochs."""
+        return bool(self.config["train"]) and self.epochs_done >= int(self.config["train"]["epochs"])
+
+    def tensors(self, name: str) -> dict[str, "torch.Tensor"]:
+        import torch
+
+        path = self.dir / name
+        if not path.is_file():
+            raise NvError(f"run '{self.dir}' has no {name}; train it first (nv train) or convert (nv convert)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a truncated, foreign or pickled-object file: all mean "not ours"
+            raise NvError(f"cannot read '{path}' as a state_dict ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from exc
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise NvError(f"'{path}' does not hold a state_dict of tensors")
+        return state
+
+    def state(self) -> dict[str, "torch.Tensor"]:
+        """model.pt's state_dict, loaded with weights_only=True (no model is built)."""
+        return self.tensors(files.MODEL)
+
+    def head_init(self) -> dict[str, "torch.Tensor"] | None:
+        """The head's weights before training (head_init.pt), or None for runs that did not keep them."""
+        return self.tensors(files.HEAD_INIT) if (self.dir / files.HEAD_INIT).is_file() else None
+
+    def model(self, device: "str | torch.device" = "cpu", *, trust_code: bool = False) -> "nn.Module":
+        """The trained model, rebuilt from config and loaded from model.pt, in eval mode."""
+        from ..models.spec import build_model
+
+        state = self.state()
+        model = build_model(self.spec, load_weights=False, trust_code=trust_code)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise NvError(f"'{self.dir / files.MODEL}' does not match the model described in config.json ({first})") from exc
+        return model.to(device).eval()
+
+    def data(self, **overrides: Any) -> "DataBundle":
+        """The run's dataset, loaded with the options recorded at training time (overrides win)."""
+        from ..data.registry import load_data
+
+        data = self.config["data"]
+        if data["name"] is None:
+            raise NvError(f"run '{self.dir}' was converted without data; train it with 'nv train --init {self.dir}'")
+        return load_data(data["name"], {**data.get("options", {}), **overrides})
+
+    def units(self) -> "pd.DataFrame":
+        """units.csv as a DataFrame."""
+        import pandas as pd
+
+        path = self.dir / files.UNITS
+        if not path.is_file():
+            raise NvError(f"run '{self.dir}' has no units.csv (a baseline run has no NeuroView units)")
+        return pd.read_csv(path)
+
+    def require_neuroview(self, command: str) -> None:
+        """Refuse baseline runs for commands that read the NeuroView head."""
+        if not self.is_neuroview:
+            raise NvError(f"'nv {command}' needs a NeuroView run; '{self.dir}' is a --baseline run without unit "
+                          "weights (pass --run with a NeuroView run)")
+
+    def require_kind(self, command: str, *kinds: str) -> None:
+        """Refuse runs whose data kind `command` cannot analyse, naming the run and suggesting --run."""
+        if self.kind not in kinds:
+            raise NvError(f"'nv {command}' needs a run on {' or '.join(kinds)} data; '{self.dir}' was trained on "
+                          f"{self.kind} data ({self.config['data'].get('name')}); pass --run with another run")
+
+
+def _migrate(config: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 config (nv 0.1.0) in format 2: settings added since then get the values they had."""
+    model = {k: v for k, v in config["model"].items() if k != "extra"}
+    train = dict(config["train"])
+    if train:
+        train.setdefault("threads", None)
+    return {**config, "model": model, "train": train, "format": CONFIG_FORMAT}
+
+
+def _check_config(path: Path, config: Any) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        raise NvError(f"'{path}' must hold a JSON object")
+    for key in ("model", "data", "train"):
+        if not isinstance(config.get(key), dict):
+            raise NvError(f"'{path}' has no valid '{key}' section")
+    fmt = config.get("format")
+    if fmt == 1:
+        config = _migrate(config)
+    elif fmt != CONFIG_FORMAT:
+        raise NvError(f"'{path}' has config format {fmt!r}; this nv ({__version__}) reads formats 1 and "
+                      f"{CONFIG_FORMAT} (re-create the run with this nv version)")
+    data = config["data"]
+    if not isinstance(data.get("classes"), list) or not all(isinstance(c, str) for c in data["classes"]):
+        raise NvError(f"'{path}' data section needs a 'classes' list of names")
+    if "name" not in data or not isinstance(data["name"], (str, type(None))):
+        raise NvError(f"'{path}' data section needs a 'name' (a dataset name or null)")
+    if not isinstance(data.get("options", {}), dict):
+        raise NvError(f"'{path}' data 'options' must be a JSON object")
+    spec = ModelSpec.from_dict(config["model"])
+    if spec.num_classes != len(data["classes"]):
+        raise NvError(f"'{path}' says num_classes={spec.num_classes} but lists {len(data['classes'])} classes")
+    if config["train"]:
+        from ..training.config import TrainConfig
+
+        TrainConfig.from_dict(config["train"])
+    return config
+
+
+def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_DIR) -> Run:
+    """Open a run directory (default: `<runs_dir>/latest`), validating its config.json."""
+    if path is None:
+        link = Path(runs_dir) / files.LATEST
+        if not link.exists():
+            others = sorted(p.name for p in Path(runs_dir).glob("*/config.json")) if Path(runs_dir).is_dir() else []
+            if link.is_symlink():
+                raise NvError(f"'{link}' points to '{os.readlink(link)}', which no longer exists; pass --run PATH"
+                              + (f" (runs in '{runs_dir}': {', '.join(p.split('/')[0] for p in others[:5])})"
+                                 if others else ""))
+            raise NvError(f"no runs yet in '{runs_dir}'; train one with 'nv train' or pass --run PATH")
+        run_dir = link
+    else:
+        run_dir = Path(path)
+    config_path = run_dir / files.CONFIG
+    if not run_dir.is_dir():
+        raise NvError(f"run directory '{run_dir}' does not exist or is not a directory")
+    if not config_path.is_file():
+        raise NvError(f"'{run_dir}' is not an nv run directory (no config.json)")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise NvError(f"'{config_path}' is not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise NvError(f"cannot read '{config_path}': {exc.strerror}") from exc
+    return Run(run_dir.resolve(), _check_config(config_path, config))
+
+
+def write_config(path: Path, config: dict[str, Any]) -> None:
+    """Write config.json with the format number and library versions added."""
+    write_json(path / files.CONFIG, {**config, "format": CONFIG_FORMAT, "versions": library_versions()})
+
+
+def write_units(path: Path, units: "pd.DataFrame") -> None:
+    """Write units.csv."""
+    write_csv(path / files.UNITS, units)

@@ -1,0 +1,1 @@
+"""Training: the recipe, the engine with exact resume, devices and threads, distributed data parallel."""

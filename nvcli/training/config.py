@@ -1,0 +1,66 @@
+"""The training recipe as recorded in config.json["train"]; importing it does not import torch."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import NvError, choice_error
+from ..schema import typed_values
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("cosine", "step", "none")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MAX_SEED = 2**31 - 1  # seeds are combined with offsets and epochs; this keeps every derived seed in range
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of the training recipe, as recorded in config.json["train"]."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    step_size: int = 30
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    seed: int = 0
+    amp: bool = False
+    workers: int = 0
+    device: str = "auto"
+    deterministic: bool = False
+    threads: int | None = None  # CPU threads for torch (None: torch's default)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs", self.epochs, "an integer >= 1"),
+            (self.batch_size >= 1, "batch size", self.batch_size, "an integer >= 1"),
+            (self.lr > 0 and math.isfinite(self.lr), "learning rate", self.lr, "a positive number"),
+            (self.weight_decay >= 0, "weight decay", self.weight_decay, "a number >= 0"),
+            (0 <= self.momentum < 1, "momentum", self.momentum, "a number in [0, 1)"),
+            (0 <= self.label_smoothing < 1, "label smoothing", self.label_smoothing, "a number in [0, 1)"),
+            (self.workers >= 0, "workers", self.workers, "an integer >= 0"),
+            (self.step_size >= 1, "step size", self.step_size, "an integer >= 1"),
+            (0 < self.gamma <= 1, "gamma", self.gamma, "a number in (0, 1]"),
+            (0 <= self.seed <= MAX_SEED, "seed", self.seed, f"an integer in [0, {MAX_SEED}]"),
+            (self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1"),
+        ]
+        for ok, what, value, valid in checks:
+            if not ok:
+                raise NvError(f"{what} {value} is out of range; use {valid}")
+        for value, valid, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.scheduler, SCHEDULERS, "scheduler"),
+                                   (self.device, DEVICES, "device")):
+            if value not in valid:
+                raise choice_error(what, value, valid)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "TrainConfig":
+        """A recipe from config.json["train"], every key checked: a message names the key at fault."""
+        return cls(**typed_values(cls, data, "config.json 'train'", complete=True))

@@ -1,0 +1,178 @@
+"""The training engine: epochs, checkpoints with everything needed to resume exactly, NaN stop."""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..errors import NvError
+from ..runs import files
+from ..runs.atomic import save_torch, write_csv
+from . import distributed as dist
+from .config import TrainConfig
+from .loaders import batches, make_loader
+from .predict import ProgressFn, predict
+
+log = logging.getLogger("nvcli")
+METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled)
+
+
+class Trainer:
+    """Trains one model on one dataset, writing metrics.csv, model.pt and checkpoint.pt after every epoch."""
+
+    def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig,
+                 run_dir: Path | None, *, device: torch.device, distributed: bool = False,
+                 progress: ProgressFn | None = None, on_epoch: Callable[[dict[str, float]], None] | None = None) -> None:
+        self.cfg, self.run_dir, self.progress, self.on_epoch = cfg, run_dir, progress, on_epoch
+        self.device, self.distributed = device, distributed
+        self.model = model.to(self.device)
+        self.net: nn.Module = self.model
+        if self.distributed:
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.train_set, self.val_set = train_set, val_set
+        self.optimizer = _optimizer(self.model, cfg)
+        self.scheduler = _scheduler(self.optimizer, cfg)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.device.type == "cuda")
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": self.epoch, "history": self.history, "rng": rng}
+
+    def resume(self, path: Path) -> None:
+        """Restore model, optimizer, scheduler, scaler, epoch, metrics and RNG state from a checkpoint."""
+        if not path.is_file():
+            raise NvError(f"cannot resume: '{path}' does not exist (the run never finished an epoch)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise NvError(f"checkpoint '{path}' does not fit this run's model ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0]})") from exc
+        self.epoch, self.history = int(state["epoch"]), list(state["history"])
+        torch.set_rng_state(state["rng"]["torch"])
+        random.setstate(_as_tuple(state["rng"]["python"]))
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if self.run_dir is not None and dist.is_main():
+            self._write_metrics()  # an interruption may have come between the checkpoint and metrics.csv
+        log.info("resumed from epoch %d", self.epoch)
+
+    def _save(self) -> None:
+        if self.run_dir is None or not dist.is_main():
+            return
+        # The checkpoint commits an epoch: model.pt is never behind it, metrics.csv never ahead of it.
+        save_torch(self.run_dir / files.MODEL, self.model.state_dict())
+        save_torch(self.run_dir / files.CHECKPOINT, self.state())
+        self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        write_csv(self.run_dir / files.METRICS, pd.DataFrame(self.history, columns=METRIC_COLUMNS))
+
+    # -- loops ---------------------------------------------------------------------------------
+    def _train_epoch(self) -> tuple[float, float]:
+        cfg = self.cfg
+        loader = make_loader(self.train_set, cfg.batch_size, shuffle=True, workers=cfg.workers, seed=cfg.seed,
+                             epoch=self.epoch, distributed=self.distributed)
+        self.net.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        seen = 0
+        for step, (x, y) in enumerate(batches(loader, self.device), 1):
+            with _autocast(self.device, cfg.amp):
+                logits = self.net(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            loss_sum += loss.detach().float() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            if step % 20 == 0 or step == len(loader):
+                self._check_finite(loss_sum.item(), step)
+            if self.progress:
+                self.progress("train", step, len(loader))
+        total_loss, total_correct, total_seen = dist.all_sum([loss_sum.item(), correct.item(), seen], self.device)
+        return total_loss / total_seen, total_correct / total_seen
+
+    def _check_finite(self, value: float, step: int) -> None:
+        if not math.isfinite(value):
+            kept = f"the checkpoint of epoch {self.epoch} is kept" if self.epoch else "no epoch had finished"
+            raise NvError(f"training loss became {value} at epoch {self.epoch + 1}, step {step}; stopped, "
+                          f"{kept}; try a lower --lr (now {self.cfg.lr})")
+
+    def _validate(self) -> tuple[float, float]:
+        logits, labels = predict(self.model, self.val_set, batch_size=self.cfg.batch_size, device=self.device,
+                                 workers=self.cfg.workers, progress=self.progress)
+        logits = logits["none"]
+        return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
+
+    def fit(self, stop_after: int | None = None) -> pd.DataFrame:
+        """Train until cfg.epochs (or `stop_after` more epochs); return the metrics table."""
+        last = self.cfg.epochs if stop_after is None else min(self.cfg.epochs, self.epoch + stop_after)
+        if self.epoch == 0 and self.run_dir is not None and dist.is_main():
+            self._write_metrics()  # the header: a run interrupted in its first epoch still has a readable file
+        while self.epoch < last:
+            start = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = self._train_epoch()
+            self.scheduler.step()
+            if dist.is_main():
+                val_loss, val_acc = self._validate()
+            else:
+                val_loss = val_acc = float("nan")
+            self.epoch += 1
+            row = {"epoch": self.epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+                   "val_acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start}
+            self.history.append(row)
+            self._save()
+            dist.barrier()
+            if self.on_epoch and dist.is_main():
+                self.on_epoch(row)
+        return pd.DataFrame(self.history, columns=METRIC_COLUMNS)
+
+
+def _as_tuple(value: Any) -> Any:
+    """random.setstate needs tuples; a checkpoint round trip may give lists."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value

@@ -1,0 +1,27 @@
+"""DataLoaders whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: int = 0, seed: int = 0,
+                epoch: int = 0, distributed: bool = False) -> DataLoader:
+    """A DataLoader whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    sampler = None
+    if distributed:
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed)
+        sampler.set_epoch(epoch)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=workers, generator=generator, persistent_workers=False,
+                      pin_memory=False, drop_last=False)
+
+
+def batches(loader: DataLoader, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+    for x, y in loader:
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)

@@ -1,0 +1,188 @@
+"""Creating runs: convert a network, train one from scratch (or from a converted run), resume one.
+
+One readable path from a request to a run directory: resolve the device and join the process group
+once, seed, load the data, build the model, write config.json, units.csv and head_init.pt, train.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Collection
+
+import torch
+
+from ..data.registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions, load_data
+from ..errors import NvError
+from ..models.spec import ModelChoice, ModelSpec, build_model
+from ..runs import files
+from ..runs.atomic import save_torch
+from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, write_units
+from . import distributed as dist
+from .config import TrainConfig
+from .devices import resolve_device, seed_everything, set_threads
+from .engine import Trainer
+from .predict import ProgressFn
+
+if TYPE_CHECKING:
+    from torch import nn
+
+log = logging.getLogger("nvcli")
+EpochFn = Callable[[dict[str, float]], None]
+# With --init, these model flags apply on top of the converted run; any other must agree with it.
+INIT_APPLIES = ("code", "reduce", "freeze_backbone")
+
+
+def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: dict[str, Any], train: dict[str, Any]) -> None:
+    """config.json, units.csv and the head's starting weights; model.pt too for an untrained (converted) run.
+
+    A training run writes model.pt only after its first epoch, so a run that fails before then has no
+    weights that a later command could mistake for trained ones.
+    """
+    units = model.units() if hasattr(model, "units") else None
+    config = {"name": run_dir.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": spec.to_dict(),
+              "data": data, "train": train, "kind": spec.kind, "units": None if units is None else len(units)}
+    write_config(run_dir, config)
+    if units is not None:
+        write_units(run_dir, units)
+        save_torch(run_dir / files.HEAD_INIT, {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()})
+    if not train:
+        save_torch(run_dir / files.MODEL, model.state_dict())
+
+
+def convert(choice: ModelChoice, *, num_classes: int | None = None, classes: list[str] | None = None,
+            image_size: int = 64, in_channels: int = 3, name: str | None = None,
+            runs_dir: str | Path = files.RUNS_DIR, force: bool = False) -> tuple[Path, "nn.Module"]:
+    """Build the NeuroView variant of a standard network and write an untrained run directory.
+
+    The classes are `classes` (names) or `num_classes` (named 0..N-1); 3-channel inputs get ImageNet's
+    normalisation (so a pretrained --weights fits), others none.
+    """
+    if classes and num_classes is not None and num_classes != len(classes):
+        raise NvError(f"--num-classes {num_classes} disagrees with the {len(classes)} names given by --classes")
+    count = len(classes) if classes else num_classes
+    if count is None:
+        raise NvError("nv convert needs the number of classes: --num-classes N (N >= 2) or --classes a,b,...")
+    if count < 2:
+        raise NvError(f"--num-classes {count} is not valid; give an integer >= 2 (or --classes a,b,...)")
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else ([0.0] * in_channels, [1.0] * in_channels)
+    spec = ModelSpec.of(choice, num_classes=count, input_shape=(in_channels, image_size, image_size), mean=mean,
+                        std=std)
+    model = build_model(spec, trust_code=True)  # the architecture was named on the command line
+    run_dir = new_run_dir(name, runs_dir, force)
+    names = classes or [str(i) for i in range(count)]
+    _write_run(run_dir, model, spec, {"name": None, "classes": names, "options": {}}, {})
+    mark_latest(run_dir)
+    return run_dir, model
+
+
+def spec_for(choice: ModelChoice, bundle: DataBundle) -> ModelSpec:
+    """The ModelSpec of `choice` on `bundle`: classes, input shape, views and normalisation come from the data."""
+    shape = bundle.input_shape
+    return ModelSpec.of(choice, num_classes=len(bundle.classes), input_shape=shape[-3:], mean=bundle.mean,
+                        std=bundle.std, views=shape[0] if bundle.kind == "views" else 0)
+
+
+def _from_run(source: Run, bundle: DataBundle, choice: ModelChoice, given: Collection[str],
+              trust_code: bool) -> tuple[ModelSpec, "nn.Module"]:
+    """A model that starts from `source`'s weights, with the data's input shape and normalisation.
+
+    Model flags in INIT_APPLIES override the converted run's; any other given flag must agree with it.
+    """
+    if source.config["train"]:
+        raise NvError(f"--init takes a run written by nv convert; '{source.dir}' is a trained run "
+                      "(continue it with --resume, or convert a network for --init)")
+    old = source.spec
+    for flag in sorted(set(given) - set(INIT_APPLIES)):
+        if getattr(choice, flag) != getattr(old, flag):
+            raise NvError(f"--{flag.replace('_', '-')} {getattr(choice, flag)} disagrees with the --init run "
+                          f"'{source.dir}' ({getattr(old, flag)}); with --init only "
+                          f"{', '.join('--' + f.replace('_', '-') for f in INIT_APPLIES)} may change the model")
+    fitted = spec_for(replace(old.choice, **{f: getattr(choice, f) for f in given if f in INIT_APPLIES}), bundle)
+    if old.multiview != fitted.multiview:
+        raise NvError(f"--init run '{source.dir}' and dataset '{bundle.name}' disagree on multi-view input; "
+                      "convert and train on the same kind of data")
+    if old.num_classes != fitted.num_classes:
+        raise NvError(f"--init run '{source.dir}' has {old.num_classes} classes but dataset '{bundle.name}' "
+                      f"has {fitted.num_classes}; convert with --num-classes {fitted.num_classes}")
+    model = build_model(fitted, load_weights=False, trust_code=trust_code)
+    # The data's normalisation replaces the converted run's; every other tensor comes from the run.
+    state = {k: v for k, v in source.state().items() if not k.startswith("normalize.")}
+    try:
+        model.load_state_dict({**model.state_dict(), **state})
+    except RuntimeError as exc:
+        raise NvError(f"--init run '{source.dir}' does not fit this data's input "
+                      f"({str(exc).strip().splitlines()[0]})") from exc
+    return fitted, model
+
+
+def _start(cfg: TrainConfig) -> tuple[torch.device, bool]:
+    """Resolve the device and join torchrun's process group, once per process."""
+    set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    distributed = dist.init_from_env(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU under torchrun
+    seed_everything(cfg.seed, cfg.deterministic)
+    return device, distributed
+
+
+def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig, *, name: str | None = None,
+          runs_dir: str | Path = files.RUNS_DIR, force: bool = False, init: str | Path | None = None,
+          given: Collection[str] = (), trust_code: bool = False, progress: ProgressFn | None = None,
+          on_epoch: EpochFn | None = None) -> Run | None:
+    """Train a new run of `choice` on dataset `data`.
+
+    With `init`, the model starts from that run (written by `convert`); `given` names the model flags the
+    user set, which --init applies or refuses. A user architecture (`package.module:function`) is imported
+    when it was named in `choice` or with `trust_code`. Under torchrun every process trains; rank 0 alone
+    writes and gets the Run, the others get None.
+    """
+    if options.seed != cfg.seed:
+        raise NvError(f"the data seed ({options.seed}) and --seed ({cfg.seed}) differ; set the seed once, with --seed")
+    device, distributed = _start(cfg)
+    try:
+        bundle = load_data(data, options)
+        if init is not None:
+            spec, model = _from_run(load_run(init), bundle, choice, given, trust_code)
+        else:
+            spec = spec_for(choice, bundle)
+            model = build_model(spec, trust_code=trust_code or choice.user_code)
+        run_dir = new_run_dir(name, runs_dir, force) if dist.is_main() else None
+        if run_dir is not None:
+            data_section = {"name": data, "classes": bundle.classes, "kind": bundle.kind, "cues": bundle.cues,
+                            "options": options.to_dict(), "info": bundle.info}
+            _write_run(run_dir, model, spec, data_section, cfg.to_dict())
+            mark_latest(run_dir)
+        trainer = Trainer(model, bundle.train, bundle.val, cfg, run_dir, device=device, distributed=distributed,
+                          progress=progress, on_epoch=on_epoch)
+        trainer.fit()
+    finally:
+        dist.cleanup()
+    return load_run(run_dir) if run_dir is not None else None
+
+
+def resume(run: Run, *, device: str | None = None, workers: int | None = None, threads: int | None = None,
+           trust_code: bool = False, progress: ProgressFn | None = None, on_epoch: EpochFn | None = None) -> Run | None:
+    """Continue an interrupted run from its checkpoint with the recipe in its config.json.
+
+    `device`, `workers` and `threads` may differ from the original run's: they change where it runs, not what.
+    """
+    if not run.config["train"]:
+        raise NvError(f"run '{run.dir}' was never trained (convert only); use 'nv train --init {run.dir}'")
+    cfg = TrainConfig.from_dict(run.config["train"])
+    where = {"device": device, "workers": workers, "threads": threads}
+    cfg = replace(cfg, **{k: v for k, v in where.items() if v is not None})
+    device, distributed = _start(cfg)
+    main = dist.is_main()
+    try:
+        bundle = run.data()
+        model = build_model(run.spec, load_weights=False, trust_code=trust_code)
+        trainer = Trainer(model, bundle.train, bundle.val, cfg, run.dir if main else None, device=device,
+                          distributed=distributed, progress=progress, on_epoch=on_epoch)
+        trainer.resume(run.dir / files.CHECKPOINT)
+        trainer.fit()
+    finally:
+        dist.cleanup()
+    return load_run(run.dir) if main else None

@@ -1,0 +1,88 @@
+"""The layering of docs/architecture.md, checked on the source: who imports whom, and what loads at start-up."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "nvcli"
+# Lower numbers are lower layers; a module imports at module level only from lower layers or its own.
+RANK = {"errors": 0, "schema": 1, "runs.files": 1, "runs.atomic": 1, "models": 2, "data": 2, "runs": 3,
+        "training": 4, "analysis": 5, "plots": 6, "cli": 7}
+CLI_START = {"errors", "schema", "models.spec", "training.config", "runs.files", "cli"}
+
+
+def _unit(module: str) -> str:
+    """The layer a module `a.b.c` (relative to nvcli) belongs to."""
+    parts = module.split(".")
+    two = ".".join(parts[:2])
+    return two if two in RANK else parts[0]
+
+
+def _module_level_imports(path: Path) -> list[str]:
+    """nvcli modules imported at module level (not inside functions or TYPE_CHECKING blocks), relative to nvcli."""
+    tree = ast.parse(path.read_text())
+    package = path.relative_to(ROOT.parent).with_suffix("").parts[:-1]
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(package[:len(package) - node.level + 1]) + ([node.module] if node.module else [])
+                names = [".".join(base)] if node.module else [".".join(base + [a.name]) for a in node.names]
+            else:
+                names = [node.module or ""]
+            found += [n.removeprefix("nvcli.").removeprefix("nvcli") for n in names if n.startswith("nvcli")]
+        elif isinstance(node, ast.Import):
+            found += [a.name.removeprefix("nvcli.") for a in node.names if a.name.startswith("nvcli.")]
+    return [n for n in found if n and not n.startswith("__")]  # `from .. import __version__` is the package
+
+
+def _modules() -> list[tuple[str, Path]]:
+    return [(".".join(p.relative_to(ROOT).with_suffix("").parts), p) for p in sorted(ROOT.rglob("*.py"))
+            if p.name not in ("__init__.py", "__main__.py")]
+
+
+@pytest.mark.parametrize("module, path", _modules(), ids=[m for m, _ in _modules()])
+def test_layers_import_only_downwards(module: str, path: Path) -> None:
+    own = _unit(module)
+    for imported in _module_level_imports(path):
+        other = _unit(imported)
+        if own == "cli":
+            assert imported.startswith("cli") or any(imported == m or imported.startswith(m + ".")
+                                                     for m in CLI_START), f"{module} imports {imported} at start-up"
+        elif other != own:
+            assert RANK[other] < RANK[own], f"{module} ({own}) imports {imported} ({other})"
+
+
+def test_no_pyplot_and_no_file_writes_from_the_command_line() -> None:
+    for module, path in _modules():
+        text = path.read_text()
+        assert "matplotlib.pyplot" not in text and "import pyplot" not in text, module
+        assert "matplotlib.use(" not in text, module
+        if module.startswith("cli."):
+            for writer in ("write_csv", "write_json", "write_text", "save_figure", "savefig", "save_torch"):
+                assert writer not in text, f"{module} writes a file ({writer}); results own their files"
+
+
+def test_start_up_loads_neither_torch_nor_pandas() -> None:
+    code = ("import sys; sys.argv = ['nv', 'train', '--help']\n"
+            "from nvcli.cli.app import run\n"
+            "try:\n    run()\nexcept SystemExit:\n    pass\n"
+            "import nvcli\n"
+            "print(sorted(m for m in ('torch', 'torchaudio', 'torchvision', 'pandas', 'numpy', 'matplotlib')"
+            " if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_importing_nvcli_leaves_the_matplotlib_backend_alone() -> None:
+    code = ("import matplotlib; matplotlib.use('svg')\n"
+            "import nvcli, nvcli.plots.weights, nvcli.analysis.evaluate, nvcli.analysis.dissect.concepts\n"
+            "print(matplotlib.get_backend())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "svg"
