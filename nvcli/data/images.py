@@ -72,6 +72,7 @@ def _bundle(name: str, train: list, val: list, classes: list[str], options: Fold
         name=name, kind="image",
         train=FileImageDataset(train, image_transforms(options.image_size, True)),
         val=FileImageDataset(val, image_transforms(options.image_size, False)),
+        train_eval=FileImageDataset(train, image_transforms(options.image_size, False)),
         classes=classes, in_channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         info={**options.to_dict(), "train_samples": len(train), "val_samples": len(val)},
     )

@@ -85,6 +85,13 @@ class DataBundle:
     std: list[float]
     cues: dict[str, str] = field(default_factory=dict)  # class -> the mechanism that defines it
     info: dict[str, Any] = field(default_factory=dict)  # resolved settings, recorded in config.json
+    train_eval: "Dataset | None" = None  # the training samples without augmentation (None: train has none)
+
+    def split(self, name: str) -> "Dataset":
+        """A split as an analysis reads it: 'val', or 'train' without augmentation."""
+        if name not in ("train", "val"):
+            raise NvError(f"unknown split '{name}'; valid: train, val")
+        return self.val if name == "val" else (self.train_eval if self.train_eval is not None else self.train)
 
     def counts(self, split: str) -> list[int]:
         """Samples per class in split `split` (every nv dataset lists its `labels`)."""

@@ -1,0 +1,53 @@
+"""The code cache: z computed once per split, equal to the model's own codes, invalidated by new weights."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nvcli.analysis.codes import split_codes
+from nvcli.runs.run import Run, load_run
+
+
+def test_codes_are_the_models_codes_and_are_reused(shapes_runs: dict, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    run = load_run(shutil.copytree(shapes_runs["nv"].dir, tmp_path / "nv"))
+    codes = split_codes(run, "val", device="cpu", batch_size=50)
+    val = run.data().val
+    assert codes.z.shape == (len(val), 112) and codes.labels.tolist() == [int(val[i][1]) for i in range(len(val))]
+    model = run.model()
+    with torch.no_grad():
+        expected = model.features(torch.stack([val[i][0] for i in range(7)]))
+    np.testing.assert_allclose(codes.z[:7], expected.numpy(), rtol=1e-6, atol=1e-6)
+    z, labels = codes.tensors()
+    logits = model.head(z)
+    assert (logits.argmax(1) == labels).float().mean() > 0.5  # the head reads these codes as the model does
+
+    monkeypatch.setattr(Run, "model", lambda *a, **k: pytest.fail("the cache should have been used"))
+    again = split_codes(run, "val", device="cpu")
+    np.testing.assert_array_equal(again.z, codes.z)
+    monkeypatch.undo()
+
+    state = torch.load(run.dir / "model.pt", weights_only=True)
+    state["head.bias"] += 1  # new weights: the cached codes no longer describe this model
+    torch.save(state, run.dir / "model.pt")
+    calls = []
+    original = Run.model
+    monkeypatch.setattr(Run, "model", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    split_codes(run, "val", device="cpu")
+    assert calls == [1]
+
+
+def test_train_codes_and_baselines(shapes_runs: dict) -> None:
+    codes = split_codes(shapes_runs["nv"], "train", device="cpu")
+    assert codes.z.shape == (900, 112) and np.bincount(codes.labels).tolist() == [100] * 9
+    mean, std = codes.mean_std()
+    np.testing.assert_allclose(mean, np.asarray(codes.z, dtype=np.float64).mean(0), rtol=1e-9)
+    np.testing.assert_allclose(std, np.asarray(codes.z, dtype=np.float64).std(0), rtol=1e-6, atol=1e-9)
+    from nvcli.errors import NvError
+
+    with pytest.raises(NvError, match="needs a NeuroView run"):
+        split_codes(shapes_runs["base"], "val")
