@@ -1,0 +1,166 @@
+"""Scale: the device form of the dissection loops, prediction on the model's device, mixed precision, CPU threads."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_dissect import concept_probe, id_images, lookup
+
+from nvcli.analysis.dissect import quantile
+from nvcli.analysis.dissect.quantile import unit_thresholds
+from nvcli.analysis.dissect.tally import dissect, tally_units
+from nvcli.data.broden import BrodenProbe, write_broden
+from nvcli.data.shapes import ShapesOptions
+from nvcli.errors import NvError
+from nvcli.models.spec import ModelChoice
+from nvcli.training.config import TrainConfig
+from nvcli.training.devices import amp_dtype
+from nvcli.training.engine import Trainer
+from nvcli.training.recipes import train
+
+TINY = ShapesOptions(image_size=32, train_per_class=8, val_per_class=4)
+
+
+@pytest.fixture
+def device_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the dissection's device form (fixed shapes, scatter-adds, deferred checks) on the CPU."""
+    monkeypatch.setattr(quantile, "SYNC_FREE", {"cpu", "cuda", "mps"})
+
+
+@pytest.mark.parametrize("budget", [0, 1 << 22])  # 0: every histogram round; else one round, then collection
+def test_device_thresholds_are_the_exact_quantiles(tmp_path, device_loops, budget):
+    n = 23
+    write_broden(tmp_path / "p", id_images(n, 4, 4), {"color": ["x"]})
+    g = torch.Generator().manual_seed(5)
+    fine = torch.randn(n, 3, 5, 5, generator=g)
+    fine[:, 1] = fine[:, 1].round()  # ties
+    coarse = torch.rand(n, 2, 2, 3, generator=g)
+    probe = BrodenProbe(tmp_path / "p")
+    for q in (0.005, 0.1, 0.5):
+        thr = unit_thresholds(lookup(fine, coarse), probe, quantile=q, batch_size=5, collect_budget=budget)
+        values = [fine[:, c].flatten() for c in range(3)] + [coarse[:, c].flatten() for c in range(2)]
+        expected = torch.stack([torch.quantile(v.double(), 1 - q) for v in values]).float()
+        torch.testing.assert_close(thr, expected, rtol=2 ** -23, atol=0)
+
+
+def test_device_tally_counts_what_the_host_tally_counts(tmp_path, monkeypatch):
+    probe, maps_fn = concept_probe(tmp_path / "p")
+    thr = unit_thresholds(maps_fn, probe)
+    host = tally_units(maps_fn, probe, thr, batch_size=7)
+    monkeypatch.setattr(quantile, "SYNC_FREE", {"cpu"})
+    device = tally_units(maps_fn, probe, thr, batch_size=7)
+    for field in ("intersection", "union", "active"):
+        assert torch.equal(getattr(host, field), getattr(device, field)), field
+    table = device.table()
+    assert table["concept"].tolist()[:4] == ["red", "green", "square", "striped"]  # the planted concepts
+    assert host.table().equals(table)
+
+
+def test_device_dissection_of_mixed_mask_sizes_matches_the_host(tmp_path, monkeypatch):
+    # Images of two sizes (masks 4x4 and 3x3) in one batch, two label layers: every grouping path runs.
+    rng = np.random.default_rng(2)
+    images = [id_images(6, 8, 8)[i] for i in range(3)] + [np.zeros((6, 6, 3), np.uint8) for _ in range(3)]
+    for i in range(3, 6):
+        images[i][0, 0, 0] = i
+    masks = [rng.integers(0, 3, (2, 4, 4)) for _ in range(3)] + [rng.integers(0, 3, (2, 3, 3)) for _ in range(3)]
+    write_broden(tmp_path / "p", images, {"object": ["a", "b"], "scene": ["s"]}, masks={"object": masks},
+                 image_labels={"scene": [[1], [], [1], [], [1], []]})
+    probe = BrodenProbe(tmp_path / "p", image_size=8)
+    maps = torch.rand(6, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    host = dissect(lookup(maps), probe, quantile=0.2, batch_size=6)
+    monkeypatch.setattr(quantile, "SYNC_FREE", {"cpu"})
+    device = dissect(lookup(maps), probe, quantile=0.2, batch_size=6)
+    assert host.equals(device) and (host["iou"] > 0).all()
+
+
+def test_device_loops_still_refuse_nan_maps(tmp_path, device_loops):
+    write_broden(tmp_path / "p", id_images(4, 4, 4), {"color": ["x"]})
+    maps = torch.zeros(4, 1, 2, 2)
+    maps[3] = float("nan")  # only the last batch: the check at the end of the pass finds it
+    with pytest.raises(NvError, match="layer 1 contain NaN"):
+        unit_thresholds(lookup(torch.zeros(4, 2, 2, 2), maps), BrodenProbe(tmp_path / "p"), batch_size=2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_dissection_reads_back_per_pass_not_per_batch(tmp_path):
+    probe, maps_fn = concept_probe(tmp_path / "p")
+
+    def on_gpu(images: torch.Tensor) -> list[torch.Tensor]:
+        return [m.cuda() for m in maps_fn(images.cpu())]
+
+    def syncs(batch_size: int) -> tuple[int, object]:
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                table = dissect(on_gpu, probe, batch_size=batch_size, device="cuda")
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        return sum("synchroniz" in str(w.message) for w in caught), table
+
+    few, a = syncs(100)  # 2 batches per pass
+    many, b = syncs(10)  # 20 batches per pass
+    assert a.equals(b)
+    assert many == few  # the same host round trips however many batches there are
+
+
+def test_predict_keeps_the_single_pass_contract():
+    from torch import nn
+    from torch.utils.data import TensorDataset
+
+    from nvcli.training.predict import predict
+
+    x, y = torch.randn(10, 4), torch.arange(10) % 3
+    model = nn.Linear(4, 3)
+    logits, labels = predict(model, TensorDataset(x, y), batch_size=4, device="cpu",
+                             transforms={"none": lambda t: t, "neg": lambda t: -t})
+    assert torch.equal(labels, y) and logits["none"].device.type == "cpu"
+    torch.testing.assert_close(logits["none"], model(x).detach())
+    torch.testing.assert_close(logits["neg"], model(-x).detach())
+
+
+# --- mixed precision ---------------------------------------------------------------------------
+
+def test_one_function_decides_the_precision(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert amp_dtype(cpu, False) == torch.float32 and amp_dtype(cuda, False) == torch.float32
+    assert amp_dtype(cpu, True) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert amp_dtype(cuda, True) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert amp_dtype(cuda, True) == torch.float16  # e.g. a V100: float16, with loss scaling
+
+
+def test_amp_training_records_its_precision_and_learns(tmp_path):
+    choice = ModelChoice(arch="smallcnn")
+    run = train(choice, "shapes", TINY, TrainConfig(epochs=2, batch_size=16, lr=3e-3, device="cpu", amp=True),
+                name="amp", runs_dir=tmp_path)
+    config = json.loads((run.dir / "config.json").read_text())
+    assert config["precision"] == "bfloat16" and config["train"]["amp"] is True
+    plain = train(choice, "shapes", TINY, TrainConfig(epochs=1, batch_size=16, device="cpu"), name="fp32",
+                  runs_dir=tmp_path)
+    assert json.loads((plain.dir / "config.json").read_text())["precision"] == "float32"
+    state = torch.load(run.dir / "checkpoint.pt", weights_only=True)
+    assert state["scaler"] == {}  # bfloat16 needs no loss scaling
+    losses = pd.read_csv(run.dir / "metrics.csv")["train_loss"]
+    assert np.isfinite(losses).all() and losses.iloc[-1] < losses.iloc[0]
+
+
+def test_bfloat16_autocast_runs_the_forward_in_bfloat16(tmp_path):
+    from nvcli.data.registry import load_data
+    from nvcli.models.spec import build_model
+    from nvcli.training.recipes import spec_for
+
+    bundle = load_data("shapes", TINY)
+    model = build_model(spec_for(ModelChoice(arch="smallcnn"), bundle))
+    trainer = Trainer(model, bundle.train, bundle.val, TrainConfig(epochs=1, device="cpu", amp=True), None,
+                      device=torch.device("cpu"))
+    seen = []
+    model.head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    trainer.fit()
+    assert trainer.dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    assert seen[0] == torch.bfloat16  # the training forward; validation runs in float32
