@@ -164,3 +164,37 @@ def test_bfloat16_autocast_runs_the_forward_in_bfloat16(tmp_path):
     trainer.fit()
     assert trainer.dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
     assert seen[0] == torch.bfloat16  # the training forward; validation runs in float32
+
+
+# --- CPU threads -------------------------------------------------------------------------------
+
+COMPUTE = ("train", "multiview", "eval", "perturb", "compare", "dissect-map", "explain")
+
+
+def test_every_compute_command_takes_threads():
+    import typer.main
+
+    from nvcli.cli import commands  # noqa: F401  (registers the commands)
+    from nvcli.cli.app import app
+
+    group = typer.main.get_command(app)
+    for name in COMPUTE:
+        options = {o for p in group.commands[name].params for o in p.opts}
+        assert "--threads" in options, name
+
+
+def test_threads_flag_sets_torch_threads_for_inference(nv, tmp_path):
+    run = train(ModelChoice(arch="smallcnn"), "shapes", TINY, TrainConfig(epochs=1, batch_size=16, device="cpu"),
+                name="t", runs_dir=tmp_path)
+    before = torch.get_num_threads()
+    try:
+        result = nv("explain", "--run", run.dir, "--index", "0", "--threads", "2", "--no-plot")
+        assert result.code == 0, result.err
+        assert torch.get_num_threads() == 2
+        result = nv("eval", "--run", run.dir, "--threads", "1", "--device", "cpu", "--no-plot")
+        assert result.code == 0, result.err
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    refused = nv("eval", "--run", run.dir, "--threads", "0")
+    assert refused.code == 2 and "--threads" in refused.err
