@@ -198,3 +198,43 @@ def test_threads_flag_sets_torch_threads_for_inference(nv, tmp_path):
         torch.set_num_threads(before)
     refused = nv("eval", "--run", run.dir, "--threads", "0")
     assert refused.code == 2 and "--threads" in refused.err
+
+
+# --- several machines ----------------------------------------------------------------------------
+
+def test_two_nodes_through_the_c10d_rendezvous_keep_the_single_process_contract(tmp_path):
+    """Two single-process "nodes" on loopback, launched as on a cluster: one torchrun per node, one endpoint."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from test_trust import ARGS
+
+    from nvcli.runs.run import load_run
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1"}
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--node-rank",
+         str(rank), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "nv-test",
+         "--rdzv-conf", f"is_host={int(rank == 0)}", "--local-addr", "127.0.0.1",
+         "-m", "nvcli", "-v", "train", *ARGS, "--epochs", "1", "--name", "mn", "--runs-dir", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path) for rank in (0, 1)]
+    try:
+        outputs = [node.communicate(timeout=300) for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    for node, (_, err) in zip(nodes, outputs):
+        assert node.returncode == 0, err[-2000:]
+    out, err = "".join(o for o, _ in outputs), "".join(e for _, e in outputs)
+    assert "rank 0 of 2 (gloo" in err and "rank 1 of 2 (gloo" in err  # one world across both nodes
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["latest", "mn"]  # one run, written once
+    assert err.count("run written to") == 1 and out.count("final epoch") == 1  # only global rank 0 reports
+    run = load_run(tmp_path / "runs" / "mn")
+    metrics = pd.read_csv(run.dir / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1] and metrics[["train_loss", "val_loss"]].notna().all().all()
+    assert run.model().head.weight.shape == (9, 112) and run.config["precision"] == "float32"

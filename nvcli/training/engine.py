@@ -85,8 +85,7 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            if state["scaler"]:  # empty when saved unscaled (float32 or bfloat16): the fresh scaler stands
-                self.scaler.load_state_dict(state["scaler"])
+            self.scaler.load_state_dict(state["scaler"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise NvError(f"checkpoint '{path}' does not fit this run's model ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0]})") from exc

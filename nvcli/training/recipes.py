@@ -34,12 +34,15 @@ EpochFn = Callable[[dict[str, float]], None]
 INIT_APPLIES = ("code", "reduce", "freeze_backbone")
 
 
-def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: dict[str, Any], train: dict[str, Any],
-               precision: str | None = None) -> None:
+def _precision(cfg: TrainConfig) -> str:
+    """What training with `cfg` computes in on this process's device: float32, or with --amp bfloat16 or float16."""
+    return precision_name(amp_dtype(resolve_device(cfg.device), cfg.amp))
+
+
+def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: dict[str, Any], train: dict[str, Any]) -> None:
     """config.json, units.csv and the head's starting weights; model.pt too for an untrained (converted) run.
 
-    `precision` is what training computes in (float32, or with --amp bfloat16 or float16), as resolved on
-    the training device.
+    A training run also records `precision`: what it computes in (float32, bfloat16 or float16).
 
     A training run writes model.pt only after its first epoch, so a run that fails before then has no
     weights that a later command could mistake for trained ones.
@@ -47,8 +50,8 @@ def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: dict[st
     units = model.units() if hasattr(model, "units") else None
     config = {"name": run_dir.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": spec.to_dict(),
               "data": data, "train": train, "kind": spec.kind, "units": None if units is None else len(units)}
-    if precision is not None:
-        config["precision"] = precision
+    if train:
+        config["precision"] = _precision(TrainConfig(**train))
     write_config(run_dir, config)
     if units is not None:
         write_units(run_dir, units)
@@ -159,7 +162,7 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
         if run_dir is not None:
             data_section = {"name": data, "classes": bundle.classes, "kind": bundle.kind, "cues": bundle.cues,
                             "options": options.to_dict(), "info": bundle.info}
-            _write_run(run_dir, model, spec, data_section, cfg.to_dict(), precision_name(amp_dtype(device, cfg.amp)))
+            _write_run(run_dir, model, spec, data_section, cfg.to_dict())
             mark_latest(run_dir)
         trainer = Trainer(model, bundle.train, bundle.val, cfg, run_dir, device=device, distributed=distributed,
                           progress=progress, on_epoch=on_epoch)
@@ -182,7 +185,7 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
     cfg = replace(cfg, **{k: v for k, v in where.items() if v is not None})
     device, distributed = _start(cfg)
     main = dist.is_main()
-    precision = precision_name(amp_dtype(device, cfg.amp))
+    precision = _precision(cfg)
     if main and run.config.get("precision", precision) != precision:
         log.warning("run '%s' trained in %s; on %s it continues in %s", run.dir, run.config["precision"], device,
                     precision)
