@@ -170,7 +170,7 @@ class _Selector:
         place = self.filled + inside.cumsum(0) - 1  # each kept value's slot, computed on the device
         place = torch.where(inside & (place < room), place, room)  # the rest land in the end mark's slot
         self.collected.scatter_(0, place, tagged.flatten())
-        self.filled = torch.minimum(self.filled + inside.sum(), torch.tensor(room, device=self.device))
+        self.filled = (self.filled + inside.sum()).clamp_max(room)
 
     def _check(self, seen: Tensor) -> None:
         if self.expected is not None and not torch.equal(seen, self.expected):
