@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from .app import app
-from .flags import HEAD, OUTPUT, RESULTS, RUN, Flag, Flags, Group, command
+from .flags import HEAD, OUTPUT, RESULTS, RUN, THREADS, Flag, Flags, Group, command
 from .render import Format, emit, note
 from .runs import open_run, save_result
 
@@ -15,6 +15,7 @@ EXPLAIN = Group("Input", (
     Flag("class_", Optional[str], ("--class", "-c"), "Explain this class's logit (default: the predicted class)."),
     Flag("top", int, ("--top", "-k"), "Units listed per sign.", 10, extra=(("min", 1),)),
     Flag("device", str, ("--device",), "auto, cpu, cuda or mps.", "cpu"),
+    THREADS,
 ))
 
 

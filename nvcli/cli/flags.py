@@ -129,10 +129,12 @@ RECIPE = Group("Recipe", (
     _switch("amp", ("--amp",), "Mixed precision (bfloat16 where supported, else float16 with loss scaling)."),
     _switch("deterministic", ("--deterministic",), "Use only deterministic kernels."),
 ))
+# Every command with this flag applies it before it runs (see `command`); training also records it.
+THREADS = Flag("threads", Int, ("--threads",), "CPU threads for torch (default: torch's choice).", extra=(("min", 1),))
 EXECUTION = Group("Execution", (
     _request(TrainConfig, "device", Text, ("--device",), f"{', '.join(DEVICES)} (auto: cuda > mps > cpu)."),
     _request(TrainConfig, "workers", Int, ("--workers", "-j"), "DataLoader worker processes.", min=0),
-    Flag("threads", Int, ("--threads",), "CPU threads for torch (default: torch's choice).", extra=(("min", 1),)),
+    THREADS,
 ))
 NEW_RUN = Group("Run directory", (
     Flag("name", Text, ("--name",), "Run directory name (default: a timestamp)."),
@@ -163,7 +165,7 @@ INFERENCE = Group("Execution", (
     Flag("device", str, ("--device",), f"{', '.join(DEVICES)} (auto: cuda > mps > cpu).", "auto"),
     Flag("batch_size", int, ("--batch-size", "-b"), "Samples per batch for inference.", 128, extra=(("min", 1),)),
     Flag("workers", int, ("--workers", "-j"), "DataLoader worker processes.", 0, extra=(("min", 0),)),
-    EXECUTION.flags[2],
+    THREADS,
 ))
 RESULTS = Group("Results", (
     Flag("plot", bool, ("--plot/--no-plot",), "Draw the figures (PNG) besides the CSVs.", True),
@@ -193,7 +195,10 @@ class Flags:
 
 def command(app: typer.Typer, name: str, *groups: Group,
             arguments: tuple[tuple[str, Any, Any], ...] = ()) -> Callable[[Callable[[Flags], None]], Callable]:
-    """Register `fn(flags)` as command `name` with exactly the flags of `groups` (later groups win on a name)."""
+    """Register `fn(flags)` as command `name` with exactly the flags of `groups` (later groups win on a name).
+
+    A command with `--threads` sets torch's CPU threads from it before anything else runs.
+    """
 
     def wrap(fn: Callable[[Flags], None]) -> Callable:
         params: dict[str, inspect.Parameter] = {}
@@ -205,6 +210,10 @@ def command(app: typer.Typer, name: str, *groups: Group,
                 params[flag.name] = flag.parameter(group.panel)
 
         def run(**values: Any) -> None:
+            if values.get("threads") is not None:
+                from ..training.devices import set_threads
+
+                set_threads(values["threads"])
             fn(Flags(values))
 
         run.__name__, run.__doc__ = fn.__name__, fn.__doc__

@@ -26,6 +26,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def amp_dtype(device: torch.device, amp: bool) -> torch.dtype:
+    """What training computes in: float32, or with `amp` bfloat16 where supported, else float16 (with loss scaling)."""
+    if not amp:
+        return torch.float32
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """'float32', 'bfloat16' or 'float16', as config.json records it."""
+    return str(dtype).removeprefix("torch.")
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python and torch; `deterministic` also forbids nondeterministic kernels."""
     random.seed(seed)

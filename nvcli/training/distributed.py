@@ -1,10 +1,13 @@
-"""DistributedDataParallel plumbing for `torchrun --nproc_per_node N -m nvcli train ...`."""
+"""DistributedDataParallel plumbing for `torchrun [--nnodes M] --nproc-per-node N -m nvcli train ...` (docs/scale.md)."""
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
 import torch.distributed as dist
+
+log = logging.getLogger("nvcli")
 
 
 def init_from_env(device: torch.device) -> bool:
@@ -16,6 +19,8 @@ def init_from_env(device: torch.device) -> bool:
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend)
+    log.info("joined the process group: rank %d of %d (%s, node rank %s)", dist.get_rank(), dist.get_world_size(),
+             dist.get_backend(), os.environ.get("GROUP_RANK", "?"))
     return True
 
 

@@ -19,6 +19,7 @@ from ..runs import files
 from ..runs.atomic import save_torch, write_csv
 from . import distributed as dist
 from .config import TrainConfig
+from .devices import amp_dtype, precision_name
 from .loaders import batches, make_loader
 from .predict import ProgressFn, predict
 
@@ -42,11 +43,6 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.opti
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def _autocast(device: torch.device, enabled: bool):
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype, enabled=enabled)
-
-
 class Trainer:
     """Trains one model on one dataset, writing metrics.csv, model.pt and checkpoint.pt after every epoch."""
 
@@ -63,7 +59,11 @@ class Trainer:
         self.train_set, self.val_set = train_set, val_set
         self.optimizer = _optimizer(self.model, cfg)
         self.scheduler = _scheduler(self.optimizer, cfg)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.device.type == "cuda")
+        self.dtype = amp_dtype(self.device, cfg.amp)
+        # Loss scaling only for float16, whose narrow exponent range underflows small gradients.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        if cfg.amp:
+            log.info("mixed precision: %s autocast on %s", precision_name(self.dtype), self.device)
         self.epoch = 0
         self.history: list[dict[str, float]] = []
 
@@ -113,13 +113,13 @@ class Trainer:
     def _train_epoch(self) -> tuple[float, float]:
         cfg = self.cfg
         loader = make_loader(self.train_set, cfg.batch_size, shuffle=True, workers=cfg.workers, seed=cfg.seed,
-                             epoch=self.epoch, distributed=self.distributed)
+                             epoch=self.epoch, distributed=self.distributed, pin_memory=self.device.type == "cuda")
         self.net.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         seen = 0
         for step, (x, y) in enumerate(batches(loader, self.device), 1):
-            with _autocast(self.device, cfg.amp):
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 logits = self.net(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)

@@ -10,8 +10,11 @@ from torch.utils.data.distributed import DistributedSampler
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: int = 0, seed: int = 0,
-                epoch: int = 0, distributed: bool = False) -> DataLoader:
-    """A DataLoader whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
+                epoch: int = 0, distributed: bool = False, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader whose order depends only on (seed, epoch), so a resumed run sees the same batches.
+
+    `pin_memory` (for a CUDA device) lets `batches` copy each batch without blocking the host.
+    """
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     sampler = None
     if distributed:
@@ -19,7 +22,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: in
         sampler.set_epoch(epoch)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       num_workers=workers, generator=generator, persistent_workers=False,
-                      pin_memory=False, drop_last=False)
+                      pin_memory=pin_memory, drop_last=False)
 
 
 def batches(loader: DataLoader, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:

@@ -21,7 +21,7 @@ from ..runs.atomic import save_torch
 from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, write_units
 from . import distributed as dist
 from .config import TrainConfig
-from .devices import resolve_device, seed_everything, set_threads
+from .devices import amp_dtype, precision_name, resolve_device, seed_everything, set_threads
 from .engine import Trainer
 from .predict import ProgressFn
 
@@ -34,8 +34,15 @@ EpochFn = Callable[[dict[str, float]], None]
 INIT_APPLIES = ("code", "reduce", "freeze_backbone")
 
 
+def _precision(cfg: TrainConfig) -> str:
+    """What training with `cfg` computes in on this process's device: float32, or with --amp bfloat16 or float16."""
+    return precision_name(amp_dtype(resolve_device(cfg.device), cfg.amp))
+
+
 def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: dict[str, Any], train: dict[str, Any]) -> None:
     """config.json, units.csv and the head's starting weights; model.pt too for an untrained (converted) run.
+
+    A training run also records `precision`: what it computes in (float32, bfloat16 or float16).
 
     A training run writes model.pt only after its first epoch, so a run that fails before then has no
     weights that a later command could mistake for trained ones.
@@ -43,6 +50,8 @@ def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: dict[st
     units = model.units() if hasattr(model, "units") else None
     config = {"name": run_dir.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": spec.to_dict(),
               "data": data, "train": train, "kind": spec.kind, "units": None if units is None else len(units)}
+    if train:
+        config["precision"] = _precision(TrainConfig(**train))
     write_config(run_dir, config)
     if units is not None:
         write_units(run_dir, units)
@@ -176,6 +185,10 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
     cfg = replace(cfg, **{k: v for k, v in where.items() if v is not None})
     device, distributed = _start(cfg)
     main = dist.is_main()
+    precision = _precision(cfg)
+    if main and run.config.get("precision", precision) != precision:
+        log.warning("run '%s' trained in %s; on %s it continues in %s", run.dir, run.config["precision"], device,
+                    precision)
     try:
         bundle = run.data()
         model = build_model(run.spec, load_weights=False, trust_code=trust_code)

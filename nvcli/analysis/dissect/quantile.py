@@ -53,7 +53,44 @@ class PassCounter:
         self.total += self.batches
 
 
-def unit_maps(maps_fn: MapsFn, images: Tensor, channels: list[int] | None) -> list[Tensor]:
+# Devices that run asynchronously from the host: there a data-dependent shape (nonzero, a boolean mask,
+# bincount's output length) or a Python value read from a tensor stops the host until the device catches
+# up, so the hot loops use fixed shapes and scatter-adds. On the CPU the shorter data-dependent forms win.
+SYNC_FREE = {"cuda", "mps"}
+
+
+def sync_free(device: torch.device) -> bool:
+    """Whether the hot loops on `device` must avoid reading values back to the host."""
+    return device.type in SYNC_FREE
+
+
+def count(index: Tensor, size: int) -> Tensor:
+    """How often each of 0..size-1 occurs in `index` (int64 [size]); every index must be in range."""
+    if sync_free(index.device):  # CUDA's bincount reads the maximum back to size its output
+        return torch.zeros(size, dtype=torch.long, device=index.device).index_add_(0, index, torch.ones_like(index))
+    return torch.bincount(index, minlength=size)
+
+
+class FiniteCheck:
+    """Refuses maps with NaN: at once on the CPU, at the end of a pass where reading a flag would stall the device."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.eager, self.seen = not sync_free(device), None
+
+    def add(self, maps: list[Tensor]) -> None:
+        flags = torch.stack([torch.isnan(m).any() for m in maps])
+        self.seen = flags if self.seen is None else self.seen | flags
+        if self.eager:
+            self.check()
+
+    def check(self) -> None:
+        """Raise if any map so far held NaN, naming the first such layer."""
+        if self.seen is not None and bool(self.seen.any()):
+            layer = int(self.seen.nonzero()[0, 0])
+            raise NvError(f"the model's activations in layer {layer} contain NaN; dissection needs finite maps")
+
+
+def unit_maps(maps_fn: MapsFn, images: Tensor, channels: list[int] | None, finite: FiniteCheck) -> list[Tensor]:
     with torch.inference_mode():
         maps = list(maps_fn(images))
     if not maps or any(m.dim() != 4 or m.shape[0] != images.shape[0] for m in maps):
@@ -61,9 +98,7 @@ def unit_maps(maps_fn: MapsFn, images: Tensor, channels: list[int] | None) -> li
         raise ValueError(f"maps_fn must return a list of [B, C, h, w] tensors for B={images.shape[0]}; got {shapes}")
     if channels is not None and [m.shape[1] for m in maps] != channels:
         raise ValueError(f"maps_fn returned {[m.shape[1] for m in maps]} channels per layer, before {channels}")
-    for layer, m in enumerate(maps):
-        if bool(torch.isnan(m).any()):
-            raise NvError(f"the model's activations in layer {layer} contain NaN; dissection needs finite maps")
+    finite.add(maps)
     return [m.to(torch.float32) for m in maps]
 
 
@@ -95,7 +130,7 @@ class _Selector:
         if self.collecting:
             # One buffer of the known size: long-lived small chunks would fragment the heap.
             self.collected = torch.empty(int(self.expected.sum()) + 1, dtype=torch.long, device=self.device)
-            self.filled = 0
+            self.filled = torch.zeros((), dtype=torch.long, device=self.device)
         else:
             self.counts = torch.zeros(units, _BINS, dtype=torch.long, device=self.device)
             self.mins = torch.full((units, _BINS), torch.iinfo(torch.long).max, dtype=torch.long, device=self.device)
@@ -109,10 +144,7 @@ class _Selector:
         if self.open_bits < 32:
             inside = (keys >> self.open_bits) == self.prefix[rows, None]
         if self.collecting:
-            chunk = (keys | (unit + offset) << 32)[inside]
-            end = min(self.filled + len(chunk), len(self.collected) - 1)  # more only if maps_fn drifted
-            self.collected[self.filled:end] = chunk[:end - self.filled]
-            self.filled = end
+            self._collect(keys | (unit + offset) << 32, inside)
             return
         shift, bits = self.ROUNDS[self.round]
         flat = ((keys >> shift) & ((1 << bits) - 1)) + unit * _BINS
@@ -120,10 +152,25 @@ class _Selector:
         if self.open_bits < 32:
             flat = torch.where(inside, flat, dump)
         flat, keys = flat.flatten(), keys.flatten()
-        self.counts[rows] += torch.bincount(flat, minlength=dump + 1)[:dump].view(channels, _BINS)
+        self.counts[rows] += count(flat, dump + 1)[:dump].view(channels, _BINS)
         mins = torch.full((dump + 1,), torch.iinfo(torch.long).max, dtype=torch.long, device=keys.device)
         mins.scatter_reduce_(0, flat, keys, reduce="amin")
         self.mins[rows] = torch.minimum(self.mins[rows], mins[:dump].view(channels, _BINS))
+
+    def _collect(self, tagged: Tensor, inside: Tensor) -> None:
+        """Append the unit-tagged keys where `inside`; the last slot stays free for the end mark."""
+        room = len(self.collected) - 1  # more values only if maps_fn drifted between passes
+        if not sync_free(self.device):
+            chunk = tagged[inside]
+            end = min(int(self.filled) + len(chunk), room)
+            self.collected[int(self.filled):end] = chunk[:end - int(self.filled)]
+            self.filled.fill_(end)
+            return
+        inside = inside.flatten()
+        place = self.filled + inside.cumsum(0) - 1  # each kept value's slot, computed on the device
+        place = torch.where(inside & (place < room), place, room)  # the rest land in the end mark's slot
+        self.collected.scatter_(0, place, tagged.flatten())
+        self.filled = (self.filled + inside.sum()).clamp_max(room)
 
     def _check(self, seen: Tensor) -> None:
         if self.expected is not None and not torch.equal(seen, self.expected):
@@ -171,8 +218,8 @@ class _Selector:
         return in_b.squeeze(1)
 
     def _resolve_collected(self) -> None:
-        values = self.collected[:self.filled + 1]
-        values[self.filled] = torch.iinfo(torch.long).max  # an end mark above every unit's keys
+        values = self.collected[:int(self.filled) + 1]
+        values[-1] = torch.iinfo(torch.long).max  # an end mark above every unit's keys
         if values.device.type == "cpu":
             values.numpy().sort()  # in place; torch.sort would also allocate values and indices
         else:
@@ -197,10 +244,11 @@ class _Selector:
         return value.to(torch.float32)
 
 
-def probe_loader(dataset: Any, batch_size: int, workers: int, collate: Callable) -> DataLoader:
+def probe_loader(dataset: Any, batch_size: int, workers: int, collate: Callable, device: torch.device) -> DataLoader:
     if batch_size < 1:
         raise NvError(f"batch size {batch_size} must be at least 1")
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
+                      pin_memory=device.type == "cuda")  # pinned pages copy to the GPU without blocking the host
 
 
 def unit_thresholds(
@@ -218,16 +266,17 @@ def unit_thresholds(
     if not 0 < quantile < 1:
         raise NvError(f"quantile {quantile} must be between 0 and 1 (exclusive), e.g. {DEFAULT_QUANTILE}")
     device = torch.device(device)
-    loader = probe_loader(probe.images_only(), batch_size, workers, stack_images)
+    loader = probe_loader(probe.images_only(), batch_size, workers, stack_images, device)
     counter = counter or PassCounter(progress, len(loader), 2)
     selector, channels, again, passes = None, None, True, 0
+    finite = FiniteCheck(device)
     while again:
         passes += 1
         if passes > 2:
             counter.add_pass()
         logger.info("threshold pass %d (%s)", passes, "collect" if selector and selector.collecting else "histogram")
         for images in loader:
-            maps = unit_maps(maps_fn, images.to(device), channels)
+            maps = unit_maps(maps_fn, images.to(device, non_blocking=True), channels, finite)
             if selector is None:
                 channels = [m.shape[1] for m in maps]
                 selector = _Selector(sum(channels), quantile, device, collect_budget)
@@ -236,5 +285,6 @@ def unit_thresholds(
                 selector.add(offset, m)
                 offset += m.shape[1]
             counter.step()
+        finite.check()
         again = selector.finish_pass()
     return selector.thresholds()

@@ -21,10 +21,13 @@ from ...data.broden import BrodenProbe, collate_probe
 from .quantile import (
     DEFAULT_COLLECT_BUDGET,
     DEFAULT_QUANTILE,
+    FiniteCheck,
     MapsFn,
     PassCounter,
     Progress,
+    count,
     probe_loader,
+    sync_free,
     unit_maps,
     unit_thresholds,
 )
@@ -77,9 +80,9 @@ class _Counts:
         numbers = list(probe.labels)
         cats = probe.categories
         self.n_labels, self.device, self.thresholds, self.channels = len(numbers), device, thresholds, channels
-        self.lut = torch.full((max(numbers, default=0) + 1,), len(numbers), dtype=torch.long)
+        self.sync_free = sync_free(device)
+        self.lut = torch.full((max(numbers, default=0) + 1,), len(numbers), dtype=torch.long)  # on the host
         self.lut[numbers] = torch.arange(len(numbers))
-        self.lut = self.lut.to(device)
         self.label_cat = torch.tensor([cats.index(probe.labels[n].category) for n in numbers], dtype=torch.long)
         self.cat_onehot = torch.zeros(len(numbers) + 1, len(cats), device=device)
         self.cat_onehot[torch.arange(len(numbers)), self.label_cat] = 1
@@ -90,50 +93,68 @@ class _Counts:
         self.active = torch.zeros(units, dtype=torch.long, device=device)
 
     def _dense(self, layers: dict[str, Tensor]) -> Tensor:
-        stack = torch.cat(list(layers.values())).long().to(self.device)
+        stack = torch.cat(list(layers.values())).long()
         return self.lut[stack.clamp_max(len(self.lut) - 1)].where(stack < len(self.lut), self.n_labels)
 
     def add(self, maps: list[Tensor], masks: list[dict[str, Tensor]]) -> None:
         """Count one batch: maps per layer [B, C, h, w], masks per image."""
         sizes = [tuple(next(iter(m.values())).shape[-2:]) for m in masks]
+        none = self.n_labels  # the padding index: "no label"
         for size in dict.fromkeys(sizes):
             rows = [i for i, s in enumerate(sizes) if s == size]
             dense = [self._dense(masks[i]) for i in rows]
             depth = max(d.shape[0] for d in dense)
-            none = self.n_labels  # the padding index: "no label"
-            labels = torch.full((len(rows), depth, size[0] * size[1]), none, dtype=torch.long, device=self.device)
+            # Built on the host and sent once: one copy per batch and mask size, not one per image.
+            labels = torch.full((len(rows), depth, size[0] * size[1]), none, dtype=torch.long)
             for j, d in enumerate(dense):
                 labels[j, :d.shape[0]] = d.flatten(1)
             labels = labels.transpose(1, 2).contiguous()  # [n, P, K]: the labels at each pixel
-            self.label_pixels += torch.bincount(labels.flatten(), minlength=none + 1)[:none]
+            index = torch.tensor(rows)
+            if self.device.type == "cuda":
+                labels, index = labels.pin_memory(), index.pin_memory()
+            labels = labels.to(self.device, non_blocking=True)
+            index = index.to(self.device, non_blocking=True)
+            self.label_pixels += count(labels.flatten(), none + 1)[:none]
             image = torch.arange(len(rows), device=self.device)[:, None, None]
-            present = torch.bincount((image * (none + 1) + labels).flatten(), minlength=len(rows) * (none + 1)) > 0
+            present = count((image * (none + 1) + labels).flatten(), len(rows) * (none + 1)) > 0
             has_cat = (present.view(len(rows), none + 1).float() @ self.cat_onehot > 0).long()  # [n, categories]
-            index = torch.tensor(rows, device=self.device)
             offset = 0
             for m in maps:
                 self._add_layer(m[index], offset, labels, has_cat, size)
                 offset += m.shape[1]
 
+    def _pairs(self, maps: Tensor, thr: Tensor) -> tuple[Tensor, Tensor]:
+        """The (image, unit) maps to upsample: those that exceed their threshold somewhere, or all of them
+        where choosing would read a count back from the device."""
+        if self.sync_free:
+            n, channels = maps.shape[:2]
+            return (torch.arange(n, device=maps.device).repeat_interleave(channels),
+                    torch.arange(channels, device=maps.device).repeat(n))
+        # Bilinear interpolation never exceeds its inputs' maximum: maps below threshold everywhere are skipped.
+        return (maps.amax((2, 3)) > thr).nonzero(as_tuple=True)
+
     def _add_layer(self, maps: Tensor, offset: int, labels: Tensor, has_cat: Tensor, size: tuple[int, int]) -> None:
         channels = maps.shape[1]
         thr = self.thresholds[offset:offset + channels]
-        # Bilinear interpolation never exceeds its inputs' maximum: maps below threshold everywhere are skipped.
-        image, unit = (maps.amax((2, 3)) > thr).nonzero(as_tuple=True)
+        none = self.n_labels
+        image, unit = self._pairs(maps, thr)
         pixels = size[0] * size[1]
-        step = max(1, _ELEMENTS // pixels)
+        step = max(1, _ELEMENTS // (pixels * (max(labels.shape[2], 1) if self.sync_free else 1)))
         for start in range(0, len(image), step):
             img, u = image[start:start + step], unit[start:start + step]
             up = F.interpolate(maps[img, u][:, None], size=size, mode="bilinear", align_corners=False, antialias=True)
             active = up.flatten(1) > thr[u, None]
-            count = active.sum(1)
-            self.active.index_add_(0, offset + u, count)
-            self.active_in_cat.index_add_(0, offset + u, count[:, None] * has_cat[img])
-            which, pixel = active.nonzero(as_tuple=True)
-            hit = labels[img[which], pixel]  # [A, K]
-            flat = (u[which, None] * (self.n_labels + 1) + hit).flatten()
-            counts = torch.bincount(flat, minlength=channels * (self.n_labels + 1)).view(channels, -1)
-            self.inter[offset:offset + channels] += counts[:, :self.n_labels]
+            hits = active.sum(1)
+            self.active.index_add_(0, offset + u, hits)
+            self.active_in_cat.index_add_(0, offset + u, hits[:, None] * has_cat[img])
+            if self.sync_free:  # every pixel, inactive ones counted as "no label"
+                hit = torch.where(active[:, :, None], labels[img], none)  # [m, P, K]
+                flat = (u[:, None, None] * (none + 1) + hit).flatten()
+            else:  # only the active pixels
+                which, pixel = active.nonzero(as_tuple=True)
+                hit = labels[img[which], pixel]  # [A, K]
+                flat = (u[which, None] * (none + 1) + hit).flatten()
+            self.inter[offset:offset + channels] += count(flat, channels * (none + 1)).view(channels, -1)[:, :none]
 
     def tally(self, probe: BrodenProbe) -> Tally:
         numbers = list(probe.labels)
@@ -157,13 +178,14 @@ def tally_units(
 ) -> Tally:
     """Pass 2: binarise every unit's upsampled maps at its threshold and count overlaps with every label."""
     device = torch.device(device)
-    loader = probe_loader(probe, batch_size, workers, collate_probe)
+    loader = probe_loader(probe, batch_size, workers, collate_probe, device)
     counter = counter or PassCounter(progress, len(loader), 1)
     counts, channels = None, None
     thresholds = thresholds.to(device)
+    finite = FiniteCheck(device)
     logger.info("IoU pass over %d images", len(probe))
     for batch in loader:
-        maps = unit_maps(maps_fn, batch["images"].to(device), channels)
+        maps = unit_maps(maps_fn, batch["images"].to(device, non_blocking=True), channels, finite)
         if counts is None:
             channels = [m.shape[1] for m in maps]
             if sum(channels) != len(thresholds):
@@ -171,6 +193,7 @@ def tally_units(
             counts = _Counts(probe, thresholds, channels, device)
         counts.add(maps, batch["masks"])
         counter.step()
+    finite.check()
     result = counts.tally(probe)
     silent = int((result.active == 0).sum())
     if silent:
