@@ -79,7 +79,7 @@ def test_old_runs_without_labels_fall_back_to_node_names(run_copy: Run, nv) -> N
     units = pd.read_csv(path)
     assert units["label"].tolist()[:1] == ["conv1"]
     units.drop(columns="label").to_csv(path, index=False)
-    result = nv("weights", "--run", run_copy.dir, "--class", "red", "-f", "csv")
+    result = nv("weights", "--run", run_copy.dir, "--class", "red", "-f", "csv", "--force")
     assert result.code == 0, result.err
     frame = pd.read_csv(run_copy.dir / "weights_red.csv")
     assert (frame["label"] == frame["node"]).all()

@@ -26,17 +26,18 @@ from nvcli.analysis.explain import explain_run
 from nvcli.analysis.head import read_head
 from nvcli.analysis.perturb import perturb
 from nvcli.analysis.weights import weights
-from nvcli.runs.results import figure, read_manifest, save_files, table
+from nvcli.runs.results import read_manifest, save_files, table
 from nvcli.runs.run import Run, load_run
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+TRAINED = {"config.json", "model.pt", "checkpoint.pt", "head_init.pt", "units.csv", "metrics.csv", "metrics.png"}
 REQUIRE_BROWSER = "NV_REQUIRE_BROWSER"  # set to 1 (as .ci/run does) and a missing browser fails the browser test
 
 
 @pytest.fixture(scope="module")
 def full_run(shapes_runs: dict[str, Run], tmp_path_factory: pytest.TempPathFactory) -> Run:
     """A copy of the trained shapes run holding every result kind an image run can have (no multi-view)."""
-    run = load_run(shutil.copytree(shapes_runs["nv"].dir, tmp_path_factory.mktemp("report") / "nv"))
+    run = _copy(shapes_runs["nv"], tmp_path_factory.mktemp("report"), trained_only=True)
     saves = [(evaluate(run, device="cpu"), "nv eval"),
              *[(r, "nv weights --class " + r.cls) for r in weights(run.name, read_head(run, "weights"),
                                                                    ["red", "circle"])[0]],
@@ -49,8 +50,10 @@ def full_run(shapes_runs: dict[str, Run], tmp_path_factory: pytest.TempPathFacto
     return run
 
 
-def _copy(run: Run, tmp_path: Path) -> Run:
-    return load_run(shutil.copytree(run.dir, tmp_path / run.name))
+def _copy(run: Run, tmp_path: Path, trained_only: bool = False) -> Run:
+    """A copy of `run` in `tmp_path`; `trained_only`: just what training wrote (other tests add results)."""
+    ignore = (lambda folder, names: [n for n in names if n not in TRAINED]) if trained_only else None
+    return load_run(shutil.copytree(run.dir, tmp_path / run.name, ignore=ignore))
 
 
 def _images(page: str) -> list[bytes]:
@@ -171,7 +174,7 @@ def test_result_kinds_the_report_does_not_know_still_get_a_section(full_run: Run
 
 
 def test_several_runs_side_by_side(shapes_runs: dict[str, Run], nv, tmp_path: Path) -> None:
-    a, b = _copy(shapes_runs["nv"], tmp_path), _copy(shapes_runs["base"], tmp_path)
+    a, b = (_copy(shapes_runs[name], tmp_path, trained_only=True) for name in ("nv", "base"))
     result = nv("report", "--run", a.dir, "--run", b.dir)
     assert result.code == 0, result.err
     path = a.dir / "report_vs_base.html"

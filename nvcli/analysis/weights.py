@@ -76,6 +76,7 @@ def class_similarity(head: Head) -> pd.DataFrame:
 def class_overview(head: Head, similarity: pd.DataFrame) -> pd.DataFrame:
     """One row per class: bias, weight sums, its largest weight's unit and layer, and its most similar class."""
     sim = similarity.drop(columns="class").to_numpy()
+    layer_names = head.units.get("label", head.units["node"])
     rows = []
     for c, name in enumerate(head.classes):
         w = head.weight[c]
@@ -83,7 +84,7 @@ def class_overview(head: Head, similarity: pd.DataFrame) -> pd.DataFrame:
         others = np.where(np.arange(len(head.classes)) == c, -np.inf, sim[c])
         nearest = int(np.argmax(others))
         rows.append({"class": name, "bias": head.bias[c], "pos_weight": w[w > 0].sum(), "neg_weight": w[w < 0].sum(),
-                     "top_unit": best, "top_node": head.units.at[best, "node"], "top_weight": w[best],
+                     "top_unit": best, "top_layer": layer_names.iat[best], "top_weight": w[best],
                      "nearest": head.classes[nearest], "similarity": sim[c, nearest]})
     return pd.DataFrame(rows)
 

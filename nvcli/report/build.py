@@ -6,6 +6,7 @@ Reading needs no torch unless such a figure has to be drawn.
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -23,6 +24,7 @@ from ..runs.run import Run
 from . import page
 from .catalog import KINDS, Entry, caption, kind_of
 
+log = logging.getLogger("nvcli")
 INLINE_ROWS = 60  # a table with more rows is linked, not folded into the page
 PARSE_BYTES = 64_000  # CSVs larger than this are only counted, not parsed
 
@@ -81,22 +83,23 @@ def by_kind(run: Run) -> dict[str, list[tuple[Source, Entry]]]:
 
 
 # -- the run's tables and figures -------------------------------------------------------------------------------
+def _line_count(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
 def _csv_block(path: Path, ctx: Context) -> str:
     """A saved table: shown open (key tables), folded away (short ones) or linked with its size (long ones)."""
     about = caption(path.name)
-    label = f"{path.name}" + (f": {about.text}" if about.text else "")
-    size = path.stat().st_size
-    if size > PARSE_BYTES:
-        with open(path, "rb") as f:
-            rows = max(sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b"")) - 1, 0)
-        return f'<div class="files">{page.link(ctx.href(path), path.name)} ({rows} rows): {page.esc(about.text)}</div>'
-    header, rows = page.read_csv(path)
-    if len(rows) > INLINE_ROWS:
-        return f'<div class="files">{page.link(ctx.href(path), path.name)} ({len(rows)} rows): {page.esc(about.text)}</div>'
+    header, rows = page.read_csv(path) if path.stat().st_size <= PARSE_BYTES else ([], [])
+    count = len(rows) if header else max(_line_count(path) - 1, 0)
+    if not header or count > INLINE_ROWS:
+        return f'<div class="files">{page.link(ctx.href(path), path.name)} ({count} rows): {page.esc(about.text)}</div>'
+    label = path.name + (f": {about.text}" if about.text else "")
     body = page.table(header, rows)
     if about.shown:
         return f'<div class="files">{page.esc(label)}</div>{body}'
-    return f"<details><summary>{page.esc(label)} ({len(rows)} rows)</summary>{body}</details>"
+    return f"<details><summary>{page.esc(label)} ({count} rows)</summary>{body}</details>"
 
 
 def _draw_missing(source: Source, entry: Entry, ctx: Context) -> dict[str, bytes]:
@@ -105,17 +108,18 @@ def _draw_missing(source: Source, entry: Entry, ctx: Context) -> dict[str, bytes
     listed = [n for n in entry.files if n.endswith(".png")]
     if kind.loader is None or (listed and all((source.dir / n).is_file() for n in listed)):
         return {}
-    result = kind.loader(source.dir, entry)
-    if result is None:
-        return {}
-    wanted = {n: w for n, w in result.artifacts(figures=True).items()
-              if n.endswith(".png") and not (source.dir / n).is_file()}
-    drawn = {}
-    with tempfile.TemporaryDirectory(prefix="nv-report-") as tmp:
-        for name, write in wanted.items():
-            write(Path(tmp) / name)
-            drawn[name] = (Path(tmp) / name).read_bytes()
-            ctx.drawn.append(str(source.dir / name))
+    drawn: dict[str, bytes] = {}
+    try:
+        result = kind.loader(source.dir, entry)
+        wanted = {} if result is None else {n: w for n, w in result.artifacts(figures=True).items()
+                                            if n.endswith(".png") and not (source.dir / n).is_file()}
+        with tempfile.TemporaryDirectory(prefix="nv-report-") as tmp:
+            for name, write in wanted.items():
+                write(Path(tmp) / name)
+                drawn[name] = (Path(tmp) / name).read_bytes()
+    except (NvError, OSError, ValueError, KeyError) as exc:  # unreadable tables: the page says what is missing
+        log.info("cannot redraw the figures of %s in '%s': %s", entry.key, source.dir, exc)
+    ctx.drawn += [str(source.dir / name) for name in drawn]
     return drawn
 
 
@@ -162,12 +166,16 @@ def summary(run: Run) -> dict[str, str]:
             accuracy, source = eval_rows[0][eval_header.index("accuracy")], files.EVAL.name()
     if not accuracy and rows and "val_acc" in header:
         accuracy, source = rows[-1][header.index("val_acc")], f"{files.METRICS} (last epoch)"
+    try:
+        shown = f"{float(accuracy):.2%}"
+    except ValueError:
+        shown, source = "-", ""
     return {"run": run.name, "network": spec.label,
             "activation": "-" if spec.baseline else f"{spec.code}/{spec.reduce}",
             "dataset": str(run.config["data"].get("name")), "classes": str(len(run.classes)),
             "units": str(run.config.get("units") or "-"),
             "epochs": f"{len(rows)}/{train['epochs']}" if train else "- (converted)",
-            "accuracy": f"{float(accuracy):.2%}" if accuracy else "-", "accuracy from": source or "-"}
+            "accuracy": shown, "accuracy from": source or "-"}
 
 
 def _flat(prefix: str, value: Any) -> list[tuple[str, str]]:
@@ -194,9 +202,9 @@ def training_html(run: Run, ctx: Context) -> str:
     if not rows:
         return '<p class="absent">no epoch finished (metrics.csv is empty or missing)</p>'
     path = run.dir / files.METRICS_PNG
-    how = "written by nv train at the end of training (and by nv train --resume)"
+    how = "written by nv train at the end of training and by nv train --resume; nv report draws it when missing"
     if path.is_file():
-        shown = page.figure(path.read_bytes(), files.METRICS_PNG, caption(files.METRICS_PNG).text, None, how)
+        shown = page.figure(path.read_bytes(), files.METRICS_PNG, caption(files.METRICS_PNG).text, None, origin=how)
     else:
         import pandas as pd
 
@@ -209,7 +217,7 @@ def training_html(run: Run, ctx: Context) -> str:
             data = (Path(tmp) / files.METRICS_PNG).read_bytes()
         ctx.drawn.append(str(path))
         shown = page.figure(data, files.METRICS_PNG, caption(files.METRICS_PNG).text, None,
-                            "(drawn for this page from metrics.csv; the run has no metrics.png)")
+                            "(drawn for this page from metrics.csv; the run has no metrics.png)", how)
     return shown + f'<div class="files">last epoch ({files.METRICS})</div>' + page.table(header, rows[-1:])
 
 
@@ -276,7 +284,8 @@ def _side_by_side(runs: Sequence[Run], ctx: Context) -> list[tuple[str, str, str
     heads = [r.name for r in runs]
     flat = [dict(pair for _, pairs in config_groups(r) for pair in pairs) for r in runs]
     keys = list(dict.fromkeys(k for f in flat for k in f))
-    differ = [[k] + [f.get(k, "-") for f in flat] for k in keys if len({f.get(k, "-") for f in flat}) > 1]
+    differ = [[k] + [f.get(k, "-") for f in flat] for k in keys
+              if k != "created" and len({f.get(k, "-") for f in flat}) > 1]
     config = (page.table(["setting", *heads], differ) if differ else "<p>All settings agree.</p>") + (
         "<details><summary>every setting</summary>"
         + page.table(["setting", *heads], [[k] + [f.get(k, "-") for f in flat] for k in keys]) + "</details>")

@@ -87,8 +87,9 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def figure(data: bytes, name: str, caption: str, command: str | None, note: str = "") -> str:
-    """An embedded PNG with its file name, how to read it, and the command that regenerates it."""
+def figure(data: bytes, name: str, caption: str, command: str | None, note: str = "", origin: str = "") -> str:
+    """An embedded PNG with its file name, how to read it, and the command that regenerates it (or, with no
+    such command, `origin`: what writes it)."""
     width, height = png_size(data)
     size = f' width="{width}" height="{height}"' if width else ""
     source = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
@@ -97,6 +98,8 @@ def figure(data: bytes, name: str, caption: str, command: str | None, note: str 
         parts.append(f'<span class="note"> {esc(note)}</span>')
     if command:
         parts.append(f'<span class="cmd">regenerate with: {esc(command)}</span>')
+    elif origin:
+        parts.append(f'<span class="cmd">{esc(origin)}</span>')
     return f'<figure><img src="{source}" alt="{esc(name)}"{size}><figcaption>{"".join(parts)}</figcaption></figure>'
 
 
