@@ -20,6 +20,7 @@ demo: install
 	$(BIN)/nv perturb --run runs/demo --channel all
 	$(BIN)/nv explain --run runs/demo --index 0
 	$(BIN)/nv dissect-map --run runs/demo
+	$(BIN)/nv report --run runs/demo
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -28,6 +28,7 @@ _API = {
     "compare": "analysis.compare",
     "view_weights": "analysis.views",
     "dissect_run": "analysis.dissect.concepts",
+    "build_report": "report.build",
 }
 __all__ = sorted(_API) + ["__version__"]
 

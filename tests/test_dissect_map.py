@@ -24,7 +24,7 @@ def test_dissect_map_on_a_trained_run(nv, shapes_runs: dict, tmp_path: Path) -> 
     result = nv("dissect-map", "--run", run.dir, "--probe-count", "200", "--format", "json")
     assert result.code == 0, result.err
     units = pd.read_csv(run.dir / "concepts_units.csv")
-    assert list(units.columns) == ["unit", "layer", "node", "channel", "concept", "category", "iou",
+    assert list(units.columns) == ["unit", "layer", "node", "label", "channel", "concept", "category", "iou",
                                    "threshold", "interpretable"]
     assert len(units) == 112 and units["unit"].tolist() == list(range(112))
     classes = pd.read_csv(run.dir / "concepts_classes.csv")

@@ -58,7 +58,7 @@ def test_weights_csv_is_the_head_row(runs, nv):
     assert code == 0
     frame = pd.read_csv(run.dir / "weights_green.csv")
     w = state(run)["head.weight"][run.classes.index("green")].double().numpy()
-    assert list(frame.columns) == ["unit", "layer", "node", "channel", "weight", "rank"]
+    assert list(frame.columns) == ["unit", "layer", "node", "label", "channel", "weight", "rank"]
     assert np.array_equal(frame["weight"].to_numpy(), w)  # exact: float32 values round-trip through the CSV
     assert frame["unit"].tolist() == list(range(len(w)))
     assert frame.loc[frame["rank"] == 1, "weight"].item() == w.max()
@@ -121,7 +121,7 @@ def test_multiview_head_keeps_views_and_colours_by_layer():
     model = MultiViewNeuroView(lambda: SmallCNN(3), 3, views=2, input_shape=(3, 16, 16))
     head = Head.from_tensors(model.head.weight, model.head.bias, model.units(), ["a", "b", "c"])
     frame = class_weights(head, "b")
-    assert list(frame.columns) == ["unit", "view", "layer", "node", "channel", "weight", "rank"]
+    assert list(frame.columns) == ["unit", "view", "layer", "node", "label", "channel", "weight", "rank"]
     summary = layer_summary(head)
     assert len(summary[summary["class"] == "a"]) == 2 * 3 and summary.groupby("class")["units"].sum().eq(224).all()
     lines = [c for c in weights_figure(frame, "b").axes[0].collections if isinstance(c, LineCollection)]
@@ -229,7 +229,7 @@ def test_contributions_plus_bias_are_the_logit(runs, nv):
     with torch.no_grad():
         logits = run.model()(x.unsqueeze(0))[0].double()
     frame = pd.read_csv(run.dir / "explain_index7.csv")
-    assert list(frame.columns) == ["unit", "layer", "node", "channel", "z", "weight", "contribution", "rank"]
+    assert list(frame.columns) == ["unit", "layer", "node", "label", "channel", "z", "weight", "contribution", "rank"]
     c = int(logits.argmax())
     bias = state(run)["head.bias"][c].item()
     assert frame["contribution"].sum() + bias == pytest.approx(logits[c].item(), abs=1e-5)
@@ -287,9 +287,9 @@ def test_compare_two_runs(runs, tmp_path, nv):
     code, stdout, _ = nv("compare", a.dir, b.dir, "--out", out, "-f", "csv")
     assert code == 0
     overall = pd.read_csv(io.StringIO(stdout))
-    assert list(overall.columns) == ["layer", "node", "units", "pos_share_a", "pos_share_b", "neg_share_a",
+    assert list(overall.columns) == ["layer", "node", "label", "units", "pos_share_a", "pos_share_b", "neg_share_a",
                                      "neg_share_b", "top_share_a", "top_share_b"]
-    for column in overall.columns[3:]:
+    for column in overall.columns[4:]:
         assert overall[column].sum() == pytest.approx(1)
     expected = layer_summary(read_head(b, "compare"))
     assert np.allclose(overall["pos_share_b"], expected.loc[expected["class"] == "overall", "pos_share"])

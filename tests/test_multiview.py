@@ -177,7 +177,7 @@ def test_head_is_one_linear_over_all_views(shared: bool) -> None:
         z = model.features(x)
         assert torch.allclose(model(x), z @ model.head.weight.T + model.head.bias, atol=1e-6)
     units = model.units()
-    assert list(units.columns) == ["unit", "view", "layer", "node", "channel"]
+    assert list(units.columns) == ["unit", "view", "layer", "node", "label", "channel"]
     assert units["unit"].tolist() == list(range(model.num_units))
     assert units["view"].tolist() == [v for v in range(4) for _ in range(per_view)]
     for i, layer in enumerate(model.layers):

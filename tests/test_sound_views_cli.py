@@ -43,7 +43,7 @@ def test_multiview_command_writes_views_and_other_commands_read_the_run(nv, tmp_
     assert list(views.columns) == ["class", "view", "mean_weight", "pos_weight", "neg_weight"]
     assert sorted(views["view"].unique()) == list(range(12)) and (tmp_path / "mv" / "views.png").is_file()
     units = pd.read_csv(tmp_path / "mv" / "units.csv")
-    assert list(units.columns) == ["unit", "view", "layer", "node", "channel"] and len(units) == 12 * 112
+    assert list(units.columns) == ["unit", "view", "layer", "node", "label", "channel"] and len(units) == 12 * 112
     assert nv("eval", "--run", tmp_path / "mv").code == 0
     assert nv("weights", "--run", tmp_path / "mv", "--class", "cube").code == 0
     assert "view" in pd.read_csv(tmp_path / "mv" / "weights_cube.csv").columns

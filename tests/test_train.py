@@ -52,7 +52,7 @@ def test_run_directory_contract(runs: dict[str, Path]) -> None:
         assert (run_dir / name).is_file()
     state = torch.load(run_dir / "model.pt", weights_only=True)
     units = pd.read_csv(run_dir / "units.csv")
-    assert list(units.columns) == ["unit", "layer", "node", "channel"]
+    assert list(units.columns) == ["unit", "layer", "node", "label", "channel"]
     assert state["head.weight"].shape == (9, len(units)) == (9, 112)
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert list(metrics.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]

@@ -50,13 +50,25 @@ class Comparison(RunResult):
         out = {files.COMPARE_ACCURACY.name(): table(self.accuracy), files.COMPARE_LAYERS.name(): table(self.layers),
                files.COMPARE.name(): table(self.overall)}
         if figures:
-            out[files.COMPARE_PNG.name()] = figure(compare_figure, self.overall, self.names)
+            accuracy = dict(zip(self.accuracy["side"], self.accuracy["accuracy"]))
+            out[files.COMPARE_PNG.name()] = figure(compare_figure, self.overall, self.names, accuracy)
         return out
+
+    @classmethod
+    def load(cls, folder: Path, settings: dict[str, Any]) -> "Comparison | None":
+        """The comparison saved in `folder` with `settings` (its results.json entry), or None if never saved."""
+        paths = [files.COMPARE_ACCURACY.path(folder), files.COMPARE_LAYERS.path(folder), files.COMPARE.path(folder)]
+        names = settings.get("runs")
+        if not all(p.is_file() for p in paths) or not isinstance(names, dict):
+            return None
+        accuracy, layers, overall = (pd.read_csv(p, keep_default_na=False) for p in paths)
+        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()}, int(settings.get("top", DEFAULT_TOP)))
 
 
 def _structure(run: Run) -> list[tuple]:
     units = run.units()
-    return [(*key, len(part)) for key, part in units.groupby(layer_keys(units), sort=False)]
+    keys = [k for k in layer_keys(units) if k != "label"]  # runs from before labels existed compare with newer ones
+    return [(*key, len(part)) for key, part in units.groupby(keys, sort=False)]
 
 
 def check_comparable(a: Run, b: Run) -> None:

@@ -46,6 +46,7 @@ class Explanation(RunResult):
     name: str = "input"  # what the input is called in file names
     head: str = files.DENSE_HEAD
     top: int = DEFAULT_TOP
+    spectrogram: dict[str, Any] | None = None  # a sound run's spectrogram settings (data info), for the figure's axes
 
     def key(self) -> str:
         return f"{self.kind}/{files.file_stem(self.name)}{files.head_mark(self.head)}"
@@ -61,7 +62,7 @@ class Explanation(RunResult):
                files.EXPLAIN_CLASSES.name(h, input=n): table(self.classes)}
         if figures:
             out[files.EXPLAIN_PNG.name(h, input=n)] = figure(explain_figure, self.summary, self.units, self.layers,
-                                                            self.input, self.top)
+                                                            self.input, self.top, self.spectrogram)
         return out
 
 
@@ -140,5 +141,8 @@ def explain_run(run: Run, *, index: int | None = None, path: str | Path | None =
         return explain(model, chosen, load_image(path, run), target=target, source=str(path),
                        name=Path(path).stem, top=top)
     x, label = validation_sample(run, index)
-    return explain(model, chosen, x, target=target, label=label, source=f"validation sample {index}",
-                   name=f"index{index}", top=top)
+    result = explain(model, chosen, x, target=target, label=label, source=f"validation sample {index}",
+                     name=f"index{index}", top=top)
+    if run.kind == "sound":
+        result.spectrogram = dict(run.config["data"].get("info") or {})
+    return result

@@ -7,6 +7,7 @@ person would see with that channel removed. Every condition is predicted in one 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
@@ -37,7 +38,7 @@ class Perturbation(RunResult):
     channels: list[str]
     accuracy: pd.DataFrame  # COLUMNS; per class, then an `overall` row, for each condition
     example_index: int
-    example: Tensor  # pixel-space input of the example sample
+    example: Tensor | None  # pixel-space input of the example sample (None when loaded from perturb.csv)
     example_class: str
 
     def key(self) -> str:
@@ -53,10 +54,21 @@ class Perturbation(RunResult):
         if figures:
             out[files.PERTURB_PNG.name(self.head)] = figure(
                 perturb_figure, self.accuracy, f"{self.run}: accuracy, one channel zeroed{files.head_mark(self.head)}")
-            out[files.PERTURB_EXAMPLES_PNG.name()] = figure(
-                examples_figure, self.example, [NONE, *self.channels],
-                f"validation sample {self.example_index} (class '{self.example_class}')")
+            if self.example is not None:
+                out[files.PERTURB_EXAMPLES_PNG.name()] = figure(
+                    examples_figure, self.example, [NONE, *self.channels],
+                    f"validation sample {self.example_index} (class '{self.example_class}')")
         return out
+
+    @classmethod
+    def load(cls, run_dir: Path, head: str = files.DENSE_HEAD) -> "Perturbation | None":
+        """The saved accuracies of `head` in `run_dir` (without the example image), or None if never saved."""
+        path = files.PERTURB.path(run_dir, head)
+        if not path.is_file():
+            return None
+        frame = pd.read_csv(path, keep_default_na=False)
+        channels = [c for c in dict.fromkeys(frame["condition"]) if c != NONE]
+        return cls(Path(run_dir).name, head, channels, frame, -1, None, "")
 
 
 def channels_for(choice: str) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -60,6 +61,18 @@ class ViewWeights(RunResult):
             out[files.VIEWS_PNG.name(self.head)] = figure(views_figure, self.frame,
                                                          f"{self.run}: mean head weight per view{acc}")
         return out
+
+    @classmethod
+    def load(cls, run_dir: Path, head: str = files.DENSE_HEAD) -> "ViewWeights | None":
+        """The saved views table of `head` in `run_dir` (accuracy from eval.csv when saved), or None."""
+        from .evaluate import Evaluation
+
+        path = files.VIEWS.path(run_dir, head)
+        if not path.is_file():
+            return None
+        evaluation = Evaluation.load(run_dir, head)
+        accuracy = None if evaluation is None else float(evaluation.summary["accuracy"])
+        return cls(Path(run_dir).name, head, pd.read_csv(path), accuracy)
 
 
 def view_weights(run_name: str, head: Head, accuracy: float | None = None) -> ViewWeights:

@@ -6,6 +6,7 @@ The unit axis runs early layers first (units.csv order; view-major for multi-vie
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,7 @@ def class_similarity(head: Head) -> pd.DataFrame:
 def class_overview(head: Head, similarity: pd.DataFrame) -> pd.DataFrame:
     """One row per class: bias, weight sums, its largest weight's unit and layer, and its most similar class."""
     sim = similarity.drop(columns="class").to_numpy()
+    layer_names = head.units.get("label", head.units["node"])
     rows = []
     for c, name in enumerate(head.classes):
         w = head.weight[c]
@@ -82,7 +84,7 @@ def class_overview(head: Head, similarity: pd.DataFrame) -> pd.DataFrame:
         others = np.where(np.arange(len(head.classes)) == c, -np.inf, sim[c])
         nearest = int(np.argmax(others))
         rows.append({"class": name, "bias": head.bias[c], "pos_weight": w[w > 0].sum(), "neg_weight": w[w < 0].sum(),
-                     "top_unit": best, "top_node": head.units.at[best, "node"], "top_weight": w[best],
+                     "top_unit": best, "top_layer": layer_names.iat[best], "top_weight": w[best],
                      "nearest": head.classes[nearest], "similarity": sim[c, nearest]})
     return pd.DataFrame(rows)
 
@@ -112,6 +114,17 @@ class ClassWeights(RunResult):
             title = f"{self.run}: weights of '{self.cls}'" + ("" if self.head == files.DENSE_HEAD else f" ({self.head})")
             out[files.WEIGHTS_PNG.name(self.head, cls=self.stem)] = figure(weights_figure, self.frame, title)
         return out
+
+    @classmethod
+    def load(cls, run_dir: Path, name: str, head: str = files.DENSE_HEAD) -> "ClassWeights | None":
+        """The saved weights of class `name` in `run_dir`, or None when they were never saved."""
+        from ..runs.run import load_run
+
+        stem = files.class_stems(load_run(run_dir).classes).get(name, files.file_stem(name))
+        path = files.WEIGHTS.path(run_dir, head, cls=stem)
+        if not path.is_file():
+            return None
+        return cls(Path(run_dir).name, head, name, stem, pd.read_csv(path, keep_default_na=False))
 
 
 @dataclass
@@ -143,6 +156,19 @@ class HeadSummary(RunResult):
                 out[files.WEIGHTS_ALL_PNG.name(h)] = figure(weights_grid, self.head.weight, self.head.units,
                                                             self.head.classes, f"{self.run}: head weights per class")
         return out
+
+    @classmethod
+    def load(cls, run_dir: Path, head: str = files.DENSE_HEAD, top: int = DEFAULT_TOP) -> "HeadSummary | None":
+        """The saved summary of `head` in `run_dir` (its head read from model.pt or heads/), or None if never saved."""
+        from ..runs.run import load_run
+        from .head import read_head
+
+        paths = [files.WEIGHTS_LAYERS.path(run_dir, head), files.SIMILARITY.path(run_dir, head)]
+        if not all(p.is_file() for p in paths):
+            return None
+        run = load_run(run_dir)
+        layers, similarity = (pd.read_csv(p, keep_default_na=False) for p in paths)
+        return cls(run.name, read_head(run, "report", head), top, layers, similarity)
 
 
 def weights(run_name: str, head: Head, classes: list[str], *, top: int = DEFAULT_TOP,

@@ -38,8 +38,8 @@ def convert(flags: Flags) -> None:
                                    image_size=flags["image_size"], in_channels=flags["in_channels"],
                                    name=check_name(flags["name"]) if flags["name"] else None,
                                    runs_dir=flags["runs_dir"], force=flags["force"])
-    layers = pd.DataFrame([{"layer": layer.index, "node": layer.node, "units": layer.channels}
+    layers = pd.DataFrame([{"layer": layer.index, "node": layer.node, "label": layer.label, "units": layer.channels}
                            for layer in network.layers])
-    total = pd.DataFrame([{"layer": "", "node": "total", "units": int(layers["units"].sum())}])
+    total = pd.DataFrame([{"layer": "", "node": "total", "label": "", "units": int(layers["units"].sum())}])
     emit(pd.concat([layers, total], ignore_index=True), flags["fmt"], title=f"NeuroView {choice.arch}: nonlinear layers")
     note(f"run written to {run_dir}")

@@ -84,7 +84,7 @@ class MultiViewNeuroView(FreezableBackbone):
         return self._view_layers[view]
 
     def units(self) -> pd.DataFrame:
-        """The unit table `unit,view,layer,node,channel`, view-major."""
+        """The unit table `unit,view,layer,node,label,channel`, view-major."""
         return pd.concat([units_frame(layers, view=v) for v, layers in enumerate(self._view_layers)],
                          ignore_index=True)
 

@@ -12,13 +12,14 @@ from ..errors import NvError, choice_error
 from .codes import reduce_code
 from .spec import CODES, REDUCES
 from .unit_table import units_frame
-from .units import Layer, mutates_live_input, node_names, relu_nodes, trace
+from .units import Layer, layer_labels, mutates_live_input, node_names, relu_nodes, trace
 
 
-def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.GraphModule, list[str]]:
+def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.GraphModule, list[str], list[str]]:
     """Trace `network` into a GraphModule returning, for every unit layer, `tap(pre-activation)`.
 
-    `tap` gives (function, args) for the node that reads a pre-activation.
+    `tap` gives (function, args) for the node that reads a pre-activation. Also returns each layer's node
+    name and reader's label (read from the whole graph, before the head is cut off).
     """
     gm = trace(network)
     relus, _ = relu_nodes(gm)
@@ -27,7 +28,7 @@ def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.
             f"{type(network).__name__} has no ReLU-type nonlinearity before its classifier head; "
             "NeuroView needs at least one (nn.ReLU, F.relu, torch.relu, ReLU6, LeakyReLU)"
         )
-    names = node_names(relus)
+    names, labels = node_names(relus), layer_labels(gm, relus)
     graph = gm.graph
     outputs = []
     for node in relus:
@@ -42,7 +43,7 @@ def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.
     graph.eliminate_dead_code(lambda n: n.is_impure() or mutates_live_input(n, modules))
     gm.recompile()
     gm.delete_all_unused_submodules()
-    return gm, names
+    return gm, names, labels
 
 
 class Normalize(nn.Module):
@@ -68,13 +69,13 @@ class UnitCodes(nn.Module):
         if reduce not in REDUCES:
             raise choice_error("reduce", reduce, REDUCES)
         self.code, self.reduce, self.input_shape = code, reduce, tuple(input_shape)
-        self.body, names = _tap_graph(network, lambda pre: (reduce_code, (pre, code, reduce)))
+        self.body, names, labels = _tap_graph(network, lambda pre: (reduce_code, (pre, code, reduce)))
         # Kept out of the module tree: the same parameters must not appear twice in state_dict.
         self.__dict__["_network"] = network
         self.__dict__["_maps"] = None
-        self.layers = self._layers(names)
+        self.layers = self._layers(names, labels)
 
-    def _layers(self, names: list[str]) -> list[Layer]:
+    def _layers(self, names: list[str], labels: list[str]) -> list[Layer]:
         was_training = self.training
         self.eval()
         try:
@@ -88,8 +89,8 @@ class UnitCodes(nn.Module):
         finally:
             self.train(was_training)
         layers, offset = [], 0
-        for index, (name, out) in enumerate(zip(names, outs)):
-            layers.append(Layer(index, name, int(out.shape[1]), offset))
+        for index, (name, label, out) in enumerate(zip(names, labels, outs)):
+            layers.append(Layer(index, name, int(out.shape[1]), offset, label))
             offset += int(out.shape[1])
         return layers
 
@@ -108,7 +109,7 @@ class UnitCodes(nn.Module):
         regions; the pre-activation keeps them apart where a float32 sigmoid saturates at 1.
         """
         if self._maps is None:
-            self.__dict__["_maps"], _ = _tap_graph(self._network, lambda pre: (torch.clone, (pre,)))
+            self.__dict__["_maps"], _, _ = _tap_graph(self._network, lambda pre: (torch.clone, (pre,)))
         return list(self._maps(x))
 
 
@@ -146,7 +147,7 @@ class NeuroView(FreezableBackbone):
         return self.codes.layers
 
     def units(self) -> pd.DataFrame:
-        """The unit table `unit,layer,node,channel`."""
+        """The unit table `unit,layer,node,label,channel`."""
         return units_frame(self.codes.layers)
 
     def features(self, x: Tensor) -> Tensor:

@@ -1,5 +1,7 @@
-"""The unit table (units.csv): one row per unit, `unit,[view,]layer,node,channel`, grouped by layer.
+"""The unit table (units.csv): one row per unit, `unit,[view,]layer,node,label,channel`, grouped by layer.
 
+`node` is the graph's name of the layer's nonlinearity (`features.4`), `label` the name a reader knows
+(`conv2`, `layer2.1 conv1`); runs written before labels existed get their node name as label.
 Pandas and numpy only, so readers of a run (figures, the report) need no torch.
 """
 from __future__ import annotations
@@ -12,21 +14,31 @@ import pandas as pd
 if TYPE_CHECKING:
     from .units import Layer
 
-UNIT_COLUMNS = ["unit", "view", "layer", "node", "channel"]  # `view` only in multi-view runs
+UNIT_COLUMNS = ["unit", "view", "layer", "node", "label", "channel"]  # `view` only in multi-view runs
 Groups = list[tuple[dict[str, object], np.ndarray]]
 
 
 def units_frame(layers: "list[Layer]", view: int | None = None) -> pd.DataFrame:
-    """One row per unit: `unit,layer,node,channel` (plus `view` for multi-view models)."""
+    """One row per unit: `unit,layer,node,label,channel` (plus `view` for multi-view models)."""
     rows = [
-        {"unit": layer.offset + c, "layer": layer.index, "node": layer.node, "channel": c}
+        {"unit": layer.offset + c, "layer": layer.index, "node": layer.node, "label": layer.label or layer.node,
+         "channel": c}
         for layer in layers
         for c in range(layer.channels)
     ]
-    frame = pd.DataFrame(rows, columns=["unit", "layer", "node", "channel"])
+    frame = pd.DataFrame(rows, columns=["unit", "layer", "node", "label", "channel"])
     if view is not None:
         frame.insert(1, "view", view)
     return frame
+
+
+def with_labels(units: pd.DataFrame) -> pd.DataFrame:
+    """`units` with a `label` column after `node` (the node name where a run predates labels)."""
+    if "label" in units.columns or "node" not in units.columns:
+        return units
+    out = units.copy()
+    out.insert(out.columns.get_loc("node") + 1, "label", out["node"])
+    return out
 
 
 def unit_columns(units: pd.DataFrame) -> list[str]:
@@ -35,8 +47,8 @@ def unit_columns(units: pd.DataFrame) -> list[str]:
 
 
 def layer_keys(units: pd.DataFrame) -> list[str]:
-    """The columns that identify a layer: (view, layer, node) or (layer, node)."""
-    return [c for c in ("view", "layer", "node") if c in units.columns]
+    """The columns that identify a layer: [view,] layer, node [, label]."""
+    return [c for c in ("view", "layer", "node", "label") if c in units.columns]
 
 
 def layer_groups(units: pd.DataFrame) -> Groups:

@@ -7,6 +7,7 @@ the first flatten or linear call in execution order.
 """
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from dataclasses import dataclass
 
@@ -23,17 +24,21 @@ RELU_METHODS = {"relu", "relu_"}
 HEAD_MODULES = (nn.Flatten, nn.Linear)
 HEAD_FUNCTIONS = {torch.flatten, F.linear}
 HEAD_METHODS = {"flatten"}
+CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+ADD_CALLS = {operator.add, operator.iadd, torch.add, "add", "add_"}  # a residual sum: its first input is the branch
+STOP_CALLS = {torch.cat, torch.stack, "cat"}  # a concatenation joins several layers: no single convolution to name
 _INPLACE_FUNCTIONS = {F.relu_, torch.relu_, F.leaky_relu_}
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One nonlinearity call: its index in execution order, a readable name, width and unit offset."""
+    """One nonlinearity call: its index in execution order, graph name, width, unit offset and a reader's label."""
 
     index: int
     node: str
     channels: int
     offset: int
+    label: str = ""  # e.g. conv3, layer2.1 conv2 (see `layer_labels`); the node name when none was found
 
     @property
     def units(self) -> range:
@@ -120,6 +125,82 @@ def node_names(nodes: list[fx.Node]) -> list[str]:
         names.append(base if seen[base] == 0 else f"{base}_{seen[base]}")
         seen[base] += 1
     return names
+
+
+def _conv_names(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> dict[str, str]:
+    """A reader's name for every convolution module called: `conv<k>` (k-th convolution called) for those in
+    a numbered container (AlexNet's and VGG's `features.3`), else its path with a top-level `features.` dropped
+    and the last part set off by a space (`layer2.1 conv2`, `denseblock2.denselayer3 conv1`)."""
+    names: dict[str, str] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and isinstance(modules[node.target], CONV_MODULES) and node.target not in names:
+            path = str(node.target).split(".")
+            if path[-1].isdigit():
+                names[node.target] = f"conv{len(names) + 1}"
+            else:
+                if path[0] == "features" and len(path) > 1:
+                    path = path[1:]
+                names[node.target] = " ".join(filter(None, (".".join(path[:-1]), path[-1])))
+    return names
+
+
+def _target(node: fx.Node) -> object:
+    return node.target if node.op in ("call_function", "call_method") else None
+
+
+def _follows(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str | None, str | None]:
+    """The convolution whose output reaches ReLU `node` through single-input steps (normalisation, pooling,
+    the branch of a residual sum), and the first module passed on the way."""
+    first_module = None
+    current = node.args[0] if node.args else node.kwargs.get("input")
+    while isinstance(current, fx.Node) and current.op != "placeholder" and not is_relu(current, modules):
+        if current.op == "call_module":
+            if isinstance(modules[current.target], CONV_MODULES):
+                return str(current.target), first_module
+            first_module = first_module or str(current.target)
+        elif _target(current) in STOP_CALLS:
+            break
+        current = current.args[0] if current.args else None
+    return None, first_module
+
+
+def _feeds(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
+    """The convolution that ReLU `node` alone feeds through single-input steps (pre-activation designs: DenseNet)."""
+    current = node
+    while len(current.users) == 1:
+        current = next(iter(current.users))
+        if is_relu(current, modules) or is_head_start(current, modules) or _target(current) in STOP_CALLS | ADD_CALLS:
+            return None
+        if current.op == "call_module" and isinstance(modules[current.target], CONV_MODULES):
+            return str(current.target)
+    return None
+
+
+def layer_labels(gm: fx.GraphModule, nodes: list[fx.Node]) -> list[str]:
+    """Names a reader knows for the unit layers `nodes` (ReLU calls), unique: the convolution each follows
+    (`conv3`, `layer2.1 conv2`) or, in a pre-activation network (DenseNet: some ReLU follows no convolution
+    but feeds one), the one it feeds (`denseblock2.denselayer3 conv1`, `transition1 conv`); else
+    `<module before it> relu`, else the node name."""
+    modules = _modules(gm)
+    convs = _conv_names(gm, modules)
+    follows = [_follows(node, modules) for node in nodes]
+    feeds = [_feeds(node, modules) for node in nodes]
+    pre_activation = any(before is None and fed is not None for (before, _), fed in zip(follows, feeds))
+    labels = []
+    for name, (before, passed), fed in zip(node_names(nodes), follows, feeds):
+        conv = (fed or before) if pre_activation else (before or fed)
+        if conv is not None:
+            labels.append(convs[conv])
+        elif passed is not None:
+            labels.append(f"{passed.removeprefix('features.')} relu")
+        else:
+            labels.append(name)
+    seen: Counter[str] = Counter()
+    unique = []
+    for label in labels:
+        seen[label] += 1
+        unique.append(label if labels.count(label) == 1 else f"{label} ({seen[label]})")
+    return unique
 
 
 def is_inplace(node: fx.Node, modules: dict[str, nn.Module]) -> bool:

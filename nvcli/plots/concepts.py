@@ -4,12 +4,20 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+MIN_PERCENT = 1.0  # concepts below this share of a class's |summed weight| are not among its top concepts
+SHOWN = 15  # concepts listed in the distribution panel; the rest are summed into "other"
+
 
 def concept_figure(table: pd.DataFrame, class_name: str, top: int = 5) -> Figure:
-    """Figure 4 for one class: top positive and negative concepts (bars) and its concept distribution."""
+    """Figure 4 for one class: top positive and negative concepts (bars) and its concept distribution.
+
+    Only concepts holding at least MIN_PERCENT of the class's |summed weight| count as top concepts or get a
+    bar of their own in the distribution, so a near-zero share is never shown as if it mattered.
+    """
     rows = table[table["class"] == class_name]
-    pos = rows[(rows["sign"] == "+") & (rows["rank"] <= top)]
-    neg = rows[(rows["sign"] == "-") & (rows["rank"] <= top)]
+    strong = rows[rows["percent"] >= MIN_PERCENT]
+    pos = strong[(strong["sign"] == "+") & (strong["rank"] <= top)]
+    neg = strong[(strong["sign"] == "-") & (strong["rank"] <= top)]
     bars = pd.concat([pos, neg.iloc[::-1]])
     fig = Figure(figsize=(11, 0.45 * max(len(bars), 4) + 1.5), layout="constrained")
     left, right = fig.subplots(1, 2)
@@ -23,15 +31,19 @@ def concept_figure(table: pd.DataFrame, class_name: str, top: int = 5) -> Figure
                       textcoords="offset points", va="center", ha="left" if r.weight >= 0 else "right", fontsize=8)
     left.margins(x=0.18)  # room for the percent labels beside the longest bars
     left.set_xlabel("summed head weight")
-    left.set_title(f"{class_name}: top {top} positive and negative concepts")
+    left.set_title(f"'{class_name}': top {top} positive and negative concepts\n(each >= {MIN_PERCENT:g}% of "
+                   f"|summed weight|: {len(pos)} positive, {len(neg)} negative)", fontsize=10)
     shares = rows.sort_values("percent", ascending=False)
-    shown = shares.iloc[:15]
-    other = shares["percent"].iloc[15:].sum()
-    names = [f"{r.sign} {r.concept}" for r in shown.itertuples()] + ([f"other ({len(shares) - 15})"] if other else [])
+    shown = shares[shares["percent"] >= MIN_PERCENT].iloc[:SHOWN]
+    rest = shares.iloc[len(shown):]
+    other = rest["percent"].sum()
+    names = [f"{r.sign} {r.concept}" for r in shown.itertuples()] + ([f"other ({len(rest)} concepts)"] if other else [])
     values = list(shown["percent"]) + ([other] if other else [])
-    right.barh(range(len(values)), values, color="#6d6875")
+    right.barh(range(len(values)), values, color=["#6d6875"] * len(shown) + ["#c9c5cb"] * bool(other))
+    right.bar_label(right.containers[0], labels=[f"{v:.1f}%" for v in values], fontsize=8, padding=2)
+    right.margins(x=0.12)
     right.set_yticks(range(len(values)), names)
     right.invert_yaxis()
     right.set_xlabel("% of the class's |summed weight|")
-    right.set_title("concept distribution")
+    right.set_title(f"'{class_name}': concept distribution (+ raises, - lowers its logit)", fontsize=10)
     return fig

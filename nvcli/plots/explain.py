@@ -1,48 +1,143 @@
 """One decision drawn: the input, its strongest unit contributions, and the contribution per layer."""
 from __future__ import annotations
 
+import math
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from torch import Tensor
+from matplotlib.figure import Figure, SubFigure
 
 from ..analysis.head import DEFAULT_TOP, extremes
-from .units import layer_colours, layer_labels
+from .units import layer_colours, layer_labels, layer_names
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+_FLOOR_TOLERANCE = 1e-3  # dB: a spectrogram column this close to the clip's floor everywhere is silence
 
 
-def _show_input(ax, x: Tensor) -> None:
-    """An image (first view of multi-view inputs) or a spectrogram."""
-    image = x[0] if x.dim() == 4 else x
-    if image.shape[0] == 3:
-        ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
-    else:
-        ax.imshow(image[0].numpy(), origin="lower", aspect="auto", cmap="magma")
-    ax.set_axis_off()
+def _show_views(sub: SubFigure, views: "Tensor") -> None:
+    """Every view of a multi-view input, in a grid, each named."""
+    cols = math.ceil(math.sqrt(len(views)))
+    rows = math.ceil(len(views) / cols)
+    axes = np.atleast_1d(sub.subplots(rows, cols, squeeze=False)).ravel()
+    for v, ax in enumerate(axes):
+        ax.set_axis_off()
+        if v < len(views):
+            ax.imshow(views[v].permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_title(f"view {v}", fontsize=7, pad=2)
 
 
-def explain_figure(summary: dict, units: pd.DataFrame, layers: pd.DataFrame, x: Tensor, top: int = DEFAULT_TOP) -> Figure:
-    """The input, its `top` most positive and negative unit contributions, and the contribution per layer."""
+def _sound_frames(values: np.ndarray) -> int:
+    """Columns up to the last one that is not silent: zero padding at the end is at the clip's dB floor."""
+    loud = np.flatnonzero(values.max(axis=0) > values.min() + _FLOOR_TOLERANCE)
+    return int(loud[-1]) + 1 if len(loud) else values.shape[1]
+
+
+def _show_spectrogram(sub: SubFigure, values: np.ndarray, spectrogram: dict[str, Any] | None) -> str:
+    """A log-mel spectrogram with time (s) and frequency (kHz) axes and a dB colour bar; trailing silence cut.
+
+    Returns a note on what was cut ('' if nothing).
+    """
+    ax = sub.subplots()
+    if not spectrogram:
+        image = ax.imshow(values, origin="lower", aspect="auto", cmap="magma")
+        ax.set_xlabel("frame")
+        ax.set_ylabel("band")
+        sub.colorbar(image, ax=ax, label="value")
+        return ""
+    from ..data.sound.spectrogram import SpecParams, mel_frequencies
+
+    params = SpecParams(**{f.name: spectrogram[f.name] for f in fields(SpecParams) if f.name in spectrogram})
+    seconds_per_column = params.duration / values.shape[1]
+    kept = _sound_frames(values)
+    shown = values[:, :kept]
+    image = ax.imshow(shown, origin="lower", aspect="auto", cmap="magma",
+                      extent=(0, kept * seconds_per_column, -0.5, values.shape[0] - 0.5))
+    centres = mel_frequencies(params).numpy()
+    rows = np.linspace(0, values.shape[0] - 1, 5).round().astype(int)
+    band = (len(centres) - 1) / max(values.shape[0] - 1, 1)  # rows are mel bands (or resized ones)
+    ax.set_yticks(rows, [f"{centres[round(r * band)] / 1000:.1f}" for r in rows])
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mel band centre (kHz)")
+    sub.colorbar(image, ax=ax, label="dB", fraction=0.08, pad=0.02)
+    if kept < values.shape[1]:
+        return f"silence after {kept * seconds_per_column:.2f} s (padding to {params.duration:g} s) not shown"
+    return ""
+
+
+def _show_input(sub: SubFigure, x: "Tensor", spectrogram: dict[str, Any] | None) -> str:
+    """Draw the input: every view of multi-view inputs, an RGB image, or a spectrogram; returns a note."""
+    if x.dim() == 4:
+        _show_views(sub, x)
+        return f"{len(x)} views"
+    if x.shape[0] == 3:
+        ax = sub.subplots()
+        ax.imshow(x.permute(1, 2, 0).clamp(0, 1).numpy())
+        ax.set_axis_off()
+        return ""
+    return _show_spectrogram(sub, x[0].numpy(), spectrogram)
+
+
+def unit_names(units: pd.DataFrame) -> list[str]:
+    """'u<unit> [v<view> ]<layer>:<channel>' for each row of a per-unit table."""
+    views = units["view"] if "view" in units.columns else [None] * len(units)
+    return [f"u{u} {'' if v is None else f'v{v} '}{name}:{ch}"
+            for u, v, name, ch in zip(units["unit"], views, layer_names(units), units["channel"])]
+
+
+def _layer_bars(ax, layers: pd.DataFrame, colours: list) -> None:
+    ax.bar(range(len(layers)), layers["contribution"], color=[colours[layer] for layer in layers["layer"]])
+    ax.set_xticks(range(len(layers)), layer_labels(layers), rotation=45, ha="right", fontsize=7)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_ylabel("summed contribution")
+
+
+def _view_layer_map(sub: SubFigure, ax, layers: pd.DataFrame) -> None:
+    """Multi-view runs: the summed contribution of each (view, layer) as a heat map, views as rows."""
+    grid = layers.pivot(index="view", columns="layer", values="contribution")
+    names = dict(zip(layers["layer"], layer_names(layers)))
+    limit = float(np.abs(grid.to_numpy()).max()) or 1.0
+    image = ax.imshow(grid.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(range(grid.shape[1]), [names[c] for c in grid.columns], rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(grid.shape[0]), [f"view {v}" for v in grid.index], fontsize=7)
+    if grid.size <= 80:
+        for (i, j), value in np.ndenumerate(grid.to_numpy()):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                    color="white" if abs(value) > 0.6 * limit else "black")
+    sub.colorbar(image, ax=ax, label="summed contribution", fraction=0.08, pad=0.02)
+
+
+def explain_figure(summary: dict, units: pd.DataFrame, layers: pd.DataFrame, x: "Tensor", top: int = DEFAULT_TOP,
+                   spectrogram: dict[str, Any] | None = None) -> Figure:
+    """The input, its `top` most positive and negative unit contributions, and the contribution per layer
+    (per view and layer in multi-view runs); `spectrogram` (the run's sound settings) gives sound inputs axes."""
     s = summary
     colours = layer_colours(int(units["layer"].max()) + 1)
-    fig = Figure(figsize=(12, 3.8), layout="constrained")
-    ax_in, ax_units, ax_layers = fig.subplots(1, 3, width_ratios=[1, 1.6, 1.4])
-    _show_input(ax_in, x)
+    fig = Figure(figsize=(14, 4.4), layout="constrained")
+    sub_in, sub_units, sub_layers = fig.subfigures(1, 3, width_ratios=[1.2, 1.5, 1.4])
+    note = _show_input(sub_in, x, spectrogram)
     true = f"true {s['true']}, " if s["true"] is not None else ""
-    ax_in.set_title(f"{true}predicted {s['predicted']} ({s['probability']:.0%})", fontsize=9)
+    sub_in.suptitle(f"{true}predicted {s['predicted']} ({s['probability']:.0%})" + (f"\n{note}" if note else ""),
+                    fontsize=9)
 
+    ax_units = sub_units.subplots()
     shown = extremes(units, "contribution", top).iloc[::-1]
-    labels = [f"u{u} ({node}:{ch})" for u, node, ch in zip(shown["unit"], shown["node"], shown["channel"])]
     ax_units.barh(range(len(shown)), shown["contribution"], color=[colours[layer] for layer in shown["layer"]])
-    ax_units.set_yticks(range(len(shown)), labels, fontsize=7)
+    ax_units.set_yticks(range(len(shown)), unit_names(shown), fontsize=7)
     ax_units.axvline(0, color="black", linewidth=0.6)
     ax_units.tick_params(axis="x", labelsize=7)
     ax_units.set_xlabel("contribution W[c,u]·z_u")
-    ax_units.set_title(f"units, class {s['class']}", fontsize=9)
+    ax_units.set_title(f"top {top} units up and down, class {s['class']}", fontsize=9)
 
-    ax_layers.bar(range(len(layers)), layers["contribution"], color=[colours[layer] for layer in layers["layer"]])
-    ax_layers.set_xticks(range(len(layers)), layer_labels(layers), rotation=45, ha="right", fontsize=7)
-    ax_layers.axhline(0, color="black", linewidth=0.6)
-    ax_layers.set_ylabel("summed contribution")
-    ax_layers.set_title(f"per layer: logit {s['logit']:.3g} = sum {s['contributions']:.3g} + bias {s['bias']:.3g}",
-                        fontsize=9)
+    ax_layers = sub_layers.subplots()
+    if "view" in layers.columns:
+        _view_layer_map(sub_layers, ax_layers, layers)
+    else:
+        _layer_bars(ax_layers, layers, colours)
+    ax_layers.set_title(f"per {'view and ' if 'view' in layers.columns else ''}layer: logit {s['logit']:.3g} = "
+                        f"sum {s['contributions']:.3g} + bias {s['bias']:.3g}", fontsize=9)
     fig.suptitle(s["source"], fontsize=10)
     return fig

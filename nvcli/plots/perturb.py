@@ -14,20 +14,23 @@ _BAR_COLOURS = {NONE: "0.55", "red": "#d62728", "green": "#2ca02c", "blue": "#1f
 
 
 def perturb_figure(frame: pd.DataFrame, title: str) -> Figure:
-    """Grouped bars: per class (and overall), the accuracy under each condition."""
+    """Grouped bars: per class (and overall), the accuracy under each condition, each bar's value written on it
+    (a class that collapses to 0 shows '0.00', not a gap that looks like missing data)."""
     classes = list(dict.fromkeys(frame["class"]))
     conditions = list(dict.fromkeys(frame["condition"]))
     width = 0.8 / len(conditions)
     x = np.arange(len(classes))
-    fig = Figure(figsize=(max(6.0, 0.2 * len(classes) * len(conditions) + 2), 3.4), layout="constrained")
+    fig = Figure(figsize=(max(6.0, 0.25 * len(classes) * len(conditions) + 2), 3.8), layout="constrained")
     ax = fig.subplots()
     for i, condition in enumerate(conditions):
         part = frame[frame["condition"] == condition].set_index("class").loc[classes]
         label = "no perturbation" if condition == NONE else f"{condition} = 0"
-        ax.bar(x + (i - (len(conditions) - 1) / 2) * width, part["accuracy"], width, label=label,
-               color=_BAR_COLOURS[condition])
+        bars = ax.bar(x + (i - (len(conditions) - 1) / 2) * width, part["accuracy"], width, label=label,
+                      color=_BAR_COLOURS[condition])
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in part["accuracy"]], rotation=90, fontsize=6, padding=2)
     ax.set_xticks(x, classes, rotation=45, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("validation accuracy")
     ax.legend(fontsize=7, ncols=len(conditions), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.set_title(title, pad=22)

@@ -82,6 +82,7 @@ COMPARE_LAYERS = Artifact("compare_layers", ".csv")
 COMPARE_ACCURACY = Artifact("compare_accuracy", ".csv")
 COMPARE_PNG = Artifact("compare", ".png")
 REPORT = Artifact("report", ".html")
+REPORT_SIDE_BY_SIDE = Artifact("report_vs_{others}", ".html")  # in the first run: it beside the others
 
 
 def head_mark(head: str) -> str:

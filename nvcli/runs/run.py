@@ -193,13 +193,15 @@ class Run:
         return load_data(data["name"], {**data.get("options", {}), **overrides})
 
     def units(self) -> "pd.DataFrame":
-        """units.csv as a DataFrame."""
+        """units.csv as a DataFrame (with a `label` column also for runs written before labels existed)."""
         import pandas as pd
+
+        from ..models.unit_table import with_labels
 
         path = self.dir / files.UNITS
         if not path.is_file():
             raise NvError(f"run '{self.dir}' has no units.csv (a baseline run has no NeuroView units)")
-        return pd.read_csv(path)
+        return with_labels(pd.read_csv(path, keep_default_na=False))
 
     def require_neuroview(self, command: str) -> None:
         """Refuse baseline runs for commands that read the NeuroView head."""

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..errors import NvError
 from ..runs import files
-from ..runs.atomic import save_torch, write_csv
+from ..runs.atomic import save_figure, save_torch, write_csv
 from . import distributed as dist
 from .config import TrainConfig
 from .devices import amp_dtype, precision_name
@@ -96,6 +96,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         if self.run_dir is not None and dist.is_main():
             self._write_metrics()  # an interruption may have come between the checkpoint and metrics.csv
+            self._draw_metrics()
         log.info("resumed from epoch %d", self.epoch)
 
     def _save(self) -> None:
@@ -108,6 +109,13 @@ class Trainer:
 
     def _write_metrics(self) -> None:
         write_csv(self.run_dir / files.METRICS, pd.DataFrame(self.history, columns=METRIC_COLUMNS))
+
+    def _draw_metrics(self) -> None:
+        """metrics.png: the training curves so far (drawn once at the end, not every epoch: it takes a while)."""
+        from ..plots.metrics import metrics_figure
+
+        frame = pd.DataFrame(self.history, columns=METRIC_COLUMNS)
+        save_figure(self.run_dir / files.METRICS_PNG, metrics_figure(frame, f"{self.run_dir.name}: training curves"))
 
     # -- loops ---------------------------------------------------------------------------------
     def _train_epoch(self) -> tuple[float, float]:
@@ -170,6 +178,8 @@ class Trainer:
             dist.barrier()
             if self.on_epoch and dist.is_main():
                 self.on_epoch(row)
+        if self.run_dir is not None and dist.is_main():
+            self._draw_metrics()
         return pd.DataFrame(self.history, columns=METRIC_COLUMNS)
 
 

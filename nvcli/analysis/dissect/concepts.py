@@ -26,7 +26,7 @@ CLASS_COLUMNS = ["class", "concept", "category", "sign", "weight", "percent", "r
 
 
 def concepts_units(dissection: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
-    """The dissection table aligned with a run's units.csv (`unit,layer,node,channel`), node added."""
+    """The dissection table aligned with a run's units.csv (`unit,layer,node,[label,]channel`), node and label added."""
     missing = [c for c in ("unit", "layer", "node", "channel") if c not in units.columns]
     if missing:
         raise NvError(f"the units table lacks column(s) {', '.join(missing)}; expected unit,layer,node,channel")
@@ -41,6 +41,8 @@ def concepts_units(dissection: pd.DataFrame, units: pd.DataFrame) -> pd.DataFram
                       f"the dissected maps give layer {ours[bad, 1]} channel {ours[bad, 2]}")
     out = dissection.copy()
     out.insert(2, "node", units["node"].to_numpy())
+    if "label" in units.columns:
+        out.insert(3, "label", units["label"].to_numpy())
     return out
 
 
@@ -114,6 +116,18 @@ class ConceptMap(RunResult):
                     out[files.CONCEPTS_PNG.name(self.head, cls=stems[name])] = figure(concept_figure, self.classes,
                                                                                      name, self.top)
         return out
+
+    @classmethod
+    def load(cls, run_dir: Path, settings: dict[str, Any]) -> "ConceptMap | None":
+        """The concept map saved in `run_dir` with `settings` (its results.json entry), or None if never saved."""
+        head = str(settings.get("head", files.DENSE_HEAD))
+        units = cls.load_units(run_dir)
+        path = files.CONCEPTS_CLASSES.path(run_dir, head)
+        if units is None or not path.is_file():
+            return None
+        dissection = {k: v for k, v in settings.items() if k != "top"}
+        return cls(Path(run_dir).name, units, pd.read_csv(path, keep_default_na=False), {"head": head, **dissection},
+                   int(settings.get("top", 5)))
 
     @staticmethod
     def load_units(run_dir: Path) -> pd.DataFrame | None:

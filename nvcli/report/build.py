@@ -1,0 +1,325 @@
+"""`nv report`: one HTML page showing everything a run directory holds (or several runs side by side).
+
+The page reuses the figures already in the run; a figure the run lacks (a result saved with --no-plot,
+metrics.png of an older run) is drawn from the saved tables for the page only, the run is left as it is.
+Reading needs no torch unless such a figure has to be drawn.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import quote
+
+from .. import __version__
+from ..errors import NvError
+from ..runs import files
+from ..runs.atomic import write_text
+from ..runs.results import read_manifest
+from ..runs.run import Run
+from . import page
+from .catalog import KINDS, Entry, caption, kind_of
+
+log = logging.getLogger("nvcli")
+INLINE_ROWS = 60  # a table with more rows is linked, not folded into the page
+PARSE_BYTES = 64_000  # CSVs larger than this are only counted, not parsed
+
+
+@dataclass
+class Source:
+    """A directory holding results.json: the run itself, or a result folder inside it (compare_<other>/)."""
+
+    dir: Path
+    name: str  # '' for the run itself, else the folder's name
+    entries: list[Entry]
+
+
+@dataclass
+class Context:
+    """What every part of the page needs: where the page lives (for links) and what was drawn for it."""
+
+    out_dir: Path
+    drawn: list[str] = field(default_factory=list)
+
+    def href(self, path: Path) -> str:
+        return quote(os.path.relpath(path, self.out_dir))
+
+
+def entries(folder: Path) -> list[Entry]:
+    """The results recorded in `folder`'s results.json."""
+    found = []
+    for key, value in read_manifest(folder).items():
+        if isinstance(value, dict):
+            names = [n for n in value.get("files") or [] if isinstance(n, str) and Path(n).name == n]
+            found.append(Entry(key, dict(value.get("settings") or {}), names, value.get("command")))
+    return found
+
+
+def sources(run: Run) -> list[Source]:
+    """The run's own results, then those of each folder inside it with a results.json (e.g. compare_<B>/)."""
+    inside = sorted(p.parent for p in run.dir.glob(f"*/{files.RESULTS}"))
+    return [Source(run.dir, "", entries(run.dir))] + [Source(p, p.name, entries(p)) for p in inside]
+
+
+def _order(run: Run, entry: Entry) -> tuple:
+    """Dense head first, then class order (per-class results), then the key."""
+    cls = entry.settings.get("class")
+    index = run.classes.index(cls) if isinstance(cls, str) and cls in run.classes else len(run.classes)
+    return (entry.head != files.DENSE_HEAD, index, entry.key)
+
+
+def by_kind(run: Run) -> dict[str, list[tuple[Source, Entry]]]:
+    """Every result of the run grouped by kind, kinds in the catalog's order, unknown kinds after (by name)."""
+    groups: dict[str, list[tuple[Source, Entry]]] = {}
+    for source in sources(run):
+        for entry in sorted(source.entries, key=lambda e: _order(run, e)):
+            groups.setdefault(entry.kind, []).append((source, entry))
+    known = [k.name for k in KINDS if k.name in groups]
+    return {k: groups[k] for k in known + sorted(set(groups) - set(known))}
+
+
+# -- the run's tables and figures -------------------------------------------------------------------------------
+def _line_count(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def _csv_block(path: Path, ctx: Context) -> str:
+    """A saved table: shown open (key tables), folded away (short ones) or linked with its size (long ones)."""
+    about = caption(path.name)
+    header, rows = page.read_csv(path) if path.stat().st_size <= PARSE_BYTES else ([], [])
+    count = len(rows) if header else max(_line_count(path) - 1, 0)
+    if not header or count > INLINE_ROWS:
+        return f'<div class="files">{page.link(ctx.href(path), path.name)} ({count} rows): {page.esc(about.text)}</div>'
+    label = path.name + (f": {about.text}" if about.text else "")
+    body = page.table(header, rows)
+    if about.shown:
+        return f'<div class="files">{page.esc(label)}</div>{body}'
+    return f"<details><summary>{page.esc(label)} ({count} rows)</summary>{body}</details>"
+
+
+def _draw_missing(source: Source, entry: Entry, ctx: Context) -> dict[str, bytes]:
+    """Figures of `entry` that the run lacks, drawn from its saved tables (none if its kind cannot redraw)."""
+    kind = kind_of(entry.kind)
+    listed = [n for n in entry.files if n.endswith(".png")]
+    if kind.loader is None or (listed and all((source.dir / n).is_file() for n in listed)):
+        return {}
+    drawn: dict[str, bytes] = {}
+    try:
+        result = kind.loader(source.dir, entry)
+        wanted = {} if result is None else {n: w for n, w in result.artifacts(figures=True).items()
+                                            if n.endswith(".png") and not (source.dir / n).is_file()}
+        with tempfile.TemporaryDirectory(prefix="nv-report-") as tmp:
+            for name, write in wanted.items():
+                write(Path(tmp) / name)
+                drawn[name] = (Path(tmp) / name).read_bytes()
+    except (NvError, OSError, ValueError, KeyError) as exc:  # unreadable tables: the page says what is missing
+        log.info("cannot redraw the figures of %s in '%s': %s", entry.key, source.dir, exc)
+    ctx.drawn += [str(source.dir / name) for name in drawn]
+    return drawn
+
+
+def entry_html(source: Source, entry: Entry, ctx: Context) -> str:
+    """One result: its figures (each with how to read it and the command that remakes it), then its tables."""
+    drawn = _draw_missing(source, entry, ctx)
+    figures, tables, missing = [], [], []
+    for name in entry.files + [n for n in drawn if n not in entry.files]:
+        path = source.dir / name
+        if name in drawn:
+            figures.append(page.figure(drawn[name], name, caption(name).text, entry.command,
+                                       "(drawn for this page from the saved tables; the run has no such file)"))
+        elif not path.is_file():
+            missing.append(name)
+        elif name.endswith(".png"):
+            figures.append(page.figure(path.read_bytes(), name, caption(name).text, entry.command))
+        elif name.endswith(".csv"):
+            tables.append(_csv_block(path, ctx))
+        else:
+            tables.append(f'<div class="files">{page.link(ctx.href(path), name)}</div>')
+    if not figures and any(n.endswith(".csv") for n in entry.files) and entry.command:
+        tables.insert(0, f'<div class="note">no figure was saved with this result; regenerate with: '
+                         f'{page.esc(entry.command.replace(" --no-plot", ""))}</div>')
+    if missing:
+        tables.append(f'<div class="note">listed in results.json but missing: {page.esc(", ".join(missing))}</div>')
+    return f'<div class="grid">{"".join(figures)}</div>' + "".join(tables)
+
+
+# -- the run as a whole ------------------------------------------------------------------------------------------
+def _metrics(run: Run) -> tuple[list[str], list[list[str]]]:
+    path = run.dir / files.METRICS
+    return page.read_csv(path) if path.is_file() else ([], [])
+
+
+def summary(run: Run) -> dict[str, str]:
+    """Table 1's columns for one run: network, activation, data, size, epochs, accuracy and where it was read."""
+    spec, train = run.spec, run.config["train"]
+    header, rows = _metrics(run)
+    accuracy, source = "", ""
+    evaluation = files.EVAL.path(run.dir)
+    if evaluation.is_file():
+        eval_header, eval_rows = page.read_csv(evaluation)
+        if eval_rows and "accuracy" in eval_header:
+            accuracy, source = eval_rows[0][eval_header.index("accuracy")], files.EVAL.name()
+    if not accuracy and rows and "val_acc" in header:
+        accuracy, source = rows[-1][header.index("val_acc")], f"{files.METRICS} (last epoch)"
+    try:
+        shown = f"{float(accuracy):.2%}"
+    except ValueError:
+        shown, source = "-", ""
+    return {"run": run.name, "network": spec.label,
+            "activation": "-" if spec.baseline else f"{spec.code}/{spec.reduce}",
+            "dataset": str(run.config["data"].get("name")), "classes": str(len(run.classes)),
+            "units": str(run.config.get("units") or "-"),
+            "epochs": f"{len(rows)}/{train['epochs']}" if train else "- (converted)",
+            "accuracy": shown, "accuracy from": source or "-"}
+
+
+def _flat(prefix: str, value: Any) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [pair for k in value for pair in _flat(f"{prefix}.{k}" if prefix else str(k), value[k])]
+    return [(prefix, ", ".join(map(str, value)) if isinstance(value, list) else str(value))]
+
+
+def config_groups(run: Run) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The run's settings as (title, [(name, value)]): architecture and codes, data, recipe, versions."""
+    config = run.config
+    data = config["data"]
+    model = _flat("", config["model"]) + [("units", str(config.get("units"))), ("kind", str(config.get("kind")))]
+    data_pairs = [("name", str(data.get("name"))), ("kind", run.kind), ("classes", ", ".join(run.classes))]
+    data_pairs += _flat("options", data.get("options") or {})
+    recipe = _flat("", config["train"]) or [("train", "none: converted, not trained")]
+    versions = _flat("", config.get("versions") or {}) + [("created", str(config.get("created")))]
+    return [("Architecture and codes", model), ("Data", data_pairs), ("Recipe", recipe), ("Versions", versions)]
+
+
+def training_html(run: Run, ctx: Context) -> str:
+    """metrics.png (drawn from metrics.csv when the run has none) and the last epoch's numbers."""
+    header, rows = _metrics(run)
+    if not rows:
+        return '<p class="absent">no epoch finished (metrics.csv is empty or missing)</p>'
+    path = run.dir / files.METRICS_PNG
+    how = "written by nv train at the end of training and by nv train --resume; nv report draws it when missing"
+    if path.is_file():
+        shown = page.figure(path.read_bytes(), files.METRICS_PNG, caption(files.METRICS_PNG).text, None, origin=how)
+    else:
+        import pandas as pd
+
+        from ..plots.metrics import metrics_figure
+        from ..runs.atomic import save_figure
+
+        with tempfile.TemporaryDirectory(prefix="nv-report-") as tmp:
+            save_figure(Path(tmp) / files.METRICS_PNG,
+                        metrics_figure(pd.read_csv(run.dir / files.METRICS), f"{run.name}: training curves"))
+            data = (Path(tmp) / files.METRICS_PNG).read_bytes()
+        ctx.drawn.append(str(path))
+        shown = page.figure(data, files.METRICS_PNG, caption(files.METRICS_PNG).text, None,
+                            "(drawn for this page from metrics.csv; the run has no metrics.png)", how)
+    return shown + f'<div class="files">last epoch ({files.METRICS})</div>' + page.table(header, rows[-1:])
+
+
+# -- the page ------------------------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    """The report page of one run (or several side by side): its HTML and what it holds."""
+
+    html: str
+    runs: list[str]
+    sections: list[str]  # the anchors of the page's sections, in order
+    drawn: list[str] = field(default_factory=list)  # figures the runs lack, drawn for the page
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write the page atomically to `path`."""
+        path = Path(path)
+        if path.is_dir():
+            raise NvError(f"--out '{path}' is a directory; give a file name such as {path / files.REPORT.name()}")
+        if not path.parent.is_dir():
+            raise NvError(f"cannot write the report to '{path}': the folder '{path.parent}' does not exist")
+        try:
+            write_text(path, self.html)
+        except OSError as exc:
+            raise NvError(f"cannot write the report to '{path}': {exc.strerror or exc}") from exc
+        return path
+
+
+def default_path(runs: Sequence[Run]) -> Path:
+    """report.html in the run, or report_vs_<others>.html in the first of several runs."""
+    if len(runs) == 1:
+        return files.REPORT.path(runs[0].dir)
+    return files.REPORT_SIDE_BY_SIDE.path(runs[0].dir, others="_".join(r.name for r in runs[1:]))
+
+
+def _overview(runs: Sequence[Run]) -> tuple[str, str]:
+    """The page's title block, and the overview section: one Table 1 row per run."""
+    rows = [summary(r) for r in runs]
+    names = ", ".join(r.name for r in runs)
+    where = "; ".join(str(r.dir) for r in runs)
+    title = (f"<h1>nv report: {page.esc(names)}</h1>"
+             f'<div class="meta">{page.esc(where)} · made {time.strftime("%Y-%m-%d %H:%M")} by nv {__version__}</div>')
+    return title, page.section("overview", "Overview", "Validation accuracy from eval.csv (nv eval) where saved, "
+                               "else after the last epoch.", page.table(list(rows[0]), [list(r.values()) for r in rows]))
+
+
+def _single(run: Run, ctx: Context) -> list[tuple[str, str, str]]:
+    config = "".join(f"<div><h3>{page.esc(t)}</h3>{page.key_values(pairs)}</div>" for t, pairs in config_groups(run))
+    out = [("config", "Configuration", page.section("config", "Configuration", "Every setting that made the run "
+                                                    "(config.json).", f'<div class="grid four">{config}</div>')),
+           ("training", "Training", page.section("training", "Training curves", "", training_html(run, ctx)))]
+    for name, items in by_kind(run).items():
+        kind = kind_of(name)
+        blocks = []
+        for source, entry in items:
+            title = " · ".join(filter(None, (source.name, entry.title if len(items) > 1 else "")))
+            blocks.append((f"<h3>{page.esc(title)}</h3>" if title else "") + entry_html(source, entry, ctx))
+        two_up = kind.two_up and len(items) > 1
+        body = f'<div class="grid two">{"".join(f"<div>{b}</div>" for b in blocks)}</div>' if two_up else "".join(blocks)
+        out.append((name, kind.title, page.section(name, kind.title, kind.about, body)))
+    return out
+
+
+def _side_by_side(runs: Sequence[Run], ctx: Context) -> list[tuple[str, str, str]]:
+    heads = [r.name for r in runs]
+    flat = [dict(pair for _, pairs in config_groups(r) for pair in pairs) for r in runs]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    differ = [[k] + [f.get(k, "-") for f in flat] for k in keys
+              if k != "created" and len({f.get(k, "-") for f in flat}) > 1]
+    config = (page.table(["setting", *heads], differ) if differ else "<p>All settings agree.</p>") + (
+        "<details><summary>every setting</summary>"
+        + page.table(["setting", *heads], [[k] + [f.get(k, "-") for f in flat] for k in keys]) + "</details>")
+    out = [("config", "Configuration", page.section("config", "Configuration", "Settings that differ between the "
+                                                    "runs (config.json).", config)),
+           ("training", "Training", page.section("training", "Training curves", "",
+                                                 page.columns(heads, [training_html(r, ctx) for r in runs])))]
+    groups = [by_kind(r) for r in runs]
+    names = list(dict.fromkeys(k for g in groups for k in g))
+    order = {k.name: i for i, k in enumerate(KINDS)}
+    for name in sorted(names, key=lambda n: (order.get(n, len(order)), n)):
+        kind = kind_of(name)
+        slots: dict[tuple[str, str], list[str]] = {}
+        for i, group in enumerate(groups):
+            for source, entry in group.get(name, []):
+                cells = slots.setdefault((source.name, entry.key), [""] * len(runs))
+                cells[i] = entry_html(source, entry, ctx)
+        body = ""
+        for (folder, key), cells in slots.items():
+            title = " · ".join(filter(None, (folder, key)))
+            body += f"<h3>{page.esc(title)}</h3>" + page.columns(
+                heads, [c or '<p class="absent">not in this run</p>' for c in cells])
+        out.append((name, kind.title, page.section(name, kind.title, kind.about, body)))
+    return out
+
+
+def build_report(runs: Sequence[Run], out: str | os.PathLike | None = None) -> tuple[Report, Path]:
+    """The report page of `runs` (one run, or several side by side) and the path it is meant for."""
+    if not runs:
+        raise NvError("give at least one run (--run PATH)")
+    path = Path(out) if out is not None else default_path(runs)
+    ctx = Context(path.resolve().parent)
+    parts = _single(runs[0], ctx) if len(runs) == 1 else _side_by_side(runs, ctx)
+    title, overview = _overview(runs)
+    parts.insert(0, ("overview", "Overview", overview))
+    html = page.document(f"nv report: {', '.join(r.name for r in runs)}", title, parts)
+    return Report(html, [r.name for r in runs], [p[0] for p in parts], ctx.drawn), path

@@ -1,0 +1,194 @@
+"""What the report says about each kind of result: its section title, how to read each file, how to redraw it.
+
+A result kind recorded in results.json that is not listed here still gets a section (titled by its kind,
+its files shown with their names); adding a kind is one `Kind(...)` line, adding a file one `Caption(...)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..runs import files
+from ..runs.files import Artifact
+
+if TYPE_CHECKING:
+    from ..runs.results import RunResult
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One results.json entry: its key (`weights/red@sparse`), settings, files and command."""
+
+    key: str
+    settings: dict[str, Any]
+    files: list[str]
+    command: str | None
+
+    @property
+    def kind(self) -> str:
+        """The result kind: the key before any '/' or '@' (`weights`, `eval`, `ablation`)."""
+        return self.key.split("/")[0].split("@")[0]
+
+    @property
+    def head(self) -> str:
+        """The head the result was made with (`dense` unless the key or settings name another)."""
+        if isinstance(self.settings.get("head"), str):
+            return self.settings["head"]
+        return self.key.rpartition("@")[2] if "@" in self.key else files.DENSE_HEAD
+
+    @property
+    def title(self) -> str:
+        """What distinguishes this entry from others of its kind ('' when it is the only sort)."""
+        rest = self.key[len(self.kind):].lstrip("/")
+        return rest.replace("@", " @ ")
+
+
+Loader = Callable[[Path, Entry], "RunResult | None"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A section of the report: its title, a line on what it shows, and how to reload its result (to redraw a
+    figure saved with --no-plot; None when a figure needs more than the saved tables, e.g. the input image)."""
+
+    name: str
+    title: str
+    about: str
+    loader: Loader | None = None
+    two_up: bool = False  # many small figures of one kind: two per row
+
+
+@dataclass(frozen=True)
+class Caption:
+    """How to read one kind of file, matched by its artifact's name pattern (or a fixed file name)."""
+
+    artifact: Artifact | str
+    text: str
+    shown: bool = False  # a table shown open on the page (others fold away, or are linked when long)
+
+    def matches(self, name: str) -> bool:
+        return fnmatchcase(name, self.artifact if isinstance(self.artifact, str) else self.artifact.glob())
+
+
+def _eval(run_dir: Path, entry: Entry) -> "RunResult | None":
+    from ..analysis.evaluate import Evaluation
+
+    return Evaluation.load(run_dir, entry.head)
+
+
+def _weights(run_dir: Path, entry: Entry) -> "RunResult | None":
+    from ..analysis.weights import ClassWeights
+
+    return ClassWeights.load(run_dir, str(entry.settings.get("class")), entry.head)
+
+
+def _head_summary(run_dir: Path, entry: Entry) -> "RunResult | None":
+    from ..analysis.weights import HeadSummary
+
+    return HeadSummary.load(run_dir, entry.head, int(entry.settings.get("top", 10)))
+
+
+def _perturb(run_dir: Path, entry: Entry) -> "RunResult | None":
+    from ..analysis.perturb import Perturbation
+
+    return Perturbation.load(run_dir, entry.head)
+
+
+def _concepts(run_dir: Path, entry: Entry) -> "RunResult | None":
+    from ..analysis.dissect.concepts import ConceptMap
+
+    return ConceptMap.load(run_dir, entry.settings)
+
+
+def _views(run_dir: Path, entry: Entry) -> "RunResult | None":
+    from ..analysis.views import ViewWeights
+
+    return ViewWeights.load(run_dir, entry.head)
+
+
+def _compare(run_dir: Path, entry: Entry) -> "RunResult | None":
+    from ..analysis.compare import Comparison
+
+    return Comparison.load(run_dir, entry.settings)
+
+
+# Sections in the order of a paper: how well it does, what the head says, what breaks it, what the units mean.
+KINDS = [
+    Kind("eval", "Evaluation", "Accuracy on the validation split, per class, and what is confused with what.", _eval),
+    Kind("weights", "Head weights per class (Figure 3)",
+         "Each class's weight on every unit of the unit axis (early layers left); the head's weights are the "
+         "explanation, read directly.", _weights, two_up=True),
+    Kind("head-summary", "Head summary", "Per-layer weight statistics of every class and how similar the classes' "
+         "weight vectors are.", _head_summary),
+    Kind("perturb", "Colour-channel perturbation (Table 2, Figure 7)",
+         "Validation accuracy with one colour channel of the images set to zero.", _perturb),
+    Kind("explain", "Explained decisions", "One input's logit as the sum of its units' contributions W[c,u]·z_u "
+         "plus the bias."),
+    Kind("concepts", "Concepts per class (Figure 4)", "Every unit labelled with the concept it detects (network "
+         "dissection on a probe set), and each class's head weight summed per concept.", _concepts),
+    Kind("views", "Views per class (Figure 5)", "A multi-view head's mean weight on each camera view's units.",
+         _views),
+    Kind("ablation", "Unit ablation", "Accuracy as units are removed from the head, most important first."),
+    Kind("sparse", "Sparse heads", "Heads refitted with an L1 penalty: accuracy against the number of units kept."),
+    Kind("compare", "Comparison with another run (Figure 3 c-d)", "Two runs of one architecture: accuracy and the "
+         "share of each head's weight per layer.", _compare),
+]
+KIND_BY_NAME = {kind.name: kind for kind in KINDS}
+
+# Most specific patterns first: the first caption whose pattern matches a file name describes it.
+CAPTIONS = [
+    Caption(files.METRICS_PNG, "Loss (left) and accuracy (right) per epoch; training in blue, validation "
+            "in orange. A validation curve that turns up while training keeps falling is overfitting."),
+    Caption(files.CONFUSION_PNG, "Rows: the true class, columns: the predicted one; shade = share of the row "
+            "(recall on the diagonal), numbers = sample counts."),
+    Caption(files.WEIGHTS_ALL_PNG, "Every class's weights along the unit axis, one panel per class, shared axes: "
+            "compare where along the network each class draws its evidence."),
+    Caption(files.WEIGHTS_PNG, "One line per unit, height = head weight, colour = layer (early left); tall lines "
+            "are units that raise the class's logit, deep ones units that lower it."),
+    Caption(files.SIMILARITY_PNG, "Cosine similarity of the classes' weight vectors: red pairs are explained by "
+            "the same units, blue pairs by opposite ones."),
+    Caption(files.PERTURB_EXAMPLES_PNG, "One validation image as the model sees it under each condition."),
+    Caption(files.PERTURB_PNG, "Per class, accuracy without perturbation (grey) and with each channel zeroed; the "
+            "value is written on every bar, so a class that collapses reads 0.00."),
+    Caption(files.EXPLAIN_PNG, "Left: the input. Middle: the units that raise (right) and lower (left) the "
+            "class's logit most. Right: the same contributions summed per layer; they add up to the logit minus "
+            "the bias."),
+    Caption(files.CONCEPTS_PNG, "Left: the concepts whose units carry the most positive and negative weight for "
+            "the class (each at least 1% of it). Right: the class's weight split over concepts."),
+    Caption(files.VIEWS_PNG, "Per class, the mean head weight on each view's units: positive views are the "
+            "ones the class relies on."),
+    Caption(files.ABLATION_PNG, "Accuracy as units are removed from the head in order of importance."),
+    Caption(files.SPARSE_PATH_PNG, "Accuracy against the number of units a sparse head keeps, along the "
+            "regularisation path."),
+    Caption(files.COMPARE_PNG, "Per layer, the share of all positive (top) and negative (bottom) weight in each "
+            "run; the black line is the layer's share of the units, what a head indifferent to layers would give."),
+    Caption(files.EVAL, "The run's validation loss and accuracy with this head.", shown=True),
+    Caption(files.PER_CLASS, "Accuracy per class: support (samples), correct, accuracy.", shown=True),
+    Caption(files.CONFUSION, "Counts of true (rows) against predicted (columns) classes."),
+    Caption(files.WEIGHTS_LAYERS, "Per class and layer: positive and negative weight sums, mean, and the layer's "
+            "share of the class's weight and of its top units."),
+    Caption(files.SIMILARITY, "Cosine similarity of the classes' weight vectors."),
+    Caption(files.WEIGHTS, "The class's weight on every unit, with its rank."),
+    Caption(files.PERTURB, "Accuracy per class and condition, and its change from the unperturbed accuracy."),
+    Caption(files.EXPLAIN_LAYERS, "The contribution summed per layer."),
+    Caption(files.EXPLAIN_CLASSES, "Every class's logit and probability for this input."),
+    Caption(files.EXPLAIN, "Every unit's code z, weight and contribution."),
+    Caption(files.CONCEPTS_UNITS, "Every unit's best concept, its IoU and whether it counts as interpretable."),
+    Caption(files.CONCEPTS_CLASSES, "Per class and concept: summed weight, share and rank."),
+    Caption(files.VIEWS, "Per class and view: mean, positive and negative head weight."),
+    Caption(files.COMPARE_ACCURACY, "Both runs' validation accuracy and where it was read.", shown=True),
+    Caption(files.COMPARE_LAYERS, "Per run, class and layer: the weight statistics compared."),
+    Caption(files.COMPARE, "Per layer: both runs' shares of positive, negative and top-unit weight."),
+]
+
+
+def caption(name: str) -> Caption:
+    """How to read file `name` (an empty caption for a file none describes)."""
+    return next((c for c in CAPTIONS if c.matches(name)), Caption(name, ""))
+
+
+def kind_of(name: str) -> Kind:
+    """The section of result kind `name` (a plain one for kinds this table does not know)."""
+    return KIND_BY_NAME.get(name) or Kind(name, name.replace("-", " ").capitalize(), "")

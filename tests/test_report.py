@@ -1,0 +1,277 @@
+"""`nv report`: one self-contained page with everything a run holds, checked on the HTML and in a real browser."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from nvcli.analysis.dissect.concepts import dissect_run
+from nvcli.analysis.evaluate import evaluate
+from nvcli.analysis.explain import explain_run
+from nvcli.analysis.head import read_head
+from nvcli.analysis.perturb import perturb
+from nvcli.analysis.weights import weights
+from nvcli.runs.results import read_manifest, save_files, table
+from nvcli.runs.run import Run, load_run
+
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+TRAINED = {"config.json", "model.pt", "checkpoint.pt", "head_init.pt", "units.csv", "metrics.csv", "metrics.png"}
+REQUIRE_BROWSER = "NV_REQUIRE_BROWSER"  # set to 1 (as .ci/run does) and a missing browser fails the browser test
+
+
+@pytest.fixture(scope="module")
+def full_run(shapes_runs: dict[str, Run], tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """A copy of the trained shapes run holding every result kind an image run can have (no multi-view)."""
+    run = _copy(shapes_runs["nv"], tmp_path_factory.mktemp("report"), trained_only=True)
+    saves = [(evaluate(run, device="cpu"), "nv eval"),
+             *[(r, "nv weights --class " + r.cls) for r in weights(run.name, read_head(run, "weights"),
+                                                                   ["red", "circle"])[0]],
+             (weights(run.name, read_head(run, "weights"), ["red"])[1], "nv weights --class red"),
+             (perturb(run, device="cpu"), "nv perturb --channel all"),
+             (explain_run(run, index=0), "nv explain --index 0"),
+             (dissect_run(run, probe_count=60, device="cpu"), "nv dissect-map --probe-count 60")]
+    for result, command in saves:
+        result.save(run.dir, command=f"{command} --run {run.dir}")
+    return run
+
+
+def _copy(run: Run, tmp_path: Path, trained_only: bool = False) -> Run:
+    """A copy of `run` in `tmp_path`; `trained_only`: just what training wrote (other tests add results)."""
+    ignore = (lambda folder, names: [n for n in names if n not in TRAINED]) if trained_only else None
+    return load_run(shutil.copytree(run.dir, tmp_path / run.name, ignore=ignore))
+
+
+def _images(page: str) -> list[bytes]:
+    return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
+
+
+def _sections(page: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)"', page)
+
+
+class _Tables(HTMLParser):
+    """Every table of a page as rows of cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell))
+            self.cell = None
+
+
+def _table(page: str) -> pd.DataFrame:
+    """The first table of `page`."""
+    parser = _Tables()
+    parser.feed(page)
+    header, *rows = parser.tables[0]
+    return pd.DataFrame(rows, columns=header)
+
+
+def _expected_sections(run: Run) -> list[str]:
+    order = ["eval", "weights", "head-summary", "perturb", "explain", "concepts", "views", "ablation", "sparse",
+             "compare"]
+    kinds = {key.split("/")[0].split("@")[0] for key in read_manifest(run.dir)}
+    return ["overview", "config", "training"] + [k for k in order if k in kinds] + sorted(kinds - set(order))
+
+
+def test_report_embeds_every_figure_with_its_caption_and_command(full_run: Run, nv) -> None:
+    result = nv("report", "--run", full_run.dir)
+    assert result.code == 0, result.err
+    path = full_run.dir / "report.html"
+    assert result.out.strip() == str(path)  # the path to open, alone on stdout
+    page = path.read_text()
+    assert _sections(page) == _expected_sections(full_run)
+    manifest = read_manifest(full_run.dir)
+    pngs = [name for entry in manifest.values() for name in entry["files"] if name.endswith(".png")]
+    embedded = _images(page)
+    assert len(embedded) == len(pngs) + 1  # and metrics.png, written by training
+    files = {(full_run.dir / name).read_bytes() for name in pngs + ["metrics.png"]}
+    assert set(embedded) == files  # each figure embedded exactly as the run holds it
+    for entry in manifest.values():
+        assert f"regenerate with: {html.escape(entry['command'])}" in page
+    assert "per_class.csv: Accuracy per class" in page  # key tables shown open, with what they hold
+    assert "drew" not in result.err  # nothing was missing
+
+
+def test_report_draws_missing_figures_for_the_page_only(full_run: Run, nv, tmp_path: Path) -> None:
+    run = _copy(full_run, tmp_path)
+    for png in run.dir.glob("*.png"):
+        png.unlink()
+    before = sorted(p.name for p in run.dir.iterdir())
+    result = nv("report", "--run", run.dir, "--out", tmp_path / "page.html")
+    assert result.code == 0, result.err
+    assert sorted(p.name for p in run.dir.iterdir()) == before  # the run is left as it was
+    page = (tmp_path / "page.html").read_text()
+    drawn = page.count("drawn for this page")
+    # all but the two that need the input image (explain_index0.png, perturb_examples.png)
+    pngs = [n for e in read_manifest(run.dir).values() for n in e["files"] if n.endswith(".png")]
+    assert drawn == len(pngs) - 2 + 1  # + metrics.png from metrics.csv
+    assert len(_images(page)) == drawn
+    assert "listed in results.json but missing: explain_index0.png" in page
+    for image in _images(page):
+        assert Image.open(io.BytesIO(image)).size[0] > 200
+
+
+def test_a_result_saved_without_figures_says_how_to_get_them(full_run: Run, nv, tmp_path: Path) -> None:
+    run = _copy(full_run, tmp_path)
+    assert nv("explain", "--run", run.dir, "--index", "1", "--no-plot").code == 0
+    assert nv("report", "--run", run.dir).code == 0
+    text = (run.dir / "report.html").read_text()
+    assert f"no figure was saved with this result; regenerate with: nv explain --run {run.dir} --index 1" in text
+
+
+def _png(path: Path) -> None:
+    fig = Figure(figsize=(4, 2))
+    fig.subplots().plot([0, 1], [1, 0])
+    fig.savefig(path, format="png")
+
+
+def test_result_kinds_the_report_does_not_know_still_get_a_section(full_run: Run, nv, tmp_path: Path) -> None:
+    run = _copy(full_run, tmp_path)
+    frame = pd.DataFrame({"units_removed": [0, 10], "accuracy": [0.9, 0.4]})
+    save_files(run.dir, "ablation", {"order": "weight"}, {"ablation.csv": table(frame), "ablation.png": _png},
+               command="nv ablate --run x")
+    save_files(run.dir, "mystery/one", {}, {"mystery_one.csv": table(frame)}, command="nv mystery")
+    assert nv("report", "--run", run.dir).code == 0
+    page = (run.dir / "report.html").read_text()
+    sections = _sections(page)
+    assert sections[-3:] == ["concepts", "ablation", "mystery"]  # known kinds in paper order, then unknown ones
+    ablation = page[page.index('<section id="ablation"'):page.index('<section id="mystery"')]
+    assert "Unit ablation" in ablation and "ablation.png</span>: Accuracy as units are removed" in ablation
+    assert (run.dir / "ablation.png").read_bytes() in _images(ablation)
+    assert "regenerate with: nv ablate --run x" in ablation and "units_removed" in ablation
+
+
+def test_several_runs_side_by_side(shapes_runs: dict[str, Run], nv, tmp_path: Path) -> None:
+    a, b = (_copy(shapes_runs[name], tmp_path, trained_only=True) for name in ("nv", "base"))
+    result = nv("report", "--run", a.dir, "--run", b.dir)
+    assert result.code == 0, result.err
+    path = a.dir / "report_vs_base.html"
+    assert result.out.strip() == str(path)
+    page = path.read_text()
+    overview = _table(page)
+    assert overview["run"].tolist() == ["nv", "base"]
+    assert overview["network"].tolist() == ["NeuroView smallcnn", "smallcnn"]
+    assert overview["accuracy"].tolist() == [f"{r.last_val_acc:.2%}" for r in (a, b)]
+    differences = _table(page[page.index('<section id="config"'):])
+    assert "baseline" in differences["setting"].tolist() and "epochs" not in differences["setting"].tolist()
+    assert len(_images(page)) == 2  # each run's training curves
+
+
+def test_an_old_run_without_labels_metrics_png_or_results_json(full_run: Run, nv, tmp_path: Path) -> None:
+    run = _copy(full_run, tmp_path)
+    for name in ("results.json", "metrics.png"):
+        (run.dir / name).unlink()
+    units = pd.read_csv(run.dir / "units.csv")
+    units.drop(columns="label").to_csv(run.dir / "units.csv", index=False)
+    result = nv("report", "--run", run.dir)
+    assert result.code == 0, result.err
+    page = (run.dir / "report.html").read_text()
+    assert _sections(page) == ["overview", "config", "training"]
+    assert "drawn for this page from metrics.csv" in page and len(_images(page)) == 1
+
+
+@pytest.mark.parametrize("out, message", [("missing/page.html", "does not exist"), (".", "is a directory")])
+def test_report_bad_out(full_run: Run, nv, tmp_path: Path, out: str, message: str) -> None:
+    result = nv("report", "--run", full_run.dir, "--out", tmp_path / out)
+    assert result.code == 2 and message in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 2  # the run line, then the one-line error
+
+
+def test_report_of_a_directory_that_is_not_a_run(nv, tmp_path: Path) -> None:
+    result = nv("report", "--run", tmp_path)
+    assert result.code == 2 and "not an nv run directory" in result.err
+
+
+def test_report_reads_a_complete_run_without_torch(full_run: Run) -> None:
+    code = ("import sys\nfrom nvcli.runs.run import load_run\nfrom nvcli.report.build import build_report\n"
+            f"report, path = build_report([load_run({str(full_run.dir)!r})])\n"
+            "print(len(report.html) > 0, report.drawn, sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True [] []"
+
+
+# --- in a real browser -----------------------------------------------------------------------------------------
+
+CHECK = """<script>addEventListener("load", () => {
+  const images = [...document.images];
+  const found = {images: images.length, undecoded: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt),
+    scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth,
+    sections: [...document.querySelectorAll("section")].map(s => s.id)};
+  const out = document.createElement("pre"); out.id = "nv-check"; out.textContent = JSON.stringify(found);
+  document.body.appendChild(out);
+});</script>"""
+
+
+@pytest.fixture(scope="session")
+def browser() -> str:
+    """A Chromium-family browser; missing, the test is skipped (fails where NV_REQUIRE_BROWSER=1, as in CI)."""
+    path = next((p for p in map(shutil.which, BROWSER_NAMES) if p), None)
+    if path is None:
+        message = f"no browser to render the report ({', '.join(BROWSER_NAMES)}); .ci/run installs Debian's chromium"
+        if os.environ.get(REQUIRE_BROWSER) == "1":
+            pytest.fail(f"{REQUIRE_BROWSER}=1 but {message}")
+        pytest.skip(message)
+    return path
+
+
+def _chrome(browser: str, page: Path, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="nv-chrome-") as profile:
+        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                   "--hide-scrollbars", f"--user-data-dir={profile}", "--window-size=1280,1000",
+                   "--virtual-time-budget=10000", *args, page.resolve().as_uri()]
+        return subprocess.run(command, capture_output=True, text=True, timeout=180)
+
+
+def test_report_renders_in_a_browser(browser: str, full_run: Run, nv, tmp_path: Path) -> None:
+    assert nv("report", "--run", full_run.dir).code == 0
+    page = full_run.dir / "report.html"
+    checked = tmp_path / "check.html"
+    checked.write_text(page.read_text().replace("</body>", CHECK + "</body>"))
+    dom = _chrome(browser, checked, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = json.loads(html.unescape(re.search(r'<pre id="nv-check">(.*?)</pre>', dom.stdout, re.S).group(1)))
+    assert found["images"] == len(_images(page.read_text())) > 10
+    assert found["undecoded"] == []  # every image decoded (naturalWidth > 0)
+    assert found["sections"] == _expected_sections(full_run)
+    assert found["width"] == 1280 and found["scrollWidth"] <= 1280  # no horizontal overflow at 1280 px
+
+    shot = tmp_path / "shot.png"
+    taken = _chrome(browser, page, f"--screenshot={shot}")
+    assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
+    image = Image.open(shot).convert("L")
+    assert image.size == (1280, 1000)
+    assert len(np.unique(np.asarray(image))) > 20  # text and figures, not a blank page
