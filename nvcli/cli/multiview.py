@@ -5,6 +5,7 @@ from ..errors import NvError
 from .app import app
 from .flags import DATA, EXECUTION, MODEL, NEW_RUN, OUTPUT, RECIPE, VIEWS, Flags, command
 from .render import Format, emit, note
+from .runs import save_result
 from .train import execute, report
 
 GROUPS = (MODEL, DATA.showing("data", "views"), VIEWS, RECIPE, EXECUTION, NEW_RUN, OUTPUT)
@@ -30,7 +31,7 @@ def multiview(flags: Flags) -> None:
         note(f"run written to {run.dir}")
     if run.is_neuroview:
         result = view_weights(run.name, read_head(run, "multiview"), run.last_val_acc)
-        result.save(run.dir)
+        save_result(result, run.dir, flags)  # a fresh run: nothing to replace, figures drawn
         note("views with positive mean weight, per class:")
         for name, views in positive_views(result.frame).items():
             note(f"  {name}: {', '.join(map(str, views)) or 'none'}")

@@ -30,5 +30,5 @@ def open_runs(paths: list[Path] | None, runs_dir: Path) -> list["Run"]:
 
 def save_result(result: "RunResult", run_dir: Path, flags: "Flags") -> None:
     """Save `result` into `run_dir` as the command's --force and --plot/--no-plot ask, recording the command."""
-    result.save(run_dir, force=flags["force"], figures=flags["plot"],
+    result.save(run_dir, force=flags.values.get("force", False), figures=flags.values.get("plot", True),
                 command=shlex.join(["nv", *sys.argv[1:]]))
