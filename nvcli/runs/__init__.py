@@ -1,0 +1,1 @@
+"""The run directory: the name of every file, atomic writes, locking, and reading a run back."""

@@ -1,0 +1,101 @@
+"""The name of every file nv writes into a run directory: the one place that owns them.
+
+A result that describes one thing among several (a class, an input, a head) carries it in its file
+name: `weights_<class>.csv`, `explain_<input>.csv`; results of a sparse head end in `@<head>`
+(`eval@sparse.csv`), the dense head's have no mark. Names come from `Artifact`
+patterns, so a reader (nv report, a shell pipeline) finds files by the same rule the writer used.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+RUNS_DIR = Path("runs")
+LATEST = "latest"
+DENSE_HEAD = "dense"  # the head trained with the network; sparse heads get names of their own
+
+CONFIG = "config.json"
+MODEL = "model.pt"
+CHECKPOINT = "checkpoint.pt"
+HEAD_INIT = "head_init.pt"
+UNITS = "units.csv"
+METRICS = "metrics.csv"
+METRICS_PNG = "metrics.png"
+RESULTS = "results.json"  # which result files exist, the settings that made them, the command to redo them
+LOCK = ".nv-lock"
+HEADS_DIR = "heads"  # sparse heads: heads/<name>.pt
+CODES_DIR = "codes"  # cached unit codes of the training and validation splits
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A kind of result file: a name pattern with optional `{fields}` and an extension."""
+
+    pattern: str
+    suffix: str
+
+    def name(self, head: str = DENSE_HEAD, **fields: str) -> str:
+        """The file name for one head (see `head_mark`), each field made file-safe."""
+        values = {k: file_stem(v) for k, v in fields.items()}
+        if "{head}" in self.pattern:
+            values["head"] = head_mark(head)
+        return self.pattern.format(**values) + self.suffix
+
+    def path(self, run_dir: Path, head: str = DENSE_HEAD, **fields: str) -> Path:
+        return Path(run_dir) / self.name(head, **fields)
+
+    def glob(self) -> str:
+        """A glob matching every file of this kind."""
+        return re.sub(r"\{[^}]*\}", "*", self.pattern) + self.suffix
+
+
+EVAL = Artifact("eval{head}", ".csv")
+PER_CLASS = Artifact("per_class{head}", ".csv")
+CONFUSION = Artifact("confusion{head}", ".csv")
+CONFUSION_PNG = Artifact("confusion{head}", ".png")
+WEIGHTS = Artifact("weights_{cls}{head}", ".csv")
+WEIGHTS_PNG = Artifact("weights_{cls}{head}", ".png")
+WEIGHTS_ALL_PNG = Artifact("weights_all{head}", ".png")
+WEIGHTS_LAYERS = Artifact("weights_layers{head}", ".csv")
+SIMILARITY = Artifact("class_similarity{head}", ".csv")
+SIMILARITY_PNG = Artifact("class_similarity{head}", ".png")
+PERTURB = Artifact("perturb{head}", ".csv")
+PERTURB_PNG = Artifact("perturb{head}", ".png")
+PERTURB_EXAMPLES_PNG = Artifact("perturb_examples", ".png")
+EXPLAIN = Artifact("explain_{input}{head}", ".csv")
+EXPLAIN_LAYERS = Artifact("explain_{input}{head}_layers", ".csv")
+EXPLAIN_CLASSES = Artifact("explain_{input}{head}_classes", ".csv")
+EXPLAIN_PNG = Artifact("explain_{input}{head}", ".png")
+CONCEPTS_UNITS = Artifact("concepts_units", ".csv")
+CONCEPTS_CLASSES = Artifact("concepts_classes{head}", ".csv")
+CONCEPTS_PNG = Artifact("concepts_{cls}{head}", ".png")
+VIEWS = Artifact("views{head}", ".csv")
+VIEWS_PNG = Artifact("views{head}", ".png")
+ABLATION = Artifact("ablation{head}", ".csv")
+ABLATION_SUMMARY = Artifact("ablation_summary{head}", ".csv")
+ABLATION_PNG = Artifact("ablation{head}", ".png")
+SPARSE_PATH = Artifact("sparse_path", ".csv")
+SPARSE_PATH_PNG = Artifact("sparse_path", ".png")
+COMPARE = Artifact("compare", ".csv")
+COMPARE_LAYERS = Artifact("compare_layers", ".csv")
+COMPARE_ACCURACY = Artifact("compare_accuracy", ".csv")
+COMPARE_PNG = Artifact("compare", ".png")
+REPORT = Artifact("report", ".html")
+
+
+def head_mark(head: str) -> str:
+    """What tells a sparse head's results from the dense head's: '' for the dense head, else '@<head>'."""
+    return "" if head == DENSE_HEAD else f"@{file_stem(head)}"
+
+
+def file_stem(name: str) -> str:
+    """A name made safe for a file name: anything but letters, digits, '.', '-' and '_' becomes '_'."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).strip(".")
+    return stem or "_"
+
+
+def class_stems(classes: list[str]) -> dict[str, str]:
+    """A distinct file stem per class: `file_stem`, with `_<class index>` appended where two stems collide."""
+    stems = [file_stem(c) for c in classes]
+    return {c: s if stems.count(s) == 1 else f"{s}_{i}" for i, (c, s) in enumerate(zip(classes, stems))}

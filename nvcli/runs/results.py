@@ -1,0 +1,129 @@
+"""Saving results into a run directory: all of a result's files or none, and a record of what made them.
+
+Every analysis returns a `RunResult`. Saving one writes all its files into a staging folder first (so a
+failure while producing any of them changes nothing), then moves them into the run directory and
+records them in `results.json` with the settings that produced them and the command that redoes them.
+Saving again with the same settings replaces the files; with other settings it is refused unless
+`force`, so no result is silently replaced by a differently made one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from ..errors import NvError
+from .atomic import save_figure, write_csv, write_json
+from .files import RESULTS
+
+Writer = Callable[[Path], None]  # writes one file at the path it is given
+MANIFEST_FORMAT = 1
+_STAGING = ".nv-staging-"
+
+
+def table(frame: Any) -> Writer:
+    """A writer of `frame` as CSV."""
+    return lambda path: write_csv(path, frame)
+
+
+def figure(draw: Callable[..., Any], *args: Any, **kwargs: Any) -> Writer:
+    """A writer of the figure `draw(*args, **kwargs)` as PNG (drawn only when written)."""
+    return lambda path: save_figure(path, draw(*args, **kwargs))
+
+
+class RunResult(ABC):
+    """A result that owns its files: `save(run_dir)` writes them, `artifacts()` names them."""
+
+    kind: ClassVar[str]  # the manifest entry, e.g. "perturb"
+
+    def key(self) -> str:
+        """The manifest entry of this result: its kind, plus what it describes when there are several."""
+        return self.kind
+
+    @abstractmethod
+    def settings(self) -> dict[str, Any]:
+        """The options that produced this result (JSON-serialisable)."""
+
+    @abstractmethod
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        """File name -> the function that writes it; figures only when `figures`."""
+
+    def save(self, run_dir: str | os.PathLike, *, force: bool = False, figures: bool = True,
+             command: str | None = None) -> list[Path]:
+        """Write every file of this result into `run_dir`; returns their paths."""
+        return save_files(Path(run_dir), self.key(), self.settings(), self.artifacts(figures), force=force,
+                          command=command)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """`results.json` as {entry: {settings, files, command, written}} ({} when absent or unreadable)."""
+    try:
+        data = json.loads((Path(run_dir) / RESULTS).read_text())
+    except (OSError, ValueError):
+        return {}
+    results = data.get("results") if isinstance(data, dict) else None
+    return results if isinstance(results, dict) else {}
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale_staging(run_dir: Path) -> None:
+    for folder in run_dir.glob(f"{_STAGING}*"):
+        pid = folder.name.removeprefix(_STAGING)
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *, force: bool = False,
+               command: str | None = None) -> list[Path]:
+    """Write `files` into `run_dir` all together and record them under `key` in results.json."""
+    settings = json.loads(json.dumps(settings))  # what the manifest will hold, for a like-for-like comparison
+    manifest = read_manifest(run_dir)
+    previous = manifest.get(key)
+    if previous and previous.get("settings") != settings and not force:
+        changed = "; ".join(_differences(previous.get("settings") or {}, settings))
+        raise NvError(f"'{run_dir}' already holds {key} results made with other settings ({changed}); "
+                      f"pass --force to replace them (made by: {previous.get('command') or 'unknown'})")
+    _clean_stale_staging(run_dir)
+    staging = run_dir / f"{_STAGING}{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        for name, write in files.items():
+            write(staging / name)
+        for name in files:  # every file exists complete before the first one replaces an old one
+            os.replace(staging / name, run_dir / name)
+    except OSError as exc:
+        raise NvError(f"cannot write {key} results into '{run_dir}': {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    kept = list(files)
+    if previous:
+        # Only plain names in this directory: a hand-edited results.json must not reach other files.
+        old = [n for n in previous.get("files", []) if isinstance(n, str) and n not in files
+               and Path(n).name == n and not n.startswith(".") and n != RESULTS]
+        if previous.get("settings") == settings:
+            kept += [n for n in old if (run_dir / n).is_file()]  # e.g. figures saved before, skipped now
+        else:
+            for n in old:  # made with the replaced settings
+                (run_dir / n).unlink(missing_ok=True)
+    manifest[key] = {"settings": settings, "files": kept, "command": command,
+                     "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    write_json(run_dir / RESULTS, {"format": MANIFEST_FORMAT, "results": manifest})
+    return [run_dir / name for name in files]
