@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
+from ..data.imagefile import read_rgb
 from ..data.images import image_transforms
 from ..errors import NvError
 from ..models.unit_table import layer_groups, layer_keys
@@ -75,11 +75,7 @@ def load_image(path: str | Path, run: Run) -> Tensor:
     path = Path(path)
     if not path.is_file():
         raise NvError(f"--input '{path}' is not a file")
-    try:
-        with Image.open(path) as image:
-            return image_transforms(int(spec.input_shape[-1]), train=False)(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise NvError(f"cannot read --input '{path}' as an image ({type(exc).__name__})") from exc
+    return image_transforms(int(spec.input_shape[-1]), train=False)(read_rgb(path, "--input"))
 
 
 def validation_sample(run: Run, index: int) -> tuple[Tensor, int]:

@@ -81,12 +81,21 @@ def run() -> None:
         command = getattr(getattr(exc, "ctx", None), "command_path", "nv").replace(sys.argv[0], "nv")
         _fail(f"{_one_line(exc if not message else Exception(message))} (see {command} --help)",
               getattr(exc, "exit_code", 2), "error: ")
+    except OSError as exc:  # the system refused (permissions, a full disk, a vanished file): not an nv bug
+        if _state["debug"]:
+            raise
+        where = f" '{exc.filename}'" if exc.filename else ""
+        _fail(f"cannot access{where}: {exc.strerror or _one_line(exc)}", 2, "error: ")
     except Exception as exc:
         if _state["debug"]:
             raise
         if "Original Traceback" in str(exc) and "NvError" in str(exc):  # an nv error inside a DataLoader worker
             _fail(_one_line(exc), 2, "error: ")
         _fail(f"{type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)", 1, "internal error: ")
+    finally:
+        from ..runs.lock import release_all
+
+        release_all()  # the run locks this command took (open_run)
     if code == 130:  # Ctrl-C inside a command that Typer caught itself
         _fail(_state["interrupted"], 130)
     if isinstance(code, int) and code:

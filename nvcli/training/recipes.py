@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection
@@ -16,7 +17,7 @@ import torch
 from ..data.registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions, load_data
 from ..errors import NvError
 from ..models.spec import ModelChoice, ModelSpec, build_model
-from ..runs import files
+from ..runs import files, lock
 from ..runs.atomic import save_torch
 from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, write_units
 from . import distributed as dist
@@ -70,10 +71,10 @@ def convert(choice: ModelChoice, *, num_classes: int | None = None, classes: lis
     spec = ModelSpec.of(choice, num_classes=count, input_shape=(in_channels, image_size, image_size), mean=mean,
                         std=std)
     model = build_model(spec, trust_code=True)  # the architecture was named on the command line
-    run_dir = new_run_dir(name, runs_dir, force)
-    names = classes or [str(i) for i in range(count)]
-    _write_run(run_dir, model, spec, {"name": None, "classes": names, "options": {}}, {})
-    mark_latest(run_dir)
+    with new_run_dir(name, runs_dir, force) as run_dir:
+        names = classes or [str(i) for i in range(count)]
+        _write_run(run_dir, model, spec, {"name": None, "classes": names, "options": {}}, {})
+        mark_latest(run_dir)
     return run_dir, model
 
 
@@ -149,15 +150,16 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
         else:
             spec = spec_for(choice, bundle)
             model = build_model(spec, trust_code=trust_code or choice.user_code)
-        run_dir = new_run_dir(name, runs_dir, force) if dist.is_main() else None
-        if run_dir is not None:
-            data_section = {"name": data, "classes": bundle.classes, "kind": bundle.kind, "cues": bundle.cues,
-                            "options": options.to_dict(), "info": bundle.info}
-            _write_run(run_dir, model, spec, data_section, cfg.to_dict())
-            mark_latest(run_dir)
-        trainer = Trainer(model, bundle.train, bundle.val, cfg, run_dir, device=device, distributed=distributed,
-                          progress=progress, on_epoch=on_epoch)
-        trainer.fit()
+        # Rank 0 alone creates, writes and locks the run directory, for the whole of training.
+        with new_run_dir(name, runs_dir, force) if dist.is_main() else nullcontext() as run_dir:
+            if run_dir is not None:
+                data_section = {"name": data, "classes": bundle.classes, "kind": bundle.kind, "cues": bundle.cues,
+                                "options": options.to_dict(), "info": bundle.info}
+                _write_run(run_dir, model, spec, data_section, cfg.to_dict())
+                mark_latest(run_dir)
+            trainer = Trainer(model, bundle.train, bundle.val, cfg, run_dir, device=device, distributed=distributed,
+                              progress=progress, on_epoch=on_epoch)
+            trainer.fit()
     finally:
         dist.cleanup()
     return load_run(run_dir) if run_dir is not None else None
@@ -177,12 +179,13 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
     device, distributed = _start(cfg)
     main = dist.is_main()
     try:
-        bundle = run.data()
-        model = build_model(run.spec, load_weights=False, trust_code=trust_code)
-        trainer = Trainer(model, bundle.train, bundle.val, cfg, run.dir if main else None, device=device,
-                          distributed=distributed, progress=progress, on_epoch=on_epoch)
-        trainer.resume(run.dir / files.CHECKPOINT)
-        trainer.fit()
+        with lock.holding(run.dir) if main else nullcontext():
+            bundle = run.data()
+            model = build_model(run.spec, load_weights=False, trust_code=trust_code)
+            trainer = Trainer(model, bundle.train, bundle.val, cfg, run.dir if main else None, device=device,
+                              distributed=distributed, progress=progress, on_epoch=on_epoch)
+            trainer.resume(run.dir / files.CHECKPOINT)
+            trainer.fit()
     finally:
         dist.cleanup()
     return load_run(run.dir) if main else None
