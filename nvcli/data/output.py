@@ -30,13 +30,15 @@ def _previous(root: Path) -> list[str] | None:
 
 def _remove(root: Path, names: list[str]) -> None:
     real = root.resolve()
+    emptied = set()
     for name in names:
         path = root / name
         # Only files nv listed, and only inside the output directory.
         if path.is_file() and not path.is_symlink() and real in path.resolve().parents:
             path.unlink()
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        if not any(folder.iterdir()):
+            emptied.update(p for p in path.parents if real in p.resolve().parents)
+    for folder in sorted(emptied, key=lambda p: -len(p.parts)):  # folders that held nv's files, deepest first
+        if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
 

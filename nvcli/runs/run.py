@@ -13,6 +13,7 @@ import platform
 import re
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -199,7 +200,9 @@ class Run:
         if not path.is_file():
             raise NvError(f"run '{self.dir}' has no {name}; train it first (nv train) or convert (nv convert)")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says it in one line
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a truncated, foreign or pickled-object file: all mean "not ours"
             raise NvError(f"cannot read '{path}' as a state_dict ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from exc
@@ -306,11 +309,11 @@ def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_D
     if path is None:
         link = Path(runs_dir) / files.LATEST
         if not link.exists():
-            others = sorted(p.name for p in Path(runs_dir).glob("*/config.json")) if Path(runs_dir).is_dir() else []
+            others = sorted(p.parent.name for p in Path(runs_dir).glob("*/config.json")) if Path(runs_dir).is_dir() else []
             if link.is_symlink():
                 raise NvError(f"'{link}' points to '{os.readlink(link)}', which no longer exists; pass --run PATH"
-                              + (f" (runs in '{runs_dir}': {', '.join(p.split('/')[0] for p in others[:5])})"
-                                 if others else ""))
+                              + (f" (runs in '{runs_dir}': {', '.join(others[:5])}"
+                                 f"{', ...' if len(others) > 5 else ''})" if others else ""))
             raise NvError(f"no runs yet in '{runs_dir}'; train one with 'nv train' or pass --run PATH")
         run_dir = link
     else:

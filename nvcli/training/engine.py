@@ -5,6 +5,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -82,7 +83,9 @@ class Trainer:
         if not path.is_file():
             raise NvError(f"cannot resume: '{path}' does not exist (the run never finished an epoch)")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says it in one line
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated, not a torch file, or objects that weights_only refuses
             raise NvError(f"cannot resume: '{path}' is not a readable checkpoint ({type(exc).__name__}: "
                           f"{_first_line(exc)}); it is damaged or was not written by nv train") from exc
