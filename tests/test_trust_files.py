@@ -275,3 +275,25 @@ def test_a_full_disk_stops_training_in_one_line_and_keeps_complete_files(nv, tmp
     assert {name: (run / name).read_bytes() for name in good} == good and not list(run.glob(".*.tmp"))
     assert nv("train", "--resume", "--run", run).code == 0  # space again: the run continues
     assert len(pd.read_csv(run / "metrics.csv")) == 5
+
+
+def test_data_make_force_after_an_interrupted_make_removes_only_its_files(nv, tmp_path: Path) -> None:
+    from nvcli.data import output
+
+    out = tmp_path / "tree"
+    args = ["data", "make", "shapes", "--out", out, "--image-size", "16", "-D", "train_per_class=1",
+            "-D", "val_per_class=1", "--force"]
+    assert nv(*args).code == 0
+    (out / "mine.txt").write_text("kept")
+    with pytest.raises(KeyboardInterrupt):
+        with output.dataset_output(out, "shapes", force=True) as root:  # a make interrupted half-way
+            (root / "train" / "red").mkdir(parents=True)
+            (root / "train" / "red" / "0.png").write_bytes(b"half")
+            raise KeyboardInterrupt
+    manifest = json.loads((out / output.MANIFEST).read_text())
+    assert manifest["complete"] is False and manifest["kept"] == ["mine.txt"]
+    assert nv(*args).code == 0
+    assert (out / "mine.txt").read_text() == "kept"
+    half = out / "train" / "red" / "0.png"
+    assert not half.exists() or half.read_bytes() != b"half"  # the interrupted make's file went
+    assert "mine.txt" not in json.loads((out / output.MANIFEST).read_text())["files"]

@@ -181,3 +181,44 @@ def test_worker_errors_from_other_code_are_one_line(nv, tmp_path: Path, monkeypa
     assert result.code == 1 and "Traceback" not in result.err
     assert result.err.strip().splitlines() == ["internal error: ValueError: a library failed inside the worker (run "
                                                "with --debug for the traceback)"]
+
+
+def test_damaged_run_files_end_in_one_line(nv, unfinished: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "u"
+    shutil.copytree(unfinished, run)
+    units = (run / "units.csv").read_text()
+    for text, message in (('unit,layer\n1,2,3,4\n"', "is not a readable CSV"),
+                          ("unit,layer,node,channel\n0,0,a,0\n", "does not describe this run's units")):
+        (run / "units.csv").write_text(text)
+        result = nv("weights", "--all", "--run", run)
+        assert one_line(result) and message in result.err, result.err
+    (run / "units.csv").write_text(units)
+    config = (run / "config.json").read_text()
+    (run / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    result = nv("eval", "--run", run)
+    assert one_line(result) and "is not valid JSON (maximum recursion depth" in result.err
+    (run / "config.json").write_text(config)
+    assert nv("weights", "--all", "--run", run).code == 0
+
+
+def test_a_closed_pipe_or_terminal_ends_quietly(nv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nvcli.cli import data
+
+    def gone(*args: object, **kwargs: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")  # `nv data list | head -1` after head exited
+
+    monkeypatch.setattr(data, "emit", gone)
+    result = nv("data", "list")
+    assert result.code == 1 and result.err == ""  # Click's convention for a closed pipe: quiet, status 1
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "nvcli", "train", *TINY, "--epochs", "1000", "--name", "h",
+                             "--runs-dir", str(tmp_path)], stderr=subprocess.PIPE, text=True, env=env)
+    while not (tmp_path / "h" / "checkpoint.pt").exists():
+        assert proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGHUP)  # the terminal closed
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "resume with: nv train --resume" in err and "Traceback" not in err
+    assert not list((tmp_path / "h").glob(".*.tmp")) and not (tmp_path / "h" / ".nv-lock").exists()

@@ -51,7 +51,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM ends a command exactly like Ctrl-C
+    raise KeyboardInterrupt  # SIGTERM (and SIGHUP) end a command exactly like Ctrl-C
 
 
 def _fail(message: str, code: int, label: str = "") -> None:
@@ -65,6 +65,8 @@ def run() -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit."""
     try:
         signal.signal(signal.SIGTERM, _terminate)
+        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # not under nohup
+            signal.signal(signal.SIGHUP, _terminate)  # a closed terminal ends a command like Ctrl-C
         from . import commands  # noqa: F401  (registers every command on `app`)
 
         code = app(standalone_mode=False)  # returns typer.Exit's code instead of raising it
@@ -84,8 +86,8 @@ def run() -> None:
     except OSError as exc:  # the system refused (permissions, a full disk, a vanished file): not an nv bug
         if _state["debug"]:
             raise
-        where = f" '{exc.filename}'" if exc.filename else ""
-        _fail(f"cannot access{where}: {exc.strerror or _one_line(exc)}", 2, "error: ")
+        where = f" ('{exc.filename}')" if exc.filename else ""
+        _fail(f"{exc.strerror or _one_line(exc)}{where}", 2, "error: ")
     except Exception as exc:
         if _state["debug"]:
             raise

@@ -37,6 +37,7 @@ CATEGORIES = ("color", "object", "part", "material", "scene", "texture")  # inde
 DEFAULT_CATEGORIES = ("object", "part", "scene", "texture", "color")  # NetDissect-Lite's: material off
 INDEX_COLUMNS = ("image", "split", "ih", "iw", "sh", "sw")
 MAX_LABEL = 65535  # the largest number R + 256*G can hold
+MAX_SIDE = 16384  # image and mask sides in index.csv: a bound on the label layers built from them
 
 
 class Label(NamedTuple):
@@ -190,6 +191,8 @@ class BrodenProbe(Dataset):
             for rel in (row["image"], *(m for ms in masks.values() for m in ms)):
                 listed_path(images, rel, f"{path} row {number + 2}")  # only files inside images/ are read
             sizes = [_int(row[c], path, c) for c in ("ih", "iw", "sh", "sw")]
+            if not all(0 < v <= MAX_SIDE for v in sizes):
+                raise NvError(f"{path} row {number + 2}: sizes ih, iw, sh, sw = {sizes} must be in 1..{MAX_SIDE}")
             records.append(_Record(row["image"], *sizes, masks, scalars))
         return records
 

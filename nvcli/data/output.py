@@ -22,9 +22,13 @@ def _files(root: Path) -> set[str]:
 
 
 def _previous(root: Path) -> list[str] | None:
+    """The files nv wrote into `root` before; for an interrupted write, all but those that were there first."""
     try:
-        return [str(f) for f in json.loads((root / MANIFEST).read_text())["files"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        manifest = json.loads((root / MANIFEST).read_text())
+        if manifest.get("complete", True):
+            return [str(f) for f in manifest["files"]]
+        return sorted(_files(root) - {str(f) for f in manifest["kept"]})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -60,8 +64,8 @@ def dataset_output(out_dir: str | os.PathLike, dataset: str, *, force: bool = Fa
     try:
         root.mkdir(parents=True, exist_ok=True)
         before = _files(root)
-        # Claimed before the first file: an interrupted writer's directory is still recognised as nv's.
-        write_json(root / MANIFEST, {"dataset": dataset, "complete": False, "files": []})
+        # Claimed before the first file, with what was there already: an interrupted writer's files are known.
+        write_json(root / MANIFEST, {"dataset": dataset, "complete": False, "files": [], "kept": sorted(before)})
     except OSError as exc:
         raise NvError(f"cannot write to output directory '{root}': {exc.strerror}") from exc
     yield root

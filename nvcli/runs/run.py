@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..data.registry import DataBundle
 
 CONFIG_FORMAT = 2
+UNIT_COLUMNS = ("unit", "layer", "node", "channel")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -247,7 +248,16 @@ class Run:
         path = self.dir / files.UNITS
         if not path.is_file():
             raise NvError(f"run '{self.dir}' has no units.csv (a baseline run has no NeuroView units)")
-        return pd.read_csv(path)
+        try:
+            units = pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+            raise NvError(f"'{path}' is not a readable CSV ({str(exc).splitlines()[0]})") from exc
+        missing = [c for c in UNIT_COLUMNS if c not in units.columns]
+        expected = self.config.get("units")
+        if missing or (isinstance(expected, int) and len(units) != expected):
+            raise NvError(f"'{path}' does not describe this run's units (expected columns {', '.join(UNIT_COLUMNS)}"
+                          f" and {expected} rows; it has {', '.join(map(str, units.columns))} and {len(units)} rows)")
+        return units
 
     def require_neuroview(self, command: str) -> None:
         """Refuse baseline runs for commands that read the NeuroView head."""
@@ -325,8 +335,8 @@ def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_D
         raise NvError(f"'{run_dir}' is not an nv run directory (no config.json)")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise NvError(f"'{config_path}' is not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise NvError(f"'{config_path}' is not valid JSON ({str(exc)[:200] or type(exc).__name__})") from exc
     except OSError as exc:
         raise NvError(f"cannot read '{config_path}': {exc.strerror}") from exc
     return Run(run_dir.resolve(), _check_config(config_path, config))
