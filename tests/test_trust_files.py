@@ -205,6 +205,22 @@ def test_truncated_and_looping_files_name_the_reason(tmp_path: Path) -> None:
         read_rgb(tmp_path / "cut.jpg")
     with pytest.raises(NvError, match=r"loop.jpg' \(OSError: Too many levels of symbolic links\)"):
         read_rgb(tmp_path / "loop.jpg")
+    os.mkfifo(tmp_path / "pipe.png")  # opening it to read would wait for a writer forever
+    with pytest.raises(NvError, match=r"pipe.png' is not a regular file"):
+        read_rgb(tmp_path / "pipe.png")
+
+
+def test_class_names_are_printed_as_written(nv, tmp_path: Path) -> None:
+    from test_data import _png
+
+    for split in ("train", "val"):
+        for name in ("[red]a", "[bold]b"):
+            _png(tmp_path / split / name / "0.png", (1, 2, 3))
+        (tmp_path / split / "[red]a" / "folder.png").mkdir()  # a folder named like an image is not one
+    result = nv("data", "info", "imagefolder", "--data-dir", tmp_path)
+    assert result.code == 0 and "[red]a" in result.out and "[bold]b" in result.out  # not taken as markup
+    rows = json.loads(nv("data", "info", "imagefolder", "--data-dir", tmp_path, "--format", "json").out)
+    assert [(r["class"], r["train"], r["val"]) for r in rows] == [("[bold]b", 1, 1), ("[red]a", 1, 1)]
 
 
 # ------------------------------------------------------------------------------------- failed writes

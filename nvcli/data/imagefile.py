@@ -8,6 +8,7 @@ everywhere, in the main process and in DataLoader workers alike.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,8 @@ def image_file(path: str | os.PathLike, what: str = "image") -> Iterator[Image.I
     """
     limit = pixel_limit()
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
+            raise NvError(f"{what} '{path}' is not a regular file")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below says it in one line
             with Image.open(path) as image:

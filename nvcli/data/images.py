@@ -56,7 +56,8 @@ def _folder_samples(split_dir: Path, classes: list[str]) -> list[tuple[Path, int
     samples = []
     for label, name in enumerate(classes):
         class_dir = split_dir / name
-        files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if class_dir.is_dir() else []
+        files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()) \
+            if class_dir.is_dir() else []
         if not files:
             raise NvError(f"class '{name}' has no images in '{class_dir}' (expected files ending in "
                           f"{', '.join(sorted(IMAGE_SUFFIXES))})")
