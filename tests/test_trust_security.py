@@ -227,3 +227,17 @@ def test_a_run_copied_with_its_planted_module_stays_inert(nv, planted, tmp_path:
     shutil.copytree(run, copy)
     assert nv("weights", "--all", "--run", copy).code == 0  # reads the head from model.pt, builds nothing
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"input_shape": [3, 100_000, 100_000]}, "input shape [3, 100000, 100000] with 0 views is too large"),
+    ({"views": 10**6}, "with 1000000 views is too large"),
+    ({"num_classes": 10**9}, "a classifier needs 2..1000000 classes"),
+])
+def test_a_config_cannot_make_nv_build_a_giant_model(nv, tmp_path: Path, edit: dict, message: str) -> None:
+    assert nv("convert", "--arch", "smallcnn", "-n", "9", "--runs-dir", tmp_path, "--name", "c").code == 0
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    config["model"].update(edit)
+    (tmp_path / "c" / "config.json").write_text(json.dumps(config))
+    result = nv("train", "--init", tmp_path / "c", "--image-size", "32", "--runs-dir", tmp_path, "--name", "t")
+    assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, result.err
