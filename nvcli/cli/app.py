@@ -6,13 +6,13 @@ inside the command, so `nv --help` and argument errors answer without loading to
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from typing import Any
 
 import typer
 
 from ..errors import NvError
+from . import interrupt
 from .render import err
 
 app = typer.Typer(
@@ -50,10 +50,6 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM (and SIGHUP) end a command exactly like Ctrl-C
-
-
 def _fail(message: str, code: int, label: str = "") -> None:
     from rich.markup import escape
 
@@ -64,9 +60,7 @@ def _fail(message: str, code: int, label: str = "") -> None:
 def run() -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit."""
     try:
-        signal.signal(signal.SIGTERM, _terminate)
-        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # not under nohup
-            signal.signal(signal.SIGHUP, _terminate)  # a closed terminal ends a command like Ctrl-C
+        interrupt.install()  # SIGTERM and SIGHUP end a command like Ctrl-C
         from . import commands  # noqa: F401  (registers every command on `app`)
 
         code = app(standalone_mode=False)  # returns typer.Exit's code instead of raising it

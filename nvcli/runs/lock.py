@@ -150,8 +150,6 @@ def acquire(run_dir: str | os.PathLike, command: str | None = None) -> None:
     except OSError as exc:
         os.close(fd)
         raise NvError(f"cannot lock run '{key}' for writing: {exc.strerror}") from exc
-    if not _held:
-        atexit.register(release_all)
     _held[key] = (fd, 1)
 
 
@@ -176,6 +174,9 @@ def release_all() -> None:
     for key in list(_held):
         _held[key] = (_held[key][0], 1)
         release(key)
+
+
+atexit.register(release_all)  # a process that exits without releasing (sys.exit in a script) leaves no lock file
 
 
 @contextmanager
