@@ -313,3 +313,13 @@ def test_data_make_force_after_an_interrupted_make_removes_only_its_files(nv, tm
     half = out / "train" / "red" / "0.png"
     assert not half.exists() or half.read_bytes() != b"half"  # the interrupted make's file went
     assert "mine.txt" not in json.loads((out / output.MANIFEST).read_text())["files"]
+
+
+def test_a_planted_lock_link_never_touches_its_target(nv, tmp_path: Path) -> None:
+    assert nv("train", *TINY, "--name", "r", "--runs-dir", tmp_path).code == 0
+    precious = tmp_path / "bashrc"
+    precious.write_text("the user's file")
+    (tmp_path / "r" / ".nv-lock").symlink_to(precious)  # a run directory someone else prepared
+    result = nv("eval", "--run", tmp_path / "r")
+    assert result.code == 2 and "is a symbolic link, not an nv lock" in result.err
+    assert precious.read_text() == "the user's file"

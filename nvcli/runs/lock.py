@@ -105,9 +105,12 @@ def _flock(fd: int) -> bool | None:
 
 
 def _open(path: Path, run_dir: Path) -> int:
+    # O_NOFOLLOW: a lock file planted as a link to another file must not get that file truncated.
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NvError(f"'{path}' is a symbolic link, not an nv lock; remove it (nv never follows it)") from exc
         raise NvError(f"cannot lock run '{run_dir}' for writing: {exc.strerror} (this command writes its results "
                       "into the run directory, so it must be writable)") from exc
 
