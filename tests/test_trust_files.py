@@ -323,3 +323,26 @@ def test_a_planted_lock_link_never_touches_its_target(nv, tmp_path: Path) -> Non
     result = nv("eval", "--run", tmp_path / "r")
     assert result.code == 2 and "is a symbolic link, not an nv lock" in result.err
     assert precious.read_text() == "the user's file"
+
+
+def test_an_input_file_name_that_is_not_utf8_is_explained(nv, tmp_path: Path) -> None:
+    assert nv("train", *TINY, "--name", "r", "--runs-dir", tmp_path).code == 0
+    name = os.path.join(os.fsencode(tmp_path), b"caf\xe9.png")
+    with open(name, "wb") as f:
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(f, format="PNG")
+    result = nv("explain", "--run", tmp_path / "r", "--input", os.fsdecode(name))
+    assert result.code == 0, result.err
+    summary = json.loads((tmp_path / "r" / "results.json").read_text())["results"]
+    assert [v["settings"]["source"] for k, v in summary.items() if k.startswith("explain/")] == [
+        os.fsdecode(name).encode("utf-8", "surrogateescape").decode("utf-8", "replace")]
+    assert (tmp_path / "r" / "explain_caf_.png").is_file()
+
+
+def test_compare_never_writes_through_a_link_inside_a_run(nv, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        assert nv("train", *TINY, "--name", name, "--runs-dir", tmp_path).code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "a" / "compare_b").symlink_to(elsewhere)
+    result = nv("compare", tmp_path / "a", tmp_path / "b")
+    assert result.code == 2 and "is a symbolic link" in result.err and not any(elsewhere.iterdir())

@@ -6,6 +6,7 @@ contributions are the exact terms of that sum.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,10 @@ def explain_run(run: Run, *, index: int | None = None, path: str | Path | None =
         chosen.class_index(target)  # fail on an unknown class before reading any data
     model = with_head(run.model(resolve_device(device), trust_code=trust_code), chosen)
     if path is not None:
-        return explain(model, chosen, load_image(path, run), target=target, source=str(path),
-                       name=Path(path).stem, top=top)
+        # A file name need not be valid UTF-8; the results (CSV, figure title) must be text.
+        shown = os.fsencode(path).decode("utf-8", "replace")
+        return explain(model, chosen, load_image(path, run), target=target, source=shown,
+                       name=Path(shown).stem, top=top)
     x, label = validation_sample(run, index)
     return explain(model, chosen, x, target=target, label=label, source=f"validation sample {index}",
                    name=f"index{index}", top=top)
