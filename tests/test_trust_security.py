@@ -75,6 +75,11 @@ def test_resume_and_init_never_import_a_runs_code(nv, planted, tmp_path: Path) -
     init = nv("train", *TINY[2:], "--epochs", "1", "--init", tmp_path / "c", "--runs-dir", tmp_path, "--name", "i")
     assert init.code == 2 and "'tempfile:mkdtemp' is user code" in init.err and "--trust-code" in init.err
     assert not (tmp_path / "i").exists() and not marker.exists()
+    converted["model"]["arch"] = "evil:net"
+    (tmp_path / "c" / "config.json").write_text(json.dumps(converted))
+    named = nv("train", *TINY[2:], "--epochs", "1", "--init", tmp_path / "c", "--arch", "evil:net",
+               "--runs-dir", tmp_path, "--name", "i")  # naming it on the command line is asking for it
+    assert named.code == 0 and marker.exists(), named.err
 
 
 # ------------------------------------------------------------------------------ paths from dataset files

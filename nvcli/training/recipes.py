@@ -107,7 +107,8 @@ def _from_run(source: Run, bundle: DataBundle, choice: ModelChoice, given: Colle
     if old.num_classes != fitted.num_classes:
         raise NvError(f"--init run '{source.dir}' has {old.num_classes} classes but dataset '{bundle.name}' "
                       f"has {fitted.num_classes}; convert with --num-classes {fitted.num_classes}")
-    model = build_model(fitted, load_weights=False, trust_code=trust_code)
+    # Naming the run's package.module:function again with --arch is asking for it, like --trust-code.
+    model = build_model(fitted, load_weights=False, trust_code=trust_code or ("arch" in given and choice.user_code))
     # The data's normalisation replaces the converted run's; every other tensor comes from the run.
     state = {k: v for k, v in source.state().items() if not k.startswith("normalize.")}
     try:
