@@ -95,6 +95,9 @@ class Trainer:
                           "nv train")
         try:
             epoch, history = int(state["epoch"]), [dict(row) for row in state["history"]]
+            if not 0 <= epoch <= self.cfg.epochs or len(history) != epoch:
+                raise NvError(f"cannot resume: checkpoint '{path}' says epoch {epoch} with {len(history)} recorded "
+                              f"epoch(s); this run trains {self.cfg.epochs} epochs")
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
@@ -106,9 +109,6 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
             raise NvError(f"cannot resume: checkpoint '{path}' does not fit this run's model and recipe "
                           f"({type(exc).__name__}: {_first_line(exc)})") from exc
-        if not 0 <= epoch <= self.cfg.epochs or len(history) != epoch:
-            raise NvError(f"cannot resume: checkpoint '{path}' says epoch {epoch} with {len(history)} recorded "
-                          f"epoch(s); this run trains {self.cfg.epochs} epochs")
         self.epoch, self.history = epoch, history
         if self.run_dir is not None and dist.is_main():
             self._write_metrics()  # an interruption may have come between the checkpoint and metrics.csv

@@ -144,7 +144,7 @@ def resample(wave: torch.Tensor, orig: int, new: int) -> torch.Tensor:
     """torchaudio's default resampling (windowed sinc, Hann, 6 zero crossings) of a 1-D wave, in bounded memory.
 
     torchaudio builds one filter per output phase: new/g x (orig/g + 2 width) values for g = gcd(orig, new),
-    gigabytes for nearly equal coprime rates (22,051 -> 22,050 Hz). Then the same filter values are computed
+    gigabytes for nearly equal coprime rates (22,051 -> 22,050 Hz). Here the same filter values are computed
     only for the 2 width + 1 inputs nearest each output sample, a chunk of outputs at a time.
     """
     g = math.gcd(orig, new)
