@@ -1,5 +1,16 @@
-"""`python -m nvcli ...` (and `torchrun -m nvcli train ...`) runs the nv command."""
-from nvcli.cli.app import run
+"""`python -m nvcli ...` (and `torchrun -m nvcli train ...`) runs the nv command; so does the `nv` script."""
+import sys
+
+
+def main() -> None:
+    """Run nv; Ctrl-C while its modules load ends quietly too (the command line's own handler is not set yet)."""
+    try:
+        from nvcli.cli.app import run
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    run()
+
 
 if __name__ == "__main__":
-    run()
+    main()

@@ -125,6 +125,9 @@ def compare(a: Run, b: Run, *, top: int = DEFAULT_TOP, device: str = "auto", bat
 def output_dir(out: str | Path | None, a: Run, b: Run) -> Path:
     """The directory `nv compare A B` writes into (default A/compare_<B's name>/), created if needed."""
     path = Path(out) if out is not None else a.dir / f"compare_{b.name}"
+    if out is None and path.is_symlink():  # inside a run, a link could send the results anywhere
+        raise NvError(f"'{path}' is a symbolic link; nv writes into a run only through real directories "
+                      "(remove it, or pass --out)")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -6,6 +6,7 @@ contributions are the exact terms of that sum.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
+from ..data.imagefile import read_rgb
 from ..data.images import image_transforms
 from ..errors import NvError
 from ..models.unit_table import layer_groups, layer_keys
@@ -76,11 +77,7 @@ def load_image(path: str | Path, run: Run) -> Tensor:
     path = Path(path)
     if not path.is_file():
         raise NvError(f"--input '{path}' is not a file")
-    try:
-        with Image.open(path) as image:
-            return image_transforms(int(spec.input_shape[-1]), train=False)(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise NvError(f"cannot read --input '{path}' as an image ({type(exc).__name__})") from exc
+    return image_transforms(int(spec.input_shape[-1]), train=False)(read_rgb(path, "--input"))
 
 
 def validation_sample(run: Run, index: int) -> tuple[Tensor, int]:
@@ -138,8 +135,10 @@ def explain_run(run: Run, *, index: int | None = None, path: str | Path | None =
         chosen.class_index(target)  # fail on an unknown class before reading any data
     model = with_head(run.model(resolve_device(device), trust_code=trust_code), chosen)
     if path is not None:
-        return explain(model, chosen, load_image(path, run), target=target, source=str(path),
-                       name=Path(path).stem, top=top)
+        # A file name need not be valid UTF-8; the results (CSV, figure title) must be text.
+        shown = os.fsencode(path).decode("utf-8", "replace")
+        return explain(model, chosen, load_image(path, run), target=target, source=shown,
+                       name=Path(shown).stem, top=top)
     x, label = validation_sample(run, index)
     result = explain(model, chosen, x, target=target, label=label, source=f"validation sample {index}",
                      name=f"index{index}", top=top)

@@ -6,13 +6,13 @@ inside the command, so `nv --help` and argument errors answer without loading to
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from typing import Any
 
 import typer
 
 from ..errors import NvError
+from . import interrupt
 from .render import err
 
 app = typer.Typer(
@@ -50,10 +50,6 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM ends a command exactly like Ctrl-C
-
-
 def _fail(message: str, code: int, label: str = "") -> None:
     from rich.markup import escape
 
@@ -64,7 +60,7 @@ def _fail(message: str, code: int, label: str = "") -> None:
 def run() -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit."""
     try:
-        signal.signal(signal.SIGTERM, _terminate)
+        interrupt.install()  # SIGTERM and SIGHUP end a command like Ctrl-C
         from . import commands  # noqa: F401  (registers every command on `app`)
 
         code = app(standalone_mode=False)  # returns typer.Exit's code instead of raising it
@@ -81,12 +77,21 @@ def run() -> None:
         command = getattr(getattr(exc, "ctx", None), "command_path", "nv").replace(sys.argv[0], "nv")
         _fail(f"{_one_line(exc if not message else Exception(message))} (see {command} --help)",
               getattr(exc, "exit_code", 2), "error: ")
+    except OSError as exc:  # the system refused (permissions, a full disk, a vanished file): not an nv bug
+        if _state["debug"]:
+            raise
+        where = f" ('{exc.filename}')" if exc.filename else ""
+        _fail(f"{exc.strerror or _one_line(exc)}{where}", 2, "error: ")
     except Exception as exc:
         if _state["debug"]:
             raise
         if "Original Traceback" in str(exc) and "NvError" in str(exc):  # an nv error inside a DataLoader worker
             _fail(_one_line(exc), 2, "error: ")
         _fail(f"{type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)", 1, "internal error: ")
+    finally:
+        from ..runs.lock import release_all
+
+        release_all()  # the run locks this command took (open_run)
     if code == 130:  # Ctrl-C inside a command that Typer caught itself
         _fail(_state["interrupted"], 130)
     if isinstance(code, int) and code:

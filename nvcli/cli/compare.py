@@ -27,7 +27,7 @@ def compare(flags: Flags) -> None:
     from ..analysis.compare import check_comparable, output_dir
     from ..analysis.compare import compare as compare_runs
 
-    a, b = open_run(flags["run_a"], Path("runs")), open_run(flags["run_b"], Path("runs"))
+    a, b = open_run(flags["run_a"], Path("runs")), open_run(flags["run_b"], Path("runs"), write=False)
     check_comparable(a, b)  # before creating the output directory
     path = output_dir(flags["out"], a, b)
     with progress("compare") as bar:

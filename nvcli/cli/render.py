@@ -8,6 +8,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,7 +26,7 @@ class Format(str, Enum):
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return escape(str(value))  # a class named '[bold]x' is shown as written, not as markup
 
 
 def emit(frame: "pd.DataFrame", fmt: Format = Format.table, title: str | None = None) -> None:
@@ -38,9 +39,9 @@ def emit(frame: "pd.DataFrame", fmt: Format = Format.table, title: str | None = 
     elif fmt == Format.json:
         sys.stdout.write(json.dumps(json.loads(frame.to_json(orient="records")), indent=1) + "\n")
     else:
-        table = Table(title=title, title_justify="left")
+        table = Table(title=escape(title) if title else None, title_justify="left")
         for column in frame.columns:
-            table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
+            table.add_column(escape(str(column)), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
         for row in frame.itertuples(index=False):
             table.add_row(*(_cell(v) for v in row))
         # Piped output has no terminal width to respect: never squeeze columns to 80 characters.
@@ -50,7 +51,7 @@ def emit(frame: "pd.DataFrame", fmt: Format = Format.table, title: str | None = 
 
 def note(message: str) -> None:
     """A human-facing line on stderr (kept out of parseable stdout)."""
-    err.print(message, highlight=False, soft_wrap=True)
+    err.print(message, highlight=False, soft_wrap=True, markup=False)
 
 
 @contextmanager

@@ -14,17 +14,24 @@ if TYPE_CHECKING:
     from .flags import Flags
 
 
-def open_run(path: Path | None, runs_dir: Path) -> "Run":
-    """The run at `path` (default: the latest in `runs_dir`), named on stderr so a default never surprises."""
+def open_run(path: Path | None, runs_dir: Path, *, write: bool = True) -> "Run":
+    """The run at `path` (default: the latest in `runs_dir`), named on stderr so a default never surprises.
+
+    With `write` (a command that saves results into the run) the run is locked until the command ends, so
+    no other nv process replaces or writes it meanwhile.
+    """
+    from ..runs.lock import acquire
     from ..runs.run import load_run
 
     run = load_run(path, runs_dir)
     note(f"run: {run.dir}" + (" (the latest; choose another with --run)" if path is None else ""))
+    if write:
+        acquire(run.dir)  # released when the command ends (cli.app.run)
     return run
 
 
 def open_runs(paths: list[Path] | None, runs_dir: Path) -> list["Run"]:
-    """The runs given with repeated --run, or the latest."""
+    """The runs given with repeated --run, or the latest, each locked for writing."""
     return [open_run(p, runs_dir) for p in (paths or [None])]
 
 

@@ -38,7 +38,7 @@ def _resume(flags: Flags, groups: tuple[Group, ...]) -> "Run | None":
     if refused:
         raise NvError(f"--resume continues a run with the recipe in its config.json; {', '.join(refused)} would "
                       "change it (start a new run with --name instead)")
-    run = open_run(flags["run"], flags["runs_dir"])
+    run = open_run(flags["run"], flags["runs_dir"], write=False)  # resume locks the run itself
     if run.complete:
         note(f"run '{run.dir}' is already complete ({run.epochs_done} of {run.config['train']['epochs']} epochs); "
              "nothing to do")

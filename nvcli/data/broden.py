@@ -28,6 +28,8 @@ from torch.utils.data import Dataset
 
 from ..errors import NvError, choice_error
 from ..runs.atomic import atomic_path, write_csv
+from .imagefile import image_file, read_rgb
+from .paths import listed_path
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ CATEGORIES = ("color", "object", "part", "material", "scene", "texture")  # inde
 DEFAULT_CATEGORIES = ("object", "part", "scene", "texture", "color")  # NetDissect-Lite's: material off
 INDEX_COLUMNS = ("image", "split", "ih", "iw", "sh", "sw")
 MAX_LABEL = 65535  # the largest number R + 256*G can hold
+MAX_SIDE = 16384  # image and mask sides in index.csv: a bound on the label layers built from them
 
 
 class Label(NamedTuple):
@@ -70,11 +73,8 @@ def _int(value: str, path: Path, column: str) -> int:
 
 def decode_mask(path: Path) -> np.ndarray:
     """The label numbers (int32 [h, w]) of one mask PNG: R + 256*G."""
-    try:
-        with Image.open(path) as img:
-            rgb = np.asarray(img.convert("RGB"))
-    except OSError as exc:
-        raise NvError(f"cannot read mask {path} ({exc})") from exc
+    with image_file(path, "mask") as img:
+        rgb = np.asarray(img.convert("RGB"))
     # Widen before multiplying: 256 * a uint8 wraps around under NumPy 2.
     return rgb[..., 0].astype(np.int32) + 256 * rgb[..., 1].astype(np.int32)
 
@@ -177,7 +177,8 @@ class BrodenProbe(Dataset):
         if len(index) == 0:
             raise NvError(f"{path} lists no images")
         records = []
-        for row in index.to_dict("records"):
+        images = self.root / "images"
+        for number, row in zip(index.index, index.to_dict("records")):
             masks, scalars = {}, {}
             for cat in self.categories:
                 tokens = [t.strip() for t in row[cat].split(";") if t.strip()]
@@ -187,7 +188,11 @@ class BrodenProbe(Dataset):
                 if unknown:
                     raise NvError(f"{path}: image {row['image']} has {cat} label {unknown[0]}, "
                                   f"which label.csv does not define")
+            for rel in (row["image"], *(m for ms in masks.values() for m in ms)):
+                listed_path(images, rel, f"{path} row {number + 2}")  # only files inside images/ are read
             sizes = [_int(row[c], path, c) for c in ("ih", "iw", "sh", "sw")]
+            if not all(0 < v <= MAX_SIDE for v in sizes):
+                raise NvError(f"{path} row {number + 2}: sizes ih, iw, sh, sw = {sizes} must be in 1..{MAX_SIDE}")
             records.append(_Record(row["image"], *sizes, masks, scalars))
         return records
 
@@ -204,15 +209,10 @@ class BrodenProbe(Dataset):
 
     def image(self, i: int) -> torch.Tensor:
         """Image i as float [3, H, W] in [0, 1], resized to `image_size` if one was given."""
-        path = self.root / "images" / self._records[i].image
-        try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                if self.image_size is not None:
-                    img = img.resize((self.image_size[1], self.image_size[0]), Image.Resampling.BILINEAR)
-                array = np.asarray(img)
-        except OSError as exc:
-            raise NvError(f"cannot read image {path} ({exc})") from exc
+        img = read_rgb(self.root / "images" / self._records[i].image)
+        if self.image_size is not None:
+            img = img.resize((self.image_size[1], self.image_size[0]), Image.Resampling.BILINEAR)
+        array = np.asarray(img)
         return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255)
 
     def masks(self, i: int) -> dict[str, torch.Tensor]:

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from ..errors import NvError
+from .imagefile import read_rgb
+from .paths import listed_path
 from .registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions, select_classes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
@@ -33,11 +34,7 @@ class FileImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[i]
-        try:
-            with Image.open(path) as image:
-                return self.transform(image.convert("RGB")), label
-        except (OSError, UnidentifiedImageError) as exc:
-            raise NvError(f"cannot decode image '{path}' ({exc.__class__.__name__})") from exc
+        return self.transform(read_rgb(path)), label
 
 
 def image_transforms(size: int, train: bool) -> T.Compose:
@@ -59,7 +56,8 @@ def _folder_samples(split_dir: Path, classes: list[str]) -> list[tuple[Path, int
     samples = []
     for label, name in enumerate(classes):
         class_dir = split_dir / name
-        files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if class_dir.is_dir() else []
+        files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()) \
+            if class_dir.is_dir() else []
         if not files:
             raise NvError(f"class '{name}' has no images in '{class_dir}' (expected files ending in "
                           f"{', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -113,19 +111,30 @@ def load_imagefolder(options: FolderOptions) -> DataBundle:
                    chosen, options)
 
 
-def _places_lines(path: Path) -> list[tuple[str, int]]:
+def _places_lines(path: Path) -> list[tuple[int, str, int]]:
+    """(line number, path, class index) of each line of a Places365 list file."""
     if not path.is_file():
         raise NvError(f"Places365 file list '{path}' is missing (torchvision's layout: categories_places365.txt, "
                       "places365_train_standard.txt, places365_val.txt, data_256_standard/, val_256/)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NvError(f"cannot read Places365 file list '{path}' ({getattr(exc, 'strerror', None) or exc})") from exc
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) != 2 or not parts[1].isdigit():
             raise NvError(f"line {number} of '{path}' is not '<path> <class index>': {line!r}")
-        rows.append((parts[0], int(parts[1])))
+        rows.append((number, parts[0], int(parts[1])))
     return rows
+
+
+def _category(path: str) -> str:
+    """'/a/airfield' or 'a/airfield' -> 'airfield'; '/b/bedroom/indoor' -> 'bedroom/indoor' (the letter folder goes)."""
+    parts = [p for p in path.split("/") if p]
+    return "/".join(parts[1:] if len(parts) > 1 and len(parts[0]) == 1 else parts)
 
 
 def load_places(options: PlacesOptions) -> DataBundle:
@@ -133,8 +142,13 @@ def load_places(options: PlacesOptions) -> DataBundle:
     if options.data_dir is None:
         raise NvError("--data places10 needs --data-dir PATH pointing at a Places365 root (torchvision's layout)")
     root = require_dir(Path(options.data_dir), "data directory")
-    categories = {Path(p).relative_to("/").parts[1:]: i for p, i in _places_lines(root / "categories_places365.txt")}
-    names = {"/".join(parts): index for parts, index in categories.items()}
+    categories = root / "categories_places365.txt"
+    names: dict[str, int] = {}
+    for number, path, index in _places_lines(categories):
+        name = _category(path)
+        if name in names or index in names.values():
+            raise NvError(f"line {number} of '{categories}' repeats the category {name!r} or its index {index}")
+        names[name] = index
     chosen = select_classes(sorted(names), options.classes or PLACES10, "Places365")
     relabel = {names[c]: label for label, c in enumerate(chosen)}
     size = "256" if options.small else "large"
@@ -143,7 +157,8 @@ def load_places(options: PlacesOptions) -> DataBundle:
     samples = {}
     for split, (listing, images) in splits.items():
         require_dir(images, f"Places365 {split} images")
-        samples[split] = [(images / p.lstrip("/"), relabel[i]) for p, i in _places_lines(listing) if i in relabel]
+        samples[split] = [(listed_path(images, p.removeprefix("/"), f"line {n} of '{listing}'"), relabel[i])
+                          for n, p, i in _places_lines(listing) if i in relabel]
         found = {label for _, label in samples[split]}
         empty = [c for label, c in enumerate(chosen) if label not in found]
         if empty:

@@ -22,21 +22,27 @@ def _files(root: Path) -> set[str]:
 
 
 def _previous(root: Path) -> list[str] | None:
+    """The files nv wrote into `root` before; for an interrupted write, all but those that were there first."""
     try:
-        return [str(f) for f in json.loads((root / MANIFEST).read_text())["files"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        manifest = json.loads((root / MANIFEST).read_text())
+        if manifest.get("complete", True):
+            return [str(f) for f in manifest["files"]]
+        return sorted(_files(root) - {str(f) for f in manifest["kept"]})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def _remove(root: Path, names: list[str]) -> None:
     real = root.resolve()
+    emptied = set()
     for name in names:
         path = root / name
         # Only files nv listed, and only inside the output directory.
         if path.is_file() and not path.is_symlink() and real in path.resolve().parents:
             path.unlink()
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        if not any(folder.iterdir()):
+            emptied.update(p for p in path.parents if real in p.resolve().parents)
+    for folder in sorted(emptied, key=lambda p: -len(p.parts)):  # folders that held nv's files, deepest first
+        if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
 
@@ -58,8 +64,8 @@ def dataset_output(out_dir: str | os.PathLike, dataset: str, *, force: bool = Fa
     try:
         root.mkdir(parents=True, exist_ok=True)
         before = _files(root)
-        # Claimed before the first file: an interrupted writer's directory is still recognised as nv's.
-        write_json(root / MANIFEST, {"dataset": dataset, "complete": False, "files": []})
+        # Claimed before the first file, with what was there already: an interrupted writer's files are known.
+        write_json(root / MANIFEST, {"dataset": dataset, "complete": False, "files": [], "kept": sorted(before)})
     except OSError as exc:
         raise NvError(f"cannot write to output directory '{root}': {exc.strerror}") from exc
     yield root

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 KINDS = ("image", "sound", "views")
 ON_ERROR = ("fail", "skip")  # what to do with an undecodable file: stop, or leave it out with a warning
 MIN_IMAGE_SIZE = 16
+MAX_IMAGE_SIZE = 4096  # one 4096 px RGB image is 200 MB as float32: larger sizes are typos
 # The normalisation of torchvision's ImageNet networks: real images use it, so pretrained weights fit.
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -65,6 +67,8 @@ class DataOptions:
     def check_image_size(self, size: int | None) -> None:
         if size is not None and size < MIN_IMAGE_SIZE:
             raise NvError(f"image size {size} is too small; use {MIN_IMAGE_SIZE} or more (32-64 is fast on CPU)")
+        if size is not None and size > MAX_IMAGE_SIZE:
+            raise NvError(f"image size {size} is too large; use at most {MAX_IMAGE_SIZE} (ImageNet networks use 224)")
 
 
 @dataclass
@@ -226,15 +230,31 @@ def make_dataset(name: str, out_dir: str | Path, values: Mapping[str, Any], *, f
     return found.attribute(found.make)(out_dir, options, force=force)
 
 
+def check_class_name(name: str, source: str) -> str:
+    """`name` if it can be a class name: valid UTF-8 text, not blank, no control characters."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "surrogateescape")
+        raise NvError(f"class name {raw!r} in {source} is not valid UTF-8 text; rename it (e.g. "
+                      f"{raw.decode('utf-8', 'replace')!r})") from None
+    if not name.strip() or any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise NvError(f"class name {name!r} in {source} is blank or holds control characters; rename it")
+    return name
+
+
 def select_classes(available: Sequence[str], wanted: Sequence[str] | None, source: str) -> list[str]:
-    """The `wanted` classes (all when None) in the dataset's own order; an unknown or repeated name is an error."""
+    """The `wanted` classes (all when None) in the dataset's own order; an unknown or repeated name is an error.
+
+    Every chosen name must be usable as text in files and tables (`check_class_name`).
+    """
     if not wanted:
-        return list(available)
+        return [check_class_name(name, source) for name in available]
     repeated = sorted({n for n in wanted if list(wanted).count(n) > 1})
     if repeated:
         raise NvError(f"class(es) {', '.join(repeated)} named more than once; name each class once")
     for name in wanted:
         if name not in available:
             raise choice_error(f"class in {source}", name, list(available))
-    return [name for name in available if name in wanted]
+    return [check_class_name(name, source) for name in available if name in wanted]
 

@@ -4,6 +4,7 @@ Importing this module does not import torch, so the command line can show choice
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,10 @@ if TYPE_CHECKING:
     from torch import nn
 
 CODES = ("soft", "hard", "raw")
+# Bounds that keep a hostile or mistyped config.json from allocating without limit when the model is built.
+MAX_CLASSES = 1_000_000
+MAX_INPUT = 1 << 26  # values in one input (3 x 4096 x 4096 is 50 M)
+MAX_VIEWS = 1000
 REDUCES = ("max", "mean")
 
 
@@ -58,10 +63,13 @@ class ModelSpec(ModelChoice):
         object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-        if self.num_classes < 2:
-            raise NvError(f"a classifier needs at least 2 classes, got {self.num_classes}")
+        if not 2 <= self.num_classes <= MAX_CLASSES:
+            raise NvError(f"a classifier needs 2..{MAX_CLASSES} classes, got {self.num_classes}")
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
             raise NvError(f"input shape {list(self.input_shape)} is not [channels, height, width]")
+        if math.prod(self.input_shape) > MAX_INPUT or not 0 <= self.views <= MAX_VIEWS:
+            raise NvError(f"input shape {list(self.input_shape)} with {self.views} views is too large (at most "
+                          f"{MAX_INPUT} values per view and {MAX_VIEWS} views)")
         if not len(self.mean) == len(self.std) == self.input_shape[0] or min(self.std) <= 0:
             raise NvError(f"normalisation mean {list(self.mean)} / std {list(self.std)} does not fit "
                           f"{self.input_shape[0]} input channel(s) with positive std")

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from ..errors import NvError
+
 if TYPE_CHECKING:
     import pandas as pd
+
+_FULL = 1 << 20  # less free space than this: a failed write is blamed on a full disk
 
 
 def _read_umask() -> int:
@@ -21,29 +26,52 @@ def _read_umask() -> int:
 _UMASK = _read_umask()  # read once: os.umask can only be read by setting it, which is process-global
 
 
+def write_error(path: Path, exc: BaseException) -> NvError:
+    """The one-line error for a file that could not be written (a full disk says so)."""
+    reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    try:
+        full = shutil.disk_usage(path.parent).free < _FULL
+    except OSError:
+        full = False
+    if full and "space" not in reason.lower():
+        reason = f"{reason}; the disk is full"
+    return NvError(f"cannot write '{path}': {reason} (any earlier version of it is kept)")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
+    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`.
+
+    A failure to write (a read-only directory, a full disk) is an NvError naming the file; the old file
+    stays as it was and the temporary one is removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
     try:
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
         yield tmp_path
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        try:
+            tmp_path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write text atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -62,7 +90,10 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch's writer reports a failed write ("unexpected pos", ENOSPC) this way
+            raise write_error(Path(path), exc) from exc
 
 
 def save_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:

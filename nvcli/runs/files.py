@@ -7,6 +7,7 @@ patterns, so a reader (nv report, a shell pipeline) finds files by the same rule
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ METRICS_PNG = "metrics.png"
 RESULTS = "results.json"  # which result files exist, the settings that made them, the command to redo them
 LOCK = ".nv-lock"
 HEADS_DIR = "heads"  # sparse heads: heads/<name>.pt
+MAX_STEM = 100  # characters of a name kept in a file name (file systems allow 255 bytes)
 CODES_DIR = "codes"  # cached unit codes of the training and validation splits
 
 
@@ -91,12 +93,33 @@ def head_mark(head: str) -> str:
 
 
 def file_stem(name: str) -> str:
-    """A name made safe for a file name: anything but letters, digits, '.', '-' and '_' becomes '_'."""
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).strip(".")
-    return stem or "_"
+    """A name made safe for a file name: anything but letters, digits, '.', '-' and '_' becomes '_'.
+
+    A long name is cut to MAX_STEM characters with a digest of the whole name, so it stays distinct and
+    the file name fits every file system.
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).strip(".") or "_"
+    if len(stem) > MAX_STEM:
+        digest = hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        stem = f"{stem[:MAX_STEM - 11]}-{digest}"
+    return stem
 
 
 def class_stems(classes: list[str]) -> dict[str, str]:
-    """A distinct file stem per class: `file_stem`, with `_<class index>` appended where two stems collide."""
+    """A distinct file stem per class: `file_stem`, with `_<class index>` appended where stems collide.
+
+    Stems are compared ignoring case, as macOS and Windows file systems do, and an appended index never
+    lands on another class's stem.
+    """
     stems = [file_stem(c) for c in classes]
-    return {c: s if stems.count(s) == 1 else f"{s}_{i}" for i, (c, s) in enumerate(zip(classes, stems))}
+    folded = [s.casefold() for s in stems]
+    taken = {f for f in folded if folded.count(f) == 1}
+    out = {}
+    for i, (name, stem, fold) in enumerate(zip(classes, stems, folded)):
+        if folded.count(fold) > 1:
+            stem = f"{stem}_{i}"
+            while stem.casefold() in taken:
+                stem += "_"
+            taken.add(stem.casefold())
+        out[name] = stem
+    return out

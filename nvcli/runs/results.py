@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar
 from ..errors import NvError
 from .atomic import save_figure, write_csv, write_json
 from .files import RESULTS
+from .lock import holding, pid_alive
 
 Writer = Callable[[Path], None]  # writes one file at the path it is given
 MANIFEST_FORMAT = 1
@@ -73,26 +74,22 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _clean_stale_staging(run_dir: Path) -> None:
     for folder in run_dir.glob(f"{_STAGING}*"):
         pid = folder.name.removeprefix(_STAGING)
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
 
 def save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *, force: bool = False,
                command: str | None = None) -> list[Path]:
     """Write `files` into `run_dir` all together and record them under `key` in results.json."""
+    with holding(run_dir, command):  # reentrant: a command that holds the run's lock already keeps it
+        return _save_files(run_dir, key, settings, files, force=force, command=command)
+
+
+def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *, force: bool,
+                command: str | None) -> list[Path]:
     settings = json.loads(json.dumps(settings))  # what the manifest will hold, for a like-for-like comparison
     manifest = read_manifest(run_dir)
     previous = manifest.get(key)

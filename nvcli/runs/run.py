@@ -13,15 +13,18 @@ import platform
 import re
 import shutil
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import __version__
+from ..data.registry import check_class_name
 from ..errors import NvError
 from ..models.spec import ModelSpec
-from . import files
+from . import files, lock
 from .atomic import write_csv, write_json
 
 if TYPE_CHECKING:
@@ -32,7 +35,8 @@ if TYPE_CHECKING:
     from ..data.registry import DataBundle
 
 CONFIG_FORMAT = 2
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+UNIT_COLUMNS = ("unit", "layer", "node", "channel")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def library_versions() -> dict[str, str]:
@@ -51,46 +55,89 @@ def library_versions() -> dict[str, str]:
 
 def check_name(name: str) -> str:
     """A run name: letters, digits, '.', '_' or '-' (not 'latest'), starting with a letter or digit."""
-    if not _NAME.match(name) or name == files.LATEST:
+    if not _NAME.fullmatch(name) or name == files.LATEST:
         raise NvError(f"run name {name!r} is not allowed; use letters, digits, '.', '_' or '-' (not 'latest')")
     return name
 
 
-def new_run_dir(name: str | None, runs_dir: str | Path = files.RUNS_DIR, force: bool = False) -> Path:
-    """Create `runs_dir/name` (a timestamped name if None); refuse to reuse one unless `force`."""
+@contextmanager
+def new_run_dir(name: str | None, runs_dir: str | Path = files.RUNS_DIR, force: bool = False) -> Iterator[Path]:
+    """Create `runs_dir/name` (a timestamped name if None) and hold its lock while the `with` block writes it.
+
+    An existing run is replaced only with `force`, only if it is an nv run, and only if no other process is
+    writing it (its lock); a directory that is not a run is never deleted.
+    """
     runs_dir = Path(runs_dir)
-    if name is None:
-        name = time.strftime("%Y%m%d-%H%M%S")
-        stamp, n = name, 1
-        while (runs_dir / name).exists():  # runs started within one second get -2, -3, ...
-            n += 1
-            name = f"{stamp}-{n}"
-    path = runs_dir / check_name(name)
-    if path.is_symlink():
-        raise NvError(f"'{path}' is a symbolic link; nv writes runs only into real directories, choose another --name")
-    if path.exists() and any(path.iterdir()):
-        if not force:
-            raise NvError(f"run directory '{path}' already exists; pass --force to overwrite it or --name for another")
-        if not (path / files.CONFIG).is_file():
-            raise NvError(f"'{path}' is not an nv run directory (no config.json); --force only replaces runs")
-        shutil.rmtree(path)  # a replaced run keeps none of the old run's results
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise NvError(f"cannot create run directory '{path}': {exc.strerror}") from exc
-    if not os.access(path, os.W_OK):
-        raise NvError(f"run directory '{path}' is not writable")
-    return path
+        raise NvError(f"cannot create run directory '{runs_dir / (name or '')}': {exc.strerror}") from exc
+    if name is None:
+        path = _fresh_dir(runs_dir)
+    else:
+        path = runs_dir / check_name(name)
+        if path.is_symlink():
+            raise NvError(f"'{path}' is a symbolic link; nv writes runs only into real directories, choose another "
+                          "--name")
+        if path.exists() and not path.is_dir():
+            raise NvError(f"cannot create run directory '{path}': a file of that name exists")
+        if path.is_dir() and any(path.iterdir()):
+            if not force:
+                raise NvError(f"run directory '{path}' already exists; pass --force to overwrite it or --name for "
+                              "another")
+            if not (path / files.CONFIG).is_file():
+                raise NvError(f"'{path}' is not an nv run directory (no config.json); --force only replaces runs")
+        try:
+            path.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise NvError(f"cannot create run directory '{path}': {exc.strerror}") from exc
+    with lock.holding(path):
+        _clear(path)  # a replaced run keeps none of the old run's results
+        if not os.access(path, os.W_OK):
+            raise NvError(f"run directory '{path}' is not writable")
+        yield path
+
+
+def _fresh_dir(runs_dir: Path) -> Path:
+    """A new directory named by the time; runs started within one second get -2, -3, ..."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 10_000):
+        path = runs_dir / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()  # atomic: two processes starting together never share a directory
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise NvError(f"cannot create run directory '{path}': {exc.strerror}") from exc
+    raise NvError(f"cannot find a free run name for {stamp} in '{runs_dir}'; pass --name")
+
+
+def _clear(path: Path) -> None:
+    """Remove everything in run directory `path` but its lock."""
+    try:
+        for child in path.iterdir():
+            if child.name == files.LOCK:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    except OSError as exc:
+        raise NvError(f"cannot replace run '{path}': {exc.strerror} ('{exc.filename}')") from exc
 
 
 def mark_latest(path: Path) -> None:
     """Point `<runs dir>/latest` at `path` (atomically replacing the old link)."""
     link = path.parent / files.LATEST
     tmp = path.parent / f".latest.{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(path.name)
-    os.replace(tmp, link)
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(path.name)
+        os.replace(tmp, link)
+    except OSError as exc:
+        raise NvError(f"cannot point '{link}' at the new run: {exc.strerror}") from exc
 
 
 @dataclass
@@ -154,7 +201,9 @@ class Run:
         if not path.is_file():
             raise NvError(f"run '{self.dir}' has no {name}; train it first (nv train) or convert (nv convert)")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says it in one line
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a truncated, foreign or pickled-object file: all mean "not ours"
             raise NvError(f"cannot read '{path}' as a state_dict ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from exc
@@ -201,7 +250,16 @@ class Run:
         path = self.dir / files.UNITS
         if not path.is_file():
             raise NvError(f"run '{self.dir}' has no units.csv (a baseline run has no NeuroView units)")
-        return with_labels(pd.read_csv(path, keep_default_na=False))
+        try:
+            units = with_labels(pd.read_csv(path, keep_default_na=False))
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+            raise NvError(f"'{path}' is not a readable CSV ({str(exc).splitlines()[0]})") from exc
+        missing = [c for c in UNIT_COLUMNS if c not in units.columns]
+        expected = self.config.get("units")
+        if missing or (isinstance(expected, int) and len(units) != expected):
+            raise NvError(f"'{path}' does not describe this run's units (expected columns {', '.join(UNIT_COLUMNS)}"
+                          f" and {expected} rows; it has {', '.join(map(str, units.columns))} and {len(units)} rows)")
+        return units
 
     def require_neuroview(self, command: str) -> None:
         """Refuse baseline runs for commands that read the NeuroView head."""
@@ -240,6 +298,10 @@ def _check_config(path: Path, config: Any) -> dict[str, Any]:
     data = config["data"]
     if not isinstance(data.get("classes"), list) or not all(isinstance(c, str) for c in data["classes"]):
         raise NvError(f"'{path}' data section needs a 'classes' list of names")
+    if len(set(data["classes"])) != len(data["classes"]):
+        raise NvError(f"'{path}' data section names a class twice")
+    for name in data["classes"]:
+        check_class_name(name, str(path))
     if "name" not in data or not isinstance(data["name"], (str, type(None))):
         raise NvError(f"'{path}' data section needs a 'name' (a dataset name or null)")
     if not isinstance(data.get("options", {}), dict):
@@ -259,11 +321,11 @@ def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_D
     if path is None:
         link = Path(runs_dir) / files.LATEST
         if not link.exists():
-            others = sorted(p.name for p in Path(runs_dir).glob("*/config.json")) if Path(runs_dir).is_dir() else []
+            others = sorted(p.parent.name for p in Path(runs_dir).glob("*/config.json")) if Path(runs_dir).is_dir() else []
             if link.is_symlink():
                 raise NvError(f"'{link}' points to '{os.readlink(link)}', which no longer exists; pass --run PATH"
-                              + (f" (runs in '{runs_dir}': {', '.join(p.split('/')[0] for p in others[:5])})"
-                                 if others else ""))
+                              + (f" (runs in '{runs_dir}': {', '.join(others[:5])}"
+                                 f"{', ...' if len(others) > 5 else ''})" if others else ""))
             raise NvError(f"no runs yet in '{runs_dir}'; train one with 'nv train' or pass --run PATH")
         run_dir = link
     else:
@@ -275,8 +337,8 @@ def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_D
         raise NvError(f"'{run_dir}' is not an nv run directory (no config.json)")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise NvError(f"'{config_path}' is not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise NvError(f"'{config_path}' is not valid JSON ({str(exc)[:200] or type(exc).__name__})") from exc
     except OSError as exc:
         raise NvError(f"cannot read '{config_path}': {exc.strerror}") from exc
     return Run(run_dir.resolve(), _check_config(config_path, config))

@@ -5,6 +5,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +25,7 @@ from .loaders import batches, make_loader
 from .predict import ProgressFn, predict
 
 log = logging.getLogger("nvcli")
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng")
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 
 
@@ -81,19 +83,33 @@ class Trainer:
         if not path.is_file():
             raise NvError(f"cannot resume: '{path}' does not exist (the run never finished an epoch)")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says it in one line
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated, not a torch file, or objects that weights_only refuses
+            raise NvError(f"cannot resume: '{path}' is not a readable checkpoint ({type(exc).__name__}: "
+                          f"{_first_line(exc)}); it is damaged or was not written by nv train") from exc
+        missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise NvError(f"cannot resume: checkpoint '{path}' lacks {', '.join(missing)}; it was not written by "
+                          "nv train")
+        try:
+            epoch, history = int(state["epoch"]), [dict(row) for row in state["history"]]
+            if not 0 <= epoch <= self.cfg.epochs or len(history) != epoch:
+                raise NvError(f"cannot resume: checkpoint '{path}' says epoch {epoch} with {len(history)} recorded "
+                              f"epoch(s); this run trains {self.cfg.epochs} epochs")
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise NvError(f"checkpoint '{path}' does not fit this run's model ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0]})") from exc
-        self.epoch, self.history = int(state["epoch"]), list(state["history"])
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(_as_tuple(state["rng"]["python"]))
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            torch.set_rng_state(state["rng"]["torch"])
+            random.setstate(_as_tuple(state["rng"]["python"]))
+            if "cuda" in state["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+            raise NvError(f"cannot resume: checkpoint '{path}' does not fit this run's model and recipe "
+                          f"({type(exc).__name__}: {_first_line(exc)})") from exc
+        self.epoch, self.history = epoch, history
         if self.run_dir is not None and dist.is_main():
             self._write_metrics()  # an interruption may have come between the checkpoint and metrics.csv
             self._draw_metrics()
@@ -181,6 +197,10 @@ class Trainer:
         if self.run_dir is not None and dist.is_main():
             self._draw_metrics()
         return pd.DataFrame(self.history, columns=METRIC_COLUMNS)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or ["unreadable"])[0][:200]
 
 
 def _as_tuple(value: Any) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection
@@ -16,7 +17,7 @@ import torch
 from ..data.registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions, load_data
 from ..errors import NvError
 from ..models.spec import ModelChoice, ModelSpec, build_model
-from ..runs import files
+from ..runs import files, lock
 from ..runs.atomic import save_torch
 from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, write_units
 from . import distributed as dist
@@ -79,10 +80,10 @@ def convert(choice: ModelChoice, *, num_classes: int | None = None, classes: lis
     spec = ModelSpec.of(choice, num_classes=count, input_shape=(in_channels, image_size, image_size), mean=mean,
                         std=std)
     model = build_model(spec, trust_code=True)  # the architecture was named on the command line
-    run_dir = new_run_dir(name, runs_dir, force)
-    names = classes or [str(i) for i in range(count)]
-    _write_run(run_dir, model, spec, {"name": None, "classes": names, "options": {}}, {})
-    mark_latest(run_dir)
+    with new_run_dir(name, runs_dir, force) as run_dir:
+        names = classes or [str(i) for i in range(count)]
+        _write_run(run_dir, model, spec, {"name": None, "classes": names, "options": {}}, {})
+        mark_latest(run_dir)
     return run_dir, model
 
 
@@ -115,7 +116,8 @@ def _from_run(source: Run, bundle: DataBundle, choice: ModelChoice, given: Colle
     if old.num_classes != fitted.num_classes:
         raise NvError(f"--init run '{source.dir}' has {old.num_classes} classes but dataset '{bundle.name}' "
                       f"has {fitted.num_classes}; convert with --num-classes {fitted.num_classes}")
-    model = build_model(fitted, load_weights=False, trust_code=trust_code)
+    # Naming the run's package.module:function again with --arch is asking for it, like --trust-code.
+    model = build_model(fitted, load_weights=False, trust_code=trust_code or ("arch" in given and choice.user_code))
     # The data's normalisation replaces the converted run's; every other tensor comes from the run.
     state = {k: v for k, v in source.state().items() if not k.startswith("normalize.")}
     try:
@@ -158,15 +160,16 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
         else:
             spec = spec_for(choice, bundle)
             model = build_model(spec, trust_code=trust_code or choice.user_code)
-        run_dir = new_run_dir(name, runs_dir, force) if dist.is_main() else None
-        if run_dir is not None:
-            data_section = {"name": data, "classes": bundle.classes, "kind": bundle.kind, "cues": bundle.cues,
-                            "options": options.to_dict(), "info": bundle.info}
-            _write_run(run_dir, model, spec, data_section, cfg.to_dict())
-            mark_latest(run_dir)
-        trainer = Trainer(model, bundle.train, bundle.val, cfg, run_dir, device=device, distributed=distributed,
-                          progress=progress, on_epoch=on_epoch)
-        trainer.fit()
+        # Rank 0 alone creates, writes and locks the run directory, for the whole of training.
+        with new_run_dir(name, runs_dir, force) if dist.is_main() else nullcontext() as run_dir:
+            if run_dir is not None:
+                data_section = {"name": data, "classes": bundle.classes, "kind": bundle.kind, "cues": bundle.cues,
+                                "options": options.to_dict(), "info": bundle.info}
+                _write_run(run_dir, model, spec, data_section, cfg.to_dict())
+                mark_latest(run_dir)
+            trainer = Trainer(model, bundle.train, bundle.val, cfg, run_dir, device=device, distributed=distributed,
+                              progress=progress, on_epoch=on_epoch)
+            trainer.fit()
     finally:
         dist.cleanup()
     return load_run(run_dir) if run_dir is not None else None
@@ -190,12 +193,13 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
         log.warning("run '%s' trained in %s; on %s it continues in %s", run.dir, run.config["precision"], device,
                     precision)
     try:
-        bundle = run.data()
-        model = build_model(run.spec, load_weights=False, trust_code=trust_code)
-        trainer = Trainer(model, bundle.train, bundle.val, cfg, run.dir if main else None, device=device,
-                          distributed=distributed, progress=progress, on_epoch=on_epoch)
-        trainer.resume(run.dir / files.CHECKPOINT)
-        trainer.fit()
+        with lock.holding(run.dir) if main else nullcontext():
+            bundle = run.data()
+            model = build_model(run.spec, load_weights=False, trust_code=trust_code)
+            trainer = Trainer(model, bundle.train, bundle.val, cfg, run.dir if main else None, device=device,
+                              distributed=distributed, progress=progress, on_epoch=on_epoch)
+            trainer.resume(run.dir / files.CHECKPOINT)
+            trainer.fit()
     finally:
         dist.cleanup()
     return load_run(run.dir) if main else None

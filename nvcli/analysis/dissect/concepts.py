@@ -1,7 +1,6 @@
 """The concept-class map (Figure 4): per class, its head weights summed over the units labelled with each concept."""
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +14,7 @@ from ...data.broden import BrodenProbe
 from ...data.shapes import ProbeOptions, write_probe
 from ...errors import NvError
 from ...runs import files
+from ...runs.lock import scratch_dir
 from ...runs.results import RunResult, Writer, figure, table
 from ...runs.run import Run
 from ...training.devices import resolve_device
@@ -160,9 +160,9 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, *, head: str = fi
         with torch.no_grad():
             return model.unit_maps(images.to(dev))
 
-    with tempfile.TemporaryDirectory(prefix="nv-probe-") as tmp:
+    with scratch_dir("nv-probe-") as tmp:  # removed afterwards; one left by a killed process goes next time
         if probe_dir is None:
-            probe_dir = write_probe(Path(tmp) / "probe", ProbeOptions(image_size=size, count=probe_count))
+            probe_dir = write_probe(tmp / "probe", ProbeOptions(image_size=size, count=probe_count))
             source = f"built-in shapes probe ({probe_count} images)"
         else:
             source = str(probe_dir)

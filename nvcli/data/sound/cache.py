@@ -62,7 +62,7 @@ class SpectrogramFiles(Dataset):
     def _store(self, entry: str, x: torch.Tensor) -> None:
         try:
             save_torch(entry, x)
-        except OSError as e:  # a full or read-only disk only costs speed: keep training, say so once
+        except NvError as e:  # a full or read-only disk only costs speed: keep training, say so once
             if not self._warned_write:
                 log.warning("cannot write sound cache entry %s (%s); clips will be decoded again", entry, e)
                 self._warned_write = True

@@ -21,6 +21,10 @@ import torchaudio
 from ...errors import NvError
 
 CACHE_VERSION = 1  # bump when decoding changes, so old cache entries stop matching
+MAX_SAMPLE_RATE = 768_000  # the highest rate of common audio hardware
+MAX_CLIP_SAMPLES = 1 << 25  # samples per clip (25 min at 22,050 Hz): a bound on each decoded clip's memory
+RESAMPLE_KERNEL_LIMIT = 1 << 20  # filter values held at once when resampling (4 MB of float32)
+_ZEROS, _ROLLOFF = 6, 0.99  # torchaudio.functional.resample's defaults: lowpass_filter_width, rolloff
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,17 @@ class SpecParams:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise NvError(f"{name} must be a positive number, got {value!r}")
+            if not math.isfinite(value):
+                raise NvError(f"{name} must be a finite number, got {value!r}")
             # 2 and 2.0 must give the same cache key
             object.__setattr__(self, name, float(value))
+        if self.sample_rate > MAX_SAMPLE_RATE:
+            raise NvError(f"sample_rate={self.sample_rate} is above {MAX_SAMPLE_RATE} Hz; use a real audio rate "
+                          "(22050 is the default)")
+        if self.duration * self.sample_rate > MAX_CLIP_SAMPLES:
+            raise NvError(f"duration={self.duration} s at sample_rate={self.sample_rate} is more than "
+                          f"{MAX_CLIP_SAMPLES} samples per clip; use at most "
+                          f"{MAX_CLIP_SAMPLES / self.sample_rate:.0f} s (UrbanSound8K clips are 4 s)")
         if self.num_samples <= self.n_fft:
             raise NvError(
                 f"duration={self.duration} s at sample_rate={self.sample_rate} gives {self.num_samples} samples, "
@@ -121,10 +134,49 @@ def decode(path: str | os.PathLike, params: SpecParams) -> torch.Tensor:
         if not bool(torch.isfinite(wave).all()):
             raise ValueError("it contains NaN or infinite samples")
         if rate != params.sample_rate:
-            wave = torchaudio.functional.resample(wave, rate, params.sample_rate)
+            wave = resample(wave, rate, params.sample_rate)
     except (RuntimeError, OSError, ValueError) as e:  # soundfile raises LibsndfileError, a RuntimeError
         raise NvError(f"cannot decode audio file {path}: {reason(e)}") from e
     return log_mel(fit_length(wave, params.num_samples)[None], params)[0]
+
+
+def resample(wave: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+    """torchaudio's default resampling (windowed sinc, Hann, 6 zero crossings) of a 1-D wave, in bounded memory.
+
+    torchaudio builds one filter per output phase: new/g x (orig/g + 2 width) values for g = gcd(orig, new),
+    gigabytes for nearly equal coprime rates (22,051 -> 22,050 Hz). Here the same filter values are computed
+    only for the 2 width + 1 inputs nearest each output sample, a chunk of outputs at a time.
+    """
+    g = math.gcd(orig, new)
+    o, n = orig // g, new // g
+    width = math.ceil(_ZEROS * o / (min(o, n) * _ROLLOFF))
+    if n * (o + 2 * width) <= RESAMPLE_KERNEL_LIMIT:
+        return torchaudio.functional.resample(wave, orig, new)
+    return _resample_taps(wave, o, n, width)
+
+
+def _resample_taps(wave: torch.Tensor, o: int, n: int, width: int) -> torch.Tensor:
+    """torchaudio's filter values for output m and input i, base (i/o - m/n) clamped, evaluated per tap."""
+    base = min(o, n) * _ROLLOFF
+    length = wave.shape[-1]
+    total = math.ceil(n * length / o)
+    padded = F.pad(wave, (width, width + o))  # as torchaudio pads: input i sits at i + width
+    offsets = torch.arange(-width, width + 1)
+    out = torch.empty(total, dtype=wave.dtype)
+    step = max(1, RESAMPLE_KERNEL_LIMIT // len(offsets))
+    for start in range(0, total, step):
+        m = torch.arange(start, min(start + step, total))
+        frame, phase = m // n, m % n
+        centre = (m * o) // n  # the input at or just before output m
+        taps = centre[:, None] + offsets[None, :]
+        # The same arithmetic as torchaudio's kernel: -phase / n in float32, the input offset in float64.
+        t = (-phase / n)[:, None].double() + (taps - frame[:, None] * o).double() / o
+        t = (t * base).clamp_(-_ZEROS, _ZEROS)
+        window = torch.cos(t * math.pi / _ZEROS / 2) ** 2
+        t *= math.pi
+        kernel = torch.where(t == 0, torch.ones_like(t), t.sin() / t) * (window * (base / o))
+        out[start:start + len(m)] = (padded[taps + width] * kernel.to(wave.dtype)).sum(dim=1)
+    return out
 
 
 def mel_frequencies(params: SpecParams) -> torch.Tensor:

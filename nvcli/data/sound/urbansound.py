@@ -18,7 +18,8 @@ import soundfile as sf
 
 from ...errors import NvError, choice_error
 from ...runs.atomic import write_json
-from ..registry import ON_ERROR, DataBundle, DataOptions, select_classes
+from ..paths import listed_path
+from ..registry import MAX_IMAGE_SIZE, ON_ERROR, DataBundle, DataOptions, select_classes
 from .cache import SpectrogramFiles, cache_entry, cache_root
 from .spectrogram import CACHE_VERSION, SpecParams, mean_std, reason
 
@@ -95,8 +96,8 @@ def _index(
 ) -> tuple[list[str], list[int], dict[str, str]]:
     """Paths and labels of the decodable clips in `rows`, and {relative path: reason} for the others."""
     paths, targets, problems = [], [], {}
-    for fold, name, class_id in zip(rows["fold"], rows["slice_file_name"], rows["classID"]):
-        path = root / "audio" / f"fold{fold}" / name
+    for row, fold, name, class_id in zip(rows.index, rows["fold"], rows["slice_file_name"], rows["classID"]):
+        path = listed_path(root / "audio" / f"fold{fold}", name, f"{root / METADATA_CSV} row {row + 2}")
         # A cached clip was decoded before, so only uncached ones need their header checked.
         cached = path.is_file() and cache_entry(cache, str(path), params).is_file()
         problem = None if cached else _probe(path)
@@ -143,6 +144,8 @@ class UrbanSoundOptions(DataOptions):
         if self.val_fold < 1:
             raise NvError(f"--val-fold {self.val_fold} is not valid; folds are numbered from 1")
         self.positive("limit", "image_size")
+        if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
+            self.check_image_size(self.image_size)
         self.params  # noqa: B018  (checks the spectrogram settings now, not at the first clip)
 
     @property

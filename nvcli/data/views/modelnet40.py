@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from ...errors import NvError, choice_error
+from ..imagefile import read_rgb
 from ..images import require_dir
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, ON_ERROR, DataBundle, DataOptions, select_classes
 from .render import RENDERED_VIEWS, view_numbers
@@ -45,11 +46,7 @@ class ViewFileDataset(Dataset):
         return [label for _, label in self.objects]
 
     def _load(self, path: Path) -> torch.Tensor:
-        try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")
-        except (OSError, UnidentifiedImageError) as exc:
-            raise NvError(f"cannot decode image '{path}' ({exc.__class__.__name__})") from exc
+        rgb = read_rgb(path)
         if rgb.size != (self.image_size, self.image_size):
             rgb = rgb.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
         return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div_(255)

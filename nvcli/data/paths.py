@@ -1,0 +1,22 @@
+"""Paths that a dataset's own files name (metadata CSVs, file lists, index files): kept inside the dataset.
+
+A metadata row is text anyone can write, so a path in one is taken only when it is relative and stays
+below the folder it is relative to: an absolute path or a `..` step is refused, naming the file and row.
+Symbolic links inside the dataset are followed like any file: whoever made the directory put them there
+(and archive tools refuse to unpack links that point outside).
+"""
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from ..errors import NvError
+
+
+def listed_path(base: Path, text: str, source: str) -> Path:
+    """`base / text` for a path read from a dataset file; `source` says where it was read (file and row)."""
+    value = str(text)
+    parts = PurePosixPath(value).parts
+    if not value or "\0" in value or value.startswith("/") or ".." in parts:
+        raise NvError(f"{source} names the path {value!r}, which is not inside '{base}'; paths in a dataset's "
+                      "files must be relative and stay inside the dataset (no absolute paths, no '..')")
+    return base.joinpath(*parts)
