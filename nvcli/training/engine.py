@@ -101,7 +101,8 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            self.scaler.load_state_dict(state["scaler"])
+            if state["scaler"]:  # empty when the run computed without loss scaling (fp32 or bfloat16)
+                self.scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["rng"]["torch"])
             random.setstate(_as_tuple(state["rng"]["python"]))
             if "cuda" in state["rng"] and torch.cuda.is_available():
