@@ -28,6 +28,8 @@ _API = {
     "compare": "analysis.compare",
     "view_weights": "analysis.views",
     "dissect_run": "analysis.dissect.concepts",
+    "fit_path": "analysis.sparse.sparsify", "sparse_head": "analysis.sparse.sparsify",
+    "PathSettings": "analysis.sparse.path", "Selection": "analysis.sparse.head",
 }
 __all__ = sorted(_API) + ["__version__"]
 
