@@ -127,7 +127,8 @@ def test_heads_are_read_by_weights_compare_and_explain(nv, sparse_run: Run, tmp_
     weighed = set(overall.loc[(overall["pos_share"] > 0) | (overall["neg_share"] > 0), "node"])
     # Side b's weight lies only in the layers of the sparse head's kept units, and in each of them.
     assert weighed == {layer["node"] for layer in record["kept"]} and len(weighed) < len(overall)
-    assert nv("compare", run_dir, run_dir, "--head", "a", "--head", "b", "--head", "c").code == 2
+    three = nv("compare", run_dir, run_dir, "--head", "a", "--head", "b", "--head", "c")
+    assert three.code == 2 and "--head was given 3 times" in three.err
 
     explained = nv("explain", "--run", run_dir, "--head", "sparse3", "--index", "0", "--device", "cpu")
     assert explained.code == 0, explained.err

@@ -19,7 +19,7 @@ SPARSIFY = Group("Sparse head", (
     Flag("steps", int, ("--steps",), "Lambdas along the path, log-spaced from lambda_max down.", 50),
     Flag("ratio", float, ("--lambda-ratio",), "The last lambda as a fraction of lambda_max.", 0.01),
     Flag("patience", int, ("--patience",), "Stop after this many steps without a better validation accuracy "
-         "(0: fit every step).", 5, extra=(("min", 0),)),
+         "(0: fit every step).", 10, extra=(("min", 0),)),
     Flag("finetune", bool, ("--finetune",), "Refit the kept units without penalty (debias); report both.", False),
 ))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 
 def path_figure(frame: pd.DataFrame, dense_acc: float, title: str = "") -> Figure:
@@ -17,6 +18,10 @@ def path_figure(frame: pd.DataFrame, dense_acc: float, title: str = "") -> Figur
     ax.plot(drawn["units_per_class_mean"], drawn["val_acc"], color="#08519c", marker="o", markersize=3,
             label="sparse head, validation")
     ax.set_xscale("log")
+    narrow = len(drawn) > 0 and drawn["units_per_class_mean"].max() < 20 * drawn["units_per_class_mean"].min()
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 1.5, 2, 3, 5, 7) if narrow else (1, 2, 5)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("units per class (mean over classes)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)

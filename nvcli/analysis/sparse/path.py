@@ -27,7 +27,7 @@ class PathSettings:
     alpha: float = 0.99
     steps: int = 50
     ratio: float = 0.01
-    patience: int | None = 5
+    patience: int | None = 10
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha <= 1:

@@ -204,7 +204,7 @@ def _fista(X: Tensor, Y: Tensor, lam: float, alpha: float, W: Tensor, b: Tensor,
                 W_new = W_new * support
             b_new = by - t * gb
             dW, db = W_new - Wy, b_new - by
-            dz = X @ dW.T + db
+            dz = _logit_change(X, dW, db)
             quad = (dW.double().square().sum() + db.double().square().sum()).item() / (2 * t)
             if _bregman(p, dz) <= quad:
                 break
@@ -228,6 +228,14 @@ def _fista(X: Tensor, Y: Tensor, lam: float, alpha: float, W: Tensor, b: Tensor,
             Wy, by, zy = W_new + beta * (W_new - W), b_new + beta * (b_new - b), z_new + beta * (z_new - z)
         W, b, z = W_new, b_new, z_new
     return W, b, max_iter, False, t
+
+
+def _logit_change(X: Tensor, dW: Tensor, db: Tensor) -> Tensor:
+    """X dW^T + db, reading only the columns of X whose weights changed (few, once the head is sparse)."""
+    cols = torch.nonzero((dW != 0).any(dim=0)).flatten()
+    if 2 * cols.numel() > dW.shape[1]:
+        return X @ dW.T + db
+    return X.index_select(1, cols) @ dW.index_select(1, cols).T + db
 
 
 def _compact(W: Tensor) -> Tensor:
