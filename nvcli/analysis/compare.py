@@ -29,6 +29,7 @@ log = logging.getLogger("nvcli")
 SIDES = ("a", "b")
 ACCURACY_COLUMNS = ["side", "run", "head", "network", "dataset", "classes", "accuracy", "source"]
 SHARES = ["pos_share", "neg_share", "top_share"]
+DENSE_BOTH = (files.DENSE_HEAD, files.DENSE_HEAD)  # the head each side reads, unless told
 
 
 @dataclass
@@ -60,7 +61,7 @@ def _structure(run: Run) -> list[tuple]:
     return [(*key, len(part)) for key, part in units.groupby(layer_keys(units), sort=False)]
 
 
-def check_comparable(a: Run, b: Run, heads: tuple[str, str] = (files.DENSE_HEAD, files.DENSE_HEAD)) -> None:
+def check_comparable(a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> None:
     """Refuse baseline runs, runs whose architectures or unit tables differ, and heads a run does not have."""
     for run, head in zip((a, b), heads):
         run.require_neuroview("compare")
@@ -87,7 +88,7 @@ def run_accuracy(run: Run, head: str = files.DENSE_HEAD, *, device: str = "auto"
     return float(result.summary["accuracy"]), "computed"
 
 
-def compare(a: Run, b: Run, *, heads: tuple[str, str] = (files.DENSE_HEAD, files.DENSE_HEAD), top: int = DEFAULT_TOP,
+def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = DEFAULT_TOP,
             device: str = "auto", batch_size: int = 128, workers: int = 0, trust_code: bool = False,
             progress: ProgressFn | None = None) -> Comparison:
     """Compare head `heads[0]` of run `a` with head `heads[1]` of run `b` (same architecture and units)."""
@@ -115,8 +116,7 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = (files.DENSE_HEAD, files
     return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide, names, top)
 
 
-def output_dir(out: str | Path | None, a: Run, b: Run, heads: tuple[str, str] = (files.DENSE_HEAD, files.DENSE_HEAD)
-               ) -> Path:
+def output_dir(out: str | Path | None, a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> Path:
     """The directory `nv compare A B` writes into, created if needed: by default A/compare_<B>/, with '@<head>'
     after 'compare' for a sparse head of A and after B's name for one of B (A/compare_A@sparse10/)."""
     marks = [files.head_mark(h) for h in heads]
