@@ -1,18 +1,23 @@
-"""Time of the elastic-net path (nv sparsify's numerical core) on synthetic NeuroView soft codes.
+"""Time of the elastic-net path (nv sparsify's numerical core) on synthetic NeuroView soft codes or a run's codes.
 
-Codes look like a NeuroView head's inputs: sigmoid of correlated pre-activations (a few shared factors),
-values in (0, 1), a few informative units per class, dead (constant) units too. Each size fits the full
-`--steps` path (no early stop) on `--threads` CPU threads, in a fresh process per size, and reports wall and
-CPU time, solver iterations, resident memory before the path and at peak, the step nearest 10 units per
-class, and the time and length of the default early-stopped path.
+Synthetic codes look like a NeuroView head's inputs: sigmoid of correlated pre-activations (a few shared
+factors), values in (0, 1), a few informative units per class, dead (constant) units too. With --codes RUN, the
+run's cached codes (codes/train.npy and codes/val.npy, written by nv sparsify) are used instead, and each size
+is that many training samples drawn from them (a fixed random subset). Each size fits the full `--steps` path
+(no early stop) on `--threads` CPU threads, in a fresh process per size, and reports wall and CPU time, solver
+iterations, resident memory before the path and at peak, the step nearest 10 units per class, and the time and
+length of the default early-stopped path.
 Run: python benchmarks/bench_sparse_path.py [--sizes 1350,2700,5400] [--units 1152] [--classes 9]
+     python benchmarks/bench_sparse_path.py --codes runs/demo --sizes 675,1350,2700
 """
 from __future__ import annotations
 
 import argparse
 import multiprocessing
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from nvcli.analysis.sparse.solver import Standardizer, elastic_net_path
@@ -41,19 +46,34 @@ def rss_mib() -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def codes(n: int, args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training codes and labels (n samples), then validation codes and labels: synthetic or a run's cached codes."""
+    if args.codes is None:
+        X, y = soft_codes(n + args.val, args.units, args.classes, seed=n)
+        return X[:n], y[:n], X[n:], y[n:]
+    folder = Path(args.codes) / "codes"
+    X = torch.from_numpy(np.load(folder / "train.npy"))
+    y = torch.from_numpy(np.load(folder / "train_labels.npy"))
+    if n > len(X):
+        raise SystemExit(f"--sizes {n} exceeds the run's {len(X)} training samples")
+    pick = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))[:n]
+    return (X[pick], y[pick], torch.from_numpy(np.load(folder / "val.npy")),
+            torch.from_numpy(np.load(folder / "val_labels.npy")))
+
+
 def run_size(n: int, args: argparse.Namespace) -> dict[str, float]:
     """Fit the full path and the early-stopped path at n training samples; runs in a fresh process."""
     torch.set_num_threads(args.threads)
-    X, y = soft_codes(n + args.val, args.units, args.classes, seed=n)
-    scale = Standardizer.fit(X[:n])
-    X_train, X_val = scale(X[:n]), scale(X[n:])
+    X, y, Xv, yv = codes(n, args)
+    scale = Standardizer.fit(X)
+    X_train, X_val = scale(X), scale(Xv)
     before, _ = rss_mib()
     wall, cpu = time.perf_counter(), time.process_time()
-    path = elastic_net_path(X_train, y[:n], X_val, y[n:], alpha=args.alpha, steps=args.steps, ratio=args.ratio,
+    path = elastic_net_path(X_train, y, X_val, yv, alpha=args.alpha, steps=args.steps, ratio=args.ratio,
                             rtol=args.rtol, patience=None)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     early_wall = time.perf_counter()
-    early = elastic_net_path(X_train, y[:n], X_val, y[n:], alpha=args.alpha, steps=args.steps, ratio=args.ratio,
+    early = elastic_net_path(X_train, y, X_val, yv, alpha=args.alpha, steps=args.steps, ratio=args.ratio,
                              rtol=args.rtol, patience=args.patience)
     early_wall = time.perf_counter() - early_wall
     ten = min(path.steps, key=lambda s: abs(s.nonzero_mean - 10))
@@ -73,12 +93,15 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=1e-2)
     parser.add_argument("--alpha", type=float, default=0.99)
     parser.add_argument("--rtol", type=float, default=1e-2)
-    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--codes", help="a run directory whose cached codes to use instead of synthetic ones")
     args = parser.parse_args()
 
-    print(f"{args.steps}-step path, {args.units} units, {args.classes} classes, {args.val} val, alpha {args.alpha}, "
-          f"ratio {args.ratio}, rtol {args.rtol}, {args.threads} threads; each size in a fresh process")
+    source = (f"the codes of {args.codes}" if args.codes else
+              f"synthetic codes, {args.units} units, {args.classes} classes, {args.val} val")
+    print(f"{args.steps}-step path on {source}, alpha {args.alpha}, ratio {args.ratio}, rtol {args.rtol}, "
+          f"{args.threads} threads; each size in a fresh process")
     print(f"{'train':>6} {'wall s':>7} {'cpu s':>6} {'iters':>6} {'ms/iter':>7} {'unconv':>6} {'RSS MiB':>8} "
           f"{'peak':>5} {'~10/class: lam/lmax':>19} {'units':>5} {'val':>5} {'best val':>8} "
           f"{'early stop: s':>13} {'steps':>5}")

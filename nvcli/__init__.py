@@ -29,6 +29,8 @@ _API = {
     "view_weights": "analysis.views",
     "dissect_run": "analysis.dissect.concepts",
     "build_report": "report.build",
+    "fit_path": "analysis.sparse.sparsify", "sparse_head": "analysis.sparse.sparsify",
+    "PathSettings": "analysis.sparse.path", "Selection": "analysis.sparse.head",
 }
 __all__ = sorted(_API) + ["__version__"]
 

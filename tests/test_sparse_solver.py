@@ -172,6 +172,45 @@ def test_float32_agrees_with_float64(small: tuple[torch.Tensor, torch.Tensor]) -
     torch.testing.assert_close(W32.double(), W64, atol=1e-4, rtol=0)
 
 
+def test_long_float32_runs_stay_at_the_optimum() -> None:
+    # Separable classes, each carried by ten near-identical units: momentum climbs towards 1, and an unreachable
+    # float32 tolerance keeps FISTA iterating. The logits it carries must not drift from X W^T + b (they once did,
+    # amplified by momentum at every refresh, and the iterates diverged after a few hundred steps).
+    g = torch.Generator().manual_seed(9)
+    y = torch.arange(300) % 3
+    X = torch.randn(300, 60, generator=g, dtype=torch.float64)
+    for k in range(3):
+        X[:, 10 * k:10 * (k + 1)] = (y == k).double()[:, None] + 1e-3 * torch.randn(300, 10, generator=g)
+    X = Standardizer.fit(X)(X)
+    lam = 0.3 * lambda_max(X, y, 0.99)
+
+    def objective(W: torch.Tensor, b: torch.Tensor) -> float:
+        loss = torch.nn.functional.cross_entropy(X @ W.double().T + b.double(), y).item()
+        return loss + lam * (0.99 * W.double().abs().sum() + 0.005 * W.double().square().sum()).item()
+
+    W64, b64, _ = fit(X, y, lam, 0.99, tol=1e-9)
+    W32, b32, iterations = fit(X.float(), y, lam, 0.99, tol=1e-9, max_iter=3000)
+    assert iterations == 3000  # it never met the tolerance, so it ran every iteration
+    assert objective(W32, b32) == pytest.approx(objective(W64, b64), rel=1e-5)
+    torch.testing.assert_close(W32.double(), W64, atol=1e-4, rtol=0)
+
+
+def test_support_holds_the_other_weights_at_zero(small: tuple[torch.Tensor, torch.Tensor]) -> None:
+    X, y = small
+    support = torch.zeros(3, 20, dtype=torch.bool)
+    support[0, :2] = support[1, 2:4] = support[2, 4:6] = True
+    W, b, _ = fit(X, y, 0.0, 1.0, classes=3, support=support, tol=1e-9, max_iter=20_000)
+    assert bool((W[~support] == 0).all()) and bool((W[support] != 0).all())
+    # The optimum of the unpenalised loss over that support: the loss's gradient vanishes on the support and in the
+    # bias, and not elsewhere (the constraint binds).
+    R = (torch.softmax(X @ W.T + b, dim=1) - torch.nn.functional.one_hot(y, 3).double()) / len(y)
+    grad = R.T @ X
+    assert grad[support].abs().max() < 1e-8 and R.sum(dim=0).abs().max() < 1e-8
+    assert grad[~support].abs().max() > 1e-3
+    with pytest.raises(ValueError, match="support must be a bool tensor"):
+        fit(X, y, 0.1, 0.9, support=support.float())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_runs_on_the_inputs_device(small: tuple[torch.Tensor, torch.Tensor]) -> None:
     X, y = small

@@ -1,5 +1,6 @@
 """Two NeuroView runs of one architecture side by side (paper case studies 2 and 3, Figure 3 c-d):
-their accuracy, and how each head spreads its positive and negative weight over the layers.
+their accuracy, and how each head spreads its positive and negative weight over the layers. Each side reads
+one head: the dense one (default) or a sparse head (`nv sparsify`), so a run can be compared with itself.
 
 Shares (not raw sums) are compared, so two heads trained to different weight scales stay comparable;
 the runs may have different classes (e.g. trained on different datasets), the units must be the same.
@@ -13,21 +14,22 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import NvError
+from ..errors import NvError, choice_error
 from ..models.unit_table import layer_keys
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.predict import ProgressFn
 from .evaluate import Evaluation, evaluate
-from .head import DEFAULT_TOP, OVERALL, read_head
+from .head import DEFAULT_TOP, OVERALL, head_names, read_head
 from .weights import layer_summary
 
 log = logging.getLogger("nvcli")
 
 SIDES = ("a", "b")
-ACCURACY_COLUMNS = ["side", "run", "network", "dataset", "classes", "accuracy", "source"]
+ACCURACY_COLUMNS = ["side", "run", "head", "network", "dataset", "classes", "accuracy", "source"]
 SHARES = ["pos_share", "neg_share", "top_share"]
+DENSE_BOTH = (files.DENSE_HEAD, files.DENSE_HEAD)  # the head each side reads, unless told
 
 
 @dataclass
@@ -36,9 +38,9 @@ class Comparison(RunResult):
 
     kind = "compare"
     accuracy: pd.DataFrame  # ACCURACY_COLUMNS, one row per side
-    layers: pd.DataFrame  # side, run, class, [view,] layer, node, LAYER_STATS
+    layers: pd.DataFrame  # side, run, head, class, [view,] layer, node, LAYER_STATS
     overall: pd.DataFrame  # [view,] layer, node, units, pos_share_a, pos_share_b, ..., top_share_b
-    names: dict[str, str]  # side -> run name
+    names: dict[str, str]  # side -> run name, with '@<head>' for a sparse head
     top: int = DEFAULT_TOP
 
     def settings(self) -> dict[str, Any]:
@@ -71,10 +73,12 @@ def _structure(run: Run) -> list[tuple]:
     return [(*key, len(part)) for key, part in units.groupby(keys, sort=False)]
 
 
-def check_comparable(a: Run, b: Run) -> None:
-    """Refuse baseline runs and runs whose architectures or unit tables differ."""
-    a.require_neuroview("compare")
-    b.require_neuroview("compare")
+def check_comparable(a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> None:
+    """Refuse baseline runs, runs whose architectures or unit tables differ, and heads a run does not have."""
+    for run, head in zip((a, b), heads):
+        run.require_neuroview("compare")
+        if head not in head_names(run):
+            raise choice_error(f"head of run '{run.name}'", head, head_names(run))
     if a.spec.arch != b.spec.arch or a.spec.views != b.spec.views:
         raise NvError(f"cannot compare different architectures: '{a.name}' is {a.spec.label}, '{b.name}' is "
                       f"{b.spec.label}; nv compare needs two runs of the same architecture")
@@ -84,30 +88,32 @@ def check_comparable(a: Run, b: Run) -> None:
                       f"{len(sa)} layers, '{b.name}' has {sum(s[-1] for s in sb)} in {len(sb)}")
 
 
-def run_accuracy(run: Run, *, device: str = "auto", batch_size: int = 128, workers: int = 0,
-                 trust_code: bool = False, progress: ProgressFn | None = None) -> tuple[float, str]:
-    """The run's validation accuracy and where it came from: its saved evaluation, or computed now."""
-    saved = Evaluation.load(run.dir)
+def run_accuracy(run: Run, head: str = files.DENSE_HEAD, *, device: str = "auto", batch_size: int = 128,
+                 workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> tuple[float, str]:
+    """The validation accuracy of the run's head `head` and where it came from: its saved evaluation, or computed now."""
+    saved = Evaluation.load(run.dir, head)
     if saved is not None:
-        return float(saved.summary["accuracy"]), files.EVAL.name()
-    log.info("no saved evaluation in '%s'; evaluating", run.dir)
-    result = evaluate(run, device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
+        return float(saved.summary["accuracy"]), files.EVAL.name(head)
+    log.info("no saved evaluation of head '%s' in '%s'; evaluating", head, run.dir)
+    result = evaluate(run, head=head, device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
                       progress=progress)
     return float(result.summary["accuracy"]), "computed"
 
 
-def compare(a: Run, b: Run, *, top: int = DEFAULT_TOP, device: str = "auto", batch_size: int = 128,
-            workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> Comparison:
-    """Compare run `a` with run `b` (same architecture and units)."""
-    check_comparable(a, b)
+def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = DEFAULT_TOP,
+            device: str = "auto", batch_size: int = 128, workers: int = 0, trust_code: bool = False,
+            progress: ProgressFn | None = None) -> Comparison:
+    """Compare head `heads[0]` of run `a` with head `heads[1]` of run `b` (same architecture and units)."""
+    check_comparable(a, b, heads)
     accuracy, layers = [], []
-    for side, run in zip(SIDES, (a, b)):
-        acc, source = run_accuracy(run, device=device, batch_size=batch_size, workers=workers,
+    for side, run, head in zip(SIDES, (a, b), heads):
+        acc, source = run_accuracy(run, head, device=device, batch_size=batch_size, workers=workers,
                                    trust_code=trust_code, progress=progress)
-        accuracy.append({"side": side, "run": run.name, "network": run.spec.label,
+        accuracy.append({"side": side, "run": run.name, "head": head, "network": run.spec.label,
                          "dataset": run.config["data"]["name"], "classes": len(run.classes), "accuracy": acc,
                          "source": source})
-        summary = layer_summary(read_head(run, "compare"), top)
+        summary = layer_summary(read_head(run, "compare", head), top)
+        summary.insert(0, "head", head)
         summary.insert(0, "run", run.name)
         summary.insert(0, "side", side)
         layers.append(summary)
@@ -118,13 +124,15 @@ def compare(a: Run, b: Run, *, top: int = DEFAULT_TOP, device: str = "auto", bat
     for share in SHARES:
         for side in SIDES:
             wide[f"{share}_{side}"] = overall.loc[overall["side"] == side, share].to_numpy()
-    return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide,
-                      {"a": a.name, "b": b.name}, top)
+    names = {side: run.name + files.head_mark(head) for side, run, head in zip(SIDES, (a, b), heads)}
+    return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide, names, top)
 
 
-def output_dir(out: str | Path | None, a: Run, b: Run) -> Path:
-    """The directory `nv compare A B` writes into (default A/compare_<B's name>/), created if needed."""
-    path = Path(out) if out is not None else a.dir / f"compare_{b.name}"
+def output_dir(out: str | Path | None, a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> Path:
+    """The directory `nv compare A B` writes into, created if needed: by default A/compare_<B>/, with '@<head>'
+    after 'compare' for a sparse head of A and after B's name for one of B (A/compare_A@sparse10/)."""
+    marks = [files.head_mark(h) for h in heads]
+    path = Path(out) if out is not None else a.dir / f"compare{marks[0]}_{b.name}{marks[1]}"
     if out is None and path.is_symlink():  # inside a run, a link could send the results anywhere
         raise NvError(f"'{path}' is a symbolic link; nv writes into a run only through real directories "
                       "(remove it, or pass --out)")

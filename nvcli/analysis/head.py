@@ -79,7 +79,7 @@ def read_head(run: Run, command: str, head: str = files.DENSE_HEAD) -> Head:
         names = head_names(run)
         if head not in names:
             raise choice_error(f"head of run '{run.name}'", head, names)
-        state = run.tensors(f"{files.HEADS_DIR}/{head}.pt")
+        state = run.tensors(files.SPARSE_HEAD.name(name=head))
         keys = ("weight", "bias")
     if not all(k in state for k in keys):
         raise NvError(f"run '{run.dir}' has no {keys[0]}/{keys[1]} for head '{head}'; it is not a NeuroView head")

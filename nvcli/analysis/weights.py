@@ -15,7 +15,7 @@ import pandas as pd
 from ..models.unit_table import Groups, layer_groups, layer_keys
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
-from .head import DEFAULT_TOP, OVERALL, Head, ranks
+from .head import DEFAULT_TOP, OVERALL, Head, extremes, ranks
 
 LAYER_STATS = ["units", "pos_weight", "neg_weight", "mean_weight", "pos_share", "neg_share", "top_share"]
 
@@ -27,6 +27,23 @@ def class_weights(head: Head, name: str) -> pd.DataFrame:
     frame["weight"] = w
     frame["rank"] = ranks(w)
     return frame
+
+
+def kept_units(head: Head, name: str, concepts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The units with a nonzero weight for class `name` (largest positive first, then most negative), with each
+    unit's concept, category and IoU from `concepts` (concepts_units.csv) when given."""
+    frame = class_weights(head, name)
+    frame = frame[frame["weight"] != 0]
+    if concepts is not None:
+        frame = frame.merge(concepts[["unit", "concept", "category", "iou"]], on="unit", how="left")
+    return extremes(frame, "weight", len(frame))
+
+
+def kept_per_view(head: Head, name: str) -> pd.DataFrame:
+    """`view,units,positive,negative`: how many units of each view class `name` weighs (multi-view runs)."""
+    w = head.weight[head.class_index(name)]
+    frame = pd.DataFrame({"view": head.units["view"], "units": w != 0, "positive": w > 0, "negative": w < 0})
+    return frame.groupby("view", sort=True).sum().reset_index()
 
 
 def _layer_rows(w: np.ndarray, groups: Groups, top: int) -> list[dict[str, object]]:

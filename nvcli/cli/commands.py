@@ -1,2 +1,15 @@
 """Importing this module registers every command on the app."""
-from . import compare, convert, data, dissect, evaluate, explain, multiview, perturb, report, train, weights  # noqa: F401
+from . import (  # noqa: F401  (each module registers its command)
+    compare,
+    convert,
+    data,
+    dissect,
+    evaluate,
+    explain,
+    multiview,
+    perturb,
+    report,
+    sparsify,
+    train,
+    weights,
+)

@@ -20,9 +20,11 @@ WEIGHTS = Group("Weights", (
 @command(app, "weights", WEIGHTS, HEAD, RUN, RESULTS, OUTPUT)
 def weights(flags: Flags) -> None:
     """Show a class's head weights by unit and layer; write weights CSVs, class_similarity.csv/.png."""
+    from ..analysis.dissect.concepts import ConceptMap
     from ..analysis.head import extremes, read_head
-    from ..analysis.weights import class_overview
+    from ..analysis.weights import class_overview, kept_per_view, kept_units
     from ..analysis.weights import weights as head_weights
+    from ..runs.files import DENSE_HEAD
 
     name, every, top, fmt = flags["class_"], flags["all_"], flags["top"], flags["fmt"]
     if name is None and not every:
@@ -39,8 +41,14 @@ def weights(flags: Flags) -> None:
     if name is None:
         emit(class_overview(head, summary.similarity), fmt, title=f"{run.name}: classes")
         return
-    emit(extremes(per_class[0].frame, "weight", top), fmt, title=f"{run.name}: '{name}' top {top} positive and "
-         "negative units")
+    if head.name == DENSE_HEAD:
+        emit(extremes(per_class[0].frame, "weight", top), fmt, title=f"{run.name}: '{name}' top {top} positive and "
+             "negative units")
+    else:  # a sparse head's few units are the explanation: list them all, with their concepts once dissected
+        kept = kept_units(head, name, ConceptMap.load_units(run.dir))
+        emit(kept, fmt, title=f"{run.name}: the {len(kept)} units of '{name}' in head '{head.name}'")
+        if fmt == Format.table and "view" in head.units.columns:
+            emit(kept_per_view(head, name), fmt, title=f"'{name}': units per view")
     if fmt == Format.table:
         layers = summary.layers
         emit(layers[layers["class"] == name].drop(columns="class"), fmt, title=f"'{name}' per layer")

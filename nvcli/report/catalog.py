@@ -131,7 +131,10 @@ KINDS = [
     Kind("views", "Views per class (Figure 5)", "A multi-view head's mean weight on each camera view's units.",
          _views),
     Kind("ablation", "Unit ablation", "Accuracy as units are removed from the head, most important first."),
-    Kind("sparse", "Sparse heads", "Heads refitted with an L1 penalty: accuracy against the number of units kept."),
+    Kind("sparse-path", "Sparse heads (nv sparsify)", "An elastic-net path over every unit's code: validation "
+         "accuracy against the number of units a sparse head keeps per class."),
+    Kind("head", "Sparse heads kept", "The heads chosen from the path and stored in heads/: their units per "
+         "class and accuracy."),
     Kind("compare", "Comparison with another run (Figure 3 c-d)", "Two runs of one architecture: accuracy and the "
          "share of each head's weight per layer.", _compare),
 ]

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from abc import ABC, abstractmethod
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, ClassVar
 
 from ..errors import NvError
@@ -81,6 +81,13 @@ def _clean_stale_staging(run_dir: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _own(name: str) -> bool:
+    """Whether `name` may be a result file: relative, in the run directory or one subfolder, no hidden part."""
+    parts = PurePosixPath(name).parts
+    return (0 < len(parts) <= 2 and not PurePosixPath(name).is_absolute()
+            and not any(p.startswith(".") for p in parts) and name != RESULTS)
+
+
 def save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *, force: bool = False,
                command: str | None = None) -> list[Path]:
     """Write `files` into `run_dir` all together and record them under `key` in results.json."""
@@ -103,8 +110,10 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
     try:
         staging.mkdir()
         for name, write in files.items():
+            (staging / name).parent.mkdir(exist_ok=True)  # a name may lie in one subfolder (heads/<name>.pt)
             write(staging / name)
         for name in files:  # every file exists complete before the first one replaces an old one
+            (run_dir / name).parent.mkdir(exist_ok=True)
             os.replace(staging / name, run_dir / name)
     except OSError as exc:
         raise NvError(f"cannot write {key} results into '{run_dir}': {exc.strerror or exc}") from exc
@@ -112,9 +121,8 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
         shutil.rmtree(staging, ignore_errors=True)
     kept = list(files)
     if previous:
-        # Only plain names in this directory: a hand-edited results.json must not reach other files.
-        old = [n for n in previous.get("files", []) if isinstance(n, str) and n not in files
-               and Path(n).name == n and not n.startswith(".") and n != RESULTS]
+        # Only names in this directory or one subfolder: a hand-edited results.json must not reach other files.
+        old = [n for n in previous.get("files", []) if isinstance(n, str) and n not in files and _own(n)]
         if previous.get("settings") == settings:
             kept += [n for n in old if (run_dir / n).is_file()]  # e.g. figures saved before, skipped now
         else:

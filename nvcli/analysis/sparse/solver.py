@@ -100,9 +100,11 @@ def lambda_max(X: Tensor, y: Tensor, alpha: float, classes: int | None = None) -
 
 @torch.no_grad()
 def fit(X: Tensor, y: Tensor, lam: float, alpha: float, W0: Tensor | None = None, b0: Tensor | None = None, *,
-        classes: int | None = None, tol: float = 1e-4, max_iter: int = 5000) -> tuple[Tensor, Tensor, int]:
+        classes: int | None = None, tol: float = 1e-4, max_iter: int = 5000,
+        support: Tensor | None = None) -> tuple[Tensor, Tensor, int]:
     """Minimise the objective at one lam from (W0, b0) (default zero) until the gradient mapping's max-norm <= tol.
 
+    With `support` (bool [K, d]) the weights outside it are held at zero (the refit of a sparse head's units).
     Returns W [K, d], b [K] and the iterations used; iterations == max_iter means tol was (probably) not met.
     """
     _check_alpha(alpha)
@@ -110,7 +112,13 @@ def fit(X: Tensor, y: Tensor, lam: float, alpha: float, W0: Tensor | None = None
     _check_solver(tol, max_iter)
     K = _check_data(X, y, classes)
     W0, b0 = _start(X, K, W0, b0)
-    W, b, iterations, _, _ = _fista(X, _one_hot(y, K, X.dtype), lam, alpha, W0, b0, _initial_step(X), tol, max_iter)
+    if support is not None:
+        if support.shape != W0.shape or support.dtype != torch.bool or support.device != X.device:
+            raise ValueError(f"support must be a bool tensor {list(W0.shape)} on {X.device}, got "
+                             f"{support.dtype} {list(support.shape)} on {support.device}")
+        W0 = W0 * support
+    W, b, iterations, _, _ = _fista(X, _one_hot(y, K, X.dtype), lam, alpha, W0, b0, _initial_step(X), tol, max_iter,
+                                    support)
     return W, b, iterations
 
 
@@ -161,7 +169,7 @@ def elastic_net_path(X_train: Tensor, y_train: Tensor, X_val: Tensor, y_val: Ten
             lam=lam, weight_stored=_compact(W), bias=b.cpu(),
             nonzero_mean=nonzero.double().mean().item(), nonzero_max=int(nonzero.max().item()),
             units=int((W != 0).any(dim=0).sum().item()),
-            train_acc=_accuracy(X_train, y_train, W, b), val_acc=_accuracy(X_val, y_val, W, b),
+            train_acc=accuracy(X_train, y_train, W, b), val_acc=accuracy(X_val, y_val, W, b),
             iterations=iterations, converged=converged)
         path.append(step)
         if progress is not None:
@@ -176,8 +184,11 @@ def elastic_net_path(X_train: Tensor, y_train: Tensor, X_val: Tensor, y_val: Ten
 
 
 def _fista(X: Tensor, Y: Tensor, lam: float, alpha: float, W: Tensor, b: Tensor, t: float, tol: float,
-           max_iter: int) -> tuple[Tensor, Tensor, int, bool, float]:
-    """FISTA from (W, b) with step t; returns the solution, iterations, whether tol was met, and the last step."""
+           max_iter: int, support: Tensor | None = None) -> tuple[Tensor, Tensor, int, bool, float]:
+    """FISTA from (W, b) with step t; returns the solution, iterations, whether tol was met, and the last step.
+
+    `support` (bool [K, d]) keeps the weights outside it at zero: the prox of the penalty plus that constraint.
+    """
     n = X.shape[0]
     l1, l2 = lam * alpha, lam * (1 - alpha)
     z = X @ W.T + b
@@ -189,9 +200,11 @@ def _fista(X: Tensor, Y: Tensor, lam: float, alpha: float, W: Tensor, b: Tensor,
         t *= STEP_GROWTH
         while True:
             W_new = _prox(Wy - t * gW, t * l1, t * l2)
+            if support is not None:
+                W_new = W_new * support
             b_new = by - t * gb
             dW, db = W_new - Wy, b_new - by
-            dz = X @ dW.T + db
+            dz = _logit_change(X, dW, db)
             quad = (dW.double().square().sum() + db.double().square().sum()).item() / (2 * t)
             if _bregman(p, dz) <= quad:
                 break
@@ -200,8 +213,11 @@ def _fista(X: Tensor, Y: Tensor, lam: float, alpha: float, W: Tensor, b: Tensor,
             return W_new, b_new, it, True, t
         z_new = zy + dz
         if it % REFRESH_EVERY == 0:
-            # The logits are carried by linear updates; recompute them now and then so rounding cannot drift.
+            # The logits are carried by linear updates; recompute them now and then so rounding cannot drift. Both
+            # ends of the momentum step: a stale previous z would turn its error into a velocity that momentum near 1
+            # amplifies ~1/(1 - beta)-fold per refresh (the iterates then diverge after a few hundred steps).
             z_new = X @ W_new.T + b_new
+            z = X @ W.T + b
         # Restart momentum when the gradient mapping points against the last move (O'Donoghue & Candes 2015).
         if (dW * (W_new - W)).sum() + (db * (b_new - b)).sum() < 0:
             momentum, Wy, by, zy = 1.0, W_new, b_new, z_new
@@ -212,6 +228,14 @@ def _fista(X: Tensor, Y: Tensor, lam: float, alpha: float, W: Tensor, b: Tensor,
             Wy, by, zy = W_new + beta * (W_new - W), b_new + beta * (b_new - b), z_new + beta * (z_new - z)
         W, b, z = W_new, b_new, z_new
     return W, b, max_iter, False, t
+
+
+def _logit_change(X: Tensor, dW: Tensor, db: Tensor) -> Tensor:
+    """X dW^T + db, reading only the columns of X whose weights changed (few, once the head is sparse)."""
+    cols = torch.nonzero((dW != 0).any(dim=0)).flatten()
+    if 2 * cols.numel() > dW.shape[1]:
+        return X @ dW.T + db
+    return X.index_select(1, cols) @ dW.index_select(1, cols).T + db
 
 
 def _compact(W: Tensor) -> Tensor:
@@ -252,7 +276,7 @@ def _start(X: Tensor, K: int, W0: Tensor | None, b0: Tensor | None) -> tuple[Ten
     return W0, b0
 
 
-def _accuracy(X: Tensor, y: Tensor, W: Tensor, b: Tensor) -> float:
+def accuracy(X: Tensor, y: Tensor, W: Tensor, b: Tensor) -> float:
     """Fraction of rows whose argmax logit is the label."""
     return (torch.argmax(X @ W.T + b, dim=1) == y).double().mean().item()
 

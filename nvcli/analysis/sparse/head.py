@@ -1,0 +1,121 @@
+"""Choosing a sparse head on the path and storing it in the run: heads/<name>.pt (an ordinary `W z + b` over the
+run's codes, the standardisation folded in) and heads/<name>.json (how it was chosen and how accurate it is)."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...errors import NvError
+from ...models.unit_table import layer_keys
+from ...runs import files
+from ...runs.atomic import save_torch, write_json
+from ...runs.results import RunResult, Writer
+from ..head import Head
+from .path import PathSettings
+from .solver import PathResult
+
+DEFAULT_UNITS_PER_CLASS = 10
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which step of the path becomes the head: the densest using at most `units_per_class` units per class on
+    average (Wong et al.'s measure), or the sparsest whose validation accuracy is at most `max_drop` below the
+    dense head's."""
+
+    units_per_class: int | None = DEFAULT_UNITS_PER_CLASS
+    max_drop: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.units_per_class is None) == (self.max_drop is None):
+            raise NvError("give one rule for choosing the head, --units-per-class K or --max-drop X, not both")
+        if self.units_per_class is not None and self.units_per_class < 1:
+            raise NvError(f"--units-per-class {self.units_per_class} is not valid; give an integer >= 1")
+        if self.max_drop is not None and not 0 <= self.max_drop < 1:
+            raise NvError(f"--max-drop {self.max_drop} is not valid; give the accuracy a head may lose as a fraction "
+                          "in [0, 1) (0.03 = 3 points)")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The rule as recorded in results.json and heads/<name>.json."""
+        return {"units_per_class": self.units_per_class} if self.max_drop is None else {"max_drop": self.max_drop}
+
+    def choose(self, path: PathResult, dense_acc: float) -> int:
+        """The index of the chosen step (steps are ordered from the sparsest, lambda_max, to the densest)."""
+        steps = path.steps
+        if self.units_per_class is not None:
+            # Step 0 (no units at all) always qualifies, so there is always a choice. The mean, not the max: the
+            # elastic net spreads a class's weight evenly over identical units (the grouping effect), so one class
+            # may keep dozens of interchangeable copies of one detector while the others keep a few units.
+            return max(i for i, s in enumerate(steps) if s.nonzero_mean <= self.units_per_class + 1e-9)
+        floor = dense_acc - self.max_drop
+        within = [i for i, s in enumerate(steps) if s.val_acc >= floor - 1e-12]
+        if not within:
+            best = steps[path.best]
+            raise NvError(f"no head on the path is within --max-drop {self.max_drop} of the dense head's validation "
+                          f"accuracy {dense_acc:.4f}: the best reaches {best.val_acc:.4f} with "
+                          f"{best.nonzero_mean:.1f} units per class; allow a larger drop, or fit further with "
+                          "--lambda-ratio or --patience 0")
+        return within[0]
+
+
+def check_head_name(name: str) -> str:
+    """A name a sparse head can be stored and selected under (`--head NAME`)."""
+    if name == files.DENSE_HEAD:
+        raise NvError(f"'{files.DENSE_HEAD}' is the head trained with the network; give the sparse head another --name")
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", name):
+        raise NvError(f"head name '{name}' is not valid; use letters, digits, '.', '-' and '_' (not first '.'), "
+                      "e.g. sparse10")
+    return name
+
+
+def default_name(selection: Selection) -> str:
+    """sparse<K> for --units-per-class K, sparse-drop<X> for --max-drop X."""
+    if selection.max_drop is None:
+        return f"sparse{selection.units_per_class}"
+    return f"sparse-drop{selection.max_drop:g}"
+
+
+def kept_per_layer(weight: np.ndarray, units: pd.DataFrame) -> list[dict[str, Any]]:
+    """For each layer (per view in multi-view runs) with a kept unit: its key columns and how many units are kept."""
+    kept = units.assign(kept=(weight != 0).any(axis=0))
+    keys = layer_keys(units)
+    counts = kept.groupby(keys, sort=False)["kept"].sum()
+    return [{**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "units": int(n)}
+            for key, n in counts.items() if n > 0]
+
+
+def kept_per_view(layers: list[dict[str, Any]]) -> dict[str, int]:
+    """Kept units per view ({view: units}) from `kept_per_layer` of a multi-view run."""
+    views: dict[str, int] = {}
+    for layer in layers:
+        views[str(layer["view"])] = views.get(str(layer["view"]), 0) + layer["units"]
+    return views
+
+
+@dataclass
+class SparseHead(RunResult):
+    """A chosen sparse head: heads/<name>.pt (float32 `weight`, `bias`) and heads/<name>.json (its record)."""
+
+    kind = "head"
+    head: Head
+    record: dict[str, Any]  # lambda, alpha, rule, units per class, accuracies, kept units per layer/view
+    path_settings: PathSettings
+    selection: Selection
+    finetune: bool
+    summary: pd.DataFrame  # the dense head, [the penalised head,] this head: units and accuracies
+
+    def key(self) -> str:
+        return f"{self.kind}/{self.head.name}"
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.path_settings.as_dict(), "rule": self.selection.as_dict(), "finetune": self.finetune}
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        state, record = self.head.state_dict(), json.loads(json.dumps(self.record))
+        return {files.SPARSE_HEAD.name(name=self.head.name): lambda path: save_torch(path, state),
+                files.SPARSE_HEAD_INFO.name(name=self.head.name): lambda path: write_json(path, record)}

@@ -1,0 +1,227 @@
+"""`nv sparsify` on a trained shapes model: a head of about ten units per class keeps the dense head's accuracy,
+its colour classes read colour units, and every analysis reads the stored head like the dense one."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nvcli.analysis.codes import split_codes
+from nvcli.analysis.sparse.head import Selection
+from nvcli.analysis.sparse.path import PATH_COLUMNS, PathSettings
+from nvcli.analysis.sparse.sparsify import fit_path, sparse_head
+from nvcli.errors import NvError
+from nvcli.runs.results import read_manifest, save_files
+from nvcli.runs.run import Run, load_run
+
+COLOURS = ("red", "green", "blue")
+
+
+@pytest.fixture(scope="module")
+def sparse_run(shapes_runs: dict, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """A copy of the shared shapes run (these tests write heads and results into it)."""
+    return load_run(shutil.copytree(shapes_runs["nv"].dir, tmp_path_factory.mktemp("sparse") / "nv"))
+
+
+def test_ten_units_per_class_keep_the_dense_accuracy_and_colour_classes_read_colour_units(nv, sparse_run: Run) -> None:
+    run_dir = sparse_run.dir
+    made = nv("sparsify", "--run", run_dir, "--units-per-class", "10", "--device", "cpu", "--format", "json")
+    assert made.code == 0, made.err
+    summary = json.loads(made.out)
+    assert [row["head"] for row in summary] == ["dense", "sparse10"]
+    record = json.loads((run_dir / "heads" / "sparse10.json").read_text())
+    weight = torch.load(run_dir / "heads" / "sparse10.pt", weights_only=True)["weight"]
+    per_class = (weight != 0).sum(dim=1)
+    assert per_class.double().mean().item() == pytest.approx(record["units_per_class_mean"])
+    assert record["units_per_class_mean"] <= 10
+    assert record["units"] == int((weight != 0).any(dim=0).sum())
+    # Ground truth 1: about ten units per class lose at most 3 points of the dense head's validation accuracy.
+    assert record["val_acc"] >= record["dense_val_acc"] - 0.03, record
+
+    # The stored head is an ordinary W z + b over the run's codes: nv eval, through the network, agrees.
+    rows = json.loads(nv("eval", "--run", run_dir, "--head", "dense", "--head", "sparse10", "--device", "cpu",
+                         "--format", "json").out)
+    assert [r["head"] for r in rows] == ["dense", "sparse10"]
+    assert rows[0]["accuracy"] == pytest.approx(record["dense_val_acc"], abs=1e-6)
+    assert rows[1]["accuracy"] == pytest.approx(record["val_acc"], abs=1e-6)
+    assert (run_dir / "eval@sparse10.csv").is_file() and (run_dir / "eval.csv").is_file()
+
+    path = pd.read_csv(run_dir / "sparse_path.csv")
+    assert list(path.columns) == PATH_COLUMNS and (run_dir / "sparse_path.png").is_file()
+    assert path["units"].iloc[0] == 0 and path["lambda"].is_monotonic_decreasing
+    chosen = path.iloc[record["step"]]
+    assert chosen["lambda"] == pytest.approx(record["lambda"]) and chosen["units"] == record["units"]
+    # The densest step within the rule: the next step (if fitted) uses more than 10 units per class.
+    assert record["step"] == len(path) - 1 or path["units_per_class_mean"].iloc[record["step"] + 1] > 10
+
+    # Ground truth 2: the colour classes' kept units detect the class's own colour (Network Dissection labels).
+    dissected = nv("dissect-map", "--run", run_dir, "--probe-count", "200", "--device", "cpu", "--format", "json")
+    assert dissected.code == 0, dissected.err
+    concepts = pd.read_csv(run_dir / "concepts_units.csv", keep_default_na=False)
+    classes = sparse_run.classes
+    for colour in COLOURS:
+        listed = nv("weights", "--run", run_dir, "--head", "sparse10", "--class", colour, "--format", "json")
+        assert listed.code == 0, listed.err
+        units = json.loads(listed.out)
+        assert len(units) == int(per_class[classes.index(colour)])
+        # Listed largest positive weight first, then the most negative first.
+        signs = [u["weight"] > 0 for u in units]
+        assert signs == sorted(signs, reverse=True)
+        assert [abs(u["weight"]) for u in units if u["weight"] > 0] == sorted(
+            (abs(u["weight"]) for u in units if u["weight"] > 0), reverse=True)
+        assert [abs(u["weight"]) for u in units if u["weight"] < 0] == sorted(
+            (abs(u["weight"]) for u in units if u["weight"] < 0), reverse=True)
+        positive = [u for u in units if u["weight"] > 0]
+        # Criterion: the class's largest-weight unit, and most of its positive-weight units, carry the class's
+        # own colour as their concept. Chance would not do it: fewer than a third of all units carry that colour.
+        assert positive and positive[0]["concept"] == colour, units
+        assert sum(u["concept"] == colour for u in positive) > len(positive) / 2, units
+        assert (concepts["concept"] == colour).mean() < 1 / 3
+
+
+def test_the_refit_keeps_the_support_and_lowers_the_training_loss(sparse_run: Run) -> None:
+    fitted = fit_path(sparse_run, PathSettings(steps=30), device="cpu")
+    penalised = sparse_head(fitted, "p5", Selection(units_per_class=5))
+    refit = sparse_head(fitted, "r5", Selection(units_per_class=5), finetune=True)
+    W0, W1 = penalised.head.weight, refit.head.weight
+    assert np.array_equal(W0 != 0, W1 != 0)  # the same units for each class, only their weights change
+    assert [r["head"] for r in refit.summary.to_dict("records")] == ["dense", "r5 (penalised)", "r5"]
+    record = refit.record
+    assert record["finetune"]["penalised_val_acc"] == pytest.approx(penalised.record["val_acc"], abs=1e-6)
+    z, labels = split_codes(sparse_run, "train", device="cpu").tensors()
+
+    def loss(head) -> float:
+        logits = z.double() @ torch.from_numpy(head.weight).T + torch.from_numpy(head.bias)
+        return torch.nn.functional.cross_entropy(logits, labels).item()
+
+    assert loss(refit.head) < loss(penalised.head)  # debiased: the penalty no longer shrinks the weights
+    assert record["train_acc"] >= record["finetune"]["penalised_train_acc"] - 0.02
+
+
+def test_heads_are_read_by_weights_compare_and_explain(nv, sparse_run: Run, tmp_path: Path) -> None:
+    run_dir = sparse_run.dir
+    assert nv("sparsify", "--run", run_dir, "--units-per-class", "3", "--device", "cpu", "--no-plot").code == 0
+    weight = torch.load(run_dir / "heads" / "sparse3.pt", weights_only=True)["weight"]
+    # A sparse head's weights file lists every unit (zeros too), like the dense head's.
+    listed = nv("weights", "--run", run_dir, "--head", "sparse3", "--class", "green", "--format", "csv")
+    assert listed.code == 0, listed.err
+    frame = pd.read_csv(run_dir / "weights_green@sparse3.csv")
+    assert len(frame) == weight.shape[1]
+    np.testing.assert_array_equal(frame["weight"].to_numpy(np.float32), weight[sparse_run.classes.index("green")])
+
+    out = tmp_path / "cmp"
+    compared = nv("compare", run_dir, run_dir, "--head", "dense", "--head", "sparse3", "--out", out,
+                  "--device", "cpu", "--format", "csv")
+    assert compared.code == 0, compared.err
+    accuracy = pd.read_csv(out / "compare_accuracy.csv")
+    assert accuracy["head"].tolist() == ["dense", "sparse3"]
+    record = json.loads((run_dir / "heads" / "sparse3.json").read_text())
+    assert accuracy["accuracy"].iloc[1] == pytest.approx(record["val_acc"], abs=1e-6)
+    layers = pd.read_csv(out / "compare_layers.csv")
+    overall = layers[(layers["side"] == "b") & (layers["class"] == "overall")]
+    weighed = set(overall.loc[(overall["pos_share"] > 0) | (overall["neg_share"] > 0), "node"])
+    # Side b's weight lies only in the layers of the sparse head's kept units, and in each of them.
+    assert weighed == {layer["node"] for layer in record["kept"]} and len(weighed) < len(overall)
+    three = nv("compare", run_dir, run_dir, "--head", "a", "--head", "b", "--head", "c")
+    assert three.code == 2 and "--head was given 3 times" in three.err
+
+    explained = nv("explain", "--run", run_dir, "--head", "sparse3", "--index", "0", "--device", "cpu")
+    assert explained.code == 0, explained.err
+    assert list(run_dir.glob("explain_*@sparse3.csv"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--name", "dense"], "is the head trained with the network"),
+    (["--name", "a/b"], "head name 'a/b' is not valid"),
+    (["--units-per-class", "3", "--max-drop", "0.1"], "not both"),
+    (["--units-per-class", "0"], "--units-per-class 0 is not valid"),
+    (["--max-drop", "1.5"], "--max-drop 1.5 is not valid"),
+    (["--alpha", "0"], "--alpha 0.0 is not valid"),
+    (["--steps", "1"], "--steps 1 is not valid"),
+    (["--lambda-ratio", "2"], "--lambda-ratio 2.0 is not valid"),
+])
+def test_bad_settings_are_one_line_errors(nv, sparse_run: Run, args: list[str], message: str) -> None:
+    result = nv("sparsify", "--run", sparse_run.dir, *args)
+    assert result.code == 2 and message in result.err and "Traceback" not in result.err
+
+
+def test_refusals_and_what_is_kept(nv, shapes_runs: dict, sparse_run: Run) -> None:
+    baseline = nv("sparsify", "--run", shapes_runs["base"].dir)
+    assert baseline.code == 2 and "needs a NeuroView run" in baseline.err
+    unknown = nv("weights", "--run", sparse_run.dir, "--head", "sparse99", "--class", "red")
+    assert unknown.code == 2 and "unknown head" in unknown.err
+    # A drop the path cannot reach: its two steps lie next to lambda_max. The path is still saved.
+    run_dir = sparse_run.dir
+    before = (run_dir / "heads").is_dir() and sorted(p.name for p in (run_dir / "heads").iterdir())
+    unreachable = nv("sparsify", "--run", run_dir, "--max-drop", "0", "--steps", "2", "--lambda-ratio", "0.99",
+                     "--force", "--device", "cpu")
+    assert unreachable.code == 2 and "no head on the path is within --max-drop 0.0" in unreachable.err
+    assert len(pd.read_csv(run_dir / "sparse_path.csv")) == 2
+    assert ((run_dir / "heads").is_dir() and sorted(p.name for p in (run_dir / "heads").iterdir())) == before
+    # Another rule under an existing name is refused unless --force.
+    assert nv("sparsify", "--run", run_dir, "--units-per-class", "4", "--name", "mine", "--device", "cpu",
+              "--force").code == 0
+    again = nv("sparsify", "--run", run_dir, "--units-per-class", "2", "--name", "mine", "--device", "cpu")
+    assert again.code == 2 and "head/mine" in again.err and "pass --force" in again.err
+    assert json.loads((run_dir / "heads" / "mine.json").read_text())["rule"] == {"units_per_class": 4}
+
+
+def test_result_files_in_a_subfolder_are_saved_together_and_stray_names_never_deleted(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("the user's")
+    run_dir = tmp_path / "run"
+    (run_dir / "deep" / "er").mkdir(parents=True)
+    (run_dir / "deep" / "er" / "x.txt").write_text("the user's")
+
+    def writer(text: str):
+        return lambda path: path.write_text(text)
+
+    save_files(run_dir, "head/h", {"v": 1}, {"heads/h.pt": writer("1"), "heads/h.json": writer("1")})
+    assert (run_dir / "heads" / "h.pt").read_text() == "1"
+    manifest = read_manifest(run_dir)
+    manifest["head/h"]["files"] += ["../outside.txt", str(outside), "deep/er/x.txt", "heads/gone.txt"]
+    (run_dir / "heads" / "gone.txt").write_text("old result")
+    (run_dir / "results.json").write_text(json.dumps({"format": 1, "results": manifest}))
+    save_files(run_dir, "head/h", {"v": 2}, {"heads/h.pt": writer("2"), "heads/h.json": writer("2")}, force=True)
+    assert outside.read_text() == "the user's" and (run_dir / "deep" / "er" / "x.txt").is_file()
+    assert not (run_dir / "heads" / "gone.txt").exists()  # a file of the replaced result, in its own subfolder
+    assert read_manifest(run_dir)["head/h"]["files"] == ["heads/h.pt", "heads/h.json"]
+
+
+def test_multiview_and_sound_runs(nv, tmp_path: Path) -> None:
+    trained = nv("multiview", "--arch", "smallcnn", "--image-size", "32", "--epochs", "2", "-D", "train_per_class=8",
+                 "-D", "val_per_class=4", "--views", "3", "--reduce", "mean", "--runs-dir", tmp_path, "--name", "mv")
+    assert trained.code == 0, trained.err
+    made = nv("sparsify", "--run", tmp_path / "mv", "--steps", "12", "--patience", "0", "--units-per-class", "6",
+              "--device", "cpu")
+    assert made.code == 0, made.err
+    assert "kept units per view" in made.out
+    record = json.loads((tmp_path / "mv" / "heads" / "sparse6.json").read_text())
+    assert set(record["units_per_view"]) <= {"0", "1", "2"} and sum(record["units_per_view"].values()) == record["units"]
+    assert all("view" in layer for layer in record["kept"])
+    listed = nv("weights", "--run", tmp_path / "mv", "--head", "sparse6", "--class", "cube")
+    assert listed.code == 0 and "units per view" in listed.out
+    rows = json.loads(nv("weights", "--run", tmp_path / "mv", "--head", "sparse6", "--class", "cube",
+                         "--format", "json").out)
+    assert all("view" in row for row in rows)
+
+    trained = nv("train", "--arch", "smallcnn", "--reduce", "mean", "--data", "tones", "--epochs", "1",
+                 "-D", "per_class=10", "-D", "val_per_class=5", "--runs-dir", tmp_path, "--name", "t")
+    assert trained.code == 0, trained.err
+    made = nv("sparsify", "--run", tmp_path / "t", "--steps", "8", "--device", "cpu", "--format", "json")
+    assert made.code == 0, made.err
+    rows = json.loads(nv("eval", "--run", tmp_path / "t", "--head", "sparse10", "--device", "cpu",
+                         "--format", "json").out)
+    assert rows[0]["accuracy"] == pytest.approx(json.loads(made.out)[-1]["val_acc"], abs=1e-6)
+
+
+def test_path_settings_are_checked_in_the_core() -> None:
+    with pytest.raises(NvError, match="--patience 0 is not valid"):
+        PathSettings(patience=0)
+    with pytest.raises(NvError, match="not both"):
+        Selection(units_per_class=None, max_drop=None)
