@@ -21,6 +21,7 @@ from ..runs.run import Run
 from ..training.predict import ProgressFn
 from .evaluate import Evaluation, evaluate
 from .head import DEFAULT_TOP, OVERALL, read_head
+from .importance import check_rank, code_stats, needs_codes, ranked_head
 from .weights import layer_summary
 
 log = logging.getLogger("nvcli")
@@ -37,12 +38,13 @@ class Comparison(RunResult):
     kind = "compare"
     accuracy: pd.DataFrame  # ACCURACY_COLUMNS, one row per side
     layers: pd.DataFrame  # side, run, class, [view,] layer, node, LAYER_STATS
-    overall: pd.DataFrame  # [view,] layer, node, units, pos_share_a, pos_share_b, ..., top_share_b
+    overall: pd.DataFrame  # [view,] layer, node, units, unit_share, pos_share_a, pos_share_b, ..., top_share_b
     names: dict[str, str]  # side -> run name
     top: int = DEFAULT_TOP
+    rank: str = "weight"  # what the shares are of: head weight, or importance (weight x code std)
 
     def settings(self) -> dict[str, Any]:
-        return {"runs": self.names, "top": self.top}
+        return {"runs": self.names, "top": self.top, **({} if self.rank == "weight" else {"rank": self.rank})}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.compare import compare_figure
@@ -51,7 +53,7 @@ class Comparison(RunResult):
                files.COMPARE.name(): table(self.overall)}
         if figures:
             accuracy = dict(zip(self.accuracy["side"], self.accuracy["accuracy"]))
-            out[files.COMPARE_PNG.name()] = figure(compare_figure, self.overall, self.names, accuracy)
+            out[files.COMPARE_PNG.name()] = figure(compare_figure, self.overall, self.names, accuracy, self.rank)
         return out
 
     @classmethod
@@ -62,7 +64,8 @@ class Comparison(RunResult):
         if not all(p.is_file() for p in paths) or not isinstance(names, dict):
             return None
         accuracy, layers, overall = (pd.read_csv(p, keep_default_na=False) for p in paths)
-        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()}, int(settings.get("top", DEFAULT_TOP)))
+        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()}, int(settings.get("top", DEFAULT_TOP)),
+                   str(settings.get("rank", "weight")))
 
 
 def _structure(run: Run) -> list[tuple]:
@@ -96,10 +99,12 @@ def run_accuracy(run: Run, *, device: str = "auto", batch_size: int = 128, worke
     return float(result.summary["accuracy"]), "computed"
 
 
-def compare(a: Run, b: Run, *, top: int = DEFAULT_TOP, device: str = "auto", batch_size: int = 128,
-            workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> Comparison:
-    """Compare run `a` with run `b` (same architecture and units)."""
+def compare(a: Run, b: Run, *, top: int = DEFAULT_TOP, rank: str = "weight", device: str = "auto",
+            batch_size: int = 128, workers: int = 0, trust_code: bool = False,
+            progress: ProgressFn | None = None) -> Comparison:
+    """Compare run `a` with run `b` (same architecture and units); rank `importance` compares shares of importance."""
     check_comparable(a, b)
+    check_rank(rank)
     accuracy, layers = [], []
     for side, run in zip(SIDES, (a, b)):
         acc, source = run_accuracy(run, device=device, batch_size=batch_size, workers=workers,
@@ -107,7 +112,9 @@ def compare(a: Run, b: Run, *, top: int = DEFAULT_TOP, device: str = "auto", bat
         accuracy.append({"side": side, "run": run.name, "network": run.spec.label,
                          "dataset": run.config["data"]["name"], "classes": len(run.classes), "accuracy": acc,
                          "source": source})
-        summary = layer_summary(read_head(run, "compare"), top)
+        stats = code_stats(run, device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
+                           progress=progress) if needs_codes(rank) else None
+        summary = layer_summary(ranked_head(read_head(run, "compare"), rank, stats), top)
         summary.insert(0, "run", run.name)
         summary.insert(0, "side", side)
         layers.append(summary)
@@ -115,11 +122,12 @@ def compare(a: Run, b: Run, *, top: int = DEFAULT_TOP, device: str = "auto", bat
     keys = layer_keys(layers_frame)
     overall = layers_frame[layers_frame["class"] == OVERALL]
     wide = overall[overall["side"] == "a"][[*keys, "units"]].reset_index(drop=True)
+    wide["unit_share"] = wide["units"] / wide["units"].sum()  # what a head indifferent to layers would give
     for share in SHARES:
         for side in SIDES:
             wide[f"{share}_{side}"] = overall.loc[overall["side"] == side, share].to_numpy()
     return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide,
-                      {"a": a.name, "b": b.name}, top)
+                      {"a": a.name, "b": b.name}, top, rank)
 
 
 def output_dir(out: str | Path | None, a: Run, b: Run) -> Path:

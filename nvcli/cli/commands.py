@@ -1,2 +1,2 @@
 """Importing this module registers every command on the app."""
-from . import compare, convert, data, dissect, evaluate, explain, multiview, perturb, report, train, weights  # noqa: F401
+from . import ablate, compare, convert, data, dissect, evaluate, explain, multiview, perturb, report, train, weights  # noqa: F401
