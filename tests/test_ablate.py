@@ -15,6 +15,7 @@ from nvcli.analysis.ablation import COLUMNS, SUMMARY_COLUMNS, AblationOptions, a
 from nvcli.analysis.codes import split_codes
 from nvcli.analysis.head import read_head
 from nvcli.data.views.solids import SolidsOptions
+from nvcli.errors import NvError
 from nvcli.models.spec import ModelChoice
 from nvcli.runs.run import Run, load_run
 from nvcli.training.config import TrainConfig
@@ -180,3 +181,5 @@ def test_concept_map_aggregates_by_mean_or_sum(run: Run) -> None:
     assert summed.iloc[0]["concept"] == "white" and summed.iloc[0]["weight"] == 2.0  # two units outweigh one
     assert averaged.iloc[0]["concept"] == "circle" and averaged.iloc[0]["weight"] == 1.5
     assert averaged.set_index("concept")["units"].to_dict() == {"circle": 1, "white": 2}
+    with pytest.raises(NvError, match=r"unknown concept aggregation \(--aggregate\) 'max'"):
+        concepts_classes(weight, units, ["circle"], "max")
