@@ -25,6 +25,7 @@ _API = {
     "weights": "analysis.weights",
     "perturb": "analysis.perturb",
     "explain_run": "analysis.explain",
+    "ablate": "analysis.ablation", "AblationOptions": "analysis.ablation",
     "compare": "analysis.compare",
     "view_weights": "analysis.views",
     "dissect_run": "analysis.dissect.concepts",

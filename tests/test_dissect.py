@@ -285,7 +285,7 @@ def test_concepts_classes_by_hand():
     })
     weights = torch.tensor([[2.0, 1.0, -4.0, 0.5, 100.0, -0.5],
                             [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]])
-    table = concepts_classes(weights, units, ["ballroom", "barn"])
+    table = concepts_classes(weights, units, ["ballroom", "barn"], "sum")  # the paper's sum
     assert list(table.columns) == CLASS_COLUMNS
     a = table[table["class"] == "ballroom"].set_index("concept")
     # grass is not interpretable, so its weight of 100 counts for nothing; |sums| total 3 + 4 + 0.5 + 0.5 = 8.

@@ -287,8 +287,8 @@ def test_compare_two_runs(runs, tmp_path, nv):
     code, stdout, _ = nv("compare", a.dir, b.dir, "--out", out, "-f", "csv")
     assert code == 0
     overall = pd.read_csv(io.StringIO(stdout))
-    assert list(overall.columns) == ["layer", "node", "label", "units", "pos_share_a", "pos_share_b", "neg_share_a",
-                                     "neg_share_b", "top_share_a", "top_share_b"]
+    assert list(overall.columns) == ["layer", "node", "label", "units", "unit_share", "pos_share_a", "pos_share_b",
+                                     "neg_share_a", "neg_share_b", "top_share_a", "top_share_b"]
     for column in overall.columns[4:]:
         assert overall[column].sum() == pytest.approx(1)
     expected = layer_summary(read_head(b, "compare"))

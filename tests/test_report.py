@@ -168,7 +168,7 @@ def test_result_kinds_the_report_does_not_know_still_get_a_section(full_run: Run
     sections = _sections(page)
     assert sections[-3:] == ["concepts", "ablation", "mystery"]  # known kinds in paper order, then unknown ones
     ablation = page[page.index('<section id="ablation"'):page.index('<section id="mystery"')]
-    assert "Unit ablation" in ablation and "ablation.png</span>: Accuracy as units are removed" in ablation
+    assert "Unit ablation" in ablation and "ablation.png</span>: Per class, its accuracy" in ablation
     assert (run.dir / "ablation.png").read_bytes() in _images(ablation)
     assert "regenerate with: nv ablate --run x" in ablation and "units_removed" in ablation
 

@@ -22,6 +22,7 @@ from ..runs.run import Run
 from ..training.predict import ProgressFn
 from .evaluate import Evaluation, evaluate
 from .head import DEFAULT_TOP, OVERALL, head_names, read_head
+from .importance import check_rank, code_stats, needs_codes, ranked_head
 from .weights import layer_summary
 
 log = logging.getLogger("nvcli")
@@ -39,12 +40,13 @@ class Comparison(RunResult):
     kind = "compare"
     accuracy: pd.DataFrame  # ACCURACY_COLUMNS, one row per side
     layers: pd.DataFrame  # side, run, head, class, [view,] layer, node, LAYER_STATS
-    overall: pd.DataFrame  # [view,] layer, node, units, pos_share_a, pos_share_b, ..., top_share_b
+    overall: pd.DataFrame  # [view,] layer, node, units, unit_share, pos_share_a, pos_share_b, ..., top_share_b
     names: dict[str, str]  # side -> run name, with '@<head>' for a sparse head
     top: int = DEFAULT_TOP
+    rank: str = "weight"  # what the shares are of: head weight, or importance (weight x code std)
 
     def settings(self) -> dict[str, Any]:
-        return {"runs": self.names, "top": self.top}
+        return {"runs": self.names, "top": self.top, **({} if self.rank == "weight" else {"rank": self.rank})}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.compare import compare_figure
@@ -53,7 +55,7 @@ class Comparison(RunResult):
                files.COMPARE.name(): table(self.overall)}
         if figures:
             accuracy = dict(zip(self.accuracy["side"], self.accuracy["accuracy"]))
-            out[files.COMPARE_PNG.name()] = figure(compare_figure, self.overall, self.names, accuracy)
+            out[files.COMPARE_PNG.name()] = figure(compare_figure, self.overall, self.names, accuracy, self.rank)
         return out
 
     @classmethod
@@ -64,7 +66,8 @@ class Comparison(RunResult):
         if not all(p.is_file() for p in paths) or not isinstance(names, dict):
             return None
         accuracy, layers, overall = (pd.read_csv(p, keep_default_na=False) for p in paths)
-        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()}, int(settings.get("top", DEFAULT_TOP)))
+        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()}, int(settings.get("top", DEFAULT_TOP)),
+                   str(settings.get("rank", "weight")))
 
 
 def _structure(run: Run) -> list[tuple]:
@@ -100,11 +103,13 @@ def run_accuracy(run: Run, head: str = files.DENSE_HEAD, *, device: str = "auto"
     return float(result.summary["accuracy"]), "computed"
 
 
-def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = DEFAULT_TOP,
+def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = DEFAULT_TOP, rank: str = "weight",
             device: str = "auto", batch_size: int = 128, workers: int = 0, trust_code: bool = False,
             progress: ProgressFn | None = None) -> Comparison:
-    """Compare head `heads[0]` of run `a` with head `heads[1]` of run `b` (same architecture and units)."""
+    """Compare head `heads[0]` of run `a` with head `heads[1]` of run `b` (same architecture and units); rank
+    `importance` compares shares of importance."""
     check_comparable(a, b, heads)
+    check_rank(rank)
     accuracy, layers = [], []
     for side, run, head in zip(SIDES, (a, b), heads):
         acc, source = run_accuracy(run, head, device=device, batch_size=batch_size, workers=workers,
@@ -112,7 +117,9 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
         accuracy.append({"side": side, "run": run.name, "head": head, "network": run.spec.label,
                          "dataset": run.config["data"]["name"], "classes": len(run.classes), "accuracy": acc,
                          "source": source})
-        summary = layer_summary(read_head(run, "compare", head), top)
+        stats = code_stats(run, device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
+                           progress=progress) if needs_codes(rank) else None
+        summary = layer_summary(ranked_head(read_head(run, "compare", head), rank, stats), top)
         summary.insert(0, "head", head)
         summary.insert(0, "run", run.name)
         summary.insert(0, "side", side)
@@ -121,11 +128,12 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
     keys = layer_keys(layers_frame)
     overall = layers_frame[layers_frame["class"] == OVERALL]
     wide = overall[overall["side"] == "a"][[*keys, "units"]].reset_index(drop=True)
+    wide["unit_share"] = wide["units"] / wide["units"].sum()  # what a head indifferent to layers would give
     for share in SHARES:
         for side in SIDES:
             wide[f"{share}_{side}"] = overall.loc[overall["side"] == side, share].to_numpy()
     names = {side: run.name + files.head_mark(head) for side, run, head in zip(SIDES, (a, b), heads)}
-    return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide, names, top)
+    return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide, names, top, rank)
 
 
 def output_dir(out: str | Path | None, a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> Path:

@@ -2,7 +2,10 @@
 
 The logit of class c is exactly `sum_u W[c, u] * z_u(x) + b[c]`, so the contributions (plus the bias)
 account for the whole decision. Products of two float32 numbers are exact in float64, so the table's
-contributions are the exact terms of that sum.
+contributions are the exact terms of that sum. With rank `importance` a contribution is read relative to
+the unit's mean code over the validation split, `W[c, u] * (z_u(x) - mean z_u)`, and the bias becomes
+`b[c] + sum_u W[c, u] * mean z_u`: the sum is still the logit, and a unit whose code sits at its usual
+value contributes nothing, whatever its weight.
 """
 from __future__ import annotations
 
@@ -25,8 +28,9 @@ from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.devices import resolve_device
 from .head import DEFAULT_TOP, Head, ranks, read_head, with_head
+from .importance import DEFAULT_RANK, code_stats, needs_codes
 
-UNIT_VALUES = ["z", "weight", "contribution", "rank"]
+UNIT_VALUES = ["z", "weight", "contribution", "rank"]  # with rank `importance`, `mean_z` comes before `contribution`
 LAYER_VALUES = ["units", "contribution", "positive", "negative"]
 CLASS_COLUMNS = ["class", "logit", "probability"]
 
@@ -53,7 +57,9 @@ class Explanation(RunResult):
         return f"{self.kind}/{files.file_stem(self.name)}{files.head_mark(self.head)}"
 
     def settings(self) -> dict[str, Any]:
-        return {"source": self.summary["source"], "class": self.summary["class"], "head": self.head, "top": self.top}
+        relative = self.summary.get("reference") == "validation mean"
+        return {"source": self.summary["source"], "class": self.summary["class"], "head": self.head, "top": self.top,
+                **({"rank": "importance"} if relative else {})}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.explain import explain_figure
@@ -101,8 +107,10 @@ def _per_layer(contribution: np.ndarray, units: pd.DataFrame) -> pd.DataFrame:
 
 @torch.no_grad()
 def explain(model: nn.Module, head: Head, x: Tensor, *, target: str | None = None, label: int | None = None,
-            source: str = "", name: str = "input", top: int = DEFAULT_TOP) -> Explanation:
-    """Explain `model`'s decision on one pixel-space input `x` for class `target` (default: the predicted one)."""
+            source: str = "", name: str = "input", top: int = DEFAULT_TOP,
+            mean: np.ndarray | None = None) -> Explanation:
+    """Explain `model`'s decision on one pixel-space input `x` for class `target` (default: the predicted one);
+    with `mean` (every unit's mean code), contributions are relative to it and its part is folded into the bias."""
     model.eval()
     device = next(model.parameters()).device
     z32 = model.features(x.unsqueeze(0).to(device))
@@ -111,37 +119,45 @@ def explain(model: nn.Module, head: Head, x: Tensor, *, target: str | None = Non
     probs = torch.softmax(logits, 0).numpy()
     predicted = int(np.argmax(probs))
     c = predicted if target is None else head.class_index(target)
-    contribution = head.weight[c] * z
-    values = {"z": z, "weight": head.weight[c], "contribution": contribution, "rank": ranks(contribution)}
-    units = head.units[head.unit_columns].assign(**{k: values[k] for k in UNIT_VALUES})
+    reference = np.zeros_like(z) if mean is None else mean
+    contribution = head.weight[c] * (z - reference)
+    bias = head.bias[c] + float(head.weight[c] @ reference)
+    values = {"z": z, "weight": head.weight[c], **({} if mean is None else {"mean_z": mean}),
+              "contribution": contribution, "rank": ranks(contribution)}
+    units = head.units[head.unit_columns].assign(**values)
     classes = pd.DataFrame({"class": head.classes, "logit": logits.numpy(), "probability": probs},
                            columns=CLASS_COLUMNS)
     summary = {"source": source, "true": None if label is None else head.classes[label],
                "predicted": head.classes[predicted], "probability": float(probs[predicted]),
-               "class": head.classes[c], "logit": float(logits[c]), "bias": float(head.bias[c]),
-               "contributions": float(contribution.sum())}
+               "class": head.classes[c], "logit": float(logits[c]), "bias": bias,
+               "contributions": float(contribution.sum()),
+               "reference": "zero" if mean is None else "validation mean"}
     return Explanation(summary, classes, units, _per_layer(contribution, head.units), x.cpu(), name, head.name, top)
 
 
 def explain_run(run: Run, *, index: int | None = None, path: str | Path | None = None, target: str | None = None,
-                head: str = files.DENSE_HEAD, top: int = DEFAULT_TOP, device: str = "cpu",
+                head: str = files.DENSE_HEAD, top: int = DEFAULT_TOP, rank: str = DEFAULT_RANK, device: str = "cpu",
                 trust_code: bool = False) -> Explanation:
-    """Explain a NeuroView run's decision on validation sample `index` or the image file at `path` (exactly one)."""
+    """Explain a NeuroView run's decision on validation sample `index` or the image file at `path` (exactly one);
+    rank `importance` reads contributions relative to the mean codes of the validation split."""
     run.require_neuroview("explain")
     if (index is None) == (path is None):
         raise NvError("give exactly one of --index N (a validation sample) or --input FILE (an image)")
     chosen = read_head(run, "explain", head)
     if target is not None:
         chosen.class_index(target)  # fail on an unknown class before reading any data
+    # The input first: a bad index or file fails before the codes are computed.
+    x, label = load_image(path, run) if path is not None else None, None
+    if index is not None:
+        x, label = validation_sample(run, index)
+    mean = code_stats(run, device=device, trust_code=trust_code).mean if needs_codes(rank) else None
     model = with_head(run.model(resolve_device(device), trust_code=trust_code), chosen)
     if path is not None:
         # A file name need not be valid UTF-8; the results (CSV, figure title) must be text.
         shown = os.fsencode(path).decode("utf-8", "replace")
-        return explain(model, chosen, load_image(path, run), target=target, source=shown,
-                       name=Path(shown).stem, top=top)
-    x, label = validation_sample(run, index)
+        return explain(model, chosen, x, target=target, source=shown, name=Path(shown).stem, top=top, mean=mean)
     result = explain(model, chosen, x, target=target, label=label, source=f"validation sample {index}",
-                     name=f"index{index}", top=top)
+                     name=f"index{index}", top=top, mean=mean)
     if run.kind == "sound":
         result.spectrogram = dict(run.config["data"].get("info") or {})
     return result

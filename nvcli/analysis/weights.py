@@ -16,16 +16,21 @@ from ..models.unit_table import Groups, layer_groups, layer_keys
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from .head import DEFAULT_TOP, OVERALL, Head, extremes, ranks
+from .importance import DEFAULT_RANK, CodeStats, needs_codes, ranked_head
 
 LAYER_STATS = ["units", "pos_weight", "neg_weight", "mean_weight", "pos_share", "neg_share", "top_share"]
 
 
-def class_weights(head: Head, name: str) -> pd.DataFrame:
-    """`unit,[view,]layer,node,channel,weight,rank` of one class (rank 1 = largest weight)."""
+def class_weights(head: Head, name: str, stats: CodeStats | None = None) -> pd.DataFrame:
+    """`unit,[view,]layer,node,channel,weight,rank` of one class (rank 1 = largest weight); with the codes' `stats`,
+    `std` and `importance` (= weight * std) come before `rank`, which then orders by importance."""
     w = head.weight[head.class_index(name)]
     frame = head.units[head.unit_columns].copy()
     frame["weight"] = w
-    frame["rank"] = ranks(w)
+    if stats is not None:
+        frame["std"] = stats.std
+        frame["importance"] = w * stats.std
+    frame["rank"] = ranks(frame["importance" if stats is not None else "weight"].to_numpy())
     return frame
 
 
@@ -115,20 +120,22 @@ class ClassWeights(RunResult):
     head: str
     cls: str
     stem: str  # the class's file stem (unique among the run's classes)
-    frame: pd.DataFrame  # unit, [view,] layer, node, channel, weight, rank
+    frame: pd.DataFrame  # unit, [view,] layer, node, channel, weight, [std, importance,] rank
+    rank: str = DEFAULT_RANK
 
     def key(self) -> str:
         return f"weights/{self.stem}{files.head_mark(self.head)}"
 
     def settings(self) -> dict[str, Any]:
-        return {"class": self.cls, "head": self.head}
+        return {"class": self.cls, "head": self.head, **({} if self.rank == "weight" else {"rank": self.rank})}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.weights import weights_figure
 
         out = {files.WEIGHTS.name(self.head, cls=self.stem): table(self.frame)}
         if figures:
-            title = f"{self.run}: weights of '{self.cls}'" + ("" if self.head == files.DENSE_HEAD else f" ({self.head})")
+            title = (f"{self.run}: {'weights' if self.rank == 'weight' else 'importance'} of '{self.cls}'"
+                     + ("" if self.head == files.DENSE_HEAD else f" ({self.head})"))
             out[files.WEIGHTS_PNG.name(self.head, cls=self.stem)] = figure(weights_figure, self.frame, title)
         return out
 
@@ -141,7 +148,8 @@ class ClassWeights(RunResult):
         path = files.WEIGHTS.path(run_dir, head, cls=stem)
         if not path.is_file():
             return None
-        return cls(Path(run_dir).name, head, name, stem, pd.read_csv(path, keep_default_na=False))
+        frame = pd.read_csv(path, keep_default_na=False)
+        return cls(Path(run_dir).name, head, name, stem, frame, "importance" if "importance" in frame else "weight")
 
 
 @dataclass
@@ -150,17 +158,18 @@ class HeadSummary(RunResult):
 
     kind = "head-summary"
     run: str
-    head: Head
+    head: Head  # its weights are the ranking's scores (importance, with rank `importance`)
     top: int
     layers: pd.DataFrame
     similarity: pd.DataFrame
     grid: bool = False  # also draw every class's weights in one figure (weights_all.png)
+    rank: str = DEFAULT_RANK  # what `layers` and the grid sum: the head's weights or their importance
 
     def key(self) -> str:
         return self.kind + files.head_mark(self.head.name)
 
     def settings(self) -> dict[str, Any]:
-        return {"top": self.top, "head": self.head.name}
+        return {"top": self.top, "head": self.head.name, **({} if self.rank == "weight" else {"rank": self.rank})}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.weights import similarity_figure, weights_grid
@@ -170,8 +179,10 @@ class HeadSummary(RunResult):
         if figures:
             out[files.SIMILARITY_PNG.name(h)] = figure(similarity_figure, self.similarity, f"{self.run}: class similarity")
             if self.grid:
+                what = "head weights" if self.rank == "weight" else "importance"
                 out[files.WEIGHTS_ALL_PNG.name(h)] = figure(weights_grid, self.head.weight, self.head.units,
-                                                            self.head.classes, f"{self.run}: head weights per class")
+                                                            self.head.classes, f"{self.run}: {what} per class",
+                                                            self.rank)
         return out
 
     @classmethod
@@ -188,10 +199,13 @@ class HeadSummary(RunResult):
         return cls(run.name, read_head(run, "report", head), top, layers, similarity)
 
 
-def weights(run_name: str, head: Head, classes: list[str], *, top: int = DEFAULT_TOP,
-            grid: bool = False) -> tuple[list[ClassWeights], HeadSummary]:
-    """The weights of `classes` and the per-layer summary and class similarity of `head`."""
+def weights(run_name: str, head: Head, classes: list[str], *, top: int = DEFAULT_TOP, grid: bool = False,
+            rank: str = DEFAULT_RANK, stats: CodeStats | None = None) -> tuple[list[ClassWeights], HeadSummary]:
+    """The weights of `classes` and the per-layer summary and class similarity of `head`; with rank `importance`
+    (and the codes' `stats`) the tables carry importance and the per-layer summary sums it."""
     stems = files.class_stems(head.classes)
-    per_class = [ClassWeights(run_name, head.name, c, stems[c], class_weights(head, c)) for c in classes]
-    summary = HeadSummary(run_name, head, top, layer_summary(head, top), class_similarity(head), grid)
+    shown = stats if needs_codes(rank) else None
+    per_class = [ClassWeights(run_name, head.name, c, stems[c], class_weights(head, c, shown), rank) for c in classes]
+    scored = ranked_head(head, rank, stats)
+    summary = HeadSummary(run_name, scored, top, layer_summary(scored, top), class_similarity(head), grid, rank)
     return per_class, summary

@@ -8,7 +8,7 @@ import typer
 
 from ..errors import NvError
 from .app import app
-from .flags import INFERENCE, OUTPUT, RESULTS, Flag, Flags, Group, command
+from .flags import INFERENCE, OUTPUT, RANK, RESULTS, Flag, Flags, Group, command
 from .render import Format, emit, note, progress
 from .runs import open_run, save_result
 
@@ -22,7 +22,7 @@ COMPARE = Group("Comparison", (
 ))
 
 
-@command(app, "compare", COMPARE, INFERENCE, RESULTS, OUTPUT, arguments=(
+@command(app, "compare", COMPARE, RANK, INFERENCE, RESULTS, OUTPUT, arguments=(
     ("run_a", Path, typer.Argument(..., help="Run A, e.g. trained on the original images.")),
     ("run_b", Path, typer.Argument(..., help="Run B of the same architecture, e.g. trained on stylised images."))))
 def compare(flags: Flags) -> None:
@@ -39,12 +39,12 @@ def compare(flags: Flags) -> None:
     check_comparable(a, b, heads)  # before creating the output directory
     path = output_dir(flags["out"], a, b, heads)
     with progress("compare") as bar:
-        result = compare_runs(a, b, heads=heads, top=flags["top"], device=flags["device"],
+        result = compare_runs(a, b, heads=heads, top=flags["top"], rank=flags["rank"], device=flags["device"],
                               batch_size=flags["batch_size"], workers=flags["workers"], trust_code=flags["trust_code"],
                               progress=bar)
     save_result(result, path, flags)
     if flags["fmt"] == Format.table:
         emit(result.accuracy, flags["fmt"], title="Validation accuracy")
-    emit(result.overall, flags["fmt"], title=f"Share of all classes' weight per layer (a = {result.names['a']}, "
-         f"b = {result.names['b']})")
+    emit(result.overall, flags["fmt"], title=f"Share of all classes' {flags['rank']} per layer (a = {result.names['a']}, "
+         f"b = {result.names['b']}); unit_share: the layer's share of the units")
     note(f"wrote {', '.join(result.artifacts(flags['plot']))} to {path}")

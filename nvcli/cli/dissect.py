@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from .app import app, on_interrupt
-from .flags import HEAD, INFERENCE, OUTPUT, RESULTS, RUN, Flag, Flags, Group, command, split_list
+from .flags import HEAD, INFERENCE, OUTPUT, RANK, RESULTS, RUN, Flag, Flags, Group, command, split_list
 from .render import emit, note, progress
 from .runs import open_run, save_result
 
@@ -15,15 +15,18 @@ DISSECT = Group("Dissection", (
     Flag("quantile", float, ("--quantile",), "Top quantile of activations that counts as active.", 0.005),
     Flag("iou_threshold", float, ("--iou-threshold",), "IoU at which a unit is interpretable.", 0.04),
     Flag("categories", Optional[str], ("--categories",), "Comma-separated categories to score."),
+    Flag("aggregate", str, ("--aggregate",), "A concept's score for a class: the mean of its units' scores (a concept "
+         "labelled on many units does not win by number) or their sum (the paper's).", "mean"),
     Flag("class_", Optional[str], ("--class",), "Draw the figure of this class only."),
     Flag("top", int, ("--top",), "Concepts per sign in the table and figure.", 5, extra=(("min", 1),)),
-    Flag("image_size", Optional[int], ("--image-size",), "Resize probe images (default: the run's).",
+    Flag("image_size", Optional[int], ("--image-size",), "Resize --probe images to this side (default: the run's); the "
+         "built-in probe draws its objects at this scale on a canvas twice the side.",
          extra=(("min", 16),)),
 ))
 
 
 # Every layer's maps of a batch are held at once: a smaller batch than other inference.
-@command(app, "dissect-map", DISSECT, HEAD, RUN, INFERENCE.defaulting("batch_size", 16), RESULTS, OUTPUT)
+@command(app, "dissect-map", DISSECT, RANK, HEAD, RUN, INFERENCE.defaulting("batch_size", 16), RESULTS, OUTPUT)
 def dissect_map(flags: Flags) -> None:
     """Label every unit with a concept and map each class to the concepts its weights favour."""
     from ..analysis.dissect.concepts import dissect_run
@@ -37,7 +40,8 @@ def dissect_map(flags: Flags) -> None:
     with progress("dissecting") as bar:
         result = dissect_run(run, flags["probe"], head=flags["head"], quantile=flags["quantile"],
                              iou_threshold=flags["iou_threshold"], categories=split_list(flags["categories"]),
-                             image_size=flags["image_size"], probe_count=flags["probe_count"],
+                             image_size=flags["image_size"], probe_count=flags["probe_count"], rank=flags["rank"],
+                             aggregate=flags["aggregate"],
                              batch_size=flags["batch_size"], workers=flags["workers"], device=flags["device"],
                              trust_code=flags["trust_code"],
                              progress=(lambda done, total: bar("probe", done, total)) if bar else None)

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from .app import app
-from .flags import HEAD, OUTPUT, RESULTS, RUN, THREADS, Flag, Flags, Group, command
+from .flags import HEAD, OUTPUT, RANK, RESULTS, RUN, THREADS, Flag, Flags, Group, command
 from .render import Format, emit, note
 from .runs import open_run, save_result
 
@@ -19,7 +19,7 @@ EXPLAIN = Group("Input", (
 ))
 
 
-@command(app, "explain", EXPLAIN, HEAD, RUN, RESULTS, OUTPUT)
+@command(app, "explain", EXPLAIN, RANK, HEAD, RUN, RESULTS, OUTPUT)
 def explain(flags: Flags) -> None:
     """Explain one prediction; write explain_<input>.csv, _layers.csv, _classes.csv and explain_<input>.png."""
     from ..analysis.explain import explain_run
@@ -27,7 +27,7 @@ def explain(flags: Flags) -> None:
 
     run = open_run(flags["run"], flags["runs_dir"])
     result = explain_run(run, index=flags["index"], path=flags["input_"], target=flags["class_"], head=flags["head"],
-                         top=flags["top"], device=flags["device"], trust_code=flags["trust_code"])
+                         top=flags["top"], rank=flags["rank"], device=flags["device"], trust_code=flags["trust_code"])
     save_result(result, run.dir, flags)
     s, fmt, top = result.summary, flags["fmt"], flags["top"]
     units = extremes(result.units, "contribution", top)
@@ -36,7 +36,9 @@ def explain(flags: Flags) -> None:
         return
     true = f"true class '{s['true']}', " if s["true"] is not None else ""
     note(f"{s['source']}: {true}predicted '{s['predicted']}' ({s['probability']:.1%}); explaining '{s['class']}': "
-         f"logit {s['logit']:.4g} = contributions {s['contributions']:.4g} + bias {s['bias']:.4g}")
+         f"logit {s['logit']:.4g} = contributions {s['contributions']:.4g} + bias {s['bias']:.4g}"
+         + (" (contributions relative to the mean codes, their part in the bias)"
+            if s["reference"] == "validation mean" else ""))
     emit(result.classes.sort_values("probability", ascending=False).head(5), fmt, title="Most probable classes")
     emit(units, fmt, title=f"Units pushing '{s['class']}' up and down most")
     emit(result.layers, fmt, title="Contribution per layer")

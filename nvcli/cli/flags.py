@@ -161,6 +161,11 @@ HEAD = Group("Head", (
     Flag("head", str, ("--head",), "The head to read: dense (trained with the network) or a sparse head's name "
          "(nv sparsify).", DENSE_HEAD),
 ))
+RANK = Group("Ranking", (
+    Flag("rank", str, ("--rank",), "How units are ranked for a class: weight (the head's raw weight, as in the "
+         "paper) or importance (weight x the code's standard deviation over the validation split; reads the "
+         "split once, then its cached codes).", "weight"),
+))
 INFERENCE = Group("Execution", (
     Flag("device", str, ("--device",), f"{', '.join(DEVICES)} (auto: cuda > mps > cpu).", "auto"),
     Flag("batch_size", int, ("--batch-size", "-b"), "Samples per batch for inference.", 128, extra=(("min", 1),)),

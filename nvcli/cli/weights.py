@@ -5,7 +5,7 @@ from typing import Optional
 
 from ..errors import NvError
 from .app import app
-from .flags import HEAD, OUTPUT, RESULTS, RUN, Flag, Flags, Group, command
+from .flags import HEAD, OUTPUT, RANK, RESULTS, RUN, Flag, Flags, Group, command
 from .render import Format, emit, note
 from .runs import open_run, save_result
 
@@ -17,11 +17,12 @@ WEIGHTS = Group("Weights", (
 ))
 
 
-@command(app, "weights", WEIGHTS, HEAD, RUN, RESULTS, OUTPUT)
+@command(app, "weights", WEIGHTS, RANK, HEAD, RUN, RESULTS, OUTPUT)
 def weights(flags: Flags) -> None:
     """Show a class's head weights by unit and layer; write weights CSVs, class_similarity.csv/.png."""
     from ..analysis.dissect.concepts import ConceptMap
     from ..analysis.head import extremes, read_head
+    from ..analysis.importance import code_stats, needs_codes
     from ..analysis.weights import class_overview, kept_per_view, kept_units
     from ..analysis.weights import weights as head_weights
     from ..runs.files import DENSE_HEAD
@@ -33,7 +34,9 @@ def weights(flags: Flags) -> None:
     head = read_head(run, "weights", flags["head"])
     if name is not None:
         head.class_index(name)
-    per_class, summary = head_weights(run.name, head, head.classes if every else [name], top=top, grid=every)
+    stats = code_stats(run, trust_code=flags["trust_code"]) if needs_codes(flags["rank"]) else None
+    per_class, summary = head_weights(run.name, head, head.classes if every else [name], top=top, grid=every,
+                                      rank=flags["rank"], stats=stats)
     for result in per_class:
         save_result(result, run.dir, flags)
     save_result(summary, run.dir, flags)
@@ -42,8 +45,9 @@ def weights(flags: Flags) -> None:
         emit(class_overview(head, summary.similarity), fmt, title=f"{run.name}: classes")
         return
     if head.name == DENSE_HEAD:
-        emit(extremes(per_class[0].frame, "weight", top), fmt, title=f"{run.name}: '{name}' top {top} positive and "
-             "negative units")
+        score = "weight" if stats is None else "importance"
+        emit(extremes(per_class[0].frame, score, top), fmt, title=f"{run.name}: '{name}' top {top} positive and "
+             f"negative units by {score}")
     else:  # a sparse head's few units are the explanation: list them all, with their concepts once dissected
         kept = kept_units(head, name, ConceptMap.load_units(run.dir))
         emit(kept, fmt, title=f"{run.name}: the {len(kept)} units of '{name}' in head '{head.name}'")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import NvError
 from ..runs.atomic import atomic_path
 from .broden import write_broden
 from .output import dataset_output
@@ -207,20 +208,57 @@ def make_shapes(out_dir: str | Path, options: ShapesOptions, *, force: bool = Fa
 
 @dataclass(frozen=True)
 class ProbeOptions(DataOptions):
-    """Settings of the built-in Broden probe set."""
+    """Settings of the built-in Broden probe set: `count` objects at the scale of `image_size` images, each on a
+    canvas `canvas` times that side."""
 
     image_size: int = 64
     count: int = 300
+    canvas: float = 2.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_image_size(self.image_size)
         self.positive("count")
+        if not 1 <= self.canvas <= 4:
+            raise NvError(f"option canvas={self.canvas} is out of range; use a factor in [1, 4] of the image side")
+
+    @property
+    def side(self) -> int:
+        """The probe images' side in pixels."""
+        return int(round(self.canvas * self.image_size))
+
+
+def _on_canvas(rendered: Rendered, side: int, rng: np.random.Generator) -> Rendered:
+    """Each image and its masks placed at a random position on a `side`-pixel canvas of the image's own background.
+
+    Network Dissection marks a unit active on a fixed share of all probe pixels (0.5% by default), so a
+    concept can only be matched if it covers a small share of them, as Broden's concepts do; an object of
+    the training scale alone on a larger canvas keeps every unit's input in distribution while its masks
+    cover a quarter of the pixels they would on the image alone (canvas 2).
+    """
+    n, size = rendered.images.shape[:2]
+    images = np.empty((n, side, side, 3), np.uint8)
+    masks = {cat: np.zeros((n, side, side), np.int32) for cat in rendered.masks}
+    dark = COLOURS.index("dark") + 1
+    for i in range(n):
+        background = rendered.images[i][rendered.masks["object"][i] == 0].astype(np.float64)  # [pixels, 3]
+        spread = background.std(0)  # a removed channel stays zero
+        noise = rng.normal(0, spread.max(), (side, side, 1)) * (spread > 0)
+        images[i] = np.clip(background.mean(0) + noise, 0, 255).astype(np.uint8)
+        y, x = rng.integers(0, side - size + 1, 2)
+        images[i, y:y + size, x:x + size] = rendered.images[i]
+        for cat, mask in masks.items():
+            if cat == "color":
+                mask[i] = dark
+            mask[i, y:y + size, x:x + size] = rendered.masks[cat][i]
+    return Rendered(images, rendered.labels, masks)
 
 
 def write_probe(out_dir: str | Path, options: ProbeOptions) -> Path:
-    """`count` shapes images, never used for training or validation, and their exact masks as a Broden probe."""
-    rendered = render(options.count, options.image_size, options.seed + PROBE_SEED_OFFSET)
+    """`count` shapes images, never used for training or validation, on their canvas with exact masks, as a Broden
+    probe."""
+    seed = options.seed + PROBE_SEED_OFFSET
+    rendered = _on_canvas(render(options.count, options.image_size, seed), options.side, np.random.default_rng(seed))
     return write_broden(out_dir, rendered.images, CONCEPTS, masks=rendered.masks)
 
 

@@ -11,7 +11,8 @@ _SIDE_COLOURS = {"a": "#4c72b0", "b": "#dd8452"}
 SIDES = ("a", "b")
 
 
-def compare_figure(wide: pd.DataFrame, names: dict[str, str], accuracy: dict[str, float] | None = None) -> Figure:
+def compare_figure(wide: pd.DataFrame, names: dict[str, str], accuracy: dict[str, float] | None = None,
+                   score: str = "weight") -> Figure:
     """Per layer, the share of all positive (top) and negative (bottom) head weight in run A and run B, against
     the layer's share of the units (a head that ignored layers would give each layer that share)."""
     accuracy = accuracy or {}
@@ -25,7 +26,7 @@ def compare_figure(wide: pd.DataFrame, names: dict[str, str], accuracy: dict[str
             ax.bar(x + (i - 0.5) * 0.4, wide[f"{share}_{side}"], 0.4, color=_SIDE_COLOURS[side],
                    label=f"{side.upper()}: {names[side]}{acc}")
         ax.hlines(unit_share, x - 0.45, x + 0.45, colors="black", linewidth=1.2, label="share of the units")
-        ax.set_ylabel(f"share of {what} weight")
+        ax.set_ylabel(f"share of {what} {score}")
         top = max(1e-9, float(wide[[f"{share}_a", f"{share}_b"]].to_numpy().max()), float(unit_share.max()))
         ax.set_ylim(0, top * 1.15)
     axes[0].legend(fontsize=8, frameon=False)
@@ -33,5 +34,5 @@ def compare_figure(wide: pd.DataFrame, names: dict[str, str], accuracy: dict[str
     axes[1].set_xlabel("layer (early -> late)")
     runs = " vs ".join(f"{names[side]}" + (f" ({accuracy[side]:.1%} val. accuracy)" if side in accuracy else "")
                        for side in SIDES)
-    fig.suptitle(f"Where the heads put their weight (all classes pooled): {runs}", fontsize=10)
+    fig.suptitle(f"Where the heads put their {score} (all classes pooled): {runs}", fontsize=10)
     return fig

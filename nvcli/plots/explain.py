@@ -129,7 +129,8 @@ def explain_figure(summary: dict, units: pd.DataFrame, layers: pd.DataFrame, x: 
     ax_units.set_yticks(range(len(shown)), unit_names(shown), fontsize=7)
     ax_units.axvline(0, color="black", linewidth=0.6)
     ax_units.tick_params(axis="x", labelsize=7)
-    ax_units.set_xlabel("contribution W[c,u]·z_u")
+    relative = s.get("reference") == "validation mean"
+    ax_units.set_xlabel("contribution W[c,u]·(z_u − mean z_u)" if relative else "contribution W[c,u]·z_u")
     ax_units.set_title(f"top {top} units up and down, class {s['class']}", fontsize=9)
 
     ax_layers = sub_layers.subplots()

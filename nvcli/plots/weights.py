@@ -9,20 +9,24 @@ from matplotlib.figure import Figure
 
 from .units import QUALITATIVE_MAX, layer_scale, plot_unit_axis
 
+SCORE_LABELS = {"weight": "head weight", "importance": "importance (weight x code std)"}
+
 
 def weights_figure(frame: pd.DataFrame, title: str) -> Figure:
-    """Figure 3: one class's weights along the unit axis (early layers left), coloured by layer."""
+    """Figure 3: one class's weights (or importance, when the frame has it) along the unit axis, coloured by layer."""
     fig = Figure(figsize=(9, 3.2), layout="constrained")
     ax = fig.subplots()
-    plot_unit_axis(ax, frame, frame["weight"].to_numpy())
+    column = "importance" if "importance" in frame.columns else "weight"
+    plot_unit_axis(ax, frame, frame[column].to_numpy())
     ax.set_xlabel("unit (early layers left, late layers right)")
-    ax.set_ylabel("head weight")
+    ax.set_ylabel(SCORE_LABELS[column])
     ax.set_title(title)
     return fig
 
 
-def weights_grid(weight: np.ndarray, units: pd.DataFrame, classes: list[str], title: str) -> Figure:
-    """Every class's weights along the unit axis, one panel per class, shared axes and one legend."""
+def weights_grid(weight: np.ndarray, units: pd.DataFrame, classes: list[str], title: str,
+                 score: str = "weight") -> Figure:
+    """Every class's weights (or the `score` they stand for) along the unit axis, one panel per class, shared axes."""
     n = len(classes)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -40,7 +44,7 @@ def weights_grid(weight: np.ndarray, units: pd.DataFrame, classes: list[str], ti
     else:
         fig.colorbar(layer_scale(layers), ax=axes.tolist(), label="layer (early -> late)")
     fig.supxlabel("unit (early layers left, late layers right)")
-    fig.supylabel("head weight")
+    fig.supylabel(SCORE_LABELS[score])
     fig.suptitle(title)
     return fig
 

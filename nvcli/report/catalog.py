@@ -108,6 +108,12 @@ def _views(run_dir: Path, entry: Entry) -> "RunResult | None":
     return ViewWeights.load(run_dir, entry.head)
 
 
+def _ablation(run_dir: Path, entry: Entry) -> "RunResult | None":
+    from ..analysis.ablation import Ablation
+
+    return Ablation.load(run_dir, entry.settings)
+
+
 def _compare(run_dir: Path, entry: Entry) -> "RunResult | None":
     from ..analysis.compare import Comparison
 
@@ -130,7 +136,8 @@ KINDS = [
          "dissection on a probe set), and each class's head weight summed per concept.", _concepts),
     Kind("views", "Views per class (Figure 5)", "A multi-view head's mean weight on each camera view's units.",
          _views),
-    Kind("ablation", "Unit ablation", "Accuracy as units are removed from the head, most important first."),
+    Kind("ablation", "Unit ablation", "Does removing the units the head ranks first for a class hurt that class more "
+         "than removing random units? Each removed unit's code is set to its validation mean (or zero).", _ablation),
     Kind("sparse-path", "Sparse heads (nv sparsify)", "An elastic-net path over every unit's code: validation "
          "accuracy against the number of units a sparse head keeps per class."),
     Kind("head", "Sparse heads kept", "The heads chosen from the path and stored in heads/: their units per "
@@ -162,7 +169,13 @@ CAPTIONS = [
             "the class (each at least 1% of it). Right: the class's weight split over concepts."),
     Caption(files.VIEWS_PNG, "Per class, the mean head weight on each view's units: positive views are the "
             "ones the class relies on."),
-    Caption(files.ABLATION_PNG, "Accuracy as units are removed from the head in order of importance."),
+    Caption(files.ABLATION_PNG, "Per class, its accuracy (upper panel) and mean logit margin (lower) as k units are "
+            "removed: its top-k by the ranking (red), random k (grey: mean and range of the draws), the k the ranking "
+            "calls least important (blue); green keeps only the top k. A faithful ranking puts red well below grey."),
+    Caption(files.ABLATION_SUMMARY, "Per class: accuracy and margin after removing its top k units (k = 1% of the "
+            "units) and k random units; a ratio is the top-k loss over the random-k loss.", shown=True),
+    Caption(files.ABLATION, "Every ablation: class, ranking, policy (none, top, bottom, random, keep-top[, drop-view, "
+            "keep-view]), k, the class's accuracy and mean margin, and the random draw."),
     Caption(files.SPARSE_PATH_PNG, "Accuracy against the number of units a sparse head keeps, along the "
             "regularisation path."),
     Caption(files.COMPARE_PNG, "Per layer, the share of all positive (top) and negative (bottom) weight in each "

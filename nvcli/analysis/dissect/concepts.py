@@ -12,17 +12,22 @@ from torch import Tensor
 
 from ...data.broden import BrodenProbe
 from ...data.shapes import ProbeOptions, write_probe
-from ...errors import NvError
+from ...errors import NvError, choice_error
 from ...runs import files
 from ...runs.lock import scratch_dir
 from ...runs.results import RunResult, Writer, figure, table
 from ...runs.run import Run
 from ...training.devices import resolve_device
 from ..head import read_head
+from ..importance import DEFAULT_RANK, code_stats, needs_codes, scores
 from .quantile import DEFAULT_QUANTILE, Progress
 from .tally import DEFAULT_IOU_THRESHOLD, dissect
 
 CLASS_COLUMNS = ["class", "concept", "category", "sign", "weight", "percent", "rank", "units"]
+# How a class's scores over a concept's units become the concept's score: the paper sums them; the mean does not
+# grow with the number of units the dissection happens to give a concept (docs/explanations.md).
+AGGREGATES = ("mean", "sum")
+DEFAULT_AGGREGATE = "mean"
 
 
 def concepts_units(dissection: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
@@ -46,12 +51,16 @@ def concepts_units(dissection: pd.DataFrame, units: pd.DataFrame) -> pd.DataFram
     return out
 
 
-def concepts_classes(weights: Tensor | np.ndarray, units: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
-    """Per class and concept, the head weights summed over the interpretable units (columns: CLASS_COLUMNS).
+def concepts_classes(weights: Tensor | np.ndarray, units: pd.DataFrame, classes: Sequence[str],
+                     aggregate: str = DEFAULT_AGGREGATE) -> pd.DataFrame:
+    """Per class and concept, the head's scores over the concept's interpretable units: their mean (`mean`) or
+    their sum (`sum`, the paper's); columns: CLASS_COLUMNS.
 
     percent = 100 * |weight| / sum over the class's concepts of |weight|; rank = 1-based order by |weight|
     within the class and sign (+ for weight >= 0), so the top-5 positive concepts are sign '+', rank <= 5.
     """
+    if aggregate not in AGGREGATES:
+        raise choice_error("concept aggregation (--aggregate)", aggregate, AGGREGATES)
     w = weights.detach().cpu().double().numpy() if isinstance(weights, Tensor) else np.asarray(weights, float)
     if w.ndim != 2 or w.shape != (len(classes), len(units)):
         raise NvError(f"head weights are {tuple(w.shape)}; expected [classes, units] = [{len(classes)}, {len(units)}]")
@@ -62,6 +71,8 @@ def concepts_classes(weights: Tensor | np.ndarray, units: pd.DataFrame, classes:
     n_units = np.bincount(inverse, minlength=len(names))
     summed = np.zeros((len(classes), len(names)))
     np.add.at(summed.T, inverse, w[:, keep].T)
+    if aggregate == "mean":
+        summed = summed / np.maximum(n_units, 1)
     frames = []
     for c, cls in enumerate(classes):
         weight = summed[c]
@@ -139,8 +150,8 @@ class ConceptMap(RunResult):
 def dissect_run(run: Run, probe_dir: str | Path | None = None, *, head: str = files.DENSE_HEAD,
                 quantile: float = DEFAULT_QUANTILE, iou_threshold: float = DEFAULT_IOU_THRESHOLD,
                 categories: Sequence[str] | None = None, image_size: int | None = None, probe_count: int = 300,
-                batch_size: int = 16, workers: int = 0, device: str = "auto", trust_code: bool = False,
-                progress: Progress | None = None) -> ConceptMap:
+                rank: str = DEFAULT_RANK, aggregate: str = DEFAULT_AGGREGATE, batch_size: int = 16, workers: int = 0,
+                device: str = "auto", trust_code: bool = False, progress: Progress | None = None) -> ConceptMap:
     """Dissect every unit of a NeuroView run on a probe set (default: a built-in one) and map concepts to classes."""
     run.require_neuroview("dissect-map")
     spec = run.spec
@@ -151,8 +162,11 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, *, head: str = fi
         raise NvError(f"--quantile {quantile} must be inside (0, 1); NetDissect's default is 0.005")
     if not 0 <= iou_threshold <= 1:
         raise NvError(f"--iou-threshold {iou_threshold} must be in [0, 1]; NetDissect's default is 0.04")
+    if aggregate not in AGGREGATES:
+        raise choice_error("concept aggregation (--aggregate)", aggregate, AGGREGATES)
     size = image_size or spec.input_shape[1]
     chosen = read_head(run, "dissect-map", head)
+    stats = code_stats(run, device=device, workers=workers, trust_code=trust_code) if needs_codes(rank) else None
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
 
@@ -162,8 +176,10 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, *, head: str = fi
 
     with scratch_dir("nv-probe-") as tmp:  # removed afterwards; one left by a killed process goes next time
         if probe_dir is None:
-            probe_dir = write_probe(tmp / "probe", ProbeOptions(image_size=size, count=probe_count))
-            source = f"built-in shapes probe ({probe_count} images)"
+            options = ProbeOptions(image_size=size, count=probe_count)
+            probe_dir = write_probe(tmp / "probe", options)
+            source = f"built-in shapes probe ({probe_count} images, objects at {size} px on {options.side} px)"
+            size = options.side  # the probe is fed at its own side: its objects are already at the run's scale
         else:
             source = str(probe_dir)
         probe = BrodenProbe(probe_dir, categories=categories, image_size=size)
@@ -171,5 +187,7 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, *, head: str = fi
                         device=dev, progress=progress)
     units = concepts_units(table, run.units())
     settings = {"probe": source, "quantile": quantile, "iou_threshold": iou_threshold,
-                "categories": list(categories) if categories else None, "image_size": size, "head": head}
-    return ConceptMap(run.name, units, concepts_classes(chosen.weight, units, run.classes), settings)
+                "categories": list(categories) if categories else None, "image_size": size, "head": head,
+                "rank": rank, "aggregate": aggregate}
+    return ConceptMap(run.name, units, concepts_classes(scores(chosen, rank, stats), units, run.classes, aggregate),
+                      settings)

@@ -1,0 +1,260 @@
+"""Unit ablation (`nv ablate`): does removing the units a class's ranking puts first hurt that class?
+
+The head is linear in the codes, so the codes `z` of the validation split are computed once (and cached);
+removing a set S of units replaces their codes by a reference (the validation mean, or zero) and changes
+every logit by `-sum_{u in S} W[:, u] * (z_u - reference_u)`: each ablation is a matrix product over the
+removed units, never another pass of the network. Per class, on that class's validation samples:
+
+- top-k: remove the k units whose scores for the class are largest in magnitude: a unit matters to a class
+  through either sign (removing a unit with a negative weight that is silent on the class's inputs takes
+  away evidence *for* the class, since its code rises to the mean);
+- bottom-k: remove the k units of smallest magnitude (the ranking says they do not matter);
+- random-k: remove k units drawn at random (several draws: the control);
+- keep-top-k: remove every unit but the top k;
+- multi-view runs also remove one view's units (drop-view) or all other views' (keep-view).
+
+Reported: the class's accuracy (recall) and mean logit margin (own logit minus the best other class's).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..errors import NvError, choice_error
+from ..runs import files
+from ..runs.results import RunResult, Writer, figure, table
+from ..runs.run import Run
+from ..training.predict import ProgressFn
+from .codes import split_codes
+from .head import Head, read_head
+from .importance import DEFAULT_RANK, CodeStats, check_rank, scores
+
+MODES = ("mean", "zero")
+POLICIES = ("none", "top", "bottom", "random", "keep-top")
+VIEW_POLICIES = ("drop-view", "keep-view")
+COLUMNS = ["class", "ranking", "policy", "k", "accuracy", "margin", "draw"]  # + `view` in multi-view runs
+SUMMARY_COLUMNS = ["class", "k", "accuracy", "top_accuracy", "random_accuracy", "random_accuracy_sd",
+                   "accuracy_drop_ratio", "margin", "top_margin", "random_margin", "random_margin_sd",
+                   "margin_drop_ratio"]
+DEFAULT_FRACTION = 0.01  # the summary's k: this share of the units (at least one)
+DEFAULT_MAX_FRACTION = 0.1  # the grid's largest k by default
+
+
+@dataclass(frozen=True)
+class AblationOptions:
+    """What `nv ablate` removes: ranking, reference code, the k grid, the random draws, the summary's k."""
+
+    classes: list[str] | None = None  # None: every class
+    rank: str = DEFAULT_RANK
+    mode: str = "mean"
+    max_k: int | None = None  # None: DEFAULT_MAX_FRACTION of the units
+    steps: int = 12
+    draws: int = 10
+    seed: int = 0
+    fraction: float = DEFAULT_FRACTION
+
+    def __post_init__(self) -> None:
+        check_rank(self.rank)
+        if self.mode not in MODES:
+            raise choice_error("ablation mode (--mode)", self.mode, MODES)
+        for name, value in (("--max-k", self.max_k), ("--steps", self.steps), ("--draws", self.draws)):
+            if value is not None and value < 1:
+                raise NvError(f"{name} {value} is out of range; use an integer >= 1")
+        if not 0 < self.fraction < 1:
+            raise NvError(f"--fraction {self.fraction} is out of range; use a share of the units in (0, 1)")
+
+    def summary_k(self, units: int) -> int:
+        """The k of the summary: `fraction` of the units, rounded up."""
+        return max(1, math.ceil(self.fraction * units - 1e-9))
+
+    def grid(self, units: int) -> list[int]:
+        """The k values: about `steps` of them, spaced geometrically from 1 to the maximum, the summary's k included."""
+        top = min(units, self.max_k if self.max_k is not None else max(1, round(DEFAULT_MAX_FRACTION * units)))
+        ks = {1, top, min(top, self.summary_k(units))}
+        if self.steps > 1:
+            ks |= {int(round(v)) for v in np.geomspace(1, top, self.steps)}
+        return sorted(k for k in ks if 1 <= k <= top)
+
+
+@dataclass
+class Ablation(RunResult):
+    """ablation.csv (every ablation), ablation_summary.csv (per class: top vs random at the summary's k), the figure."""
+
+    kind = "ablation"
+    run: str
+    head: str
+    frame: pd.DataFrame  # COLUMNS (+ view)
+    summary: pd.DataFrame  # SUMMARY_COLUMNS
+    options: AblationOptions
+    units: int
+    samples: int
+    accuracy: float  # the whole split's accuracy without ablation
+    figure_classes: list[str] | None = field(default=None)  # classes drawn (None: all)
+
+    def key(self) -> str:
+        return self.kind + files.head_mark(self.head)
+
+    def settings(self) -> dict[str, Any]:
+        o = self.options
+        return {"head": self.head, "classes": o.classes, "rank": o.rank, "mode": o.mode, "max_k": o.max_k,
+                "steps": o.steps, "draws": o.draws, "seed": o.seed, "fraction": o.fraction}
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        from ..plots.ablation import ablation_figure
+
+        h = self.head
+        out = {files.ABLATION.name(h): table(self.frame), files.ABLATION_SUMMARY.name(h): table(self.summary)}
+        if figures:
+            o = self.options
+            title = (f"{self.run}: class accuracy as units are removed (ranking: {o.rank}, removed code := "
+                     f"{'validation mean' if o.mode == 'mean' else 'zero'}" + ("" if h == files.DENSE_HEAD
+                                                                                else f", head {h}") + ")")
+            out[files.ABLATION_PNG.name(h)] = figure(ablation_figure, self.frame, title, self.figure_classes)
+        return out
+
+    @classmethod
+    def load(cls, run_dir: Path, settings: dict[str, Any]) -> "Ablation | None":
+        """The ablation saved in `run_dir` with `settings` (its results.json entry), or None if never saved."""
+        head = str(settings.get("head", files.DENSE_HEAD))
+        paths = [files.ABLATION.path(run_dir, head), files.ABLATION_SUMMARY.path(run_dir, head)]
+        if not all(p.is_file() for p in paths):
+            return None
+        frame, summary = (pd.read_csv(p, keep_default_na=False) for p in paths)
+        known = {k: settings[k] for k in ("classes", "rank", "mode", "max_k", "steps", "draws", "seed", "fraction")
+                 if k in settings}
+        return cls(Path(run_dir).name, head, frame, summary, AblationOptions(**known), 0, 0, float("nan"))
+
+
+def _outcome(logits: np.ndarray, c: int) -> tuple[float, float]:
+    """Class c's accuracy and mean margin over rows of its own samples' logits [n, classes]."""
+    own = logits[:, c]
+    others = np.delete(logits, c, axis=1)
+    best_other = others.max(1) if others.shape[1] else np.full(len(own), -np.inf)
+    return float((own > best_other).mean()), float((own - best_other).mean())
+
+
+def _removed(z: np.ndarray, weight: np.ndarray, reference: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """The logits' change [n, classes] that removing `units` undoes: sum_u (z_u - reference_u) W[:, u]."""
+    if not len(units):
+        return np.zeros((len(z), weight.shape[0]))
+    return (z[:, units] - reference[units]) @ weight[:, units].T
+
+
+def _nested(z: np.ndarray, weight: np.ndarray, reference: np.ndarray, order: np.ndarray,
+            ks: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(k, the part of the logits carried by order[:k]) for every k of `ks`, growing the set chunk by chunk."""
+    total = np.zeros((len(z), weight.shape[0]))
+    done = 0
+    for k in ks:
+        total = total + _removed(z, weight, reference, order[done:k])
+        done = k
+        yield k, total
+
+
+def _class_rows(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, reference: np.ndarray, score: np.ndarray,
+                c: int, options: AblationOptions, ks: list[int], views: np.ndarray | None,
+                rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Every ablation of class c, on the codes z [n, units] of its own samples."""
+    logits = z @ weight.T + bias
+    everything = logits - _removed(z, weight, reference, np.arange(z.shape[1]))  # all units at the reference
+    rows = []
+
+    def add(policy: str, k: int, changed: np.ndarray, draw: int = 0, view: int | None = None) -> None:
+        accuracy, margin = _outcome(changed, c)
+        rows.append({"policy": policy, "k": k, "accuracy": accuracy, "margin": margin, "draw": draw,
+                     **({} if views is None else {"view": "" if view is None else view})})
+
+    add("none", 0, logits)
+    order = np.argsort(-np.abs(score), kind="stable")
+    for k, part in _nested(z, weight, reference, order, ks):
+        add("top", k, logits - part)
+        add("keep-top", k, everything + part)
+    for k, part in _nested(z, weight, reference, order[::-1], ks):
+        add("bottom", k, logits - part)
+    for draw in range(options.draws):
+        for k, part in _nested(z, weight, reference, rng.permutation(z.shape[1]), ks):
+            add("random", k, logits - part, draw)
+    if views is not None:
+        for v in np.unique(views):
+            part = _removed(z, weight, reference, np.flatnonzero(views == v))
+            add("drop-view", int((views == v).sum()), logits - part, view=int(v))
+            add("keep-view", int((views == v).sum()), everything + part, view=int(v))
+    return rows
+
+
+def ablation_frame(z: np.ndarray, labels: np.ndarray, head: Head, stats: CodeStats,
+                   options: AblationOptions) -> pd.DataFrame:
+    """Every ablation of every chosen class (columns: COLUMNS, plus `view` for multi-view heads)."""
+    weight, bias = head.weight, head.bias
+    reference = stats.mean if options.mode == "mean" else np.zeros_like(stats.mean)
+    score = scores(head, options.rank, stats)
+    units = weight.shape[1]
+    ks = options.grid(units)
+    views = head.units["view"].to_numpy() if "view" in head.units.columns else None
+    rng = np.random.default_rng(options.seed)
+    frames = []
+    for name in options.classes or head.classes:
+        c = head.class_index(name)
+        rows = np.flatnonzero(labels == c)
+        if not len(rows):
+            raise NvError(f"class '{name}' has no sample in the validation split; nothing to ablate")
+        own = np.asarray(z[rows], dtype=np.float64)
+        part = pd.DataFrame(_class_rows(own, weight, bias, reference, score[c], c, options, ks, views, rng))
+        part.insert(0, "ranking", options.rank)
+        part.insert(0, "class", name)
+        frames.append(part)
+    columns = COLUMNS + ([] if views is None else ["view"])
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def ablation_summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Per class: accuracy and margin without ablation, after removing the top k and a random k (mean, sd of
+    the draws); a ratio is the top-k drop over the random-k drop (empty when the random drop is not positive)."""
+    rows = []
+    for name, part in frame.groupby("class", sort=False):
+        clean = part[part["policy"] == "none"].iloc[0]
+        top = part[(part["policy"] == "top") & (part["k"] == k)].iloc[0]
+        random = part[(part["policy"] == "random") & (part["k"] == k)]
+        row: dict[str, Any] = {"class": name, "k": k}
+        for what in ("accuracy", "margin"):
+            drawn = random[what].to_numpy(float)
+            top_drop, random_drop = clean[what] - top[what], clean[what] - drawn.mean()
+            row |= {what: clean[what], f"top_{what}": top[what], f"random_{what}": drawn.mean(),
+                    f"random_{what}_sd": drawn.std(ddof=1) if len(drawn) > 1 else 0.0,
+                    f"{what}_drop_ratio": top_drop / random_drop if random_drop > 0 else float("nan")}
+        rows.append(row)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def ablate(run: Run, options: AblationOptions | None = None, *, head: str = files.DENSE_HEAD, device: str = "auto",
+           batch_size: int = 128, workers: int = 0, trust_code: bool = False,
+           progress: ProgressFn | None = None) -> Ablation:
+    """Ablate the units of a NeuroView run's head on its validation split (codes computed once, then cached)."""
+    options = options or AblationOptions()
+    run.require_neuroview("ablate")
+    chosen = read_head(run, "ablate", head)
+    for name in options.classes or []:
+        chosen.class_index(name)  # an unknown class fails before any data is read
+    codes = split_codes(run, "val", device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
+                        progress=progress)
+    mean, std = codes.mean_std()
+    stats = CodeStats(mean, std, codes.split, len(codes.labels))
+    frame = ablation_frame(codes.z, codes.labels, chosen, stats, options)
+    units = chosen.weight.shape[1]
+    accuracy = _split_accuracy(codes.z, codes.labels, chosen)
+    return Ablation(run.name, head, frame, ablation_summary(frame, options.summary_k(units)), options, units,
+                    len(codes.labels), accuracy)
+
+
+def _split_accuracy(z: np.ndarray, labels: np.ndarray, head: Head) -> float:
+    """The head's accuracy over the whole split, from the codes (in chunks: z may be memory-mapped)."""
+    correct = 0
+    for start in range(0, len(z), 4096):
+        logits = np.asarray(z[start:start + 4096], dtype=np.float64) @ head.weight.T + head.bias
+        correct += int((logits.argmax(1) == labels[start:start + 4096]).sum())
+    return correct / max(1, len(z))

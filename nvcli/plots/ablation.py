@@ -1,0 +1,59 @@
+"""Unit ablation: per class, accuracy and logit margin as the top, bottom, random k units are removed."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+MAX_CLASSES = 36  # panels drawn at most; the CSV holds every class
+_STYLE = {"top": ("#c0504d", "-", "top-k removed"), "bottom": ("#2f6fa8", "-", "bottom-k removed"),
+          "keep-top": ("#4f9a4f", "--", "only top-k kept")}
+
+
+def _curve(ax, part: pd.DataFrame, what: str, clean: float) -> None:
+    random = part[part["policy"] == "random"].groupby("k")[what]
+    ks = np.array(sorted(random.groups))
+    if len(ks):
+        mean, low, high = random.mean().loc[ks], random.min().loc[ks], random.max().loc[ks]
+        ax.fill_between(ks, low, high, color="0.6", alpha=0.35, linewidth=0)
+        ax.plot(ks, mean, color="0.35", label="random k removed (mean, range)")
+    for policy, (colour, style, label) in _STYLE.items():
+        rows = part[part["policy"] == policy].sort_values("k")
+        ax.plot(rows["k"], rows[what], color=colour, linestyle=style, marker=".", markersize=3, label=label)
+    ax.axhline(clean, color="black", linewidth=0.6, linestyle=":")
+    ax.set_xscale("log")
+
+
+def ablation_figure(frame: pd.DataFrame, title: str, classes: list[str] | None = None) -> Figure:
+    """Per class two panels: its accuracy (top) and mean logit margin (below) against the number k of units
+    removed, for the top-k of the ranking, the bottom-k, random k (mean and range of the draws) and keeping
+    only the top-k; the dotted line is the class without ablation."""
+    names = [n for n in dict.fromkeys(frame["class"]) if classes is None or n in classes][:MAX_CLASSES]
+    cols = min(len(names), math.ceil(math.sqrt(len(names))))
+    rows = math.ceil(len(names) / cols)
+    fig = Figure(figsize=(3.0 * cols, 4.2 * rows), layout="constrained")
+    axes = fig.subplots(2 * rows, cols, squeeze=False)
+    for i, name in enumerate(names):
+        part = frame[frame["class"] == name]
+        clean = part[part["policy"] == "none"].iloc[0]
+        acc_ax, margin_ax = axes[2 * (i // cols), i % cols], axes[2 * (i // cols) + 1, i % cols]
+        _curve(acc_ax, part, "accuracy", clean["accuracy"])
+        acc_ax.set_ylim(-0.03, 1.03)
+        acc_ax.set_title(name, fontsize=9)
+        acc_ax.set_ylabel("accuracy", fontsize=8)
+        _curve(margin_ax, part, "margin", clean["margin"])
+        margin_ax.axhline(0, color="black", linewidth=0.6)
+        margin_ax.set_ylabel("mean margin", fontsize=8)
+        margin_ax.set_xlabel("k (units removed; kept, for the green line)", fontsize=7)
+        for ax in (acc_ax, margin_ax):
+            ax.tick_params(labelsize=7)
+    for i in range(len(names), rows * cols):
+        axes[2 * (i // cols), i % cols].set_visible(False)
+        axes[2 * (i // cols) + 1, i % cols].set_visible(False)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
+    shown = "" if len(names) == frame["class"].nunique() else f" (first {len(names)} classes; all in the CSV)"
+    fig.suptitle(title + shown, fontsize=10)
+    return fig
