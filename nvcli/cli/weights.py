@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..errors import NvError
+from ..runs.files import DENSE_HEAD
 from .app import app
 from .flags import HEAD, OUTPUT, RESULTS, RUN, Flag, Flags, Group, command
 from .render import Format, emit, note
@@ -21,7 +22,7 @@ WEIGHTS = Group("Weights", (
 def weights(flags: Flags) -> None:
     """Show a class's head weights by unit and layer; write weights CSVs, class_similarity.csv/.png."""
     from ..analysis.head import extremes, read_head
-    from ..analysis.weights import class_overview
+    from ..analysis.weights import INIT_WARN, class_overview, init_correlation
     from ..analysis.weights import weights as head_weights
 
     name, every, top, fmt = flags["class_"], flags["all_"], flags["top"], flags["fmt"]
@@ -36,8 +37,13 @@ def weights(flags: Flags) -> None:
         save_result(result, run.dir, flags)
     save_result(summary, run.dir, flags)
     note(f"wrote weights CSVs{' and figures' if flags['plot'] else ''} to {run.dir}")
+    init_corr = init_correlation(head, run.head_init()) if head.name == DENSE_HEAD else None
+    if init_corr is not None and (init_corr > INIT_WARN).any():
+        high = ", ".join(f"{c} ({r:.2f})" for c, r in zip(head.classes, init_corr) if r > INIT_WARN)
+        note(f"warning: weights correlate > {INIT_WARN} with the head's random start (head_init.pt) for {high}: "
+             "they say as much about the initialisation as about what was learned (docs/head-recipe.md)")
     if name is None:
-        emit(class_overview(head, summary.similarity), fmt, title=f"{run.name}: classes")
+        emit(class_overview(head, summary.similarity, init_corr), fmt, title=f"{run.name}: classes")
         return
     emit(extremes(per_class[0].frame, "weight", top), fmt, title=f"{run.name}: '{name}' top {top} positive and "
          "negative units")

@@ -22,7 +22,7 @@ from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, wr
 from . import distributed as dist
 from .config import TrainConfig
 from .devices import amp_dtype, precision_name, resolve_device, seed_everything, set_threads
-from .engine import Trainer
+from .engine import Trainer, scale_head_init
 from .predict import ProgressFn
 
 if TYPE_CHECKING:
@@ -158,6 +158,7 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
         else:
             spec = spec_for(choice, bundle)
             model = build_model(spec, trust_code=trust_code or choice.user_code)
+        scale_head_init(model, cfg.head_init_scale)  # before head_init.pt records where the head starts
         run_dir = new_run_dir(name, runs_dir, force) if dist.is_main() else None
         if run_dir is not None:
             data_section = {"name": data, "classes": bundle.classes, "kind": bundle.kind, "cues": bundle.cues,
