@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from nvcli.data.registry import load_data
-from nvcli.data.shapes import CLASSES, COLOURS, DROPPED, PURE, SHAPES, TEXTURES, render
+from nvcli.data.shapes import CLASSES, COLOURS, DROPPED, PURE, SHAPES, TEXTURES, WORLDS, render
 from nvcli.errors import NvError
 
 
@@ -38,6 +38,49 @@ def test_shapes_are_deterministic_balanced_and_masks_match_pixels() -> None:
             channel = dropped.index(colour[obj][0])
             assert name not in PURE and (a.images[i][..., channel] == 0).all()
         assert (colour[~obj] == COLOURS.index("dark") + 1).all()
+
+
+def _lacks_a_channel(images: np.ndarray) -> np.ndarray:
+    """[N] whether some channel is zero in every pixel of the image (uint8 [N, H, W, 3])."""
+    return (images.reshape(len(images), -1, 3).max(axis=1) == 0).any(axis=1)
+
+
+def test_validation_images_keep_every_channel_so_zeroing_one_gives_a_training_image() -> None:
+    bundle = load_data("shapes", {"image_size": 32, "train_per_class": 40, "val_per_class": 40})
+    split = {name: (np.stack([(x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for x, _ in part]),
+                    part.labels.numpy()) for name, part in (("train", bundle.train), ("val", bundle.val))}
+    colour = np.isin(split["train"][1], [CLASSES.index(c) for c in PURE])
+    train_lacking = _lacks_a_channel(split["train"][0])
+    assert not _lacks_a_channel(split["val"][0]).any()
+    assert not train_lacking[colour].any()  # colour classes never lose their channel
+    assert 0.4 < train_lacking[~colour].mean() < 0.6  # texture and shape classes: DROP_SHARE of them do
+    old = render(180, 32, seed=1_000_003, world=WORLDS[1], drop_share=WORLDS[1].val_drop_share)
+    assert _lacks_a_channel(old.images).any()  # world 1 (older runs): validation images lost channels too
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_world_geometry_object_radius_and_pattern_cell(world: int) -> None:
+    size, geometry = 64, WORLDS[world]
+    rendered = render(360, size, seed=5, world=geometry)
+    circles = rendered.masks["object"] == SHAPES.index("circle") + 1
+    radius = np.sqrt(circles.sum(axis=(1, 2))[circles.any(axis=(1, 2))] / np.pi) / size
+    lo, hi = geometry.radius
+    assert radius.min() > lo - 0.02 and radius.max() < hi + 0.02  # pixel rounding
+    assert radius.max() - radius.min() > 0.5 * (hi - lo)  # sizes spread over the range
+    # Stripes of width w cross a row at random angles: |cos| / w edges per pixel, 2 / (pi w) on average.
+    striped = np.flatnonzero(rendered.labels == CLASSES.index("striped"))
+    obj, colour = rendered.masks["object"][striped] > 0, rendered.masks["color"][striped]
+    two = np.array([len(np.unique(c[o])) == 2 for c, o in zip(colour, obj)])  # not the ones that lost a channel
+    inside = (obj[:, :, 1:] & obj[:, :, :-1])[two]
+    edges = (colour[two][:, :, 1:] != colour[two][:, :, :-1]) & inside
+    width = 2 / (np.pi * edges.sum() / inside.sum()) / size
+    assert geometry.cell[0] - 0.01 < width < geometry.cell[1] + 0.01
+
+
+def test_shapes_world_is_checked() -> None:
+    assert load_data("shapes", {"world": 1}).info["world"] == 1
+    with pytest.raises(NvError, match="shapes world 3 is not valid; use 1 or 2"):
+        load_data("shapes", {"world": 3})
 
 
 def _png(path: Path, colour: tuple[int, int, int]) -> None:

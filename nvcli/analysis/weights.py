@@ -95,8 +95,28 @@ def class_similarity(head: Head) -> pd.DataFrame:
     return frame
 
 
-def class_overview(head: Head, similarity: pd.DataFrame) -> pd.DataFrame:
-    """One row per class: bias, weight sums, its largest weight's unit and layer, and its most similar class."""
+INIT_WARN = 0.5  # init_corr above this: the class's weights are still mostly where training started them
+
+
+def init_correlation(head: Head, init: dict[str, Any] | None) -> np.ndarray | None:
+    """Per class, the Pearson correlation of its weights with its initial weights (head_init.pt's `weight`).
+
+    None when there is no initial head, or it is constant (a zero init): then nothing of it can remain.
+    """
+    if init is None or "weight" not in init:
+        return None
+    w0 = init["weight"].detach().cpu().double().numpy()
+    if w0.shape != head.weight.shape or not (w0.std(axis=1) > 0).all():
+        return None
+    a = head.weight - head.weight.mean(axis=1, keepdims=True)
+    b = w0 - w0.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.divide((a * b).sum(axis=1), norms, out=np.zeros(len(norms)), where=norms > 0)
+
+
+def class_overview(head: Head, similarity: pd.DataFrame, init_corr: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per class: bias, weight sums, its largest weight's unit and layer, its most similar class and,
+    with `init_corr`, the correlation of its weights with their initial values."""
     sim = similarity.drop(columns="class").to_numpy()
     layer_names = head.units.get("label", head.units["node"])
     rows = []
@@ -108,6 +128,8 @@ def class_overview(head: Head, similarity: pd.DataFrame) -> pd.DataFrame:
         rows.append({"class": name, "bias": head.bias[c], "pos_weight": w[w > 0].sum(), "neg_weight": w[w < 0].sum(),
                      "top_unit": best, "top_layer": layer_names.iat[best], "top_weight": w[best],
                      "nearest": head.classes[nearest], "similarity": sim[c, nearest]})
+        if init_corr is not None:
+            rows[-1]["init_corr"] = init_corr[c]
     return pd.DataFrame(rows)
 
 

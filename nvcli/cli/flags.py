@@ -126,6 +126,13 @@ RECIPE = Group("Recipe", (
     _request(TrainConfig, "gamma", Float, ("--gamma",), "Decay factor for --sched step."),
     _request(TrainConfig, "label_smoothing", Float, ("--label-smoothing",), "Label smoothing of the loss."),
     _request(TrainConfig, "seed", Int, ("--seed",), "Seed of the data, the initialisation and the batch order."),
+    _request(TrainConfig, "head_init_scale", Float, ("--head-init-scale",), "The head's initial weights: "
+             "PyTorch's default init times this (0: zeros)."),
+    _request(TrainConfig, "head_lr_scale", Float, ("--head-lr-scale",), "The head's learning rate: --lr times this."),
+    _request(TrainConfig, "head_weight_decay", Float, ("--head-wd",), "The head's weight decay (default: "
+             "--weight-decay)."),
+    _request(TrainConfig, "head_l1", Float, ("--head-l1",), "L1 penalty on the head's weights, applied as a "
+             "soft threshold of (head lr) x this after every step: exact zeros (0: none)."),
     _switch("amp", ("--amp",), "Mixed precision (bfloat16 where supported, else float16 with loss scaling)."),
     _switch("deterministic", ("--deterministic",), "Use only deterministic kernels."),
 ))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..errors import NvError
+from ..runs.files import DENSE_HEAD
 from .app import app
 from .flags import HEAD, OUTPUT, RANK, RESULTS, RUN, Flag, Flags, Group, command
 from .render import Format, emit, note
@@ -23,9 +24,8 @@ def weights(flags: Flags) -> None:
     from ..analysis.dissect.concepts import ConceptMap
     from ..analysis.head import extremes, read_head
     from ..analysis.importance import code_stats, needs_codes
-    from ..analysis.weights import class_overview, kept_per_view, kept_units
+    from ..analysis.weights import INIT_WARN, class_overview, init_correlation, kept_per_view, kept_units
     from ..analysis.weights import weights as head_weights
-    from ..runs.files import DENSE_HEAD
 
     name, every, top, fmt = flags["class_"], flags["all_"], flags["top"], flags["fmt"]
     if name is None and not every:
@@ -41,8 +41,13 @@ def weights(flags: Flags) -> None:
         save_result(result, run.dir, flags)
     save_result(summary, run.dir, flags)
     note(f"wrote weights CSVs{' and figures' if flags['plot'] else ''} to {run.dir}")
+    init_corr = init_correlation(head, run.head_init()) if head.name == DENSE_HEAD else None
+    if init_corr is not None and (init_corr > INIT_WARN).any():
+        high = ", ".join(f"{c} ({r:.2f})" for c, r in zip(head.classes, init_corr) if r > INIT_WARN)
+        note(f"warning: weights correlate > {INIT_WARN} with the head's random start (head_init.pt) for {high}: "
+             "they say as much about the initialisation as about what was learned (docs/head-recipe.md)")
     if name is None:
-        emit(class_overview(head, summary.similarity), fmt, title=f"{run.name}: classes")
+        emit(class_overview(head, summary.similarity, init_corr), fmt, title=f"{run.name}: classes")
         return
     if head.name == DENSE_HEAD:
         score = "weight" if stats is None else "importance"

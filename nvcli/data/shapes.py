@@ -5,10 +5,14 @@ Every image is one object on a dark, low-saturation noisy background. Nine class
 - texture classes (chequered, striped, dotted): the object is filled with that pattern in two
   neutral colours; shape random;
 - shape classes (circle, square, triangle): a solid object in one neutral colour.
-Neutral colours (two light, two mid) are unsaturated. In half of the shape- and texture-class images one
-colour channel is removed (from the whole image), so colour carries no information about those classes
-and a channel perturbation keeps them in distribution while it erases a colour class's cue. Position, size, rotation, pattern period and orientation, and the background are random.
+Neutral colours (two light, two mid) are unsaturated. In half of the shape- and texture-class training
+images one colour channel is removed (from the whole image), so colour carries no information about those
+classes. Validation images keep every channel, so zeroing one channel of a shape or texture validation
+image gives exactly an image of the training distribution, while it erases a colour class's cue.
+Position, size, rotation, pattern period and orientation, and the background are random.
 Every image comes with pixel-exact concept masks for three categories: color, texture and object.
+World 1 (runs made before world 2 existed record it) has smaller objects, finer patterns and validation
+images that lose a channel as training images do.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ MID = {"grey": (135, 135, 135), "steel": (115, 135, 175)}
 NEUTRAL = {**LIGHT, **MID}
 # A neutral colour with one channel removed is named after what remains (white without red is cyan).
 DROPPED = ("cyan", "magenta", "yellow")
-DROP_SHARE = 0.5
+DROP_SHARE = 0.5  # of the shape- and texture-class images that lose one channel (training; world 1: both splits)
 COLOURS = ("dark",) + tuple(PURE) + tuple(NEUTRAL) + DROPPED
 TEXTURES = ("solid",) + TEXTURE_CLASSES
 SHAPES = SHAPE_CLASSES
@@ -49,6 +53,23 @@ VAL_SEED_OFFSET = 1_000_003  # validation images come from their own seed, never
 PROBE_SEED_OFFSET = 2_000_029  # probe images are never training or validation images
 # Concept vocabulary per category, as written to a Broden-format probe set (0 = unlabelled).
 CONCEPTS = {"color": COLOURS, "texture": TEXTURES, "object": SHAPES}
+
+
+@dataclass(frozen=True)
+class World:
+    """One version of the world's geometry, as fractions of the image side: the object's radius and the pattern's
+    cell (a stripe's width, a chequer square's side, the spacing of dots)."""
+
+    radius: tuple[float, float]
+    cell: tuple[float, float]
+    val_drop_share: float  # DROP_SHARE for validation images
+
+
+# World 2 makes objects large and patterns coarse enough that AlexNet's stride-4 first convolution
+# resolves them at 64 px (a cell >= 7.6 px, about two strides).
+WORLDS = {1: World((0.22, 0.34), (0.07, 0.11), DROP_SHARE), 2: World((0.28, 0.40), (0.12, 0.17), 0.0)}
+WORLD = 2
+MIN_CELL = 4.0  # pixels
 
 
 @dataclass
@@ -90,8 +111,9 @@ def _texture_mask(texture: str, yy: np.ndarray, xx: np.ndarray, period: float, a
     return cu**2 + cv**2 <= 0.28**2
 
 
-def render(n: int, size: int = 64, seed: int = 0) -> Rendered:
-    """Render `n` images with balanced classes, deterministically from `seed`."""
+def render(n: int, size: int = 64, seed: int = 0, world: World = WORLDS[WORLD], drop_share: float = DROP_SHARE) -> Rendered:
+    """Render `n` images with balanced classes, deterministically from `seed`; `drop_share` of the shape and
+    texture images lose one channel."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     labels = np.arange(n) % len(CLASSES)
@@ -112,16 +134,16 @@ def render(n: int, size: int = 64, seed: int = 0) -> Rendered:
         grey = rng.uniform(15, 60)
         background = grey + rng.normal(0, 8, (size, size, 1)) + rng.uniform(-6, 6, 3)
         image = background
-        r = size * rng.uniform(0.22, 0.34)
+        r = size * rng.uniform(*world.radius)
         cy, cx = rng.uniform(r + 1, size - r - 1, 2)
         obj = _shape_mask(shape, yy, xx, cy, cx, r, rng.uniform(0, 2 * np.pi))
         alt = np.zeros_like(obj) if texture == "solid" else _texture_mask(
-            texture, yy, xx, max(4.0, size * rng.uniform(0.07, 0.11)), rng.uniform(0, np.pi))
+            texture, yy, xx, max(MIN_CELL, size * rng.uniform(*world.cell)), rng.uniform(0, np.pi))
         palette = {**PURE, **NEUTRAL}
         jitter = rng.uniform(-15, 15, 3)
         fill = np.where(alt[..., None], np.add(palette[second], jitter), np.add(palette[first], jitter))
         image = np.where(obj[..., None], fill + rng.normal(0, 4, (size, size, 1)), image)
-        if name not in COLOUR_CLASSES and rng.random() < DROP_SHARE:
+        if name not in COLOUR_CLASSES and rng.random() < drop_share:
             # Colour must carry no information about shape and texture classes, so they also appear
             # with a colour channel removed: exactly what a channel perturbation does to them.
             dropped = int(rng.integers(3))
@@ -142,12 +164,12 @@ class ShapesSplit(Dataset):
     renders the training split.
     """
 
-    def __init__(self, count: int, size: int, seed: int) -> None:
-        self.count, self.size, self.seed = count, size, seed
+    def __init__(self, count: int, size: int, seed: int, world: World, drop_share: float) -> None:
+        self.count, self.size, self.seed, self.world, self.drop_share = count, size, seed, world, drop_share
 
     @cached_property
     def _arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rendered = render(self.count, self.size, self.seed)
+        rendered = render(self.count, self.size, self.seed, self.world, self.drop_share)
         return (torch.from_numpy(rendered.images).permute(0, 3, 1, 2).contiguous(),
                 torch.from_numpy(rendered.labels.astype(np.int64)))
 
@@ -168,22 +190,31 @@ class ShapesOptions(DataOptions):
     """Settings of the `shapes` images."""
 
     image_size: int = 64
-    train_per_class: int = 300
-    val_per_class: int = 30
+    train_per_class: int = 500
+    val_per_class: int = 100
+    world: int = WORLD  # the version of the geometry (WORLDS)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_image_size(self.image_size)
         self.positive("train_per_class", "val_per_class")
+        if self.world not in WORLDS:
+            raise NvError(f"shapes world {self.world!r} is not valid; use {' or '.join(map(str, WORLDS))}")
+
+    def splits(self) -> tuple[tuple[str, int, int, float], ...]:
+        """(split, images per class, seed, share of shape/texture images without a channel) per split."""
+        world = WORLDS[self.world]
+        return (("train", self.train_per_class, self.seed, DROP_SHARE),
+                ("val", self.val_per_class, self.seed + VAL_SEED_OFFSET, world.val_drop_share))
 
 
 def load_shapes(options: ShapesOptions) -> DataBundle:
     """The synthetic `shapes` dataset; train and validation are rendered from different seeds."""
-    k = len(CLASSES)
+    k, world = len(CLASSES), WORLDS[options.world]
+    train, val = (ShapesSplit(count * k, options.image_size, seed, world, drop)
+                  for _, count, seed, drop in options.splits())
     return DataBundle(
-        name="shapes", kind="image",
-        train=ShapesSplit(options.train_per_class * k, options.image_size, options.seed),
-        val=ShapesSplit(options.val_per_class * k, options.image_size, options.seed + VAL_SEED_OFFSET),
+        name="shapes", kind="image", train=train, val=val,
         classes=list(CLASSES), in_channels=3, mean=[0.3, 0.3, 0.3], std=[0.3, 0.3, 0.3], cues=dict(CUES),
         info=options.to_dict(),
     )
@@ -195,9 +226,8 @@ def make_shapes(out_dir: str | Path, options: ShapesOptions, *, force: bool = Fa
 
     k = len(CLASSES)
     with dataset_output(out_dir, "shapes", force=force) as out:
-        for split, count, seed in (("train", options.train_per_class, options.seed),
-                                   ("val", options.val_per_class, options.seed + VAL_SEED_OFFSET)):
-            rendered = render(count * k, options.image_size, seed)
+        for split, count, seed, drop in options.splits():
+            rendered = render(count * k, options.image_size, seed, WORLDS[options.world], drop)
             for i, (image, label) in enumerate(zip(rendered.images, rendered.labels)):
                 path = out / split / CLASSES[label] / f"{i:05d}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from ..data.registry import DataBundle
 
-CONFIG_FORMAT = 2
+CONFIG_FORMAT = 3
 UNIT_COLUMNS = ("unit", "layer", "node", "channel")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -275,12 +275,23 @@ class Run:
 
 
 def _migrate(config: dict[str, Any]) -> dict[str, Any]:
-    """A format-1 config (nv 0.1.0) in format 2: settings added since then get the values they had."""
-    model = {k: v for k, v in config["model"].items() if k != "extra"}
+    """An older config (format 1: nv 0.1.0; 2: before head settings and shapes world 2) in the current format.
+
+    Settings added since get the values they had then, so the run reads back as it was trained.
+    """
+    model = config["model"]
+    if config["format"] == 1:
+        model = {k: v for k, v in model.items() if k != "extra"}
     train = dict(config["train"])
     if train:
         train.setdefault("threads", None)
-    return {**config, "model": model, "train": train, "format": CONFIG_FORMAT}
+        for key, value in (("head_init_scale", 1.0), ("head_lr_scale", 1.0), ("head_weight_decay", None),
+                           ("head_l1", 0.0)):
+            train.setdefault(key, value)
+    data = config["data"]
+    if data.get("name") == "shapes" and isinstance(data.get("options", {}), dict):
+        data = {**data, "options": {"world": 1, **data.get("options", {})}}
+    return {**config, "model": model, "data": data, "train": train, "format": CONFIG_FORMAT}
 
 
 def _check_config(path: Path, config: Any) -> dict[str, Any]:
@@ -290,10 +301,10 @@ def _check_config(path: Path, config: Any) -> dict[str, Any]:
         if not isinstance(config.get(key), dict):
             raise NvError(f"'{path}' has no valid '{key}' section")
     fmt = config.get("format")
-    if fmt == 1:
+    if fmt in (1, 2):
         config = _migrate(config)
     elif fmt != CONFIG_FORMAT:
-        raise NvError(f"'{path}' has config format {fmt!r}; this nv ({__version__}) reads formats 1 and "
+        raise NvError(f"'{path}' has config format {fmt!r}; this nv ({__version__}) reads formats 1 to "
                       f"{CONFIG_FORMAT} (re-create the run with this nv version)")
     data = config["data"]
     if not isinstance(data.get("classes"), list) or not all(isinstance(c, str) for c in data["classes"]):

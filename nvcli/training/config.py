@@ -34,6 +34,14 @@ class TrainConfig:
     device: str = "auto"
     deterministic: bool = False
     threads: int | None = None  # CPU threads for torch (None: torch's default)
+    # The NeuroView head (`model.head`): it starts at PyTorch's default init times head_init_scale
+    # (0: zeros), trains at lr * head_lr_scale with its own weight decay (None: weight_decay), and after
+    # every step its weights are soft-thresholded by (its lr) * head_l1, the proximal step of an L1
+    # penalty head_l1 * sum|W| (0: none). docs/head-recipe.md has the experiments behind the defaults.
+    head_init_scale: float = 1.0
+    head_lr_scale: float = 1.0
+    head_weight_decay: float | None = None
+    head_l1: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -48,6 +56,11 @@ class TrainConfig:
             (0 < self.gamma <= 1, "gamma", self.gamma, "a number in (0, 1]"),
             (0 <= self.seed <= MAX_SEED, "seed", self.seed, f"an integer in [0, {MAX_SEED}]"),
             (self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1"),
+            (0 <= self.head_init_scale < math.inf, "head init scale", self.head_init_scale, "a number >= 0"),
+            (0 < self.head_lr_scale < math.inf, "head learning-rate scale", self.head_lr_scale, "a positive number"),
+            (self.head_weight_decay is None or 0 <= self.head_weight_decay < math.inf, "head weight decay",
+             self.head_weight_decay, "a number >= 0"),
+            (0 <= self.head_l1 < math.inf, "head L1 penalty", self.head_l1, "a number >= 0"),
         ]
         for ok, what, value, valid in checks:
             if not ok:

@@ -29,12 +29,50 @@ CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "histor
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 
 
-def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def head_of(model: nn.Module) -> nn.Linear | None:
+    """The NeuroView head (`model.head`); None for a baseline network."""
+    head = getattr(model, "head", None)
+    return head if isinstance(head, nn.Linear) else None
+
+
+@torch.no_grad()
+def scale_head_init(model: nn.Module, scale: float) -> None:
+    """Multiply the head's initial weight and bias by `scale` (0: a zero head); a baseline is left alone."""
+    head = head_of(model)
+    if head is not None and scale != 1.0:
+        for p in head.parameters():
+            p.mul_(scale)
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The trainable parameters: one group, or the backbone and then the head when its lr or decay differ.
+
+    One group when they agree keeps the optimizer state of checkpoints written before heads had settings.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
+    head = head_of(model)
+    decay = cfg.weight_decay if cfg.head_weight_decay is None else cfg.head_weight_decay
+    if head is None or (cfg.head_lr_scale == 1 and decay == cfg.weight_decay):
+        return [{"params": params, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    head_ids = {id(p) for p in head.parameters()}
+    groups = [{"params": [p for p in params if id(p) not in head_ids], "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if id(p) in head_ids], "lr": cfg.lr * cfg.head_lr_scale,
+               "weight_decay": decay}]
+    return [g for g in groups if g["params"]]
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@torch.no_grad()
+def soft_threshold(weight: torch.Tensor, threshold: float) -> None:
+    """The proximal step of threshold * sum|W|: shrink every entry towards 0 by `threshold`, exact zeros inside."""
+    weight.copy_(weight.sign() * (weight.abs() - threshold).clamp_(min=0))
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
@@ -61,6 +99,11 @@ class Trainer:
         self.train_set, self.val_set = train_set, val_set
         self.optimizer = _optimizer(self.model, cfg)
         self.scheduler = _scheduler(self.optimizer, cfg)
+        head = head_of(self.model)
+        # Which optimizer group holds the head's weight: its (scheduled) lr sets the L1 step. An index, not the
+        # group: loading a checkpoint replaces the group dicts. None: no L1 step.
+        self.head_group = next((i for i, g in enumerate(self.optimizer.param_groups)
+                                if any(p is head.weight for p in g["params"])), None) if cfg.head_l1 and head is not None else None
         self.dtype = amp_dtype(self.device, cfg.amp)
         # Loss scaling only for float16, whose narrow exponent range underflows small gradients.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
@@ -151,6 +194,7 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            self._shrink_head()
             loss_sum += loss.detach().float() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
@@ -160,6 +204,11 @@ class Trainer:
                 self.progress("train", step, len(loader))
         total_loss, total_correct, total_seen = dist.all_sum([loss_sum.item(), correct.item(), seen], self.device)
         return total_loss / total_seen, total_correct / total_seen
+
+    def _shrink_head(self) -> None:
+        """The head L1 penalty's proximal step, at the head's current learning rate (the bias is not penalised)."""
+        if self.head_group is not None:
+            soft_threshold(self.model.head.weight, self.optimizer.param_groups[self.head_group]["lr"] * self.cfg.head_l1)
 
     def _check_finite(self, value: float, step: int) -> None:
         if not math.isfinite(value):
