@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	touch $@
 
 demo: install
-	$(BIN)/nv train --arch alexnet --reduce mean --epochs 12 --name demo --force
+	$(BIN)/nv train --arch alexnet --reduce mean --epochs 24 --head-l1 0.1 --name demo --force
 	$(BIN)/nv eval --run runs/demo --per-class
 	$(BIN)/nv weights --run runs/demo --class red --plot
 	$(BIN)/nv perturb --run runs/demo --channel all

@@ -112,9 +112,27 @@ def test_resume_with_a_head_group_and_l1_matches_an_uninterrupted_run(tmp_path: 
     assert torch.equal(head_init(whole.dir)["weight"], head_init(resumed.dir)["weight"])
 
 
+def test_head_warmup_holds_the_backbone_still_then_trains_it() -> None:
+    from nvcli.data.registry import load_data
+    from nvcli.models.spec import build_model
+    from nvcli.training.engine import Trainer
+    from nvcli.training.recipes import spec_for
+
+    bundle = load_data("shapes", TINY)
+    model = build_model(spec_for(ModelChoice(arch="smallcnn", reduce="mean"), bundle))
+    start = {k: v.clone() for k, v in model.named_parameters()}
+    trainer = Trainer(model, bundle.train, bundle.val, cfg(epochs=2, head_warmup=1), None, device=torch.device("cpu"))
+    trainer.fit(stop_after=1)
+    moved = {k for k, v in model.named_parameters() if not torch.equal(v, start[k])}
+    assert moved == {"head.weight", "head.bias"}  # the backbone waits: no step, no weight decay
+    trainer.fit()
+    assert any(not torch.equal(v, start[k]) for k, v in model.named_parameters() if k.startswith("codes."))
+
+
 @pytest.mark.parametrize("field,value", [("head_init_scale", -1.0), ("head_lr_scale", 0.0),
                                          ("head_lr_scale", float("inf")), ("head_weight_decay", -0.1),
-                                         ("head_l1", -1e-3), ("head_l1", float("nan"))])
+                                         ("head_l1", -1e-3), ("head_l1", float("nan")), ("head_warmup", -1),
+                                         ("head_warmup", 10)])
 def test_head_settings_are_validated(field: str, value: float) -> None:
     with pytest.raises(NvError, match=f"head .* {value} is out of range"):
         TrainConfig(**{field: value})
@@ -129,7 +147,7 @@ def test_bad_head_flags_are_one_line_errors(nv, tmp_path: Path) -> None:
 def _rewrite_as(run_dir: Path, fmt: int) -> dict:
     """config.json as an older nv wrote it: no head settings, no shapes world (and for format 1, model 'extra')."""
     config = json.loads((run_dir / "config.json").read_text())
-    for key in ("head_init_scale", "head_lr_scale", "head_weight_decay", "head_l1"):
+    for key in ("head_init_scale", "head_lr_scale", "head_weight_decay", "head_l1", "head_warmup"):
         del config["train"][key]
     del config["data"]["options"]["world"]
     if fmt == 1:
@@ -147,7 +165,8 @@ def test_older_configs_read_with_the_recipe_and_world_they_had(tmp_path: Path, f
     old = load_run(run.dir)
     assert old.config["format"] == CONFIG_FORMAT
     recipe = TrainConfig.from_dict(old.config["train"])  # complete: every key present again
-    assert (recipe.head_init_scale, recipe.head_lr_scale, recipe.head_weight_decay, recipe.head_l1) == (1, 1, None, 0)
+    assert (recipe.head_init_scale, recipe.head_lr_scale, recipe.head_weight_decay, recipe.head_l1,
+            recipe.head_warmup) == (1, 1, None, 0, 0)
     assert old.config["data"]["options"]["world"] == 1
     assert old.data().val.drop_share == DROP_SHARE  # world 1: validation images lost channels too
     assert run.data().val.drop_share == 0.0

@@ -133,6 +133,8 @@ RECIPE = Group("Recipe", (
              "--weight-decay)."),
     _request(TrainConfig, "head_l1", Float, ("--head-l1",), "L1 penalty on the head's weights, applied as a "
              "soft threshold of (head lr) x this after every step: exact zeros (0: none)."),
+    _request(TrainConfig, "head_warmup", Int, ("--head-warmup",), "Epochs at the start in which only the head "
+             "trains."),
     _switch("amp", ("--amp",), "Mixed precision (bfloat16 where supported, else float16 with loss scaling)."),
     _switch("deterministic", ("--deterministic",), "Use only deterministic kernels."),
 ))

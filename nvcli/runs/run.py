@@ -286,7 +286,7 @@ def _migrate(config: dict[str, Any]) -> dict[str, Any]:
     if train:
         train.setdefault("threads", None)
         for key, value in (("head_init_scale", 1.0), ("head_lr_scale", 1.0), ("head_weight_decay", None),
-                           ("head_l1", 0.0)):
+                           ("head_l1", 0.0), ("head_warmup", 0)):
             train.setdefault(key, value)
     data = config["data"]
     if data.get("name") == "shapes" and isinstance(data.get("options", {}), dict):

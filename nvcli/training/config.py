@@ -42,6 +42,7 @@ class TrainConfig:
     head_lr_scale: float = 1.0
     head_weight_decay: float | None = None
     head_l1: float = 0.0
+    head_warmup: int = 0  # epochs at the start in which only the head trains
 
     def __post_init__(self) -> None:
         checks = [
@@ -61,6 +62,8 @@ class TrainConfig:
             (self.head_weight_decay is None or 0 <= self.head_weight_decay < math.inf, "head weight decay",
              self.head_weight_decay, "a number >= 0"),
             (0 <= self.head_l1 < math.inf, "head L1 penalty", self.head_l1, "a number >= 0"),
+            (0 <= self.head_warmup < self.epochs, "head warm-up", self.head_warmup,
+             f"an integer in [0, epochs - 1 = {self.epochs - 1}]"),
         ]
         for ok, what, value, valid in checks:
             if not ok:

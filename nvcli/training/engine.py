@@ -100,6 +100,9 @@ class Trainer:
         self.optimizer = _optimizer(self.model, cfg)
         self.scheduler = _scheduler(self.optimizer, cfg)
         head = head_of(self.model)
+        # What --head-warmup holds still (nothing in a baseline, which has no NeuroView head).
+        head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+        self.backbone = [p for p in self.model.parameters() if id(p) not in head_ids] if head is not None else []
         # Which optimizer group holds the head's weight: its (scheduled) lr sets the L1 step. An index, not the
         # group: loading a checkpoint replaces the group dicts. None: no L1 step.
         self.head_group = next((i for i, g in enumerate(self.optimizer.param_groups)
@@ -192,6 +195,9 @@ class Trainer:
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            if self.epoch < cfg.head_warmup:
+                for p in self.backbone:
+                    p.grad = None  # the optimizer skips a parameter without a gradient: no step, no decay
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self._shrink_head()
