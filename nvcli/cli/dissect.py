@@ -15,8 +15,8 @@ DISSECT = Group("Dissection", (
     Flag("quantile", float, ("--quantile",), "Top quantile of activations that counts as active.", 0.005),
     Flag("iou_threshold", float, ("--iou-threshold",), "IoU at which a unit is interpretable.", 0.04),
     Flag("categories", Optional[str], ("--categories",), "Comma-separated categories to score."),
-    Flag("aggregate", str, ("--aggregate",), "A concept's score for a class: the mean of its units' scores (a concept "
-         "labelled on many units does not win by number) or their sum (the paper's).", "mean"),
+    Flag("aggregate", str, ("--aggregate",), "A concept's score for a class from its units' scores: balanced (sum / "
+         "sqrt(units): neither many units nor a single one wins by count), mean, or sum (the paper's).", "balanced"),
     Flag("class_", Optional[str], ("--class",), "Draw the figure of this class only."),
     Flag("top", int, ("--top",), "Concepts per sign in the table and figure.", 5, extra=(("min", 1),)),
     Flag("image_size", Optional[int], ("--image-size",), "Resize --probe images to this side (default: the run's); the "

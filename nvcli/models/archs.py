@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import NvError, choice_error
+from ..runs.atomic import load_torch
 
 TORCHVISION = (
     "alexnet",
@@ -121,10 +122,7 @@ def load_network_weights(network: nn.Module, path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise NvError(f"weights file '{path}' does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise NvError(f"cannot read weights file '{path}' as a state_dict ({type(exc).__name__})") from exc
+    state = load_torch(path, f"cannot read weights file '{path}' as a state_dict")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -1,10 +1,12 @@
-"""Atomic file writes: a reader sees the old complete file or the new complete file, never a torn one."""
+"""Atomic file writes (a reader sees the old complete file or the new complete file, never a torn one) and the
+safe read of a torch file that pairs with `save_torch`."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -94,6 +96,19 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
             torch.save(obj, tmp)
         except RuntimeError as exc:  # torch's writer reports a failed write ("unexpected pos", ENOSPC) this way
             raise write_error(Path(path), exc) from exc
+
+
+def load_torch(path: str | os.PathLike, failure: str) -> Any:
+    """torch.load with weights_only=True (no code runs); an unreadable file raises NvError(`failure` + the reason)."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickles; the error says it in one line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or objects that weights_only refuses: all "not ours"
+        reason = (str(exc).strip().splitlines() or ["unreadable"])[0][:200]
+        raise NvError(f"{failure} ({type(exc).__name__}: {reason})") from exc
 
 
 def save_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:

@@ -13,7 +13,6 @@ import platform
 import re
 import shutil
 import time
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -25,7 +24,7 @@ from ..data.registry import check_class_name
 from ..errors import NvError
 from ..models.spec import ModelSpec
 from . import files, lock
-from .atomic import write_csv, write_json
+from .atomic import load_torch, write_csv, write_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -200,13 +199,7 @@ class Run:
         path = self.dir / name
         if not path.is_file():
             raise NvError(f"run '{self.dir}' has no {name}; train it first (nv train) or convert (nv convert)")
-        try:
-            with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says it in one line
-                warnings.simplefilter("ignore")
-                state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a truncated, foreign or pickled-object file: all mean "not ours"
-            raise NvError(f"cannot read '{path}' as a state_dict ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from exc
+        state = load_torch(path, f"cannot read '{path}' as a state_dict")
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise NvError(f"'{path}' does not hold a state_dict of tensors")
         return state

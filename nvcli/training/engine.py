@@ -5,7 +5,6 @@ import logging
 import math
 import random
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..errors import NvError
 from ..runs import files
-from ..runs.atomic import save_figure, save_torch, write_csv
+from ..runs.atomic import load_torch, save_figure, save_torch, write_csv
 from . import distributed as dist
 from .config import TrainConfig
 from .devices import amp_dtype, precision_name
@@ -128,13 +127,8 @@ class Trainer:
         """Restore model, optimizer, scheduler, scaler, epoch, metrics and RNG state from a checkpoint."""
         if not path.is_file():
             raise NvError(f"cannot resume: '{path}' does not exist (the run never finished an epoch)")
-        try:
-            with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says it in one line
-                warnings.simplefilter("ignore")
-                state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # truncated, not a torch file, or objects that weights_only refuses
-            raise NvError(f"cannot resume: '{path}' is not a readable checkpoint ({type(exc).__name__}: "
-                          f"{_first_line(exc)}); it is damaged or was not written by nv train") from exc
+        state = load_torch(path, f"cannot resume: '{path}' is not a readable checkpoint; it is damaged or was not "
+                                 "written by nv train")
         missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
         if missing:
             raise NvError(f"cannot resume: checkpoint '{path}' lacks {', '.join(missing)}; it was not written by "

@@ -24,10 +24,11 @@ from .quantile import DEFAULT_QUANTILE, Progress
 from .tally import DEFAULT_IOU_THRESHOLD, dissect
 
 CLASS_COLUMNS = ["class", "concept", "category", "sign", "weight", "percent", "rank", "units"]
-# How a class's scores over a concept's units become the concept's score: the paper sums them; the mean does not
-# grow with the number of units the dissection happens to give a concept (docs/explanations.md).
-AGGREGATES = ("mean", "sum")
-DEFAULT_AGGREGATE = "mean"
+# How a class's scores over a concept's units become the concept's score. The paper sums them; a sum spreads wider
+# the more units a concept has, a mean the fewer (one unit's weight is an extreme mean): if the scores were noise of
+# one spread, sum / sqrt(units) would spread alike for every concept (docs/explanations.md).
+AGGREGATES = ("balanced", "mean", "sum")
+DEFAULT_AGGREGATE = "balanced"
 
 
 def concepts_units(dissection: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
@@ -53,8 +54,8 @@ def concepts_units(dissection: pd.DataFrame, units: pd.DataFrame) -> pd.DataFram
 
 def concepts_classes(weights: Tensor | np.ndarray, units: pd.DataFrame, classes: Sequence[str],
                      aggregate: str = DEFAULT_AGGREGATE) -> pd.DataFrame:
-    """Per class and concept, the head's scores over the concept's interpretable units: their mean (`mean`) or
-    their sum (`sum`, the paper's); columns: CLASS_COLUMNS.
+    """Per class and concept, the head's scores over the concept's interpretable units: their sum over the square
+    root of their number (`balanced`), their mean (`mean`) or their sum (`sum`, the paper's); columns: CLASS_COLUMNS.
 
     percent = 100 * |weight| / sum over the class's concepts of |weight|; rank = 1-based order by |weight|
     within the class and sign (+ for weight >= 0), so the top-5 positive concepts are sign '+', rank <= 5.
@@ -71,8 +72,8 @@ def concepts_classes(weights: Tensor | np.ndarray, units: pd.DataFrame, classes:
     n_units = np.bincount(inverse, minlength=len(names))
     summed = np.zeros((len(classes), len(names)))
     np.add.at(summed.T, inverse, w[:, keep].T)
-    if aggregate == "mean":
-        summed = summed / np.maximum(n_units, 1)
+    if aggregate != "sum":
+        summed = summed / np.maximum(n_units, 1) ** (1.0 if aggregate == "mean" else 0.5)
     frames = []
     for c, cls in enumerate(classes):
         weight = summed[c]
