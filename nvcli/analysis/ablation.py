@@ -223,9 +223,11 @@ def ablation_summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
         row: dict[str, Any] = {"class": name, "k": k}
         for what in ("accuracy", "margin"):
             drawn = random[what].to_numpy(float)
-            top_drop, random_drop = clean[what] - top[what], clean[what] - drawn.mean()
-            row |= {what: clean[what], f"top_{what}": top[what], f"random_{what}": drawn.mean(),
-                    f"random_{what}_sd": drawn.std(ddof=1) if len(drawn) > 1 else 0.0,
+            spread = np.ptp(drawn) > 0  # equal draws: their own value, not a mean with rounding error
+            mean = drawn.mean() if spread else drawn[0]
+            top_drop, random_drop = clean[what] - top[what], clean[what] - mean
+            row |= {what: clean[what], f"top_{what}": top[what], f"random_{what}": mean,
+                    f"random_{what}_sd": drawn.std(ddof=1) if spread and len(drawn) > 1 else 0.0,
                     f"{what}_drop_ratio": top_drop / random_drop if random_drop > 0 else float("nan")}
         rows.append(row)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
