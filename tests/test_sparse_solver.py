@@ -267,3 +267,36 @@ def test_bad_arguments_raise_value_error(message: str, call) -> None:
     with pytest.raises(ValueError) as info:
         call()
     assert str(info.value).startswith(message)
+
+
+def test_copies_of_a_unit_are_one_feature() -> None:
+    """Identical columns (units saturated into the same detector): only the first of each set gets weight."""
+    X, y = blobs(300, 6, 3, relevant=2, shift=1.5, seed=3)
+    X = Standardizer.fit(X)(X)
+    copies = torch.cat([X, X[:, [0, 0, 2]]], dim=1)  # columns 6, 7 copy 0; column 8 copies 2
+    path = elastic_net_path(copies[:240], y[:240], copies[240:], y[240:], alpha=0.9, steps=12, ratio=0.01,
+                            patience=None)
+    plain = elastic_net_path(X[:240], y[:240], X[240:], y[240:], alpha=0.9, steps=12, ratio=0.01, patience=None)
+    assert len(path.steps) == len(plain.steps)
+    for step, reference in zip(path.steps, plain.steps):
+        W = step.weight()
+        assert (W[:, 6:] == 0).all()  # the copies never get weight: the reading names one unit per detector
+        torch.testing.assert_close(W[:, :6], reference.weight(), rtol=1e-9, atol=1e-12)
+
+
+def test_units_entering_in_bulk_are_bisected_into_small_heads() -> None:
+    """Thirty near-copies of one class detector enter the path within a hair of lambda: the grid gap is bisected
+    until a head of a few units exists (without it, the first non-empty step holds all thirty)."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(600) % 3
+    detector = (y == 0).double()[:, None] + 0.02 * torch.randn(600, 30, generator=g, dtype=torch.float64)
+    X = torch.cat([detector, torch.randn(600, 10, generator=g, dtype=torch.float64)], dim=1)
+    X[y == 1, 30:35] += 1.0
+    X = Standardizer.fit(X)(X)
+    path = elastic_net_path(X[:480], y[:480], X[480:], y[480:], alpha=0.99, steps=10, ratio=0.05, patience=None)
+    lams = [s.lam for s in path.steps]
+    assert all(a > b for a, b in zip(lams, lams[1:])) and len(path.steps) > 10  # grid values plus midpoints
+    grid = torch.logspace(0, np.log10(0.05), 10, dtype=torch.float64).mul(path.lambda_max).tolist()
+    assert all(any(abs(lam - x) <= 1e-12 * x for lam in lams) for x in grid)  # every grid value is still fitted
+    first = next(s for s in path.steps if s.nonzero_max > 0)
+    assert first.weight()[0, :30].ne(0).sum() <= 3, first.weight()[0, :30]

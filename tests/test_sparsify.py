@@ -225,3 +225,33 @@ def test_path_settings_are_checked_in_the_core() -> None:
         PathSettings(patience=0)
     with pytest.raises(NvError, match="not both"):
         Selection(units_per_class=None, max_drop=None)
+
+
+def test_units_per_class_never_chooses_the_empty_head() -> None:
+    """A path whose first non-empty step already exceeds K: the rule refuses (the empty head explains nothing)."""
+    from nvcli.analysis.sparse.solver import PathResult, PathStep
+    from nvcli.errors import NvError
+
+    def step(lam: float, mean: float, most: int, acc: float) -> PathStep:
+        return PathStep(lam, torch.zeros(3, 4), torch.zeros(3), mean, most, round(mean * 3), acc, acc, 1, True)
+
+    path = PathResult(1.0, 0.99, [step(1.0, 0.0, 0, 0.33), step(0.9, 8.0, 34, 0.55), step(0.8, 12.0, 34, 0.98)],
+                      best=2, stopped_early=False)
+    assert Selection(units_per_class=12).choose(path, 0.99) == 2
+    assert Selection(units_per_class=8).choose(path, 0.99) == 1
+    with pytest.raises(NvError, match=r"no head on the path uses between 1 and 5 units per class on average: the "
+                       r"sparsest with any unit uses 8\.0 \(max 34\); raise --units-per-class or choose with --max-drop"):
+        Selection(units_per_class=5).choose(path, 0.99)
+
+
+def test_a_head_far_less_accurate_than_the_dense_one_is_flagged(nv, sparse_run: Run) -> None:
+    near_lambda_max = ("--lambda-ratio", "0.99", "--steps", "2", "--patience", "0", "--device", "cpu", "--no-plot")
+    made = nv("sparsify", "--run", sparse_run.dir, *near_lambda_max, "--units-per-class", "100", "--name", "weak",
+              "--format", "json", "--force")
+    assert made.code == 0, made.err
+    weak = {row["head"]: row for row in json.loads(made.out)}
+    assert weak["dense"]["val_acc"] - weak["weak"]["val_acc"] > 0.05
+    assert "warning: head 'weak' is" in made.err and "--max-drop" in made.err
+    fine = nv("sparsify", "--run", sparse_run.dir, "--max-drop", "0.03", "--name", "fine", "--device", "cpu",
+              "--no-plot", "--force")
+    assert fine.code == 0 and "warning" not in fine.err, fine.err

@@ -8,6 +8,8 @@ from .flags import INFERENCE, OUTPUT, RESULTS, RUN, Flag, Flags, Group, command
 from .render import Format, emit, note, progress
 from .runs import open_run, save_result
 
+DROP_WARN = 0.05  # validation accuracy a sparse head may lose before the terminal says so
+
 SPARSIFY = Group("Sparse head", (
     Flag("name", Optional[str], ("--name",), "Store the head as heads/NAME.pt (select it with --head NAME).",
          shown="sparse<K>, or sparse-drop<X>"),
@@ -43,7 +45,8 @@ def sparsify(flags: Flags) -> None:
                           workers=flags["workers"], trust_code=flags["trust_code"], progress=bar)
     save_result(fitted.result, run.dir, flags)  # the path stands on its own, also when no head meets the rule
     steps = len(fitted.path.steps)
-    note(f"path: {steps} of {settings.steps} steps in {fitted.seconds:.1f} s"
+    note(f"path: {steps} steps ({settings.steps} on the lambda grid, plus bisections where units entered in bulk) "
+         f"in {fitted.seconds:.1f} s"
          f"{' (stopped early: validation accuracy no longer improved)' if fitted.path.stopped_early else ''}; "
          f"wrote {', '.join(fitted.result.artifacts(flags['plot']))}")
     head = sparse_head(fitted, name, selection, finetune=flags["finetune"])
@@ -51,6 +54,10 @@ def sparsify(flags: Flags) -> None:
     note(f"head '{name}' = step {head.record['step']} (lambda {head.record['lambda']:.4g}); wrote "
          f"{', '.join(head.artifacts())} to {run.dir}; read it with --head {name}")
     emit(head.summary, flags["fmt"], title=f"{run.name}: dense and sparse head")
+    drop = head.record["dense_val_acc"] - head.record["val_acc"]
+    if drop > DROP_WARN:
+        note(f"warning: head '{name}' is {drop:.1%} less accurate than the dense head, so its units do not explain "
+             "the dense decisions; see sparse_path.csv and choose by accuracy with --max-drop (docs/sparsify.md)")
     if flags["fmt"] == Format.table and "units_per_view" in head.record:
         import pandas as pd
 

@@ -48,10 +48,16 @@ class Selection:
         """The index of the chosen step (steps are ordered from the sparsest, lambda_max, to the densest)."""
         steps = path.steps
         if self.units_per_class is not None:
-            # Step 0 (no units at all) always qualifies, so there is always a choice. The mean, not the max: the
-            # elastic net spreads a class's weight evenly over identical units (the grouping effect), so one class
-            # may keep dozens of interchangeable copies of one detector while the others keep a few units.
-            return max(i for i, s in enumerate(steps) if s.nonzero_mean <= self.units_per_class + 1e-9)
+            # The mean, not the max: the elastic net spreads a class's weight evenly over near-identical units (the
+            # grouping effect), so one class may keep dozens of interchangeable copies of one detector while the
+            # others keep a few units. Step 0 has no units at all: a head that predicts the class prior is no choice.
+            chosen = max(i for i, s in enumerate(steps) if s.nonzero_mean <= self.units_per_class + 1e-9)
+            if chosen == 0 and len(steps) > 1:
+                first = steps[1]
+                raise NvError(f"no head on the path uses between 1 and {self.units_per_class} units per class on "
+                              f"average: the sparsest with any unit uses {first.nonzero_mean:.1f} (max "
+                              f"{first.nonzero_max}); raise --units-per-class or choose with --max-drop")
+            return chosen
         floor = dense_acc - self.max_drop
         within = [i for i, s in enumerate(steps) if s.val_acc >= floor - 1e-12]
         if not within:
