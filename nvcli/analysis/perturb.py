@@ -63,10 +63,9 @@ class Perturbation(RunResult):
     @classmethod
     def load(cls, run_dir: Path, head: str = files.DENSE_HEAD) -> "Perturbation | None":
         """The saved accuracies of `head` in `run_dir` (without the example image), or None if never saved."""
-        path = files.PERTURB.path(run_dir, head)
-        if not path.is_file():
+        frame = files.PERTURB.read(run_dir, head)
+        if frame is None:
             return None
-        frame = pd.read_csv(path, keep_default_na=False)
         channels = [c for c in dict.fromkeys(frame["condition"]) if c != NONE]
         return cls(Path(run_dir).name, head, channels, frame, -1, None, "")
 

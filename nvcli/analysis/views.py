@@ -67,12 +67,12 @@ class ViewWeights(RunResult):
         """The saved views table of `head` in `run_dir` (accuracy from eval.csv when saved), or None."""
         from .evaluate import Evaluation
 
-        path = files.VIEWS.path(run_dir, head)
-        if not path.is_file():
+        frame = files.VIEWS.read(run_dir, head)
+        if frame is None:
             return None
         evaluation = Evaluation.load(run_dir, head)
         accuracy = None if evaluation is None else float(evaluation.summary["accuracy"])
-        return cls(Path(run_dir).name, head, pd.read_csv(path), accuracy)
+        return cls(Path(run_dir).name, head, frame, accuracy)
 
 
 def view_weights(run_name: str, head: Head, accuracy: float | None = None) -> ViewWeights:

@@ -167,10 +167,9 @@ class ClassWeights(RunResult):
         from ..runs.run import load_run
 
         stem = files.class_stems(load_run(run_dir).classes).get(name, files.file_stem(name))
-        path = files.WEIGHTS.path(run_dir, head, cls=stem)
-        if not path.is_file():
+        frame = files.WEIGHTS.read(run_dir, head, cls=stem)
+        if frame is None:
             return None
-        frame = pd.read_csv(path, keep_default_na=False)
         return cls(Path(run_dir).name, head, name, stem, frame, "importance" if "importance" in frame else "weight")
 
 

@@ -11,6 +11,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUNS_DIR = Path("runs")
 LATEST = "latest"
@@ -46,6 +50,15 @@ class Artifact:
 
     def path(self, run_dir: Path, head: str = DENSE_HEAD, **fields: str) -> Path:
         return Path(run_dir) / self.name(head, **fields)
+
+    def read(self, run_dir: Path, head: str = DENSE_HEAD, **fields: str) -> "pd.DataFrame | None":
+        """The saved table (empty cells read as empty strings), or None if it was never written."""
+        path = self.path(run_dir, head, **fields)
+        if not path.is_file():
+            return None
+        import pandas as pd
+
+        return pd.read_csv(path, keep_default_na=False)
 
     def glob(self) -> str:
         """A glob matching every file of this kind."""

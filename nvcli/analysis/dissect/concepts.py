@@ -133,19 +133,17 @@ class ConceptMap(RunResult):
     def load(cls, run_dir: Path, settings: dict[str, Any]) -> "ConceptMap | None":
         """The concept map saved in `run_dir` with `settings` (its results.json entry), or None if never saved."""
         head = str(settings.get("head", files.DENSE_HEAD))
-        units = cls.load_units(run_dir)
-        path = files.CONCEPTS_CLASSES.path(run_dir, head)
-        if units is None or not path.is_file():
+        units, classes = cls.load_units(run_dir), files.CONCEPTS_CLASSES.read(run_dir, head)
+        if units is None or classes is None:
             return None
         dissection = {k: v for k, v in settings.items() if k != "top"}
-        return cls(Path(run_dir).name, units, pd.read_csv(path, keep_default_na=False), {"head": head, **dissection},
+        return cls(Path(run_dir).name, units, classes, {"head": head, **dissection},
                    int(settings.get("top", 5)))
 
     @staticmethod
     def load_units(run_dir: Path) -> pd.DataFrame | None:
         """The saved concept of every unit (concepts_units.csv), or None before dissect-map ran."""
-        path = files.CONCEPTS_UNITS.path(run_dir)
-        return pd.read_csv(path, keep_default_na=False) if path.is_file() else None
+        return files.CONCEPTS_UNITS.read(run_dir)
 
 
 def dissect_run(run: Run, probe_dir: str | Path | None = None, *, head: str = files.DENSE_HEAD,
