@@ -3,7 +3,9 @@ defined by colour, texture or shape, (a) colour classes rest on colour units and
 top concept is of its cue's category, (c) removing a class's top 1% of units costs it far more than a random 1%.
 
 The model: smallcnn, soft codes reduced by max, 32 px, 300 training and 100 validation images per class, 12 epochs
-(about 25 s on one thread). The checks need a world whose validation images keep every colour channel (zeroing one
+(about 25 s on one thread). (b) and (c) on the dense head are stated at the issue's bar and expected to fail on this
+model, with the measured numbers: it has almost no units the dissection labels with a shape, and its dense head is
+redundant; (c) holds for a sparse head refitted on the same codes, and (b) for the README's fully trained demo. The checks need a world whose validation images keep every colour channel (zeroing one
 then gives a training-distribution image); on an older world they are skipped with that reason.
 """
 from __future__ import annotations
