@@ -88,6 +88,17 @@ def test_b_each_class_top_concept_is_of_its_cue(truth: tuple[Run, ConceptMap]) -
     assert len(hits) >= 8, top[["concept", "category", "weight", "units"]]
 
 
+def test_b_colour_and_texture_classes_top_concept_is_of_their_cue(truth: tuple[Run, ConceptMap]) -> None:
+    """The part of (b) this model supports: its colour and texture units are labelled, so all six classes whose cue is
+    a colour or a texture get a top concept of that category (a concept with most units, `white`, does not win)."""
+    _, concepts = truth
+    table = concepts.classes
+    top = table[(table["sign"] == "+") & (table["rank"] == 1)].set_index("class")
+    for name in COLOUR_CLASSES + TEXTURE_CLASSES:
+        assert top.loc[name, "category"] == CUE_CATEGORY[name], top[["concept", "category", "weight", "units"]]
+    assert top.loc[list(COLOUR_CLASSES), "concept"].tolist() == list(COLOUR_CLASSES)  # each its own colour
+
+
 def _ablation_costs(run: Run, head: Head, rank: str) -> pd.DataFrame:
     z, labels, stats = _stats(run)
     options = AblationOptions(rank=rank, draws=30, steps=1)
