@@ -10,31 +10,22 @@ Run: python benchmarks/bench_ablate.py [--run RUN] [--rounds 5]
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from demo_run import demo_like, nv
+
 TARGET_RATIO = 1.3
 
 
-def nv(*args: str) -> float:
-    """Run `nv ARGS` in a fresh process on one thread; its wall time in seconds."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+def timed(*args: str) -> float:
+    """Wall time in seconds of `nv ARGS` in a fresh process."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nvcli", *args, "--threads", "1"], capture_output=True, text=True, env=env,
-                   check=True)
+    nv(*args)
     return time.perf_counter() - start
-
-
-def demo_like(root: Path) -> Path:
-    nv("train", "--arch", "alexnet", "--reduce", "mean", "--epochs", "1", "--name", "demo", "--runs-dir", str(root),
-       "-D", "train_per_class=30")
-    return root / "demo"
 
 
 def main() -> None:
@@ -46,10 +37,10 @@ def main() -> None:
         run = shutil.copytree(args.run, Path(tmp) / "run") if args.run else demo_like(Path(tmp))
         times: dict[str, list[float]] = {"eval": [], "ablate (cold)": [], "ablate (warm)": []}
         for _ in range(args.rounds):
-            times["eval"].append(nv("eval", "--run", str(run), "--device", "cpu", "--force"))
+            times["eval"].append(timed("eval", "--run", str(run), "--device", "cpu", "--force"))
             shutil.rmtree(run / "codes", ignore_errors=True)
-            times["ablate (cold)"].append(nv("ablate", "--run", str(run), "--device", "cpu", "--force"))
-            times["ablate (warm)"].append(nv("ablate", "--run", str(run), "--device", "cpu", "--force"))
+            times["ablate (cold)"].append(timed("ablate", "--run", str(run), "--device", "cpu", "--force"))
+            times["ablate (warm)"].append(timed("ablate", "--run", str(run), "--device", "cpu", "--force"))
         median = {k: statistics.median(v) for k, v in times.items()}
         print(f"run: {args.run or 'demo-like AlexNet, 64 px'}; median wall time over {args.rounds} rounds:")
         for name, value in median.items():

@@ -9,32 +9,16 @@ Run: python benchmarks/bench_report.py [--run RUN] [--rounds 5]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from demo_run import demo_like, nv
+
 TARGET_S = 3.0
 DEMO_RESULTS = (["eval", "--per-class"], ["weights", "--class", "red"], ["perturb", "--channel", "all"],
                 ["explain", "--index", "0"], ["dissect-map"])
-
-
-def nv(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.run([sys.executable, "-m", "nvcli", *args], capture_output=True, text=True, env=env, check=True)
-
-
-def demo_like(root: Path) -> Path:
-    """A small run with the demo's files: trained for 1 epoch, then every result `make demo` saves."""
-    nv("train", "--arch", "alexnet", "--reduce", "mean", "--epochs", "1", "--name", "demo", "--runs-dir", str(root),
-       "-D", "train_per_class=30", "--threads", "1")
-    run = root / "demo"
-    for args in DEMO_RESULTS:
-        nv(*args, "--run", str(run))
-    return run
 
 
 def main() -> None:
@@ -43,7 +27,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nv-bench-report-") as tmp:
-        run = args.run or demo_like(Path(tmp))
+        run = args.run or demo_like(Path(tmp), *DEMO_RESULTS)
         out = Path(tmp) / "report.html"
         times = []
         for _ in range(args.rounds):
