@@ -35,8 +35,6 @@ from .head import Head, read_head
 from .importance import DEFAULT_RANK, CodeStats, check_rank, scores
 
 MODES = ("mean", "zero")
-POLICIES = ("none", "top", "bottom", "random", "keep-top")
-VIEW_POLICIES = ("drop-view", "keep-view")
 COLUMNS = ["class", "ranking", "policy", "k", "accuracy", "margin", "draw"]  # + `view` in multi-view runs
 SUMMARY_COLUMNS = ["class", "k", "accuracy", "top_accuracy", "random_accuracy", "random_accuracy_sd",
                    "accuracy_drop_ratio", "margin", "top_margin", "random_margin", "random_margin_sd",
@@ -96,8 +94,6 @@ class Ablation(RunResult):
     accuracy: float  # the whole split's accuracy without ablation
     figure_classes: list[str] | None = field(default=None)  # classes drawn (None: all)
 
-    def key(self) -> str:
-        return self.kind + files.head_mark(self.head)
 
     def settings(self) -> dict[str, Any]:
         o = self.options
@@ -121,10 +117,9 @@ class Ablation(RunResult):
     def load(cls, run_dir: Path, settings: dict[str, Any]) -> "Ablation | None":
         """The ablation saved in `run_dir` with `settings` (its results.json entry), or None if never saved."""
         head = str(settings.get("head", files.DENSE_HEAD))
-        paths = [files.ABLATION.path(run_dir, head), files.ABLATION_SUMMARY.path(run_dir, head)]
-        if not all(p.is_file() for p in paths):
+        frame, summary = files.ABLATION.read(run_dir, head), files.ABLATION_SUMMARY.read(run_dir, head)
+        if frame is None or summary is None:
             return None
-        frame, summary = (pd.read_csv(p, keep_default_na=False) for p in paths)
         known = {k: settings[k] for k in ("classes", "rank", "mode", "max_k", "steps", "draws", "seed", "fraction")
                  if k in settings}
         return cls(Path(run_dir).name, head, frame, summary, AblationOptions(**known), 0, 0, float("nan"))
@@ -238,15 +233,12 @@ def ablate(run: Run, options: AblationOptions | None = None, *, head: str = file
            progress: ProgressFn | None = None) -> Ablation:
     """Ablate the units of a NeuroView run's head on its validation split (codes computed once, then cached)."""
     options = options or AblationOptions()
-    run.require_neuroview("ablate")
     chosen = read_head(run, "ablate", head)
     for name in options.classes or []:
         chosen.class_index(name)  # an unknown class fails before any data is read
     codes = split_codes(run, "val", device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
                         progress=progress)
-    mean, std = codes.mean_std()
-    stats = CodeStats(mean, std, codes.split, len(codes.labels))
-    frame = ablation_frame(codes.z, codes.labels, chosen, stats, options)
+    frame = ablation_frame(codes.z, codes.labels, chosen, CodeStats.of(codes), options)
     units = chosen.weight.shape[1]
     accuracy = _split_accuracy(codes.z, codes.labels, chosen)
     return Ablation(run.name, head, frame, ablation_summary(frame, options.summary_k(units)), options, units,

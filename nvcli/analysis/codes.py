@@ -7,7 +7,6 @@ a later call reuses them while model.pt and the data settings are unchanged.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -55,12 +54,7 @@ class Codes:
 
 def _fingerprint(run: Run, split: str) -> dict[str, object]:
     """What the cached codes depend on: the weights file and the data settings."""
-    model = run.dir / files.MODEL
-    digest = hashlib.sha256()
-    with open(model, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"format": CACHE_FORMAT, "split": split, "model_sha256": digest.hexdigest(),
+    return {"format": CACHE_FORMAT, "split": split, "model_sha256": run.sha256(files.MODEL),
             "data": run.config["data"].get("options", {})}
 
 

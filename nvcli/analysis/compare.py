@@ -61,11 +61,11 @@ class Comparison(RunResult):
     @classmethod
     def load(cls, folder: Path, settings: dict[str, Any]) -> "Comparison | None":
         """The comparison saved in `folder` with `settings` (its results.json entry), or None if never saved."""
-        paths = [files.COMPARE_ACCURACY.path(folder), files.COMPARE_LAYERS.path(folder), files.COMPARE.path(folder)]
+        tables = [a.read(folder) for a in (files.COMPARE_ACCURACY, files.COMPARE_LAYERS, files.COMPARE)]
         names = settings.get("runs")
-        if not all(p.is_file() for p in paths) or not isinstance(names, dict):
+        if any(t is None for t in tables) or not isinstance(names, dict):
             return None
-        accuracy, layers, overall = (pd.read_csv(p, keep_default_na=False) for p in paths)
+        accuracy, layers, overall = tables
         return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()}, int(settings.get("top", DEFAULT_TOP)),
                    str(settings.get("rank", "weight")))
 

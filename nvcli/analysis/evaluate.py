@@ -44,8 +44,6 @@ class Evaluation(RunResult):
     def head(self) -> str:
         return str(self.summary["head"])
 
-    def key(self) -> str:
-        return self.kind + files.head_mark(self.head)
 
     def settings(self) -> dict[str, Any]:
         return {"head": self.head}

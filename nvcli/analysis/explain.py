@@ -30,7 +30,6 @@ from ..training.devices import resolve_device
 from .head import DEFAULT_TOP, Head, ranks, read_head, with_head
 from .importance import DEFAULT_RANK, code_stats, needs_codes
 
-UNIT_VALUES = ["z", "weight", "contribution", "rank"]  # with rank `importance`, `mean_z` comes before `contribution`
 LAYER_VALUES = ["units", "contribution", "positive", "negative"]
 CLASS_COLUMNS = ["class", "logit", "probability"]
 

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import choice_error
 from ..runs.run import Run
 from ..training.predict import ProgressFn
-from .codes import split_codes
+from .codes import Codes, split_codes
 from .head import Head
 
 RANKS = ("weight", "importance")
@@ -38,6 +38,12 @@ class CodeStats:
     split: str
     samples: int
 
+    @classmethod
+    def of(cls, codes: Codes) -> "CodeStats":
+        """The statistics of one split's codes."""
+        mean, std = codes.mean_std()
+        return cls(mean, std, codes.split, len(codes.labels))
+
 
 def check_rank(rank: str) -> str:
     """`rank` if it is a known ranking, else a one-line error listing them."""
@@ -49,10 +55,8 @@ def check_rank(rank: str) -> str:
 def code_stats(run: Run, *, device: str = "auto", batch_size: int = 128, workers: int = 0, trust_code: bool = False,
                progress: ProgressFn | None = None) -> CodeStats:
     """The mean and std of every unit's code over the run's validation split (codes cached in the run)."""
-    codes = split_codes(run, "val", device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
-                        progress=progress)
-    mean, std = codes.mean_std()
-    return CodeStats(mean, std, codes.split, len(codes.labels))
+    return CodeStats.of(split_codes(run, "val", device=device, batch_size=batch_size, workers=workers,
+                                    trust_code=trust_code, progress=progress))
 
 
 def scores(head: Head, rank: str, stats: CodeStats | None = None) -> np.ndarray:

@@ -41,8 +41,6 @@ class Perturbation(RunResult):
     example: Tensor | None  # pixel-space input of the example sample (None when loaded from perturb.csv)
     example_class: str
 
-    def key(self) -> str:
-        return self.kind + files.head_mark(self.head)
 
     def settings(self) -> dict[str, Any]:
         return {"channels": self.channels, "example": self.example_index, "head": self.head}

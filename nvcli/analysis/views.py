@@ -27,7 +27,7 @@ def views_frame(head: Head) -> pd.DataFrame:
             w = weight[k, view_of == v]
             rows.append({"class": name, "view": v, "mean_weight": float(w.mean()),
                          "pos_weight": float(w[w > 0].sum()), "neg_weight": float(w[w < 0].sum())})
-    return pd.DataFrame(rows, columns=["class", "view", "mean_weight", "pos_weight", "neg_weight"])
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def positive_views(frame: pd.DataFrame) -> dict[str, list[int]]:
@@ -46,8 +46,6 @@ class ViewWeights(RunResult):
     frame: pd.DataFrame  # COLUMNS
     accuracy: float | None = None
 
-    def key(self) -> str:
-        return self.kind + files.head_mark(self.head)
 
     def settings(self) -> dict[str, Any]:
         return {"head": self.head}

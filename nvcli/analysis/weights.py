@@ -212,11 +212,10 @@ class HeadSummary(RunResult):
         from ..runs.run import load_run
         from .head import read_head
 
-        paths = [files.WEIGHTS_LAYERS.path(run_dir, head), files.SIMILARITY.path(run_dir, head)]
-        if not all(p.is_file() for p in paths):
+        layers, similarity = files.WEIGHTS_LAYERS.read(run_dir, head), files.SIMILARITY.read(run_dir, head)
+        if layers is None or similarity is None:
             return None
         run = load_run(run_dir)
-        layers, similarity = (pd.read_csv(p, keep_default_na=False) for p in paths)
         return cls(run.name, read_head(run, "report", head), top, layers, similarity)
 
 

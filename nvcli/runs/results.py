@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar
 
 from ..errors import NvError
 from .atomic import save_figure, write_csv, write_json
-from .files import RESULTS
+from .files import DENSE_HEAD, RESULTS, head_mark
 from .lock import holding, pid_alive
 
 Writer = Callable[[Path], None]  # writes one file at the path it is given
@@ -42,8 +42,9 @@ class RunResult(ABC):
     kind: ClassVar[str]  # the manifest entry, e.g. "perturb"
 
     def key(self) -> str:
-        """The manifest entry of this result: its kind, plus what it describes when there are several."""
-        return self.kind
+        """The manifest entry of this result: its kind, marked with the head it reads (a `head` name) unless that is
+        the dense one; results that describe one of several things (a class, an input) say so in their own key."""
+        return self.kind + head_mark(getattr(self, "head", DENSE_HEAD))
 
     @abstractmethod
     def settings(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ only when the caller passes `trust_code` (the command line's `--trust-code`).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import platform
@@ -14,10 +15,10 @@ import re
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import __version__
 from ..data.registry import check_class_name
@@ -141,10 +142,16 @@ def mark_latest(path: Path) -> None:
 
 @dataclass
 class Run:
-    """A run directory read back: its config and the means to rebuild its model and data."""
+    """A run directory read back: its config and the means to rebuild its model and data.
+
+    A file read once is kept while its size and modification time stay the same, so the analyses of one command
+    (head, model, code cache) read and hash model.pt once; the dataset of each setting is loaded once.
+    """
 
     dir: Path
     config: dict[str, Any]
+    _read: dict[str, tuple[tuple[int, int], Any]] = field(default_factory=dict, repr=False, compare=False)
+    _data: dict[str, "DataBundle"] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def spec(self) -> ModelSpec:
@@ -193,16 +200,41 @@ class Run:
         """Whether a training run has run all its epochs."""
         return bool(self.config["train"]) and self.epochs_done >= int(self.config["train"]["epochs"])
 
-    def tensors(self, name: str) -> dict[str, "torch.Tensor"]:
-        import torch
-
+    def _once(self, key: str, name: str, read: Callable[[Path], Any]) -> Any:
+        """`read(path)` of the run's file `name`, again only when the file has changed since."""
         path = self.dir / name
         if not path.is_file():
             raise NvError(f"run '{self.dir}' has no {name}; train it first (nv train) or convert (nv convert)")
-        state = load_torch(path, f"cannot read '{path}' as a state_dict")
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise NvError(f"'{path}' does not hold a state_dict of tensors")
-        return state
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        kept = self._read.get(key)
+        if kept is None or kept[0] != version:
+            kept = self._read[key] = (version, read(path))
+        return kept[1]
+
+    def tensors(self, name: str) -> dict[str, "torch.Tensor"]:
+        """A state_dict file of the run, loaded with weights_only=True."""
+        import torch
+
+        def read(path: Path) -> dict[str, torch.Tensor]:
+            state = load_torch(path, f"cannot read '{path}' as a state_dict")
+            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+                raise NvError(f"'{path}' does not hold a state_dict of tensors")
+            return state
+
+        return dict(self._once(f"tensors:{name}", name, read))
+
+    def sha256(self, name: str) -> str:
+        """The SHA-256 of the run's file `name` (hex)."""
+
+        def digest(path: Path) -> str:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest()
+
+        return self._once(f"sha256:{name}", name, digest)
 
     def state(self) -> dict[str, "torch.Tensor"]:
         """model.pt's state_dict, loaded with weights_only=True (no model is built)."""
@@ -232,7 +264,11 @@ class Run:
         data = self.config["data"]
         if data["name"] is None:
             raise NvError(f"run '{self.dir}' was converted without data; train it with 'nv train --init {self.dir}'")
-        return load_data(data["name"], {**data.get("options", {}), **overrides})
+        options = {**data.get("options", {}), **overrides}
+        key = json.dumps(options, sort_keys=True, default=str)
+        if key not in self._data:
+            self._data[key] = load_data(data["name"], options)
+        return self._data[key]
 
     def units(self) -> "pd.DataFrame":
         """units.csv as a DataFrame (with a `label` column also for runs written before labels existed)."""

@@ -110,8 +110,6 @@ class ConceptMap(RunResult):
     def probe(self) -> str:
         return str(self.dissection["probe"])
 
-    def key(self) -> str:
-        return self.kind + files.head_mark(self.head)
 
     def settings(self) -> dict[str, Any]:
         return {**self.dissection, "top": self.top}
