@@ -128,13 +128,6 @@ def command_phases(run_dir: Path, images: int, threads: int) -> dict[str, tuple[
     torch.set_num_threads(threads)
     run = load_run(run_dir)
     phases: dict[str, tuple[float, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        start = _clock()
-        write_probe(Path(tmp) / "probe", ProbeOptions(image_size=run.spec.input_shape[1], count=images))
-        phases["write probe"] = _since(start)
-        start = _clock()
-        concepts.dissect_run(run, Path(tmp) / "probe", device="cpu")
-        whole = _since(start)
     core = concepts.dissect
 
     def timed(*args, **kwargs):
@@ -146,7 +139,9 @@ def command_phases(run_dir: Path, images: int, threads: int) -> dict[str, tuple[
     concepts.dissect = timed
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            start = _clock()
             write_probe(Path(tmp) / "probe", ProbeOptions(image_size=run.spec.input_shape[1], count=images))
+            phases["write probe"] = _since(start)
             start = _clock()
             result = concepts.dissect_run(run, Path(tmp) / "probe", device="cpu")
             whole = _since(start)

@@ -1,9 +1,11 @@
 """GPU readiness: training throughput of NeuroView, its baseline and the cheapest head, as the paper trains them.
 
 For each architecture (default VGG11 and ResNet18) three models train on synthetic images (default 224 px)
-for a fixed number of steps, through the path a real run takes on a GPU: a DataLoader with pinned memory
-and persistent workers, non-blocking copies, channels_last, `--amp` (bfloat16 where supported, else
-float16 with loss scaling: nv's `amp_dtype`) and optionally `torch.compile`:
+for a fixed number of steps through a tuned GPU input and step path: a DataLoader with pinned memory and
+persistent workers, non-blocking copies, channels_last, `--amp` (bfloat16 where supported, else float16 with
+loss scaling: nv's `amp_dtype`) and optionally `torch.compile`. `nv train` shares the models, AMP and the
+non-blocking copies, but not persistent workers, channels_last or compile: this measures what the models
+can reach on a GPU, the ceiling for the trainer:
 
   neuroview  - NeuroView (soft codes, max), nv's model as `nv train` builds it
   baseline   - the standard network (Table 1's baseline)
