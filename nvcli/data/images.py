@@ -10,7 +10,7 @@ from torchvision import transforms as T
 
 from ..errors import NvError
 from .imagefile import read_rgb
-from .paths import listed_path
+from .paths import listed_path, require_dir
 from .registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions, select_classes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
@@ -43,13 +43,6 @@ def image_transforms(size: int, train: bool) -> T.Compose:
         return T.Compose([T.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True),
                           T.RandomHorizontalFlip(), T.ToTensor()])
     return T.Compose([T.Resize(size, antialias=True), T.CenterCrop(size), T.ToTensor()])
-
-
-def require_dir(path: Path, what: str) -> Path:
-    """`path` if it is a directory, else an NvError naming it as `what`."""
-    if not path.is_dir():
-        raise NvError(f"{what} '{path}' is not a directory")
-    return path
 
 
 def _folder_samples(split_dir: Path, classes: list[str]) -> list[tuple[Path, int]]:

@@ -20,3 +20,10 @@ def listed_path(base: Path, text: str, source: str) -> Path:
         raise NvError(f"{source} names the path {value!r}, which is not inside '{base}'; paths in a dataset's "
                       "files must be relative and stay inside the dataset (no absolute paths, no '..')")
     return base.joinpath(*parts)
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """`path` if it is a directory, else an NvError naming it as `what`."""
+    if not path.is_dir():
+        raise NvError(f"{what} '{path}' is not a directory")
+    return path

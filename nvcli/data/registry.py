@@ -20,7 +20,6 @@ from ..schema import typed_values
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
-KINDS = ("image", "sound", "views")
 ON_ERROR = ("fail", "skip")  # what to do with an undecodable file: stop, or leave it out with a warning
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 4096  # one 4096 px RGB image is 200 MB as float32: larger sizes are typos
@@ -80,7 +79,7 @@ class DataBundle:
     """
 
     name: str
-    kind: str  # one of KINDS
+    kind: str  # "image", "sound" or "views" (what the model and the analyses take)
     train: "Dataset"
     val: "Dataset"
     classes: list[str]

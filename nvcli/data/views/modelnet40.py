@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from ...errors import NvError, choice_error
 from ..imagefile import read_rgb
-from ..images import require_dir
+from ..paths import require_dir
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, ON_ERROR, DataBundle, DataOptions, select_classes
 from .render import RENDERED_VIEWS, view_numbers
 from .solids import CUES_FILE
