@@ -101,7 +101,8 @@ class Trainer:
         head = head_of(self.model)
         # What --head-warmup holds still (nothing in a baseline, which has no NeuroView head).
         head_ids = {id(p) for p in head.parameters()} if head is not None else set()
-        self.backbone = [p for p in self.model.parameters() if id(p) not in head_ids] if head is not None else []
+        self.backbone = [p for p in self.model.parameters()
+                         if id(p) not in head_ids and p.requires_grad] if head is not None else []
         # Which optimizer group holds the head's weight: its (scheduled) lr sets the L1 step. An index, not the
         # group: loading a checkpoint replaces the group dicts. None: no L1 step.
         self.head_group = next((i for i, g in enumerate(self.optimizer.param_groups)
@@ -180,6 +181,10 @@ class Trainer:
         loader = make_loader(self.train_set, cfg.batch_size, shuffle=True, workers=cfg.workers, seed=cfg.seed,
                              epoch=self.epoch, distributed=self.distributed, pin_memory=self.device.type == "cuda")
         self.net.train()
+        warming = self.epoch < cfg.head_warmup
+        if not self.distributed:  # DDP fixes which parameters take gradients when it wraps the model
+            for p in self.backbone:  # no backward pass through a backbone that takes no step
+                p.requires_grad_(not warming)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         seen = 0
@@ -189,7 +194,7 @@ class Trainer:
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            if self.epoch < cfg.head_warmup:
+            if warming and self.distributed:
                 for p in self.backbone:
                     p.grad = None  # the optimizer skips a parameter without a gradient: no step, no decay
             self.scaler.step(self.optimizer)
