@@ -7,7 +7,7 @@ from typing import Optional
 from .app import app
 from .flags import RUNS, Flag, Flags, Group, command
 from .render import note, out
-from .runs import open_runs
+from .runs import open_run
 
 REPORT = Group("Report", (
     Flag("out", Optional[Path], ("--out", "-o"), "The HTML file to write (default: RUN/report.html; with several "
@@ -20,7 +20,9 @@ def report(flags: Flags) -> None:
     """Write one HTML page showing everything the run holds (repeat --run for runs side by side); print its path."""
     from ..report.build import build_report
 
-    runs = open_runs(flags["run"], flags["runs_dir"])
+    # Only the page's home is written: the first run unless --out puts the page elsewhere; the others are read.
+    runs = [open_run(p, flags["runs_dir"], write=i == 0 and flags["out"] is None)
+            for i, p in enumerate(flags["run"] or [None])]
     page, path = build_report(runs, flags["out"])
     written = page.write(path)
     if page.drawn:
