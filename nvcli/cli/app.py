@@ -70,8 +70,6 @@ def run() -> None:
         _fail(_one_line(exc), 2, "error: ")
     except (KeyboardInterrupt, typer.Abort):
         _fail(_state["interrupted"], 130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors (unknown option, bad value) in standalone_mode=False
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         command = getattr(getattr(exc, "ctx", None), "command_path", "nv").replace(sys.argv[0], "nv")

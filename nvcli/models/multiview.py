@@ -76,12 +76,8 @@ class MultiViewNeuroView(FreezableBackbone):
 
     @property
     def layers(self) -> list[Layer]:
-        """Every (view, layer) in unit order (view-major) with global offsets; `view_layers(v)` gives one view's."""
+        """Every (view, layer) in unit order (view-major) with global offsets."""
         return [layer for view in self._view_layers for layer in view]
-
-    def view_layers(self, view: int) -> list[Layer]:
-        """The layers of one view, with global offsets."""
-        return self._view_layers[view]
 
     def units(self) -> pd.DataFrame:
         """The unit table `unit,view,layer,node,label,channel`, view-major."""

@@ -272,13 +272,15 @@ class Run:
 
     def units(self) -> "pd.DataFrame":
         """units.csv as a DataFrame (with a `label` column also for runs written before labels existed)."""
+        if not (self.dir / files.UNITS).is_file():
+            raise NvError(f"run '{self.dir}' has no units.csv (a baseline run has no NeuroView units)")
+        return self._once("units", files.UNITS, self._read_units).copy()
+
+    def _read_units(self, path: Path) -> "pd.DataFrame":
         import pandas as pd
 
         from ..models.unit_table import with_labels
 
-        path = self.dir / files.UNITS
-        if not path.is_file():
-            raise NvError(f"run '{self.dir}' has no units.csv (a baseline run has no NeuroView units)")
         try:
             units = with_labels(pd.read_csv(path, keep_default_na=False))
         except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
@@ -295,12 +297,6 @@ class Run:
         if not self.is_neuroview:
             raise NvError(f"'nv {command}' needs a NeuroView run; '{self.dir}' is a --baseline run without unit "
                           "weights (pass --run with a NeuroView run)")
-
-    def require_kind(self, command: str, *kinds: str) -> None:
-        """Refuse runs whose data kind `command` cannot analyse, naming the run and suggesting --run."""
-        if self.kind not in kinds:
-            raise NvError(f"'nv {command}' needs a run on {' or '.join(kinds)} data; '{self.dir}' was trained on "
-                          f"{self.kind} data ({self.config['data'].get('name')}); pass --run with another run")
 
 
 def _migrate(config: dict[str, Any]) -> dict[str, Any]:
