@@ -24,13 +24,13 @@ ABLATE = Group("Ablation", (
 @command(app, "ablate", ABLATE, RANK, HEAD, RUN, INFERENCE, RESULTS, OUTPUT)
 def ablate(flags: Flags) -> None:
     """Remove each class's top-k, bottom-k, random k units; write ablation.csv, ablation_summary.csv, ablation.png."""
+    run = open_run(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
     from ..analysis.ablation import AblationOptions
     from ..analysis.ablation import ablate as ablate_run
 
     options = AblationOptions(classes=split_list(flags["class_"]), rank=flags["rank"], mode=flags["mode"],
                               max_k=flags["max_k"], steps=flags["steps"], draws=flags["draws"], seed=flags["seed"],
                               fraction=flags["fraction"])
-    run = open_run(flags["run"], flags["runs_dir"])
     with progress("ablate") as bar:
         result = ablate_run(run, options, head=flags["head"], device=flags["device"], batch_size=flags["batch_size"],
                             workers=flags["workers"], trust_code=flags["trust_code"], progress=bar)

@@ -27,15 +27,16 @@ COMPARE = Group("Comparison", (
     ("run_b", Path, typer.Argument(..., help="Run B of the same architecture, e.g. trained on stylised images."))))
 def compare(flags: Flags) -> None:
     """Compare accuracy and per-layer weight shares of two runs; write compare*.csv and compare.png."""
-    from ..analysis.compare import check_comparable, output_dir
-    from ..analysis.compare import compare as compare_runs
-    from ..runs.files import DENSE_HEAD
+    from ..runs.files import DENSE_HEAD, RUNS_DIR
 
     given = flags["heads"] or [DENSE_HEAD]
     if len(given) > 2:
         raise NvError(f"--head was given {len(given)} times; give it once (both runs) or twice (run A, then run B)")
     heads = (given[0], given[-1])
-    a, b = open_run(flags["run_a"], Path("runs")), open_run(flags["run_b"], Path("runs"), write=False)
+    a, b = open_run(flags["run_a"], RUNS_DIR), open_run(flags["run_b"], RUNS_DIR, write=False)
+    from ..analysis.compare import check_comparable, output_dir  # after the runs: a wrong path answers at once
+    from ..analysis.compare import compare as compare_runs
+
     check_comparable(a, b, heads)  # before creating the output directory
     path = output_dir(flags["out"], a, b, heads)
     with progress("compare") as bar:

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from .app import app
-from .flags import MODEL, OUTPUT, Flag, Flags, Group, command, split_list
+from .flags import MODEL, OUTPUT, Flag, Flags, Group, command, model_values, split_list
 from .render import emit, note
 
 CONVERT = Group("Network", (
@@ -28,15 +28,13 @@ def convert(flags: Flags) -> None:
 
     from ..models.spec import ModelChoice
     from ..runs.run import check_name
-    from ..training.recipes import convert as convert_run
 
-    model = flags.of(MODEL)  # flags of MODEL that convert does not show are never given
-    if "weights" in model:
-        model["weights"] = str(model["weights"])
-    choice = ModelChoice(**model)
+    choice = ModelChoice(**model_values(flags))  # flags of MODEL that convert does not show are never given
+    name = check_name(flags["name"]) if flags["name"] else None
+    from ..training.recipes import convert as convert_run  # torch, once the flags are checked
+
     run_dir, network = convert_run(choice, num_classes=flags["num_classes"], classes=split_list(flags["classes"]),
-                                   image_size=flags["image_size"], in_channels=flags["in_channels"],
-                                   name=check_name(flags["name"]) if flags["name"] else None,
+                                   image_size=flags["image_size"], in_channels=flags["in_channels"], name=name,
                                    runs_dir=flags["runs_dir"], force=flags["force"])
     layers = pd.DataFrame([{"layer": layer.index, "node": layer.node, "label": layer.label, "units": layer.channels}
                            for layer in network.layers])

@@ -29,10 +29,11 @@ DISSECT = Group("Dissection", (
 @command(app, "dissect-map", DISSECT, RANK, HEAD, RUN, INFERENCE.defaulting("batch_size", 16), RESULTS, OUTPUT)
 def dissect_map(flags: Flags) -> None:
     """Label every unit with a concept and map each class to the concepts its weights favour."""
-    from ..analysis.dissect.concepts import dissect_run
     from ..errors import choice_error
 
-    run = open_run(flags["run"], flags["runs_dir"])
+    run = open_run(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
+    from ..analysis.dissect.concepts import dissect_run
+
     name = flags["class_"]
     if name is not None and name not in run.classes:
         raise choice_error("class", name, run.classes)

@@ -24,12 +24,14 @@ def eval_(flags: Flags) -> None:
     """Evaluate runs on their validation split; write eval.csv, per_class.csv, confusion.csv/.png into each."""
     import pandas as pd
 
-    from ..analysis.evaluate import evaluate
     from ..runs.files import DENSE_HEAD
+
+    runs = open_runs(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
+    from ..analysis.evaluate import evaluate
 
     fmt = flags["fmt"]
     rows, frames = [], []
-    for run in open_runs(flags["run"], flags["runs_dir"]):
+    for run in runs:
         for head in flags["heads"] or [DENSE_HEAD]:
             with progress(f"eval {run.name}") as bar:
                 result = evaluate(run, head=head, device=flags["device"], batch_size=flags["batch_size"],

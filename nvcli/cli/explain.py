@@ -22,10 +22,10 @@ EXPLAIN = Group("Input", (
 @command(app, "explain", EXPLAIN, RANK, HEAD, RUN, RESULTS, OUTPUT)
 def explain(flags: Flags) -> None:
     """Explain one prediction; write explain_<input>.csv, _layers.csv, _classes.csv and explain_<input>.png."""
+    run = open_run(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
     from ..analysis.explain import explain_run
     from ..analysis.head import extremes
 
-    run = open_run(flags["run"], flags["runs_dir"])
     result = explain_run(run, index=flags["index"], path=flags["input_"], target=flags["class_"], head=flags["head"],
                          top=flags["top"], rank=flags["rank"], device=flags["device"], trust_code=flags["trust_code"])
     save_result(result, run.dir, flags)

@@ -246,6 +246,14 @@ def parse_value(text: str) -> Any:
         return text.split(",") if "," in text else text
 
 
+def model_values(flags: Flags) -> dict[str, Any]:
+    """The model flags given (MODEL), as ModelChoice takes them: a --weights path as text."""
+    model = flags.of(MODEL)
+    if "weights" in model:
+        model["weights"] = str(model["weights"])
+    return model
+
+
 def data_values(flags: Flags, *groups: Group) -> dict[str, Any]:
     """Dataset option values from the data flags of `groups` and -D KEY=VALUE; a key set twice is an error."""
     values = {k: v for g in groups for k, v in flags.of(g).items() if k not in ("data", "data_option")}

@@ -15,12 +15,13 @@ PERTURB = Group("Perturbation", (
 @command(app, "perturb", PERTURB, HEAD, RUNS, INFERENCE, RESULTS, OUTPUT)
 def perturb(flags: Flags) -> None:
     """Validation accuracy per class with colour channels zeroed; write perturb.csv/.png, perturb_examples.png."""
+    runs = open_runs(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
     from ..analysis.perturb import channels_for, side_by_side
     from ..analysis.perturb import perturb as perturb_run
 
     channels = channels_for(flags["channel"])
     results = []
-    for run in open_runs(flags["run"], flags["runs_dir"]):
+    for run in runs:
         with progress(f"perturb {run.name}") as bar:
             result = perturb_run(run, channels, head=flags["head"], example=flags["example"], device=flags["device"],
                                  batch_size=flags["batch_size"], workers=flags["workers"],

@@ -29,17 +29,15 @@ SPARSIFY = Group("Sparse head", (
 @command(app, "sparsify", SPARSIFY, RUN, INFERENCE, RESULTS, OUTPUT)
 def sparsify(flags: Flags) -> None:
     """Fit a sparse head over every unit's code; write sparse_path.csv/.png and heads/NAME.pt/.json."""
+    run = open_run(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
     from ..analysis.sparse.head import Selection, check_head_name, default_name
     from ..analysis.sparse.path import PathSettings
     from ..analysis.sparse.sparsify import fit_path, sparse_head
-    from ..training.devices import set_threads
 
-    set_threads(flags["threads"])
     settings = PathSettings(flags["alpha"], flags["steps"], flags["ratio"], flags["patience"] or None)
     k, drop = flags["units_per_class"], flags["max_drop"]
     selection = Selection(k, drop) if k is not None or drop is not None else Selection()
     name = check_head_name(flags["name"] or default_name(selection))
-    run = open_run(flags["run"], flags["runs_dir"])
     with progress(f"sparsify {run.name}") as bar:
         fitted = fit_path(run, settings, device=flags["device"], batch_size=flags["batch_size"],
                           workers=flags["workers"], trust_code=flags["trust_code"], progress=bar)

@@ -5,7 +5,21 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NvError
 from .app import app, on_interrupt
-from .flags import DATA, EXECUTION, MODEL, NEW_RUN, OUTPUT, RECIPE, SOUND, VIEWS, Flags, Group, command, data_values
+from .flags import (
+    DATA,
+    EXECUTION,
+    MODEL,
+    NEW_RUN,
+    OUTPUT,
+    RECIPE,
+    SOUND,
+    VIEWS,
+    Flags,
+    Group,
+    command,
+    data_values,
+    model_values,
+)
 from .render import Format, emit, note, progress
 from .runs import open_run
 
@@ -32,8 +46,6 @@ def report(run: "Run", fmt: Format) -> None:
 
 
 def _resume(flags: Flags, groups: tuple[Group, ...]) -> "Run | None":
-    from ..training.recipes import resume
-
     refused = [f for f in flags.given(*(g for g in groups if g is not OUTPUT)) if f not in RESUME_ALLOWS]
     if refused:
         raise NvError(f"--resume continues a run with the recipe in its config.json; {', '.join(refused)} would "
@@ -43,6 +55,8 @@ def _resume(flags: Flags, groups: tuple[Group, ...]) -> "Run | None":
         note(f"run '{run.dir}' is already complete ({run.epochs_done} of {run.config['train']['epochs']} epochs); "
              "nothing to do")
         return None
+    from ..training.recipes import resume  # torch, once the run is known to need it
+
     on_interrupt(f"interrupted; every file written so far is complete (resume with: nv train --resume --run {run.dir})")
     with progress("training") as bar:
         return resume(run, device=flags["device"], workers=flags["workers"], threads=flags["threads"],
@@ -57,13 +71,10 @@ def execute(flags: Flags, groups: tuple[Group, ...], default_data: str) -> "Run 
     from ..models.spec import ModelChoice
     from ..runs.run import check_name
     from ..training.config import TrainConfig
-    from ..training.recipes import train
 
     if flags["run"] is not None:
         raise NvError("--run only selects the run to continue with --resume; name a new run with --name")
-    model = flags.of(MODEL)
-    if "weights" in model:
-        model["weights"] = str(model["weights"])
+    model = model_values(flags)
     choice = ModelChoice(**model)
     if choice.baseline and flags["init"]:
         raise NvError("--baseline trains the standard network; it cannot start from an --init run")
@@ -73,9 +84,11 @@ def execute(flags: Flags, groups: tuple[Group, ...], default_data: str) -> "Run 
                                   "seed": recipe.seed})
     name = check_name(flags["name"]) if flags["name"] else None
     where = flags["runs_dir"] / name if name else "<the new run>"
+    from ..training.recipes import train as train_run  # torch, once every flag has been checked
+
     on_interrupt(f"interrupted; every file written so far is complete (resume with: nv train --resume --run {where})")
     with progress("training") as bar:
-        return train(choice, data, options, recipe, name=name, runs_dir=flags["runs_dir"], force=flags["force"],
+        return train_run(choice, data, options, recipe, name=name, runs_dir=flags["runs_dir"], force=flags["force"],
                      init=flags["init"], given=list(model), trust_code=flags["trust_code"], progress=bar,
                      on_epoch=_epoch_line)
 

@@ -21,16 +21,16 @@ WEIGHTS = Group("Weights", (
 @command(app, "weights", WEIGHTS, RANK, HEAD, RUN, RESULTS, OUTPUT)
 def weights(flags: Flags) -> None:
     """Show a class's head weights by unit and layer; write weights CSVs, class_similarity.csv/.png."""
+    name, every, top, fmt = flags["class_"], flags["all_"], flags["top"], flags["fmt"]
+    if name is None and not every:
+        raise NvError("give --class NAME (one class) or --all (every class)")
+    run = open_run(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
     from ..analysis.dissect.concepts import ConceptMap
     from ..analysis.head import extremes, read_head
     from ..analysis.importance import code_stats, needs_codes
     from ..analysis.weights import INIT_WARN, class_overview, init_correlation, kept_per_view, kept_units
     from ..analysis.weights import weights as head_weights
 
-    name, every, top, fmt = flags["class_"], flags["all_"], flags["top"], flags["fmt"]
-    if name is None and not every:
-        raise NvError("give --class NAME (one class) or --all (every class)")
-    run = open_run(flags["run"], flags["runs_dir"])
     head = read_head(run, "weights", flags["head"])
     if name is not None:
         head.class_index(name)
