@@ -66,8 +66,43 @@ def test_every_ablation_is_the_head_on_the_changed_codes(run: Run, mode: str) ->
             assert row["accuracy"] == pytest.approx(accuracy) and row["margin"] == pytest.approx(margin, abs=1e-9)
         random = part[part["policy"] == "random"]
         assert sorted(random["draw"].unique()) == [0, 1] and len(random) == 2 * 3
-    summary = result.summary
-    assert list(summary.columns) == SUMMARY_COLUMNS and summary["k"].tolist() == [2, 2]
+    summary = result.summary.set_index("class")
+    assert list(result.summary.columns) == SUMMARY_COLUMNS and summary["k"].tolist() == [2, 2]
+    for name in ("red", "circle"):  # the summary is the frame's k = 2 rows: top, and the mean of the random draws
+        part = result.frame[(result.frame["class"] == name) & (result.frame["k"].isin([0, 2]))]
+        for what in ("accuracy", "margin"):
+            draws = part.loc[part["policy"] == "random", what]
+            assert summary.loc[name, f"random_{what}"] == pytest.approx(draws.mean())
+            assert summary.loc[name, f"top_{what}"] == pytest.approx(part.loc[part["policy"] == "top", what].item())
+            assert summary.loc[name, what] == pytest.approx(part.loc[part["policy"] == "none", what].item())
+
+
+def test_random_removal_takes_exactly_k_units_and_drop_ratios_follow() -> None:
+    """With every unit a copy of one code and one weight, removing any k units is removing the top k: the random
+    control must then equal the top-k rows for every k (a control that removed fewer units would not)."""
+    from nvcli.analysis.ablation import ablation_frame, ablation_summary
+    from nvcli.analysis.head import Head
+    from nvcli.analysis.importance import CodeStats
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(60) % 2
+    z = np.repeat(rng.uniform(0, 1, (60, 1)) + labels[:, None], 20, axis=1)  # 20 identical units
+    # label 0 ("low"): codes in [0, 1); label 1 ("high"): in [1, 2); the head splits them at 1.
+    head = Head(np.vstack([np.full(20, -0.5), np.full(20, 0.5)]), np.array([10.0, -10.0]),
+                pd.DataFrame({"unit": range(20), "layer": 0, "node": "x", "label": "x", "channel": range(20)}),
+                ["low", "high"])
+    stats = CodeStats(z.mean(0), z.std(0), "val", len(z))
+    options = AblationOptions(max_k=10, steps=4, draws=3)
+    frame = ablation_frame(z, labels, head, stats, options)
+    for name in ("low", "high"):
+        part = frame[frame["class"] == name]
+        top = part[part["policy"] == "top"].set_index("k")["margin"]
+        random = part[part["policy"] == "random"].groupby("k")["margin"]
+        assert np.allclose(random.min().loc[top.index], top) and np.allclose(random.max().loc[top.index], top)
+        assert top.is_monotonic_decreasing and top.iloc[-1] < top.iloc[0]  # removing more units costs more
+    summary = ablation_summary(frame, options.summary_k(20)).set_index("class")
+    assert summary["margin_drop_ratio"].tolist() == pytest.approx([1.0, 1.0])  # top = random, so a ratio of 1
+    assert summary["accuracy_drop_ratio"].isna().all()  # no accuracy lost at the 1% point: no ratio to give
 
 
 def test_ablate_command_files_table_and_cache(run: Run, nv, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,7 +205,7 @@ def test_importance_in_weights_explain_and_compare(run: Run, nv, tmp_path: Path)
     np.testing.assert_allclose(wide["pos_share_a"], expected, rtol=1e-9)
 
 
-def test_concept_map_aggregates_by_balanced_mean_or_sum(run: Run) -> None:
+def test_concept_map_aggregates_by_balanced_mean_or_sum() -> None:
     from nvcli.analysis.dissect.concepts import DEFAULT_AGGREGATE, concepts_classes
 
     units = pd.DataFrame({"unit": range(4), "interpretable": [True, True, True, False],
@@ -185,10 +220,10 @@ def test_concept_map_aggregates_by_balanced_mean_or_sum(run: Run) -> None:
     # sum / sqrt(units): white 2 / sqrt(2) = 1.414 against circle 1.5 / 1
     assert balanced.set_index("concept")["weight"].round(3).to_dict() == {"circle": 1.5, "white": 1.414}
     assert DEFAULT_AGGREGATE == "balanced"
-    noise = np.random.default_rng(0).normal(size=(4000, 4))  # four "concepts" of 1 and 3 units, pure noise
+    noise = np.random.default_rng(0).normal(size=(1000, 4))  # "concepts" of 1 and 3 units, pure noise
     noise_units = pd.DataFrame({"unit": range(4), "interpretable": True, "concept": ["a", "b", "b", "b"],
                                 "category": "color"})
-    spread = {how: concepts_classes(noise, noise_units, [str(i) for i in range(4000)], how)
+    spread = {how: concepts_classes(noise, noise_units, [str(i) for i in range(1000)], how)
               .groupby("concept")["weight"].std() for how in ("balanced", "mean", "sum")}
     assert abs(spread["balanced"]["a"] / spread["balanced"]["b"] - 1) < 0.1  # one spread whatever the count
     assert spread["mean"]["a"] > 1.5 * spread["mean"]["b"] and spread["sum"]["b"] > 1.5 * spread["sum"]["a"]

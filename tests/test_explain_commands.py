@@ -264,6 +264,24 @@ def test_a_red_object_is_explained_as_red(runs):
     assert result.summary["predicted"] == "red" and result.summary["true"] == "red"
 
 
+def test_colour_decisions_rest_on_units_of_their_colour(runs):
+    """Ground truth: a colour class is its colour, so the units that push its logit up are, far more often than
+    chance, units the dissection labels with that colour (measured: 2.1-2.3x their share of the units)."""
+    from nvcli.analysis.dissect.concepts import dissect_run
+
+    run = runs["nv"]
+    concept = dissect_run(run, probe_count=200, device="cpu").units.set_index("unit")["concept"]
+    val = run.data().val
+    for name in ("red", "green", "blue"):
+        own = concept == name
+        indices = [i for i in range(len(val)) if run.classes[val[i][1]] == name][:5]
+        shares = []
+        for i in indices:
+            units = explain_run(run, index=i, target=name).units.set_index("unit")["contribution"].clip(lower=0)
+            shares.append(units[own.reindex(units.index, fill_value=False)].sum() / units.sum())
+        assert np.mean(shares) >= 1.5 * own.mean(), (name, shares, own.mean())
+
+
 def test_explain_errors(runs, tmp_path, nv):
     code, _, err = nv("explain", "--index", "999", "--run", runs["nv"].dir)
     assert code == 2 and "0..179" in err
@@ -313,7 +331,8 @@ def test_compare_reads_eval_csv_and_writes_into_run_a_by_default(runs):
         for name in saved:
             (a.dir / name).unlink()
     assert result.accuracy["accuracy"].tolist() == [0.123, 0.123] and set(result.accuracy["source"]) == {"eval.csv"}
-    assert np.allclose(result.overall["pos_share_a"], result.overall["pos_share_b"])
+    expected = layer_summary(read_head(a, "compare"))
+    assert np.allclose(result.overall["pos_share_a"], expected.loc[expected["class"] == "overall", "pos_share"])
 
 
 def test_compare_refuses_other_architectures_units_and_baselines(runs, tmp_path, nv):
@@ -337,3 +356,17 @@ def test_compare_refuses_other_architectures_units_and_baselines(runs, tmp_path,
         check_comparable(a, load_run(narrow))
     code, _, err = nv("compare", a.dir, runs["base"].dir)
     assert code == 2 and "NeuroView run" in err
+
+
+def test_concept_map_by_importance_is_the_weight_times_the_code_spread_and_finds_each_colour(runs):
+    from nvcli.analysis.dissect.concepts import DEFAULT_AGGREGATE, concepts_classes, dissect_run
+    from nvcli.analysis.importance import code_stats
+
+    run = runs["nv"]
+    result = dissect_run(run, probe_count=200, rank="importance", device="cpu")
+    head, stats = read_head(run, "test"), code_stats(run, device="cpu")
+    expected = concepts_classes(head.weight * stats.std, result.units, run.classes, DEFAULT_AGGREGATE)
+    pd.testing.assert_frame_equal(result.classes, expected)
+    table = result.classes
+    top = table[(table["sign"] == "+") & (table["rank"] == 1)].set_index("class")["concept"]
+    assert [top[c] for c in ("red", "green", "blue")] == ["red", "green", "blue"], top

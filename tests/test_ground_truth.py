@@ -67,6 +67,10 @@ def test_a_colour_classes_rest_on_colour_units_and_their_channel(truth: tuple[Ru
     for name in COLOUR_CLASSES:
         top = np.argsort(-head.weight[head.class_index(name)], kind="stable")[:10]
         assert colour_unit[top].sum() >= 6, units.iloc[top][["concept", "category", "iou"]]
+        # ... and more of them of its own colour than its share of the units would give (measured 7 / 4 / 5 of 10,
+        # where the own-colour share of all units predicts 2-3)
+        own = units["concept"].to_numpy()[top] == name
+        assert own.sum() >= max(4, 1.5 * 10 * (units["concept"] == name).mean()), units.iloc[top][["concept", "iou"]]
     accuracy = perturb(run, device="cpu").accuracy.pivot(index="class", columns="condition", values="accuracy")
     for channel in COLOUR_CLASSES:
         assert accuracy.loc[channel, channel] <= 0.05, accuracy  # its cue is gone

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from nvcli.analysis.codes import split_codes
+from nvcli.analysis.head import read_head
 from nvcli.analysis.sparse.head import Selection
 from nvcli.analysis.sparse.path import PATH_COLUMNS, PathSettings
 from nvcli.analysis.sparse.sparsify import fit_path, sparse_head
@@ -130,9 +131,18 @@ def test_heads_are_read_by_weights_compare_and_explain(nv, sparse_run: Run, tmp_
     three = nv("compare", run_dir, run_dir, "--head", "a", "--head", "b", "--head", "c")
     assert three.code == 2 and "--head was given 3 times" in three.err
 
-    explained = nv("explain", "--run", run_dir, "--head", "sparse3", "--index", "0", "--device", "cpu")
+    explained = nv("explain", "--run", run_dir, "--head", "sparse3", "--index", "0", "--device", "cpu",
+                   "--format", "json")
     assert explained.code == 0, explained.err
-    assert list(run_dir.glob("explain_*@sparse3.csv"))
+    [path] = run_dir.glob("explain_*@sparse3.csv")
+    units = pd.read_csv(path).sort_values("unit")
+    sparse = read_head(load_run(run_dir), "test", "sparse3")
+    z = np.asarray(split_codes(load_run(run_dir), "val", device="cpu").z[0], dtype=np.float64)
+    logits = sparse.weight @ z + sparse.bias  # the stored head on sample 0's cached codes
+    c = int(logits.argmax())  # explain's default target: the predicted class
+    assert np.allclose(units["weight"], sparse.weight[c], atol=1e-6)  # the sparse head's weights, not the dense
+    assert (units.loc[units["weight"] == 0, "contribution"] == 0).all()
+    assert np.allclose(units["contribution"], sparse.weight[c] * z, atol=1e-5)
 
 
 @pytest.mark.parametrize("args, message", [

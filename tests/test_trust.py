@@ -29,7 +29,13 @@ ARGS = ["--arch", "smallcnn", "--image-size", "32", "-D", "train_per_class=30", 
 def nv_process(*args: object) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "nvcli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_terminal_signals)
+
+
+def _terminal_signals() -> None:
+    """Signals as a terminal delivers them, also when the suite runs in the background (which ignores them)."""
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:

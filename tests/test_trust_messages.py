@@ -223,7 +223,8 @@ def test_a_closed_pipe_or_terminal_ends_quietly(nv, tmp_path: Path, monkeypatch:
     assert result.code == 1 and result.err == ""  # Click's convention for a closed pipe: quiet, status 1
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "nvcli", "train", *TINY, "--epochs", "1000", "--name", "h",
-                             "--runs-dir", str(tmp_path)], stderr=subprocess.PIPE, text=True, env=env)
+                             "--runs-dir", str(tmp_path)], stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))  # as in a terminal
     while not (tmp_path / "h" / "checkpoint.pt").exists():
         assert proc.poll() is None
         time.sleep(0.05)
