@@ -9,15 +9,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..errors import NvError, choice_error
+from ..errors import NvError
 from ..runs.atomic import load_torch
-
-TORCHVISION = (
-    "alexnet",
-    "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
-    "resnet18", "resnet34", "resnet50",
-    "densenet121",
-)
+from .spec import TORCHVISION, arch_error
 
 
 class SmallCNN(nn.Module):
@@ -42,12 +36,7 @@ class SmallCNN(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-BUILTIN: dict[str, Callable[..., nn.Module]] = {"smallcnn": SmallCNN}
-
-
-def arch_names() -> list[str]:
-    """Every architecture name `--arch` accepts (besides `package.module:function`)."""
-    return sorted(BUILTIN) + list(TORCHVISION)
+BUILTIN: dict[str, Callable[..., nn.Module]] = {"smallcnn": SmallCNN}  # the names are spec.BUILTIN_ARCHS
 
 
 def _factory(arch: str) -> Callable[..., nn.Module]:
@@ -67,7 +56,7 @@ def _factory(arch: str) -> Callable[..., nn.Module]:
         import torchvision.models
 
         return getattr(torchvision.models, arch)
-    raise choice_error("architecture", arch, arch_names() + ["package.module:function"])
+    raise arch_error(arch)
 
 
 def first_conv(network: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:

@@ -14,12 +14,24 @@ from ..schema import typed_values
 if TYPE_CHECKING:
     from torch import nn
 
+BUILTIN_ARCHS = ("smallcnn",)
+TORCHVISION = (
+    "alexnet",
+    "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
+    "resnet18", "resnet34", "resnet50",
+    "densenet121",
+)
 CODES = ("soft", "hard", "raw")
 # Bounds that keep a hostile or mistyped config.json from allocating without limit when the model is built.
 MAX_CLASSES = 1_000_000
 MAX_INPUT = 1 << 26  # values in one input (3 x 4096 x 4096 is 50 M)
 MAX_VIEWS = 1000
 REDUCES = ("max", "mean")
+
+
+def arch_error(arch: str) -> NvError:
+    """The error for an architecture name nv does not know, with the closest valid one."""
+    return choice_error("architecture", arch, [*BUILTIN_ARCHS, *TORCHVISION, "package.module:function"])
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,8 @@ class ModelChoice:
     shared_backbone: bool = False  # multi-view: one backbone for every view
 
     def __post_init__(self) -> None:
+        if not self.user_code and self.arch not in BUILTIN_ARCHS + TORCHVISION:
+            raise arch_error(self.arch)  # before any data or torch loads
         if self.code not in CODES:
             raise choice_error("--code value", self.code, CODES)
         if self.reduce not in REDUCES:
