@@ -154,7 +154,6 @@ class Trainer:
         self.epoch, self.history = epoch, history
         if self.run_dir is not None and dist.is_main():
             self._write_metrics()  # an interruption may have come between the checkpoint and metrics.csv
-            self._draw_metrics()
         log.info("resumed from epoch %d", self.epoch)
 
     def _save(self) -> None:
