@@ -128,11 +128,11 @@ class UrbanSoundOptions(DataOptions):
     val_fold: int = 10
     on_error: str = "fail"
     cache_dir: str | None = None
-    sample_rate: int = 22050
-    duration: float = 4.0
-    n_mels: int = 64
-    n_fft: int = 1024
-    hop_length: int = 512
+    sample_rate: int = SpecParams.sample_rate
+    duration: float = SpecParams.duration
+    n_mels: int = SpecParams.n_mels
+    n_fft: int = SpecParams.n_fft
+    hop_length: int = SpecParams.hop_length
     image_size: int | None = None
     limit: int | None = None
     classes: tuple[str, ...] | None = None
@@ -151,7 +151,8 @@ class UrbanSoundOptions(DataOptions):
     @property
     def params(self) -> SpecParams:
         """How each clip becomes a spectrogram."""
-        return SpecParams(self.sample_rate, self.duration, self.n_mels, self.n_fft, self.hop_length)
+        return SpecParams(sample_rate=self.sample_rate, duration=self.duration, n_mels=self.n_mels, n_fft=self.n_fft,
+                          hop_length=self.hop_length)
 
 
 def load_tree(name: str, options: UrbanSoundOptions, cues: dict[str, str]) -> DataBundle:
