@@ -5,6 +5,12 @@ class NvError(Exception):
     """A problem with the user's input, explained in one line (what was given, what would be valid)."""
 
 
+def describe(exc: BaseException) -> str:
+    """`Type: first line of the message` (the OS's own text for system errors), for one-line messages."""
+    text = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def choice_error(what: str, value: object, valid: "list[str] | tuple[str, ...]") -> NvError:
     """An NvError for a value outside a known set, with the closest valid name suggested."""
     import difflib

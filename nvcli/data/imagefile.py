@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from ..errors import NvError
+from ..errors import NvError, describe
 
 MAX_PIXELS_VAR = "NV_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own warning limit (about 9459 x 9459), above which it suspects a bomb
@@ -38,11 +38,6 @@ def pixel_limit() -> int:
     # Pillow refuses images above twice its own limit by itself; a higher limit the user set must win.
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limit)
     return limit
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @contextmanager
@@ -67,7 +62,7 @@ def image_file(path: str | os.PathLike, what: str = "image") -> Iterator[Image.I
         raise NvError(f"{what} '{path}' is too large to decode safely ({exc}); shrink it, or raise the limit with "
                       f"{MAX_PIXELS_VAR}=N") from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:  # Pillow's decoders raise all of these
-        raise NvError(f"cannot decode {what} '{path}' ({_reason(exc)})") from exc
+        raise NvError(f"cannot decode {what} '{path}' ({describe(exc)})") from exc
 
 
 def _full_scale(array: np.ndarray, mode: str) -> tuple[float, float]:

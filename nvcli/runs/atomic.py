@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..errors import NvError
+from ..errors import NvError, describe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,8 +107,7 @@ def load_torch(path: str | os.PathLike, failure: str) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or objects that weights_only refuses: all "not ours"
-        reason = (str(exc).strip().splitlines() or ["unreadable"])[0][:200]
-        raise NvError(f"{failure} ({type(exc).__name__}: {reason})") from exc
+        raise NvError(f"{failure} ({describe(exc)})") from exc
 
 
 def save_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:

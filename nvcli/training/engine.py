@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..errors import NvError
+from ..errors import NvError, describe
 from ..runs import files
 from ..runs.atomic import load_torch, save_figure, save_torch, write_csv
 from . import distributed as dist
@@ -150,7 +150,7 @@ class Trainer:
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
             raise NvError(f"cannot resume: checkpoint '{path}' does not fit this run's model and recipe "
-                          f"({type(exc).__name__}: {_first_line(exc)})") from exc
+                          f"({describe(exc)})") from exc
         self.epoch, self.history = epoch, history
         if self.run_dir is not None and dist.is_main():
             self._write_metrics()  # an interruption may have come between the checkpoint and metrics.csv
@@ -251,10 +251,6 @@ class Trainer:
         if self.run_dir is not None and dist.is_main():
             self._draw_metrics()
         return pd.DataFrame(self.history, columns=METRIC_COLUMNS)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or ["unreadable"])[0][:200]
 
 
 def _as_tuple(value: Any) -> Any:
