@@ -95,12 +95,10 @@ def kept_per_layer(weight: np.ndarray, units: pd.DataFrame) -> list[dict[str, An
             for key, n in counts.items() if n > 0]
 
 
-def kept_per_view(layers: list[dict[str, Any]]) -> dict[str, int]:
-    """Kept units per view ({view: units}) from `kept_per_layer` of a multi-view run."""
-    views: dict[str, int] = {}
-    for layer in layers:
-        views[str(layer["view"])] = views.get(str(layer["view"]), 0) + layer["units"]
-    return views
+def kept_units_per_view(head: Head) -> dict[str, int]:
+    """How many units a multi-view head keeps (weight != 0 for some class) on each view: {view: units}."""
+    kept = head.units.assign(kept=(head.weight != 0).any(axis=0)).groupby("view")["kept"].sum()
+    return {str(view): int(n) for view, n in kept.items()}
 
 
 @dataclass

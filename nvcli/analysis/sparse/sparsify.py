@@ -17,7 +17,7 @@ from ...training.devices import resolve_device
 from ...training.predict import ProgressFn
 from ..codes import split_codes
 from ..head import Head, read_head
-from .head import Selection, SparseHead, check_head_name, kept_per_layer, kept_per_view
+from .head import Selection, SparseHead, check_head_name, kept_per_layer, kept_units_per_view
 from .path import PathSettings, SparsePath, path_frame
 from .solver import PathResult, Standardizer, accuracy, elastic_net_path, fit, fold
 
@@ -98,6 +98,6 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
               "dense_train_acc": fitted.dense["train_acc"], "dense_val_acc": fitted.dense["val_acc"],
               "finetune": refit, "kept": kept_per_layer(head.weight, head.units)}
     if "view" in head.units.columns:
-        record["units_per_view"] = kept_per_view(record["kept"])
+        record["units_per_view"] = kept_units_per_view(head)
     return SparseHead(head, record, fitted.result.path_settings, selection, finetune,
                       pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
