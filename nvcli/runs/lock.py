@@ -192,13 +192,17 @@ def holding(run_dir: str | os.PathLike, command: str | None = None) -> Iterator[
         release(run_dir)
 
 
-@contextmanager
-def scratch_dir(prefix: str) -> Iterator[Path]:
-    """A temporary directory `<tmp>/<prefix><pid>-*`, removed afterwards; those of dead processes are removed first."""
-    base = Path(tempfile.gettempdir())
-    for old in base.glob(f"{prefix}*"):
+def remove_orphans(folder: Path, prefix: str) -> None:
+    """Remove the directories `<folder>/<prefix><pid>[-...]` whose process is gone (a killed command's leftovers)."""
+    for old in folder.glob(f"{prefix}*"):
         pid = old.name.removeprefix(prefix).split("-", 1)[0]
         if pid.isdigit() and not pid_alive(int(pid)) and old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary directory `<tmp>/<prefix><pid>-*`, removed afterwards; those of dead processes are removed first."""
+    remove_orphans(Path(tempfile.gettempdir()), prefix)
     with tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-") as tmp:
         yield Path(tmp)

@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar
 from ..errors import NvError
 from .atomic import save_figure, write_csv, write_json
 from .files import DENSE_HEAD, RESULTS, head_mark
-from .lock import holding, pid_alive
+from .lock import holding, remove_orphans
 
 Writer = Callable[[Path], None]  # writes one file at the path it is given
 MANIFEST_FORMAT = 1
@@ -75,13 +75,6 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
-def _clean_stale_staging(run_dir: Path) -> None:
-    for folder in run_dir.glob(f"{_STAGING}*"):
-        pid = folder.name.removeprefix(_STAGING)
-        if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 def _own(name: str) -> bool:
     """Whether `name` may be a result file: relative, in the run directory or one subfolder, no hidden part."""
     parts = PurePosixPath(name).parts
@@ -105,7 +98,7 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
         changed = "; ".join(_differences(previous.get("settings") or {}, settings))
         raise NvError(f"'{run_dir}' already holds {key} results made with other settings ({changed}); "
                       f"pass --force to replace them (made by: {previous.get('command') or 'unknown'})")
-    _clean_stale_staging(run_dir)
+    remove_orphans(run_dir, _STAGING)  # staging folders of killed commands
     staging = run_dir / f"{_STAGING}{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
