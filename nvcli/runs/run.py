@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..data.registry import DataBundle
 
 CONFIG_FORMAT = 3
-UNIT_COLUMNS = ("unit", "layer", "node", "channel")
+REQUIRED_UNIT_COLUMNS = ("unit", "layer", "node", "channel")  # of units.csv (view, label: when present)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -285,10 +285,10 @@ class Run:
             units = with_labels(pd.read_csv(path, keep_default_na=False))
         except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
             raise NvError(f"'{path}' is not a readable CSV ({str(exc).splitlines()[0]})") from exc
-        missing = [c for c in UNIT_COLUMNS if c not in units.columns]
+        missing = [c for c in REQUIRED_UNIT_COLUMNS if c not in units.columns]
         expected = self.config.get("units")
         if missing or (isinstance(expected, int) and len(units) != expected):
-            raise NvError(f"'{path}' does not describe this run's units (expected columns {', '.join(UNIT_COLUMNS)}"
+            raise NvError(f"'{path}' does not describe this run's units (expected columns {', '.join(REQUIRED_UNIT_COLUMNS)}"
                           f" and {expected} rows; it has {', '.join(map(str, units.columns))} and {len(units)} rows)")
         return units
 
