@@ -180,3 +180,14 @@ def test_untraceable_or_reluless_models_get_clear_errors() -> None:
         UnitCodes(NoRelu(), input_shape=(3, 8, 8))
     with pytest.raises(NvError, match="cannot trace"):
         UnitCodes(Dynamic(), input_shape=(3, 8, 8))
+
+
+def test_every_architecture_name_checked_without_torch_builds_a_network() -> None:
+    """models.spec lists the names so that a typo is refused before torch loads; each must build."""
+    import torchvision.models
+
+    from nvcli.models import archs
+    from nvcli.models.spec import BUILTIN_ARCHS, TORCHVISION
+
+    assert set(archs.BUILTIN) == set(BUILTIN_ARCHS)
+    assert all(callable(getattr(torchvision.models, name, None)) for name in TORCHVISION)
