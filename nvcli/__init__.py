@@ -25,13 +25,14 @@ _API = {
     "weights": "analysis.weights",
     "perturb": "analysis.perturb",
     "explain_run": "analysis.explain",
-    "ablate": "analysis.ablation", "AblationOptions": "analysis.ablation",
+    "ablate": "analysis.ablation", "AblationOptions": "analysis.settings",
+    "DissectOptions": "analysis.settings", "Compute": "analysis.settings",
     "compare": "analysis.compare",
     "view_weights": "analysis.views",
     "dissect_run": "analysis.dissect.concepts",
     "build_report": "report.build",
     "fit_path": "analysis.sparse.sparsify", "sparse_head": "analysis.sparse.sparsify",
-    "PathSettings": "analysis.sparse.path", "Selection": "analysis.sparse.head",
+    "PathSettings": "analysis.settings", "Selection": "analysis.sparse.head",
 }
 __all__ = sorted(_API) + ["__version__"]
 

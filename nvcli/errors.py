@@ -1,8 +1,16 @@
 """The one exception type for user mistakes: the CLI prints its message on one line and exits 2."""
+from __future__ import annotations
 
 
 class NvError(Exception):
-    """A problem with the user's input, explained in one line (what was given, what would be valid)."""
+    """A problem with the user's input, explained in one line (what was given, what would be valid).
+
+    `param` names the Python parameter at fault (e.g. `max_k`), so the command line can name its flag instead.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 def describe(exc: BaseException) -> str:

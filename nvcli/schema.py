@@ -5,39 +5,56 @@ wrong key or type is refused with a message that names it, whatever its source.
 """
 from __future__ import annotations
 
+import types
 from dataclasses import MISSING, fields
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
 
 from .errors import NvError
 
-_SCALARS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_SCALARS: dict[type, tuple[type, ...]] = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
 
 
-def _fits(value: Any, hint: str) -> tuple[bool, Any]:
-    """Whether `value` fits one type written as a string ('int', 'tuple[str, ...]'), and the value to keep."""
-    if hint == "None":
+def _fits(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Whether `value` fits type `hint` (a scalar, a Literal, a union, a tuple or list of one kind), and the value."""
+    origin = get_origin(hint)
+    if hint is type(None):
         return value is None, None
-    if hint.startswith(("tuple", "list")):
-        inner = hint[hint.index("[") + 1:].split(",")[0].strip(" ]")
+    if origin is Literal:
+        return value in get_args(hint) and not isinstance(value, bool), value
+    if origin in (Union, types.UnionType):
+        for option in get_args(hint):
+            ok, kept = _fits(value, option)
+            if ok:
+                return True, kept
+        return False, value
+    if origin in (tuple, list):
+        inner = get_args(hint)[0]
         if isinstance(value, str):  # a single name where several may be given
             value = [value]
         if isinstance(value, (list, tuple)):
             kept = [_fits(v, inner) for v in value]
             if all(ok for ok, _ in kept):
                 items = [v for _, v in kept]
-                return True, tuple(items) if hint.startswith("tuple") else items
+                return True, tuple(items) if origin is tuple else items
         return False, value
     kinds = _SCALARS.get(hint)
     if kinds is None:
         raise TypeError(f"unsupported field type {hint!r}")
-    ok = isinstance(value, kinds) and (hint == "bool" or not isinstance(value, bool))
-    if ok and hint == "float":
-        value = float(value)
-    return ok, value
+    ok = isinstance(value, kinds) and (hint is bool or not isinstance(value, bool))
+    return ok, float(value) if ok and hint is float else value
+
+
+def _spelled(hint: Any) -> str:
+    """A type as a user reads it: 'int | None', \"'soft' | 'hard'\"."""
+    if get_origin(hint) is Literal:
+        return " | ".join(repr(v) for v in get_args(hint))
+    if get_origin(hint) in (Union, types.UnionType):
+        return " | ".join(_spelled(h) for h in get_args(hint))
+    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint)) if not get_args(hint) else str(hint)
 
 
 def typed_values(cls: type, values: Mapping[str, Any], where: str, *, complete: bool = False) -> dict[str, Any]:
-    """`values` checked against the fields of dataclass `cls` (types written as strings); `where` names the source.
+    """`values` checked against the fields of dataclass `cls`; `where` names the source.
 
     Unknown keys, missing keys (every key when `complete`, as in a config.json nv wrote) and values of the
     wrong type are refused, naming the key.
@@ -45,6 +62,7 @@ def typed_values(cls: type, values: Mapping[str, Any], where: str, *, complete: 
     if not isinstance(values, Mapping):
         raise NvError(f"{where} must be a JSON object")
     known = {f.name: f for f in fields(cls)}
+    hints = get_type_hints(cls)
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise NvError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
@@ -54,12 +72,8 @@ def typed_values(cls: type, values: Mapping[str, Any], where: str, *, complete: 
         raise NvError(f"{where}: missing key(s) {', '.join(missing)}")
     out = {}
     for key, value in values.items():
-        hint = str(known[key].type)
-        for option in (part.strip() for part in hint.split("|")):
-            ok, kept = _fits(value, option)
-            if ok:
-                out[key] = kept
-                break
-        else:
-            raise NvError(f"{where}: '{key}' is {value!r}; expected {hint}")
+        ok, kept = _fits(value, hints[key])
+        if not ok:
+            raise NvError(f"{where}: '{key}' is {value!r}; expected {_spelled(hints[key])}")
+        out[key] = kept
     return out

@@ -32,51 +32,13 @@ from ..runs.run import Run
 from ..training.predict import ProgressFn
 from .codes import split_codes
 from .head import Head, read_head
-from .importance import DEFAULT_RANK, CodeStats, check_rank, scores
+from .importance import CodeStats, scores
+from .settings import AblationOptions
 
-MODES = ("mean", "zero")
 COLUMNS = ["class", "ranking", "policy", "k", "accuracy", "margin", "draw"]  # + `view` in multi-view runs
 SUMMARY_COLUMNS = ["class", "k", "accuracy", "top_accuracy", "random_accuracy", "random_accuracy_sd",
                    "accuracy_drop_ratio", "margin", "top_margin", "random_margin", "random_margin_sd",
                    "margin_drop_ratio"]
-DEFAULT_FRACTION = 0.01  # the summary's k: this share of the units (at least one)
-DEFAULT_MAX_FRACTION = 0.1  # the grid's largest k by default
-
-
-@dataclass(frozen=True)
-class AblationOptions:
-    """What `nv ablate` removes: ranking, reference code, the k grid, the random draws, the summary's k."""
-
-    classes: list[str] | None = None  # None: every class
-    rank: str = DEFAULT_RANK
-    mode: str = "mean"
-    max_k: int | None = None  # None: DEFAULT_MAX_FRACTION of the units
-    steps: int = 12
-    draws: int = 10
-    seed: int = 0
-    fraction: float = DEFAULT_FRACTION
-
-    def __post_init__(self) -> None:
-        check_rank(self.rank)
-        if self.mode not in MODES:
-            raise choice_error("ablation mode (--mode)", self.mode, MODES)
-        for name, value in (("--max-k", self.max_k), ("--steps", self.steps), ("--draws", self.draws)):
-            if value is not None and value < 1:
-                raise NvError(f"{name} {value} is out of range; use an integer >= 1")
-        if not 0 < self.fraction < 1:
-            raise NvError(f"--fraction {self.fraction} is out of range; use a share of the units in (0, 1)")
-
-    def summary_k(self, units: int) -> int:
-        """The k of the summary: `fraction` of the units, rounded up."""
-        return max(1, math.ceil(self.fraction * units - 1e-9))
-
-    def grid(self, units: int) -> list[int]:
-        """The k values: about `steps` of them, spaced geometrically from 1 to the maximum, the summary's k included."""
-        top = min(units, self.max_k if self.max_k is not None else max(1, round(DEFAULT_MAX_FRACTION * units)))
-        ks = {1, top, min(top, self.summary_k(units))}
-        if self.steps > 1:
-            ks |= {int(round(v)) for v in np.geomspace(1, top, self.steps)}
-        return sorted(k for k in ks if 1 <= k <= top)
 
 
 @dataclass
@@ -97,7 +59,7 @@ class Ablation(RunResult):
 
     def settings(self) -> dict[str, Any]:
         o = self.options
-        return {"head": self.head, "classes": o.classes, "rank": o.rank, "mode": o.mode, "max_k": o.max_k,
+        return {"head": self.head, "classes": list(o.classes) if o.classes else None, "rank": o.rank, "mode": o.mode, "max_k": o.max_k,
                 "steps": o.steps, "draws": o.draws, "seed": o.seed, "fraction": o.fraction}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:

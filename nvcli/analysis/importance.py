@@ -19,14 +19,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import choice_error
 from ..runs.run import Run
 from ..training.predict import ProgressFn
 from .codes import Codes, split_codes
 from .head import Head
+from .settings import DEFAULT_RANK, RANKS, check_rank  # noqa: F401  (RANKS, DEFAULT_RANK: re-exported)
 
-RANKS = ("weight", "importance")
-DEFAULT_RANK = "weight"  # as faithful as importance in the ablations of docs/explanations.md, and needs no data
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,6 @@ class CodeStats:
         """The statistics of one split's codes."""
         mean, std = codes.mean_std()
         return cls(mean, std, codes.split, len(codes.labels))
-
-
-def check_rank(rank: str) -> str:
-    """`rank` if it is a known ranking, else a one-line error listing them."""
-    if rank not in RANKS:
-        raise choice_error("ranking (--rank)", rank, RANKS)
-    return rank
 
 
 def code_stats(run: Run, *, device: str = "auto", batch_size: int = 128, workers: int = 0, trust_code: bool = False,

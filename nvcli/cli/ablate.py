@@ -1,45 +1,86 @@
 """`nv ablate`: remove a class's top-ranked units (and random, bottom ones) and measure what the class loses."""
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Annotated, Optional
 
-from .app import app
-from .flags import HEAD, INFERENCE, OUTPUT, RANK, RESULTS, RUN, Flag, Flags, Group, command, split_list
+import typer
+
+from ..analysis.settings import AblationMode, AblationOptions, Compute
+from ..runs.files import DENSE_HEAD, RUNS_DIR
+from . import options as o
 from .render import Format, emit, note, progress
-from .runs import open_run, save_result
+from .requests import Output, RunSource
 
-ABLATE = Group("Ablation", (
-    Flag("class_", Optional[str], ("--class", "-c"), "Ablate for these classes only (comma-separated; default: all)."),
-    Flag("mode", str, ("--mode",), "What a removed unit's code becomes: mean (its validation mean) or zero.", "mean"),
-    Flag("max_k", Optional[int], ("--max-k",), "The largest number of units removed (default: 10% of the units).",
-         extra=(("min", 1),)),
-    Flag("steps", int, ("--steps",), "About this many values of k, spaced geometrically from 1 to --max-k.", 12,
-         extra=(("min", 1),)),
-    Flag("draws", int, ("--draws",), "Random draws of k units (the control).", 10, extra=(("min", 1),)),
-    Flag("seed", int, ("--seed",), "Seed of the random draws.", 0, extra=(("min", 0),)),
-    Flag("fraction", float, ("--fraction",), "The summary's k as a share of the units (rounded up).", 0.01),
-))
+PANEL = "Ablation"
+Classes = Annotated[Optional[str], typer.Option("--class", "-c", rich_help_panel=PANEL,
+                                                help="Ablate for these classes only (comma-separated; default: all).")]
+Mode = Annotated[AblationMode, typer.Option("--mode", rich_help_panel=PANEL, help="What a removed unit's code becomes: "
+                                            "its validation mean, or zero.")]
+MaxK = Annotated[Optional[int], typer.Option("--max-k", min=1, rich_help_panel=PANEL, help="The largest number of "
+                                             "units removed (default: 10% of the units).")]
+Steps = Annotated[int, typer.Option("--steps", min=1, rich_help_panel=PANEL,
+                                    help="About this many values of k, spaced geometrically from 1 to --max-k.")]
+Draws = Annotated[int, typer.Option("--draws", min=1, rich_help_panel=PANEL, help="Random draws of k units (the "
+                                    "control).")]
+Seed = Annotated[int, typer.Option("--seed", min=0, rich_help_panel=PANEL, help="Seed of the random draws.")]
+Fraction = Annotated[float, typer.Option("--fraction", rich_help_panel=PANEL, help="The summary's k as a share of the "
+                                         "units (rounded up; at most --max-k).")]
 
 
-@command(app, "ablate", ABLATE, RANK, HEAD, RUN, INFERENCE, RESULTS, OUTPUT)
-def ablate(flags: Flags) -> None:
+@dataclass(frozen=True)
+class Ablate:
+    """Each class's top-k, bottom-k and random k units removed, on one head of a run."""
+
+    source: RunSource
+    options: AblationOptions = AblationOptions()
+    head: str = DENSE_HEAD
+    compute: Compute = Compute()
+    output: Output = Output()
+
+    def execute(self) -> None:
+        run = self.source.open()  # before torch loads: a wrong --run answers at once
+        self.compute.apply_threads()
+        from ..analysis.ablation import ablate
+
+        options, c, fmt = self.options, self.compute, self.output.fmt
+        with progress("ablate") as bar:
+            result = ablate(run, options, head=self.head, device=c.device, batch_size=c.batch_size,
+                            workers=c.workers, trust_code=self.source.trust_code, progress=bar)
+        self.output.save(result, run.dir)
+        k = int(result.summary["k"].iloc[0])
+        if fmt == Format.table:
+            note(f"{result.samples} validation samples, {result.units} units, accuracy {result.accuracy:.4f}; "
+                 f"k = {k} units ({k / result.units:.1%}); ranking: {options.rank}, removed code := "
+                 f"{'its validation mean' if options.mode == 'mean' else 'zero'}")
+        emit(result.summary, fmt, title=f"Per class: its top {k} units removed vs {k} random units "
+             f"({options.draws} draws)")
+        note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
+
+
+def ablate(
+    class_: Classes = None,
+    mode: Mode = AblationOptions.mode,
+    max_k: MaxK = AblationOptions.max_k,
+    steps: Steps = AblationOptions.steps,
+    draws: Draws = AblationOptions.draws,
+    seed: Seed = AblationOptions.seed,
+    fraction: Fraction = AblationOptions.fraction,
+    rank: o.RankOpt = AblationOptions.rank,
+    head: o.HeadName = DENSE_HEAD,
+    run: o.RunDir = None,
+    runs_dir: o.RunsDir = RUNS_DIR,
+    trust_code: o.TrustCode = False,
+    device: o.DeviceOpt = Compute.device,
+    batch_size: o.BatchSize = Compute.batch_size,
+    workers: o.Workers = Compute.workers,
+    threads: o.Threads = None,
+    plot: o.Plot = True,
+    force: o.Force = False,
+    fmt: o.FormatOpt = Format.table,
+) -> Ablate:
     """Remove each class's top-k, bottom-k, random k units; write ablation.csv, ablation_summary.csv, ablation.png."""
-    run = open_run(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
-    from ..analysis.ablation import AblationOptions
-    from ..analysis.ablation import ablate as ablate_run
-
-    options = AblationOptions(classes=split_list(flags["class_"]), rank=flags["rank"], mode=flags["mode"],
-                              max_k=flags["max_k"], steps=flags["steps"], draws=flags["draws"], seed=flags["seed"],
-                              fraction=flags["fraction"])
-    with progress("ablate") as bar:
-        result = ablate_run(run, options, head=flags["head"], device=flags["device"], batch_size=flags["batch_size"],
-                            workers=flags["workers"], trust_code=flags["trust_code"], progress=bar)
-    save_result(result, run.dir, flags)
-    k = int(result.summary["k"].iloc[0])
-    if flags["fmt"] == Format.table:
-        note(f"{result.samples} validation samples, {result.units} units, accuracy {result.accuracy:.4f}; "
-             f"k = {k} units ({k / result.units:.1%}); ranking: {options.rank}, removed code := "
-             f"{'its validation mean' if options.mode == 'mean' else 'zero'}")
-    emit(result.summary, flags["fmt"], title=f"Per class: its top {k} units removed vs {k} random units "
-         f"({options.draws} draws)")
-    note(f"wrote {', '.join(result.artifacts(flags['plot']))} to {run.dir}")
+    options = AblationOptions(classes=o.split_list(class_), rank=rank, mode=mode, max_k=max_k, steps=steps,
+                              draws=draws, seed=seed, fraction=fraction)
+    return Ablate(RunSource(run, runs_dir, trust_code), options, head, Compute(device, batch_size, workers, threads),
+                  Output(fmt, plot, force))

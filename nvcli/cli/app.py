@@ -1,18 +1,34 @@
-"""The `nv` command: a Typer app whose commands are thin layers over the core packages.
+"""The `nv` command: a Typer app whose commands parse options into requests; `run()` executes them.
 
-Every command module imports only typer and nv's torch-free modules at start-up; the core is imported
-inside the command, so `nv --help` and argument errors answer without loading torch.
+Every command module imports only typer and nv's torch-free modules at start-up; the core is imported when a
+request executes, so `nv --help` and option errors answer without loading torch.
 """
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from .. import __version__
 from ..errors import NvError
-from . import interrupt
+from . import (
+    ablate,
+    compare,
+    convert,
+    data,
+    dissect,
+    evaluate,
+    explain,
+    interrupt,
+    multiview,
+    perturb,
+    report,
+    sparsify,
+    train,
+    weights,
+)
 from .render import err
 
 app = typer.Typer(
@@ -22,24 +38,36 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-INTERRUPTED = "interrupted; results are written all at once, so none was left half-written"
-_state: dict[str, Any] = {"debug": False, "interrupted": INTERRUPTED}
+for _name, _parse in (("convert", convert.convert), ("train", train.train), ("eval", evaluate.evaluate),
+                      ("perturb", perturb.perturb), ("weights", weights.weights), ("explain", explain.explain),
+                      ("compare", compare.compare), ("dissect-map", dissect.dissect_map),
+                      ("multiview", multiview.multiview), ("ablate", ablate.ablate), ("sparsify", sparsify.sparsify),
+                      ("report", report.report)):
+    app.command(_name)(_parse)
+data_app = typer.Typer(help="List, describe and write datasets.", no_args_is_help=True)
+for _name, _parse in (("list", data.list_), ("info", data.info), ("make", data.make)):
+    data_app.command(_name)(_parse)
+app.add_typer(data_app, name="data")
+_state: dict[str, Any] = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"nv {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def main(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print nv's version and exit.")] = False,
 ) -> None:
     """nv: make deep networks explainable by design (the NeuroView architecture)."""
     _state["debug"] = debug
     logging.basicConfig(level=logging.INFO if verbose or debug else logging.WARNING,
                         format="nv: %(message)s", stream=sys.stderr)
-
-
-def on_interrupt(message: str) -> None:
-    """What to tell the user if this command is interrupted (Ctrl-C or SIGTERM)."""
-    _state["interrupted"] = message
 
 
 def _one_line(exc: BaseException) -> str:
@@ -50,6 +78,18 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
+def _flagged(exc: NvError) -> str:
+    """The error's message with its Python parameter (`max_k`) spelled as the command's flag (`--max-k`)."""
+    text = _one_line(exc)
+    if exc.param is None:
+        return text
+    command = typer.main.get_command(app)
+    for name in sys.argv[1:3]:
+        command = getattr(command, "commands", {}).get(name, command)
+    flags = {p.name: p.opts[0] for p in getattr(command, "params", []) if p.opts}
+    return text.replace(exc.param, flags[exc.param], 1) if exc.param in flags else text
+
+
 def _fail(message: str, code: int, label: str = "") -> None:
     from rich.markup import escape
 
@@ -58,18 +98,19 @@ def _fail(message: str, code: int, label: str = "") -> None:
 
 
 def run() -> None:
-    """Entry point: run the app, turning user errors into one line and a non-zero exit."""
+    """Entry point: parse, execute the request, and turn user errors into one line and a non-zero exit."""
     try:
         interrupt.install()  # SIGTERM and SIGHUP end a command like Ctrl-C
-        from . import commands  # noqa: F401  (registers every command on `app`)
-
-        code = app(standalone_mode=False)  # returns typer.Exit's code instead of raising it
+        request = app(standalone_mode=False)  # the command's request, or typer.Exit's code
+        code = request.execute() if hasattr(request, "execute") else request
     except NvError as exc:
         if _state["debug"]:
             raise
-        _fail(_one_line(exc), 2, "error: ")
+        _fail(_flagged(exc), 2, "error: ")
     except (KeyboardInterrupt, typer.Abort):
-        _fail(_state["interrupted"], 130)
+        _fail(interrupt.interrupted_message(), 130)
+    except typer.Exit as exc:  # raised while a request executes (e.g. nv eval --min-acc)
+        code = exc.exit_code
     except typer.TyperException as exc:  # usage errors (unknown option, bad value) in standalone_mode=False
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         command = getattr(getattr(exc, "ctx", None), "command_path", "nv").replace(sys.argv[0], "nv")
@@ -91,6 +132,6 @@ def run() -> None:
 
         release_all()  # the run locks this command took (open_run)
     if code == 130:  # Ctrl-C inside a command that Typer caught itself
-        _fail(_state["interrupted"], 130)
+        _fail(interrupt.interrupted_message(), 130)
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -1,43 +1,77 @@
 """`nv convert`: build the NeuroView variant of a standard network and write an untrained run."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
-from .app import app
-from .flags import MODEL, OUTPUT, Flag, Flags, Group, command, model_values, split_list
-from .render import emit, note
+import typer
 
-CONVERT = Group("Network", (
-    Flag("num_classes", Optional[int], ("--num-classes", "-n"), "Classes of the new head."),
-    Flag("classes", Optional[str], ("--classes",), "Comma-separated class names (sets the count)."),
-    Flag("image_size", int, ("--image-size",), "Input side in pixels.", 64, extra=(("min", 16),)),
-    Flag("in_channels", int, ("--in-channels",), "Input channels (1 for spectrograms).", 3, extra=(("min", 1),)),
-))
-RUN_OUT = Group("Run directory", (
-    Flag("name", Optional[str], ("--name",), "Run directory name (default: a timestamp)."),
-    Flag("runs_dir", Path, ("--runs-dir",), "Where run directories live.", Path("runs")),
-    Flag("force", bool, ("--force",), "Replace an existing run of that name.", False),
-))
+from ..models.spec import ModelChoice
+from ..runs.files import RUNS_DIR
+from . import options as o
+from .render import Format, emit, note
+
+PANEL = "Network"
+NumClasses = Annotated[Optional[int], typer.Option("--num-classes", "-n", rich_help_panel=PANEL,
+                                                   help="Classes of the new head.")]
+ClassNames = Annotated[Optional[str], typer.Option("--classes", rich_help_panel=PANEL,
+                                                   help="Comma-separated class names (sets the count).")]
+InputSize = Annotated[int, typer.Option("--image-size", min=16, rich_help_panel=PANEL, help="Input side in pixels.")]
+InChannels = Annotated[int, typer.Option("--in-channels", min=1, rich_help_panel=PANEL,
+                                         help="Input channels (1 for spectrograms).")]
 
 
-@command(app, "convert", MODEL.only("arch", "code", "reduce", "weights", "freeze_backbone"), CONVERT, RUN_OUT, OUTPUT)
-def convert(flags: Flags) -> None:
+@dataclass(frozen=True)
+class Convert:
+    """A network's NeuroView variant, written as an untrained run."""
+
+    choice: ModelChoice
+    num_classes: int | None = None
+    classes: tuple[str, ...] | None = None
+    image_size: int = 64
+    in_channels: int = 3
+    name: str | None = None
+    runs_dir: Path = RUNS_DIR
+    force: bool = False
+    fmt: Format = Format.table
+
+    def execute(self) -> None:
+        import pandas as pd
+
+        from ..training.recipes import convert  # torch, once the options are checked
+
+        run_dir, network = convert(self.choice, num_classes=self.num_classes,
+                                   classes=list(self.classes) if self.classes else None, image_size=self.image_size,
+                                   in_channels=self.in_channels, name=self.name, runs_dir=self.runs_dir,
+                                   force=self.force)
+        layers = pd.DataFrame([{"layer": layer.index, "node": layer.node, "label": layer.label,
+                                "units": layer.channels} for layer in network.layers])
+        total = pd.DataFrame([{"layer": "", "node": "total", "label": "", "units": int(layers["units"].sum())}])
+        emit(pd.concat([layers, total], ignore_index=True), self.fmt,
+             title=f"NeuroView {self.choice.arch}: nonlinear layers")
+        note(f"run written to {run_dir}")
+
+
+def convert(
+    arch: o.Arch = ModelChoice.arch,
+    code: o.CodeOpt = ModelChoice.code,
+    reduce: o.ReduceOpt = ModelChoice.reduce,
+    weights: o.WeightsFile = None,
+    freeze_backbone: o.FreezeBackbone = False,
+    num_classes: NumClasses = None,
+    classes: ClassNames = None,
+    image_size: InputSize = 64,
+    in_channels: InChannels = 3,
+    name: o.Name = None,
+    runs_dir: o.NewRunsDir = RUNS_DIR,
+    force: o.Replace = False,
+    fmt: o.FormatOpt = Format.table,
+) -> Convert:
     """Convert a standard network to NeuroView: print its nonlinear layers and unit counts."""
-    import pandas as pd
-
-    from ..models.spec import ModelChoice
     from ..runs.run import check_name
 
-    choice = ModelChoice(**model_values(flags))  # flags of MODEL that convert does not show are never given
-    name = check_name(flags["name"]) if flags["name"] else None
-    from ..training.recipes import convert as convert_run  # torch, once the flags are checked
-
-    run_dir, network = convert_run(choice, num_classes=flags["num_classes"], classes=split_list(flags["classes"]),
-                                   image_size=flags["image_size"], in_channels=flags["in_channels"], name=name,
-                                   runs_dir=flags["runs_dir"], force=flags["force"])
-    layers = pd.DataFrame([{"layer": layer.index, "node": layer.node, "label": layer.label, "units": layer.channels}
-                           for layer in network.layers])
-    total = pd.DataFrame([{"layer": "", "node": "total", "label": "", "units": int(layers["units"].sum())}])
-    emit(pd.concat([layers, total], ignore_index=True), flags["fmt"], title=f"NeuroView {choice.arch}: nonlinear layers")
-    note(f"run written to {run_dir}")
+    choice = ModelChoice(arch=arch, code=code, reduce=reduce, weights=str(weights) if weights else None,
+                         freeze_backbone=freeze_backbone)
+    return Convert(choice, num_classes, o.split_list(classes), image_size, in_channels,
+                   check_name(name) if name else None, runs_dir, force, fmt)

@@ -1,58 +1,106 @@
 """`nv dissect-map`: Network Dissection of every unit, then the concepts each class relies on (Figure 4)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
-from .app import app, on_interrupt
-from .flags import HEAD, INFERENCE, OUTPUT, RANK, RESULTS, RUN, Flag, Flags, Group, command, split_list
-from .render import emit, note, progress
-from .runs import open_run, save_result
+import typer
 
-DISSECT = Group("Dissection", (
-    Flag("probe", Optional[Path], ("--probe",), "Broden-layout probe set (default: built-in shapes)."),
-    Flag("probe_count", int, ("--probe-count",), "Images in the built-in probe set.", 300, extra=(("min", 1),)),
-    Flag("quantile", float, ("--quantile",), "Top quantile of activations that counts as active.", 0.005),
-    Flag("iou_threshold", float, ("--iou-threshold",), "IoU at which a unit is interpretable.", 0.04),
-    Flag("categories", Optional[str], ("--categories",), "Comma-separated categories to score."),
-    Flag("aggregate", str, ("--aggregate",), "A concept's score for a class from its units' scores: balanced (sum / "
-         "sqrt(units): neither many units nor a single one wins by count), mean, or sum (the paper's).", "balanced"),
-    Flag("class_", Optional[str], ("--class",), "Draw the figure of this class only."),
-    Flag("top", int, ("--top",), "Concepts per sign in the table and figure.", 5, extra=(("min", 1),)),
-    Flag("image_size", Optional[int], ("--image-size",), "Resize --probe images to this side (default: the run's); the "
-         "built-in probe draws its objects at this scale on a canvas twice the side.",
-         extra=(("min", 16),)),
-))
+from ..analysis.settings import Aggregate, Compute, DissectOptions
+from ..runs.files import DENSE_HEAD, RUNS_DIR
+from . import options as o
+from .interrupt import on_interrupt
+from .render import Format, emit, note, progress
+from .requests import Output, RunSource
+
+PANEL = "Dissection"
+Probe = Annotated[Optional[Path], typer.Option("--probe", rich_help_panel=PANEL,
+                                               help="Broden-layout probe set (default: built-in shapes).")]
+ProbeCount = Annotated[int, typer.Option("--probe-count", min=1, rich_help_panel=PANEL,
+                                         help="Images in the built-in probe set.")]
+Quantile = Annotated[float, typer.Option("--quantile", rich_help_panel=PANEL,
+                                         help="Top quantile of activations that counts as active.")]
+IouThreshold = Annotated[float, typer.Option("--iou-threshold", rich_help_panel=PANEL,
+                                             help="IoU at which a unit is interpretable.")]
+Categories = Annotated[Optional[str], typer.Option("--categories", rich_help_panel=PANEL,
+                                                   help="Comma-separated categories to score.")]
+AggregateOpt = Annotated[Aggregate, typer.Option("--aggregate", rich_help_panel=PANEL, help="A concept's score for a "
+                                                 "class from its units' scores: balanced (sum / sqrt(units): neither "
+                                                 "many units nor a single one wins by count), mean, or sum (the "
+                                                 "paper's).")]
+FigureClass = Annotated[Optional[str], typer.Option("--class", rich_help_panel=PANEL,
+                                                    help="Draw the figure of this class only.")]
+Top = Annotated[int, typer.Option("--top", min=1, rich_help_panel=PANEL, help="Concepts per sign in the table and "
+                                  "figure.")]
+ProbeSize = Annotated[Optional[int], typer.Option("--image-size", min=16, rich_help_panel=PANEL, help="Resize --probe "
+                                                  "images to this side (default: the run's); the built-in probe draws "
+                                                  "its objects at this scale on a canvas twice the side.")]
+DISSECT_COMPUTE = Compute(batch_size=16)  # every layer's maps of a batch are held at once
 
 
-# Every layer's maps of a batch are held at once: a smaller batch than other inference.
-@command(app, "dissect-map", DISSECT, RANK, HEAD, RUN, INFERENCE.defaulting("batch_size", 16), RESULTS, OUTPUT)
-def dissect_map(flags: Flags) -> None:
+@dataclass(frozen=True)
+class DissectMap:
+    """Every unit's concept on a probe set, and the concepts each class's weights favour."""
+
+    source: RunSource
+    probe: Path | None = None
+    options: DissectOptions = DissectOptions()
+    head: str = DENSE_HEAD
+    compute: Compute = DISSECT_COMPUTE
+    output: Output = Output()
+
+    def execute(self) -> None:
+        from ..errors import choice_error
+
+        run = self.source.open()  # before torch loads: a wrong --run answers at once
+        self.compute.apply_threads()
+        for name in self.options.figure_classes or ():
+            if name not in run.classes:
+                raise choice_error("class", name, run.classes)
+        from ..analysis.dissect.concepts import dissect_run
+
+        on_interrupt("interrupted; no dissection results were written")
+        with progress("dissecting") as bar:
+            result = dissect_run(run, self.probe, self.options, head=self.head, compute=self.compute,
+                                 trust_code=self.source.trust_code,
+                                 progress=(lambda done, total: bar("probe", done, total)) if bar else None)
+        self.output.save(result, run.dir)
+        top = self.options.top
+        note(f"{int(result.units['interpretable'].sum())} of {len(result.units)} units interpretable (IoU >= "
+             f"{self.options.iou_threshold}) on {result.probe}")
+        shown = result.classes[result.classes["rank"] <= top]
+        if self.options.figure_classes:
+            shown = shown[shown["class"].isin(self.options.figure_classes)]
+        emit(shown.reset_index(drop=True), self.output.fmt, title=f"Top {top} positive and negative concepts per class")
+
+
+def dissect_map(
+    probe: Probe = None,
+    probe_count: ProbeCount = DissectOptions.probe_count,
+    quantile: Quantile = DissectOptions.quantile,
+    iou_threshold: IouThreshold = DissectOptions.iou_threshold,
+    categories: Categories = None,
+    aggregate: AggregateOpt = DissectOptions.aggregate,
+    class_: FigureClass = None,
+    top: Top = DissectOptions.top,
+    image_size: ProbeSize = None,
+    rank: o.RankOpt = DissectOptions.rank,
+    head: o.HeadName = DENSE_HEAD,
+    run: o.RunDir = None,
+    runs_dir: o.RunsDir = RUNS_DIR,
+    trust_code: o.TrustCode = False,
+    device: o.DeviceOpt = DISSECT_COMPUTE.device,
+    batch_size: o.BatchSize = DISSECT_COMPUTE.batch_size,
+    workers: o.Workers = DISSECT_COMPUTE.workers,
+    threads: o.Threads = None,
+    plot: o.Plot = True,
+    force: o.Force = False,
+    fmt: o.FormatOpt = Format.table,
+) -> DissectMap:
     """Label every unit with a concept and map each class to the concepts its weights favour."""
-    from ..errors import choice_error
-
-    run = open_run(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
-    from ..analysis.dissect.concepts import dissect_run
-
-    name = flags["class_"]
-    if name is not None and name not in run.classes:
-        raise choice_error("class", name, run.classes)
-    on_interrupt("interrupted; no dissection results were written")
-    with progress("dissecting") as bar:
-        result = dissect_run(run, flags["probe"], head=flags["head"], quantile=flags["quantile"],
-                             iou_threshold=flags["iou_threshold"], categories=split_list(flags["categories"]),
-                             image_size=flags["image_size"], probe_count=flags["probe_count"], rank=flags["rank"],
-                             aggregate=flags["aggregate"],
-                             batch_size=flags["batch_size"], workers=flags["workers"], device=flags["device"],
-                             trust_code=flags["trust_code"],
-                             progress=(lambda done, total: bar("probe", done, total)) if bar else None)
-    result.top = flags["top"]
-    result.figure_classes = [name] if name else None
-    save_result(result, run.dir, flags)
-    interpretable = int(result.units["interpretable"].sum())
-    note(f"{interpretable} of {len(result.units)} units interpretable (IoU >= {flags['iou_threshold']}) on "
-         f"{result.probe}")
-    shown = result.classes[result.classes["rank"] <= flags["top"]]
-    if name:
-        shown = shown[shown["class"] == name]
-    emit(shown.reset_index(drop=True), flags["fmt"], title=f"Top {flags['top']} positive and negative concepts per class")
+    options = DissectOptions(probe_count=probe_count, quantile=quantile, iou_threshold=iou_threshold,
+                             categories=o.split_list(categories), aggregate=aggregate, rank=rank, image_size=image_size,
+                             top=top, figure_classes=(class_,) if class_ else None)
+    return DissectMap(RunSource(run, runs_dir, trust_code), probe, options, head,
+                      Compute(device, batch_size, workers, threads), Output(fmt, plot, force))

@@ -1,45 +1,83 @@
 """`nv explain`: one decision as the sum of its units' contributions W[c,u]·z_u(x), plus the bias."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
-from .app import app
-from .flags import HEAD, OUTPUT, RANK, RESULTS, RUN, THREADS, Flag, Flags, Group, command
+import typer
+
+from ..analysis.settings import DEFAULT_RANK, Compute, Rank
+from ..runs.files import DENSE_HEAD, RUNS_DIR
+from . import options as o
 from .render import Format, emit, note
-from .runs import open_run, save_result
+from .requests import Output, RunSource
 
-EXPLAIN = Group("Input", (
-    Flag("input_", Optional[Path], ("--input", "-i"), "An image file to explain."),
-    Flag("index", Optional[int], ("--index",), "A sample of the validation split to explain.", extra=(("min", 0),)),
-    Flag("class_", Optional[str], ("--class", "-c"), "Explain this class's logit (default: the predicted class)."),
-    Flag("top", int, ("--top", "-k"), "Units listed per sign.", 10, extra=(("min", 1),)),
-    Flag("device", str, ("--device",), "auto, cpu, cuda or mps.", "cpu"),
-    THREADS,
-))
+PANEL = "Input"
+InputFile = Annotated[Optional[Path], typer.Option("--input", "-i", rich_help_panel=PANEL,
+                                                   help="An image file to explain.")]
+Index = Annotated[Optional[int], typer.Option("--index", min=0, rich_help_panel=PANEL,
+                                              help="A sample of the validation split to explain.")]
+Target = Annotated[Optional[str], typer.Option("--class", "-c", rich_help_panel=PANEL,
+                                               help="Explain this class's logit (default: the predicted class).")]
+Top = Annotated[int, typer.Option("--top", "-k", min=1, rich_help_panel=PANEL, help="Units listed per sign.")]
 
 
-@command(app, "explain", EXPLAIN, RANK, HEAD, RUN, RESULTS, OUTPUT)
-def explain(flags: Flags) -> None:
+@dataclass(frozen=True)
+class Explain:
+    """One decision of a run, unit by unit."""
+
+    source: RunSource
+    index: int | None = None
+    path: Path | None = None
+    target: str | None = None
+    top: int = 10
+    rank: Rank = DEFAULT_RANK
+    head: str = DENSE_HEAD
+    compute: Compute = Compute(device="cpu")
+    output: Output = Output()
+
+    def execute(self) -> None:
+        run = self.source.open()  # before torch loads: a wrong --run answers at once
+        self.compute.apply_threads()
+        from ..analysis.explain import explain_run
+        from ..analysis.head import extremes
+
+        result = explain_run(run, index=self.index, path=self.path, target=self.target, head=self.head, top=self.top,
+                             rank=self.rank, device=self.compute.device, trust_code=self.source.trust_code)
+        self.output.save(result, run.dir)
+        s, fmt = result.summary, self.output.fmt
+        units = extremes(result.units, "contribution", self.top)
+        if fmt != Format.table:
+            emit(units, fmt)
+            return
+        true = f"true class '{s['true']}', " if s["true"] is not None else ""
+        note(f"{s['source']}: {true}predicted '{s['predicted']}' ({s['probability']:.1%}); explaining '{s['class']}': "
+             f"logit {s['logit']:.4g} = contributions {s['contributions']:.4g} + bias {s['bias']:.4g}"
+             + (" (contributions relative to the mean codes, their part in the bias)"
+                if s["reference"] == "validation mean" else ""))
+        emit(result.classes.sort_values("probability", ascending=False).head(5), fmt, title="Most probable classes")
+        emit(units, fmt, title=f"Units pushing '{s['class']}' up and down most")
+        emit(result.layers, fmt, title="Contribution per layer")
+        note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
+
+
+def explain(
+    input_: InputFile = None,
+    index: Index = None,
+    class_: Target = None,
+    top: Top = 10,
+    rank: o.RankOpt = DEFAULT_RANK,
+    head: o.HeadName = DENSE_HEAD,
+    run: o.RunDir = None,
+    runs_dir: o.RunsDir = RUNS_DIR,
+    trust_code: o.TrustCode = False,
+    device: o.DeviceOpt = "cpu",  # one input: the CPU answers before a GPU has started
+    threads: o.Threads = None,
+    plot: o.Plot = True,
+    force: o.Force = False,
+    fmt: o.FormatOpt = Format.table,
+) -> Explain:
     """Explain one prediction; write explain_<input>.csv, _layers.csv, _classes.csv and explain_<input>.png."""
-    run = open_run(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
-    from ..analysis.explain import explain_run
-    from ..analysis.head import extremes
-
-    result = explain_run(run, index=flags["index"], path=flags["input_"], target=flags["class_"], head=flags["head"],
-                         top=flags["top"], rank=flags["rank"], device=flags["device"], trust_code=flags["trust_code"])
-    save_result(result, run.dir, flags)
-    s, fmt, top = result.summary, flags["fmt"], flags["top"]
-    units = extremes(result.units, "contribution", top)
-    if fmt != Format.table:
-        emit(units, fmt)
-        return
-    true = f"true class '{s['true']}', " if s["true"] is not None else ""
-    note(f"{s['source']}: {true}predicted '{s['predicted']}' ({s['probability']:.1%}); explaining '{s['class']}': "
-         f"logit {s['logit']:.4g} = contributions {s['contributions']:.4g} + bias {s['bias']:.4g}"
-         + (" (contributions relative to the mean codes, their part in the bias)"
-            if s["reference"] == "validation mean" else ""))
-    emit(result.classes.sort_values("probability", ascending=False).head(5), fmt, title="Most probable classes")
-    emit(units, fmt, title=f"Units pushing '{s['class']}' up and down most")
-    emit(result.layers, fmt, title="Contribution per layer")
-    note(f"wrote {', '.join(result.artifacts(flags['plot']))} to {run.dir}")
+    return Explain(RunSource(run, runs_dir, trust_code), index, input_, class_, top, rank, head,
+                   Compute(device=device, threads=threads), Output(fmt, plot, force))

@@ -51,3 +51,17 @@ def install() -> None:
         signal.signal(signal.SIGHUP, _interrupt)
     if hasattr(signal, "SIGALRM"):
         signal.signal(signal.SIGALRM, _retry)
+
+
+INTERRUPTED = "interrupted; results are written all at once, so none was left half-written"
+_message = {"text": INTERRUPTED}
+
+
+def on_interrupt(message: str) -> None:
+    """What to tell the user if this command is interrupted (Ctrl-C or SIGTERM)."""
+    _message["text"] = message
+
+
+def interrupted_message() -> str:
+    """The line the user reads when this command is interrupted."""
+    return _message["text"]

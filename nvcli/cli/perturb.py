@@ -1,31 +1,67 @@
 """`nv perturb`: per-class accuracy with one colour channel zeroed (Table 2, Figure 7)."""
 from __future__ import annotations
 
-from .app import app
-from .flags import HEAD, INFERENCE, OUTPUT, RESULTS, RUNS, Flag, Flags, Group, command
-from .render import emit, progress
-from .runs import open_runs, save_result
+from dataclasses import dataclass
+from typing import Annotated
 
-PERTURB = Group("Perturbation", (
-    Flag("channel", str, ("--channel",), "Channel to set to zero: red, green, blue or all.", "all"),
-    Flag("example", int, ("--example",), "Validation sample shown in perturb_examples.png.", 0, extra=(("min", 0),)),
-))
+import typer
+
+from ..analysis.settings import ChannelChoice, Compute
+from ..runs.files import DENSE_HEAD, RUNS_DIR
+from . import options as o
+from .render import Format, emit, progress
+from .requests import Output, RunSources
+
+ChannelOpt = Annotated[ChannelChoice, typer.Option("--channel", rich_help_panel="Perturbation",
+                                             help="Channel to set to zero (all: each in turn).")]
+Example = Annotated[int, typer.Option("--example", min=0, rich_help_panel="Perturbation",
+                                      help="Validation sample shown in perturb_examples.png.")]
 
 
-@command(app, "perturb", PERTURB, HEAD, RUNS, INFERENCE, RESULTS, OUTPUT)
-def perturb(flags: Flags) -> None:
+@dataclass(frozen=True)
+class Perturb:
+    """Validation accuracy per class of each run with colour channels zeroed."""
+
+    runs: RunSources
+    channel: ChannelChoice = "all"
+    example: int = 0
+    head: str = DENSE_HEAD
+    compute: Compute = Compute()
+    output: Output = Output()
+
+    def execute(self) -> None:
+        runs = self.runs.open()  # before torch loads: a wrong --run answers at once
+        self.compute.apply_threads()
+        from ..analysis.perturb import channels_for, side_by_side
+        from ..analysis.perturb import perturb as perturb_run
+
+        channels, c = channels_for(self.channel), self.compute
+        results = []
+        for run in runs:
+            with progress(f"perturb {run.name}") as bar:
+                result = perturb_run(run, channels, head=self.head, example=self.example, device=c.device,
+                                     batch_size=c.batch_size, workers=c.workers, trust_code=self.runs.trust_code,
+                                     progress=bar)
+            self.output.save(result, run.dir)
+            results.append((run, result.accuracy))
+        emit(side_by_side(results), self.output.fmt, title="Validation accuracy with one colour channel set to 0")
+
+
+def perturb(
+    channel: ChannelOpt = "all",
+    example: Example = 0,
+    head: o.HeadName = DENSE_HEAD,
+    run: o.RunDirs = None,
+    runs_dir: o.RunsDir = RUNS_DIR,
+    trust_code: o.TrustCode = False,
+    device: o.DeviceOpt = Compute.device,
+    batch_size: o.BatchSize = Compute.batch_size,
+    workers: o.Workers = Compute.workers,
+    threads: o.Threads = None,
+    plot: o.Plot = True,
+    force: o.Force = False,
+    fmt: o.FormatOpt = Format.table,
+) -> Perturb:
     """Validation accuracy per class with colour channels zeroed; write perturb.csv/.png, perturb_examples.png."""
-    runs = open_runs(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
-    from ..analysis.perturb import channels_for, side_by_side
-    from ..analysis.perturb import perturb as perturb_run
-
-    channels = channels_for(flags["channel"])
-    results = []
-    for run in runs:
-        with progress(f"perturb {run.name}") as bar:
-            result = perturb_run(run, channels, head=flags["head"], example=flags["example"], device=flags["device"],
-                                 batch_size=flags["batch_size"], workers=flags["workers"],
-                                 trust_code=flags["trust_code"], progress=bar)
-        save_result(result, run.dir, flags)
-        results.append((run, result.accuracy))
-    emit(side_by_side(results), flags["fmt"], title="Validation accuracy with one colour channel set to 0")
+    return Perturb(RunSources(tuple(run or ()), runs_dir, trust_code), channel, example, head,
+                   Compute(device, batch_size, workers, threads), Output(fmt, plot, force))

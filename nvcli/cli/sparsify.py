@@ -1,63 +1,109 @@
 """`nv sparsify`: a sparse head (a few units per class) fitted on a run's codes along an elastic-net path."""
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Annotated, Optional
 
-from .app import app
-from .flags import INFERENCE, OUTPUT, RESULTS, RUN, Flag, Flags, Group, command
+import typer
+
+from ..analysis.settings import DEFAULT_UNITS_PER_CLASS, Compute, PathSettings
+from ..runs.files import RUNS_DIR
+from . import options as o
 from .render import Format, emit, note, progress
-from .runs import open_run, save_result
+from .requests import Output, RunSource
 
 DROP_WARN = 0.05  # validation accuracy a sparse head may lose before the terminal says so
+PANEL = "Sparse head"
+HeadName = Annotated[Optional[str], typer.Option("--name", rich_help_panel=PANEL, show_default="sparse<K>, or "
+                                                 "sparse-drop<X>", help="Store the head as heads/NAME.pt (select it "
+                                                 "with --head NAME).")]
+UnitsPerClass = Annotated[Optional[int], typer.Option("--units-per-class", min=1, rich_help_panel=PANEL,
+                                                      show_default=str(DEFAULT_UNITS_PER_CLASS),
+                                                      help="Choose the densest head on the path with at most K units "
+                                                      "per class on average.")]
+MaxDrop = Annotated[Optional[float], typer.Option("--max-drop", rich_help_panel=PANEL, help="Instead: the sparsest head "
+                                                  "whose validation accuracy is at most X (a fraction, 0.03 = 3 points) "
+                                                  "below the dense head's.")]
+Alpha = Annotated[float, typer.Option("--alpha", rich_help_panel=PANEL, help="L1 share of the elastic-net penalty "
+                                      "(1 = lasso).")]
+Steps = Annotated[int, typer.Option("--steps", rich_help_panel=PANEL, help="Lambdas along the path, log-spaced from "
+                                    "lambda_max down.")]
+Ratio = Annotated[float, typer.Option("--lambda-ratio", rich_help_panel=PANEL, help="The last lambda as a fraction of "
+                                      "lambda_max.")]
+Patience = Annotated[int, typer.Option("--patience", min=0, rich_help_panel=PANEL, help="Stop after this many steps "
+                                       "without a better validation accuracy (0: fit every step).")]
+Finetune = Annotated[bool, typer.Option("--finetune", rich_help_panel=PANEL, help="Refit the kept units without "
+                                        "penalty (debias); report both.")]
 
-SPARSIFY = Group("Sparse head", (
-    Flag("name", Optional[str], ("--name",), "Store the head as heads/NAME.pt (select it with --head NAME).",
-         shown="sparse<K>, or sparse-drop<X>"),
-    Flag("units_per_class", Optional[int], ("--units-per-class",), "Choose the densest head on the path with at "
-         "most K units per class on average.", shown="10"),
-    Flag("max_drop", Optional[float], ("--max-drop",), "Instead: the sparsest head whose validation accuracy is at "
-         "most X (a fraction, 0.03 = 3 points) below the dense head's."),
-    Flag("alpha", float, ("--alpha",), "L1 share of the elastic-net penalty (1 = lasso).", 0.99),
-    Flag("steps", int, ("--steps",), "Lambdas along the path, log-spaced from lambda_max down.", 50),
-    Flag("ratio", float, ("--lambda-ratio",), "The last lambda as a fraction of lambda_max.", 0.01),
-    Flag("patience", int, ("--patience",), "Stop after this many steps without a better validation accuracy "
-         "(0: fit every step).", 10, extra=(("min", 0),)),
-    Flag("finetune", bool, ("--finetune",), "Refit the kept units without penalty (debias); report both.", False),
-))
+
+@dataclass(frozen=True)
+class Sparsify:
+    """Fit a run's elastic-net path and store the head the rule chooses."""
+
+    source: RunSource
+    settings: PathSettings = PathSettings()
+    name: str | None = None  # None: named after the rule
+    units_per_class: int | None = None  # None with max_drop None: DEFAULT_UNITS_PER_CLASS
+    max_drop: float | None = None
+    finetune: bool = False
+    compute: Compute = Compute()
+    output: Output = Output()
+
+    def execute(self) -> None:
+        run = self.source.open()  # before torch loads: a wrong --run answers at once
+        self.compute.apply_threads()
+        from ..analysis.sparse.head import Selection, check_head_name, default_name
+        from ..analysis.sparse.sparsify import fit_path, sparse_head
+
+        given = self.units_per_class is not None or self.max_drop is not None
+        selection = Selection(self.units_per_class, self.max_drop) if given else Selection()
+        name, c, fmt = check_head_name(self.name or default_name(selection)), self.compute, self.output.fmt
+        with progress(f"sparsify {run.name}") as bar:
+            fitted = fit_path(run, self.settings, device=c.device, batch_size=c.batch_size, workers=c.workers,
+                              trust_code=self.source.trust_code, progress=bar)
+        self.output.save(fitted.result, run.dir)  # the path stands on its own, also when no head meets the rule
+        note(f"path: {len(fitted.path.steps)} steps ({self.settings.steps} on the lambda grid, plus bisections where "
+             f"units entered in bulk) in {fitted.seconds:.1f} s"
+             f"{' (stopped early: validation accuracy no longer improved)' if fitted.path.stopped_early else ''}; "
+             f"wrote {', '.join(fitted.result.artifacts(self.output.plot))}")
+        head = sparse_head(fitted, name, selection, finetune=self.finetune)
+        self.output.save(head, run.dir)
+        note(f"head '{name}' = step {head.record['step']} (lambda {head.record['lambda']:.4g}); wrote "
+             f"{', '.join(head.artifacts())} to {run.dir}; read it with --head {name}")
+        emit(head.summary, fmt, title=f"{run.name}: dense and sparse head")
+        drop = head.record["dense_val_acc"] - head.record["val_acc"]
+        if drop > DROP_WARN:
+            note(f"warning: head '{name}' is {drop:.1%} less accurate than the dense head, so its units do not "
+                 "explain the dense decisions; see sparse_path.csv and choose by accuracy with --max-drop "
+                 "(docs/sparsify.md)")
+        if fmt == Format.table and "units_per_view" in head.record:
+            import pandas as pd
+
+            views = pd.DataFrame(list(head.record["units_per_view"].items()), columns=["view", "units"])
+            emit(views, fmt, title=f"'{name}': kept units per view")
 
 
-@command(app, "sparsify", SPARSIFY, RUN, INFERENCE, RESULTS, OUTPUT)
-def sparsify(flags: Flags) -> None:
+def sparsify(
+    name: HeadName = None,
+    units_per_class: UnitsPerClass = None,
+    max_drop: MaxDrop = None,
+    alpha: Alpha = PathSettings.alpha,
+    steps: Steps = PathSettings.steps,
+    ratio: Ratio = PathSettings.ratio,
+    patience: Patience = PathSettings.patience,
+    finetune: Finetune = False,
+    run: o.RunDir = None,
+    runs_dir: o.RunsDir = RUNS_DIR,
+    trust_code: o.TrustCode = False,
+    device: o.DeviceOpt = Compute.device,
+    batch_size: o.BatchSize = Compute.batch_size,
+    workers: o.Workers = Compute.workers,
+    threads: o.Threads = None,
+    plot: o.Plot = True,
+    force: o.Force = False,
+    fmt: o.FormatOpt = Format.table,
+) -> Sparsify:
     """Fit a sparse head over every unit's code; write sparse_path.csv/.png and heads/NAME.pt/.json."""
-    run = open_run(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
-    from ..analysis.sparse.head import Selection, check_head_name, default_name
-    from ..analysis.sparse.path import PathSettings
-    from ..analysis.sparse.sparsify import fit_path, sparse_head
-
-    settings = PathSettings(flags["alpha"], flags["steps"], flags["ratio"], flags["patience"] or None)
-    k, drop = flags["units_per_class"], flags["max_drop"]
-    selection = Selection(k, drop) if k is not None or drop is not None else Selection()
-    name = check_head_name(flags["name"] or default_name(selection))
-    with progress(f"sparsify {run.name}") as bar:
-        fitted = fit_path(run, settings, device=flags["device"], batch_size=flags["batch_size"],
-                          workers=flags["workers"], trust_code=flags["trust_code"], progress=bar)
-    save_result(fitted.result, run.dir, flags)  # the path stands on its own, also when no head meets the rule
-    steps = len(fitted.path.steps)
-    note(f"path: {steps} steps ({settings.steps} on the lambda grid, plus bisections where units entered in bulk) "
-         f"in {fitted.seconds:.1f} s"
-         f"{' (stopped early: validation accuracy no longer improved)' if fitted.path.stopped_early else ''}; "
-         f"wrote {', '.join(fitted.result.artifacts(flags['plot']))}")
-    head = sparse_head(fitted, name, selection, finetune=flags["finetune"])
-    save_result(head, run.dir, flags)
-    note(f"head '{name}' = step {head.record['step']} (lambda {head.record['lambda']:.4g}); wrote "
-         f"{', '.join(head.artifacts())} to {run.dir}; read it with --head {name}")
-    emit(head.summary, flags["fmt"], title=f"{run.name}: dense and sparse head")
-    drop = head.record["dense_val_acc"] - head.record["val_acc"]
-    if drop > DROP_WARN:
-        note(f"warning: head '{name}' is {drop:.1%} less accurate than the dense head, so its units do not explain "
-             "the dense decisions; see sparse_path.csv and choose by accuracy with --max-drop (docs/sparsify.md)")
-    if flags["fmt"] == Format.table and "units_per_view" in head.record:
-        import pandas as pd
-
-        views = pd.DataFrame(list(head.record["units_per_view"].items()), columns=["view", "units"])
-        emit(views, flags["fmt"], title=f"'{name}': kept units per view")
+    settings = PathSettings(alpha=alpha, steps=steps, ratio=ratio, patience=patience or None)
+    return Sparsify(RunSource(run, runs_dir, trust_code), settings, name, units_per_class, max_drop, finetune,
+                    Compute(device, batch_size, workers, threads), Output(fmt, plot, force))

@@ -1,33 +1,63 @@
 """`nv train`: train a NeuroView network (or its standard baseline) and write a run directory."""
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import typer
+
 from ..errors import NvError
-from .app import app, on_interrupt
-from .flags import (
-    DATA,
-    EXECUTION,
-    MODEL,
-    NEW_RUN,
-    OUTPUT,
-    RECIPE,
-    SOUND,
-    VIEWS,
-    Flags,
-    Group,
-    command,
-    data_values,
-    model_values,
-)
+from ..models.spec import ModelChoice
+from ..runs.files import RUNS_DIR
+from ..training.config import TrainConfig
+from . import options as o
+from .interrupt import on_interrupt
 from .render import Format, emit, note, progress
-from .runs import open_run
+from .requests import open_run
 
 if TYPE_CHECKING:
+    from ..data.registry import DataOptions
     from ..runs.run import Run
 
-# With --resume only these may be given: they say where to find the run and how to run, not what to train.
-RESUME_ALLOWS = {"--run", "--runs-dir", "--trust-code", "--device", "--workers", "--threads", "--resume"}
+MODEL_FIELDS = tuple(f.name for f in fields(ModelChoice))
+RECIPE_FIELDS = tuple(f.name for f in fields(TrainConfig))
+# Options that say where a run is and how to run it, not what to train: --resume takes any value of them.
+WHERE = ("run", "runs_dir", "trust_code", "device", "workers", "threads", "resume", "fmt")
+
+
+def given_names(ctx: typer.Context) -> tuple[str, ...]:
+    """The parameters the user gave on the command line (not defaults), in the command's order."""
+    return tuple(name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE")
+
+
+def parse_value(text: str) -> Any:
+    """'3' -> 3, '0.5' -> 0.5, 'true' -> True, 'a,b' -> ['a', 'b'], else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text.split(",") if "," in text else text
+
+
+def dataset_values(flagged: dict[str, Any], pairs: list[str] | None) -> dict[str, Any]:
+    """Dataset settings from data options (None: not given) and -D KEY=VALUE pairs; a key set twice is an error."""
+    values = {k: v for k, v in flagged.items() if v is not None}
+    if "classes" in values:
+        values["classes"] = list(o.split_list(values["classes"]) or [])
+    for key in ("data_dir", "cache_dir"):
+        if key in values:
+            values[key] = str(values[key])
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise NvError(f"--data-option '{pair}' is not KEY=VALUE")
+        if key in values or key == "seed":
+            raise NvError(f"-D {key} repeats a setting given by a flag or another -D; set it once "
+                          f"({'--seed' if key == 'seed' else '--' + key.replace('_', '-')})")
+        values[key] = parse_value(text)
+    return values
 
 
 def _epoch_line(row: dict[str, Any]) -> None:
@@ -45,60 +75,200 @@ def report(run: "Run", fmt: Format) -> None:
     emit(pd.read_csv(run.dir / files.METRICS).tail(1), fmt, title=f"{run.name}: final epoch")
 
 
-def _resume(flags: Flags, groups: tuple[Group, ...]) -> "Run | None":
-    refused = [f for f in flags.given(*(g for g in groups if g is not OUTPUT)) if f not in RESUME_ALLOWS]
-    if refused:
-        raise NvError(f"--resume continues a run with the recipe in its config.json; {', '.join(refused)} would "
-                      "change it (start a new run with --name instead)")
-    run = open_run(flags["run"], flags["runs_dir"], write=False)  # resume locks the run itself
-    if run.complete:
-        note(f"run '{run.dir}' is already complete ({run.epochs_done} of {run.config['train']['epochs']} epochs); "
-             "nothing to do")
-        return None
-    from ..training.recipes import resume  # torch, once the run is known to need it
+@dataclass(frozen=True)
+class Train:
+    """A new run: the model, the dataset and its settings, the recipe, and where the run goes."""
 
-    on_interrupt(f"interrupted; every file written so far is complete (resume with: nv train --resume --run {run.dir})")
-    with progress("training") as bar:
-        return resume(run, device=flags["device"], workers=flags["workers"], threads=flags["threads"],
-                      trust_code=flags["trust_code"], progress=bar, on_epoch=_epoch_line)
+    choice: ModelChoice
+    data: str
+    options: "DataOptions"
+    recipe: TrainConfig
+    name: str | None = None
+    runs_dir: Path = RUNS_DIR
+    force: bool = False
+    init: Path | None = None
+    given: tuple[str, ...] = ()  # the model fields given on the command line (--init applies or refuses them)
+    trust_code: bool = False
+    fmt: Format = Format.table
 
+    def run(self) -> "Run | None":
+        """Train; the run (None on other ranks than 0 under torchrun)."""
+        if self.recipe.threads is not None:
+            from ..training.devices import set_threads
 
-def execute(flags: Flags, groups: tuple[Group, ...], default_data: str) -> "Run | None":
-    """Resume, or check the flags of `nv train` / `nv multiview` and train; returns the run (rank 0)."""
-    if flags["resume"]:
-        return _resume(flags, groups)
-    from ..data.registry import data_options
-    from ..models.spec import ModelChoice
-    from ..runs.run import check_name
-    from ..training.config import TrainConfig
+            set_threads(self.recipe.threads)
+        from ..training.recipes import train  # torch, once every option has been checked
 
-    if flags["run"] is not None:
-        raise NvError("--run only selects the run to continue with --resume; name a new run with --name")
-    model = model_values(flags)
-    choice = ModelChoice(**model)
-    if choice.baseline and flags["init"]:
-        raise NvError("--baseline trains the standard network; it cannot start from an --init run")
-    recipe = TrainConfig(**flags.of(RECIPE), **flags.of(EXECUTION))
-    data = flags["data"] or default_data
-    options = data_options(data, {**data_values(flags, *(g for g in groups if g in (DATA, SOUND, VIEWS))),
-                                  "seed": recipe.seed})
-    name = check_name(flags["name"]) if flags["name"] else None
-    where = flags["runs_dir"] / name if name else "<the new run>"
-    from ..training.recipes import train as train_run  # torch, once every flag has been checked
+        where = self.runs_dir / self.name if self.name else "<the new run>"
+        on_interrupt(f"interrupted; every file written so far is complete (resume with: nv train --resume --run {where})")
+        with progress("training") as bar:
+            return train(self.choice, self.data, self.options, self.recipe, name=self.name, runs_dir=self.runs_dir,
+                         force=self.force, init=self.init, given=self.given, trust_code=self.trust_code, progress=bar,
+                         on_epoch=_epoch_line)
 
-    on_interrupt(f"interrupted; every file written so far is complete (resume with: nv train --resume --run {where})")
-    with progress("training") as bar:
-        return train_run(choice, data, options, recipe, name=name, runs_dir=flags["runs_dir"], force=flags["force"],
-                     init=flags["init"], given=list(model), trust_code=flags["trust_code"], progress=bar,
-                     on_epoch=_epoch_line)
+    def execute(self) -> None:
+        run = self.run()
+        if run is not None:
+            report(run, self.fmt)
 
 
-GROUPS = (MODEL, DATA, SOUND, VIEWS, RECIPE, EXECUTION, NEW_RUN, OUTPUT)
+@dataclass(frozen=True)
+class Resume:
+    """Continue a run from its checkpoint; `given` (what the user repeated of the recipe) must equal the record."""
+
+    run: Path | None
+    runs_dir: Path
+    device: str | None = None  # None: as recorded
+    workers: int | None = None
+    threads: int | None = None
+    given: tuple[tuple[str, Any], ...] = ()  # (parameter, value) given on the command line besides WHERE
+    trust_code: bool = False
+    fmt: Format = Format.table
+
+    def resumed(self) -> "Run | None":
+        """Continue the run; None when it is already complete (or on ranks other than 0)."""
+        run = open_run(self.run, self.runs_dir, write=False)  # resume locks the run itself
+        differing = [f"{flag(name)} {value} (the run has {recorded})" for name, value in self.given
+                     for recorded in [_recorded(run.config, name)] if not _same(value, recorded)]
+        if differing:
+            raise NvError(f"--resume continues '{run.dir}' with the recipe in its config.json; "
+                          f"{'; '.join(differing)} would change it (start a new run with --name instead)")
+        if run.complete:
+            note(f"run '{run.dir}' is already complete ({run.epochs_done} of {run.config['train']['epochs']} epochs); "
+                 "nothing to do")
+            return None
+        from ..training.recipes import resume  # torch, once the run is known to need it
+
+        on_interrupt(f"interrupted; every file written so far is complete (resume with: nv train --resume --run "
+                     f"{run.dir})")
+        with progress("training") as bar:
+            return resume(run, device=self.device, workers=self.workers, threads=self.threads,
+                          trust_code=self.trust_code, progress=bar, on_epoch=_epoch_line)
+
+    def execute(self) -> None:
+        run = self.resumed()
+        if run is not None:
+            report(run, self.fmt)
 
 
-@command(app, "train", *GROUPS)
-def train(flags: Flags) -> None:
-    """Train a NeuroView network jointly from scratch (or --baseline: the standard network)."""
-    run = execute(flags, GROUPS, "shapes")
+def flag(name: str) -> str:
+    """A parameter as the command line spells it (data_dir -> --data-dir; -D keys likewise)."""
+    return {"optimizer": "--opt", "scheduler": "--sched", "head_weight_decay": "--head-wd",
+            "fmt": "--format"}.get(name, "--" + name.replace("_", "-"))
+
+
+def _recorded(config: dict[str, Any], name: str) -> Any:
+    """What config.json records for parameter `name` (model, recipe, dataset or its settings)."""
+    if name == "data":
+        return config["data"]["name"]
+    if name in MODEL_FIELDS:
+        return config["model"].get(name)
+    if name in RECIPE_FIELDS:
+        return config["train"].get(name)
+    return config["data"].get("options", {}).get(name)
+
+
+def _same(given: Any, recorded: Any) -> bool:
+    """Whether a value given on the command line equals the recorded one (paths compared resolved)."""
+    if isinstance(given, Path) or (isinstance(recorded, str) and isinstance(given, str) and "/" in recorded):
+        return recorded is not None and Path(given).expanduser().resolve() == Path(recorded).expanduser().resolve()
+    if isinstance(given, (list, tuple)) and isinstance(recorded, (list, tuple)):
+        return list(given) == list(recorded)
+    return bool(given == recorded)
+
+
+def training_request(ctx: typer.Context, *, choice: ModelChoice, data: str, data_settings: dict[str, Any],
+                     data_pairs: list[str] | None, recipe: TrainConfig, name: str | None, runs_dir: Path, force: bool,
+                     resume: bool, run: Path | None, init: Path | None, trust_code: bool,
+                     fmt: Format) -> Train | Resume:
+    """The request of `nv train` and `nv multiview`: resume a run, or train a new one."""
+    given = given_names(ctx)
+    if resume:
+        repeated = [(n, recorded_form(n, ctx.params[n])) for n in given if n not in WHERE and n != "data_option"]
+        repeated += list(dataset_values({}, data_pairs).items())
+        return Resume(run, runs_dir, recipe.device if "device" in given else None,
+                      recipe.workers if "workers" in given else None, recipe.threads, tuple(repeated), trust_code, fmt)
     if run is not None:
-        report(run, flags["fmt"])
+        raise NvError("--run only selects the run to continue with --resume; name a new run with --name")
+    if choice.baseline and init is not None:
+        raise NvError("--baseline trains the standard network; it cannot start from an --init run")
+    from ..data.registry import data_options
+    from ..runs.run import check_name
+
+    options = data_options(data, {**dataset_values(data_settings, data_pairs), "seed": recipe.seed})
+    return Train(choice, data, options, recipe, check_name(name) if name else None, runs_dir, force, init,
+                 tuple(n for n in given if n in MODEL_FIELDS), trust_code, fmt)
+
+
+def recorded_form(name: str, value: Any) -> Any:
+    """A parsed option as config.json records it (classes as a list, paths as text)."""
+    if name == "classes":
+        return list(o.split_list(value) or [])
+    return str(value) if isinstance(value, Path) else value
+
+
+def train(
+    ctx: typer.Context,
+    arch: o.Arch = ModelChoice.arch,
+    code: o.CodeOpt = ModelChoice.code,
+    reduce: o.ReduceOpt = ModelChoice.reduce,
+    baseline: o.Baseline = False,
+    weights: o.WeightsFile = None,
+    freeze_backbone: o.FreezeBackbone = False,
+    shared_backbone: o.SharedBackbone = False,
+    data: o.DataName = "shapes",
+    data_dir: o.DataDir = None,
+    classes: o.Classes = None,
+    image_size: o.ImageSize = None,
+    on_error: o.OnErrorOpt = None,
+    data_option: o.DataOption = None,
+    val_fold: o.ValFold = None,
+    cache_dir: o.CacheDir = None,
+    sample_rate: o.SampleRate = None,
+    n_mels: o.NMels = None,
+    views: o.Views = None,
+    epochs: o.Epochs = TrainConfig.epochs,
+    batch_size: o.TrainBatch = TrainConfig.batch_size,
+    lr: o.Lr = TrainConfig.lr,
+    optimizer: o.OptimizerOpt = TrainConfig.optimizer,
+    weight_decay: o.WeightDecay = TrainConfig.weight_decay,
+    momentum: o.Momentum = TrainConfig.momentum,
+    scheduler: o.SchedulerOpt = TrainConfig.scheduler,
+    step_size: o.StepSize = TrainConfig.step_size,
+    gamma: o.Gamma = TrainConfig.gamma,
+    label_smoothing: o.LabelSmoothing = TrainConfig.label_smoothing,
+    seed: o.Seed = TrainConfig.seed,
+    head_init_scale: o.HeadInitScale = TrainConfig.head_init_scale,
+    head_lr_scale: o.HeadLrScale = TrainConfig.head_lr_scale,
+    head_weight_decay: o.HeadWd = TrainConfig.head_weight_decay,
+    head_l1: o.HeadL1 = TrainConfig.head_l1,
+    head_warmup: o.HeadWarmup = TrainConfig.head_warmup,
+    amp: o.Amp = False,
+    deterministic: o.Deterministic = False,
+    device: o.DeviceOpt = TrainConfig.device,
+    workers: o.Workers = TrainConfig.workers,
+    threads: o.Threads = None,
+    name: o.Name = None,
+    runs_dir: o.NewRunsDir = RUNS_DIR,
+    force: o.Replace = False,
+    resume: o.Resume = False,
+    run: o.ResumeRun = None,
+    init: o.Init = None,
+    trust_code: o.NewTrustCode = False,
+    fmt: o.FormatOpt = Format.table,
+) -> Train | Resume:
+    """Train a NeuroView network jointly from scratch (or --baseline: the standard network)."""
+    choice = ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline, weights=str(weights) if weights else None,
+                         freeze_backbone=freeze_backbone, shared_backbone=shared_backbone)
+    recipe = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                         momentum=momentum, scheduler=scheduler, step_size=step_size, gamma=gamma,
+                         label_smoothing=label_smoothing, seed=seed, amp=amp, workers=workers, device=device,
+                         deterministic=deterministic, threads=threads, head_init_scale=head_init_scale,
+                         head_lr_scale=head_lr_scale, head_weight_decay=head_weight_decay, head_l1=head_l1,
+                         head_warmup=head_warmup)
+    settings = {"data_dir": data_dir, "classes": classes, "image_size": image_size, "on_error": on_error,
+                "val_fold": val_fold, "cache_dir": cache_dir, "sample_rate": sample_rate, "n_mels": n_mels,
+                "views": views}
+    return training_request(ctx, choice=choice, data=data, data_settings=settings, data_pairs=data_option,
+                            recipe=recipe, name=name, runs_dir=runs_dir, force=force, resume=resume, run=run, init=init,
+                            trust_code=trust_code, fmt=fmt)

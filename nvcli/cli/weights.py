@@ -1,63 +1,93 @@
 """`nv weights`: a class's head weights along the unit axis (Figure 3), per-layer summaries, class similarity."""
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Annotated, Optional
 
+import typer
+
+from ..analysis.settings import DEFAULT_RANK, Rank
 from ..errors import NvError
-from ..runs.files import DENSE_HEAD
-from .app import app
-from .flags import HEAD, OUTPUT, RANK, RESULTS, RUN, Flag, Flags, Group, command
+from ..runs.files import DENSE_HEAD, RUNS_DIR
+from . import options as o
 from .render import Format, emit, note
-from .runs import open_run, save_result
+from .requests import Output, RunSource
 
-WEIGHTS = Group("Weights", (
-    Flag("class_", Optional[str], ("--class", "-c"), "The class whose weights to show."),
-    Flag("all_", bool, ("--all",), "Every class: weights_<class>.csv for each, and weights_all.png.", False),
-    Flag("top", int, ("--top", "-k"), "Units listed per sign, and the k of top_share in weights_layers.csv.", 10,
-         extra=(("min", 1),)),
-))
+PANEL = "Weights"
+ClassName = Annotated[Optional[str], typer.Option("--class", "-c", rich_help_panel=PANEL,
+                                                  help="The class whose weights to show.")]
+Every = Annotated[bool, typer.Option("--all", rich_help_panel=PANEL,
+                                     help="Every class: weights_<class>.csv for each, and weights_all.png.")]
+Top = Annotated[int, typer.Option("--top", "-k", min=1, rich_help_panel=PANEL,
+                                  help="Units listed per sign, and the k of top_share in weights_layers.csv.")]
 
 
-@command(app, "weights", WEIGHTS, RANK, HEAD, RUN, RESULTS, OUTPUT)
-def weights(flags: Flags) -> None:
+@dataclass(frozen=True)
+class Weights:
+    """One class's (or every class's) head weights by unit and layer."""
+
+    source: RunSource
+    class_name: str | None = None  # None: every class
+    top: int = 10
+    rank: Rank = DEFAULT_RANK
+    head: str = DENSE_HEAD
+    output: Output = Output()
+
+    def execute(self) -> None:
+        run = self.source.open()  # before torch loads: a wrong --run answers at once
+        from ..analysis.dissect.concepts import ConceptMap
+        from ..analysis.head import extremes, read_head
+        from ..analysis.importance import code_stats, needs_codes
+        from ..analysis.weights import INIT_WARN, class_overview, init_correlation, kept_per_view, kept_units
+        from ..analysis.weights import weights as head_weights
+
+        name, top, fmt = self.class_name, self.top, self.output.fmt
+        head = read_head(run, "weights", self.head)
+        if name is not None:
+            head.class_index(name)
+        stats = code_stats(run, trust_code=self.source.trust_code) if needs_codes(self.rank) else None
+        per_class, summary = head_weights(run.name, head, head.classes if name is None else [name], top=top,
+                                          grid=name is None, rank=self.rank, stats=stats)
+        init_corr = init_correlation(head, run.head_init()) if head.name == DENSE_HEAD else None
+        for result in [*per_class, summary]:
+            self.output.save(result, run.dir)
+        note(f"wrote weights CSVs{' and figures' if self.output.plot else ''} to {run.dir}")
+        if init_corr is not None and (init_corr > INIT_WARN).any():
+            high = ", ".join(f"{c} ({r:.2f})" for c, r in zip(head.classes, init_corr) if r > INIT_WARN)
+            note(f"warning: weights correlate > {INIT_WARN} with the head's random start (head_init.pt) for {high}: "
+                 "they say as much about the initialisation as about what was learned (docs/head-recipe.md)")
+        if name is None:
+            emit(class_overview(head, summary.similarity, init_corr), fmt, title=f"{run.name}: classes")
+            return
+        if head.name == DENSE_HEAD:
+            score = "weight" if stats is None else "importance"
+            emit(extremes(per_class[0].frame, score, top), fmt, title=f"{run.name}: '{name}' top {top} positive and "
+                 f"negative units by {score}")
+        else:  # a sparse head's few units are the explanation: list them all, with their concepts once dissected
+            kept = kept_units(head, name, ConceptMap.load_units(run.dir))
+            emit(kept, fmt, title=f"{run.name}: the {len(kept)} units of '{name}' in head '{head.name}'")
+            if fmt == Format.table and "view" in head.units.columns:
+                emit(kept_per_view(head, name), fmt, title=f"'{name}': units per view")
+        if fmt == Format.table:
+            layers = summary.layers
+            emit(layers[layers["class"] == name].drop(columns="class"), fmt, title=f"'{name}' per layer")
+
+
+def weights(
+    class_: ClassName = None,
+    all_: Every = False,
+    top: Top = 10,
+    rank: o.RankOpt = DEFAULT_RANK,
+    head: o.HeadName = DENSE_HEAD,
+    run: o.RunDir = None,
+    runs_dir: o.RunsDir = RUNS_DIR,
+    trust_code: o.TrustCode = False,
+    plot: o.Plot = True,
+    force: o.Force = False,
+    fmt: o.FormatOpt = Format.table,
+) -> Weights:
     """Show a class's head weights by unit and layer; write weights CSVs, class_similarity.csv/.png."""
-    name, every, top, fmt = flags["class_"], flags["all_"], flags["top"], flags["fmt"]
-    if name is None and not every:
-        raise NvError("give --class NAME (one class) or --all (every class)")
-    run = open_run(flags["run"], flags["runs_dir"])  # before torch loads: a wrong --run answers at once
-    from ..analysis.dissect.concepts import ConceptMap
-    from ..analysis.head import extremes, read_head
-    from ..analysis.importance import code_stats, needs_codes
-    from ..analysis.weights import INIT_WARN, class_overview, init_correlation, kept_per_view, kept_units
-    from ..analysis.weights import weights as head_weights
-
-    head = read_head(run, "weights", flags["head"])
-    if name is not None:
-        head.class_index(name)
-    stats = code_stats(run, trust_code=flags["trust_code"]) if needs_codes(flags["rank"]) else None
-    per_class, summary = head_weights(run.name, head, head.classes if every else [name], top=top, grid=every,
-                                      rank=flags["rank"], stats=stats)
-    for result in per_class:
-        save_result(result, run.dir, flags)
-    save_result(summary, run.dir, flags)
-    note(f"wrote weights CSVs{' and figures' if flags['plot'] else ''} to {run.dir}")
-    init_corr = init_correlation(head, run.head_init()) if head.name == DENSE_HEAD else None
-    if init_corr is not None and (init_corr > INIT_WARN).any():
-        high = ", ".join(f"{c} ({r:.2f})" for c, r in zip(head.classes, init_corr) if r > INIT_WARN)
-        note(f"warning: weights correlate > {INIT_WARN} with the head's random start (head_init.pt) for {high}: "
-             "they say as much about the initialisation as about what was learned (docs/head-recipe.md)")
-    if name is None:
-        emit(class_overview(head, summary.similarity, init_corr), fmt, title=f"{run.name}: classes")
-        return
-    if head.name == DENSE_HEAD:
-        score = "weight" if stats is None else "importance"
-        emit(extremes(per_class[0].frame, score, top), fmt, title=f"{run.name}: '{name}' top {top} positive and "
-             f"negative units by {score}")
-    else:  # a sparse head's few units are the explanation: list them all, with their concepts once dissected
-        kept = kept_units(head, name, ConceptMap.load_units(run.dir))
-        emit(kept, fmt, title=f"{run.name}: the {len(kept)} units of '{name}' in head '{head.name}'")
-        if fmt == Format.table and "view" in head.units.columns:
-            emit(kept_per_view(head, name), fmt, title=f"'{name}': units per view")
-    if fmt == Format.table:
-        layers = summary.layers
-        emit(layers[layers["class"] == name].drop(columns="class"), fmt, title=f"'{name}' per layer")
+    if (class_ is not None) != all_:
+        return Weights(RunSource(run, runs_dir, trust_code), class_, top, rank, head, Output(fmt, plot, force))
+    raise NvError("give --class NAME (one class) or --all (every class)" if class_ is None
+                  else "give --class NAME (one class) or --all (every class), not both")

@@ -12,7 +12,7 @@ import importlib.metadata
 import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence, get_args
 
 from ..errors import NvError, choice_error
 from ..schema import typed_values
@@ -20,7 +20,8 @@ from ..schema import typed_values
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
-ON_ERROR = ("fail", "skip")  # what to do with an undecodable file: stop, or leave it out with a warning
+OnError = Literal["fail", "skip"]  # what to do with an undecodable file: stop, or leave it out with a warning
+ON_ERROR: tuple[str, ...] = get_args(OnError)
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 4096  # one 4096 px RGB image is 200 MB as float32: larger sizes are typos
 # The normalisation of torchvision's ImageNet networks: real images use it, so pretrained weights fit.

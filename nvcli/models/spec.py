@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ..errors import NvError, choice_error
 from ..schema import typed_values
@@ -21,12 +21,14 @@ TORCHVISION = (
     "resnet18", "resnet34", "resnet50",
     "densenet121",
 )
-CODES = ("soft", "hard", "raw")
+Code = Literal["soft", "hard", "raw"]  # sigmoid, straight-through step, ReLU output
+CODES: tuple[str, ...] = get_args(Code)
 # Bounds that keep a hostile or mistyped config.json from allocating without limit when the model is built.
 MAX_CLASSES = 1_000_000
 MAX_INPUT = 1 << 26  # values in one input (3 x 4096 x 4096 is 50 M)
 MAX_VIEWS = 1000
-REDUCES = ("max", "mean")
+Reduce = Literal["max", "mean"]
+REDUCES: tuple[str, ...] = get_args(Reduce)
 
 
 def arch_error(arch: str) -> NvError:
@@ -39,8 +41,8 @@ class ModelChoice:
     """The model the user asks for, before any data is seen."""
 
     arch: str = "alexnet"
-    code: str = "soft"
-    reduce: str = "max"
+    code: Code = "soft"
+    reduce: Reduce = "max"
     baseline: bool = False
     weights: str | None = None  # a standard network's state_dict, loaded before conversion
     freeze_backbone: bool = False
@@ -50,9 +52,9 @@ class ModelChoice:
         if not self.user_code and self.arch not in BUILTIN_ARCHS + TORCHVISION:
             raise arch_error(self.arch)  # before any data or torch loads
         if self.code not in CODES:
-            raise choice_error("--code value", self.code, CODES)
+            raise choice_error("unit code", self.code, CODES)
         if self.reduce not in REDUCES:
-            raise choice_error("--reduce value", self.reduce, REDUCES)
+            raise choice_error("reduction", self.reduce, REDUCES)
         if self.baseline and self.freeze_backbone:
             raise NvError("--baseline trains the standard network; it cannot be combined with --freeze-backbone")
 

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ..errors import NvError, choice_error
 from ..schema import typed_values
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULERS = ("cosine", "step", "none")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+Optimizer = Literal["adamw", "adam", "sgd"]
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+Scheduler = Literal["cosine", "step", "none"]
+SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
+Device = Literal["auto", "cpu", "cuda", "mps"]  # auto: cuda > mps > cpu
+DEVICES: tuple[str, ...] = get_args(Device)
 MAX_SEED = 2**31 - 1  # seeds are combined with offsets and epochs; this keeps every derived seed in range
 
 
@@ -21,17 +24,17 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
-    optimizer: str = "adamw"
+    optimizer: Optimizer = "adamw"
     weight_decay: float = 1e-4
     momentum: float = 0.9
-    scheduler: str = "cosine"
+    scheduler: Scheduler = "cosine"
     step_size: int = 30
     gamma: float = 0.1
     label_smoothing: float = 0.0
     seed: int = 0
     amp: bool = False
     workers: int = 0
-    device: str = "auto"
+    device: Device = "auto"
     deterministic: bool = False
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     # The NeuroView head (`model.head`): it starts at PyTorch's default init times head_init_scale

@@ -19,16 +19,15 @@ from ...runs.results import RunResult, Writer, figure, table
 from ...runs.run import Run
 from ...training.devices import resolve_device
 from ..head import read_head
-from ..importance import DEFAULT_RANK, code_stats, needs_codes, scores
-from .quantile import DEFAULT_QUANTILE, Progress
-from .tally import DEFAULT_IOU_THRESHOLD, dissect
+from ..importance import code_stats, needs_codes, scores
+from ..settings import AGGREGATES, DEFAULT_AGGREGATE, Compute, DissectOptions  # noqa: F401  (re-exported)
+from .quantile import Progress
+from .tally import dissect
 
 CLASS_COLUMNS = ["class", "concept", "category", "sign", "weight", "percent", "rank", "units"]
 # How a class's scores over a concept's units become the concept's score. The paper sums them; a sum spreads wider
 # the more units a concept has, a mean the fewer (one unit's weight is an extreme mean): if the scores were noise of
 # one spread, sum / sqrt(units) would spread alike for every concept (docs/explanations.md).
-AGGREGATES = ("balanced", "mean", "sum")
-DEFAULT_AGGREGATE = "balanced"
 
 
 def concepts_units(dissection: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
@@ -144,26 +143,22 @@ class ConceptMap(RunResult):
         return files.CONCEPTS_UNITS.read(run_dir)
 
 
-def dissect_run(run: Run, probe_dir: str | Path | None = None, *, head: str = files.DENSE_HEAD,
-                quantile: float = DEFAULT_QUANTILE, iou_threshold: float = DEFAULT_IOU_THRESHOLD,
-                categories: Sequence[str] | None = None, image_size: int | None = None, probe_count: int = 300,
-                rank: str = DEFAULT_RANK, aggregate: str = DEFAULT_AGGREGATE, batch_size: int = 16, workers: int = 0,
-                device: str = "auto", trust_code: bool = False, progress: Progress | None = None) -> ConceptMap:
-    """Dissect every unit of a NeuroView run on a probe set (default: a built-in one) and map concepts to classes."""
+def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectOptions = DissectOptions(), *,
+                head: str = files.DENSE_HEAD, compute: Compute = Compute(batch_size=16),
+                trust_code: bool = False, progress: Progress | None = None) -> ConceptMap:
+    """Dissect every unit of a NeuroView run on a probe set (default: a built-in one) and map concepts to classes.
+
+    Every layer's maps of a batch are held at once, hence a smaller default batch than other inference.
+    """
     run.require_neuroview("dissect-map")
     spec = run.spec
     if spec.multiview or spec.input_shape[0] != 3:
         raise NvError(f"dissect-map needs a single-view RGB image run; '{run.dir}' takes "
                       f"{spec.views} view(s) of {spec.input_shape[0]} channel(s)")
-    if not 0 < quantile < 1:
-        raise NvError(f"--quantile {quantile} must be inside (0, 1); NetDissect's default is 0.005")
-    if not 0 <= iou_threshold <= 1:
-        raise NvError(f"--iou-threshold {iou_threshold} must be in [0, 1]; NetDissect's default is 0.04")
-    if aggregate not in AGGREGATES:
-        raise choice_error("concept aggregation (--aggregate)", aggregate, AGGREGATES)
-    size = image_size or spec.input_shape[1]
+    o, device, workers = options, compute.device, compute.workers
+    size = o.image_size or spec.input_shape[1]
     chosen = read_head(run, "dissect-map", head)
-    stats = code_stats(run, device=device, workers=workers, trust_code=trust_code) if needs_codes(rank) else None
+    stats = code_stats(run, device=device, workers=workers, trust_code=trust_code) if needs_codes(o.rank) else None
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
 
@@ -173,18 +168,18 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, *, head: str = fi
 
     with scratch_dir("nv-probe-") as tmp:  # removed afterwards; one left by a killed process goes next time
         if probe_dir is None:
-            options = ProbeOptions(image_size=size, count=probe_count)
-            probe_dir = write_probe(tmp / "probe", options)
-            source = f"built-in shapes probe ({probe_count} images, objects at {size} px on {options.side} px)"
-            size = options.side  # the probe is fed at its own side: its objects are already at the run's scale
+            probe = ProbeOptions(image_size=size, count=o.probe_count)
+            probe_dir = write_probe(tmp / "probe", probe)
+            source = f"built-in shapes probe ({o.probe_count} images, objects at {size} px on {probe.side} px)"
+            size = probe.side  # the probe is fed at its own side: its objects are already at the run's scale
         else:
             source = str(probe_dir)
-        probe = BrodenProbe(probe_dir, categories=categories, image_size=size)
-        table = dissect(maps_fn, probe, quantile, iou_threshold, batch_size=batch_size, workers=workers,
+        broden = BrodenProbe(probe_dir, categories=o.categories, image_size=size)
+        table = dissect(maps_fn, broden, o.quantile, o.iou_threshold, batch_size=compute.batch_size, workers=workers,
                         device=dev, progress=progress)
     units = concepts_units(table, run.units())
-    settings = {"probe": source, "quantile": quantile, "iou_threshold": iou_threshold,
-                "categories": list(categories) if categories else None, "image_size": size, "head": head,
-                "rank": rank, "aggregate": aggregate}
-    return ConceptMap(run.name, units, concepts_classes(scores(chosen, rank, stats), units, run.classes, aggregate),
-                      settings)
+    settings = {"probe": source, "quantile": o.quantile, "iou_threshold": o.iou_threshold,
+                "categories": list(o.categories) if o.categories else None, "image_size": size, "head": head,
+                "rank": o.rank, "aggregate": o.aggregate}
+    return ConceptMap(run.name, units, concepts_classes(scores(chosen, o.rank, stats), units, run.classes, o.aggregate),
+                      settings, o.top, o.figure_classes)

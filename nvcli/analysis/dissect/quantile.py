@@ -13,13 +13,13 @@ from torch.utils.data import DataLoader
 
 from ...data.broden import BrodenProbe, stack_images
 from ...errors import NvError
+from ..settings import DEFAULT_QUANTILE
 
 logger = logging.getLogger(__name__)
 
 MapsFn = Callable[[Tensor], Sequence[Tensor]]
 Progress = Callable[[int, int], None]
 
-DEFAULT_QUANTILE = 0.005
 DEFAULT_COLLECT_BUDGET = 1 << 24  # candidate values kept for the final exact sort: 128 MiB of int64
 _BINS = 1024  # histogram buckets per unit and refinement round
 _HALF = 1 << 31

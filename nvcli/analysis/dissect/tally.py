@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...data.broden import BrodenProbe, collate_probe
+from ..settings import DEFAULT_IOU_THRESHOLD, DEFAULT_QUANTILE
 from .quantile import (
     DEFAULT_COLLECT_BUDGET,
-    DEFAULT_QUANTILE,
     FiniteCheck,
     MapsFn,
     PassCounter,
@@ -34,7 +34,6 @@ from .quantile import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_IOU_THRESHOLD = 0.04
 _ELEMENTS = 1 << 24  # upsampled map elements processed at once (64 MiB of float32)
 UNIT_COLUMNS = ["unit", "layer", "channel", "concept", "category", "iou", "threshold", "interpretable"]
 

@@ -16,10 +16,9 @@ from ...runs import files
 from ...runs.atomic import save_torch, write_json
 from ...runs.results import RunResult, Writer
 from ..head import Head
-from .path import PathSettings
+from ..settings import DEFAULT_UNITS_PER_CLASS, PathSettings
 from .solver import PathResult
 
-DEFAULT_UNITS_PER_CLASS = 10
 
 
 @dataclass(frozen=True)

@@ -13,37 +13,11 @@ import pandas as pd
 from ...errors import NvError
 from ...runs import files
 from ...runs.results import RunResult, Writer, figure, table
+from ..settings import PathSettings  # noqa: F401  (re-exported)
 from .solver import PathResult
 
 PATH_COLUMNS = ["step", "lambda", "units_per_class_mean", "units_per_class_max", "units", "train_acc", "val_acc",
                 "iterations", "converged"]
-
-
-@dataclass(frozen=True)
-class PathSettings:
-    """How the path is fitted: the L1 share `alpha`, `steps` lambdas from lambda_max down to `ratio` * lambda_max,
-    and early stopping after `patience` steps without a better validation accuracy (None: the whole path)."""
-
-    alpha: float = 0.99
-    steps: int = 50
-    ratio: float = 0.01
-    patience: int | None = 10
-
-    def __post_init__(self) -> None:
-        if not 0 < self.alpha <= 1:
-            raise NvError(f"--alpha {self.alpha} is not valid; the L1 share of the penalty must be in (0, 1] "
-                          "(1 = lasso, 0.99 = the papers' elastic net)")
-        if self.steps < 2:
-            raise NvError(f"--steps {self.steps} is not valid; the path needs at least 2 steps")
-        if not 0 < self.ratio < 1:
-            raise NvError(f"--lambda-ratio {self.ratio} is not valid; the last lambda as a fraction of lambda_max "
-                          "must be in (0, 1)")
-        if self.patience is not None and self.patience < 1:
-            raise NvError(f"--patience {self.patience} is not valid; give an integer >= 1 (0 fits the whole path)")
-
-    def as_dict(self) -> dict[str, Any]:
-        """The settings as recorded in results.json."""
-        return {"alpha": self.alpha, "steps": self.steps, "ratio": self.ratio, "patience": self.patience}
 
 
 def path_frame(path: PathResult) -> pd.DataFrame:

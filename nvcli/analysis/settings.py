@@ -1,0 +1,165 @@
+"""The typed settings of the analyses and of where they compute, each default declared once.
+
+Importing this module imports neither torch nor pandas: the command line shows these defaults in its help,
+and a script builds the same requests. Values are checked once, when a request is made; errors name the
+Python parameter (`max_k`), and the command line maps parameters to its flags.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from ..errors import NvError, choice_error
+from ..training.config import DEVICES, Device
+
+Rank = Literal["weight", "importance"]
+RANKS: tuple[str, ...] = get_args(Rank)
+DEFAULT_RANK: Rank = "weight"  # as faithful as importance in the ablations of docs/explanations.md; needs no data
+AblationMode = Literal["mean", "zero"]
+MODES: tuple[str, ...] = get_args(AblationMode)
+Aggregate = Literal["balanced", "mean", "sum"]
+AGGREGATES: tuple[str, ...] = get_args(Aggregate)
+DEFAULT_AGGREGATE: Aggregate = "balanced"
+ChannelChoice = Literal["red", "green", "blue", "all"]  # a colour channel to zero, or each in turn
+DEFAULT_FRACTION = 0.01  # the ablation summary's k: this share of the units (at least one)
+DEFAULT_MAX_FRACTION = 0.1  # the ablation grid's largest k by default
+DEFAULT_QUANTILE = 0.005  # NetDissect's top quantile of activations
+DEFAULT_IOU_THRESHOLD = 0.04  # NetDissect's IoU at which a unit is interpretable
+DEFAULT_UNITS_PER_CLASS = 10
+MAX_STEPS = 10_000  # grids of k or lambda values longer than this are typos, not requests
+
+
+def check_rank(rank: str) -> str:
+    """`rank` if it is a known ranking, else a one-line error listing them."""
+    if rank not in RANKS:
+        raise choice_error("ranking (rank)", rank, RANKS)
+    return rank
+
+
+def _check(checks: list[tuple[bool, str, Any, str]]) -> None:
+    """Raise for the first failed check (ok, parameter, value, what would be valid)."""
+    for ok, name, value, valid in checks:
+        if not ok:
+            raise NvError(f"{name} {value} is out of range; use {valid}", param=name)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where and how an analysis computes: device, inference batch size, loader workers, CPU threads."""
+
+    device: Device = "auto"
+    batch_size: int = 128
+    workers: int = 0
+    threads: int | None = None  # None: torch's choice
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise choice_error("device", self.device, DEVICES)
+        _check([(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1"),
+                (self.workers >= 0, "workers", self.workers, "an integer >= 0"),
+                (self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1")])
+
+    def apply_threads(self) -> None:
+        """Set torch's CPU threads, if chosen (first thing a command does)."""
+        if self.threads is not None:
+            from ..training.devices import set_threads
+
+            set_threads(self.threads)
+
+
+@dataclass(frozen=True)
+class AblationOptions:
+    """What `ablate` removes: ranking, reference code, the k grid, the random draws, the summary's k."""
+
+    classes: tuple[str, ...] | None = None  # None: every class
+    rank: Rank = DEFAULT_RANK
+    mode: AblationMode = "mean"
+    max_k: int | None = None  # None: DEFAULT_MAX_FRACTION of the units
+    steps: int = 12
+    draws: int = 10
+    seed: int = 0
+    fraction: float = DEFAULT_FRACTION
+
+    def __post_init__(self) -> None:
+        if self.classes is not None:
+            object.__setattr__(self, "classes", tuple(self.classes))
+        check_rank(self.rank)
+        if self.mode not in MODES:
+            raise choice_error("ablation mode (mode)", self.mode, MODES)
+        _check([(self.max_k is None or self.max_k >= 1, "max_k", self.max_k, "an integer >= 1"),
+                (1 <= self.steps <= MAX_STEPS, "steps", self.steps, f"an integer in [1, {MAX_STEPS}]"),
+                (1 <= self.draws <= MAX_STEPS, "draws", self.draws, f"an integer in [1, {MAX_STEPS}]"),
+                (0 <= self.seed <= 2**31 - 1, "seed", self.seed, "an integer in [0, 2**31 - 1]"),
+                (0 < self.fraction < 1, "fraction", self.fraction, "a share of the units in (0, 1)")])
+
+    def summary_k(self, units: int) -> int:
+        """The k of the summary: `fraction` of the units, rounded up (at most the grid's largest k)."""
+        return min(self.top_k(units), max(1, math.ceil(self.fraction * units - 1e-9)))
+
+    def top_k(self, units: int) -> int:
+        """The grid's largest k: `max_k`, or DEFAULT_MAX_FRACTION of the units, never more than there are."""
+        return min(units, self.max_k if self.max_k is not None else max(1, round(DEFAULT_MAX_FRACTION * units)))
+
+    def grid(self, units: int) -> list[int]:
+        """The k values: about `steps` of them, spaced geometrically from 1 to the maximum, the summary's k included."""
+        top = self.top_k(units)
+        ks = {1, top, self.summary_k(units)}
+        if self.steps > 1:
+            ratio = top ** (1 / (self.steps - 1))
+            ks |= {int(round(ratio**i)) for i in range(self.steps)}
+        return sorted(k for k in ks if 1 <= k <= top)
+
+
+@dataclass(frozen=True)
+class DissectOptions:
+    """How units are dissected and concepts mapped to classes (Network Dissection, then the head's weights)."""
+
+    probe_count: int = 300  # images of the built-in probe set
+    quantile: float = DEFAULT_QUANTILE
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD
+    categories: tuple[str, ...] | None = None  # None: every category of the probe
+    aggregate: Aggregate = DEFAULT_AGGREGATE
+    rank: Rank = DEFAULT_RANK
+    image_size: int | None = None  # None: the run's input size
+    top: int = 5  # concepts per sign in the table and figures
+    figure_classes: tuple[str, ...] | None = None  # classes drawn (None: all)
+
+    def __post_init__(self) -> None:
+        for name in ("categories", "figure_classes"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        check_rank(self.rank)
+        if self.aggregate not in AGGREGATES:
+            raise choice_error("concept aggregation (aggregate)", self.aggregate, AGGREGATES)
+        _check([(1 <= self.probe_count <= 1_000_000, "probe_count", self.probe_count, "an integer in [1, 1000000]"),
+                (0 < self.quantile < 1, "quantile", self.quantile, "a number inside (0, 1); NetDissect's is 0.005"),
+                (0 <= self.iou_threshold <= 1, "iou_threshold", self.iou_threshold,
+                 "a number in [0, 1]; NetDissect's is 0.04"),
+                (self.image_size is None or 16 <= self.image_size <= 4096, "image_size", self.image_size,
+                 "an integer in [16, 4096]"),
+                (self.top >= 1, "top", self.top, "an integer >= 1")])
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    """How a sparse head's path is fitted: the L1 share `alpha`, `steps` lambdas from lambda_max down to
+    `ratio` * lambda_max, and early stopping after `patience` steps without a better validation accuracy (None:
+    the whole path)."""
+
+    alpha: float = 0.99
+    steps: int = 50
+    ratio: float = 0.01
+    patience: int | None = 10
+
+    def __post_init__(self) -> None:
+        _check([(0 < self.alpha <= 1, "alpha", self.alpha, "the L1 share of the penalty in (0, 1] (1 = lasso, 0.99 = "
+                 "the papers' elastic net)"),
+                (2 <= self.steps <= MAX_STEPS, "steps", self.steps, f"an integer in [2, {MAX_STEPS}]"),
+                (0 < self.ratio < 1, "ratio", self.ratio, "the last lambda as a fraction of lambda_max in (0, 1)"),
+                (self.patience is None or self.patience >= 1, "patience", self.patience,
+                 "an integer >= 1 (None: fit the whole path)")])
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as recorded in results.json."""
+        return {"alpha": self.alpha, "steps": self.steps, "ratio": self.ratio, "patience": self.patience}

@@ -1,0 +1,138 @@
+"""The options commands share, declared once as `Annotated` types; a command's signature lists the ones it takes.
+
+A choice is a `Literal` of the core (the help shows `[soft|hard|raw]`); a default is the core's own (a request
+dataclass's field), written in the command's signature. Options that fill a dataset's settings default to None:
+each dataset has its own defaults (`nv data info NAME`). Nothing here imports torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..analysis.settings import Rank
+from ..data.registry import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, OnError
+from ..models.spec import Code, Reduce
+from ..training.config import MAX_SEED, Device, Optimizer, Scheduler
+from .render import Format
+
+MODEL, DATA, SOUND, VIEWS, RECIPE = "Model", "Data", "Sound data", "Multi-view data", "Recipe"
+EXECUTION, NEW_RUN, RUN, HEAD, RESULTS, OUTPUT = "Execution", "Run directory", "Run", "Head", "Results", "Output"
+
+
+def _option(*names: str, help: str, panel: str, **settings: object) -> typer.models.OptionInfo:
+    return typer.Option(*names, help=help, rich_help_panel=panel, **settings)  # type: ignore[arg-type]
+
+
+# Model
+Arch = Annotated[str, _option("--arch", "-a", panel=MODEL, help="alexnet, vgg11..19[_bn], resnet18/34/50, "
+                              "densenet121, smallcnn, or package.module:function (imports and runs your code).")]
+CodeOpt = Annotated[Code, _option("--code", panel=MODEL, help="Unit code: sigmoid, straight-through step, ReLU output.")]
+ReduceOpt = Annotated[Reduce, _option("--reduce", panel=MODEL, help="Reduce each unit's code map by max or mean.")]
+Baseline = Annotated[bool, _option("--baseline", panel=MODEL, help="Train the standard network instead (Table 1).")]
+WeightsFile = Annotated[Optional[Path], _option("--weights", panel=MODEL,
+                                                help="Load a standard network's state_dict first.")]
+FreezeBackbone = Annotated[bool, _option("--freeze-backbone", panel=MODEL, help="Train only the linear head.")]
+SharedBackbone = Annotated[bool, _option("--shared-backbone", panel=MODEL,
+                                         help="Multi-view data: one backbone shared by all views.")]
+
+# Data: None is the dataset's own default
+DataName = Annotated[str, _option("--data", "-d", panel=DATA, help="Dataset name (nv data list).")]
+DataDir = Annotated[Optional[Path], _option("--data-dir", panel=DATA, help="Dataset root on disk (real datasets).")]
+Classes = Annotated[Optional[str], _option("--classes", panel=DATA, help="Comma-separated subset of classes.")]
+ImageSize = Annotated[Optional[int], _option("--image-size", panel=DATA, min=MIN_IMAGE_SIZE, max=MAX_IMAGE_SIZE,
+                                             help="Image side in pixels (default: the dataset's).")]
+OnErrorOpt = Annotated[Optional[OnError], _option("--on-error", panel=DATA, help="Files that cannot be decoded: fail "
+                                                  "or skip them (default: the dataset's, fail).")]
+DataOption = Annotated[Optional[list[str]], _option("--data-option", "-D", panel=DATA, help="Another dataset setting "
+                                                    "KEY=VALUE (repeatable), e.g. -D train_per_class=50; nv data info "
+                                                    "NAME lists them.")]
+ValFold = Annotated[Optional[int], _option("--val-fold", panel=SOUND, min=1,
+                                           help="UrbanSound8K layout: the validation fold (default 10).")]
+CacheDir = Annotated[Optional[Path], _option("--cache-dir", panel=SOUND, help="Where decoded spectrograms are cached.")]
+SampleRate = Annotated[Optional[int], _option("--sample-rate", panel=SOUND, min=1,
+                                              help="Resample every clip to this rate (Hz).")]
+NMels = Annotated[Optional[int], _option("--n-mels", panel=SOUND, min=1, help="Mel bands of the spectrogram.")]
+Views = Annotated[Optional[int], _option("--views", panel=VIEWS, min=1, help="Camera views per object (a divisor of "
+                                         "the rendered views; default 12).")]
+
+# Recipe (defaults: TrainConfig's)
+Epochs = Annotated[int, _option("--epochs", "-e", panel=RECIPE, min=1, help="Training epochs.")]
+TrainBatch = Annotated[int, _option("--batch-size", "-b", panel=RECIPE, min=1, help="Samples per batch.")]
+Lr = Annotated[float, _option("--lr", panel=RECIPE, help="Peak learning rate.")]
+OptimizerOpt = Annotated[Optimizer, _option("--opt", panel=RECIPE, help="Optimizer.")]
+WeightDecay = Annotated[float, _option("--weight-decay", "--wd", panel=RECIPE, help="Weight decay.")]
+Momentum = Annotated[float, _option("--momentum", panel=RECIPE, help="SGD momentum.")]
+SchedulerOpt = Annotated[Scheduler, _option("--sched", panel=RECIPE, help="Learning-rate schedule per epoch.")]
+StepSize = Annotated[int, _option("--step-size", panel=RECIPE, min=1, help="Epochs between decays for --sched step.")]
+Gamma = Annotated[float, _option("--gamma", panel=RECIPE,
+                                 help="Decay factor for --sched step.")]
+LabelSmoothing = Annotated[float, _option("--label-smoothing", panel=RECIPE,
+                                          help="Label smoothing of the loss.")]
+Seed = Annotated[int, _option("--seed", panel=RECIPE, min=0, max=MAX_SEED,
+                              help="Seed of the data, the initialisation and the batch order.")]
+HeadInitScale = Annotated[float, _option("--head-init-scale", panel=RECIPE, help="The head's initial "
+                                         "weights: PyTorch's default init times this (0: zeros).")]
+HeadLrScale = Annotated[float, _option("--head-lr-scale", panel=RECIPE,
+                                       help="The head's learning rate: --lr times this.")]
+HeadWd = Annotated[Optional[float], _option("--head-wd", panel=RECIPE,
+                                            help="The head's weight decay (default: --weight-decay).")]
+HeadL1 = Annotated[float, _option("--head-l1", panel=RECIPE, help="L1 penalty on the head's weights, applied "
+                                  "as a soft threshold of (head lr) x this after every step: exact zeros (0: none).")]
+HeadWarmup = Annotated[int, _option("--head-warmup", panel=RECIPE, min=0,
+                                    help="Epochs at the start in which only the head trains.")]
+Amp = Annotated[bool, _option("--amp", panel=RECIPE, help="Mixed precision (bfloat16 where supported, else float16 "
+                              "with loss scaling).")]
+Deterministic = Annotated[bool, _option("--deterministic", panel=RECIPE, help="Use only deterministic kernels.")]
+
+# Execution
+DeviceOpt = Annotated[Device, _option("--device", panel=EXECUTION, help="auto: cuda > mps > cpu.")]
+BatchSize = Annotated[int, _option("--batch-size", "-b", panel=EXECUTION, min=1, help="Samples per batch for "
+                                   "inference.")]
+Workers = Annotated[int, _option("--workers", "-j", panel=EXECUTION, min=0, help="DataLoader worker processes.")]
+Threads = Annotated[Optional[int], _option("--threads", panel=EXECUTION, min=1,
+                                           help="CPU threads for torch (default: torch's choice).")]
+
+# The run a command reads, and the run training writes
+RunDir = Annotated[Optional[Path], _option("--run", panel=RUN, help="Run directory (default: RUNS_DIR/latest).")]
+RunDirs = Annotated[Optional[list[Path]], _option("--run", panel=RUN, help="Run directory; repeat for a side-by-side "
+                                                  "table (default: the latest).")]
+RunsDir = Annotated[Path, _option("--runs-dir", panel=RUN, help="Where run directories live.")]
+TrustCode = Annotated[bool, _option("--trust-code", panel=RUN, help="Allow importing the run's package.module:function "
+                                    "architecture (runs its code).")]
+Name = Annotated[Optional[str], _option("--name", panel=NEW_RUN, help="Run directory name (default: a timestamp).")]
+NewRunsDir = Annotated[Path, _option("--runs-dir", panel=NEW_RUN, help="Where run directories live.")]
+Replace = Annotated[bool, _option("--force", panel=NEW_RUN, help="Replace an existing run of that name (only the files "
+                                  "nv wrote).")]
+Resume = Annotated[bool, _option("--resume", panel=NEW_RUN, help="Continue --run (default: the latest) from its "
+                                 "checkpoint; other flags must equal the recorded recipe.")]
+ResumeRun = Annotated[Optional[Path], _option("--run", panel=NEW_RUN, help="With --resume: the run to continue.")]
+Init = Annotated[Optional[Path], _option("--init", panel=NEW_RUN, help="Start from a run written by nv convert.")]
+NewTrustCode = Annotated[bool, _option("--trust-code", panel=NEW_RUN,
+                                       help="Allow importing a run's package.module:function architecture.")]
+
+# What an analysis reads and writes
+HeadName = Annotated[str, _option("--head", panel=HEAD, help="The head to read: dense (trained with the network) or a "
+                                  "sparse head's name (nv sparsify).")]
+HeadNames = Annotated[Optional[list[str]], _option("--head", panel=HEAD, help="Head(s), repeatable: dense (default) "
+                                                   "and/or sparse heads by name (nv sparsify).")]
+RankOpt = Annotated[Rank, _option("--rank", panel=HEAD, help="How units are ranked for a class: weight (the head's raw "
+                                  "weight, as in the paper) or importance (weight x the code's standard deviation over "
+                                  "the validation split; reads the split once, then its cached codes).")]
+Plot = Annotated[bool, _option("--plot/--no-plot", panel=RESULTS, help="Draw the figures (PNG) besides the CSVs.")]
+Force = Annotated[bool, _option("--force", panel=RESULTS, help="Replace results made earlier with other settings.")]
+FormatOpt = Annotated[Format, _option("--format", "-f", panel=OUTPUT, help="Output on stdout.")]
+
+
+def split_list(text: str | None) -> tuple[str, ...] | None:
+    """'a,b , c' -> ('a', 'b', 'c'); None stays None; a name given twice is an error."""
+    if not text:
+        return None
+    from ..errors import NvError
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise NvError(f"'{text}' names {', '.join(repeated)} more than once; each name may appear once")
+    return tuple(names)
