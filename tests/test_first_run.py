@@ -88,3 +88,14 @@ def test_resume_refuses_flags_that_would_change_the_recipe(nv, tmp_path: Path, f
     done = nv("train", "--resume", "--run", run, "--threads", "1")  # where to run may change
     assert done.code == 0 and "already complete (2 of 2 epochs)" in done.err
     assert (run / "metrics.csv").read_bytes() == before  # nothing rewritten
+
+
+def test_resume_accepts_the_recorded_recipe_repeated(nv, tmp_path: Path) -> None:
+    """A user re-runs the same command with --resume added: flags equal to the record are accepted."""
+    run = tmp_path / "r"
+    args = [*TINY, "--epochs", "2", "--runs-dir", tmp_path]
+    assert nv("train", *args, "--name", "r").code == 0
+    done = nv("train", *args, "--name", "r", "--resume", "--run", run)
+    assert done.code == 0 and "already complete (2 of 2 epochs)" in done.err
+    changed = nv("train", *args, "--lr", "0.5", "--resume", "--run", run)
+    assert changed.code == 2 and "--lr 0.5 (the run has 0.001)" in changed.err

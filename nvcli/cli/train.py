@@ -121,14 +121,14 @@ class Resume:
     device: str | None = None  # None: as recorded
     workers: int | None = None
     threads: int | None = None
-    given: tuple[tuple[str, Any], ...] = ()  # (parameter, value) given on the command line besides WHERE
+    given: tuple[tuple[str, str, Any], ...] = ()  # (parameter, as typed, value) given besides WHERE
     trust_code: bool = False
     fmt: Format = Format.table
 
     def resumed(self) -> "Run | None":
         """Continue the run; None when it is already complete (or on ranks other than 0)."""
         run = open_run(self.run, self.runs_dir, write=False)  # resume locks the run itself
-        differing = [f"{flag(name)} {value} (the run has {recorded})" for name, value in self.given
+        differing = [f"{shown} (the run has {recorded})" for name, shown, value in self.given
                      for recorded in [_recorded(run.config, name)] if not _same(value, recorded)]
         if differing:
             raise NvError(f"--resume continues '{run.dir}' with the recipe in its config.json; "
@@ -151,16 +151,10 @@ class Resume:
             report(run, self.fmt)
 
 
-def flag(name: str) -> str:
-    """A parameter as the command line spells it (data_dir -> --data-dir; -D keys likewise)."""
-    return {"optimizer": "--opt", "scheduler": "--sched", "head_weight_decay": "--head-wd",
-            "fmt": "--format"}.get(name, "--" + name.replace("_", "-"))
-
-
 def _recorded(config: dict[str, Any], name: str) -> Any:
     """What config.json records for parameter `name` (model, recipe, dataset or its settings)."""
-    if name == "data":
-        return config["data"]["name"]
+    if name in ("data", "name"):
+        return config["data"]["name"] if name == "data" else config["name"]
     if name in MODEL_FIELDS:
         return config["model"].get(name)
     if name in RECIPE_FIELDS:
@@ -184,8 +178,10 @@ def training_request(ctx: typer.Context, *, choice: ModelChoice, data: str, data
     """The request of `nv train` and `nv multiview`: resume a run, or train a new one."""
     given = given_names(ctx)
     if resume:
-        repeated = [(n, recorded_form(n, ctx.params[n])) for n in given if n not in WHERE and n != "data_option"]
-        repeated += list(dataset_values({}, data_pairs).items())
+        spelled = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
+        repeated = [(n, f"{spelled[n]} {ctx.params[n]}", recorded_form(n, ctx.params[n])) for n in given
+                    if n not in WHERE and n != "data_option"]
+        repeated += [(k, f"--data-option {k}={v}", v) for k, v in dataset_values({}, data_pairs).items()]
         return Resume(run, runs_dir, recipe.device if "device" in given else None,
                       recipe.workers if "workers" in given else None, recipe.threads, tuple(repeated), trust_code, fmt)
     if run is not None:
