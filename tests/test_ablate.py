@@ -131,10 +131,10 @@ def test_ablate_command_files_table_and_cache(run: Run, nv, monkeypatch: pytest.
 def test_ablate_errors(shapes_runs: dict[str, Run], run: Run, nv) -> None:
     baseline = nv("ablate", "--run", shapes_runs["base"].dir)
     assert baseline.code == 2 and "needs a NeuroView run" in baseline.err and "Traceback" not in baseline.err
-    for args, message in ((("--mode", "half"), "unknown ablation mode (--mode) 'half'"),
+    for args, message in ((("--mode", "half"), "unknown --mode value 'half'; valid: mean, zero"),
                           (("--rank", "weights"), "Did you mean 'weight'?"),
                           (("--class", "circel"), "Did you mean 'circle'?"),
-                          (("--fraction", "1.5"), "--fraction 1.5 is out of range")):
+                          (("--fraction", "1.5"), "--fraction 1.5 is not valid; use a share of the units in (0, 1)")):
         result = nv("ablate", "--run", run.dir, *args)
         assert result.code == 2 and message in result.err, result.err
     assert not (run.dir / "ablation.csv").exists()
@@ -227,5 +227,5 @@ def test_concept_map_aggregates_by_balanced_mean_or_sum() -> None:
               .groupby("concept")["weight"].std() for how in ("balanced", "mean", "sum")}
     assert abs(spread["balanced"]["a"] / spread["balanced"]["b"] - 1) < 0.1  # one spread whatever the count
     assert spread["mean"]["a"] > 1.5 * spread["mean"]["b"] and spread["sum"]["b"] > 1.5 * spread["sum"]["a"]
-    with pytest.raises(NvError, match=r"unknown concept aggregation \(--aggregate\) 'max'"):
+    with pytest.raises(NvError, match=r"unknown concept aggregation \(aggregate\) 'max'"):
         concepts_classes(weight, units, ["circle"], "max")

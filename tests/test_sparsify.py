@@ -231,7 +231,7 @@ def test_multiview_and_sound_runs(nv, tmp_path: Path) -> None:
 
 
 def test_path_settings_are_checked_in_the_core() -> None:
-    with pytest.raises(NvError, match="--patience 0 is not valid"):
+    with pytest.raises(NvError, match="patience 0 is not valid"):
         PathSettings(patience=0)
     with pytest.raises(NvError, match="not both"):
         Selection(units_per_class=None, max_drop=None)

@@ -108,9 +108,9 @@ def test_edited_configs_name_the_key_at_fault(nv, unfinished: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--seed", str(2**63 - 1)], "seed 9223372036854775807 is out of range"),
-    (["train", "--seed", "-1"], "seed -1 is out of range"),
-    (["train", "--data", "tones", "--val-fold", "-1"], "--val-fold -1 is not valid"),
+    (["train", "--seed", str(2**63 - 1)], "9223372036854775807 is not in the range 0<=x<=2147483647"),
+    (["train", "--seed", "-1"], "-1 is not in the range 0<=x<=2147483647"),
+    (["train", "--data", "tones", "--val-fold", "-1"], "-1 is not in the range x>=1"),
     (["train", "-D", "seed=7", "--seed", "3"], "-D seed repeats a setting given by a flag or another -D; set it once (--seed)"),
     (["train", "--name", "x\n"], "run name 'x\\n' is not allowed"),
     (["train", "--name", "../x"], "run name '../x' is not allowed"),

@@ -41,7 +41,7 @@ def _check(checks: list[tuple[bool, str, Any, str]]) -> None:
     """Raise for the first failed check (ok, parameter, value, what would be valid)."""
     for ok, name, value, valid in checks:
         if not ok:
-            raise NvError(f"{name} {value} is out of range; use {valid}", param=name)
+            raise NvError(f"{name} {value} is not valid; use {valid}", param=name)
 
 
 @dataclass(frozen=True)

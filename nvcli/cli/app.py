@@ -90,6 +90,22 @@ def _flagged(exc: NvError) -> str:
     return text.replace(exc.param, flags[exc.param], 1) if exc.param in flags else text
 
 
+def _choice_message(exc: Exception) -> str | None:
+    """For a value outside an option's choices: the valid ones and the closest, like every other nv error."""
+    from ..errors import choice_error
+
+    param = getattr(exc, "param", None)
+    choices = getattr(getattr(param, "type", None), "choices", None)
+    if not choices or not param.opts:
+        return None
+    words = sys.argv[1:]
+    given = [words[i + 1] for i, w in enumerate(words[:-1]) if w in param.opts]
+    given += [w.split("=", 1)[1] for w in words if w.startswith(tuple(f"{o}=" for o in param.opts))]
+    wrong = [v for v in given if v not in [str(getattr(c, "value", c)) for c in choices]]
+    return str(choice_error(f"{param.opts[0]} value", wrong[-1], [getattr(c, "value", c) for c in choices])) \
+        if wrong else None
+
+
 def _fail(message: str, code: int, label: str = "") -> None:
     from rich.markup import escape
 
@@ -112,7 +128,7 @@ def run() -> None:
     except typer.Exit as exc:  # raised while a request executes (e.g. nv eval --min-acc)
         code = exc.exit_code
     except typer.TyperException as exc:  # usage errors (unknown option, bad value) in standalone_mode=False
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        message = _choice_message(exc) or (exc.format_message() if hasattr(exc, "format_message") else str(exc))
         command = getattr(getattr(exc, "ctx", None), "command_path", "nv").replace(sys.argv[0], "nv")
         _fail(f"{_one_line(exc if not message else Exception(message))} (see {command} --help)",
               getattr(exc, "exit_code", 2), "error: ")

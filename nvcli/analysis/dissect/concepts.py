@@ -60,7 +60,7 @@ def concepts_classes(weights: Tensor | np.ndarray, units: pd.DataFrame, classes:
     within the class and sign (+ for weight >= 0), so the top-5 positive concepts are sign '+', rank <= 5.
     """
     if aggregate not in AGGREGATES:
-        raise choice_error("concept aggregation (--aggregate)", aggregate, AGGREGATES)
+        raise choice_error("concept aggregation (aggregate)", aggregate, AGGREGATES)
     w = weights.detach().cpu().double().numpy() if isinstance(weights, Tensor) else np.asarray(weights, float)
     if w.ndim != 2 or w.shape != (len(classes), len(units)):
         raise NvError(f"head weights are {tuple(w.shape)}; expected [classes, units] = [{len(classes)}, {len(units)}]")
