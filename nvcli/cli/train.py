@@ -179,6 +179,9 @@ def training_request(ctx: typer.Context, *, choice: ModelChoice, data: str, data
     given = given_names(ctx)
     if resume:
         spelled = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
+        new_run = [spelled[n] for n in given if n in ("force", "init")]
+        if new_run:
+            raise NvError(f"{' and '.join(new_run)} start a new run; --resume continues the one recorded in --run")
         repeated = [(n, f"{spelled[n]} {ctx.params[n]}", recorded_form(n, ctx.params[n])) for n in given
                     if n not in WHERE and n != "data_option"]
         repeated += [(k, f"--data-option {k}={v}", v) for k, v in dataset_values({}, data_pairs).items()]
