@@ -36,8 +36,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from nvcli.data.registry import IMAGENET_MEAN, IMAGENET_STD
+from nvcli.models.build import build_model
 from nvcli.models.neuroview import Normalize
-from nvcli.models.spec import ModelChoice, ModelSpec, build_model
+from nvcli.models.spec import ModelChoice, ModelSpec
 from nvcli.training.devices import amp_dtype, precision_name, resolve_device
 
 

@@ -15,7 +15,7 @@ _API = {
     "NeuroView": "models.neuroview", "UnitCodes": "models.neuroview",
     "MultiViewNeuroView": "models.multiview",
     "build_network": "models.archs",
-    "ModelChoice": "models.spec", "ModelSpec": "models.spec", "build_model": "models.spec",
+    "ModelChoice": "models.spec", "ModelSpec": "models.spec", "build_model": "models.build",
     "load_data": "data.registry", "data_options": "data.registry",
     "TrainConfig": "training.config",
     "train": "training.recipes", "resume": "training.recipes", "convert": "training.recipes",

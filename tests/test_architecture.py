@@ -87,3 +87,74 @@ def test_importing_nvcli_leaves_the_matplotlib_backend_alone() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "svg"
+
+
+def _all_imports(path: Path) -> set[str]:
+    """nvcli modules `path` imports anywhere (module level or inside functions), not under TYPE_CHECKING."""
+    tree = ast.parse(path.read_text())
+    package = path.relative_to(ROOT.parent).with_suffix("").parts[:-1]
+    if path.name == "__init__.py":
+        package = path.relative_to(ROOT.parent).parts[:-1]
+    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+               for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            base = list(package[:len(package) - node.level + 1]) if node.level else []
+            module = ".".join(base + ([node.module] if node.module else [])) if node.level else (node.module or "")
+            # `from . import x` and `from ..runs import files` import modules when x is one
+            found |= {f"{module}.{a.name}" if (ROOT.parent / f"{module}.{a.name}".replace(".", "/")).with_suffix(
+                ".py").exists() else module for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return {n.removeprefix("nvcli.") for n in found if n.startswith("nvcli.")}
+
+
+def _import_graph() -> dict[str, set[str]]:
+    modules = dict(_modules())
+    return {m: {i for i in _all_imports(p) if i in modules and i != m} for m, p in modules.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles_even_inside_functions() -> None:
+    assert _cycles(_import_graph()) == []
+
+
+def test_the_cycle_check_sees_a_function_level_import() -> None:
+    graph = _import_graph()
+    assert "models.spec" in graph["models.archs"] or "models.spec" in graph["models.neuroview"]
+    planted = {**graph, "models.spec": graph["models.spec"] | {"models.neuroview"}}
+    assert _cycles(planted) != []

@@ -52,7 +52,7 @@ def test_head_init_is_kept_scaled_and_recorded(tmp_path: Path) -> None:
 
 def test_the_head_gets_its_own_optimizer_group_only_when_its_settings_differ() -> None:
     from nvcli.data.registry import load_data
-    from nvcli.models.spec import build_model
+    from nvcli.models.build import build_model
     from nvcli.training.recipes import spec_for
 
     model = build_model(spec_for(CHOICE, load_data("shapes", TINY)))
@@ -114,7 +114,7 @@ def test_resume_with_a_head_group_and_l1_matches_an_uninterrupted_run(tmp_path: 
 
 def test_head_warmup_holds_the_backbone_still_then_trains_it() -> None:
     from nvcli.data.registry import load_data
-    from nvcli.models.spec import build_model
+    from nvcli.models.build import build_model
     from nvcli.training.engine import Trainer
     from nvcli.training.recipes import spec_for
 

@@ -147,7 +147,7 @@ def test_amp_training_records_its_precision_and_learns(tmp_path):
 
 def test_bfloat16_autocast_runs_the_forward_in_bfloat16(tmp_path):
     from nvcli.data.registry import load_data
-    from nvcli.models.spec import build_model
+    from nvcli.models.build import build_model
     from nvcli.training.recipes import spec_for
 
     bundle = load_data("shapes", TINY)

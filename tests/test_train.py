@@ -95,7 +95,7 @@ def test_same_seed_same_metrics_and_run_dirs_are_not_overwritten(tmp_path: Path)
 
 def test_freeze_backbone_trains_only_the_head() -> None:
     from nvcli.data.registry import load_data
-    from nvcli.models.spec import build_model
+    from nvcli.models.build import build_model
     from nvcli.training.engine import Trainer
     from nvcli.training.recipes import spec_for
 

@@ -93,7 +93,7 @@ def test_sigint_exits_130_with_a_resume_hint_and_complete_files(tmp_path: Path) 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     from nvcli.data.registry import load_data
-    from nvcli.models.spec import build_model
+    from nvcli.models.build import build_model
     from nvcli.training.recipes import spec_for
 
     bundle = load_data("shapes", {"image_size": 32, "train_per_class": 10, "val_per_class": 2})

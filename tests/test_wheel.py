@@ -7,6 +7,7 @@ folder outside the source tree.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -30,8 +31,12 @@ def test_one_version_everywhere() -> None:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh environment holding the wheel built from this tree; its `bin` folder."""
     tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "source"  # a copy: building leaves build/ and *.egg-info behind, never in the user's tree
+    shutil.copytree(ROOT / "nvcli", source / "nvcli", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                            "--wheel-dir", str(tmp / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "--wheel-dir", str(tmp / "dist"), str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
     wheels = list((tmp / "dist").glob("nvcli-*.whl"))
     assert [w.name.split("-")[1] for w in wheels] == [nvcli.__version__]

@@ -17,7 +17,6 @@ Reported: the class's accuracy (recall) and mean logit margin (own logit minus t
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,7 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from ..errors import NvError, choice_error
+from ..errors import NvError
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run

@@ -26,7 +26,6 @@ from .head import Head
 from .settings import DEFAULT_RANK, RANKS, check_rank  # noqa: F401  (RANKS, DEFAULT_RANK: re-exported)
 
 
-
 @dataclass(frozen=True)
 class CodeStats:
     """Each unit's mean and standard deviation of its code over one split (float64 [units])."""

@@ -13,18 +13,16 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 from torch import Tensor
 
-from ..errors import NvError, choice_error
+from ..errors import NvError
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, predict
+from .channels import CHANNELS, CONDITIONS, NONE, channels_for, zero_channel  # noqa: F401  (re-exported)
 from .evaluate import per_class_accuracy
 from .head import OVERALL, read_head, with_head
 
-CHANNELS = {"red": 0, "green": 1, "blue": 2}
-NONE = "none"
-CONDITIONS = (NONE, *CHANNELS)
 COLUMNS = ["class", "condition", "support", "correct", "accuracy", "change"]
 
 
@@ -66,22 +64,6 @@ class Perturbation(RunResult):
             return None
         channels = [c for c in dict.fromkeys(frame["condition"]) if c != NONE]
         return cls(Path(run_dir).name, head, channels, frame, -1, None, "")
-
-
-def channels_for(choice: str) -> list[str]:
-    """The channels named by `--channel`: one of red, green, blue, or all three."""
-    if choice == "all":
-        return list(CHANNELS)
-    if choice not in CHANNELS:
-        raise choice_error("channel", choice, [*CHANNELS, "all"])
-    return [choice]
-
-
-def zero_channel(x: Tensor, channel: str) -> Tensor:
-    """A copy of pixel-space images [..., 3, H, W] with `channel` set to zero."""
-    out = x.clone()
-    out[..., CHANNELS[channel], :, :] = 0
-    return out
 
 
 def channel_transforms(channels: Sequence[str]) -> dict[str, Callable[[Tensor], Tensor]]:

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from ..errors import NvError, choice_error
 from ..schema import typed_values
-
-if TYPE_CHECKING:
-    from torch import nn
 
 BUILTIN_ARCHS = ("smallcnn",)
 TORCHVISION = (
@@ -125,37 +122,3 @@ class ModelSpec(ModelChoice):
         """'NeuroView vgg11' or 'vgg11' (the network column of Table 1)."""
         views = f" MV{self.views}" if self.multiview else ""
         return f"{'' if self.baseline else 'NeuroView '}{self.arch}{views}"
-
-
-def build_model(spec: ModelSpec, *, load_weights: bool = True, trust_code: bool = False) -> "nn.Module":
-    """A model from its spec; `load_weights` loads `spec.weights` (off when a run's model.pt follows).
-
-    A `package.module:function` architecture is imported only with `trust_code`: a run directory read from
-    disk must not run code that the user did not name on the command line.
-    """
-    from .archs import build_network, load_network_weights
-    from .neuroview import NeuroView, Standard
-
-    if spec.user_code and not trust_code:
-        raise NvError(f"the architecture '{spec.arch}' is user code (package.module:function); nv imports it only "
-                      "when you pass --trust-code (reading a run never runs code on its own)")
-
-    def network() -> "nn.Module":
-        net = build_network(spec.arch, spec.num_classes, spec.input_shape[0], min(spec.input_shape[1:]))
-        if load_weights and spec.weights:
-            load_network_weights(net, spec.weights)
-        return net
-
-    if spec.multiview:
-        from .multiview import MVCNN, MultiViewNeuroView
-
-        if spec.baseline:
-            return MVCNN(network(), spec.num_classes, input_shape=spec.input_shape, mean=spec.mean, std=spec.std)
-        return MultiViewNeuroView(
-            [network() for _ in range(1 if spec.shared_backbone else spec.views)], spec.num_classes,
-            views=spec.views, code=spec.code, reduce=spec.reduce, input_shape=spec.input_shape, mean=spec.mean,
-            std=spec.std, freeze_backbone=spec.freeze_backbone)
-    if spec.baseline:
-        return Standard(network(), spec.mean, spec.std)
-    return NeuroView(network(), spec.num_classes, code=spec.code, reduce=spec.reduce, input_shape=spec.input_shape,
-                     mean=spec.mean, std=spec.std, freeze_backbone=spec.freeze_backbone)

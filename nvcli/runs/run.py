@@ -246,7 +246,7 @@ class Run:
 
     def model(self, device: "str | torch.device" = "cpu", *, trust_code: bool = False) -> "nn.Module":
         """The trained model, rebuilt from config and loaded from model.pt, in eval mode."""
-        from ..models.spec import build_model
+        from ..models.build import build_model
 
         state = self.state()
         model = build_model(self.spec, load_weights=False, trust_code=trust_code)

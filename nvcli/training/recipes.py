@@ -16,7 +16,8 @@ import torch
 
 from ..data.registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions, load_data
 from ..errors import NvError
-from ..models.spec import ModelChoice, ModelSpec, build_model
+from ..models.build import build_model
+from ..models.spec import ModelChoice, ModelSpec
 from ..runs import files, lock
 from ..runs.atomic import save_torch
 from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, write_units

@@ -20,7 +20,6 @@ from ..settings import DEFAULT_UNITS_PER_CLASS, PathSettings
 from .solver import PathResult
 
 
-
 @dataclass(frozen=True)
 class Selection:
     """Which step of the path becomes the head: the densest using at most `units_per_class` units per class on

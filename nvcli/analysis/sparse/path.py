@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 
-from ...errors import NvError
 from ...runs import files
 from ...runs.results import RunResult, Writer, figure, table
 from ..settings import PathSettings  # noqa: F401  (re-exported)

@@ -1,0 +1,39 @@
+"""Building a model from its spec: the network by name, converted to NeuroView (single- or multi-view) or not."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import NvError
+from .archs import build_network, load_network_weights
+from .multiview import MVCNN, MultiViewNeuroView
+from .neuroview import NeuroView, Standard
+from .spec import ModelSpec
+
+
+def build_model(spec: ModelSpec, *, load_weights: bool = True, trust_code: bool = False) -> nn.Module:
+    """A model from its spec; `load_weights` loads `spec.weights` (off when a run's model.pt follows).
+
+    A `package.module:function` architecture is imported only with `trust_code`: a run directory read from
+    disk must not run code that the user did not name on the command line.
+    """
+    if spec.user_code and not trust_code:
+        raise NvError(f"the architecture '{spec.arch}' is user code (package.module:function); nv imports it only "
+                      "when you pass --trust-code (reading a run never runs code on its own)")
+
+    def network() -> nn.Module:
+        net = build_network(spec.arch, spec.num_classes, spec.input_shape[0], min(spec.input_shape[1:]))
+        if load_weights and spec.weights:
+            load_network_weights(net, spec.weights)
+        return net
+
+    if spec.multiview:
+        if spec.baseline:
+            return MVCNN(network(), spec.num_classes, input_shape=spec.input_shape, mean=spec.mean, std=spec.std)
+        return MultiViewNeuroView(
+            [network() for _ in range(1 if spec.shared_backbone else spec.views)], spec.num_classes,
+            views=spec.views, code=spec.code, reduce=spec.reduce, input_shape=spec.input_shape, mean=spec.mean,
+            std=spec.std, freeze_backbone=spec.freeze_backbone)
+    if spec.baseline:
+        return Standard(network(), spec.mean, spec.std)
+    return NeuroView(network(), spec.num_classes, code=spec.code, reduce=spec.reduce, input_shape=spec.input_shape,
+                     mean=spec.mean, std=spec.std, freeze_backbone=spec.freeze_backbone)
