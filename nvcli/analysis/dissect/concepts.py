@@ -21,7 +21,7 @@ from ...training.devices import resolve_device
 from ..head import read_head
 from ..importance import code_stats, needs_codes, scores
 from ..settings import AGGREGATES, DEFAULT_AGGREGATE, Compute, DissectOptions  # noqa: F401  (re-exported)
-from .quantile import Progress
+from .stream import Progress
 from .tally import dissect
 
 CLASS_COLUMNS = ["class", "concept", "category", "sign", "weight", "percent", "rank", "units"]

@@ -19,18 +19,8 @@ from torch import Tensor
 
 from ...data.broden import BrodenProbe, collate_probe
 from ..settings import DEFAULT_IOU_THRESHOLD, DEFAULT_QUANTILE
-from .quantile import (
-    DEFAULT_COLLECT_BUDGET,
-    FiniteCheck,
-    MapsFn,
-    PassCounter,
-    Progress,
-    count,
-    probe_loader,
-    sync_free,
-    unit_maps,
-    unit_thresholds,
-)
+from .quantile import DEFAULT_COLLECT_BUDGET, unit_thresholds
+from .stream import FiniteCheck, MapsFn, PassCounter, Progress, count, probe_loader, sync_free, unit_maps
 
 logger = logging.getLogger(__name__)
 
