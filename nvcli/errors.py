@@ -5,12 +5,13 @@ from __future__ import annotations
 class NvError(Exception):
     """A problem with the user's input, explained in one line (what was given, what would be valid).
 
-    `param` names the Python parameter at fault (e.g. `max_k`), so the command line can name its flag instead.
+    `param` names the Python parameter(s) the message speaks of (e.g. `max_k`), so the command line can name its
+    flags instead.
     """
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | tuple[str, ...] = ()) -> None:
         super().__init__(message)
-        self.param = param
+        self.params = (param,) if isinstance(param, str) else tuple(param)
 
 
 def describe(exc: BaseException) -> str:

@@ -290,11 +290,12 @@ def test_explain_errors(runs, tmp_path, nv):
     code, _, err = nv("explain", "--index", "0", "--class", "sqaure", "--run", runs["nv"].dir)
     assert code == 2 and "Did you mean 'square'?" in err
     code, _, err = nv("explain", "--run", runs["nv"].dir)
-    assert code == 2 and "exactly one" in err
+    assert code == 2 and "exactly one of --index (a validation sample) or --input (an image file)" in err
     run = runs["nv"]
     sound = Run(run.dir, {**run.config, "data": {**run.config["data"], "kind": "sound"}})
-    with pytest.raises(NvError, match="--index"):
+    with pytest.raises(NvError, match="path reads an RGB image.*use index instead") as refused:  # Python's names
         load_image(tmp_path / "any.png", sound)
+    assert refused.value.params == ("path", "index")
 
 
 # --- compare ---------------------------------------------------------------------------------------

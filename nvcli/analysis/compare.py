@@ -143,7 +143,7 @@ def output_dir(out: str | Path | None, a: Run, b: Run, heads: tuple[str, str] = 
     path = Path(out) if out is not None else a.dir / f"compare{marks[0]}_{b.name}{marks[1]}"
     if out is None and path.is_symlink():  # inside a run, a link could send the results anywhere
         raise NvError(f"'{path}' is a symbolic link; nv writes into a run only through real directories "
-                      "(remove it, or pass --out)")
+                      "(remove it, or choose another out)", param="out")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -77,19 +77,21 @@ def load_image(path: str | Path, run: Run) -> Tensor:
     spec = run.spec
     kind = run.config["data"].get("kind", "image")
     if spec.multiview or kind not in ("image", None) or spec.input_shape[0] != 3:
-        raise NvError(f"--input reads an RGB image, but run '{run.name}' takes {kind} inputs of shape "
-                      f"{spec.input_shape}{' per view' if spec.multiview else ''}; use --index N instead")
+        raise NvError(f"path reads an RGB image, but run '{run.name}' takes {kind} inputs of shape "
+                      f"{spec.input_shape}{' per view' if spec.multiview else ''}; use index instead",
+                      param=("path", "index"))
     path = Path(path)
     if not path.is_file():
-        raise NvError(f"--input '{path}' is not a file")
-    return image_transforms(int(spec.input_shape[-1]), train=False)(read_rgb(path, "--input"))
+        raise NvError(f"path '{path}' is not a file", param="path")
+    return image_transforms(int(spec.input_shape[-1]), train=False)(read_rgb(path, "image"))
 
 
 def validation_sample(run: Run, index: int) -> tuple[Tensor, int]:
     """Sample `index` of the run's validation split."""
     val = run.data().val
     if not 0 <= index < len(val):
-        raise NvError(f"--index {index} is out of range; the validation split has samples 0..{len(val) - 1}")
+        raise NvError(f"index {index} is out of range; the validation split has samples 0..{len(val) - 1}",
+                      param="index")
     x, label = val[index]
     return x, int(label)
 
@@ -141,7 +143,8 @@ def explain_run(run: Run, *, index: int | None = None, path: str | Path | None =
     rank `importance` reads contributions relative to the mean codes of the validation split."""
     run.require_neuroview("explain")
     if (index is None) == (path is None):
-        raise NvError("give exactly one of --index N (a validation sample) or --input FILE (an image)")
+        raise NvError("give exactly one of index (a validation sample) or path (an image file)",
+                      param=("index", "path"))
     chosen = read_head(run, "explain", head)
     if target is not None:
         chosen.class_index(target)  # fail on an unknown class before reading any data

@@ -87,10 +87,11 @@ def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = 
     """Per-class and overall validation accuracy of `run` with each of `channels` zeroed (and unperturbed)."""
     if run.spec.input_shape[0] != 3:
         raise NvError(f"nv perturb zeroes colour channels of RGB images; run '{run.dir}' has {run.kind} data with "
-                      f"{run.spec.input_shape[0]} channel(s); pass --run with an image run")
+                      f"{run.spec.input_shape[0]} channel(s); choose an image run")
     bundle = run.data()
     if not 0 <= example < len(bundle.val):
-        raise NvError(f"--example {example} is out of range; the validation split has samples 0..{len(bundle.val) - 1}")
+        raise NvError(f"example {example} is out of range; the validation split has samples "
+                      f"0..{len(bundle.val) - 1}", param="example")
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
     if head != files.DENSE_HEAD:

@@ -79,15 +79,18 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _flagged(exc: NvError) -> str:
-    """The error's message with its Python parameter (`max_k`) spelled as the command's flag (`--max-k`)."""
+    """The error's message with its Python parameters (`max_k`) spelled as the command's flags (`--max-k`)."""
+    import re
+
     text = _one_line(exc)
-    if exc.param is None:
-        return text
     command = typer.main.get_command(app)
     for name in sys.argv[1:3]:
         command = getattr(command, "commands", {}).get(name, command)
     flags = {p.name: p.opts[0] for p in getattr(command, "params", []) if p.opts}
-    return text.replace(exc.param, flags[exc.param], 1) if exc.param in flags else text
+    for param in exc.params:
+        if param in flags:
+            text = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flags[param], text, count=1)
+    return text
 
 
 def _choice_message(exc: Exception) -> str | None:

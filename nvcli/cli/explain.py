@@ -63,7 +63,7 @@ class Explain:
 
 
 def explain(
-    input_: InputFile = None,
+    path: InputFile = None,
     index: Index = None,
     class_: Target = None,
     top: Top = 10,
@@ -79,5 +79,5 @@ def explain(
     fmt: o.FormatOpt = Format.table,
 ) -> Explain:
     """Explain one prediction; write explain_<input>.csv, _layers.csv, _classes.csv and explain_<input>.png."""
-    return Explain(RunSource(run, runs_dir, trust_code), index, input_, class_, top, rank, head,
+    return Explain(RunSource(run, runs_dir, trust_code), index, path, class_, top, rank, head,
                    Compute(device=device, threads=threads), Output(fmt, plot, force))

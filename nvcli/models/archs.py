@@ -45,10 +45,10 @@ def _factory(arch: str) -> Callable[..., nn.Module]:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise NvError(f"cannot import '{module_name}' for --arch {arch}: {exc}") from exc
+            raise NvError(f"cannot import '{module_name}' for arch {arch}: {exc}", param="arch") from exc
         fn = getattr(module, fn_name, None)
         if not callable(fn):
-            raise NvError(f"'{module_name}' has no callable '{fn_name}' (from --arch {arch})")
+            raise NvError(f"'{module_name}' has no callable '{fn_name}' (from arch {arch})", param="arch")
         return fn
     if arch in BUILTIN:
         return BUILTIN[arch]
@@ -96,7 +96,7 @@ def build_network(arch: str, num_classes: int, in_channels: int = 3, input_size:
         kwargs["weights"] = None
     network = fn(**kwargs)
     if not isinstance(network, nn.Module):
-        raise NvError(f"--arch {arch} returned {type(network).__name__}, not a torch.nn.Module")
+        raise NvError(f"arch {arch} returned {type(network).__name__}, not a torch.nn.Module", param="arch")
     adapt_input_channels(network, in_channels)
     adapt_small_inputs(arch, network, input_size)
     return network

@@ -18,7 +18,7 @@ def build_model(spec: ModelSpec, *, load_weights: bool = True, trust_code: bool 
     """
     if spec.user_code and not trust_code:
         raise NvError(f"the architecture '{spec.arch}' is user code (package.module:function); nv imports it only "
-                      "when you pass --trust-code (reading a run never runs code on its own)")
+                      "with trust_code (reading a run never runs code on its own)", param="trust_code")
 
     def network() -> nn.Module:
         net = build_network(spec.arch, spec.num_classes, spec.input_shape[0], min(spec.input_shape[1:]))

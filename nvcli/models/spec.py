@@ -53,7 +53,8 @@ class ModelChoice:
         if self.reduce not in REDUCES:
             raise choice_error("reduction", self.reduce, REDUCES)
         if self.baseline and self.freeze_backbone:
-            raise NvError("--baseline trains the standard network; it cannot be combined with --freeze-backbone")
+            raise NvError("baseline trains the standard network; it cannot be combined with freeze_backbone",
+                          param=("baseline", "freeze_backbone"))
 
     @property
     def user_code(self) -> bool:
