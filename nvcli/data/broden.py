@@ -273,8 +273,8 @@ def collate_probe(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _zip_per_image(streams: dict[str, Any]) -> Iterable[tuple[Any, ...]]:
-    """Zip per-image inputs (arrays or iterables), saying which one ran short."""
+def _per_image(streams: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Per-image inputs (arrays or iterables) by stream name, one dict per image, saying which one ran short."""
     for what, source in streams.items():
         if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
             raise ValueError(f"{what} must be an array or an iterable with one entry per image")
@@ -283,7 +283,7 @@ def _zip_per_image(streams: dict[str, Any]) -> Iterable[tuple[Any, ...]]:
         if any(e is end for e in entry):
             short = [w for w, e in zip(streams, entry) if e is end]
             raise ValueError(f"{', '.join(short)} ended after {i} images; every input needs one entry per image")
-        yield entry
+        yield dict(zip(streams, entry))
 
 
 def _nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -322,73 +322,79 @@ def write_broden(
     for cat in list(masks) + list(image_labels):
         if cat not in concepts:
             raise ValueError(f"category '{cat}' has masks or labels but no entry in concepts")
-    numbers: dict[str, int] = {}  # label name -> global number, in category then code order
-    for cat, names in concepts.items():
-        for name in names:
-            numbers.setdefault(name, len(numbers) + 1)
-    if len(numbers) > MAX_LABEL:
-        raise NvError(f"{len(numbers)} labels do not fit the mask encoding R + 256*G (at most {MAX_LABEL})")
+    numbers = _label_numbers(concepts)
     lut = {cat: np.array([0] + [numbers[n] for n in names], np.int64) for cat, names in concepts.items()}
-
-    cats = list(concepts)
-    columns = list(INDEX_COLUMNS) + list(CATEGORIES) + [c for c in cats if c not in CATEGORIES]
-    splits = [split] if isinstance(split, str) else None
+    columns = list(INDEX_COLUMNS) + list(CATEGORIES) + [c for c in concepts if c not in CATEGORIES]
     streams = {"images": images, **{f"masks['{c}']": masks[c] for c in masks},
-               **{f"image_labels['{c}']": image_labels[c] for c in image_labels}}
-    if splits is None:
-        streams["split"] = split
+               **{f"image_labels['{c}']": image_labels[c] for c in image_labels},
+               **({} if isinstance(split, str) else {"split": split})}
     stats: Stats = defaultdict(lambda: [0, 0.0])
-    cat_images: dict[str, int] = defaultdict(int)
     rows = []
-    for i, entry in enumerate(_zip_per_image(streams)):
-        image = np.asarray(entry[0])
+    for i, entry in enumerate(_per_image(streams)):
+        image = np.asarray(entry["images"])
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image {i} is {image.dtype} {image.shape}; expected uint8 [H, W, 3]")
         ih, iw = image.shape[:2]
         sh, sw = mask_size or (math.ceil(ih / 2), math.ceil(iw / 2))
         stem = f"nv/{i:06d}"
-        row = {"image": f"{stem}.{image_format}", "split": splits[0] if splits else entry[-1],
-               "ih": ih, "iw": iw, "sh": sh, "sw": sw, **{c: "" for c in columns[len(INDEX_COLUMNS):]}}
-        tokens = {cat: _mask_tokens(out / "images", stem, cat, codes, lut[cat], (sh, sw), stats, i)
-                  for cat, codes in zip(masks, entry[1:1 + len(masks)])}
-        for cat, codes in zip(image_labels, entry[1 + len(masks):1 + len(masks) + len(image_labels)]):
-            tokens[cat] = tokens.get(cat, []) + _label_tokens(cat, codes, lut[cat], stats, i)
-        for cat, toks in tokens.items():
-            row[cat] = ";".join(toks)
-            cat_images[cat] += bool(toks)
-        img_path = out / "images" / row["image"]
-        _save_image(img_path, image, "PNG" if image_format == "png" else "JPEG")
+        row = {"image": f"{stem}.{image_format}", "split": entry.get("split", split), "ih": ih, "iw": iw, "sh": sh,
+               "sw": sw, **{c: "" for c in columns[len(INDEX_COLUMNS):]}}
+        tokens: dict[str, list[str]] = defaultdict(list)
+        for cat in masks:
+            tokens[cat] += _mask_tokens(out / "images", stem, cat, entry[f"masks['{cat}']"], lut[cat], (sh, sw),
+                                        stats, i)
+        for cat in image_labels:
+            tokens[cat] += _label_tokens(cat, entry[f"image_labels['{cat}']"], lut[cat], stats, i)
+        row.update({cat: ";".join(toks) for cat, toks in tokens.items()})
+        _save_image(out / "images" / row["image"], image, "PNG" if image_format == "png" else "JPEG")
         rows.append(row)
     if not rows:
         raise NvError("no images to write")
-
-    name_of = {v: k for k, v in numbers.items()}
-    label_rows = []
-    for name, n in numbers.items():
-        per_cat = [(c, stats[c, n]) for c in cats if (c, n) in stats]
-        if per_cat:  # unused labels are left out: NetDissect cannot parse an empty category field
-            label_rows.append({
-                "number": n, "name": name,
-                "category": ";".join(f"{c}({int(s[0])})" for c, s in per_cat),
-                "frequency": int(sum(s[0] for _, s in per_cat)),
-                "coverage": _decimal(sum(s[1] for _, s in per_cat)),
-                "syns": name,
-            })
-    write_csv(out / "label.csv", pd.DataFrame(label_rows, columns=["number", "name", "category", "frequency",
-                                                                   "coverage", "syns"]))
-    cat_rows = []
-    for cat in cats:
-        members = sorted(n for c, n in stats if c == cat)
-        write_csv(out / f"c_{cat}.csv", pd.DataFrame(
-            [{"code": k, "number": n, "name": name_of[n], "frequency": int(stats[cat, n][0]),
-              "coverage": _decimal(stats[cat, n][1])} for k, n in enumerate(members, 1)],
-            columns=["code", "number", "name", "frequency", "coverage"]))
-        cat_rows.append({"name": cat, "first": members[0] if members else 0, "last": members[-1] if members else 0,
-                         "count": len(members), "frequency": cat_images[cat]})
-    write_csv(out / "category.csv", pd.DataFrame(cat_rows, columns=["name", "first", "last", "count", "frequency"]))
-    write_csv(out / "index.csv", pd.DataFrame(rows, columns=columns))
-    logger.info("wrote a Broden probe set of %d images, %d labels to %s", len(rows), len(label_rows), out)
+    labels = _label_table(numbers, stats, list(concepts))
+    write_csv(out / "label.csv", labels)
+    categories = []
+    for cat in concepts:
+        codes = _category_codes(cat, numbers, stats)
+        write_csv(out / f"c_{cat}.csv", codes)
+        categories.append({"name": cat, "first": int(codes["number"].min()) if len(codes) else 0,
+                           "last": int(codes["number"].max()) if len(codes) else 0, "count": len(codes),
+                           "frequency": sum(bool(row[cat]) for row in rows)})
+    write_csv(out / "category.csv", pd.DataFrame(categories, columns=["name", "first", "last", "count", "frequency"]))
+    write_csv(out / "index.csv", pd.DataFrame(rows, columns=columns))  # last: a partial set is never readable
+    logger.info("wrote a Broden probe set of %d images, %d labels to %s", len(rows), len(labels), out)
     return out
+
+
+def _label_numbers(concepts: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Each label name's global number (1, 2, ...), in category then code order; a shared name is one label."""
+    numbers: dict[str, int] = {}
+    for names in concepts.values():
+        for name in names:
+            numbers.setdefault(name, len(numbers) + 1)
+    if len(numbers) > MAX_LABEL:
+        raise NvError(f"{len(numbers)} labels do not fit the mask encoding R + 256*G (at most {MAX_LABEL})")
+    return numbers
+
+
+def _label_table(numbers: dict[str, int], stats: "Stats", categories: list[str]) -> pd.DataFrame:
+    """label.csv: every label that occurs, its categories with image counts, frequency and coverage."""
+    rows = []
+    for name, n in numbers.items():
+        per_cat = [(c, stats[c, n]) for c in categories if (c, n) in stats]
+        if per_cat:  # unused labels are left out: NetDissect cannot parse an empty category field
+            rows.append({"number": n, "name": name, "category": ";".join(f"{c}({int(s[0])})" for c, s in per_cat),
+                         "frequency": int(sum(s[0] for _, s in per_cat)),
+                         "coverage": _decimal(sum(s[1] for _, s in per_cat)), "syns": name})
+    return pd.DataFrame(rows, columns=["number", "name", "category", "frequency", "coverage", "syns"])
+
+
+def _category_codes(category: str, numbers: dict[str, int], stats: "Stats") -> pd.DataFrame:
+    """c_<category>.csv: the category's labels that occur, coded 1, 2, ... in global-number order."""
+    name_of = {v: k for k, v in numbers.items()}
+    members = sorted(n for c, n in stats if c == category)
+    return pd.DataFrame([{"code": k, "number": n, "name": name_of[n], "frequency": int(stats[category, n][0]),
+                          "coverage": _decimal(stats[category, n][1])} for k, n in enumerate(members, 1)],
+                        columns=["code", "number", "name", "frequency", "coverage"])
 
 
 Stats = dict[tuple[str, int], list[float]]  # (category, number) -> [images, coverage in whole images]
