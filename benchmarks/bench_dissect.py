@@ -103,7 +103,8 @@ def run_one(root: str, images: int, batch_size: int, threads: int, budget: int) 
     tracemalloc.stop()
     rss_peak = _status("VmHWM")
     batches = -(-images // batch_size)
-    return {"images": images, "units": len(table), "passes": calls[-1] // batches, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+    return {"images": images, "units": len(table), "passes": calls[-1] // batches, "seconds": round(seconds, 2),
+            "cpu_seconds": round(cpu, 2),
             "images_per_s": round(images / seconds, 1),
             "images_per_s_per_pass": round(images * calls[-1] / batches / seconds, 1),
             "heap_peak_mib": round(heap / 2**20, 1), "rss_before_mib": round(rss_before, 1),

@@ -69,8 +69,10 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} size={args.size} torch={torch.__version__}")
-    print(f"{'arch':10} {'standard':>10} {'gap':>10} {'nv-max':>10} {'nv-mean':>10}  max/gap  mean/gap  max/std  mean/std")
+    print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} size={args.size} "
+          f"torch={torch.__version__}")
+    print(f"{'arch':10} {'standard':>10} {'gap':>10} {'nv-max':>10} {'nv-mean':>10}  "
+          "max/gap  mean/gap  max/std  mean/std")
     for arch in args.archs.split(","):
         nets = {k: m.to(device) for k, m in models(arch, args.classes, args.size).items()}
         x = torch.rand(args.batch, 3, args.size, args.size, device=device)

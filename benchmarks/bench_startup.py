@@ -48,7 +48,8 @@ def main() -> None:
     torch = 'python -c "import torch"'
     print(f"{'command':36s}{'wall s':>9s}{'x torch':>9s}{'cpu s':>9s}{'x torch':>9s}")
     for name in COMMANDS:
-        print(f"{name:36s}{wall[name]:9.3f}{wall[name] / wall[torch]:9.3f}{cpu[name]:9.3f}{cpu[name] / cpu[torch]:9.3f}")
+        print(f"{name:36s}{wall[name]:9.3f}{wall[name] / wall[torch]:9.3f}"
+              f"{cpu[name]:9.3f}{cpu[name] / cpu[torch]:9.3f}")
 
 
 if __name__ == "__main__":

@@ -133,7 +133,8 @@ def check(args: argparse.Namespace) -> bool:
     summary = []
     for arch in args.archs.split(","):
         torch.manual_seed(0)
-        steppers = {k: Stepper(m, device, dtype, args.compile) for k, m in models(arch, args.classes, args.size).items()}
+        built = models(arch, args.classes, args.size)
+        steppers = {k: Stepper(m, device, dtype, args.compile) for k, m in built.items()}
         for stepper in steppers.values():
             stepper.run(data, args.warmup)
         rounds: dict[str, list[float]] = {k: [] for k in steppers}

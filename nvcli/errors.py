@@ -5,8 +5,10 @@ from __future__ import annotations
 class NvError(Exception):
     """A problem with the user's input, explained in one line (what was given, what would be valid).
 
-    `param` names the Python parameter(s) the message speaks of (e.g. `max_k`), so the command line can name its
-    flags instead.
+    Args:
+        message: the one line the user reads.
+        param: the Python parameter(s) the message speaks of (e.g. `max_k`), so the command line can name
+            its flags instead; kept as `params`.
     """
 
     def __init__(self, message: str, *, param: str | tuple[str, ...] = ()) -> None:

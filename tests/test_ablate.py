@@ -209,7 +209,8 @@ def test_concept_map_aggregates_by_balanced_mean_or_sum() -> None:
     from nvcli.analysis.dissect.concepts import DEFAULT_AGGREGATE, concepts_classes
 
     units = pd.DataFrame({"unit": range(4), "interpretable": [True, True, True, False],
-                          "concept": ["white", "white", "circle", "red"], "category": ["color", "color", "object", "color"]})
+                          "concept": ["white", "white", "circle", "red"],
+                          "category": ["color", "color", "object", "color"]})
     weight = np.array([[1.0, 1.0, 1.5, 9.0]])
     summed = concepts_classes(weight, units, ["circle"], "sum")
     averaged = concepts_classes(weight, units, ["circle"], "mean")

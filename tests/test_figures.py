@@ -1,4 +1,5 @@
-"""Figures as a reader sees them: readable layer labels, legends that hide nothing, values that show, axes with units."""
+"""Figures as a reader sees them: readable layer labels, legends that hide nothing, values that show, axes with
+units."""
 from __future__ import annotations
 
 import shutil

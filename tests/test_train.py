@@ -88,7 +88,8 @@ def test_same_seed_same_metrics_and_run_dirs_are_not_overwritten(tmp_path: Path)
     data = ShapesOptions(image_size=32, train_per_class=10, val_per_class=5)
     first = train(spec(), "shapes", data, cfg(epochs=1), name="a", runs_dir=tmp_path)
     second = train(spec(), "shapes", data, cfg(epochs=1), name="b", runs_dir=tmp_path)
-    pd.testing.assert_frame_equal(*(pd.read_csv(r.dir / "metrics.csv").drop(columns="seconds") for r in (first, second)))
+    metrics = [pd.read_csv(r.dir / "metrics.csv").drop(columns="seconds") for r in (first, second)]
+    pd.testing.assert_frame_equal(*metrics)
     with pytest.raises(NvError, match="--force"):
         train(spec(), "shapes", data, cfg(epochs=1), name="a", runs_dir=tmp_path)
 

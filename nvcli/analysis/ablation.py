@@ -58,7 +58,8 @@ class Ablation(RunResult):
 
     def settings(self) -> dict[str, Any]:
         o = self.options
-        return {"head": self.head, "classes": list(o.classes) if o.classes else None, "rank": o.rank, "mode": o.mode, "max_k": o.max_k,
+        return {"head": self.head, "classes": list(o.classes) if o.classes else None, "rank": o.rank, "mode": o.mode,
+                "max_k": o.max_k,
                 "steps": o.steps, "draws": o.draws, "seed": o.seed, "fraction": o.fraction}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
@@ -192,7 +193,24 @@ def ablation_summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
 def ablate(run: Run, options: AblationOptions | None = None, *, head: str = files.DENSE_HEAD, device: str = "auto",
            batch_size: int = 128, workers: int = 0, trust_code: bool = False,
            progress: ProgressFn | None = None) -> Ablation:
-    """Ablate the units of a NeuroView run's head on its validation split (codes computed once, then cached)."""
+    """Remove each class's top-, bottom- and random-ranked units and measure what the class loses.
+
+    The validation codes are computed once (and cached in the run); every ablation is a product over them.
+
+    Args:
+        run: a trained NeuroView run.
+        options: the ranking, removed code, k grid, random draws and summary k (`AblationOptions()` if None).
+        head: `dense` or a sparse head's name.
+        device: where to compute: auto (cuda > mps > cpu), cpu, cuda or mps.
+        batch_size: samples per inference batch.
+        workers: DataLoader worker processes.
+        trust_code: allow importing the run's `package.module:function` architecture (runs its code).
+        progress: called as `progress(phase, done, total)` while batches are computed.
+
+    Returns:
+        An `Ablation`: `frame` (every ablation), `summary` (per class: top vs random at the summary's k),
+        `accuracy` of the whole split; `.save(run.dir)` writes ablation.csv, ablation_summary.csv, ablation.png.
+    """
     options = options or AblationOptions()
     chosen = read_head(run, "ablate", head)
     for name in options.classes or []:

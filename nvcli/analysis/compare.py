@@ -66,7 +66,8 @@ class Comparison(RunResult):
         if any(t is None for t in tables) or not isinstance(names, dict):
             return None
         accuracy, layers, overall = tables
-        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()}, int(settings.get("top", DEFAULT_TOP)),
+        top = int(settings.get("top", DEFAULT_TOP))
+        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()}, top,
                    str(settings.get("rank", "weight")))
 
 
@@ -93,7 +94,7 @@ def check_comparable(a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> Non
 
 def run_accuracy(run: Run, head: str = files.DENSE_HEAD, *, device: str = "auto", batch_size: int = 128,
                  workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> tuple[float, str]:
-    """The validation accuracy of the run's head `head` and where it came from: its saved evaluation, or computed now."""
+    """The validation accuracy of the run's head `head` and where it came from: its saved evaluation, or now."""
     saved = Evaluation.load(run.dir, head)
     if saved is not None:
         return float(saved.summary["accuracy"]), files.EVAL.name(head)
@@ -106,8 +107,24 @@ def run_accuracy(run: Run, head: str = files.DENSE_HEAD, *, device: str = "auto"
 def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = DEFAULT_TOP, rank: str = "weight",
             device: str = "auto", batch_size: int = 128, workers: int = 0, trust_code: bool = False,
             progress: ProgressFn | None = None) -> Comparison:
-    """Compare head `heads[0]` of run `a` with head `heads[1]` of run `b` (same architecture and units); rank
-    `importance` compares shares of importance."""
+    """Compare how two runs of one architecture spread their head's weight over the layers.
+
+    Args:
+        a: run A (e.g. trained on the original images).
+        b: run B with the same units (e.g. trained on stylised images).
+        heads: the head of A and the head of B (`dense` or sparse heads' names).
+        top: the k of `top_share` (units of largest |weight|).
+        rank: `weight` or `importance` (shares of importance; reads each run's validation codes).
+        device: where to compute: auto (cuda > mps > cpu), cpu, cuda or mps.
+        batch_size: samples per inference batch.
+        workers: DataLoader worker processes.
+        trust_code: allow importing the run's `package.module:function` architecture (runs its code).
+        progress: called as `progress(phase, done, total)` while batches are computed.
+
+    Returns:
+        A `Comparison`: `accuracy` (each side), `layers` (per class and layer) and `overall` (per layer) shares;
+        `.save(directory)` writes compare.csv, compare_layers.csv, compare_accuracy.csv and compare.png.
+    """
     check_comparable(a, b, heads)
     check_rank(rank)
     accuracy, layers = [], []

@@ -77,7 +77,21 @@ class Evaluation(RunResult):
 
 def evaluate(run: Run, *, head: str = files.DENSE_HEAD, device: str = "auto", batch_size: int = 128,
              workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> Evaluation:
-    """Predict the validation split of `run` with head `head` and summarise it."""
+    """Predict the validation split of `run` with one of its heads and summarise it.
+
+    Args:
+        run: a trained run (`load_run`).
+        head: `dense` (trained with the network) or a sparse head's name (`sparse_head`).
+        device: where to compute: auto (cuda > mps > cpu), cpu, cuda or mps.
+        batch_size: samples per inference batch.
+        workers: DataLoader worker processes.
+        trust_code: allow importing the run's `package.module:function` architecture (runs its code).
+        progress: called as `progress(phase, done, total)` while batches are computed.
+
+    Returns:
+        An `Evaluation`: `summary` (accuracy, loss, samples), `per_class` and `confusion` tables; `.save(run.dir)`
+        writes eval.csv, per_class.csv and confusion.csv/.png.
+    """
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
     if head != files.DENSE_HEAD:

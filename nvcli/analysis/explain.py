@@ -64,7 +64,8 @@ class Explanation(RunResult):
         from ..plots.explain import explain_figure
 
         h, n = self.head, self.name
-        out = {files.EXPLAIN.name(h, input=n): table(self.units), files.EXPLAIN_LAYERS.name(h, input=n): table(self.layers),
+        out = {files.EXPLAIN.name(h, input=n): table(self.units),
+               files.EXPLAIN_LAYERS.name(h, input=n): table(self.layers),
                files.EXPLAIN_CLASSES.name(h, input=n): table(self.classes)}
         if figures:
             out[files.EXPLAIN_PNG.name(h, input=n)] = figure(explain_figure, self.summary, self.units, self.layers,
@@ -139,8 +140,24 @@ def explain(model: nn.Module, head: Head, x: Tensor, *, target: str | None = Non
 def explain_run(run: Run, *, index: int | None = None, path: str | Path | None = None, target: str | None = None,
                 head: str = files.DENSE_HEAD, top: int = DEFAULT_TOP, rank: str = DEFAULT_RANK, device: str = "cpu",
                 trust_code: bool = False) -> Explanation:
-    """Explain a NeuroView run's decision on validation sample `index` or the image file at `path` (exactly one);
-    rank `importance` reads contributions relative to the mean codes of the validation split."""
+    """Explain a NeuroView run's decision on one input, unit by unit: contribution `W[c,u] * z_u(x)`.
+
+    Args:
+        run: a trained NeuroView run.
+        index: a sample of the validation split (give this or `path`).
+        path: an image file (RGB runs only).
+        target: the class whose logit to explain (default: the predicted class).
+        head: `dense` or a sparse head's name.
+        top: units listed per sign in the summary figure.
+        rank: `weight` (the paper's) or `importance`, which reads contributions relative to the mean codes of the
+            validation split (their part folded into the bias, so the logit still adds up).
+        device: where to compute.
+        trust_code: allow importing the run's `package.module:function` architecture.
+
+    Returns:
+        An `Explanation`: `summary` (predicted class, probability, logit = contributions + bias), `units`,
+        `layers` and `classes` tables; `.save(run.dir)` writes explain_<input>.csv/_layers/_classes/.png.
+    """
     run.require_neuroview("explain")
     if (index is None) == (path is None):
         raise NvError("give exactly one of index (a validation sample) or path (an image file)",

@@ -84,7 +84,23 @@ def _accuracy(pred: Tensor, labels: Tensor, classes: list[str]) -> pd.DataFrame:
 def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = files.DENSE_HEAD, example: int = 0,
             device: str = "auto", batch_size: int = 128, workers: int = 0, trust_code: bool = False,
             progress: ProgressFn | None = None) -> Perturbation:
-    """Per-class and overall validation accuracy of `run` with each of `channels` zeroed (and unperturbed)."""
+    """Per-class and overall validation accuracy of `run` with each of `channels` zeroed (and unperturbed).
+
+    Args:
+        run: a trained run on RGB images.
+        channels: the colour channels to zero, each in turn (red, green, blue).
+        head: `dense` or a sparse head's name.
+        example: the validation sample drawn in perturb_examples.png.
+        device: where to compute: auto (cuda > mps > cpu), cpu, cuda or mps.
+        batch_size: samples per inference batch.
+        workers: DataLoader worker processes.
+        trust_code: allow importing the run's `package.module:function` architecture (runs its code).
+        progress: called as `progress(phase, done, total)` while batches are computed.
+
+    Returns:
+        A `Perturbation`: `accuracy` (one row per class and condition, `none` = unperturbed); `.save(run.dir)`
+        writes perturb.csv/.png and perturb_examples.png.
+    """
     if run.spec.input_shape[0] != 3:
         raise NvError(f"nv perturb zeroes colour channels of RGB images; run '{run.dir}' has {run.kind} data with "
                       f"{run.spec.input_shape[0]} channel(s); choose an image run")

@@ -74,5 +74,14 @@ class ViewWeights(RunResult):
 
 
 def view_weights(run_name: str, head: Head, accuracy: float | None = None) -> ViewWeights:
-    """The per-view weight table of a multi-view head."""
+    """Which camera views drive each class: the mean weight of each view's units per class (Figure 5).
+
+    Args:
+        run_name: the run's name, for titles.
+        head: a multi-view NeuroView run's head (`read_head`).
+        accuracy: the run's validation accuracy, shown in the figure's title.
+
+    Returns:
+        A `ViewWeights` result: `frame` (class x view mean weights); `.save(run.dir)` writes views.csv/.png.
+    """
     return ViewWeights(run_name, head.name, views_frame(head), accuracy)

@@ -23,7 +23,8 @@ Top = Annotated[int, typer.Option("--top", "-k", min=1, rich_help_panel=PANEL,
                                   help="The k of top_share (units of largest |w|).")]
 Heads = Annotated[Optional[list[str]], typer.Option("--head", rich_help_panel=PANEL, help="The head of both runs "
                                                     "(dense, or a sparse head's name); give it twice for run A's and "
-                                                    "run B's (--head dense --head sparse10 compares a run with itself).")]
+                                                    "run B's (--head dense --head sparse10 compares a run with "
+                                                    "itself).")]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ def _option(*names: str, help: str, panel: str, **settings: object) -> typer.mod
 # Model
 Arch = Annotated[str, _option("--arch", "-a", panel=MODEL, help="alexnet, vgg11..19[_bn], resnet18/34/50, "
                               "densenet121, smallcnn, or package.module:function (imports and runs your code).")]
-CodeOpt = Annotated[Code, _option("--code", panel=MODEL, help="Unit code: sigmoid, straight-through step, ReLU output.")]
+CodeOpt = Annotated[Code, _option("--code", panel=MODEL,
+                                  help="Unit code: sigmoid, straight-through step, ReLU output.")]
 ReduceOpt = Annotated[Reduce, _option("--reduce", panel=MODEL, help="Reduce each unit's code map by max or mean.")]
 Baseline = Annotated[bool, _option("--baseline", panel=MODEL, help="Train the standard network instead (Table 1).")]
 WeightsFile = Annotated[Optional[Path], _option("--weights", panel=MODEL,

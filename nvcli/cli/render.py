@@ -41,7 +41,8 @@ def emit(frame: "pd.DataFrame", fmt: Format = Format.table, title: str | None = 
     else:
         table = Table(title=escape(title) if title else None, title_justify="left")
         for column in frame.columns:
-            table.add_column(escape(str(column)), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
+            table.add_column(escape(str(column)),
+                             justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
         for row in frame.itertuples(index=False):
             table.add_row(*(_cell(v) for v in row))
         # Piped output has no terminal width to respect: never squeeze columns to 80 characters.

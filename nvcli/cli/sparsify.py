@@ -21,8 +21,10 @@ UnitsPerClass = Annotated[Optional[int], typer.Option("--units-per-class", min=1
                                                       show_default=str(DEFAULT_UNITS_PER_CLASS),
                                                       help="Choose the densest head on the path with at most K units "
                                                       "per class on average.")]
-MaxDrop = Annotated[Optional[float], typer.Option("--max-drop", rich_help_panel=PANEL, help="Instead: the sparsest head "
-                                                  "whose validation accuracy is at most X (a fraction, 0.03 = 3 points) "
+MaxDrop = Annotated[Optional[float], typer.Option("--max-drop", rich_help_panel=PANEL,
+                                                  help="Instead: the sparsest head "
+                                                  "whose validation accuracy is at most X (a fraction, 0.03 = 3 "
+                                                  "points) "
                                                   "below the dense head's.")]
 Alpha = Annotated[float, typer.Option("--alpha", rich_help_panel=PANEL, help="L1 share of the elastic-net penalty "
                                       "(1 = lasso).")]

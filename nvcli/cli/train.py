@@ -100,7 +100,8 @@ class Train:
         from ..training.recipes import train  # torch, once every option has been checked
 
         where = self.runs_dir / self.name if self.name else "<the new run>"
-        on_interrupt(f"interrupted; every file written so far is complete (resume with: nv train --resume --run {where})")
+        on_interrupt(f"interrupted; every file written so far is complete (resume with: nv train --resume --run "
+                     f"{where})")
         with progress("training") as bar:
             return train(self.choice, self.data, self.options, self.recipe, name=self.name, runs_dir=self.runs_dir,
                          force=self.force, init=self.init, given=self.given, trust_code=self.trust_code, progress=bar,
@@ -257,7 +258,8 @@ def train(
     fmt: o.FormatOpt = Format.table,
 ) -> Train | Resume:
     """Train a NeuroView network jointly from scratch (or --baseline: the standard network)."""
-    choice = ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline, weights=str(weights) if weights else None,
+    choice = ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline,
+                         weights=str(weights) if weights else None,
                          freeze_backbone=freeze_backbone, shared_backbone=shared_backbone)
     recipe = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
                          momentum=momentum, scheduler=scheduler, step_size=step_size, gamma=gamma,

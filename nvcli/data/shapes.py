@@ -111,7 +111,8 @@ def _texture_mask(texture: str, yy: np.ndarray, xx: np.ndarray, period: float, a
     return cu**2 + cv**2 <= 0.28**2
 
 
-def render(n: int, size: int = 64, seed: int = 0, world: World = WORLDS[WORLD], drop_share: float = DROP_SHARE) -> Rendered:
+def render(n: int, size: int = 64, seed: int = 0, world: World = WORLDS[WORLD],
+           drop_share: float = DROP_SHARE) -> Rendered:
     """Render `n` images with balanced classes, deterministically from `seed`; `drop_share` of the shape and
     texture images lose one channel."""
     rng = np.random.default_rng(seed)

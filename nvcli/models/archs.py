@@ -88,7 +88,18 @@ def adapt_small_inputs(arch: str, network: nn.Module, size: int) -> None:
 
 
 def build_network(arch: str, num_classes: int, in_channels: int = 3, input_size: int = 64) -> nn.Module:
-    """A freshly initialised standard network for `num_classes` classes and `in_channels` inputs."""
+    """A freshly initialised standard network (no pretrained weights are downloaded).
+
+    Args:
+        arch: alexnet, vgg11..19[_bn], resnet18/34/50, densenet121, smallcnn, or `package.module:function`
+            (imports and calls it: your code).
+        num_classes: outputs of the classifier.
+        in_channels: input channels (the first convolution is adapted when not 3).
+        input_size: the input side in pixels, for networks whose classifier depends on it.
+
+    Returns:
+        The `nn.Module`; `NeuroView(network, num_classes)` turns it into its NeuroView variant.
+    """
     fn = _factory(arch)
     params = inspect.signature(fn).parameters
     kwargs = {"num_classes": num_classes} if "num_classes" in params or ":" not in arch else {}

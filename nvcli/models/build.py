@@ -11,10 +11,17 @@ from .spec import ModelSpec
 
 
 def build_model(spec: ModelSpec, *, load_weights: bool = True, trust_code: bool = False) -> nn.Module:
-    """A model from its spec; `load_weights` loads `spec.weights` (off when a run's model.pt follows).
+    """The model a spec describes: NeuroView or the standard network, single- or multi-view.
 
-    A `package.module:function` architecture is imported only with `trust_code`: a run directory read from
-    disk must not run code that the user did not name on the command line.
+    Args:
+        spec: the model as config.json records it (`ModelSpec.of(choice, ...)` or `run.spec`).
+        load_weights: load `spec.weights` (a standard network's state_dict) before conversion; off when a run's
+            model.pt is loaded next.
+        trust_code: allow importing a `package.module:function` architecture; a run read from disk must not
+            run code that the user did not name.
+
+    Returns:
+        The freshly built `nn.Module`.
     """
     if spec.user_code and not trust_code:
         raise NvError(f"the architecture '{spec.arch}' is user code (package.module:function); nv imports it only "

@@ -29,6 +29,7 @@ def metrics_figure(metrics: pd.DataFrame, title: str) -> Figure:
     acc_ax.legend(fontsize=8, frameon=False, loc="lower right")
     if len(metrics):
         last = metrics.iloc[-1]
-        title += f" (epoch {int(last['epoch'])}: validation accuracy {last['val_acc']:.1%}, loss {last['val_loss']:.3g})"
+        title += (f" (epoch {int(last['epoch'])}: validation accuracy {last['val_acc']:.1%}, "
+                  f"loss {last['val_loss']:.3g})")
     fig.suptitle(title, fontsize=10)
     return fig

@@ -116,7 +116,8 @@ class ConceptMap(RunResult):
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ...plots.concepts import concept_figure
 
-        out = {files.CONCEPTS_UNITS.name(): table(self.units), files.CONCEPTS_CLASSES.name(self.head): table(self.classes)}
+        out = {files.CONCEPTS_UNITS.name(): table(self.units),
+               files.CONCEPTS_CLASSES.name(self.head): table(self.classes)}
         if figures:
             classes = list(dict.fromkeys(self.classes["class"]))
             stems = files.class_stems(classes)
@@ -146,9 +147,20 @@ class ConceptMap(RunResult):
 def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectOptions = DissectOptions(), *,
                 head: str = files.DENSE_HEAD, compute: Compute = Compute(batch_size=16),
                 trust_code: bool = False, progress: Progress | None = None) -> ConceptMap:
-    """Dissect every unit of a NeuroView run on a probe set (default: a built-in one) and map concepts to classes.
+    """Label every unit with a concept (Network Dissection) and map each class to the concepts its weights favour.
 
-    Every layer's maps of a batch are held at once, hence a smaller default batch than other inference.
+    Args:
+        run: a trained single-view NeuroView run on RGB images.
+        probe_dir: a Broden-layout probe set (default: a built-in shapes probe, written to a scratch folder).
+        options: probe size, quantile, IoU threshold, categories, aggregation, ranking, figure settings.
+        head: `dense` or a sparse head's name.
+        compute: device, batch size (every layer's maps of a batch are held at once: 16 by default), workers.
+        trust_code: allow importing the run's `package.module:function` architecture.
+        progress: called as `progress(done, total)` per probe batch.
+
+    Returns:
+        A `ConceptMap`: `units` (each unit's concept and IoU) and `classes` (top concepts per class and sign);
+        `.save(run.dir)` writes concepts_units.csv, concepts_classes.csv and concepts_<class>.png.
     """
     run.require_neuroview("dissect-map")
     spec = run.spec
