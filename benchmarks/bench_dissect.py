@@ -96,7 +96,7 @@ def run_one(root: str, images: int, batch_size: int, threads: int, budget: int) 
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     tracemalloc.start()
     start, cpu_start = time.perf_counter(), time.process_time()
-    table = dissect(maps_fn, probe, batch_size=batch_size, progress=lambda done, total: calls.append(total),
+    table = dissect(maps_fn, probe, batch_size=batch_size, progress=lambda phase, done, total: calls.append(total),
                     collect_budget=budget)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     heap = tracemalloc.get_traced_memory()[1]

@@ -113,7 +113,7 @@ def test_units_firing_on_concepts_get_them_and_noise_does_not(tmp_path):
 def test_batch_size_does_not_change_the_result(tmp_path):
     probe, maps_fn = concept_probe(tmp_path / "p")
     calls = []
-    one = dissect(maps_fn, probe, batch_size=1, progress=lambda done, total: calls.append((done, total)))
+    one = dissect(maps_fn, probe, batch_size=1, progress=lambda phase, done, total: calls.append((done, total)))
     many = dissect(maps_fn, probe, batch_size=64)
     pd.testing.assert_frame_equal(one, many)
     assert calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == list(range(1, len(calls) + 1))

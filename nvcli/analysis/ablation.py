@@ -59,8 +59,7 @@ class Ablation(RunResult):
     def settings(self) -> dict[str, Any]:
         o = self.options
         return {"head": self.head, "classes": list(o.classes) if o.classes else None, "rank": o.rank, "mode": o.mode,
-                "max_k": o.max_k,
-                "steps": o.steps, "draws": o.draws, "seed": o.seed, "fraction": o.fraction}
+                "max_k": o.max_k, "steps": o.steps, "draws": o.draws, "seed": o.seed, "fraction": o.fraction}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.ablation import ablation_figure

@@ -64,7 +64,7 @@ class DissectMap:
         with progress("dissecting") as bar:
             result = dissect_run(run, self.probe, self.options, head=self.head, compute=self.compute,
                                  trust_code=self.source.trust_code,
-                                 progress=(lambda done, total: bar("probe", done, total)) if bar else None)
+                                 progress=bar)
         self.output.save(result, run.dir)
         top = self.options.top
         note(f"{int(result.units['interpretable'].sum())} of {len(result.units)} units interpretable (IoU >= "

@@ -18,10 +18,10 @@ from ...runs.lock import scratch_dir
 from ...runs.results import RunResult, Writer, figure, table
 from ...runs.run import Run
 from ...training.devices import resolve_device
+from ...training.predict import ProgressFn
 from ..head import read_head
 from ..importance import code_stats, needs_codes, scores
 from ..settings import AGGREGATES, DEFAULT_AGGREGATE, Compute, DissectOptions  # noqa: F401  (re-exported)
-from .stream import Progress
 from .tally import dissect
 
 CLASS_COLUMNS = ["class", "concept", "category", "sign", "weight", "percent", "rank", "units"]
@@ -146,7 +146,7 @@ class ConceptMap(RunResult):
 
 def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectOptions = DissectOptions(), *,
                 head: str = files.DENSE_HEAD, compute: Compute = Compute(batch_size=16),
-                trust_code: bool = False, progress: Progress | None = None) -> ConceptMap:
+                trust_code: bool = False, progress: ProgressFn | None = None) -> ConceptMap:
     """Label every unit with a concept (Network Dissection) and map each class to the concepts its weights favour.
 
     Args:
@@ -156,7 +156,7 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectO
         head: `dense` or a sparse head's name.
         compute: device, batch size (every layer's maps of a batch are held at once: 16 by default), workers.
         trust_code: allow importing the run's `package.module:function` architecture.
-        progress: called as `progress(done, total)` per probe batch.
+        progress: called as `progress("probe", done, total)` per probe batch.
 
     Returns:
         A `ConceptMap`: `units` (each unit's concept and IoU) and `classes` (top concepts per class and sign);

@@ -11,8 +11,9 @@ from torch import Tensor
 
 from ...data.broden import BrodenProbe, stack_images
 from ...errors import NvError
+from ...training.predict import ProgressFn
 from ..settings import DEFAULT_QUANTILE
-from .stream import FiniteCheck, MapsFn, PassCounter, Progress, count, probe_loader, sync_free, unit_maps
+from .stream import FiniteCheck, MapsFn, PassCounter, count, probe_loader, sync_free, unit_maps
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ def unit_thresholds(
     batch_size: int = 16,
     workers: int = 0,
     device: str | torch.device = "cpu",
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     collect_budget: int = DEFAULT_COLLECT_BUDGET,
     counter: PassCounter | None = None,
 ) -> Tensor:

@@ -9,21 +9,21 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from ...errors import NvError
+from ...training.predict import ProgressFn
 
 MapsFn = Callable[[Tensor], Sequence[Tensor]]
-Progress = Callable[[int, int], None]
 
 
 class PassCounter:
     """Counts batches over passes whose number is known only as the passes go."""
 
-    def __init__(self, fn: Progress | None, batches: int, passes: int) -> None:
+    def __init__(self, fn: ProgressFn | None, batches: int, passes: int) -> None:
         self.fn, self.batches, self.done, self.total = fn, batches, 0, batches * passes
 
     def step(self) -> None:
         self.done += 1
         if self.fn is not None:
-            self.fn(self.done, self.total)
+            self.fn("probe", self.done, self.total)
 
     def add_pass(self) -> None:
         self.total += self.batches

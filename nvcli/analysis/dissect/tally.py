@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...data.broden import BrodenProbe, collate_probe
+from ...training.predict import ProgressFn
 from ..settings import DEFAULT_IOU_THRESHOLD, DEFAULT_QUANTILE
 from .quantile import DEFAULT_COLLECT_BUDGET, unit_thresholds
-from .stream import FiniteCheck, MapsFn, PassCounter, Progress, count, probe_loader, sync_free, unit_maps
+from .stream import FiniteCheck, MapsFn, PassCounter, count, probe_loader, sync_free, unit_maps
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def tally_units(
     batch_size: int = 16,
     workers: int = 0,
     device: str | torch.device = "cpu",
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     counter: PassCounter | None = None,
 ) -> Tally:
     """Pass 2: binarise every unit's upsampled maps at its threshold and count overlaps with every label."""
@@ -199,7 +200,7 @@ def dissect(
     batch_size: int = 16,
     workers: int = 0,
     device: str | torch.device = "cpu",
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     collect_budget: int = DEFAULT_COLLECT_BUDGET,
 ) -> pd.DataFrame:
     """Label every unit with its best-matching probe concept (columns: UNIT_COLUMNS)."""
