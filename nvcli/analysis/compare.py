@@ -25,7 +25,7 @@ from .head import DEFAULT_TOP, OVERALL, head_names, read_head
 from .importance import check_rank, code_stats, needs_codes, ranked_head
 from .weights import layer_summary
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 
 SIDES = ("a", "b")
 ACCURACY_COLUMNS = ["side", "run", "head", "network", "dataset", "classes", "accuracy", "source"]

@@ -31,7 +31,7 @@ from ..runs.atomic import atomic_path, write_csv
 from .imagefile import image_file, read_rgb
 from .paths import listed_path
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 CATEGORIES = ("color", "object", "part", "material", "scene", "texture")  # index.csv's columns, in order
 DEFAULT_CATEGORIES = ("object", "part", "scene", "texture", "color")  # NetDissect-Lite's: material off
@@ -361,7 +361,7 @@ def write_broden(
                            "frequency": sum(bool(row[cat]) for row in rows)})
     write_csv(out / "category.csv", pd.DataFrame(categories, columns=["name", "first", "last", "count", "frequency"]))
     write_csv(out / "index.csv", pd.DataFrame(rows, columns=columns))  # last: a partial set is never readable
-    logger.info("wrote a Broden probe set of %d images, %d labels to %s", len(rows), len(labels), out)
+    log.info("wrote a Broden probe set of %d images, %d labels to %s", len(rows), len(labels), out)
     return out
 
 

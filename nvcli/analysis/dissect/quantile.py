@@ -15,7 +15,7 @@ from ...training.predict import ProgressFn
 from ..settings import DEFAULT_QUANTILE
 from .stream import FiniteCheck, MapsFn, PassCounter, count, probe_loader, sync_free, unit_maps
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_COLLECT_BUDGET = 1 << 24  # candidate values kept for the final exact sort: 128 MiB of int64
 _BINS = 1024  # histogram buckets per unit and refinement round
@@ -107,7 +107,7 @@ class _Selector:
 
     def _check(self, seen: Tensor) -> None:
         if self.expected is not None and not torch.equal(seen, self.expected):
-            logger.warning("maps_fn gave different values on different passes over the probe set "
+            log.warning("maps_fn gave different values on different passes over the probe set "
                            "(a non-deterministic model or kernel?); the thresholds are approximate")
 
     def finish_pass(self) -> bool:
@@ -200,7 +200,7 @@ def unit_thresholds(
         passes += 1
         if passes > 2:
             counter.add_pass()
-        logger.info("threshold pass %d (%s)", passes, "collect" if selector and selector.collecting else "histogram")
+        log.info("threshold pass %d (%s)", passes, "collect" if selector and selector.collecting else "histogram")
         for images in loader:
             maps = unit_maps(maps_fn, images.to(device, non_blocking=True), channels, finite)
             if selector is None:

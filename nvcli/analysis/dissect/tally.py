@@ -23,7 +23,7 @@ from ..settings import DEFAULT_IOU_THRESHOLD, DEFAULT_QUANTILE
 from .quantile import DEFAULT_COLLECT_BUDGET, unit_thresholds
 from .stream import FiniteCheck, MapsFn, PassCounter, count, probe_loader, sync_free, unit_maps
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _ELEMENTS = 1 << 24  # upsampled map elements processed at once (64 MiB of float32)
 UNIT_COLUMNS = ["unit", "layer", "channel", "concept", "category", "iou", "threshold", "interpretable"]
@@ -173,7 +173,7 @@ def tally_units(
     counts, channels = None, None
     thresholds = thresholds.to(device)
     finite = FiniteCheck(device)
-    logger.info("IoU pass over %d images", len(probe))
+    log.info("IoU pass over %d images", len(probe))
     for batch in loader:
         maps = unit_maps(maps_fn, batch["images"].to(device, non_blocking=True), channels, finite)
         if counts is None:
@@ -187,7 +187,7 @@ def tally_units(
     result = counts.tally(probe)
     silent = int((result.active == 0).sum())
     if silent:
-        logger.warning("%d of %d units never exceed their threshold (ties at the top, e.g. saturated codes); "
+        log.warning("%d of %d units never exceed their threshold (ties at the top, e.g. saturated codes); "
                        "their IoU is 0", silent, len(thresholds))
     return result
 

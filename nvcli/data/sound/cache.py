@@ -14,7 +14,7 @@ from ...errors import NvError
 from ...runs.atomic import save_torch
 from .spectrogram import SpecParams, decode, resize
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 
 
 class SpectrogramFiles(Dataset):

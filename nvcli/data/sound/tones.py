@@ -23,7 +23,7 @@ from .cache import SpectrogramTensors
 from .spectrogram import SpecParams, fit_length, log_mel, mean_std, resize
 from .urbansound import CSV_COLUMNS, METADATA_CSV, UrbanSoundOptions, balanced, load_tree
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 
 TONE_CUES = {
     "low_tone": "a steady pure sinusoid at 200-400 Hz: one narrow band low in the spectrogram",

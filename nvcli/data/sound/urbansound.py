@@ -23,7 +23,7 @@ from ..registry import MAX_IMAGE_SIZE, ON_ERROR, DataBundle, DataOptions, select
 from .cache import SpectrogramFiles, cache_entry, cache_root
 from .spectrogram import CACHE_VERSION, SpecParams, mean_std, reason
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 
 METADATA_CSV = Path("metadata") / "UrbanSound8K.csv"
 CSV_COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")

@@ -25,7 +25,7 @@ from ..registry import IMAGENET_MEAN, IMAGENET_STD, ON_ERROR, DataBundle, DataOp
 from .render import RENDERED_VIEWS, view_numbers
 from .solids import CUES_FILE
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 
 SPLIT_DIRS = {"train": "train", "val": "test"}  # MVCNN's folder names
 VIEW_FILE = re.compile(r"^(?P<object>.+?)(?:\.obj)?(?:\.shaded)?_v(?P<view>\d+)\.png$", re.IGNORECASE)

@@ -30,7 +30,7 @@ from ..registry import DataBundle, DataOptions
 from .geometry import SOLIDS
 from .render import ELEVATION, RENDERED_VIEWS, azimuths, render_views, separating_views, view_numbers
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 
 VIEW_CUES = {
     "cube": "a plain cube; told from cube_pocket only by the views that see its front face (azimuth 0)",
