@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from layouts import places_fixture, write_image
 
 from nvcli.data.registry import load_data
 from nvcli.data.shapes import CLASSES, COLOURS, DROPPED, PURE, SHAPES, TEXTURES, WORLDS, render
@@ -83,28 +83,6 @@ def test_shapes_world_is_checked() -> None:
         load_data("shapes", {"world": 3})
 
 
-def _png(path: Path, colour: tuple[int, int, int]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((40, 48, 3), colour, np.uint8)).save(path)
-
-
-def places_fixture(root: Path) -> None:
-    """A tiny Places365 root in torchvision's layout (file lists, categories, data_256_standard, val_256)."""
-    categories = ["/a/aquarium", "/b/ballroom", "/b/barn", "/c/canyon"]
-    (root / "categories_places365.txt").write_text("".join(f"{c} {i}\n" for i, c in enumerate(categories)))
-    train, val = [], []
-    for i, cat in enumerate(categories):
-        for k in range(3):
-            rel = f"{cat}/{k:08d}.jpg"
-            _png(root / "data_256_standard" / rel.lstrip("/"), (60 * i, 10, 10))
-            train.append(f"{rel} {i}")
-        name = f"Places365_val_{i:08d}.jpg"
-        _png(root / "val_256" / name, (60 * i, 10, 10))
-        val.append(f"{name} {i}")
-    (root / "places365_train_standard.txt").write_text("\n".join(train) + "\n")
-    (root / "places365_val.txt").write_text("\n".join(val) + "\n")
-
-
 def test_places_loader_reads_a_chosen_subset(tmp_path: Path) -> None:
     places_fixture(tmp_path)
     bundle = load_data("places10", {"data_dir": str(tmp_path), "classes": ["barn", "aquarium"], "image_size": 32})
@@ -130,15 +108,15 @@ def test_places_errors_name_what_is_wrong(tmp_path: Path) -> None:
 
 
 def test_imagefolder_errors(tmp_path: Path) -> None:
-    _png(tmp_path / "train" / "cat" / "1.png", (1, 2, 3))
+    write_image(tmp_path / "train" / "cat" / "1.png", (1, 2, 3))
     (tmp_path / "train" / "dog").mkdir()
     (tmp_path / "val").mkdir()
     with pytest.raises(NvError, match="class 'dog' has no images"):
         load_data("imagefolder", {"data_dir": str(tmp_path)})
     corrupt = tmp_path / "train" / "dog" / "bad.png"
     corrupt.write_bytes(b"not a png")
-    _png(tmp_path / "val" / "cat" / "1.png", (1, 2, 3))
-    _png(tmp_path / "val" / "dog" / "1.png", (1, 2, 3))
+    write_image(tmp_path / "val" / "cat" / "1.png", (1, 2, 3))
+    write_image(tmp_path / "val" / "dog" / "1.png", (1, 2, 3))
     bundle = load_data("imagefolder", {"data_dir": str(tmp_path)})
     with pytest.raises(NvError, match="cannot decode image .*bad.png"):
         bundle.train[1]

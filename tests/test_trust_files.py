@@ -130,13 +130,13 @@ def test_data_make_force_keeps_what_the_user_put_there(nv, tmp_path: Path) -> No
 
 
 def test_class_names_that_share_a_file_name_get_files_of_their_own(nv, tmp_path: Path) -> None:
-    from test_data import _png
+    from layouts import write_image
 
     names = ["a b", "a_b", "a_b_1", "A_B", "x" * 200]
     for split in ("train", "val"):
         for i, name in enumerate(names):
             for k in range(2):
-                _png(tmp_path / "tree" / split / name / f"{k}.png", (50 * i, 20 * k, 0))
+                write_image(tmp_path / "tree" / split / name / f"{k}.png", (50 * i, 20 * k, 0))
     assert nv("train", "--arch", "smallcnn", "--data", "imagefolder", "--data-dir", tmp_path / "tree",
               "--image-size", "16", "--epochs", "1", "--runs-dir", tmp_path, "--name", "r").code == 0
     run = tmp_path / "r"
@@ -153,10 +153,10 @@ def test_class_names_that_share_a_file_name_get_files_of_their_own(nv, tmp_path:
 
 
 def test_class_names_that_are_not_text_are_refused_before_anything_is_written(nv, tmp_path: Path) -> None:
-    from test_data import _png
+    from layouts import write_image
 
     for split in ("train", "val"):
-        _png(tmp_path / "tree" / split / "ok" / "0.png", (1, 2, 3))
+        write_image(tmp_path / "tree" / split / "ok" / "0.png", (1, 2, 3))
         raw = os.path.join(os.fsencode(tmp_path / "tree" / split), b"caf\xe9")
         os.makedirs(raw)
         with open(os.path.join(raw, b"0.png"), "wb") as f:
@@ -211,11 +211,11 @@ def test_truncated_and_looping_files_name_the_reason(tmp_path: Path) -> None:
 
 
 def test_class_names_are_printed_as_written(nv, tmp_path: Path) -> None:
-    from test_data import _png
+    from layouts import write_image
 
     for split in ("train", "val"):
         for name in ("[red]a", "[bold]b"):
-            _png(tmp_path / split / name / "0.png", (1, 2, 3))
+            write_image(tmp_path / split / name / "0.png", (1, 2, 3))
         (tmp_path / split / "[red]a" / "folder.png").mkdir()  # a folder named like an image is not one
     result = nv("data", "info", "imagefolder", "--data-dir", tmp_path)
     assert result.code == 0 and "[red]a" in result.out and "[bold]b" in result.out  # not taken as markup

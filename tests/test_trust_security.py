@@ -106,7 +106,7 @@ def test_urbansound_rows_outside_the_data_dir_are_refused(tmp_path: Path, monkey
 
 
 def test_places_lists_and_broden_index_cannot_leave_the_dataset(tmp_path: Path) -> None:
-    from test_data import places_fixture
+    from layouts import places_fixture
 
     places_fixture(tmp_path)
     listing = tmp_path / "places365_val.txt"
@@ -129,7 +129,7 @@ def test_places_lists_and_broden_index_cannot_leave_the_dataset(tmp_path: Path) 
 
 
 def test_places_categories_with_or_without_a_leading_slash(tmp_path: Path) -> None:
-    from test_data import places_fixture
+    from layouts import places_fixture
 
     places_fixture(tmp_path)
     categories = tmp_path / "categories_places365.txt"
@@ -191,12 +191,12 @@ def test_resampling_coprime_rates_never_builds_the_full_filter_bank(tmp_path: Pa
 
 
 def test_oversize_images_are_refused_in_one_line(nv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_data import _png
+    from layouts import write_image
 
     for split in ("train", "val"):
         for name in ("a", "b"):
             for i in range(2):
-                _png(tmp_path / "tree" / split / name / f"{i}.png", (40 * i, 10, 10))
+                write_image(tmp_path / "tree" / split / name / f"{i}.png", (40 * i, 10, 10))
     Image.new("RGB", (60, 50)).save(tmp_path / "tree" / "train" / "a" / "big.png")
     monkeypatch.setenv("NV_MAX_IMAGE_PIXELS", "2000")  # the 60x50 image is over it, the others are not
     for workers in ("0", "1"):
