@@ -36,6 +36,7 @@ from torch import nn
 
 from nvcli.analysis.dissect.quantile import DEFAULT_COLLECT_BUDGET
 from nvcli.analysis.dissect.tally import dissect
+from nvcli.analysis.settings import Compute
 from nvcli.data.broden import BrodenProbe, write_broden
 
 SIZE = 64
@@ -144,7 +145,7 @@ def command_phases(run_dir: Path, images: int, threads: int) -> dict[str, tuple[
             write_probe(Path(tmp) / "probe", ProbeOptions(image_size=run.spec.input_shape[1], count=images))
             phases["write probe"] = _since(start)
             start = _clock()
-            result = concepts.dissect_run(run, Path(tmp) / "probe", device="cpu")
+            result = concepts.dissect_run(run, Path(tmp) / "probe", compute=Compute(device="cpu"))
             whole = _since(start)
     finally:
         concepts.dissect = core

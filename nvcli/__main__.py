@@ -5,6 +5,9 @@ import sys
 def main() -> None:
     """Run nv; Ctrl-C while its modules load ends quietly too (the command line's own handler is not set yet)."""
     try:
+        from nvcli.cli import interrupt
+
+        interrupt.install()  # before the commands' modules load: an interrupt mid-import is held, then raised
         from nvcli.cli.app import run
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -76,7 +76,7 @@ def test_user_factory_architecture(nv, tmp_path: Path, monkeypatch: pytest.Monke
     (["train", "--run", "runs/x"], "--run only selects the run to continue with --resume"),
     (["train", "-D", "colour_bias=2"],
      "dataset 'shapes' takes no setting colour_bias (given by a flag or -D); its settings: seed,"),
-    (["train", "--image-size", "8"], "Invalid value for '--image-size': 8 is not in the range 16<=x<=4096"),
+    (["train", "--image-size", "8"], "image size 8 is too small; use 16 or more"),
     (["train", "--opt", "lbfgs"], "unknown --opt value 'lbfgs'; valid: adamw, adam, sgd"),
     (["train", "--lr", "-0.1"], "learning rate -0.1"),
     (["train", "--code", "fuzzy"], "unknown --code value 'fuzzy'"),

@@ -20,6 +20,7 @@ from nvcli.analysis.compare import check_comparable, compare, output_dir
 from nvcli.analysis.explain import explain_run, load_image
 from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.perturb import perturb
+from nvcli.analysis.settings import Compute, DissectOptions
 from nvcli.analysis.weights import class_weights, layer_summary
 from nvcli.data.shapes import ShapesOptions
 from nvcli.errors import NvError
@@ -270,7 +271,8 @@ def test_colour_decisions_rest_on_units_of_their_colour(runs):
     from nvcli.analysis.dissect.concepts import dissect_run
 
     run = runs["nv"]
-    concept = dissect_run(run, probe_count=200, device="cpu").units.set_index("unit")["concept"]
+    dissected = dissect_run(run, options=DissectOptions(probe_count=200), compute=Compute(device="cpu"))
+    concept = dissected.units.set_index("unit")["concept"]
     val = run.data().val
     for name in ("red", "green", "blue"):
         own = concept == name
@@ -364,7 +366,8 @@ def test_concept_map_by_importance_is_the_weight_times_the_code_spread_and_finds
     from nvcli.analysis.importance import code_stats
 
     run = runs["nv"]
-    result = dissect_run(run, probe_count=200, rank="importance", device="cpu")
+    result = dissect_run(run, options=DissectOptions(probe_count=200, rank="importance"),
+                         compute=Compute(device="cpu"))
     head, stats = read_head(run, "test"), code_stats(run, device="cpu")
     expected = concepts_classes(head.weight * stats.std, result.units, run.classes, DEFAULT_AGGREGATE)
     pd.testing.assert_frame_equal(result.classes, expected)

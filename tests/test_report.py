@@ -25,6 +25,7 @@ from nvcli.analysis.evaluate import evaluate
 from nvcli.analysis.explain import explain_run
 from nvcli.analysis.head import read_head
 from nvcli.analysis.perturb import perturb
+from nvcli.analysis.settings import Compute, DissectOptions
 from nvcli.analysis.weights import weights
 from nvcli.runs.results import read_manifest, save_files, table
 from nvcli.runs.run import Run, load_run
@@ -44,7 +45,7 @@ def full_run(shapes_runs: dict[str, Run], tmp_path_factory: pytest.TempPathFacto
              (weights(run.name, read_head(run, "weights"), ["red"])[1], "nv weights --class red"),
              (perturb(run, device="cpu"), "nv perturb --channel all"),
              (explain_run(run, index=0), "nv explain --index 0"),
-             (dissect_run(run, probe_count=60, device="cpu"), "nv dissect-map --probe-count 60")]
+             (dissect_run(run, options=DissectOptions(probe_count=60), compute=Compute(device="cpu")), "nv dissect-map --probe-count 60")]
     for result, command in saves:
         result.save(run.dir, command=f"{command} --run {run.dir}")
     return run

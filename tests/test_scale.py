@@ -169,7 +169,6 @@ COMPUTE = ("train", "multiview", "eval", "perturb", "compare", "dissect-map", "e
 def test_every_compute_command_takes_threads():
     import typer.main
 
-    from nvcli.cli import commands  # noqa: F401  (registers the commands)
     from nvcli.cli.app import app
 
     group = typer.main.get_command(app)

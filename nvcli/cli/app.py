@@ -128,6 +128,9 @@ def run() -> None:
         _fail(_flagged(exc), 2, "error: ")
     except (KeyboardInterrupt, typer.Abort):
         _fail(interrupt.interrupted_message(), 130)
+    except BrokenPipeError:  # `nv data list | head -1`: the reader left; say nothing, as Click does
+        sys.stdout = None  # type: ignore[assignment]  (nothing more can be written there)
+        sys.exit(1)
     except typer.Exit as exc:  # raised while a request executes (e.g. nv eval --min-acc)
         code = exc.exit_code
     except typer.TyperException as exc:  # usage errors (unknown option, bad value) in standalone_mode=False

@@ -42,8 +42,8 @@ SharedBackbone = Annotated[bool, _option("--shared-backbone", panel=MODEL,
 DataName = Annotated[str, _option("--data", "-d", panel=DATA, help="Dataset name (nv data list).")]
 DataDir = Annotated[Optional[Path], _option("--data-dir", panel=DATA, help="Dataset root on disk (real datasets).")]
 Classes = Annotated[Optional[str], _option("--classes", panel=DATA, help="Comma-separated subset of classes.")]
-ImageSize = Annotated[Optional[int], _option("--image-size", panel=DATA, min=MIN_IMAGE_SIZE, max=MAX_IMAGE_SIZE,
-                                             help="Image side in pixels (default: the dataset's).")]
+ImageSize = Annotated[Optional[int], _option("--image-size", panel=DATA, help=f"Image side in pixels, "
+                                             f"{MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} (default: the dataset's).")]
 OnErrorOpt = Annotated[Optional[OnError], _option("--on-error", panel=DATA, help="Files that cannot be decoded: fail "
                                                   "or skip them (default: the dataset's, fail).")]
 DataOption = Annotated[Optional[list[str]], _option("--data-option", "-D", panel=DATA, help="Another dataset setting "

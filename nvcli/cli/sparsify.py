@@ -17,7 +17,7 @@ PANEL = "Sparse head"
 HeadName = Annotated[Optional[str], typer.Option("--name", rich_help_panel=PANEL, show_default="sparse<K>, or "
                                                  "sparse-drop<X>", help="Store the head as heads/NAME.pt (select it "
                                                  "with --head NAME).")]
-UnitsPerClass = Annotated[Optional[int], typer.Option("--units-per-class", min=1, rich_help_panel=PANEL,
+UnitsPerClass = Annotated[Optional[int], typer.Option("--units-per-class", rich_help_panel=PANEL,
                                                       show_default=str(DEFAULT_UNITS_PER_CLASS),
                                                       help="Choose the densest head on the path with at most K units "
                                                       "per class on average.")]
