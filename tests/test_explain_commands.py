@@ -214,7 +214,7 @@ def test_perturb_refuses_sound_data_and_bad_channel(runs, nv):
     run = runs["nv"]
     model = {**run.config["model"], "input_shape": [1, 32, 32], "mean": [0.0], "std": [1.0]}
     sound = Run(run.dir, {**run.config, "model": model, "data": {**run.config["data"], "kind": "sound"}})
-    with pytest.raises(NvError, match="1 channel.*--run"):
+    with pytest.raises(NvError, match="1 channel.*choose an image run"):
         perturb(sound, device="cpu")
     code, _, err = nv("perturb", "--channel", "gren", "--run", runs["nv"].dir)
     assert code == 2 and "Did you mean 'green'?" in err

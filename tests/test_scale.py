@@ -11,7 +11,7 @@ import test_dissect
 import torch
 from test_dissect import concept_probe, id_images, lookup
 
-from nvcli.analysis.dissect import quantile
+from nvcli.analysis.dissect import stream
 from nvcli.analysis.dissect.quantile import unit_thresholds
 from nvcli.analysis.dissect.tally import dissect, tally_units
 from nvcli.data.broden import BrodenProbe, write_broden
@@ -29,7 +29,7 @@ TINY = ShapesOptions(image_size=32, train_per_class=8, val_per_class=4)
 @pytest.fixture
 def device_loops(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the dissection's device form (fixed shapes, scatter-adds, deferred checks) on the CPU."""
-    monkeypatch.setattr(quantile, "SYNC_FREE", {"cpu", "cuda", "mps"})
+    monkeypatch.setattr(stream, "SYNC_FREE", {"cpu", "cuda", "mps"})
 
 
 @pytest.mark.parametrize("budget", [0, 1 << 22])  # 0: every histogram round; else one round, then collection
@@ -41,7 +41,7 @@ def test_device_tally_counts_what_the_host_tally_counts(tmp_path, monkeypatch):
     probe, maps_fn = concept_probe(tmp_path / "p")
     thr = unit_thresholds(maps_fn, probe)
     host = tally_units(maps_fn, probe, thr, batch_size=7)
-    monkeypatch.setattr(quantile, "SYNC_FREE", {"cpu"})
+    monkeypatch.setattr(stream, "SYNC_FREE", {"cpu"})
     device = tally_units(maps_fn, probe, thr, batch_size=7)
     for field in ("intersection", "union", "active"):
         assert torch.equal(getattr(host, field), getattr(device, field)), field
@@ -62,7 +62,7 @@ def test_device_dissection_of_mixed_mask_sizes_matches_the_host(tmp_path, monkey
     probe = BrodenProbe(tmp_path / "p", image_size=8)
     maps = torch.rand(6, 3, 2, 2, generator=torch.Generator().manual_seed(1))
     host = dissect(lookup(maps), probe, quantile=0.2, batch_size=6)
-    monkeypatch.setattr(quantile, "SYNC_FREE", {"cpu"})
+    monkeypatch.setattr(stream, "SYNC_FREE", {"cpu"})
     device = dissect(lookup(maps), probe, quantile=0.2, batch_size=6)
     assert host.equals(device) and (host["iou"] > 0).all()
 
