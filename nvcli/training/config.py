@@ -14,8 +14,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_SEED = 2**31 - 1  # seeds are combined with offsets and epochs; this keeps every derived seed in range
 # A head reading more codes than this trains at lr * HEAD_REFERENCE_UNITS / units by default. Every step moves a
 # logit by about lr * sum(z) (Adam steps each weight by ~lr; soft codes are all positive), so a wider head at the
-# same lr takes a larger step in what it computes and diverges (docs/head-recipe.md#wide-heads).
-HEAD_REFERENCE_UNITS = 1024
+# same lr takes a larger step in what it computes and diverges (docs/head-recipe.md#wide-heads). 1152 is the
+# demo's AlexNet head, the widest on which the recipe experiments validated the default lr: it trains unchanged.
+HEAD_REFERENCE_UNITS = 1152
 
 
 @dataclass
@@ -80,7 +81,7 @@ class TrainConfig:
                 raise choice_error(what, value, valid)
 
     def head_lr_scale_for(self, units: int) -> float:
-        """The head's learning-rate scale for a head reading `units` codes: as set, else min(1, 1024 / units)."""
+        """The head's learning-rate scale for a head reading `units` codes: as set, else min(1, 1152 / units)."""
         if self.head_lr_scale is not None:
             return self.head_lr_scale
         return min(1.0, HEAD_REFERENCE_UNITS / units)
