@@ -26,7 +26,7 @@ for variant in ${VARIANTS:-perview shared mvcnn perview_hlr1}; do
     perview_hlr1) extra=(--head-lr-scale 1) ;;
   esac
   $PY -m nvcli multiview "${common[@]}" "${extra[@]}" --name "${ARCH}_${variant}" > /dev/null
-  echo "== ${ARCH}_${variant}: $(cat "$RUNS/${ARCH}_${variant}/config.json" | $PY -c \
-    'import json,sys; c=json.load(sys.stdin); print("units", c["units"], "head_lr_scale", c["train"]["head_lr_scale"])')"
+  echo "== ${ARCH}_${variant}: $($PY -c 'import json, sys; c = json.load(open(sys.argv[1]))
+print("units", c["units"], "head_lr_scale", c["train"]["head_lr_scale"])' "$RUNS/${ARCH}_${variant}/config.json")"
   cut -d, -f1-7 "$RUNS/${ARCH}_${variant}/metrics.csv"
 done
