@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--reduce", default="mean")
     ap.add_argument("--epochs", type=int, default=24)
     ap.add_argument("--hinit", type=float, default=1.0)
-    ap.add_argument("--hlr", type=float, default=1.0)
+    ap.add_argument("--hlr", type=float, default=None)  # None: the default, scaled to the head's width
     ap.add_argument("--hwd", type=float, default=None)
     ap.add_argument("--l1", type=float, default=0.0)
     ap.add_argument("--warmup", type=int, default=0)

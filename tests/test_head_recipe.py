@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from nvcli.data.shapes import COLOUR_CLASSES, DROP_SHARE, ShapesOptions
+from nvcli.data.views.solids import SolidsOptions
 from nvcli.errors import NvError
 from nvcli.models.spec import ModelChoice
 from nvcli.runs.run import CONFIG_FORMAT, load_run
@@ -67,6 +68,19 @@ def test_the_head_gets_its_own_optimizer_group_only_when_its_settings_differ() -
     (only_head,) = param_groups(build_model(spec_for(ModelChoice(arch="smallcnn", freeze_backbone=True),
                                                      load_data("shapes", TINY))), cfg(head_lr_scale=2))
     assert only_head["lr"] == pytest.approx(6e-3)  # a frozen backbone leaves the head's group alone
+
+
+def test_the_default_head_lr_follows_the_head_width_and_config_json_records_it(tmp_path: Path) -> None:
+    assert TrainConfig().head_lr_scale is None  # the default: resolved from the width when the model exists
+    assert [TrainConfig().head_lr_scale_for(n) for n in (112, 1152, 2304, 22720)] == [1.0, 1.0, 0.5, 1152 / 22720]
+    assert TrainConfig(head_lr_scale=1.0).head_lr_scale_for(22720) == 1.0  # a value the user set is kept
+    # 12 views x 112 smallcnn units = 1344 head inputs: the head trains at lr * 1152 / 1344, and the run says so.
+    views = SolidsOptions(image_size=16, train_per_class=1, val_per_class=1)
+    run = train(ModelChoice(arch="smallcnn", reduce="mean"), "views", views, cfg(), name="mv", runs_dir=tmp_path)
+    assert run.config["units"] == 1344
+    assert run.config["train"]["head_lr_scale"] == pytest.approx(1152 / 1344)
+    narrow = train(CHOICE, "shapes", TINY, cfg(), name="n", runs_dir=tmp_path)
+    assert json.loads((narrow.dir / "config.json").read_text())["train"]["head_lr_scale"] == 1.0
 
 
 def test_soft_threshold_is_the_proximal_step_of_l1() -> None:

@@ -15,6 +15,11 @@ SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
 Device = Literal["auto", "cpu", "cuda", "mps"]  # auto: cuda > mps > cpu
 DEVICES: tuple[str, ...] = get_args(Device)
 MAX_SEED = 2**31 - 1  # seeds are combined with offsets and epochs; this keeps every derived seed in range
+# A head reading more codes than this trains at lr * HEAD_REFERENCE_UNITS / units by default. Every step moves a
+# logit by about lr * sum(z) (Adam steps each weight by ~lr; soft codes are all positive), so a wider head at the
+# same lr takes a larger step in what it computes and diverges (docs/head-recipe.md#wide-heads). 1152 is the
+# demo's AlexNet head, the widest on which the recipe experiments validated the default lr: it trains unchanged.
+HEAD_REFERENCE_UNITS = 1152
 
 
 @dataclass
@@ -38,11 +43,12 @@ class TrainConfig:
     deterministic: bool = False
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     # The NeuroView head (`model.head`): it starts at PyTorch's default init times head_init_scale
-    # (0: zeros), trains at lr * head_lr_scale with its own weight decay (None: weight_decay), and after
-    # every step its weights are soft-thresholded by (its lr) * head_l1, the proximal step of an L1
-    # penalty head_l1 * sum|W| (0: none). docs/head-recipe.md has the experiments behind the defaults.
+    # (0: zeros), trains at lr * head_lr_scale (None: by its width, see head_lr_scale_for; a run records the
+    # number) with its own weight decay (None: weight_decay), and after every step its weights are
+    # soft-thresholded by (its lr) * head_l1, the proximal step of an L1 penalty head_l1 * sum|W| (0: none).
+    # docs/head-recipe.md has the experiments behind the defaults.
     head_init_scale: float = 1.0
-    head_lr_scale: float = 1.0
+    head_lr_scale: float | None = None
     head_weight_decay: float | None = None
     head_l1: float = 0.0
     head_warmup: int = 0  # epochs at the start in which only the head trains
@@ -61,7 +67,8 @@ class TrainConfig:
             (0 <= self.seed <= MAX_SEED, "seed", self.seed, f"an integer in [0, {MAX_SEED}]"),
             (self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1"),
             (0 <= self.head_init_scale < math.inf, "head init scale", self.head_init_scale, "a number >= 0"),
-            (0 < self.head_lr_scale < math.inf, "head learning-rate scale", self.head_lr_scale, "a positive number"),
+            (self.head_lr_scale is None or 0 < self.head_lr_scale < math.inf, "head learning-rate scale",
+             self.head_lr_scale, "a positive number"),
             (self.head_weight_decay is None or 0 <= self.head_weight_decay < math.inf, "head weight decay",
              self.head_weight_decay, "a number >= 0"),
             (0 <= self.head_l1 < math.inf, "head L1 penalty", self.head_l1, "a number >= 0"),
@@ -75,6 +82,12 @@ class TrainConfig:
                                    (self.device, DEVICES, "device")):
             if value not in valid:
                 raise choice_error(what, value, valid)
+
+    def head_lr_scale_for(self, units: int) -> float:
+        """The head's learning-rate scale for a head reading `units` codes: as set, else min(1, 1152 / units)."""
+        if self.head_lr_scale is not None:
+            return self.head_lr_scale
+        return min(1.0, HEAD_REFERENCE_UNITS / units)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,6 +5,7 @@ import logging
 import math
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +44,15 @@ def scale_head_init(model: nn.Module, scale: float) -> None:
             p.mul_(scale)
 
 
+def resolve_head_lr(cfg: TrainConfig, model: nn.Module) -> TrainConfig:
+    """`cfg` with the head's learning-rate scale as a number (the default depends on the head's width).
+
+    A baseline has no NeuroView head: its scale stays None.
+    """
+    head = head_of(model)
+    return cfg if head is None else replace(cfg, head_lr_scale=cfg.head_lr_scale_for(head.in_features))
+
+
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     """The trainable parameters: one group, or the backbone and then the head when its lr or decay differ.
 
@@ -51,12 +61,12 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     params = [p for p in model.parameters() if p.requires_grad]
     head = head_of(model)
     decay = cfg.weight_decay if cfg.head_weight_decay is None else cfg.head_weight_decay
-    if head is None or (cfg.head_lr_scale == 1 and decay == cfg.weight_decay):
+    scale = 1.0 if head is None else cfg.head_lr_scale_for(head.in_features)
+    if head is None or (scale == 1 and decay == cfg.weight_decay):
         return [{"params": params, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
     head_ids = {id(p) for p in head.parameters()}
     groups = [{"params": [p for p in params if id(p) not in head_ids], "lr": cfg.lr, "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if id(p) in head_ids], "lr": cfg.lr * cfg.head_lr_scale,
-               "weight_decay": decay}]
+              {"params": [p for p in params if id(p) in head_ids], "lr": cfg.lr * scale, "weight_decay": decay}]
     return [g for g in groups if g["params"]]
 
 

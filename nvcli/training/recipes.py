@@ -24,7 +24,7 @@ from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, wr
 from . import distributed as dist
 from .config import TrainConfig
 from .devices import amp_dtype, precision_name, resolve_device, seed_everything, set_threads
-from .engine import Trainer, scale_head_init
+from .engine import Trainer, resolve_head_lr, scale_head_init
 from .predict import ProgressFn
 
 if TYPE_CHECKING:
@@ -162,6 +162,7 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
             spec = spec_for(choice, bundle)
             model = build_model(spec, trust_code=trust_code or choice.user_code)
         scale_head_init(model, cfg.head_init_scale)  # before head_init.pt records where the head starts
+        cfg = resolve_head_lr(cfg, model)  # config.json records the number the head trains with
         # Rank 0 alone creates, writes and locks the run directory, for the whole of training.
         with new_run_dir(name, runs_dir, force) if dist.is_main() else nullcontext() as run_dir:
             if run_dir is not None:
