@@ -75,8 +75,9 @@ Seed = Annotated[int, _option("--seed", panel=RECIPE, min=0, max=MAX_SEED,
                               help="Seed of the data, the initialisation and the batch order.")]
 HeadInitScale = Annotated[float, _option("--head-init-scale", panel=RECIPE, help="The head's initial "
                                          "weights: PyTorch's default init times this (0: zeros).")]
-HeadLrScale = Annotated[float, _option("--head-lr-scale", panel=RECIPE,
-                                       help="The head's learning rate: --lr times this.")]
+HeadLrScale = Annotated[Optional[float], _option("--head-lr-scale", panel=RECIPE, help="The head's learning rate: "
+                                                 "--lr times this (default: min(1, 1152 / head units), so a wide "
+                                                 "head takes the demo head's step; config.json records the value).")]
 HeadWd = Annotated[Optional[float], _option("--head-wd", panel=RECIPE,
                                             help="The head's weight decay (default: --weight-decay).")]
 HeadL1 = Annotated[float, _option("--head-l1", panel=RECIPE, help="L1 penalty on the head's weights, applied "
