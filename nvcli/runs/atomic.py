@@ -107,7 +107,10 @@ def load_torch(path: str | os.PathLike, failure: str) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or objects that weights_only refuses: all "not ours"
-        raise NvError(f"{failure} ({describe(exc)})") from exc
+        reason = describe(exc)
+        if "weights_only" in str(exc) or "Weights only" in str(exc):  # torch's advice to load unsafely: never give it
+            reason = "it is damaged or holds more than tensors, and nv loads nothing else, so no code in it can run"
+        raise NvError(f"{failure} ({reason})") from exc
 
 
 def save_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:
