@@ -39,6 +39,7 @@ COLUMNS = ["class", "ranking", "policy", "k", "accuracy", "margin", "draw"]  # +
 SUMMARY_COLUMNS = ["class", "k", "accuracy", "top_accuracy", "random_accuracy", "random_accuracy_sd",
                    "accuracy_drop_ratio", "margin", "top_margin", "random_margin", "random_margin_sd",
                    "margin_drop_ratio"]
+MAX_COUNT = 100_000  # bound of max_k, steps and draws: each costs memory or time, larger values are typos
 DEFAULT_FRACTION = 0.01  # the summary's k: this share of the units (at least one)
 DEFAULT_MAX_FRACTION = 0.1  # the grid's largest k by default
 
@@ -61,21 +62,26 @@ class AblationOptions:
         if self.mode not in MODES:
             raise choice_error("ablation mode (--mode)", self.mode, MODES)
         for name, value in (("--max-k", self.max_k), ("--steps", self.steps), ("--draws", self.draws)):
-            if value is not None and value < 1:
-                raise NvError(f"{name} {value} is out of range; use an integer >= 1")
+            if value is not None and not 1 <= value <= MAX_COUNT:
+                raise NvError(f"{name} {value} is out of range; use an integer from 1 to {MAX_COUNT}")
         if not 0 < self.fraction < 1:
             raise NvError(f"--fraction {self.fraction} is out of range; use a share of the units in (0, 1)")
 
     def summary_k(self, units: int) -> int:
-        """The k of the summary: `fraction` of the units, rounded up."""
-        return max(1, math.ceil(self.fraction * units - 1e-9))
+        """The k of the summary: `fraction` of the units, rounded up (refused above an explicit `max_k`)."""
+        k = max(1, math.ceil(self.fraction * units - 1e-9))
+        if self.max_k is not None and k > self.max_k:
+            raise NvError(f"--fraction {self.fraction} of {units} units is k={k}, above --max-k {self.max_k}; the "
+                          f"summary's k must be ablated: raise --max-k to at least {k} or lower --fraction")
+        return min(k, units)
 
     def grid(self, units: int) -> list[int]:
         """The k values: about `steps` of them, spaced geometrically from 1 to the maximum, the summary's k included."""
-        top = min(units, self.max_k if self.max_k is not None else max(1, round(DEFAULT_MAX_FRACTION * units)))
-        ks = {1, top, min(top, self.summary_k(units))}
-        if self.steps > 1:
-            ks |= {int(round(v)) for v in np.geomspace(1, top, self.steps)}
+        summary = self.summary_k(units)
+        top = min(units, self.max_k if self.max_k is not None else max(1, summary, round(DEFAULT_MAX_FRACTION * units)))
+        ks = {1, top, summary}
+        if self.steps > 1:  # more steps than k values would only repeat them
+            ks |= {int(round(v)) for v in np.geomspace(1, top, min(self.steps, top))}
         return sorted(k for k in ks if 1 <= k <= top)
 
 

@@ -83,6 +83,7 @@ def read_head(run: Run, command: str, head: str = files.DENSE_HEAD) -> Head:
     run.require_neuroview(command)
     if head == files.DENSE_HEAD:
         name, keys = files.MODEL, ("head.weight", "head.bias")
+        run.head_init()  # read with the head it started: a damaged head_init.pt stops a command before it writes
     else:
         names = head_names(run)
         if head not in names:

@@ -6,6 +6,7 @@ Reading needs no torch unless such a figure has to be drawn.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -55,7 +56,8 @@ def entries(folder: Path) -> list[Entry]:
     found = []
     for key, value in read_manifest(folder).items():
         if isinstance(value, dict):
-            names = [n for n in value.get("files") or [] if isinstance(n, str) and Path(n).name == n]
+            # A name in the folder or one subfolder (heads/<name>.json); `access` refuses any that leaves it.
+            names = [n for n in value.get("files") or [] if isinstance(n, str) and 1 <= len(Path(n).parts) <= 2]
             found.append(Entry(key, dict(value.get("settings") or {}), names, value.get("command")))
     return found
 
@@ -99,6 +101,18 @@ def _csv_block(folder: Path, name: str, ctx: Context) -> str:
     return f"<details><summary>{page.esc(label)} ({count} rows)</summary>{body}</details>"
 
 
+def _json_block(folder: Path, name: str, ctx: Context) -> str:
+    """A saved JSON record as a table of its values (a link when it is not an object)."""
+    try:
+        record = json.loads(access.read_text(folder, name))
+    except ValueError:
+        record = None
+    link = page.link(ctx.href(folder / name), name)
+    if not isinstance(record, dict):
+        return f'<div class="files">{link}</div>'
+    return f'<div class="files">{link}</div>' + page.key_values(_flat("", record))
+
+
 def _draw_missing(source: Source, entry: Entry, ctx: Context) -> dict[str, bytes]:
     """Figures of `entry` that the run lacks, drawn from its saved tables (none if its kind cannot redraw)."""
     kind = kind_of(entry.kind)
@@ -135,6 +149,8 @@ def entry_html(source: Source, entry: Entry, ctx: Context) -> str:
             figures.append(page.figure(access.read_bytes(source.dir, name), name, caption(name).text, entry.command))
         elif name.endswith(".csv"):
             tables.append(_csv_block(source.dir, name, ctx))
+        elif name.endswith(".json"):  # a record (a sparse head's): its settings and numbers as a table
+            tables.append(_json_block(source.dir, name, ctx))
         else:
             tables.append(f'<div class="files">{page.link(ctx.href(path), name)}</div>')
     if not figures and any(n.endswith(".csv") for n in entry.files) and entry.command:

@@ -53,7 +53,7 @@ def inside(run_dir: str | os.PathLike, name: str | os.PathLike) -> Path:
             raise NvError(f"cannot read '{path}': {exc.strerror}") from exc
         if (what := odd_kind(mode)) is not None:
             raise refusal(path, what)
-    return path
+    return root.joinpath(*rel.parts)
 
 
 def is_file(run_dir: str | os.PathLike, name: str | os.PathLike) -> bool:
