@@ -6,6 +6,7 @@ not written and not deleted. Every test works on its own copy of one tiny traine
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -33,8 +34,9 @@ CPU = ["--device", "cpu"]
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny shapes run (1 epoch), evaluated, with its codes cached; each test copies it."""
     root = tmp_path_factory.mktemp("links")
-    run = train(ModelChoice(arch="smallcnn"), "shapes", ShapesOptions(image_size=32, train_per_class=4, val_per_class=2),
-                TrainConfig(epochs=1, batch_size=16, device="cpu"), name="r", runs_dir=root)
+    data = ShapesOptions(image_size=32, train_per_class=4, val_per_class=2)
+    run = train(ModelChoice(arch="smallcnn"), "shapes", data, TrainConfig(epochs=1, batch_size=16, device="cpu"),
+                name="r", runs_dir=root)
     return run.dir
 
 
@@ -63,7 +65,9 @@ def untouched(outside: Path, *written: Path) -> bool:
 
 
 def one_line(result) -> bool:
-    return result.code == 2 and result.err.count("\n") <= 1 and "Traceback" not in result.err
+    """Exit 2 with one `error:` line (progress notes may precede it) and no traceback."""
+    errors = [line for line in result.err.splitlines() if line.startswith("error:")]
+    return result.code == 2 and len(errors) == 1 and "Traceback" not in result.err
 
 
 # -- 1. links, FIFOs and devices inside a run ----------------------------------------------------------------------
@@ -133,10 +137,11 @@ def test_access_refuses_links_fifos_and_escapes_but_follows_the_run_dir_itself(r
 
 # -- 2. overwrites the user did not ask for ------------------------------------------------------------------------
 def test_train_force_removes_only_what_nv_wrote(nv, run: Path, outside: Path) -> None:
-    assert nv("eval", "--run", run, *CPU).code == 0
+    assert nv("ablate", "--run", run, *CPU).code == 0  # results, a figure and cached codes
     (run / "NOTES.md").write_text("my notes")
     (run / "my_analysis").mkdir()
     (run / "my_analysis" / "plot.py").write_text("print(1)")
+    (run / "codes").mkdir(exist_ok=True)
     (run / "codes" / "mine.txt").write_text("kept")
     (run / "link").symlink_to(outside)
     result = nv("train", "--arch", "smallcnn", "--image-size", "32", "-D", "train_per_class=4", "-D",
@@ -144,7 +149,7 @@ def test_train_force_removes_only_what_nv_wrote(nv, run: Path, outside: Path) ->
     assert result.code == 0, result.err
     assert (run / "NOTES.md").read_text() == "my notes" and (run / "my_analysis" / "plot.py").is_file()
     assert (run / "codes" / "mine.txt").is_file() and not (run / "codes" / "val.npy").exists()
-    assert not (run / "eval.csv").exists() and (run / "link").is_symlink() and untouched(outside)
+    assert not list(run.glob("ablation*")) and (run / "link").is_symlink() and untouched(outside)
 
 
 def test_report_out_refuses_a_file_it_did_not_write(nv, run: Path, tmp_path: Path) -> None:
@@ -191,7 +196,8 @@ def _tree(root: Path, classes: list[str], per_class: int = 2) -> None:
         for i, name in enumerate(classes):
             for k in range(per_class):
                 (root / split / name).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(np.full((16, 16, 3), (80 * i, 30 * k, 0), np.uint8)).save(root / split / name / f"{k}.png")
+                pixels = np.full((16, 16, 3), (80 * i, 30 * k, 0), np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{k}.png")
 
 
 def test_a_changed_class_list_is_refused_naming_the_classes(nv, tmp_path: Path) -> None:
@@ -230,6 +236,10 @@ def test_damaged_code_caches_are_recomputed(run: Path, damage: str) -> None:
 
     good = split_codes(load_run(run), device="cpu")
     z, labels = np.array(good.z), np.array(good.labels)
+    expected = z.copy(), labels.copy()
+    del good  # its memory map reads the file about to be damaged
+    for name in ("val.npy", "val_labels.npy"):
+        (run / "codes" / name).unlink()
     if damage == "width":
         z = z[:, :-1]
     elif damage == "nan":
@@ -239,7 +249,7 @@ def test_damaged_code_caches_are_recomputed(run: Path, damage: str) -> None:
     np.save(run / "codes" / "val.npy", z)
     np.save(run / "codes" / "val_labels.npy", labels)
     again = split_codes(load_run(run), device="cpu")
-    assert np.array_equal(np.asarray(again.z), np.asarray(good.z)) and np.array_equal(again.labels, good.labels)
+    assert np.array_equal(np.asarray(again.z), expected[0]) and np.array_equal(again.labels, expected[1])
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -252,7 +262,7 @@ def test_sparse_heads_are_validated_on_load(nv, run: Path, edit, message: str) -
     weight, bias = edit(head["head.weight"], head["head.bias"])
     (run / "heads").mkdir(exist_ok=True)
     torch.save({"weight": weight, "bias": bias}, run / "heads" / "bad.pt")
-    result = nv("weights", "--run", run, "--head", "bad", "--no-plot")
+    result = nv("weights", "--run", run, "--head", "bad", "--all", "--no-plot")
     assert one_line(result) and message in result.err and "heads/bad.pt" in result.err, result.err
     assert "units.csv lists" not in result.err  # the head is at fault, not the unit table
 
@@ -285,9 +295,9 @@ def test_a_non_utf8_byte_in_a_table_is_one_line(nv, run: Path, name: str) -> Non
 
 def test_damaged_head_files_never_suggest_loading_unsafely(nv, run: Path) -> None:
     (run / "heads").mkdir(exist_ok=True)
-    torch.save({"weight": torch.zeros(2, 2), "evil": object.__new__(Path)}, run / "heads" / "x.pt")
+    torch.save({"weight": torch.zeros(2, 2), "evil": argparse.Namespace(code="ran")}, run / "heads" / "x.pt")
     (run / "head_init.pt").write_bytes(b"PK\x03\x04 damaged")
-    for args in (["weights", "--head", "x"], ["weights"]):
+    for args in (["weights", "--all", "--head", "x"], ["weights", "--all"]):
         result = nv(*args, "--run", run, "--no-plot")
         assert one_line(result) and "weights_only" not in result.err and "False" not in result.err, result.err
 
@@ -305,7 +315,7 @@ def test_a_fifo_lock_and_a_missing_head_are_named(nv, run: Path) -> None:
     result = nv("eval", "--run", run, *CPU)
     assert one_line(result) and ".nv-lock' is a FIFO" in result.err and "Invalid argument" not in result.err
     (run / ".nv-lock").unlink()
-    result = nv("weights", "--run", run, "--head", "gone", "--no-plot")
+    result = nv("weights", "--run", run, "--all", "--head", "gone", "--no-plot")
     assert one_line(result) and "train it first" not in result.err and "dense" in result.err
 
 
@@ -313,11 +323,12 @@ def test_leftover_temporary_files_are_removed(nv, run: Path) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()  # a process that is gone
     leftovers = [run / "codes" / f".val.npy.{dead}.abcd_123.tmp", run / f".report.html.{dead}.x1y2z3w4.tmp"]
+    (run / "codes").mkdir(exist_ok=True)
     for path in leftovers:
         path.write_bytes(b"half")
     alive = run / f".report.html.{os.getpid()}.qqqqqqqq.tmp"  # a write in progress in this process: kept
     alive.write_bytes(b"writing")
-    (run / "codes" / "val.json").unlink()  # so the codes are written again
+    (run / "codes" / "val.json").unlink(missing_ok=True)  # so the codes are written
     assert nv("ablate", "--run", run, *CPU, "--no-plot").code == 0
     assert nv("report", "--run", run).code == 0
     assert not any(p.exists() for p in leftovers) and alive.exists()
@@ -354,3 +365,22 @@ def test_a_damaged_dataset_manifest_is_named_and_force_removes_nothing(nv, tmp_p
     result = nv(*args, "--force")
     assert one_line(result) and ".nv-dataset.json' is damaged" in result.err and "has no" not in result.err
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+
+
+def test_a_runaway_worker_count_is_refused_before_spawning(nv, run: Path) -> None:
+    result = nv("eval", "--run", run, *CPU, "--workers", "100000")
+    assert one_line(result) and "--workers 100000 is out of range" in result.err
+
+
+def test_the_report_shows_the_sparse_heads_kept(nv, run: Path) -> None:
+    assert nv("sparsify", "--run", run, *CPU, "--units-per-class", "2", "--no-plot").code == 0
+    assert nv("report", "--run", run).code == 0
+    page = (run / "report.html").read_text()
+    kept = page[page.index('id="head"'):]
+    assert "heads/sparse2.json" in kept and "lambda" in kept
+
+
+def test_resume_with_a_damaged_metrics_csv_is_one_line(nv, run: Path) -> None:
+    (run / "metrics.csv").write_bytes((run / "metrics.csv").read_bytes() + b"\xff\n")
+    result = nv("train", "--resume", "--run", run)
+    assert one_line(result) and "metrics.csv' is not UTF-8" in result.err

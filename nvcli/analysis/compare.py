@@ -69,9 +69,9 @@ class Comparison(RunResult):
             return None
         accuracy, layers, overall = tables
         dirs = settings.get("dirs")
-        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()}, int(settings.get("top", DEFAULT_TOP)),
-                   str(settings.get("rank", "weight")), {k: str(v) for k, v in dirs.items()} if isinstance(dirs, dict)
-                   else None)
+        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()},
+                   int(settings.get("top", DEFAULT_TOP)), str(settings.get("rank", "weight")),
+                   {k: str(v) for k, v in dirs.items()} if isinstance(dirs, dict) else None)
 
 
 def _structure(run: Run) -> list[tuple]:

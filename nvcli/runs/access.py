@@ -25,7 +25,7 @@ _ODD = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO (named pipe)"
 
 
 def odd_kind(mode: int) -> str | None:
-    """What a file of mode `mode` is when it is neither a plain file nor a folder ('a symbolic link', ...), else None."""
+    """What a file of mode `mode` is when neither a plain file nor a folder ('a symbolic link', ...), else None."""
     return next((what for test, what in _ODD if test(mode)), None)
 
 

@@ -114,6 +114,12 @@ def _temporary(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
+def result_file(name: str) -> bool:
+    """Whether `name` ('/'-separated, relative to the folder holding results.json) is a name a result's files
+    take (an `Artifact` pattern): what replacing a result may remove, never a training file such as checkpoint.pt."""
+    return any(fnmatchcase(name, a.glob()) and name.count("/") == a.pattern.count("/") for a in _ARTIFACTS)
+
+
 def written_by_nv(name: str) -> bool:
     """Whether `name` ('/'-separated, relative to a run directory) is a name nv writes there: the training files,
     result files (`Artifact` patterns), a result folder's files, cached codes, and interrupted writes' leftovers.
@@ -123,18 +129,16 @@ def written_by_nv(name: str) -> bool:
     parts = name.split("/")
     leaf = parts[-1]
     if len(parts) == 1:
-        return name in RUN_FILES or _temporary(name) or any(
-            "/" not in a.pattern and fnmatchcase(name, a.glob()) for a in _ARTIFACTS)
+        return name in RUN_FILES or _temporary(name) or result_file(name)
     if len(parts) != 2:
         return False
     folder = parts[0]
     if folder == CODES_DIR:
         return _temporary(leaf) or fnmatchcase(leaf, "*.npy") or fnmatchcase(leaf, "*.json")
     if folder == HEADS_DIR:
-        return _temporary(leaf) or any(fnmatchcase(name, a.glob()) for a in (SPARSE_HEAD, SPARSE_HEAD_INFO))
+        return _temporary(leaf) or result_file(name)
     if fnmatchcase(folder, COMPARE_DIRS):
-        return leaf == RESULTS or _temporary(leaf) or any(
-            fnmatchcase(leaf, a.glob()) for a in (COMPARE, COMPARE_LAYERS, COMPARE_ACCURACY, COMPARE_PNG))
+        return leaf == RESULTS or _temporary(leaf) or result_file(leaf)
     return False
 
 

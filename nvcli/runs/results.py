@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar
 from ..errors import NvError
 from .atomic import save_figure, write_csv, write_json
 from . import access
-from .files import DENSE_HEAD, RESULTS, STAGING, head_mark, written_by_nv
+from .files import DENSE_HEAD, RESULTS, STAGING, head_mark, result_file
 from .lock import holding, remove_orphans
 
 Writer = Callable[[Path], None]  # writes one file at the path it is given
@@ -102,6 +102,14 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
         raise NvError(f"'{run_dir}' already holds {key} results made with other settings ({changed}); "
                       f"pass --force to replace them (made by: {previous.get('command') or 'unknown'})")
     destinations = [access.inside(run_dir, name) for name in files]  # no link, FIFO or device in the way
+    old: list[str] = []
+    if previous:
+        # Only names of result files, that no other result lists: a hand-edited results.json must not reach others.
+        others = {n for k, v in manifest.items() if k != key for n in v.get("files") or [] if isinstance(n, str)}
+        old = [n for n in previous.get("files", []) if isinstance(n, str) and n not in files and n not in others
+               and result_file(n)]
+        for n in old:
+            access.inside(run_dir, n)  # refused before anything is written
     remove_orphans(run_dir, STAGING)  # staging folders of killed commands
     staging = access.inside(run_dir, f"{STAGING}{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -110,7 +118,7 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
         for name, write in files.items():
             (staging / name).parent.mkdir(exist_ok=True)  # a name may lie in one subfolder (heads/<name>.pt)
             write(staging / name)
-        for name, path in zip(files, destinations):  # every file exists complete before the first one replaces an old one
+        for name, path in zip(files, destinations):  # every file is complete before the first one replaces an old one
             path.parent.mkdir(exist_ok=True)
             os.replace(staging / name, access.inside(run_dir, name))  # checked again: the folder is made now
     except OSError as exc:
@@ -118,16 +126,11 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     kept = list(files)
-    if previous:
-        # Only names nv writes, that no other result lists: a hand-edited results.json must not reach other files.
-        others = {n for k, v in manifest.items() if k != key for n in v.get("files") or [] if isinstance(n, str)}
-        old = [n for n in previous.get("files", []) if isinstance(n, str) and n not in files and n not in others
-               and written_by_nv(n)]
-        if previous.get("settings") == settings:
-            kept += [n for n in old if access.is_file(run_dir, n)]  # e.g. figures saved before, skipped now
-        else:
-            for n in old:  # made with the replaced settings
-                access.remove(run_dir, n)
+    if previous and previous.get("settings") == settings:
+        kept += [n for n in old if access.is_file(run_dir, n)]  # e.g. figures saved before, skipped now
+    else:
+        for n in old:  # made with the replaced settings
+            access.remove(run_dir, n)
     for other in manifest.values():  # a file now written by this result is no longer another's (runs before 0.3)
         if isinstance(other.get("files"), list):
             other["files"] = [n for n in other["files"] if n not in files]

@@ -117,7 +117,8 @@ class ConceptMap(RunResult):
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ...plots.concepts import concept_figure
 
-        out = {files.CONCEPTS_UNITS.name(self.head): table(self.units), files.CONCEPTS_CLASSES.name(self.head): table(self.classes)}
+        out = {files.CONCEPTS_UNITS.name(self.head): table(self.units),
+               files.CONCEPTS_CLASSES.name(self.head): table(self.classes)}
         if figures:
             classes = list(dict.fromkeys(self.classes["class"]))
             stems = files.class_stems(classes)
