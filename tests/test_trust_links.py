@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -300,6 +301,7 @@ def test_damaged_head_files_never_suggest_loading_unsafely(nv, run: Path) -> Non
     for args in (["weights", "--all", "--head", "x"], ["weights", "--all"]):
         result = nv(*args, "--run", run, "--no-plot")
         assert one_line(result) and "weights_only" not in result.err and "False" not in result.err, result.err
+    assert not list(run.glob("weights_*")) and not (run / "results.json").exists()  # all or nothing
 
 
 def test_a_closed_stdout_is_one_line(run: Path) -> None:
@@ -384,3 +386,18 @@ def test_resume_with_a_damaged_metrics_csv_is_one_line(nv, run: Path) -> None:
     (run / "metrics.csv").write_bytes((run / "metrics.csv").read_bytes() + b"\xff\n")
     result = nv("train", "--resume", "--run", run)
     assert one_line(result) and "metrics.csv' is not UTF-8" in result.err
+
+
+def test_data_info_shows_unset_defaults_as_a_dash(nv) -> None:
+    from nvcli.data.registry import options_of
+
+    shown = dict(options_of("tones"))
+    assert shown["data_dir"] == "-" and shown["val_fold"] == "10" and "nan" not in shown.values()
+    result = nv("data", "info", "tones", "-D", "per_class=1", "-D", "val_per_class=1")
+    assert result.code == 0 and "nan" not in result.out
+
+
+def test_perturb_output_names_the_head(nv, run: Path) -> None:
+    result = nv("perturb", "--run", run, *CPU, "--no-plot", "-f", "csv")
+    assert result.code == 0 and result.out.splitlines()[0].split(",")[:3] == ["run", "network", "head"]
+    assert set(pd.read_csv(run / "perturb.csv")["head"]) == {"dense"}

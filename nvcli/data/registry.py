@@ -180,11 +180,11 @@ def entry(name: str) -> Entry:
     return _BY_NAME[name]
 
 
-def options_of(name: str, make: bool = False) -> list[tuple[str, Any]]:
-    """The settings dataset `name` takes (for `load`, or for `make`), with their defaults."""
+def options_of(name: str, make: bool = False) -> list[tuple[str, str]]:
+    """The settings dataset `name` takes (for `load`, or for `make`), with their defaults as text ('-': unset)."""
     found = entry(name)
     cls = found.attribute((found.make_options or found.options) if make else found.options)
-    return [(f.name, f.default) for f in fields(cls)]
+    return [(f.name, "-" if f.default is None else str(f.default)) for f in fields(cls)]
 
 
 def readable() -> list[Entry]:

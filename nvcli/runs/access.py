@@ -10,7 +10,6 @@ untrusted. Removal takes only plain files, never through a link.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -59,11 +58,6 @@ def inside(run_dir: str | os.PathLike, name: str | os.PathLike) -> Path:
 def is_file(run_dir: str | os.PathLike, name: str | os.PathLike) -> bool:
     """Whether `run_dir/name` is a plain file (a link, FIFO or device there is refused, not skipped)."""
     return inside(run_dir, name).is_file()
-
-
-def is_dir(run_dir: str | os.PathLike, name: str | os.PathLike) -> bool:
-    """Whether `run_dir/name` is a real folder (a link there is refused, not skipped)."""
-    return inside(run_dir, name).is_dir()
 
 
 def _open(path: Path) -> int:
@@ -122,13 +116,3 @@ def remove(run_dir: str | os.PathLike, name: str | os.PathLike) -> bool:
     except OSError as exc:
         raise NvError(f"cannot remove '{path}': {exc.strerror}") from exc
     return True
-
-
-def remove_tree(run_dir: str | os.PathLike, name: str | os.PathLike) -> None:
-    """Remove the real folder `run_dir/name` and what it holds (links in it are removed, never followed)."""
-    path = inside(run_dir, name)
-    if path.is_dir():
-        try:
-            shutil.rmtree(path)
-        except OSError as exc:
-            raise NvError(f"cannot remove '{exc.filename or path}': {exc.strerror}") from exc

@@ -290,8 +290,6 @@ class Run:
         return self._once("units", files.UNITS, self._read_units).copy()
 
     def _read_units(self, path: Path) -> "pd.DataFrame":
-        import pandas as pd
-
         from ..models.unit_table import with_labels
 
         units = with_labels(access.read_csv(self.dir, files.UNITS))
