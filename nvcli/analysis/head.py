@@ -49,8 +49,8 @@ class Head:
             raise NvError(f"head '{name}'{where} has {weight.shape[1]} inputs but the run has {len(units)} units "
                           "(units.csv); it is not a head of this run")
         if len(classes) != weight.shape[0]:
-            raise NvError(f"head '{name}'{where} has {weight.shape[0]} outputs but the run has {len(classes)} classes "
-                          f"({', '.join(classes)}); it is not a head of this run")
+            raise NvError(f"head '{name}'{where} has {weight.shape[0]} outputs but the run has {len(classes)} class "
+                          f"names ({', '.join(classes)}); it is not a head of this run")
         if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
             raise NvError(f"head '{name}'{where} holds NaN or infinite weights; it cannot classify anything "
                           "(fit it again, e.g. nv sparsify --force)")

@@ -86,10 +86,6 @@ class SpectrogramTensors(Dataset):
     def labels(self) -> list[int]:
         return self.targets
 
-    def source_files(self) -> list[str]:
-        """The audio files, in sample order (what a cache of this split depends on)."""
-        return self.paths
-
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.x[i], self.targets[i]
 
