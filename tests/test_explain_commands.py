@@ -157,7 +157,7 @@ def test_zeroing_a_colour_channel_removes_exactly_its_colour_class(runs, nv):
     code, _, _ = nv("perturb", "--run", run.dir, "--example", "3")
     assert code == 0
     frame = pd.read_csv(run.dir / "perturb.csv")
-    assert list(frame.columns) == ["class", "condition", "support", "correct", "accuracy", "change"]
+    assert list(frame.columns) == ["head", "class", "condition", "support", "correct", "accuracy", "change"]
     acc = frame.pivot(index="class", columns="condition", values="accuracy")
     for colour in ("red", "green", "blue"):
         assert acc.at[colour, "none"] >= 0.9
@@ -204,7 +204,7 @@ def test_perturb_side_by_side_with_a_baseline(runs, nv):
                       "--run", runs["base"].dir, "-f", "csv", "--force")
     assert code == 0
     table = pd.read_csv(io.StringIO(out))
-    assert list(table.columns) == ["run", "network", "class", "none", "green"]
+    assert list(table.columns) == ["run", "network", "head", "class", "none", "green"]
     assert set(table["network"]) == {"NeuroView smallcnn", "smallcnn"}
     assert len(table) == 2 * (len(runs["nv"].classes) + 1)
     assert (runs["base"].dir / "perturb.csv").is_file()

@@ -194,12 +194,14 @@ def test_result_files_in_a_subfolder_are_saved_together_and_stray_names_never_de
     save_files(run_dir, "head/h", {"v": 1}, {"heads/h.pt": writer("1"), "heads/h.json": writer("1")})
     assert (run_dir / "heads" / "h.pt").read_text() == "1"
     manifest = read_manifest(run_dir)
-    manifest["head/h"]["files"] += ["../outside.txt", str(outside), "deep/er/x.txt", "heads/gone.txt"]
-    (run_dir / "heads" / "gone.txt").write_text("old result")
+    manifest["head/h"]["files"] += ["../outside.txt", str(outside), "deep/er/x.txt", "heads/gone.txt", "heads/old.json"]
+    (run_dir / "heads" / "gone.txt").write_text("not a name nv writes")
+    (run_dir / "heads" / "old.json").write_text("old result")
     (run_dir / "results.json").write_text(json.dumps({"format": 1, "results": manifest}))
     save_files(run_dir, "head/h", {"v": 2}, {"heads/h.pt": writer("2"), "heads/h.json": writer("2")}, force=True)
     assert outside.read_text() == "the user's" and (run_dir / "deep" / "er" / "x.txt").is_file()
-    assert not (run_dir / "heads" / "gone.txt").exists()  # a file of the replaced result, in its own subfolder
+    assert not (run_dir / "heads" / "old.json").exists()  # a file of the replaced result, in its own subfolder
+    assert (run_dir / "heads" / "gone.txt").exists()  # listed, but not a name nv writes: never removed
     assert read_manifest(run_dir)["head/h"]["files"] == ["heads/h.pt", "heads/h.json"]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.registry import split_fingerprint
 from ..errors import NvError
 from ..runs import files
 from ..runs.atomic import atomic_path, write_json
@@ -24,7 +25,7 @@ from ..training.loaders import batches, make_loader
 from ..training.predict import ProgressFn
 
 log = logging.getLogger("nvcli")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keyed also by the split's files and the classes
 
 
 @dataclass
@@ -53,26 +54,45 @@ class Codes:
 
 
 def _fingerprint(run: Run, split: str) -> dict[str, object]:
-    """What the cached codes depend on: the weights file and the data settings."""
+    """What the cached codes depend on: the weights file, the data settings and classes, and the split's files
+    (each one's path, size and modification time, so images added, removed or replaced make new codes)."""
     return {"format": CACHE_FORMAT, "split": split, "model_sha256": run.sha256(files.MODEL),
-            "data": run.config["data"].get("options", {})}
+            "data": run.config["data"].get("options", {}), "classes": run.classes,
+            "samples": split_fingerprint(run.data().split(split))}
 
 
 def _paths(run: Run, split: str) -> tuple[Path, Path, Path]:
-    folder = run.dir / files.CODES_DIR
-    return folder / f"{split}.npy", folder / f"{split}_labels.npy", folder / f"{split}.json"
+    return tuple(run.path(f"{files.CODES_DIR}/{name}")  # type: ignore[return-value]
+                 for name in (f"{split}.npy", f"{split}_labels.npy", f"{split}.json"))
+
+
+def _valid(run: Run, z: np.ndarray, labels: np.ndarray) -> str | None:
+    """Why cached codes cannot be this run's (None when they can): their shape, label range or finiteness."""
+    units = run.config.get("units")
+    if z.ndim != 2 or labels.ndim != 1 or len(z) != len(labels):
+        return f"codes {list(z.shape)} do not match labels {list(labels.shape)}"
+    if isinstance(units, int) and z.shape[1] != units:
+        return f"codes of {z.shape[1]} units, the run has {units}"
+    if not np.issubdtype(labels.dtype, np.integer) or (len(labels) and (labels.min() < 0
+                                                                        or labels.max() >= len(run.classes))):
+        return f"labels outside 0..{len(run.classes) - 1}"
+    if not all(np.isfinite(z[i:i + 4096]).all() for i in range(0, len(z), 4096)):
+        return "codes that are not finite"
+    return None
 
 
 def _cached(run: Run, split: str, fingerprint: dict[str, object]) -> Codes | None:
     z_path, label_path, meta_path = _paths(run, split)
     try:
-        if json.loads(meta_path.read_text()) != json.loads(json.dumps(fingerprint)):
+        if not meta_path.is_file() or json.loads(meta_path.read_text()) != json.loads(json.dumps(fingerprint)):
             return None
         z = np.load(z_path, mmap_mode="r")
         labels = np.load(label_path)
     except (OSError, ValueError):
         return None
-    if z.ndim != 2 or len(z) != len(labels):
+    problem = _valid(run, z, labels)
+    if problem is not None:
+        log.warning("the cached %s codes in '%s' hold %s; computing them again", split, z_path.parent, problem)
         return None
     return Codes(split, z, labels)
 

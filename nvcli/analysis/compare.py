@@ -44,9 +44,11 @@ class Comparison(RunResult):
     names: dict[str, str]  # side -> run name, with '@<head>' for a sparse head
     top: int = DEFAULT_TOP
     rank: str = "weight"  # what the shares are of: head weight, or importance (weight x code std)
+    dirs: dict[str, str] | None = None  # side -> the run directory read: a run's identity, where names may repeat
 
     def settings(self) -> dict[str, Any]:
-        return {"runs": self.names, "top": self.top, **({} if self.rank == "weight" else {"rank": self.rank})}
+        return {"runs": self.names, "top": self.top, **({} if self.rank == "weight" else {"rank": self.rank}),
+                **({} if self.dirs is None else {"dirs": self.dirs})}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.compare import compare_figure
@@ -66,9 +68,10 @@ class Comparison(RunResult):
         if any(t is None for t in tables) or not isinstance(names, dict):
             return None
         accuracy, layers, overall = tables
-        top = int(settings.get("top", DEFAULT_TOP))
-        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()}, top,
-                   str(settings.get("rank", "weight")))
+        dirs = settings.get("dirs")
+        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()},
+                   int(settings.get("top", DEFAULT_TOP)), str(settings.get("rank", "weight")),
+                   {k: str(v) for k, v in dirs.items()} if isinstance(dirs, dict) else None)
 
 
 def _structure(run: Run) -> list[tuple]:
@@ -150,17 +153,16 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
         for side in SIDES:
             wide[f"{share}_{side}"] = overall.loc[overall["side"] == side, share].to_numpy()
     names = {side: run.name + files.head_mark(head) for side, run, head in zip(SIDES, (a, b), heads)}
-    return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide, names, top, rank)
+    dirs = {side: str(run.dir) for side, run in zip(SIDES, (a, b))}
+    return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide, names, top, rank, dirs)
 
 
 def output_dir(out: str | Path | None, a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> Path:
     """The directory `nv compare A B` writes into, created if needed: by default A/compare_<B>/, with '@<head>'
     after 'compare' for a sparse head of A and after B's name for one of B (A/compare_A@sparse10/)."""
     marks = [files.head_mark(h) for h in heads]
-    path = Path(out) if out is not None else a.dir / f"compare{marks[0]}_{b.name}{marks[1]}"
-    if out is None and path.is_symlink():  # inside a run, a link could send the results anywhere
-        raise NvError(f"'{path}' is a symbolic link; nv writes into a run only through real directories "
-                      "(remove it, or choose another out)", param="out")
+    # Inside a run, a link could send the results anywhere: `inside` refuses one.
+    path = Path(out) if out is not None else a.path(f"compare{marks[0]}_{b.name}{marks[1]}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -33,18 +33,27 @@ class Head:
 
     @classmethod
     def from_tensors(cls, weight: torch.Tensor, bias: torch.Tensor, units: pd.DataFrame, classes: list[str],
-                     name: str = files.DENSE_HEAD) -> "Head":
-        """A head from its weight [classes, units] and bias, checked against the unit table and class list."""
+                     name: str = files.DENSE_HEAD, source: str = "") -> "Head":
+        """A head from its weight [classes, units] and bias, checked against the unit table and class list and for
+        finite values; `source` (the file it was read from) is named in the error."""
+        where = f" in '{source}'" if source else ""
         weight = weight.detach().cpu().double().numpy()
         bias = bias.detach().cpu().double().numpy()
         if weight.ndim != 2 or bias.shape != (weight.shape[0],):
-            raise NvError(f"head '{name}' has weight {list(weight.shape)} and bias {list(bias.shape)}; expected "
-                          "[classes, units] and [classes]")
-        if len(units) != weight.shape[1] or not np.array_equal(units["unit"].to_numpy(), np.arange(len(units))):
-            raise NvError(f"units.csv lists {len(units)} units (expected 0..{weight.shape[1] - 1} in order) but the "
-                          f"head has {weight.shape[1]} inputs; the run directory is inconsistent")
+            raise NvError(f"head '{name}'{where} has weight {list(weight.shape)} and bias {list(bias.shape)}; "
+                          "expected [classes, units] and [classes]")
+        if not np.array_equal(units["unit"].to_numpy(), np.arange(len(units))):
+            raise NvError(f"units.csv does not list units 0..{len(units) - 1} in order; the run directory is "
+                          "inconsistent")
+        if len(units) != weight.shape[1]:
+            raise NvError(f"head '{name}'{where} has {weight.shape[1]} inputs but the run has {len(units)} units "
+                          "(units.csv); it is not a head of this run")
         if len(classes) != weight.shape[0]:
-            raise NvError(f"{len(classes)} class names for a head with {weight.shape[0]} outputs")
+            raise NvError(f"head '{name}'{where} has {weight.shape[0]} outputs but the run has {len(classes)} class "
+                          f"names ({', '.join(classes)}); it is not a head of this run")
+        if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+            raise NvError(f"head '{name}'{where} holds NaN or infinite weights; it cannot classify anything "
+                          "(fit it again, e.g. nv sparsify --force)")
         return cls(weight, bias, units.reset_index(drop=True), list(classes), name)
 
     def class_index(self, name: str) -> int:
@@ -65,7 +74,7 @@ class Head:
 
 def head_names(run: Run) -> list[str]:
     """Every head of a run: dense first, then the sparse heads saved in heads/."""
-    folder = run.dir / files.HEADS_DIR
+    folder = run.path(files.HEADS_DIR)
     return [files.DENSE_HEAD] + sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else [files.DENSE_HEAD]
 
 
@@ -73,17 +82,17 @@ def read_head(run: Run, command: str, head: str = files.DENSE_HEAD) -> Head:
     """Head `head` of a NeuroView run (a baseline run is refused, naming `command`)."""
     run.require_neuroview(command)
     if head == files.DENSE_HEAD:
-        state = run.state()
-        keys = ("head.weight", "head.bias")
+        name, keys = files.MODEL, ("head.weight", "head.bias")
+        run.head_init()  # read with the head it started: a damaged head_init.pt stops a command before it writes
     else:
         names = head_names(run)
         if head not in names:
             raise choice_error(f"head of run '{run.name}'", head, names)
-        state = run.tensors(files.SPARSE_HEAD.name(name=head))
-        keys = ("weight", "bias")
+        name, keys = files.SPARSE_HEAD.name(name=head), ("weight", "bias")
+    state = run.tensors(name)
     if not all(k in state for k in keys):
-        raise NvError(f"run '{run.dir}' has no {keys[0]}/{keys[1]} for head '{head}'; it is not a NeuroView head")
-    return Head.from_tensors(state[keys[0]], state[keys[1]], run.units(), run.classes, head)
+        raise NvError(f"'{run.dir / name}' has no {keys[0]}/{keys[1]} for head '{head}'; it is not a NeuroView head")
+    return Head.from_tensors(state[keys[0]], state[keys[1]], run.units(), run.classes, head, str(run.dir / name))
 
 
 def with_head(model: nn.Module, head: Head) -> nn.Module:

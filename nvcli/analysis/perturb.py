@@ -23,7 +23,7 @@ from .channels import CHANNELS, CONDITIONS, NONE, channels_for, zero_channel  # 
 from .evaluate import per_class_accuracy
 from .head import OVERALL, read_head, with_head
 
-COLUMNS = ["class", "condition", "support", "correct", "accuracy", "change"]
+COLUMNS = ["head", "class", "condition", "support", "correct", "accuracy", "change"]
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Perturbation(RunResult):
             out[files.PERTURB_PNG.name(self.head)] = figure(
                 perturb_figure, self.accuracy, f"{self.run}: accuracy, one channel zeroed{files.head_mark(self.head)}")
             if self.example is not None:
-                out[files.PERTURB_EXAMPLES_PNG.name()] = figure(
+                out[files.PERTURB_EXAMPLES_PNG.name(self.head)] = figure(
                     examples_figure, self.example, [NONE, *self.channels],
                     f"validation sample {self.example_index} (class '{self.example_class}')")
         return out
@@ -118,6 +118,7 @@ def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = 
     for condition, frame in frames.items():
         frame["change"] = frame["accuracy"] - frames[NONE]["accuracy"]
         frame.insert(1, "condition", condition)
+        frame.insert(0, "head", head)
     x, label = bundle.val[example]
     return Perturbation(run.name, head, list(channels), pd.concat(frames.values(), ignore_index=True)[COLUMNS],
                         example, x, run.classes[int(label)])
@@ -131,6 +132,8 @@ def side_by_side(results: Sequence[tuple[Run, pd.DataFrame]]) -> pd.DataFrame:
         conditions = [c for c in CONDITIONS if c in wide.columns]
         order = list(dict.fromkeys(frame["class"]))
         wide = wide.loc[order, conditions].reset_index()
+        if "head" in frame.columns:  # perturb.csv of nv 0.2 has none
+            wide.insert(0, "head", frame["head"].iloc[0])
         wide.insert(0, "network", run.spec.label)
         wide.insert(0, "run", run.name)
         rows.append(wide)

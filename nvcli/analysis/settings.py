@@ -27,7 +27,8 @@ DEFAULT_MAX_FRACTION = 0.1  # the ablation grid's largest k by default
 DEFAULT_QUANTILE = 0.005  # NetDissect's top quantile of activations
 DEFAULT_IOU_THRESHOLD = 0.04  # NetDissect's IoU at which a unit is interpretable
 DEFAULT_UNITS_PER_CLASS = 10
-MAX_STEPS = 10_000  # grids of k or lambda values longer than this are typos, not requests
+MAX_PATH_STEPS = 1000  # each step of a sparse path keeps a classes x units head
+MAX_COUNT = 100_000  # bound of counts (k, steps, draws): each costs memory or time, larger values are typos
 
 
 def check_rank(rank: str) -> str:
@@ -87,27 +88,33 @@ class AblationOptions:
         check_rank(self.rank)
         if self.mode not in MODES:
             raise choice_error("ablation mode (mode)", self.mode, MODES)
-        _check([(self.max_k is None or self.max_k >= 1, "max_k", self.max_k, "an integer >= 1"),
-                (1 <= self.steps <= MAX_STEPS, "steps", self.steps, f"an integer in [1, {MAX_STEPS}]"),
-                (1 <= self.draws <= MAX_STEPS, "draws", self.draws, f"an integer in [1, {MAX_STEPS}]"),
+        _check([(self.max_k is None or 1 <= self.max_k <= MAX_COUNT, "max_k", self.max_k,
+                 f"an integer in [1, {MAX_COUNT}]"),
+                (1 <= self.steps <= MAX_COUNT, "steps", self.steps, f"an integer in [1, {MAX_COUNT}]"),
+                (1 <= self.draws <= MAX_COUNT, "draws", self.draws, f"an integer in [1, {MAX_COUNT}]"),
                 (0 <= self.seed <= 2**31 - 1, "seed", self.seed, "an integer in [0, 2**31 - 1]"),
                 (0 < self.fraction < 1, "fraction", self.fraction, "a share of the units in (0, 1)")])
 
     def summary_k(self, units: int) -> int:
-        """The k of the summary: `fraction` of the units, rounded up (at most the grid's largest k)."""
-        return min(self.top_k(units), max(1, math.ceil(self.fraction * units - 1e-9)))
-
-    def top_k(self, units: int) -> int:
-        """The grid's largest k: `max_k`, or DEFAULT_MAX_FRACTION of the units, never more than there are."""
-        return min(units, self.max_k if self.max_k is not None else max(1, round(DEFAULT_MAX_FRACTION * units)))
+        """The k of the summary: `fraction` of the units, rounded up; refused above an explicit `max_k`."""
+        k = max(1, math.ceil(self.fraction * units - 1e-9))
+        if self.max_k is not None and k > self.max_k:
+            raise NvError(f"fraction {self.fraction} of {units} units is k={k}, above max_k {self.max_k}; the "
+                          f"summary's k must be ablated: raise max_k to at least {k} or lower fraction",
+                          param=("fraction", "max_k"))
+        return min(k, units)
 
     def grid(self, units: int) -> list[int]:
-        """The k values: about `steps` of them, spaced geometrically from 1 to the maximum, the summary's k included."""
-        top = self.top_k(units)
-        ks = {1, top, self.summary_k(units)}
-        if self.steps > 1:
-            ratio = top ** (1 / (self.steps - 1))
-            ks |= {int(round(ratio**i)) for i in range(self.steps)}
+        """The k values: about `steps` of them, spaced geometrically from 1 to the largest k (`max_k`, else
+        DEFAULT_MAX_FRACTION of the units or the summary's k if larger), the summary's k included."""
+        summary = self.summary_k(units)
+        default = max(1, summary, round(DEFAULT_MAX_FRACTION * units))
+        top = min(units, self.max_k if self.max_k is not None else default)
+        ks = {1, top, summary}
+        steps = min(self.steps, top)  # more steps than k values would only repeat them
+        if steps > 1:
+            ratio = top ** (1 / (steps - 1))
+            ks |= {int(round(ratio**i)) for i in range(steps)}
         return sorted(k for k in ks if 1 <= k <= top)
 
 
@@ -155,7 +162,7 @@ class PathSettings:
     def __post_init__(self) -> None:
         _check([(0 < self.alpha <= 1, "alpha", self.alpha, "the L1 share of the penalty in (0, 1] (1 = lasso, 0.99 = "
                  "the papers' elastic net)"),
-                (2 <= self.steps <= MAX_STEPS, "steps", self.steps, f"an integer in [2, {MAX_STEPS}]"),
+                (2 <= self.steps <= MAX_PATH_STEPS, "steps", self.steps, f"an integer in [2, {MAX_PATH_STEPS}]"),
                 (0 < self.ratio < 1, "ratio", self.ratio, "the last lambda as a fraction of lambda_max in (0, 1)"),
                 (self.patience is None or self.patience >= 1, "patience", self.patience,
                  "an integer >= 1 (None: fit the whole path)")])

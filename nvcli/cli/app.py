@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import Annotated, Any
 
 import typer
@@ -70,6 +71,12 @@ def main(
                         format="nv: %(message)s", stream=sys.stderr)
 
 
+def _warn(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+          line: str | None = None) -> None:
+    """A library's warning as one line on stderr, without the source path and line Python would add."""
+    err.print(f"warning: {' '.join(str(message).split())}", highlight=False, soft_wrap=True, markup=False)
+
+
 def _one_line(exc: BaseException) -> str:
     """The message, also when a DataLoader worker re-raised it wrapped in its traceback."""
     text = str(exc).strip()
@@ -118,6 +125,10 @@ def _fail(message: str, code: int, label: str = "") -> None:
 
 def run() -> None:
     """Entry point: parse, execute the request, and turn user errors into one line and a non-zero exit."""
+    if sys.stdout is None or sys.stdout.closed:  # started with stdout closed (`nv eval >&-`): refuse before any work
+        _fail("standard output is closed; nv prints its results there (redirect it to a file or /dev/null instead)",
+              2, "error: ")
+    warnings.showwarning = _warn
     try:
         interrupt.install()  # SIGTERM and SIGHUP end a command like Ctrl-C
         request = app(standalone_mode=False)  # the command's request, or typer.Exit's code
@@ -138,6 +149,11 @@ def run() -> None:
         command = getattr(getattr(exc, "ctx", None), "command_path", "nv").replace(sys.argv[0], "nv")
         _fail(f"{_one_line(exc if not message else Exception(message))} (see {command} --help)",
               getattr(exc, "exit_code", 2), "error: ")
+    except UnicodeDecodeError as exc:  # a text file changed by hand, read outside nv's readers (which name the file)
+        if _state["debug"]:
+            raise
+        _fail(f"a file that nv reads as UTF-8 text holds byte {exc.object[exc.start:exc.start + 1]!r} at offset "
+              f"{exc.start}; restore or remove the damaged file", 2, "error: ")
     except OSError as exc:  # the system refused (permissions, a full disk, a vanished file): not an nv bug
         if _state["debug"]:
             raise

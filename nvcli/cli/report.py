@@ -24,6 +24,7 @@ class Report:
     runs: tuple[Path, ...]
     runs_dir: Path
     out: Path | None = None
+    force: bool = False  # replace an existing --out file that nv report did not write
 
     def execute(self) -> None:
         from ..report.build import build_report
@@ -32,7 +33,7 @@ class Report:
         runs = [open_run(p, self.runs_dir, write=i == 0 and self.out is None)
                 for i, p in enumerate(self.runs or (None,))]
         page, path = build_report(runs, self.out)
-        written = page.write(path)
+        written = page.write(path, force=self.force)
         if page.drawn:
             note(f"drew {len(page.drawn)} figure(s) the run(s) lack, for the page only: "
                  f"{', '.join(Path(p).name for p in page.drawn)}")
@@ -41,6 +42,10 @@ class Report:
         out.print(str(written.resolve()), highlight=False, soft_wrap=True)
 
 
-def report(run: o.RunDirs = None, runs_dir: o.RunsDir = RUNS_DIR, out: Page = None) -> Report:
+Replace = Annotated[bool, typer.Option("--force", rich_help_panel="Report",
+                                       help="Replace an existing --out file that nv report did not write.")]
+
+
+def report(run: o.RunDirs = None, runs_dir: o.RunsDir = RUNS_DIR, out: Page = None, force: Replace = False) -> Report:
     """Write one HTML page showing everything the run holds (repeat --run for runs side by side); print its path."""
-    return Report(tuple(run or ()), runs_dir, out)
+    return Report(tuple(run or ()), runs_dir, out, force)

@@ -67,12 +67,10 @@ def _epoch_line(row: dict[str, Any]) -> None:
 
 def report(run: "Run", fmt: Format) -> None:
     """Print where a finished run lives and its last epoch's metrics."""
-    import pandas as pd
-
-    from ..runs import files
+    from ..runs import access, files
 
     note(f"run written to {run.dir}")
-    emit(pd.read_csv(run.dir / files.METRICS).tail(1), fmt, title=f"{run.name}: final epoch")
+    emit(access.read_csv(run.dir, files.METRICS).tail(1), fmt, title=f"{run.name}: final epoch")
 
 
 @dataclass(frozen=True)

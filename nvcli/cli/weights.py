@@ -64,7 +64,8 @@ class Weights:
             emit(extremes(per_class[0].frame, score, top), fmt, title=f"{run.name}: '{name}' top {top} positive and "
                  f"negative units by {score}")
         else:  # a sparse head's few units are the explanation: list them all, with their concepts once dissected
-            kept = kept_units(head, name, ConceptMap.load_units(run.dir))
+            concepts = ConceptMap.load_units(run.dir, head.name)  # dissected with this head, else with the dense one
+            kept = kept_units(head, name, concepts if concepts is not None else ConceptMap.load_units(run.dir))
             emit(kept, fmt, title=f"{run.name}: the {len(kept)} units of '{name}' in head '{head.name}'")
             if fmt == Format.table and "view" in head.units.columns:
                 emit(kept_per_view(head, name), fmt, title=f"'{name}': units per view")

@@ -32,6 +32,10 @@ class FileImageDataset(Dataset):
     def labels(self) -> list[int]:
         return [label for _, label in self.samples]
 
+    def source_files(self) -> list[Path]:
+        """The image files, in sample order (what a cache of this split depends on)."""
+        return [path for path, _ in self.samples]
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[i]
         return self.transform(read_rgb(path)), label

@@ -23,13 +23,17 @@ def _files(root: Path) -> set[str]:
 
 def _previous(root: Path) -> list[str] | None:
     """The files nv wrote into `root` before; for an interrupted write, all but those that were there first."""
+    path = root / MANIFEST
+    if not path.is_file() or path.is_symlink():
+        return None
     try:
-        manifest = json.loads((root / MANIFEST).read_text())
+        manifest = json.loads(path.read_text(encoding="utf-8"))
         if manifest.get("complete", True):
             return [str(f) for f in manifest["files"]]
         return sorted(_files(root) - {str(f) for f in manifest["kept"]})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NvError(f"'{path}' is damaged ({type(exc).__name__}), so nv cannot tell which files it wrote there; "
+                      "--force removes nothing: repair or remove that file, or choose another --out") from exc
 
 
 def _remove(root: Path, names: list[str]) -> None:
@@ -53,10 +57,10 @@ def dataset_output(out_dir: str | os.PathLike, dataset: str, *, force: bool = Fa
     if root.exists() and not root.is_dir():
         raise NvError(f"output '{root}' exists and is not a directory")
     if root.is_dir() and any(root.iterdir()):
-        previous = _previous(root)
         if not force:
             raise NvError(f"output directory '{root}' exists and is not empty; pass --force to replace a dataset "
                           "nv wrote there, or choose another --out")
+        previous = _previous(root)
         if previous is None:
             raise NvError(f"'{root}' was not written by nv data make (it has no {MANIFEST}); --force only replaces "
                           "what nv wrote, so choose an empty or new --out")

@@ -7,8 +7,10 @@ torchaudio, and image data never imports the sound stack.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
+import os
 import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -179,11 +181,11 @@ def entry(name: str) -> Entry:
     return _BY_NAME[name]
 
 
-def options_of(name: str, make: bool = False) -> list[tuple[str, Any]]:
-    """The settings dataset `name` takes (for `load`, or for `make`), with their defaults."""
+def options_of(name: str, make: bool = False) -> list[tuple[str, str]]:
+    """The settings dataset `name` takes (for `load`, or for `make`), with their defaults as text ('-': unset)."""
     found = entry(name)
     cls = found.attribute((found.make_options or found.options) if make else found.options)
-    return [(f.name, f.default) for f in fields(cls)]
+    return [(f.name, "-" if f.default is None else str(f.default)) for f in fields(cls)]
 
 
 def readable() -> list[Entry]:
@@ -218,6 +220,33 @@ def load_data(name: str, values: Mapping[str, Any] | DataOptions | None = None) 
         if len(getattr(bundle, split)) == 0:
             raise NvError(f"dataset '{name}' has no {split} samples with these settings")
     return bundle
+
+
+def split_fingerprint(dataset: "Dataset") -> str:
+    """A digest of what a split reads: its length and, for data read from files (a dataset with `source_files()`),
+    each file's path, size and modification time in sample order; generated data is fixed by its settings."""
+    digest = hashlib.sha256(str(len(dataset)).encode())
+    listing = getattr(dataset, "source_files", None)
+    for path in listing() if listing is not None else []:
+        try:
+            info = os.stat(path)
+            digest.update(f"\0{path}\0{info.st_size}\0{info.st_mtime_ns}".encode("utf-8", "surrogateescape"))
+        except OSError:
+            digest.update(f"\0{path}\0missing".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def check_classes(bundle: DataBundle, classes: Sequence[str], run: str) -> DataBundle:
+    """`bundle` if its classes are `classes` (names, count and order), else an NvError naming both lists."""
+    if list(bundle.classes) == list(classes):
+        return bundle
+    added = [c for c in bundle.classes if c not in classes]
+    gone = [c for c in classes if c not in bundle.classes]
+    what = "; ".join(filter(None, (f"new: {', '.join(added)}" if added else "",
+                                   f"missing: {', '.join(gone)}" if gone else ""))) or "the same names in another order"
+    raise NvError(f"the data of run '{run}' no longer has the classes it was trained on ({what}): it was trained on "
+                  f"{', '.join(classes)}, the data now gives {', '.join(bundle.classes)}; restore the data (e.g. put "
+                  "back or remove the class folders) or train a new run")
 
 
 def make_dataset(name: str, out_dir: str | Path, values: Mapping[str, Any], *, force: bool = False) -> Path:

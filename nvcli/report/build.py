@@ -6,10 +6,12 @@ Reading needs no torch unless such a figure has to be drawn.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,7 +19,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..errors import NvError
-from ..runs import files
+from ..runs import access, files, lock
 from ..runs.atomic import write_text
 from ..runs.results import read_manifest
 from ..runs.run import Run
@@ -54,14 +56,15 @@ def entries(folder: Path) -> list[Entry]:
     found = []
     for key, value in read_manifest(folder).items():
         if isinstance(value, dict):
-            names = [n for n in value.get("files") or [] if isinstance(n, str) and Path(n).name == n]
+            # A name in the folder or one subfolder (heads/<name>.json); `access` refuses any that leaves it.
+            names = [n for n in value.get("files") or [] if isinstance(n, str) and 1 <= len(Path(n).parts) <= 2]
             found.append(Entry(key, dict(value.get("settings") or {}), names, value.get("command")))
     return found
 
 
 def sources(run: Run) -> list[Source]:
     """The run's own results, then those of each folder inside it with a results.json (e.g. compare_<B>/)."""
-    inside = sorted(p.parent for p in run.dir.glob(f"*/{files.RESULTS}"))
+    inside = sorted(access.inside(run.dir, p.parent.name) for p in run.dir.glob(f"*/{files.RESULTS}"))
     return [Source(run.dir, "", entries(run.dir))] + [Source(p, p.name, entries(p)) for p in inside]
 
 
@@ -83,16 +86,12 @@ def by_kind(run: Run) -> dict[str, list[tuple[Source, Entry]]]:
 
 
 # -- the run's tables and figures -------------------------------------------------------------------------------
-def _line_count(path: Path) -> int:
-    with open(path, "rb") as f:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-
-
-def _csv_block(path: Path, ctx: Context) -> str:
+def _csv_block(folder: Path, name: str, ctx: Context) -> str:
     """A saved table: shown open (key tables), folded away (short ones) or linked with its size (long ones)."""
-    about = caption(path.name)
-    header, rows = page.read_csv(path) if path.stat().st_size <= PARSE_BYTES else ([], [])
-    count = len(rows) if header else max(_line_count(path) - 1, 0)
+    path = access.inside(folder, name)
+    about = caption(name)
+    header, rows = page.read_csv(folder, name) if path.stat().st_size <= PARSE_BYTES else ([], [])
+    count = len(rows) if header else max(access.read_bytes(folder, name).count(b"\n") - 1, 0)
     if not header or count > INLINE_ROWS:
         return f'<div class="files">{page.link(ctx.href(path), path.name)} ({count} rows): {page.esc(about.text)}</div>'
     label = path.name + (f": {about.text}" if about.text else "")
@@ -102,17 +101,29 @@ def _csv_block(path: Path, ctx: Context) -> str:
     return f"<details><summary>{page.esc(label)} ({count} rows)</summary>{body}</details>"
 
 
+def _json_block(folder: Path, name: str, ctx: Context) -> str:
+    """A saved JSON record as a table of its values (a link when it is not an object)."""
+    try:
+        record = json.loads(access.read_text(folder, name))
+    except ValueError:
+        record = None
+    link = page.link(ctx.href(folder / name), name)
+    if not isinstance(record, dict):
+        return f'<div class="files">{link}</div>'
+    return f'<div class="files">{link}</div>' + page.key_values(_flat("", record))
+
+
 def _draw_missing(source: Source, entry: Entry, ctx: Context) -> dict[str, bytes]:
     """Figures of `entry` that the run lacks, drawn from its saved tables (none if its kind cannot redraw)."""
     kind = kind_of(entry.kind)
     listed = [n for n in entry.files if n.endswith(".png")]
-    if kind.loader is None or (listed and all((source.dir / n).is_file() for n in listed)):
+    if kind.loader is None or (listed and all(access.is_file(source.dir, n) for n in listed)):
         return {}
     drawn: dict[str, bytes] = {}
     try:
         result = kind.loader(source.dir, entry)
         wanted = {} if result is None else {n: w for n, w in result.artifacts(figures=True).items()
-                                            if n.endswith(".png") and not (source.dir / n).is_file()}
+                                            if n.endswith(".png") and not access.is_file(source.dir, n)}
         with tempfile.TemporaryDirectory(prefix="nv-report-") as tmp:
             for name, write in wanted.items():
                 write(Path(tmp) / name)
@@ -128,16 +139,18 @@ def entry_html(source: Source, entry: Entry, ctx: Context) -> str:
     drawn = _draw_missing(source, entry, ctx)
     figures, tables, missing = [], [], []
     for name in entry.files + [n for n in drawn if n not in entry.files]:
-        path = source.dir / name
+        path = access.inside(source.dir, name)
         if name in drawn:
             figures.append(page.figure(drawn[name], name, caption(name).text, entry.command,
                                        "(drawn for this page from the saved tables; the run has no such file)"))
         elif not path.is_file():
             missing.append(name)
         elif name.endswith(".png"):
-            figures.append(page.figure(path.read_bytes(), name, caption(name).text, entry.command))
+            figures.append(page.figure(access.read_bytes(source.dir, name), name, caption(name).text, entry.command))
         elif name.endswith(".csv"):
-            tables.append(_csv_block(path, ctx))
+            tables.append(_csv_block(source.dir, name, ctx))
+        elif name.endswith(".json"):  # a record (a sparse head's): its settings and numbers as a table
+            tables.append(_json_block(source.dir, name, ctx))
         else:
             tables.append(f'<div class="files">{page.link(ctx.href(path), name)}</div>')
     if not figures and any(n.endswith(".csv") for n in entry.files) and entry.command:
@@ -150,8 +163,7 @@ def entry_html(source: Source, entry: Entry, ctx: Context) -> str:
 
 # -- the run as a whole ------------------------------------------------------------------------------------------
 def _metrics(run: Run) -> tuple[list[str], list[list[str]]]:
-    path = run.dir / files.METRICS
-    return page.read_csv(path) if path.is_file() else ([], [])
+    return page.read_csv(run.dir, files.METRICS) if access.is_file(run.dir, files.METRICS) else ([], [])
 
 
 def summary(run: Run) -> dict[str, str]:
@@ -159,9 +171,8 @@ def summary(run: Run) -> dict[str, str]:
     spec, train = run.spec, run.config["train"]
     header, rows = _metrics(run)
     accuracy, source = "", ""
-    evaluation = files.EVAL.path(run.dir)
-    if evaluation.is_file():
-        eval_header, eval_rows = page.read_csv(evaluation)
+    if files.EVAL.path(run.dir).is_file():
+        eval_header, eval_rows = page.read_csv(run.dir, files.EVAL.name())
         if eval_rows and "accuracy" in eval_header:
             accuracy, source = eval_rows[0][eval_header.index("accuracy")], files.EVAL.name()
     if not accuracy and rows and "val_acc" in header:
@@ -201,19 +212,18 @@ def training_html(run: Run, ctx: Context) -> str:
     header, rows = _metrics(run)
     if not rows:
         return '<p class="absent">no epoch finished (metrics.csv is empty or missing)</p>'
-    path = run.dir / files.METRICS_PNG
+    path = run.path(files.METRICS_PNG)
     how = "written by nv train at the end of training and by nv train --resume; nv report draws it when missing"
     if path.is_file():
-        shown = page.figure(path.read_bytes(), files.METRICS_PNG, caption(files.METRICS_PNG).text, None, origin=how)
+        shown = page.figure(access.read_bytes(run.dir, files.METRICS_PNG), files.METRICS_PNG,
+                            caption(files.METRICS_PNG).text, None, origin=how)
     else:
-        import pandas as pd
-
         from ..plots.metrics import metrics_figure
         from ..runs.atomic import save_figure
 
         with tempfile.TemporaryDirectory(prefix="nv-report-") as tmp:
             save_figure(Path(tmp) / files.METRICS_PNG,
-                        metrics_figure(pd.read_csv(run.dir / files.METRICS), f"{run.name}: training curves"))
+                        metrics_figure(access.read_csv(run.dir, files.METRICS), f"{run.name}: training curves"))
             data = (Path(tmp) / files.METRICS_PNG).read_bytes()
         ctx.drawn.append(str(path))
         shown = page.figure(data, files.METRICS_PNG, caption(files.METRICS_PNG).text, None,
@@ -231,18 +241,36 @@ class Report:
     sections: list[str]  # the anchors of the page's sections, in order
     drawn: list[str] = field(default_factory=list)  # figures the runs lack, drawn for the page
 
-    def write(self, path: str | os.PathLike) -> Path:
-        """Write the page atomically to `path`."""
+    def write(self, path: str | os.PathLike, force: bool = False) -> Path:
+        """Write the page atomically to `path`; an existing file that is not an nv report is replaced only with
+        `force`, and a page written into a run directory holds that run's lock."""
         path = Path(path)
         if path.is_dir():
             raise NvError(f"--out '{path}' is a directory; give a file name such as {path / files.REPORT.name()}")
         if not path.parent.is_dir():
             raise NvError(f"cannot write the report to '{path}': the folder '{path.parent}' does not exist")
-        try:
-            write_text(path, self.html)
-        except OSError as exc:
-            raise NvError(f"cannot write the report to '{path}': {exc.strerror or exc}") from exc
+        if (path.exists() or path.is_symlink()) and not force and not is_report(path):
+            raise NvError(f"'{path}' exists and is not a report nv wrote; nv will not replace it (choose another "
+                          "--out, or pass --force to replace it)")
+        folder = path.parent
+        with lock.holding(folder) if (folder / files.CONFIG).is_file() else nullcontext():
+            try:
+                write_text(path, self.html)
+            except OSError as exc:
+                raise NvError(f"cannot write the report to '{path}': {exc.strerror or exc}") from exc
         return path
+
+
+def is_report(path: Path) -> bool:
+    """Whether `path` is a plain file holding a page that nv report wrote (its opening names the generator)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"<!DOCTYPE html>") and (page.GENERATOR.encode() in head or b"<title>nv report:" in head)
 
 
 def default_path(runs: Sequence[Run]) -> Path:

@@ -4,10 +4,14 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import struct
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..runs import access
+
+GENERATOR = '<meta name="generator" content="nv report">'  # how nv knows a page it may replace
 CSS = """
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1d1d1f;
@@ -73,10 +77,9 @@ def key_values(pairs: Iterable[tuple[str, object]]) -> str:
     return f'<div class="scroll"><table class="kv"><tbody>{body}</tbody></table></div>'
 
 
-def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    """A CSV file's header and rows, as text."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+def read_csv(folder: Path, name: str) -> tuple[list[str], list[list[str]]]:
+    """The header and rows, as text, of the CSV file `name` in a run's `folder` (read as `runs.access` allows)."""
+    rows = list(csv.reader(io.StringIO(access.read_text(folder, name), newline="")))
     return (rows[0], rows[1:]) if rows else ([], [])
 
 
@@ -123,7 +126,7 @@ def columns(heads: Sequence[str], cells: Sequence[str]) -> str:
 def document(title: str, header: str, sections: Sequence[tuple[str, str, str]]) -> str:
     """The whole page: `sections` are (anchor, title, html)."""
     nav = "".join(f'<a href="#{esc(i)}">{esc(t)}</a>' for i, t, _ in sections)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{GENERATOR}'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
             f"<style>{CSS}</style></head><body><main>{header}<nav>{nav}</nav>"
             f'{"".join(body for _, _, body in sections)}</main></body></html>\n')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -40,6 +41,23 @@ def write_error(path: Path, exc: BaseException) -> NvError:
     return NvError(f"cannot write '{path}': {reason} (any earlier version of it is kept)")
 
 
+_TMP = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]{8}\.tmp$")  # `.<name>.<pid>.<random>.tmp`, as atomic_path names them
+_swept: set[Path] = set()  # folders whose leftovers this process has removed
+
+
+def _sweep(folder: Path) -> None:
+    """Remove, once per process and folder, the temporary files of atomic writes whose process was killed."""
+    from .lock import pid_alive
+
+    if folder in _swept:
+        return
+    _swept.add(folder)
+    for old in folder.glob(".*.tmp"):
+        found = _TMP.match(old.name)
+        if found and not pid_alive(int(found.group(1))) and old.is_file() and not old.is_symlink():
+            old.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync it and rename it over `path`.
@@ -50,7 +68,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _sweep(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise write_error(path, exc) from exc
     os.close(fd)
@@ -107,7 +126,10 @@ def load_torch(path: str | os.PathLike, failure: str) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or objects that weights_only refuses: all "not ours"
-        raise NvError(f"{failure} ({describe(exc)})") from exc
+        reason = describe(exc)
+        if "weights_only" in str(exc) or "Weights only" in str(exc):  # torch's advice to load unsafely: never give it
+            reason = "it is damaged or holds more than tensors, and nv loads nothing else, so no code in it can run"
+        raise NvError(f"{failure} ({reason})") from exc
 
 
 def save_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:

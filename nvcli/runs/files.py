@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,10 @@ LOCK = ".nv-lock"
 HEADS_DIR = "heads"  # sparse heads: heads/<name>.pt
 MAX_STEM = 100  # characters of a name kept in a file name (file systems allow 255 bytes)
 CODES_DIR = "codes"  # cached unit codes of the training and validation splits
+RUN_FILES = (CONFIG, MODEL, CHECKPOINT, HEAD_INIT, UNITS, METRICS, METRICS_PNG, RESULTS)  # what nv train writes
+COMPARE_DIRS = "compare*_*"  # nv compare's folders inside a run: compare[@<head>]_<other run>[@<head>]
+STAGING = ".nv-staging-"  # a result's files before they are moved into the run (one folder per process)
+_ARTIFACTS: list["Artifact"] = []
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,9 @@ class Artifact:
     pattern: str
     suffix: str
 
+    def __post_init__(self) -> None:
+        _ARTIFACTS.append(self)  # `written_by_nv` knows every kind of result file
+
     def name(self, head: str = DENSE_HEAD, **fields: str) -> str:
         """The file name for one head (see `head_mark`), each field made file-safe."""
         values = {k: file_stem(v) for k, v in fields.items()}
@@ -49,16 +57,17 @@ class Artifact:
         return self.pattern.format(**values) + self.suffix
 
     def path(self, run_dir: Path, head: str = DENSE_HEAD, **fields: str) -> Path:
-        return Path(run_dir) / self.name(head, **fields)
+        """The file's path in `run_dir`, refused if a link, FIFO or device stands in its place (see `access`)."""
+        from . import access  # not at import: this module loads at start-up, before any run is read
+
+        return access.inside(run_dir, self.name(head, **fields))
 
     def read(self, run_dir: Path, head: str = DENSE_HEAD, **fields: str) -> "pd.DataFrame | None":
         """The saved table (empty cells read as empty strings), or None if it was never written."""
-        path = self.path(run_dir, head, **fields)
-        if not path.is_file():
-            return None
-        import pandas as pd
+        from . import access
 
-        return pd.read_csv(path, keep_default_na=False)
+        name = self.name(head, **fields)
+        return access.read_csv(run_dir, name) if access.is_file(run_dir, name) else None
 
     def glob(self) -> str:
         """A glob matching every file of this kind."""
@@ -77,12 +86,12 @@ SIMILARITY = Artifact("class_similarity{head}", ".csv")
 SIMILARITY_PNG = Artifact("class_similarity{head}", ".png")
 PERTURB = Artifact("perturb{head}", ".csv")
 PERTURB_PNG = Artifact("perturb{head}", ".png")
-PERTURB_EXAMPLES_PNG = Artifact("perturb_examples", ".png")
+PERTURB_EXAMPLES_PNG = Artifact("perturb_examples{head}", ".png")
 EXPLAIN = Artifact("explain_{input}{head}", ".csv")
 EXPLAIN_LAYERS = Artifact("explain_{input}{head}_layers", ".csv")
 EXPLAIN_CLASSES = Artifact("explain_{input}{head}_classes", ".csv")
 EXPLAIN_PNG = Artifact("explain_{input}{head}", ".png")
-CONCEPTS_UNITS = Artifact("concepts_units", ".csv")
+CONCEPTS_UNITS = Artifact("concepts_units{head}", ".csv")  # per head: each dissection's own probe settings
 CONCEPTS_CLASSES = Artifact("concepts_classes{head}", ".csv")
 CONCEPTS_PNG = Artifact("concepts_{cls}{head}", ".png")
 VIEWS = Artifact("views{head}", ".csv")
@@ -100,6 +109,39 @@ COMPARE_ACCURACY = Artifact("compare_accuracy", ".csv")
 COMPARE_PNG = Artifact("compare", ".png")
 REPORT = Artifact("report", ".html")
 REPORT_SIDE_BY_SIDE = Artifact("report_vs_{others}", ".html")  # in the first run: it beside the others
+
+
+def _temporary(name: str) -> bool:
+    """A file an atomic write left behind when it was killed (`.<name>.<random>.tmp`)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def result_file(name: str) -> bool:
+    """Whether `name` ('/'-separated, relative to the folder holding results.json) is a name a result's files
+    take (an `Artifact` pattern): what replacing a result may remove, never a training file such as checkpoint.pt."""
+    return any(fnmatchcase(name, a.glob()) and name.count("/") == a.pattern.count("/") for a in _ARTIFACTS)
+
+
+def written_by_nv(name: str) -> bool:
+    """Whether `name` ('/'-separated, relative to a run directory) is a name nv writes there: the training files,
+    result files (`Artifact` patterns), a result folder's files, cached codes, and interrupted writes' leftovers.
+
+    Anything else (a user's NOTES.md, a folder of their own) is never removed or replaced by nv.
+    """
+    parts = name.split("/")
+    leaf = parts[-1]
+    if len(parts) == 1:
+        return name in RUN_FILES or _temporary(name) or result_file(name)
+    if len(parts) != 2:
+        return False
+    folder = parts[0]
+    if folder == CODES_DIR:
+        return _temporary(leaf) or fnmatchcase(leaf, "*.npy") or fnmatchcase(leaf, "*.json")
+    if folder == HEADS_DIR:
+        return _temporary(leaf) or result_file(name)
+    if fnmatchcase(folder, COMPARE_DIRS):
+        return leaf == RESULTS or _temporary(leaf) or result_file(leaf)
+    return False
 
 
 def head_mark(head: str) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import NvError
+from .access import odd_kind
 from .files import LOCK
 
 try:
@@ -106,6 +107,12 @@ def _flock(fd: int) -> bool | None:
 
 def _open(path: Path, run_dir: Path) -> int:
     # O_NOFOLLOW: a lock file planted as a link to another file must not get that file truncated.
+    try:
+        what = odd_kind(os.lstat(path).st_mode)
+    except OSError:
+        what = None
+    if what is not None and what != "a symbolic link":  # a FIFO would block the read of its owner
+        raise NvError(f"'{path}' is {what}, not an nv lock; remove it (nv never opens it)")
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as exc:

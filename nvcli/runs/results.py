@@ -13,17 +13,17 @@ import os
 import shutil
 import time
 from abc import ABC, abstractmethod
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from ..errors import NvError
+from . import access
 from .atomic import save_figure, write_csv, write_json
-from .files import DENSE_HEAD, RESULTS, head_mark
+from .files import DENSE_HEAD, RESULTS, STAGING, head_mark, result_file
 from .lock import holding, remove_orphans
 
 Writer = Callable[[Path], None]  # writes one file at the path it is given
 MANIFEST_FORMAT = 1
-_STAGING = ".nv-staging-"
 
 
 def table(frame: Any) -> Writer:
@@ -62,24 +62,27 @@ class RunResult(ABC):
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """`results.json` as {entry: {settings, files, command, written}} ({} when absent or unreadable)."""
-    try:
-        data = json.loads((Path(run_dir) / RESULTS).read_text())
-    except (OSError, ValueError):
+    """`results.json` as {entry: {settings, files, command, written}} ({} when there is none yet).
+
+    A results.json that cannot be read is refused, not treated as empty: rewriting it would lose its records.
+    """
+    if not access.is_file(run_dir, RESULTS):
         return {}
+    path = Path(run_dir) / RESULTS
+    try:
+        data = json.loads(access.read_text(run_dir, RESULTS))
+    except (ValueError, RecursionError) as exc:
+        raise NvError(f"'{path}' is not valid JSON ({str(exc)[:120]}); it lists the run's results, so nv will not "
+                      "replace it: repair it, or move it away to start a new list") from exc
     results = data.get("results") if isinstance(data, dict) else None
-    return results if isinstance(results, dict) else {}
+    if not isinstance(results, dict) or not all(isinstance(v, dict) for v in results.values()):
+        raise NvError(f"'{path}' does not hold nv's list of results (an object with a 'results' object of entries); "
+                      "repair it, or move it away to start a new list")
+    return results
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-
-
-def _own(name: str) -> bool:
-    """Whether `name` may be a result file: relative, in the run directory or one subfolder, no hidden part."""
-    parts = PurePosixPath(name).parts
-    return (0 < len(parts) <= 2 and not PurePosixPath(name).is_absolute()
-            and not any(p.startswith(".") for p in parts) and name != RESULTS)
 
 
 def save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *, force: bool = False,
@@ -98,31 +101,40 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
         changed = "; ".join(_differences(previous.get("settings") or {}, settings))
         raise NvError(f"'{run_dir}' already holds {key} results made with other settings ({changed}); "
                       f"pass --force to replace them (made by: {previous.get('command') or 'unknown'})")
-    remove_orphans(run_dir, _STAGING)  # staging folders of killed commands
-    staging = run_dir / f"{_STAGING}{os.getpid()}"
+    destinations = [access.inside(run_dir, name) for name in files]  # no link, FIFO or device in the way
+    old: list[str] = []
+    if previous:
+        # Only names of result files, that no other result lists: a hand-edited results.json must not reach others.
+        others = {n for k, v in manifest.items() if k != key for n in v.get("files") or [] if isinstance(n, str)}
+        old = [n for n in previous.get("files", []) if isinstance(n, str) and n not in files and n not in others
+               and result_file(n)]
+        for n in old:
+            access.inside(run_dir, n)  # refused before anything is written
+    remove_orphans(run_dir, STAGING)  # staging folders of killed commands
+    staging = access.inside(run_dir, f"{STAGING}{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
         for name, write in files.items():
             (staging / name).parent.mkdir(exist_ok=True)  # a name may lie in one subfolder (heads/<name>.pt)
             write(staging / name)
-        for name in files:  # every file exists complete before the first one replaces an old one
-            (run_dir / name).parent.mkdir(exist_ok=True)
-            os.replace(staging / name, run_dir / name)
+        for name, path in zip(files, destinations):  # every file is complete before the first one replaces an old one
+            path.parent.mkdir(exist_ok=True)
+            os.replace(staging / name, access.inside(run_dir, name))  # checked again: the folder is made now
     except OSError as exc:
         raise NvError(f"cannot write {key} results into '{run_dir}': {exc.strerror or exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     kept = list(files)
-    if previous:
-        # Only names in this directory or one subfolder: a hand-edited results.json must not reach other files.
-        old = [n for n in previous.get("files", []) if isinstance(n, str) and n not in files and _own(n)]
-        if previous.get("settings") == settings:
-            kept += [n for n in old if (run_dir / n).is_file()]  # e.g. figures saved before, skipped now
-        else:
-            for n in old:  # made with the replaced settings
-                (run_dir / n).unlink(missing_ok=True)
+    if previous and previous.get("settings") == settings:
+        kept += [n for n in old if access.is_file(run_dir, n)]  # e.g. figures saved before, skipped now
+    else:
+        for n in old:  # made with the replaced settings
+            access.remove(run_dir, n)
+    for other in manifest.values():  # a file now written by this result is no longer another's (runs before 0.3)
+        if isinstance(other.get("files"), list):
+            other["files"] = [n for n in other["files"] if n not in files]
     manifest[key] = {"settings": settings, "files": kept, "command": command,
                      "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_json(run_dir / RESULTS, {"format": MANIFEST_FORMAT, "results": manifest})
+    write_json(access.inside(run_dir, RESULTS), {"format": MANIFEST_FORMAT, "results": manifest})
     return [run_dir / name for name in files]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import platform
@@ -24,7 +25,7 @@ from .. import __version__
 from ..data.registry import check_class_name
 from ..errors import NvError
 from ..models.spec import ModelSpec
-from . import files, lock
+from . import access, files, lock
 from .atomic import load_torch, write_csv, write_json
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def new_run_dir(name: str | None, runs_dir: str | Path = files.RUNS_DIR, force: 
             if not force:
                 raise NvError(f"run directory '{path}' already exists; pass --force to overwrite it or --name for "
                               "another")
-            if not (path / files.CONFIG).is_file():
+            if not access.is_file(path, files.CONFIG):
                 raise NvError(f"'{path}' is not an nv run directory (no config.json); --force only replaces runs")
         try:
             path.mkdir(exist_ok=True)
@@ -114,15 +115,24 @@ def _fresh_dir(runs_dir: Path) -> Path:
 
 
 def _clear(path: Path) -> None:
-    """Remove everything in run directory `path` but its lock."""
+    """Remove from run directory `path` what nv wrote there (`files.written_by_nv`); the user's own files and
+    folders, and any link, stay (a link is removed only where nv's file of that name would go, never followed)."""
     try:
-        for child in path.iterdir():
+        for child in sorted(path.iterdir()):
             if child.name == files.LOCK:
                 continue
-            if child.is_dir() and not child.is_symlink():
+            if child.is_symlink() or not child.is_dir():
+                if files.written_by_nv(child.name):
+                    child.unlink()  # a link itself, never its target
+            elif child.name.startswith(files.STAGING):
                 shutil.rmtree(child)
-            else:
-                child.unlink()
+            elif files.written_by_nv(f"{child.name}/{files.RESULTS}") or child.name in (files.CODES_DIR,
+                                                                                         files.HEADS_DIR):
+                for inner in child.iterdir():
+                    if files.written_by_nv(f"{child.name}/{inner.name}") and not inner.is_dir():
+                        inner.unlink()
+                if not any(child.iterdir()):
+                    child.rmdir()
     except OSError as exc:
         raise NvError(f"cannot replace run '{path}': {exc.strerror} ('{exc.filename}')") from exc
 
@@ -174,12 +184,14 @@ class Run:
     def is_neuroview(self) -> bool:
         return not self.spec.baseline
 
+    def path(self, name: str) -> Path:
+        """The path of the run's file `name`, refused if a link, FIFO or device stands in its place (`access`)."""
+        return access.inside(self.dir, name)
+
     def _metrics(self) -> list[dict[str, str]]:
-        try:
-            with open(self.dir / files.METRICS, newline="") as f:
-                return list(csv.DictReader(f))
-        except OSError:
+        if not access.is_file(self.dir, files.METRICS):
             return []
+        return list(csv.DictReader(io.StringIO(access.read_text(self.dir, files.METRICS), newline="")))
 
     @property
     def epochs_done(self) -> int:
@@ -202,9 +214,10 @@ class Run:
 
     def _once(self, key: str, name: str, read: Callable[[Path], Any]) -> Any:
         """`read(path)` of the run's file `name`, again only when the file has changed since."""
-        path = self.dir / name
+        path = self.path(name)
         if not path.is_file():
-            raise NvError(f"run '{self.dir}' has no {name}; train it first (nv train) or convert (nv convert)")
+            hint = "; train it first (nv train) or convert (nv convert)" if name == files.MODEL else ""
+            raise NvError(f"run '{self.dir}' has no {name}{hint}")
         stat = path.stat()
         version = (stat.st_mtime_ns, stat.st_size)
         kept = self._read.get(key)
@@ -242,7 +255,7 @@ class Run:
 
     def head_init(self) -> dict[str, "torch.Tensor"] | None:
         """The head's weights before training (head_init.pt), or None for runs that did not keep them."""
-        return self.tensors(files.HEAD_INIT) if (self.dir / files.HEAD_INIT).is_file() else None
+        return self.tensors(files.HEAD_INIT) if access.is_file(self.dir, files.HEAD_INIT) else None
 
     def model(self, device: "str | torch.device" = "cpu", *, trust_code: bool = False) -> "nn.Module":
         """The trained model, rebuilt from config and loaded from model.pt, in eval mode."""
@@ -259,32 +272,27 @@ class Run:
 
     def data(self, **overrides: Any) -> "DataBundle":
         """The run's dataset, loaded with the options recorded at training time (overrides win)."""
-        from ..data.registry import load_data
+        from ..data.registry import check_classes, load_data
 
         data = self.config["data"]
         if data["name"] is None:
             raise NvError(f"run '{self.dir}' was converted without data; train it with 'nv train --init {self.dir}'")
         options = {**data.get("options", {}), **overrides}
         key = json.dumps(options, sort_keys=True, default=str)
-        if key not in self._data:
-            self._data[key] = load_data(data["name"], options)
+        if key not in self._data:  # the classes are checked every time: a data tree can change between commands
+            self._data[key] = check_classes(load_data(data["name"], options), self.classes, str(self.dir))
         return self._data[key]
 
     def units(self) -> "pd.DataFrame":
         """units.csv as a DataFrame (with a `label` column also for runs written before labels existed)."""
-        if not (self.dir / files.UNITS).is_file():
+        if not access.is_file(self.dir, files.UNITS):
             raise NvError(f"run '{self.dir}' has no units.csv (a baseline run has no NeuroView units)")
         return self._once("units", files.UNITS, self._read_units).copy()
 
     def _read_units(self, path: Path) -> "pd.DataFrame":
-        import pandas as pd
-
         from ..models.unit_table import with_labels
 
-        try:
-            units = with_labels(pd.read_csv(path, keep_default_na=False))
-        except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
-            raise NvError(f"'{path}' is not a readable CSV ({str(exc).splitlines()[0]})") from exc
+        units = with_labels(access.read_csv(self.dir, files.UNITS))
         missing = [c for c in REQUIRED_UNIT_COLUMNS if c not in units.columns]
         expected = self.config.get("units")
         if missing or (isinstance(expected, int) and len(units) != expected):
@@ -369,14 +377,12 @@ def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_D
     config_path = run_dir / files.CONFIG
     if not run_dir.is_dir():
         raise NvError(f"run directory '{run_dir}' does not exist or is not a directory")
-    if not config_path.is_file():
+    if not access.is_file(run_dir, files.CONFIG):
         raise NvError(f"'{run_dir}' is not an nv run directory (no config.json)")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        config = json.loads(access.read_text(run_dir, files.CONFIG))
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise NvError(f"'{config_path}' is not valid JSON ({str(exc)[:200] or type(exc).__name__})") from exc
-    except OSError as exc:
-        raise NvError(f"cannot read '{config_path}': {exc.strerror}") from exc
     return Run(run_dir.resolve(), _check_config(config_path, config))
 
 

@@ -8,6 +8,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from ..errors import NvError
+
+MAX_WORKERS = 256  # worker processes per loader: more would exhaust the machine's processes, not speed it up
+
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: int = 0, seed: int = 0,
                 epoch: int = 0, distributed: bool = False, pin_memory: bool = False) -> DataLoader:
@@ -15,6 +19,10 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: in
 
     `pin_memory` (for a CUDA device) lets `batches` copy each batch without blocking the host.
     """
+    if not 0 <= workers <= MAX_WORKERS:
+        raise NvError(f"--workers {workers} is out of range; use 0 (load in the main process) to {MAX_WORKERS}")
+    if batch_size < 1:
+        raise NvError(f"--batch-size {batch_size} is out of range; use an integer >= 1")
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     sampler = None
     if distributed:

@@ -201,7 +201,7 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
             model = build_model(run.spec, load_weights=False, trust_code=trust_code)
             trainer = Trainer(model, bundle.train, bundle.val, cfg, run.dir if main else None, device=device,
                               distributed=distributed, progress=progress, on_epoch=on_epoch)
-            trainer.resume(run.dir / files.CHECKPOINT)
+            trainer.resume(run.path(files.CHECKPOINT))
             trainer.fit()
     finally:
         dist.cleanup()

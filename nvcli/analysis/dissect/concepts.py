@@ -116,7 +116,7 @@ class ConceptMap(RunResult):
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ...plots.concepts import concept_figure
 
-        out = {files.CONCEPTS_UNITS.name(): table(self.units),
+        out = {files.CONCEPTS_UNITS.name(self.head): table(self.units),
                files.CONCEPTS_CLASSES.name(self.head): table(self.classes)}
         if figures:
             classes = list(dict.fromkeys(self.classes["class"]))
@@ -131,7 +131,7 @@ class ConceptMap(RunResult):
     def load(cls, run_dir: Path, settings: dict[str, Any]) -> "ConceptMap | None":
         """The concept map saved in `run_dir` with `settings` (its results.json entry), or None if never saved."""
         head = str(settings.get("head", files.DENSE_HEAD))
-        units, classes = cls.load_units(run_dir), files.CONCEPTS_CLASSES.read(run_dir, head)
+        units, classes = cls.load_units(run_dir, head), files.CONCEPTS_CLASSES.read(run_dir, head)
         if units is None or classes is None:
             return None
         dissection = {k: v for k, v in settings.items() if k != "top"}
@@ -139,9 +139,10 @@ class ConceptMap(RunResult):
                    int(settings.get("top", 5)))
 
     @staticmethod
-    def load_units(run_dir: Path) -> pd.DataFrame | None:
-        """The saved concept of every unit (concepts_units.csv), or None before dissect-map ran."""
-        return files.CONCEPTS_UNITS.read(run_dir)
+    def load_units(run_dir: Path, head: str = files.DENSE_HEAD) -> pd.DataFrame | None:
+        """The saved concept of every unit (concepts_units[@<head>].csv: each dissection's own probe settings), or None
+        before dissect-map ran with that head."""
+        return files.CONCEPTS_UNITS.read(run_dir, head)
 
 
 def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectOptions = DissectOptions(), *,

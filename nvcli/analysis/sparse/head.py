@@ -71,9 +71,9 @@ def check_head_name(name: str) -> str:
     """A name a sparse head can be stored and selected under (`--head NAME`)."""
     if name == files.DENSE_HEAD:
         raise NvError(f"'{files.DENSE_HEAD}' is the head trained with the network; give the sparse head another --name")
-    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", name):
-        raise NvError(f"head name '{name}' is not valid; use letters, digits, '.', '-' and '_' (not first '.'), "
-                      "e.g. sparse10")
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", name) or files.file_stem(name) != name:  # stored as named
+        raise NvError(f"head name '{name}' is not valid; use up to {files.MAX_STEM} letters, digits, '.', '-' and '_' "
+                      "(not first or last '.'), e.g. sparse10")
     return name
 
 

@@ -49,6 +49,10 @@ class SpectrogramFiles(Dataset):
     def labels(self) -> list[int]:
         return self.targets
 
+    def source_files(self) -> list[str]:
+        """The audio files, in sample order (what a cache of this split depends on)."""
+        return self.paths
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         x = _load_entry(self.entries[i], self.params.shape)
         if x is None:

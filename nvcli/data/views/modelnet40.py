@@ -45,6 +45,10 @@ class ViewFileDataset(Dataset):
     def labels(self) -> list[int]:
         return [label for _, label in self.objects]
 
+    def source_files(self) -> list[Path]:
+        """Every view image, object by object (what a cache of this split depends on)."""
+        return [path for views, _ in self.objects for path in views]
+
     def _load(self, path: Path) -> torch.Tensor:
         rgb = read_rgb(path)
         if rgb.size != (self.image_size, self.image_size):
