@@ -431,3 +431,16 @@ def test_cache_dir_must_be_writable(tree: Path, tmp_path: Path) -> None:
     with pytest.raises(NvError, match="not a writable directory"):
         load(tree, tmp_path / "file")
     assert os.path.isfile(tmp_path / "file")
+
+
+def test_a_small_tones_tree_reads_back_with_the_default_validation_fold(nv, tmp_path) -> None:
+    """`nv data make tones -D per_class=3` fills folds 10, 9, 8: the defaults (val_fold 10) read it back."""
+    tree = tmp_path / "tones"
+    assert nv("data", "make", "tones", "--out", tree, "-D", "per_class=3").code == 0
+    assert sorted(p.name for p in (tree / "audio").iterdir()) == ["fold10", "fold8", "fold9"]
+    info = nv("data", "info", "urbansound", "--data-dir", tree, "-f", "json")
+    assert info.code == 0, info.err
+    import json
+
+    rows = json.loads(info.out)
+    assert all(r["val"] == 1 and r["train"] == 2 for r in rows)

@@ -208,7 +208,8 @@ def _write_tones(out: Path, seed: int, per_class: int, duration: float) -> None:
             if channels == 2:
                 right = wave * rng.uniform(0.5, 1.0) + rng.normal(0.0, 0.001, len(wave)).astype(np.float32)
                 wave = np.stack([wave, right], axis=1)
-            fold, fs_id = k % 10 + 1, fs_ids[class_id][k % 10]
+            # Folds fill from 10 down: a small tree (per_class < 10) still has the default validation fold.
+            fold, fs_id = 10 - k % 10, fs_ids[class_id][k % 10]
             file_name = f"{fs_id}-{class_id}-0-{k // 10}.wav"
             with atomic_path(out / "audio" / f"fold{fold}" / file_name) as tmp:
                 sf.write(str(tmp), np.clip(wave, -1.0, 1.0), rate, subtype=subtype, format="WAV")
