@@ -24,7 +24,7 @@ from ..training.devices import resolve_device
 from ..training.loaders import batches, make_loader
 from ..training.predict import ProgressFn
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 CACHE_FORMAT = 2  # 2: keyed also by the split's files and the classes
 
 

@@ -12,7 +12,7 @@ from ..errors import NvError, choice_error
 from .codes import reduce_code
 from .spec import CODES, REDUCES
 from .unit_table import units_frame
-from .units import Layer, layer_labels, mutates_live_input, node_names, relu_nodes, trace
+from .units import Layer, mutates_live_input, node_names, readable_names, relu_nodes, trace
 
 
 def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.GraphModule, list[str], list[str]]:
@@ -28,7 +28,7 @@ def _tap_graph(network: nn.Module, tap: Callable[[fx.Node], tuple]) -> tuple[fx.
             f"{type(network).__name__} has no ReLU-type nonlinearity before its classifier head; "
             "NeuroView needs at least one (nn.ReLU, F.relu, torch.relu, ReLU6, LeakyReLU)"
         )
-    names, labels = node_names(relus), layer_labels(gm, relus)
+    names, labels = node_names(relus), readable_names(gm, relus)
     graph = gm.graph
     outputs = []
     for node in relus:

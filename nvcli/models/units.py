@@ -38,7 +38,7 @@ class Layer:
     node: str
     channels: int
     offset: int
-    label: str = ""  # e.g. conv3, layer2.1 conv2 (see `layer_labels`); the node name when none was found
+    label: str = ""  # e.g. conv3, layer2.1 conv2 (see `readable_names`); the node name when none was found
 
     @property
     def units(self) -> range:
@@ -176,7 +176,7 @@ def _feeds(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
     return None
 
 
-def layer_labels(gm: fx.GraphModule, nodes: list[fx.Node]) -> list[str]:
+def readable_names(gm: fx.GraphModule, nodes: list[fx.Node]) -> list[str]:
     """Names a reader knows for the unit layers `nodes` (ReLU calls), unique: the convolution each follows
     (`conv3`, `layer2.1 conv2`) or, in a pre-activation network (DenseNet: some ReLU follows no convolution
     but feeds one), the one it feeds (`denseblock2.denselayer3 conv1`, `transition1 conv`); else

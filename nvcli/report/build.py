@@ -26,7 +26,7 @@ from ..runs.run import Run
 from . import page
 from .catalog import KINDS, Entry, caption, kind_of
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 INLINE_ROWS = 60  # a table with more rows is linked, not folded into the page
 PARSE_BYTES = 64_000  # CSVs larger than this are only counted, not parsed
 

@@ -7,7 +7,7 @@ import os
 import torch
 import torch.distributed as dist
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 
 
 def init_from_env(device: torch.device) -> bool:

@@ -24,7 +24,7 @@ from .devices import amp_dtype, precision_name
 from .loaders import batches, make_loader
 from .predict import ProgressFn, predict
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng")
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 

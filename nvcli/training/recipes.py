@@ -30,7 +30,7 @@ from .predict import ProgressFn
 if TYPE_CHECKING:
     from torch import nn
 
-log = logging.getLogger("nvcli")
+log = logging.getLogger(__name__)
 EpochFn = Callable[[dict[str, float]], None]
 # With --init, these model flags apply on top of the converted run; any other must agree with it.
 INIT_APPLIES = ("code", "reduce", "freeze_backbone")
