@@ -132,7 +132,7 @@ def channel_bounds(run: Run) -> list[Bound]:
     return bounds
 
 
-def _top_concepts(concepts: ConceptMap) -> pd.DataFrame:
+def _positive_concepts(concepts: ConceptMap) -> pd.DataFrame:
     table = concepts.classes
     return table[table["sign"] == "+"]
 
@@ -140,7 +140,7 @@ def _top_concepts(concepts: ConceptMap) -> pd.DataFrame:
 def cue_concept_bounds(concepts: ConceptMap) -> list[Bound]:
     """(b) Colour and texture classes: the heaviest concept of their cue's category over the heaviest of any other
     (> 1: the top concept is of the cue's category); colour classes: their own colour over any other concept."""
-    positive = _top_concepts(concepts)
+    positive = _positive_concepts(concepts)
     bounds = []
     for name in COLOUR_CLASSES + TEXTURE_CLASSES:
         rows = positive[positive["class"] == name]
@@ -156,14 +156,15 @@ def cue_concept_bounds(concepts: ConceptMap) -> list[Bound]:
 
 
 def _ratio(weights: pd.Series, rivals: pd.Series) -> float:
-    """The heaviest of `weights` over the heaviest of `rivals` (infinite when no rival has a positive weight)."""
-    best, rival = max(weights.max(), 0.0) if len(weights) else 0.0, rivals.max() if len(rivals) else 0.0
-    return best / rival if rival > 0 else np.inf
+    """The heaviest of `weights` over the heaviest of `rivals` (0 when no weight is positive, else infinite when no
+    rival is)."""
+    best, rival = weights.max() if len(weights) else 0.0, rivals.max() if len(rivals) else 0.0
+    return 0.0 if best <= 0 else best / rival if rival > 0 else np.inf
 
 
 def all_cue_bound(concepts: ConceptMap) -> Bound:
     """(b) at the issue's bar: classes (of 9) whose top concept is of their cue's category."""
-    positive = _top_concepts(concepts)
+    positive = _positive_concepts(concepts)
     top = positive[positive["rank"] == 1].set_index("class")
     hits = [c for c in CUE_CATEGORY if c in top.index and top.loc[c, "category"] == CUE_CATEGORY[c]]
     return Bound("classes whose top concept is of their cue", len(hits), 8)
