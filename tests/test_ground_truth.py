@@ -194,7 +194,7 @@ def dense_bar_bounds(run: Run) -> list[Bound]:
 def dense_margin_bound(run: Run) -> Bound:
     """(c) on the dense head: the top 1% costs the margin, on average, at least three times a random 1%."""
     top, random = _margin_costs(_ablation_costs(run, read_head(run, "test"), DEFAULT_RANK))
-    return Bound("dense: mean margin cost, top 1% / random 1%", top.mean() / random.mean(), 3)
+    return Bound("dense: mean margin cost, top 1% / random 1%", top.mean() / max(random.mean(), 1e-9), 3)
 
 
 def sparse_head(run: Run) -> tuple[Head, float]:
@@ -226,7 +226,7 @@ def _failed(bounds: list[Bound]) -> list[Bound]:
     return [b for b in bounds if not b.holds]
 
 
-def test_a_colour_classes_rest_on_their_colour_units_and_their_channel(truth: tuple[Run, ConceptMap]) -> None:
+def test_a_colour_classes_rest_on_colour_units_and_their_channel(truth: tuple[Run, ConceptMap]) -> None:
     run, concepts = truth
     assert not _failed(colour_unit_bounds(run, concepts))
     assert not _failed(channel_bounds(run))
