@@ -29,11 +29,12 @@ def measure(seed: int, runs_dir: Path) -> dict[str, object]:
     import test_ground_truth as gt
 
     from nvcli.analysis.dissect.concepts import dissect_run
+    from nvcli.analysis.settings import Compute
     from nvcli.runs.run import load_run
 
     if (runs_dir / "truth" / "model.pt").is_file():
         run = load_run(runs_dir / "truth")
-        concepts = dissect_run(run, device="cpu")
+        concepts = dissect_run(run, compute=Compute(device="cpu"))
     else:
         run, concepts = gt.truth_model(runs_dir, seed)
     sparse, units_per_class = gt.sparse_head(run)

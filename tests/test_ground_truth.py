@@ -30,6 +30,7 @@ from nvcli.analysis.dissect.concepts import DEFAULT_AGGREGATE, ConceptMap, disse
 from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.importance import DEFAULT_RANK, CodeStats
 from nvcli.analysis.perturb import perturb
+from nvcli.analysis.settings import Compute
 from nvcli.analysis.sparse.solver import Standardizer, elastic_net_path, fold
 from nvcli.data.shapes import COLOUR_CLASSES, SHAPE_CLASSES, TEXTURE_CLASSES, ShapesOptions
 from nvcli.models.spec import ModelChoice
@@ -83,7 +84,7 @@ def truth_model(runs_dir: Path, seed: int = 0) -> tuple[Run, ConceptMap]:
     options = dataclasses.replace(OPTIONS, seed=seed)
     run = train(ModelChoice(arch="smallcnn", code="soft", reduce="max"), "shapes", options, cfg, name="truth",
                 runs_dir=runs_dir)
-    return run, dissect_run(run, device="cpu")
+    return run, dissect_run(run, compute=Compute(device="cpu"))
 
 
 @pytest.fixture(scope="module")
