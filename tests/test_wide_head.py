@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from nvcli.data.registry import load_data
 from nvcli.data.shapes import ShapesOptions
-from nvcli.models.spec import ModelChoice, build_model
+from nvcli.models.build import build_model
+from nvcli.models.spec import ModelChoice
 from nvcli.training.config import HEAD_REFERENCE_UNITS, TrainConfig
 from nvcli.training.engine import Trainer
 from nvcli.training.recipes import spec_for
