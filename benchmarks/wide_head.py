@@ -23,9 +23,9 @@ from torch import nn
 
 torch.set_num_threads(1)
 from nvcli.data.registry import load_data  # noqa: E402
+from nvcli.models.build import build_model  # noqa: E402
 from nvcli.models.multiview import MultiViewNeuroView  # noqa: E402
 from nvcli.models.neuroview import NeuroView  # noqa: E402
-from nvcli.models.build import build_model  # noqa: E402
 from nvcli.models.spec import ModelChoice  # noqa: E402
 from nvcli.training.config import TrainConfig  # noqa: E402
 from nvcli.training.engine import _optimizer  # noqa: E402
