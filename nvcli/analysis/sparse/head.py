@@ -24,8 +24,8 @@ DEFAULT_UNITS_PER_CLASS = 10
 
 @dataclass(frozen=True)
 class Selection:
-    """Which step of the path becomes the head: the densest using at most `units_per_class` units per class on
-    average (Wong et al.'s measure), or the sparsest whose validation accuracy is at most `max_drop` below the
+    """How the head is chosen: at most `units_per_class` units for every class (each class's first K groups along
+    the path, refitted; budget.py), or the sparsest step whose validation accuracy is at most `max_drop` below the
     dense head's."""
 
     units_per_class: int | None = DEFAULT_UNITS_PER_CLASS
@@ -45,19 +45,10 @@ class Selection:
         return {"units_per_class": self.units_per_class} if self.max_drop is None else {"max_drop": self.max_drop}
 
     def choose(self, path: PathResult, dense_acc: float) -> int:
-        """The index of the chosen step (steps are ordered from the sparsest, lambda_max, to the densest)."""
+        """The index of the step `max_drop` picks (steps are ordered from the sparsest, lambda_max, to the densest)."""
+        if self.max_drop is None:
+            raise ValueError("a budget of units per class is not one step of the path; see budget.class_budget")
         steps = path.steps
-        if self.units_per_class is not None:
-            # The mean, not the max: the elastic net spreads a class's weight evenly over near-identical units (the
-            # grouping effect), so one class may keep dozens of interchangeable copies of one detector while the
-            # others keep a few units. Step 0 has no units at all: a head that predicts the class prior is no choice.
-            chosen = max(i for i, s in enumerate(steps) if s.nonzero_mean <= self.units_per_class + 1e-9)
-            if chosen == 0 and len(steps) > 1:
-                first = steps[1]
-                raise NvError(f"no head on the path uses between 1 and {self.units_per_class} units per class on "
-                              f"average: the sparsest with any unit uses {first.nonzero_mean:.1f} (max "
-                              f"{first.nonzero_max}); raise --units-per-class or choose with --max-drop")
-            return chosen
         floor = dense_acc - self.max_drop
         within = [i for i, s in enumerate(steps) if s.val_acc >= floor - 1e-12]
         if not within:
