@@ -7,6 +7,8 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from nvcli.analysis.sparse.budget import class_budget
+from nvcli.analysis.sparse.groups import UnitGroups, correlation_groups
 from nvcli.analysis.sparse.solver import Standardizer, elastic_net_path, fit, fold, lambda_max
 
 
@@ -300,3 +302,59 @@ def test_units_entering_in_bulk_are_bisected_into_small_heads() -> None:
     assert all(any(abs(lam - x) <= 1e-12 * x for lam in lams) for x in grid)  # every grid value is still fitted
     first = next(s for s in path.steps if s.nonzero_max > 0)
     assert first.weight()[0, :30].ne(0).sum() <= 3, first.weight()[0, :30]
+
+
+def test_near_copies_are_grouped_with_their_representative() -> None:
+    """Planted copies: exact and near (|r| ~ 0.999, one negated) copies join the unit they copy; a unit correlated
+    at ~0.9 and the independent ones stay alone; constant units too."""
+    g = torch.Generator().manual_seed(4)
+    base = torch.randn(2000, 5, generator=g, dtype=torch.float64)
+    noise = torch.randn(2000, 4, generator=g, dtype=torch.float64)
+    planted = torch.stack([base[:, 1],  # 5: exact copy of 1
+                           base[:, 1] + 0.04 * noise[:, 0],  # 6: near copy of 1 (r ~ 0.999)
+                           -base[:, 3] + 0.04 * noise[:, 1],  # 7: negated near copy of 3 (r ~ -0.999)
+                           base[:, 0] + 0.5 * noise[:, 2],  # 8: related to 0 at r ~ 0.89: a unit of its own
+                           torch.full((2000,), 3.0, dtype=torch.float64)], dim=1)  # 9: constant
+    X = torch.cat([base, planted], dim=1)
+    groups = correlation_groups(Standardizer.fit(X)(X), 0.99)
+    assert groups.representative.tolist() == [0, 1, 2, 3, 4, 1, 1, 3, 8, 9]
+    assert groups.representatives.tolist() == [0, 1, 2, 3, 4, 8, 9]
+    assert groups.sizes().tolist() == [1, 3, 1, 2, 1, 3, 3, 2, 1, 1]
+    assert groups.corr[5] == pytest.approx(1.0) and 0.99 < groups.corr[6] < 1 and -1 < groups.corr[7] < -0.99
+    assert groups.members(6).tolist() == [1, 5, 6]
+    record = groups.as_record()
+    assert [[row[0], *row[1::2]] for row in record] == [[1, 5, 6], [3, 7]]  # representative, then (member, corr)
+    again = UnitGroups.from_record(10, record)
+    assert again.representative.tolist() == groups.representative.tolist()
+    np.testing.assert_allclose(again.corr, groups.corr, atol=1e-6)
+    # A lower threshold takes the related unit in too; None leaves every unit alone.
+    assert correlation_groups(Standardizer.fit(X)(X), 0.85).representative[8] == 0
+    assert correlation_groups(Standardizer.fit(X)(X), None).representatives.tolist() == list(range(10))
+    with pytest.raises(ValueError, match="out of range or already grouped"):
+        UnitGroups.from_record(10, [[1, 5, 1.0], [3, 5, 1.0]])
+
+
+def test_the_budget_keeps_each_class_s_first_units_to_enter() -> None:
+    """Class 0 has twelve informative units, the others two: the shared penalty gives class 0 many more units than
+    the rest, the budget caps every class at K and keeps the units that entered its row first."""
+    K, per = 3, [12, 2, 2]
+    g = torch.Generator().manual_seed(5)
+    y = torch.arange(900) % 3
+    X = torch.randn(900, 30, generator=g, dtype=torch.float64)
+    start = 0
+    for k, count in enumerate(per):
+        X[y == k, start:start + count] += torch.linspace(1.2, 0.6, count, dtype=torch.float64)
+        start += count
+    X = Standardizer.fit(X)(X)
+    path = elastic_net_path(X[:720], y[:720], X[720:], y[720:], alpha=0.99, steps=30, ratio=0.02, patience=None)
+    assert max(s.nonzero_max for s in path.steps) > K + 3  # without a budget some class goes far past K
+    budget = class_budget(path, K)
+    assert budget.support.sum(dim=1).tolist() == [K, K, K]
+    for c in range(3):
+        rows = [s.weight()[c] != 0 for s in path.steps]
+        entry = [next((i for i, r in enumerate(rows) if r[f]), len(rows)) for f in range(30)]
+        kept = torch.nonzero(budget.support[c]).flatten().tolist()
+        # Every kept unit entered no later than any unit left out (ties broken by weight).
+        assert max(entry[f] for f in kept) <= min(entry[f] for f in range(30) if f not in kept)
+        assert budget.entered[c] == max(entry[f] for f in kept)
+    assert set(torch.nonzero(budget.support[0]).flatten().tolist()) <= set(range(12))  # its own informative units

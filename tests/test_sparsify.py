@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from nvcli.analysis.codes import split_codes
-from nvcli.analysis.head import read_head
+from nvcli.analysis.head import Head, read_head
+from nvcli.analysis.sparse.groups import UnitGroups
 from nvcli.analysis.sparse.head import Selection
 from nvcli.analysis.sparse.path import PATH_COLUMNS, PathSettings
 from nvcli.analysis.sparse.sparsify import fit_path, sparse_head
+from nvcli.analysis.weights import class_weights, kept_units
 from nvcli.errors import NvError
 from nvcli.runs.results import read_manifest, save_files
 from nvcli.runs.run import Run, load_run
@@ -31,18 +33,23 @@ def sparse_run(shapes_runs: dict, tmp_path_factory: pytest.TempPathFactory) -> R
 
 def test_ten_units_per_class_keep_the_dense_accuracy_and_colour_classes_read_colour_units(nv, sparse_run: Run) -> None:
     run_dir = sparse_run.dir
+    classes = sparse_run.classes
     made = nv("sparsify", "--run", run_dir, "--units-per-class", "10", "--device", "cpu", "--format", "json")
     assert made.code == 0, made.err
     summary = json.loads(made.out)
-    assert [row["head"] for row in summary] == ["dense", "sparse10"]
+    assert [row["head"] for row in summary] == ["dense", "sparse10 (penalised)", "sparse10"]
     record = json.loads((run_dir / "heads" / "sparse10.json").read_text())
     weight = torch.load(run_dir / "heads" / "sparse10.pt", weights_only=True)["weight"]
     per_class = (weight != 0).sum(dim=1)
+    # The budget holds for every class, not on average; the printed table and the record say so class by class.
+    assert int(per_class.max()) <= 10 and record["units_per_class_max"] == int(per_class.max())
+    assert [summary[-1][f"units:{c}"] for c in classes] == per_class.tolist()
+    assert [row["units"] for row in record["per_class"]] == per_class.tolist()
     assert per_class.double().mean().item() == pytest.approx(record["units_per_class_mean"])
-    assert record["units_per_class_mean"] <= 10
     assert record["units"] == int((weight != 0).any(dim=0).sum())
-    # Ground truth 1: about ten units per class lose at most 3 points of the dense head's validation accuracy.
+    # Ground truth 1: ten units per class lose at most 3 points of the dense head's validation accuracy.
     assert record["val_acc"] >= record["dense_val_acc"] - 0.03, record
+    assert record["val_acc_min"] == min(row["val_acc"] for row in record["per_class"])
 
     # The stored head is an ordinary W z + b over the run's codes: nv eval, through the network, agrees.
     rows = json.loads(nv("eval", "--run", run_dir, "--head", "dense", "--head", "sparse10", "--device", "cpu",
@@ -53,12 +60,13 @@ def test_ten_units_per_class_keep_the_dense_accuracy_and_colour_classes_read_col
     assert (run_dir / "eval@sparse10.csv").is_file() and (run_dir / "eval.csv").is_file()
 
     path = pd.read_csv(run_dir / "sparse_path.csv")
-    assert list(path.columns) == PATH_COLUMNS and (run_dir / "sparse_path.png").is_file()
+    assert list(path.columns) == PATH_COLUMNS + [f"units:{c}" for c in classes]
+    assert (run_dir / "sparse_path.png").is_file()
     assert path["units"].iloc[0] == 0 and path["lambda"].is_monotonic_decreasing
-    chosen = path.iloc[record["step"]]
-    assert chosen["lambda"] == pytest.approx(record["lambda"]) and chosen["units"] == record["units"]
-    # The densest step within the rule: the next step (if fitted) uses more than 10 units per class.
-    assert record["step"] == len(path) - 1 or path["units_per_class_mean"].iloc[record["step"] + 1] > 10
+    assert (path[[f"units:{c}" for c in classes]].max(axis=1) == path["units_per_class_max"]).all()
+    assert path.iloc[record["step"]]["lambda"] == pytest.approx(record["lambda"])
+    # The shared penalty alone would not keep every class within 10 units at the step the budget read up to.
+    assert record["step"] == max(row["entered"] for row in record["per_class"])
 
     # Ground truth 2: the colour classes' kept units detect the class's own colour (Network Dissection labels).
     dissected = nv("dissect-map", "--run", run_dir, "--probe-count", "200", "--device", "cpu", "--format", "json")
@@ -84,11 +92,22 @@ def test_ten_units_per_class_keep_the_dense_accuracy_and_colour_classes_read_col
         assert sum(u["concept"] == colour for u in positive) > len(positive) / 2, units
         assert (concepts["concept"] == colour).mean() < 1 / 3
 
+    # The report shows the head as its path plot beside one table per class: its units with layer and concept.
+    assert nv("report", "--run", run_dir).code == 0
+    page = (run_dir / "report.html").read_text()
+    section = page[page.index('<section id="head">'):]
+    assert "sparse_path.png" in section
+    for c, n, row in zip(classes, per_class.tolist(), record["per_class"]):
+        assert f"{c}: {n} units, accuracy {row['val_acc']:.3f}" in section
+    red = record["per_class"][classes.index("red")]["kept"][0]
+    label = concepts.loc[concepts["unit"] == red["unit"], "concept"].item()
+    assert f"<td class=\"num\">{red['unit']}</td><td>{red['layer']}</td><td>{label}</td>" in section
+
 
 def test_the_refit_keeps_the_support_and_lowers_the_training_loss(sparse_run: Run) -> None:
     fitted = fit_path(sparse_run, PathSettings(steps=30), device="cpu")
-    penalised = sparse_head(fitted, "p5", Selection(units_per_class=5))
-    refit = sparse_head(fitted, "r5", Selection(units_per_class=5), finetune=True)
+    penalised = sparse_head(fitted, "p5", Selection(units_per_class=None, max_drop=0.1))
+    refit = sparse_head(fitted, "r5", Selection(units_per_class=None, max_drop=0.1), finetune=True)
     W0, W1 = penalised.head.weight, refit.head.weight
     assert np.array_equal(W0 != 0, W1 != 0)  # the same units for each class, only their weights change
     assert [r["head"] for r in refit.summary.to_dict("records")] == ["dense", "r5 (penalised)", "r5"]
@@ -102,6 +121,38 @@ def test_the_refit_keeps_the_support_and_lowers_the_training_loss(sparse_run: Ru
 
     assert loss(refit.head) < loss(penalised.head)  # debiased: the penalty no longer shrinks the weights
     assert record["train_acc"] >= record["finetune"]["penalised_train_acc"] - 0.02
+    # A budget head is always refitted (its classes' supports come from different steps), within each budget.
+    budget = sparse_head(fitted, "b3", Selection(units_per_class=3))
+    assert budget.record["finetune"] is not None and int((budget.head.weight != 0).sum(axis=1).max()) <= 3
+    # Near-copies: every recorded member correlates with its representative past the threshold on the training
+    # codes, and only representatives carry weight.
+    X = fitted.scale(fitted.train[0]).numpy()
+    members = budget.record["group_members"]
+    for group in members:
+        for unit, r in zip(group[1::2], group[2::2]):
+            actual = float(np.mean(X[:, group[0]] * X[:, unit]))
+            assert abs(actual) >= budget.record["group_corr"] - 1e-6 and actual == pytest.approx(r, abs=1e-5)
+    grouped = [unit for group in members for unit in group[1::2]]
+    assert budget.record["groups"] == X.shape[1] - len(grouped)
+    assert not budget.head.weight[:, grouped].any()
+
+
+def test_the_listing_names_each_group_s_members_with_their_layers_and_concepts() -> None:
+    units = pd.DataFrame({"unit": range(6), "layer": [0, 0, 1, 1, 1, 1], "node": ["f.1"] * 2 + ["f.4"] * 4,
+                          "label": ["conv1"] * 2 + ["conv2"] * 4, "channel": [0, 1, 0, 1, 2, 3]})
+    groups = UnitGroups.from_record(6, [[1, 3, 0.995, 5, -0.993]])  # units 3 and 5 copy unit 1 (5 negated)
+    weight = np.zeros((2, 6))
+    weight[0, 1], weight[0, 2], weight[1, 4] = 2.0, -1.0, 0.5
+    head = Head(weight, np.zeros(2), units, ["a", "b"], "s", groups)
+    concepts = pd.DataFrame({"unit": range(6), "concept": ["red", "red", "green", "red", "", "blue"],
+                             "category": "color", "iou": 0.1})
+    kept = kept_units(head, "a", concepts)
+    assert kept["unit"].tolist() == [1, 2] and kept["concept"].tolist() == ["red", "green"]
+    assert kept["group_size"].tolist() == [3, 1]
+    assert kept["members"].tolist() == ["3 conv2 red (+0.995); 5 conv2 blue (-0.993)", ""]
+    frame = class_weights(head, "a")
+    assert frame["group"].tolist() == [0, 1, 2, 1, 4, 1] and frame["group_size"].tolist() == [1, 3, 1, 3, 1, 3]
+    assert frame["group_corr"].tolist() == [1.0, 1.0, 1.0, 0.995, 1.0, -0.993]
 
 
 def test_heads_are_read_by_weights_compare_and_explain(nv, sparse_run: Run, tmp_path: Path) -> None:
@@ -127,7 +178,7 @@ def test_heads_are_read_by_weights_compare_and_explain(nv, sparse_run: Run, tmp_
     overall = layers[(layers["side"] == "b") & (layers["class"] == "overall")]
     weighed = set(overall.loc[(overall["pos_share"] > 0) | (overall["neg_share"] > 0), "node"])
     # Side b's weight lies only in the layers of the sparse head's kept units, and in each of them.
-    assert weighed == {layer["node"] for layer in record["kept"]} and len(weighed) < len(overall)
+    assert weighed == {layer["node"] for layer in record["kept"]}
     three = nv("compare", run_dir, run_dir, "--head", "a", "--head", "b", "--head", "c")
     assert three.code == 2 and "--head was given 3 times" in three.err
 
@@ -237,23 +288,8 @@ def test_path_settings_are_checked_in_the_core() -> None:
         PathSettings(patience=0)
     with pytest.raises(NvError, match="not both"):
         Selection(units_per_class=None, max_drop=None)
-
-
-def test_units_per_class_never_chooses_the_empty_head() -> None:
-    """A path whose first non-empty step already exceeds K: the rule refuses (the empty head explains nothing)."""
-    from nvcli.analysis.sparse.solver import PathResult, PathStep
-    from nvcli.errors import NvError
-
-    def step(lam: float, mean: float, most: int, acc: float) -> PathStep:
-        return PathStep(lam, torch.zeros(3, 4), torch.zeros(3), mean, most, round(mean * 3), acc, acc, 1, True)
-
-    path = PathResult(1.0, 0.99, [step(1.0, 0.0, 0, 0.33), step(0.9, 8.0, 34, 0.55), step(0.8, 12.0, 34, 0.98)],
-                      best=2, stopped_early=False)
-    assert Selection(units_per_class=12).choose(path, 0.99) == 2
-    assert Selection(units_per_class=8).choose(path, 0.99) == 1
-    with pytest.raises(NvError, match=r"no head on the path uses between 1 and 5 units per class on average: the "
-                       r"sparsest with any unit uses 8\.0 \(max 34\); raise --units-per-class or choose with --max-drop"):
-        Selection(units_per_class=5).choose(path, 0.99)
+    with pytest.raises(NvError, match="group_corr 1.5 is not valid"):
+        PathSettings(group_corr=1.5)
 
 
 def test_a_head_far_less_accurate_than_the_dense_one_is_flagged(nv, sparse_run: Run) -> None:

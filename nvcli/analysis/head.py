@@ -5,6 +5,7 @@ Weights are handed out as float64 copies of the float32 parameters, so CSVs roun
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +15,9 @@ from torch import nn
 
 from ..errors import NvError, choice_error
 from ..models.unit_table import unit_columns
-from ..runs import files
+from ..runs import access, files
 from ..runs.run import Run
+from .sparse.groups import UnitGroups
 
 DEFAULT_TOP = 10
 OVERALL = "overall"  # the `class` value of rows that pool every class
@@ -30,12 +32,13 @@ class Head:
     units: pd.DataFrame  # units.csv: unit, [view,] layer, node, channel
     classes: list[str]
     name: str = files.DENSE_HEAD
+    groups: UnitGroups | None = None  # a sparse head's groups of near-copy units (weight on each representative)
 
     @classmethod
     def from_tensors(cls, weight: torch.Tensor, bias: torch.Tensor, units: pd.DataFrame, classes: list[str],
-                     name: str = files.DENSE_HEAD, source: str = "") -> "Head":
+                     name: str = files.DENSE_HEAD, source: str = "", groups: UnitGroups | None = None) -> "Head":
         """A head from its weight [classes, units] and bias, checked against the unit table and class list and for
-        finite values; `source` (the file it was read from) is named in the error."""
+        finite values; `source` (the file it was read from) is named in the error; `groups`: its near-copy units."""
         where = f" in '{source}'" if source else ""
         weight = weight.detach().cpu().double().numpy()
         bias = bias.detach().cpu().double().numpy()
@@ -54,7 +57,7 @@ class Head:
         if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
             raise NvError(f"head '{name}'{where} holds NaN or infinite weights; it cannot classify anything "
                           "(fit it again, e.g. nv sparsify --force)")
-        return cls(weight, bias, units.reset_index(drop=True), list(classes), name)
+        return cls(weight, bias, units.reset_index(drop=True), list(classes), name, groups)
 
     def class_index(self, name: str) -> int:
         """The row of class `name`; an unknown name lists the valid ones and suggests the closest."""
@@ -92,7 +95,20 @@ def read_head(run: Run, command: str, head: str = files.DENSE_HEAD) -> Head:
     state = run.tensors(name)
     if not all(k in state for k in keys):
         raise NvError(f"'{run.dir / name}' has no {keys[0]}/{keys[1]} for head '{head}'; it is not a NeuroView head")
-    return Head.from_tensors(state[keys[0]], state[keys[1]], run.units(), run.classes, head, str(run.dir / name))
+    units = run.units()
+    groups = None if head == files.DENSE_HEAD else _sparse_groups(run, head, len(units))
+    return Head.from_tensors(state[keys[0]], state[keys[1]], units, run.classes, head, str(run.dir / name), groups)
+
+
+def _sparse_groups(run: Run, head: str, units: int) -> UnitGroups | None:
+    """The groups of near-copy units recorded with sparse head `head` (None for a head stored without them)."""
+    name = files.SPARSE_HEAD_INFO.name(name=head)
+    try:
+        record = json.loads(access.read_text(run.dir, name)) if access.is_file(run.dir, name) else {}
+        members = record.get("group_members") if isinstance(record, dict) else None
+        return None if members is None else UnitGroups.from_record(units, members)
+    except (OSError, ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise NvError(f"cannot read the groups of head '{head}' from '{run.dir / name}': {exc}") from exc
 
 
 def with_head(model: nn.Module, head: Head) -> nn.Module:

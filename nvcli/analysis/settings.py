@@ -27,6 +27,7 @@ DEFAULT_MAX_FRACTION = 0.1  # the ablation grid's largest k by default
 DEFAULT_QUANTILE = 0.005  # NetDissect's top quantile of activations
 DEFAULT_IOU_THRESHOLD = 0.04  # NetDissect's IoU at which a unit is interpretable
 DEFAULT_UNITS_PER_CLASS = 10
+DEFAULT_GROUP_CORR = 0.99  # |corr| of standardised training codes at which units are near-copies (docs/sparsify.md)
 MAX_PATH_STEPS = 1000  # each step of a sparse path keeps a classes x units head
 MAX_COUNT = 100_000  # bound of counts (k, steps, draws): each costs memory or time, larger values are typos
 
@@ -151,13 +152,15 @@ class DissectOptions:
 @dataclass(frozen=True)
 class PathSettings:
     """How a sparse head's path is fitted: the L1 share `alpha`, `steps` lambdas from lambda_max down to
-    `ratio` * lambda_max, and early stopping after `patience` steps without a better validation accuracy (None:
-    the whole path)."""
+    `ratio` * lambda_max, early stopping after `patience` steps without a better validation accuracy (None: the
+    whole path), and units whose standardised training codes correlate with |r| >= `group_corr` made one feature
+    (None: no grouping)."""
 
     alpha: float = 0.99
     steps: int = 50
     ratio: float = 0.01
     patience: int | None = 10
+    group_corr: float | None = DEFAULT_GROUP_CORR
 
     def __post_init__(self) -> None:
         _check([(0 < self.alpha <= 1, "alpha", self.alpha, "the L1 share of the penalty in (0, 1] (1 = lasso, 0.99 = "
@@ -165,8 +168,11 @@ class PathSettings:
                 (2 <= self.steps <= MAX_PATH_STEPS, "steps", self.steps, f"an integer in [2, {MAX_PATH_STEPS}]"),
                 (0 < self.ratio < 1, "ratio", self.ratio, "the last lambda as a fraction of lambda_max in (0, 1)"),
                 (self.patience is None or self.patience >= 1, "patience", self.patience,
-                 "an integer >= 1 (None: fit the whole path)")])
+                 "an integer >= 1 (None: fit the whole path)"),
+                (self.group_corr is None or 0 < self.group_corr <= 1, "group_corr", self.group_corr,
+                 "the |correlation| at which units are one feature, in (0, 1] (0.99 groups near-copies), or None")])
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as recorded in results.json."""
-        return {"alpha": self.alpha, "steps": self.steps, "ratio": self.ratio, "patience": self.patience}
+        return {"alpha": self.alpha, "steps": self.steps, "ratio": self.ratio, "patience": self.patience,
+                "group_corr": self.group_corr}

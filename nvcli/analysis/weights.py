@@ -17,27 +17,53 @@ from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from .head import DEFAULT_TOP, OVERALL, Head, extremes, ranks
 from .importance import DEFAULT_RANK, CodeStats, needs_codes, ranked_head
+from .sparse.groups import UnitGroups
 
 LAYER_STATS = ["units", "pos_weight", "neg_weight", "mean_weight", "pos_share", "neg_share", "top_share"]
 
 
+GROUP_COLUMNS = ["group", "group_size", "group_corr"]  # a sparse head's near-copy groups (weights_<class>@NAME.csv)
+
+
 def class_weights(head: Head, name: str, stats: CodeStats | None = None) -> pd.DataFrame:
     """`unit,[view,]layer,node,channel,weight,rank` of one class (rank 1 = largest weight); with the codes' `stats`,
-    `std` and `importance` (= weight * std) come before `rank`, which then orders by importance."""
+    `std` and `importance` (= weight * std) come before `rank`, which then orders by importance. A head with groups
+    of near-copy units adds GROUP_COLUMNS before `rank`: each unit's group (its representative, the unit that holds
+    the group's weight), the group's size and the unit's correlation with the representative."""
     w = head.weight[head.class_index(name)]
     frame = head.units[head.unit_columns].copy()
     frame["weight"] = w
     if stats is not None:
         frame["std"] = stats.std
         frame["importance"] = w * stats.std
+    if head.groups is not None:
+        frame["group"], frame["group_size"] = head.groups.representative, head.groups.sizes()
+        frame["group_corr"] = head.groups.corr
     frame["rank"] = ranks(frame["importance" if stats is not None else "weight"].to_numpy())
     return frame
 
 
 def kept_units(head: Head, name: str, concepts: pd.DataFrame | None = None) -> pd.DataFrame:
     """The units with a nonzero weight for class `name` (largest positive first, then most negative), with each
-    unit's concept, category and IoU from `concepts` (concepts_units.csv) when given."""
-    frame = class_weights(head, name)
+    unit's concept, category and IoU from `concepts` (concepts_units.csv) when given. A head with groups adds
+    `group_size` and `members`: the group's other units as `unit layer-label [concept] (corr)`, `; `-separated."""
+    frame = _kept_rows(class_weights(head, name).drop(columns=["group", "group_corr"], errors="ignore"), concepts)
+    if head.groups is not None:
+        named = dict(zip(concepts["unit"], concepts["concept"])) if concepts is not None else {}
+        frame["members"] = [_members(head.groups, head.units.get("label", head.units["node"]), int(u), named)
+                            for u in frame["unit"]]
+    return frame
+
+
+def _members(groups: UnitGroups, labels: pd.Series, unit: int, concepts: dict[int, str]) -> str:
+    """The other units of `unit`'s group: `unit layer-label [concept] (corr)`, `; `-separated."""
+    return "; ".join(f"{u} {labels.iat[u]}" + (f" {concepts[u]}" if concepts.get(u) else "")
+                     + f" ({groups.corr[u]:+.3f})" for u in groups.members(unit) if u != unit)
+
+
+def _kept_rows(frame: pd.DataFrame, concepts: pd.DataFrame | None) -> pd.DataFrame:
+    """The rows of a class's weights table (class_weights) with a nonzero weight, with their concepts when given,
+    largest positive weight first, then the most negative."""
     frame = frame[frame["weight"] != 0]
     if concepts is not None:
         frame = frame.merge(concepts[["unit", "concept", "category", "iou"]], on="unit", how="left")
@@ -142,8 +168,9 @@ class ClassWeights(RunResult):
     head: str
     cls: str
     stem: str  # the class's file stem (unique among the run's classes)
-    frame: pd.DataFrame  # unit, [view,] layer, node, channel, weight, [std, importance,] rank
+    frame: pd.DataFrame  # unit, [view,] layer, node, channel, weight, [std, importance,] [GROUP_COLUMNS,] rank
     rank: str = DEFAULT_RANK
+    kept: pd.DataFrame | None = None  # a sparse head's units of the class (kept_units): drawn instead of the axis
 
     def key(self) -> str:
         return f"weights/{self.stem}{files.head_mark(self.head)}"
@@ -152,13 +179,18 @@ class ClassWeights(RunResult):
         return {"class": self.cls, "head": self.head, **({} if self.rank == "weight" else {"rank": self.rank})}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
-        from ..plots.weights import weights_figure
+        from ..plots.weights import kept_figure, weights_figure
 
         out = {files.WEIGHTS.name(self.head, cls=self.stem): table(self.frame)}
         if figures:
-            title = (f"{self.run}: {'weights' if self.rank == 'weight' else 'importance'} of '{self.cls}'"
-                     + ("" if self.head == files.DENSE_HEAD else f" ({self.head})"))
-            out[files.WEIGHTS_PNG.name(self.head, cls=self.stem)] = figure(weights_figure, self.frame, title)
+            png = files.WEIGHTS_PNG.name(self.head, cls=self.stem)
+            if self.kept is not None:
+                out[png] = figure(kept_figure, self.kept, f"{self.run}: the {len(self.kept)} units of '{self.cls}' in "
+                                  f"head {self.head}")
+            else:
+                title = (f"{self.run}: {'weights' if self.rank == 'weight' else 'importance'} of '{self.cls}'"
+                         + ("" if self.head == files.DENSE_HEAD else f" ({self.head})"))
+                out[png] = figure(weights_figure, self.frame, title)
         return out
 
     @classmethod
@@ -170,7 +202,13 @@ class ClassWeights(RunResult):
         frame = files.WEIGHTS.read(run_dir, head, cls=stem)
         if frame is None:
             return None
-        return cls(Path(run_dir).name, head, name, stem, frame, "importance" if "importance" in frame else "weight")
+        kept = None
+        if head != files.DENSE_HEAD:
+            from .dissect.concepts import ConceptMap
+
+            kept = _kept_rows(frame, ConceptMap.load_units(run_dir))
+        return cls(Path(run_dir).name, head, name, stem, frame, "importance" if "importance" in frame else "weight",
+                   kept)
 
 
 @dataclass
@@ -220,12 +258,16 @@ class HeadSummary(RunResult):
 
 
 def weights(run_name: str, head: Head, classes: list[str], *, top: int = DEFAULT_TOP, grid: bool = False,
-            rank: str = DEFAULT_RANK, stats: CodeStats | None = None) -> tuple[list[ClassWeights], HeadSummary]:
+            rank: str = DEFAULT_RANK, stats: CodeStats | None = None,
+            concepts: pd.DataFrame | None = None) -> tuple[list[ClassWeights], HeadSummary]:
     """The weights of `classes` and the per-layer summary and class similarity of `head`; with rank `importance`
-    (and the codes' `stats`) the tables carry importance and the per-layer summary sums it."""
+    (and the codes' `stats`) the tables carry importance and the per-layer summary sums it. A sparse head's figure
+    per class draws its kept units, with their `concepts` (concepts_units.csv) when given."""
     stems = files.class_stems(head.classes)
     shown = stats if needs_codes(rank) else None
-    per_class = [ClassWeights(run_name, head.name, c, stems[c], class_weights(head, c, shown), rank) for c in classes]
+    sparse = head.name != files.DENSE_HEAD
+    per_class = [ClassWeights(run_name, head.name, c, stems[c], class_weights(head, c, shown), rank,
+                              kept_units(head, c, concepts) if sparse else None) for c in classes]
     scored = ranked_head(head, rank, stats)
     summary = HeadSummary(run_name, scored, top, layer_summary(scored, top), class_similarity(head), grid, rank)
     return per_class, summary

@@ -19,8 +19,8 @@ HeadName = Annotated[Optional[str], typer.Option("--name", rich_help_panel=PANEL
                                                  "with --head NAME).")]
 UnitsPerClass = Annotated[Optional[int], typer.Option("--units-per-class", rich_help_panel=PANEL,
                                                       show_default=str(DEFAULT_UNITS_PER_CLASS),
-                                                      help="Choose the densest head on the path with at most K units "
-                                                      "per class on average.")]
+                                                      help="At most K units for every class: each class's first K "
+                                                      "groups along the path, refitted without penalty.")]
 MaxDrop = Annotated[Optional[float], typer.Option("--max-drop", rich_help_panel=PANEL,
                                                   help="Instead: the sparsest head "
                                                   "whose validation accuracy is at most X (a fraction, 0.03 = 3 "
@@ -34,8 +34,13 @@ Ratio = Annotated[float, typer.Option("--lambda-ratio", rich_help_panel=PANEL, h
                                       "lambda_max.")]
 Patience = Annotated[int, typer.Option("--patience", min=0, rich_help_panel=PANEL, help="Stop after this many steps "
                                        "without a better validation accuracy (0: fit every step).")]
-Finetune = Annotated[bool, typer.Option("--finetune", rich_help_panel=PANEL, help="Refit the kept units without "
-                                        "penalty (debias); report both.")]
+Finetune = Annotated[bool, typer.Option("--finetune", rich_help_panel=PANEL, help="With --max-drop: refit the kept "
+                                        "units without penalty (debias); report both. --units-per-class always "
+                                        "refits.")]
+GroupCorr = Annotated[Optional[float], typer.Option("--group-corr", rich_help_panel=PANEL, help="Units whose "
+                                                    "standardised training codes correlate with |r| >= R are one "
+                                                    "feature (near-copies; the head weighs one unit per group); 0 "
+                                                    "turns grouping off.")]
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ def sparsify(
     steps: Steps = PathSettings.steps,
     ratio: Ratio = PathSettings.ratio,
     patience: Patience = PathSettings.patience,
+    group_corr: GroupCorr = PathSettings.group_corr,
     finetune: Finetune = False,
     run: o.RunDir = None,
     runs_dir: o.RunsDir = RUNS_DIR,
@@ -106,6 +112,7 @@ def sparsify(
     fmt: o.FormatOpt = Format.table,
 ) -> Sparsify:
     """Fit a sparse head over every unit's code; write sparse_path.csv/.png and heads/NAME.pt/.json."""
-    settings = PathSettings(alpha=alpha, steps=steps, ratio=ratio, patience=patience or None)
+    settings = PathSettings(alpha=alpha, steps=steps, ratio=ratio, patience=patience or None,
+                            group_corr=group_corr or None)
     return Sparsify(RunSource(run, runs_dir, trust_code), settings, name, units_per_class, max_drop, finetune,
                     Compute(device, batch_size, workers, threads), Output(fmt, plot, force))

@@ -46,8 +46,11 @@ class Weights:
         if name is not None:
             head.class_index(name)
         stats = code_stats(run, trust_code=self.source.trust_code) if needs_codes(self.rank) else None
+        # The concepts of a dissection with this head, else with the dense one (None before dissect-map ran).
+        own = ConceptMap.load_units(run.dir, head.name) if head.name != DENSE_HEAD else None
+        concepts = own if own is not None else ConceptMap.load_units(run.dir)
         per_class, summary = head_weights(run.name, head, head.classes if name is None else [name], top=top,
-                                          grid=name is None, rank=self.rank, stats=stats)
+                                          grid=name is None, rank=self.rank, stats=stats, concepts=concepts)
         init_corr = init_correlation(head, run.head_init()) if head.name == DENSE_HEAD else None
         for result in [*per_class, summary]:
             self.output.save(result, run.dir)
@@ -64,8 +67,7 @@ class Weights:
             emit(extremes(per_class[0].frame, score, top), fmt, title=f"{run.name}: '{name}' top {top} positive and "
                  f"negative units by {score}")
         else:  # a sparse head's few units are the explanation: list them all, with their concepts once dissected
-            concepts = ConceptMap.load_units(run.dir, head.name)  # dissected with this head, else with the dense one
-            kept = kept_units(head, name, concepts if concepts is not None else ConceptMap.load_units(run.dir))
+            kept = kept_units(head, name, concepts)
             emit(kept, fmt, title=f"{run.name}: the {len(kept)} units of '{name}' in head '{head.name}'")
             if fmt == Format.table and "view" in head.units.columns:
                 emit(kept_per_view(head, name), fmt, title=f"'{name}': units per view")

@@ -67,3 +67,30 @@ def similarity_figure(similarity: pd.DataFrame, title: str) -> Figure:
     fig.colorbar(image, ax=ax, shrink=0.8, label="cosine similarity")
     ax.set_title(title)
     return fig
+
+
+def kept_figure(kept: pd.DataFrame, title: str) -> Figure:
+    """A sparse head's units of one class (weights.kept_units): one bar per unit, labelled with its layer, concept
+    (once dissected) and group size; positive weights up top, negative below."""
+    n = len(kept)
+    fig = Figure(figsize=(7.0, 1.0 + 0.32 * max(n, 1)), layout="constrained")
+    ax = fig.subplots()
+    if n == 0:
+        ax.text(0.5, 0.5, "no unit: this class is decided by its bias alone", ha="center", va="center")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=10)
+        return fig
+    layer = kept["label"] if "label" in kept.columns else kept["node"]
+    concept = kept["concept"].fillna("") if "concept" in kept.columns else pd.Series([""] * n, index=kept.index)
+    size = kept["group_size"] if "group_size" in kept.columns else pd.Series([1] * n, index=kept.index)
+    labels = [f"unit {u} · {lay}" + (f" · {c}" if c else "") + (f" · group of {s}" if s > 1 else "")
+              for u, lay, c, s in zip(kept["unit"], layer, concept, size)]
+    weight = kept["weight"].to_numpy(dtype=float)
+    rows = np.arange(n)
+    ax.barh(rows, weight, color=np.where(weight > 0, "#b2182b", "#2166ac"))
+    ax.set_yticks(rows, labels, fontsize=8)
+    ax.invert_yaxis()  # the listing's order: largest positive weight first
+    ax.axvline(0, color="0.3", linewidth=0.8)
+    ax.set_xlabel("head weight (raw codes)")
+    ax.set_title(title, fontsize=10)
+    return fig

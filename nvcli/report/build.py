@@ -158,7 +158,18 @@ def entry_html(source: Source, entry: Entry, ctx: Context) -> str:
                          f'{page.esc(entry.command.replace(" --no-plot", ""))}</div>')
     if missing:
         tables.append(f'<div class="note">listed in results.json but missing: {page.esc(", ".join(missing))}</div>')
-    return f'<div class="grid">{"".join(figures)}</div>' + "".join(tables)
+    return _sparse_head(source, entry) + f'<div class="grid">{"".join(figures)}</div>' + "".join(tables)
+
+
+def _sparse_head(source: Source, entry: Entry) -> str:
+    """A sparse head (kind `head`): its path plot beside a table per class ('' for other kinds)."""
+    if entry.kind != "head":
+        return ""
+    from .sparse import head_html
+
+    path = source.dir / files.SPARSE_PATH_PNG.name()
+    shown = page.figure(path.read_bytes(), path.name, caption(path.name).text, entry.command) if path.is_file() else ""
+    return head_html(source.dir, entry.key.partition("/")[2], shown)
 
 
 # -- the run as a whole ------------------------------------------------------------------------------------------

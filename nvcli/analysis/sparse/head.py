@@ -22,8 +22,8 @@ from .solver import PathResult
 
 @dataclass(frozen=True)
 class Selection:
-    """Which step of the path becomes the head: the densest using at most `units_per_class` units per class on
-    average (Wong et al.'s measure), or the sparsest whose validation accuracy is at most `max_drop` below the
+    """How the head is chosen: at most `units_per_class` units for every class (each class's first K groups along
+    the path, refitted; budget.py), or the sparsest step whose validation accuracy is at most `max_drop` below the
     dense head's."""
 
     units_per_class: int | None = DEFAULT_UNITS_PER_CLASS
@@ -31,46 +31,41 @@ class Selection:
 
     def __post_init__(self) -> None:
         if (self.units_per_class is None) == (self.max_drop is None):
-            raise NvError("give one rule for choosing the head, --units-per-class K or --max-drop X, not both")
+            raise NvError("give one rule for choosing the head, units_per_class K or max_drop X, not both",
+                          param=("units_per_class", "max_drop"))
         if self.units_per_class is not None and self.units_per_class < 1:
-            raise NvError(f"--units-per-class {self.units_per_class} is not valid; give an integer >= 1")
+            raise NvError(f"units_per_class {self.units_per_class} is not valid; give an integer >= 1",
+                          param="units_per_class")
         if self.max_drop is not None and not 0 <= self.max_drop < 1:
-            raise NvError(f"--max-drop {self.max_drop} is not valid; give the accuracy a head may lose as a fraction "
-                          "in [0, 1) (0.03 = 3 points)")
+            raise NvError(f"max_drop {self.max_drop} is not valid; give the accuracy a head may lose as a fraction "
+                          "in [0, 1) (0.03 = 3 points)", param="max_drop")
 
     def as_dict(self) -> dict[str, Any]:
         """The rule as recorded in results.json and heads/<name>.json."""
         return {"units_per_class": self.units_per_class} if self.max_drop is None else {"max_drop": self.max_drop}
 
     def choose(self, path: PathResult, dense_acc: float) -> int:
-        """The index of the chosen step (steps are ordered from the sparsest, lambda_max, to the densest)."""
+        """The index of the step `max_drop` picks (steps are ordered from the sparsest, lambda_max, to the densest)."""
+        if self.max_drop is None:
+            raise ValueError("a budget of units per class is not one step of the path; see budget.class_budget")
         steps = path.steps
-        if self.units_per_class is not None:
-            # The mean, not the max: the elastic net spreads a class's weight evenly over near-identical units (the
-            # grouping effect), so one class may keep dozens of interchangeable copies of one detector while the
-            # others keep a few units. Step 0 has no units at all: a head that predicts the class prior is no choice.
-            chosen = max(i for i, s in enumerate(steps) if s.nonzero_mean <= self.units_per_class + 1e-9)
-            if chosen == 0 and len(steps) > 1:
-                first = steps[1]
-                raise NvError(f"no head on the path uses between 1 and {self.units_per_class} units per class on "
-                              f"average: the sparsest with any unit uses {first.nonzero_mean:.1f} (max "
-                              f"{first.nonzero_max}); raise --units-per-class or choose with --max-drop")
-            return chosen
         floor = dense_acc - self.max_drop
-        within = [i for i, s in enumerate(steps) if s.val_acc >= floor - 1e-12]
+        # A head without units (the first step) predicts the class prior: it explains nothing, whatever the drop.
+        within = [i for i, s in enumerate(steps) if s.units > 0 and s.val_acc >= floor - 1e-12]
         if not within:
             best = steps[path.best]
-            raise NvError(f"no head on the path is within --max-drop {self.max_drop} of the dense head's validation "
-                          f"accuracy {dense_acc:.4f}: the best reaches {best.val_acc:.4f} with "
-                          f"{best.nonzero_mean:.1f} units per class; allow a larger drop, or fit further with "
-                          "--lambda-ratio or --patience 0")
+            raise NvError(f"no head with units on the path is within max_drop {self.max_drop} of the dense head's "
+                          f"validation accuracy {dense_acc:.4f}: the best reaches {best.val_acc:.4f} with "
+                          f"{best.nonzero_mean:.1f} units per class; allow a larger drop, or fit further with a "
+                          "smaller ratio or no patience", param=("max_drop", "ratio", "patience"))
         return within[0]
 
 
 def check_head_name(name: str) -> str:
-    """A name a sparse head can be stored and selected under (`--head NAME`)."""
+    """A name a sparse head can be stored and selected under (`head=NAME` of every analysis)."""
     if name == files.DENSE_HEAD:
-        raise NvError(f"'{files.DENSE_HEAD}' is the head trained with the network; give the sparse head another --name")
+        raise NvError(f"'{files.DENSE_HEAD}' is the head trained with the network; give the sparse head another name",
+                      param="name")
     if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", name) or files.file_stem(name) != name:  # stored as named
         raise NvError(f"head name '{name}' is not valid; use up to {files.MAX_STEM} letters, digits, '.', '-' and '_' "
                       "(not first or last '.'), e.g. sparse10")
@@ -78,7 +73,7 @@ def check_head_name(name: str) -> str:
 
 
 def default_name(selection: Selection) -> str:
-    """sparse<K> for --units-per-class K, sparse-drop<X> for --max-drop X."""
+    """sparse<K> for units_per_class K, sparse-drop<X> for max_drop X."""
     if selection.max_drop is None:
         return f"sparse{selection.units_per_class}"
     return f"sparse-drop{selection.max_drop:g}"

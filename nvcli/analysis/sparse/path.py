@@ -1,7 +1,8 @@
 """The regularisation path of a run's sparse head as a result: sparse_path.csv (one row per step) and sparse_path.png.
 
 Steps run from lambda_max (no unit has weight: the head predicts the majority class) down the path; each row
-says how many units each class uses and how accurate the head is on the training and validation codes.
+says how many units each class uses (one per group of near-copies) and how accurate the head is on the training
+and validation codes.
 """
 from __future__ import annotations
 
@@ -15,16 +16,24 @@ from ...runs.results import RunResult, Writer, figure, table
 from ..settings import PathSettings  # noqa: F401  (re-exported)
 from .solver import PathResult
 
+# + one `units:<class>` column per class (class_columns)
 PATH_COLUMNS = ["step", "lambda", "units_per_class_mean", "units_per_class_max", "units", "train_acc", "val_acc",
                 "iterations", "converged"]
 
 
-def path_frame(path: PathResult) -> pd.DataFrame:
-    """One row per fitted step (PATH_COLUMNS)."""
+def class_columns(classes: list[str]) -> list[str]:
+    """The per-class count columns of sparse_path.csv and of the printed summary: `units:<class>`."""
+    return [f"units:{c}" for c in classes]
+
+
+def path_frame(path: PathResult, classes: list[str]) -> pd.DataFrame:
+    """One row per fitted step (PATH_COLUMNS, then each class's units)."""
+    columns = class_columns(classes)
     return pd.DataFrame([{"step": i, "lambda": s.lam, "units_per_class_mean": s.nonzero_mean,
                           "units_per_class_max": s.nonzero_max, "units": s.units, "train_acc": s.train_acc,
-                          "val_acc": s.val_acc, "iterations": s.iterations, "converged": s.converged}
-                         for i, s in enumerate(path.steps)], columns=PATH_COLUMNS)
+                          "val_acc": s.val_acc, "iterations": s.iterations, "converged": s.converged,
+                          **dict(zip(columns, (s.weight() != 0).sum(dim=1).tolist()))}
+                         for i, s in enumerate(path.steps)], columns=PATH_COLUMNS + columns)
 
 
 @dataclass

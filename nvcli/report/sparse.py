@@ -1,0 +1,64 @@
+"""The report's view of a sparse head: its path plot beside a short table per class (units, layer, concept, weight,
+group size), read from heads/<name>.json and concepts_units.csv (no torch)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..runs import files
+from . import page
+
+
+def _concepts(run_dir: Path) -> dict[str, str]:
+    """unit (as text) -> concept, from concepts_units.csv when dissect-map ran."""
+    path = files.CONCEPTS_UNITS.path(run_dir)
+    if not path.is_file() or path.is_symlink():
+        return {}
+    header, rows = page.read_csv(path)
+    if "unit" not in header or "concept" not in header:
+        return {}
+    unit, concept = header.index("unit"), header.index("concept")
+    return {row[unit]: row[concept] for row in rows if len(row) > max(unit, concept)}
+
+
+def _record(run_dir: Path, name: str) -> dict[str, Any] | None:
+    """heads/<name>.json, or None when it is missing, a link, or not a head's record."""
+    path = files.SPARSE_HEAD_INFO.path(run_dir, name=name)
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("per_class"), list) else None
+
+
+def _class_table(row: dict[str, Any], concepts: dict[str, str]) -> str:
+    """One class: its accuracy with this head and the dense one, and a row per kept unit."""
+    kept = [k for k in row.get("kept") or [] if isinstance(k, dict)]
+    title = (f"{row.get('class')}: {len(kept)} units, accuracy {float(row.get('val_acc', float('nan'))):.3f} "
+             f"(dense {float(row.get('dense_val_acc', float('nan'))):.3f})")
+    body = page.table(["unit", "layer", "concept", "weight", "group size"],
+                      [[str(k.get("unit")), str(k.get("layer")), concepts.get(str(k.get("unit")), "-"),
+                        str(k.get("weight")), str(k.get("group_size"))] for k in kept])
+    return f'<div class="files">{page.esc(title)}</div>{body}'
+
+
+def head_html(run_dir: Path, name: str, path_figure: str) -> str:
+    """Sparse head `name` of the run in `run_dir`: `path_figure` (the path plot's HTML) and its rule and accuracy on
+    the left, a table per class on the right ('' when its record has no per-class units)."""
+    record = _record(run_dir, name)
+    if record is None:
+        return ""
+    concepts = _concepts(run_dir)
+    facts = [("rule", json.dumps(record.get("rule"))), ("units per class (max, mean)",
+                                                           f"{record.get('units_per_class_max')}, "
+                                                           f"{float(record.get('units_per_class_mean', 0)):.1f}"),
+             ("validation accuracy (dense)", f"{float(record.get('val_acc', 0)):.3f} "
+                                             f"({float(record.get('dense_val_acc', 0)):.3f})"),
+             ("worst class", f"{float(record.get('val_acc_min', float('nan'))):.3f}"),
+             ("groups of near-copies", f"{record.get('groups')} (|corr| >= {record.get('group_corr')})")]
+    tables = "".join(_class_table(row, concepts) for row in record["per_class"] if isinstance(row, dict))
+    left = path_figure + page.key_values(facts)
+    return f'<div class="grid two"><div>{left}</div><div>{tables}</div></div>'
