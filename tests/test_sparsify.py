@@ -221,7 +221,7 @@ def test_refusals_and_what_is_kept(nv, shapes_runs: dict, sparse_run: Run) -> No
     before = (run_dir / "heads").is_dir() and sorted(p.name for p in (run_dir / "heads").iterdir())
     unreachable = nv("sparsify", "--run", run_dir, "--max-drop", "0", "--steps", "2", "--lambda-ratio", "0.99",
                      "--force", "--device", "cpu")
-    assert unreachable.code == 2 and "no head on the path is within --max-drop 0.0" in unreachable.err
+    assert unreachable.code == 2 and "no head with units on the path is within --max-drop 0.0" in unreachable.err
     assert len(pd.read_csv(run_dir / "sparse_path.csv")) == 2
     assert ((run_dir / "heads").is_dir() and sorted(p.name for p in (run_dir / "heads").iterdir())) == before
     # Another rule under an existing name is refused unless --force.

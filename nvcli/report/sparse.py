@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..runs import files
+from ..runs import access, files
 from . import page
 
 
 def _concepts(run_dir: Path) -> dict[str, str]:
     """unit (as text) -> concept, from concepts_units.csv when dissect-map ran."""
-    path = files.CONCEPTS_UNITS.path(run_dir)
-    if not path.is_file() or path.is_symlink():
+    name = files.CONCEPTS_UNITS.name()
+    if not access.is_file(run_dir, name):
         return {}
-    header, rows = page.read_csv(path)
+    header, rows = page.read_csv(run_dir, name)
     if "unit" not in header or "concept" not in header:
         return {}
     unit, concept = header.index("unit"), header.index("concept")
@@ -24,11 +24,11 @@ def _concepts(run_dir: Path) -> dict[str, str]:
 
 def _record(run_dir: Path, name: str) -> dict[str, Any] | None:
     """heads/<name>.json, or None when it is missing, a link, or not a head's record."""
-    path = files.SPARSE_HEAD_INFO.path(run_dir, name=name)
-    if not path.is_file() or path.is_symlink():
+    info = files.SPARSE_HEAD_INFO.name(name=name)
+    if not access.is_file(run_dir, info):
         return None
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(access.read_text(run_dir, info))
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and isinstance(record.get("per_class"), list) else None

@@ -152,7 +152,7 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
                  "penalised_train_acc": rows[-1]["train_acc"], "penalised_val_acc": rows[-1]["val_acc"]}
     W, b = _unit_head(fitted, W_std, b_std)
     # The stored float32 head is what every later command reads: report its accuracy, not the solver's.
-    head = Head.from_tensors(W.float(), b.float(), run.units(), run.classes, name, fitted.groups)
+    head = Head.from_tensors(W.float(), b.float(), run.units(), run.classes, name, groups=fitted.groups)
     stored = head.state_dict()
     rows.append(_row(name, stored["weight"].to(dev), stored["bias"].to(dev), train, val, run.classes))
     record = {"name": name, "run": run.name, "step": index, "lambda": chosen.lam,
