@@ -344,7 +344,7 @@ def _side_by_side(runs: Sequence[Run], ctx: Context) -> list[tuple[str, str, str
 def build_report(runs: Sequence[Run], out: str | os.PathLike | None = None) -> tuple[Report, Path]:
     """The report page of `runs` (one run, or several side by side) and the path it is meant for."""
     if not runs:
-        raise NvError("give at least one run (run PATH)", param="run")
+        raise NvError("give at least one run PATH", param="run")
     path = Path(out) if out is not None else default_path(runs)
     ctx = Context(path.resolve().parent)
     parts = _single(runs[0], ctx) if len(runs) == 1 else _side_by_side(runs, ctx)

@@ -75,7 +75,7 @@ def convert(choice: ModelChoice, *, num_classes: int | None = None, classes: lis
                       param=("num_classes", "classes"))
     count = len(classes) if classes else num_classes
     if count is None:
-        raise NvError("converting needs the number of classes: num_classes N (N >= 2) or classes a,b,...",
+        raise NvError("give num_classes N (N >= 2) or classes a,b,...; converting needs the number of classes",
                       param=("num_classes", "classes"))
     if count < 2:
         raise NvError(f"num_classes {count} is not valid; give an integer >= 2 (or classes a,b,...)",
@@ -190,8 +190,8 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
     `device`, `workers` and `threads` may differ from the original run's: they change where it runs, not what.
     """
     if not run.config["train"]:
-        raise NvError(f"run '{run.dir}' was never trained (convert only); train it first, starting from this run (init)",
-                      param="init")
+        raise NvError(f"run '{run.dir}' was never trained (convert only); train it first, starting from this run "
+                      "(init)", param="init")
     cfg = TrainConfig.from_dict(run.config["train"])
     where = {"device": device, "workers": workers, "threads": threads}
     cfg = replace(cfg, **{k: v for k, v in where.items() if v is not None})
