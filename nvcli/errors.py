@@ -22,12 +22,13 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def choice_error(what: str, value: object, valid: "list[str] | tuple[str, ...]") -> NvError:
-    """An NvError for a value outside a known set, with the closest valid name suggested."""
+def choice_error(what: str, value: object, valid: "list[str] | tuple[str, ...]", *,
+                 param: str | tuple[str, ...] = ()) -> NvError:
+    """An NvError for a value outside a known set, with the closest valid name suggested (`param` as in NvError)."""
     import difflib
 
     valid = [str(v) for v in valid]
     close = difflib.get_close_matches(str(value), valid, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     shown = ", ".join(valid[:40]) + (", ..." if len(valid) > 40 else "")
-    return NvError(f"unknown {what} '{value}'; valid: {shown}.{hint}")
+    return NvError(f"unknown {what} '{value}'; valid: {shown}.{hint}", param=param)

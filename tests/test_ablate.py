@@ -41,7 +41,7 @@ def test_every_ablation_is_the_head_on_the_changed_codes(run: Run, mode: str) ->
     result = ablate(run, options, device="cpu")
     codes = split_codes(run, "val", device="cpu")
     z, labels = np.asarray(codes.z, dtype=np.float64), codes.labels
-    head = read_head(run, "test")
+    head = read_head(run)
     mean, std = codes.mean_std()
     reference = mean if mode == "mean" else np.zeros_like(mean)
     assert list(result.frame.columns) == COLUMNS and set(result.frame["class"]) == {"red", "circle"}
@@ -151,7 +151,7 @@ def test_multiview_ablation_removes_whole_views(tmp_path: Path, nv) -> None:
     assert done.code == 0, done.err
     frame = pd.read_csv(mv.dir / "ablation.csv", keep_default_na=False)
     assert list(frame.columns) == COLUMNS + ["view"]
-    head = read_head(mv, "test")
+    head = read_head(mv)
     codes = split_codes(mv, "val", device="cpu")
     z, labels = np.asarray(codes.z, dtype=np.float64), codes.labels
     mean = codes.mean_std()[0]
@@ -173,7 +173,7 @@ def test_multiview_ablation_removes_whole_views(tmp_path: Path, nv) -> None:
 def test_importance_in_weights_explain_and_compare(run: Run, nv, tmp_path: Path) -> None:
     codes = split_codes(run, "val", device="cpu")
     mean, std = codes.mean_std()
-    head = read_head(run, "test")
+    head = read_head(run)
     done = nv("weights", "--run", run.dir, "--class", "red", "--rank", "importance", "--format", "csv")
     assert done.code == 0, done.err
     frame = pd.read_csv(run.dir / "weights_red.csv")

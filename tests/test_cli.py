@@ -90,6 +90,12 @@ def test_bad_input_is_one_line_exit_2_without_traceback(nv, tmp_path: Path, args
     assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
 
 
+def test_a_library_error_names_the_commands_flag(nv, tmp_path: Path) -> None:
+    result = nv("train", "--data", "imagefolder", "--runs-dir", tmp_path)  # the library says data_dir
+    assert result.code == 2 and "dataset 'imagefolder' needs --data-dir: a directory holding train/" in result.err
+    assert "data_dir" not in result.err
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_requested_without_a_gpu(nv, tmp_path: Path) -> None:
     result = nv("train", *TINY, "--device", "cuda", "--runs-dir", tmp_path)

@@ -129,3 +129,9 @@ def test_shapes_splits_render_only_when_read() -> None:
     assert x.shape == (3, 16, 16)
     assert "_arrays" not in vars(bundle.train)  # reading validation samples never renders the training split
     assert np.array_equal(bundle.val.labels.numpy(), render(18, 16, seed=1_000_003).labels)
+
+
+def test_a_missing_data_dir_is_named_by_its_python_parameter() -> None:
+    with pytest.raises(NvError, match="dataset 'imagefolder' needs data_dir: ") as err:
+        load_data("imagefolder", {})
+    assert err.value.params == ("data_dir",) and "--" not in str(err.value)

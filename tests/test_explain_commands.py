@@ -102,7 +102,7 @@ def test_weights_layers_and_similarity_follow_from_the_head(runs, nv):
 
 
 def test_weights_plot_has_one_colour_per_layer(runs):
-    head = read_head(runs["nv"], "weights")
+    head = read_head(runs["nv"])
     fig = weights_figure(class_weights(head, "red"), "red")
     lines = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
     layers = head.units.groupby("layer")["unit"].agg(["min", "max"])
@@ -312,7 +312,7 @@ def test_compare_two_runs(runs, tmp_path, nv):
                                      "neg_share_a", "neg_share_b", "top_share_a", "top_share_b"]
     for column in overall.columns[4:]:
         assert overall[column].sum() == pytest.approx(1)
-    expected = layer_summary(read_head(b, "compare"))
+    expected = layer_summary(read_head(b))
     assert np.allclose(overall["pos_share_b"], expected.loc[expected["class"] == "overall", "pos_share"])
     accuracy = pd.read_csv(out / "compare_accuracy.csv")
     eval_acc = pd.read_csv(a.dir / "metrics.csv")["val_acc"].iloc[-1]
@@ -334,7 +334,7 @@ def test_compare_reads_eval_csv_and_writes_into_run_a_by_default(runs):
         for name in saved:
             (a.dir / name).unlink()
     assert result.accuracy["accuracy"].tolist() == [0.123, 0.123] and set(result.accuracy["source"]) == {"eval.csv"}
-    expected = layer_summary(read_head(a, "compare"))
+    expected = layer_summary(read_head(a))
     assert np.allclose(result.overall["pos_share_a"], expected.loc[expected["class"] == "overall", "pos_share"])
 
 
@@ -368,7 +368,7 @@ def test_concept_map_by_importance_is_the_weight_times_the_code_spread_and_finds
     run = runs["nv"]
     result = dissect_run(run, options=DissectOptions(probe_count=200, rank="importance"),
                          compute=Compute(device="cpu"))
-    head, stats = read_head(run, "test"), code_stats(run, device="cpu")
+    head, stats = read_head(run), code_stats(run, device="cpu")
     expected = concepts_classes(head.weight * stats.std, result.units, run.classes, DEFAULT_AGGREGATE)
     pd.testing.assert_frame_equal(result.classes, expected)
     table = result.classes

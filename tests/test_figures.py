@@ -94,7 +94,7 @@ def _inside(inner, outer) -> bool:
 
 
 def test_weights_figure_legend_names_layers_and_covers_no_unit(run_copy: Run) -> None:
-    frame = class_weights(read_head(run_copy, "weights"), "red")
+    frame = class_weights(read_head(run_copy), "red")
     fig = weights_figure(frame, "t")
     canvas = FigureCanvasAgg(fig)
     canvas.draw()  # lays the figure out as saving it does

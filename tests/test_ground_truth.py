@@ -102,7 +102,7 @@ def _stats(run: Run) -> tuple[np.ndarray, np.ndarray, CodeStats]:
 def colour_unit_bounds(run: Run, concepts: ConceptMap) -> list[Bound]:
     """(a) Per colour class, how its head row ranks the units the dissection labels with its colour: the chance that
     one of them outweighs another unit, and one labelled with another of red, green and blue (0.5: no preference)."""
-    head = read_head(run, "test")
+    head = read_head(run)
     units = concepts.units
     concept = np.where(units["interpretable"].to_numpy(bool), units["concept"].to_numpy(), "")
     bounds = []
@@ -186,7 +186,7 @@ def _margin_costs(costs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 def dense_bar_bounds(run: Run) -> list[Bound]:
     """(c) at the issue's bar, on the dense head: the top 1% costs each class accuracy, and at least three times what
     a random 1% costs; the least margin over the classes of each."""
-    costs = _ablation_costs(run, read_head(run, "test"), DEFAULT_RANK)
+    costs = _ablation_costs(run, read_head(run), DEFAULT_RANK)
     excess = costs["top_cost"] - 3 * costs["random_cost"].clip(lower=0)
     return [Bound("dense: least accuracy cost of the top 1%", costs["top_cost"].min(), 1e-9),
             Bound("dense: least top cost - 3 x random cost", excess.min(), 0)]
@@ -194,14 +194,14 @@ def dense_bar_bounds(run: Run) -> list[Bound]:
 
 def dense_margin_bound(run: Run) -> Bound:
     """(c) on the dense head: the top 1% costs the margin, on average, at least three times a random 1%."""
-    top, random = _margin_costs(_ablation_costs(run, read_head(run, "test"), DEFAULT_RANK))
+    top, random = _margin_costs(_ablation_costs(run, read_head(run), DEFAULT_RANK))
     return Bound("dense: mean margin cost, top 1% / random 1%", top.mean() / max(random.mean(), 1e-9), 3)
 
 
 def sparse_head(run: Run) -> tuple[Head, float]:
     """An L1 head refitted on the same codes (nv sparsify's elastic-net solver): the sparsest on the path that is
     nearly as accurate as the dense head and gives every class a unit; and its mean units per class."""
-    dense = read_head(run, "test")
+    dense = read_head(run)
     train_codes, val_codes = split_codes(run, "train", device="cpu"), split_codes(run, "val", device="cpu")
     (x, y), (xv, yv) = train_codes.tensors(), val_codes.tensors()
     scale = Standardizer.fit(x.double())

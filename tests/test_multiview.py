@@ -69,7 +69,7 @@ def test_view_subset(disk) -> None:
     assert four.info["view_numbers"] == [1, 4, 7, 10]
     assert torch.equal(four.train[0][0], every[[0, 3, 6, 9]])
     assert four.info["separating_views"]["cube|cube_pocket"] == [0]  # of azimuths 0, 90, 180, 270 only 0 sees it
-    with pytest.raises(NvError, match=r"--views 5 .*valid: 1, 2, 3, 4, 6, 12"):
+    with pytest.raises(NvError, match=r"views 5 .*valid: 1, 2, 3, 4, 6, 12"):
         load_data("modelnet40", {"data_dir": str(disk), "views": 5})
 
 
@@ -90,7 +90,7 @@ def test_missing_view_names_object(copy, caplog) -> None:
         bundle = load_data("modelnet40", {"data_dir": str(copy), "on_error": "skip"})
     assert bundle.info["skipped"] == 1 and len(bundle.train) == 11 and len(bundle.val) == 6
     assert "cube_pocket/train/cube_pocket_0002" in caplog.text
-    with pytest.raises(NvError, match="on-error"):
+    with pytest.raises(NvError, match="on_error"):
         load_data("modelnet40", {"data_dir": str(copy), "on_error": "ignore"})
 
 
@@ -107,7 +107,7 @@ def test_grouping_ignores_unrelated_files(copy, disk) -> None:
 
 
 def test_loader_errors(copy, tmp_path) -> None:
-    with pytest.raises(NvError, match="--data-dir"):
+    with pytest.raises(NvError, match="data_dir"):
         load_data("modelnet40", {"data_dir": None})
     with pytest.raises(NvError, match="not a directory"):
         load_data("modelnet40", {"data_dir": str(tmp_path / "absent")})

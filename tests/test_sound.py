@@ -222,7 +222,7 @@ def test_undecodable_clip_fails_naming_the_file(own_tree: Path, tmp_path: Path, 
     corrupt(bad, how)
     with pytest.raises(NvError, match=bad.name) as err:
         load(own_tree, tmp_path / "cache")
-    assert "\n" not in str(err.value) and "--on-error skip" in str(err.value)
+    assert "\n" not in str(err.value) and "on_error skip" in str(err.value)
 
 
 @pytest.mark.parametrize("how", ["garbage", "empty", "missing"])
@@ -377,7 +377,7 @@ def test_tones_are_deterministic_in_the_seed(tones: DataBundle) -> None:
 
 
 def test_bad_inputs_are_named(tree: Path, tmp_path: Path) -> None:
-    with pytest.raises(NvError, match="needs --data-dir"):
+    with pytest.raises(NvError, match="needs data_dir"):
         load_urbansound()
     with pytest.raises(NvError, match="nowhere"):
         load_urbansound(str(tmp_path / "nowhere"))
@@ -386,7 +386,7 @@ def test_bad_inputs_are_named(tree: Path, tmp_path: Path) -> None:
         load_urbansound(str(tmp_path / "empty"))
     with pytest.raises(NvError, match="val_fold=11 .*valid: 1, 2, 3"):
         load(tree, tmp_path / "cache", val_fold=11)
-    with pytest.raises(NvError, match="--on-error value 'ignore'; valid: fail, skip"):
+    with pytest.raises(NvError, match="on_error value 'ignore'; valid: fail, skip"):
         load(tree, tmp_path / "cache", on_error="ignore")
     with pytest.raises(NvError, match="n_mels=256"):
         load(tree, tmp_path / "cache", n_mels=256, n_fft=256)

@@ -187,7 +187,7 @@ def test_heads_are_read_by_weights_compare_and_explain(nv, sparse_run: Run, tmp_
     assert explained.code == 0, explained.err
     [path] = run_dir.glob("explain_*@sparse3.csv")
     units = pd.read_csv(path).sort_values("unit")
-    sparse = read_head(load_run(run_dir), "test", "sparse3")
+    sparse = read_head(load_run(run_dir), "sparse3")
     z = np.asarray(split_codes(load_run(run_dir), "val", device="cpu").z[0], dtype=np.float64)
     logits = sparse.weight @ z + sparse.bias  # the stored head on sample 0's cached codes
     c = int(logits.argmax())  # explain's default target: the predicted class

@@ -90,7 +90,7 @@ def test_same_seed_same_metrics_and_run_dirs_are_not_overwritten(tmp_path: Path)
     second = train(spec(), "shapes", data, cfg(epochs=1), name="b", runs_dir=tmp_path)
     metrics = [pd.read_csv(r.dir / "metrics.csv").drop(columns="seconds") for r in (first, second)]
     pd.testing.assert_frame_equal(*metrics)
-    with pytest.raises(NvError, match="--force"):
+    with pytest.raises(NvError, match="pass force to overwrite"):
         train(spec(), "shapes", data, cfg(epochs=1), name="a", runs_dir=tmp_path)
 
 

@@ -211,7 +211,7 @@ def ablate(run: Run, options: AblationOptions | None = None, *, head: str = file
         `accuracy` of the whole split; `.save(run.dir)` writes ablation.csv, ablation_summary.csv, ablation.png.
     """
     options = options or AblationOptions()
-    chosen = read_head(run, "ablate", head)
+    chosen = read_head(run, head)
     for name in options.classes or []:
         chosen.class_index(name)  # an unknown class fails before any data is read
     codes = split_codes(run, "val", device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,

@@ -101,7 +101,7 @@ def _cached(run: Run, split: str, fingerprint: dict[str, object]) -> Codes | Non
 def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_size: int = 128, workers: int = 0,
                 trust_code: bool = False, cache: bool = True, progress: ProgressFn | None = None) -> Codes:
     """The codes of every sample of `split` ('train' is read without augmentation), from the cache when valid."""
-    run.require_neuroview("codes")
+    run.require_neuroview()
     fingerprint = _fingerprint(run, split)
     if cache and (found := _cached(run, split, fingerprint)) is not None:
         log.info("codes of the %s split read from %s", split, run.dir / files.CODES_DIR)

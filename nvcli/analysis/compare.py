@@ -83,7 +83,7 @@ def _structure(run: Run) -> list[tuple]:
 def check_comparable(a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> None:
     """Refuse baseline runs, runs whose architectures or unit tables differ, and heads a run does not have."""
     for run, head in zip((a, b), heads):
-        run.require_neuroview("compare")
+        run.require_neuroview()
         if head not in head_names(run):
             raise choice_error(f"head of run '{run.name}'", head, head_names(run))
     if a.spec.arch != b.spec.arch or a.spec.views != b.spec.views:
@@ -139,7 +139,7 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
                          "source": source})
         stats = code_stats(run, device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
                            progress=progress) if needs_codes(rank) else None
-        summary = layer_summary(ranked_head(read_head(run, "compare", head), rank, stats), top)
+        summary = layer_summary(ranked_head(read_head(run, head), rank, stats), top)
         summary.insert(0, "head", head)
         summary.insert(0, "run", run.name)
         summary.insert(0, "side", side)

@@ -95,7 +95,7 @@ def evaluate(run: Run, *, head: str = files.DENSE_HEAD, device: str = "auto", ba
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
     if head != files.DENSE_HEAD:
-        model = with_head(model, read_head(run, "eval", head))
+        model = with_head(model, read_head(run, head))
     bundle = run.data()
     logits, labels = predict(model, bundle.val, batch_size=batch_size, device=dev, workers=workers, progress=progress)
     logits = logits["none"]

@@ -158,11 +158,11 @@ def explain_run(run: Run, *, index: int | None = None, path: str | Path | None =
         An `Explanation`: `summary` (predicted class, probability, logit = contributions + bias), `units`,
         `layers` and `classes` tables; `.save(run.dir)` writes explain_<input>.csv/_layers/_classes/.png.
     """
-    run.require_neuroview("explain")
+    run.require_neuroview()
     if (index is None) == (path is None):
         raise NvError("give exactly one of index (a validation sample) or path (an image file)",
                       param=("index", "path"))
-    chosen = read_head(run, "explain", head)
+    chosen = read_head(run, head)
     if target is not None:
         chosen.class_index(target)  # fail on an unknown class before reading any data
     # The input first: a bad index or file fails before the codes are computed.

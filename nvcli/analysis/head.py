@@ -56,7 +56,7 @@ class Head:
                           f"names ({', '.join(classes)}); it is not a head of this run")
         if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
             raise NvError(f"head '{name}'{where} holds NaN or infinite weights; it cannot classify anything "
-                          "(fit it again, e.g. nv sparsify --force)")
+                          "(fit the sparse head again)")
         return cls(weight, bias, units.reset_index(drop=True), list(classes), name, groups)
 
     def class_index(self, name: str) -> int:
@@ -81,9 +81,9 @@ def head_names(run: Run) -> list[str]:
     return [files.DENSE_HEAD] + sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else [files.DENSE_HEAD]
 
 
-def read_head(run: Run, command: str, head: str = files.DENSE_HEAD) -> Head:
-    """Head `head` of a NeuroView run (a baseline run is refused, naming `command`)."""
-    run.require_neuroview(command)
+def read_head(run: Run, head: str = files.DENSE_HEAD) -> Head:
+    """Head `head` of a NeuroView run (a baseline run is refused)."""
+    run.require_neuroview()
     if head == files.DENSE_HEAD:
         name, keys = files.MODEL, ("head.weight", "head.bias")
         run.head_init()  # read with the head it started: a damaged head_init.pt stops a command before it writes

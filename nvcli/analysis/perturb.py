@@ -111,7 +111,7 @@ def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = 
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
     if head != files.DENSE_HEAD:
-        model = with_head(model, read_head(run, "perturb", head))
+        model = with_head(model, read_head(run, head))
     logits, labels = predict(model, bundle.val, batch_size=batch_size, device=dev, workers=workers,
                              transforms=channel_transforms(channels), progress=progress)
     frames = {condition: _accuracy(out.argmax(1), labels, run.classes) for condition, out in logits.items()}

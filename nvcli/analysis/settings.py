@@ -100,8 +100,8 @@ class AblationOptions:
         """The k of the summary: `fraction` of the units, rounded up; refused above an explicit `max_k`."""
         k = max(1, math.ceil(self.fraction * units - 1e-9))
         if self.max_k is not None and k > self.max_k:
-            raise NvError(f"fraction {self.fraction} of {units} units is k={k}, above max_k {self.max_k}; the "
-                          f"summary's k must be ablated: raise max_k to at least {k} or lower fraction",
+            raise NvError(f"fraction {self.fraction} of {units} units is k={k}, above the limit {self.max_k}; the "
+                          f"summary's k must be ablated: raise max_k to at least {k} or lower the fraction",
                           param=("fraction", "max_k"))
         return min(k, units)
 

@@ -254,7 +254,7 @@ class HeadSummary(RunResult):
         if layers is None or similarity is None:
             return None
         run = load_run(run_dir)
-        return cls(run.name, read_head(run, "report", head), top, layers, similarity)
+        return cls(run.name, read_head(run, head), top, layers, similarity)
 
 
 def weights(run_name: str, head: Head, classes: list[str], *, top: int = DEFAULT_TOP, grid: bool = False,

@@ -42,7 +42,7 @@ class Weights:
         from ..analysis.weights import weights as head_weights
 
         name, top, fmt = self.class_name, self.top, self.output.fmt
-        head = read_head(run, "weights", self.head)
+        head = read_head(run, self.head)
         if name is not None:
             head.class_index(name)
         stats = code_stats(run, trust_code=self.source.trust_code) if needs_codes(self.rank) else None

@@ -1,7 +1,7 @@
 """Reading one image file: a pixel limit checked before decoding, high bit depths scaled by their range, and
 a one-line reason for every file that cannot be read.
 
-Every image nv reads from disk (dataset trees, ModelNet views, Broden probes, `nv explain --input`)
+Every image nv reads from disk (dataset trees, ModelNet views, Broden probes, an image to explain)
 goes through `image_file`, so an oversize, damaged or unusual file gives the same clear error
 everywhere, in the main process and in DataLoader workers alike.
 """

@@ -96,7 +96,8 @@ class PlacesOptions(FolderOptions):
 def load_imagefolder(options: FolderOptions) -> DataBundle:
     """An ImageFolder tree with `train/` and `val/` splits, one subfolder per class."""
     if options.data_dir is None:
-        raise NvError("--data imagefolder needs --data-dir PATH holding train/<class>/ and val/<class>/")
+        raise NvError("dataset 'imagefolder' needs data_dir: a directory holding train/<class>/ and val/<class>/",
+                      param="data_dir")
     root = require_dir(Path(options.data_dir), "data directory")
     train_dir = require_dir(root / "train", "training split")
     val_dir = require_dir(root / "val", "validation split")
@@ -137,7 +138,8 @@ def _category(path: str) -> str:
 def load_places(options: PlacesOptions) -> DataBundle:
     """A subset of Places365 (default: the 10 classes of `PLACES10`) from torchvision's on-disk layout."""
     if options.data_dir is None:
-        raise NvError("--data places10 needs --data-dir PATH pointing at a Places365 root (torchvision's layout)")
+        raise NvError("dataset 'places10' needs data_dir: a Places365 root in torchvision's layout",
+                      param="data_dir")
     root = require_dir(Path(options.data_dir), "data directory")
     categories = root / "categories_places365.txt"
     names: dict[str, int] = {}

@@ -1,6 +1,6 @@
 """Where `nv data make` writes: a new or empty directory, or with `force` one that nv wrote before.
 
-Every writer's directory holds `.nv-dataset.json`, the list of files nv wrote there; `--force` removes
+Every writer's directory holds `.nv-dataset.json`, the list of files nv wrote there; `force` removes
 exactly those before writing again, so files a user put there themselves are never deleted.
 """
 from __future__ import annotations
@@ -32,8 +32,9 @@ def _previous(root: Path) -> list[str] | None:
             return [str(f) for f in manifest["files"]]
         return sorted(_files(root) - {str(f) for f in manifest["kept"]})
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise NvError(f"'{path}' is damaged ({type(exc).__name__}), so nv cannot tell which files it wrote there; "
-                      "--force removes nothing: repair or remove that file, or choose another --out") from exc
+        raise NvError(f"force removes nothing from out '{root}': '{path}' is damaged ({type(exc).__name__}), so nv "
+                      "cannot tell which files it wrote there; repair or remove that file, or choose another directory",
+                      param=("force", "out")) from exc
 
 
 def _remove(root: Path, names: list[str]) -> None:
@@ -58,12 +59,12 @@ def dataset_output(out_dir: str | os.PathLike, dataset: str, *, force: bool = Fa
         raise NvError(f"output '{root}' exists and is not a directory")
     if root.is_dir() and any(root.iterdir()):
         if not force:
-            raise NvError(f"output directory '{root}' exists and is not empty; pass --force to replace a dataset "
-                          "nv wrote there, or choose another --out")
+            raise NvError(f"out '{root}' exists and is not empty; pass force to replace a dataset nv wrote there, "
+                          "or choose another directory", param=("out", "force"))
         previous = _previous(root)
         if previous is None:
-            raise NvError(f"'{root}' was not written by nv data make (it has no {MANIFEST}); --force only replaces "
-                          "what nv wrote, so choose an empty or new --out")
+            raise NvError(f"out '{root}' was not written by nv data make (it has no {MANIFEST}); force only "
+                          "replaces what nv wrote, so choose an empty or new directory", param=("out", "force"))
         _remove(root, previous)
     try:
         root.mkdir(parents=True, exist_ok=True)

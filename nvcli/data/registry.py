@@ -140,10 +140,10 @@ DATASETS: tuple[Entry, ...] = (
           "images", "PlacesOptions", load="load_places"),
     Entry("broden", "probe", "a Broden-layout probe set of shapes images with their exact color/texture/object masks",
           "shapes", "ProbeOptions", make="make_broden"),
-    Entry("urbansound", "sound", "UrbanSound8K from --data-dir (metadata/UrbanSound8K.csv, audio/foldK), split by "
+    Entry("urbansound", "sound", "UrbanSound8K from its directory (metadata/UrbanSound8K.csv, audio/foldK), split by "
           "fold, as log-mel spectrograms", "sound.urbansound", "UrbanSoundOptions", load="load_urbansound"),
     Entry("tones", "sound", "synthetic sounds with known spectral mechanisms (tones, chirps, noise burst, clicks, "
-          "harmonics) as log-mel spectrograms; --data-dir reads a tree written by nv data make tones",
+          "harmonics) as log-mel spectrograms; or read from a directory written by nv data make tones",
           "sound.tones", "TonesOptions", load="load_tones", make="make_tones", make_options="TonesMakeOptions"),
     Entry("views", "views", "built-in multi-view data: 6 shaded solids from 12 azimuths, some told apart only from "
           "some", "views.solids", "SolidsOptions", load="load_solids", make="make_solids"),
@@ -189,12 +189,12 @@ def options_of(name: str, make: bool = False) -> list[tuple[str, str]]:
 
 
 def readable() -> list[Entry]:
-    """Every dataset `--data` accepts."""
+    """Every dataset that training and `load_data` read."""
     return [e for e in DATASETS if e.load]
 
 
 def dataset_kind(name: str) -> str:
-    """The kind of data `--data NAME` gives: image, sound or views."""
+    """The kind of data dataset `name` gives: image, sound or views."""
     found = entry(name)
     if not found.load:
         raise choice_error("dataset", name, [e.name for e in readable()])

@@ -222,7 +222,7 @@ def load_shapes(options: ShapesOptions) -> DataBundle:
 
 
 def make_shapes(out_dir: str | Path, options: ShapesOptions, *, force: bool = False) -> Path:
-    """Write the `shapes` dataset as PNG files in ImageFolder layout (what `--data imagefolder` reads)."""
+    """Write the `shapes` dataset as PNG files in ImageFolder layout (what dataset `imagefolder` reads)."""
     from PIL import Image
 
     k = len(CLASSES)
@@ -294,7 +294,7 @@ def write_probe(out_dir: str | Path, options: ProbeOptions) -> Path:
 
 
 def make_broden(out_dir: str | Path, options: ProbeOptions, *, force: bool = False) -> Path:
-    """Write the built-in probe set in Broden's layout (what `nv dissect-map --probe` reads)."""
+    """Write the built-in probe set in Broden's layout (what concept dissection reads as its probe)."""
     with dataset_output(out_dir, "broden", force=force) as out:
         write_probe(out, options)
     return out

@@ -119,7 +119,7 @@ class MVCNN(nn.Module):
                 width = self.trunk(torch.zeros(2, *input_shape)).flatten(1).shape[1]
         except RuntimeError as exc:
             raise NvError(f"the network cannot process inputs of shape {list(input_shape)} ({exc}); "
-                          "try a larger --image-size") from exc
+                          "try a larger image_size", param="image_size") from exc
         finally:
             self.trunk.train(was_training)
         self.classifier = nn.Linear(width, num_classes)

@@ -84,7 +84,8 @@ class UnitCodes(nn.Module):
         except RuntimeError as exc:
             raise NvError(
                 f"the network cannot process inputs of shape {list(self.input_shape)} ({exc}); "
-                "try a larger --image-size"
+                "try a larger image_size",
+                param="image_size",
             ) from exc
         finally:
             self.train(was_training)

@@ -1,6 +1,6 @@
 """`nv report`: one HTML page showing everything a run directory holds (or several runs side by side).
 
-The page reuses the figures already in the run; a figure the run lacks (a result saved with --no-plot,
+The page reuses the figures already in the run; a figure the run lacks (a result saved without figures,
 metrics.png of an older run) is drawn from the saved tables for the page only, the run is left as it is.
 Reading needs no torch unless such a figure has to be drawn.
 """
@@ -224,7 +224,7 @@ def training_html(run: Run, ctx: Context) -> str:
     if not rows:
         return '<p class="absent">no epoch finished (metrics.csv is empty or missing)</p>'
     path = run.path(files.METRICS_PNG)
-    how = "written by nv train at the end of training and by nv train --resume; nv report draws it when missing"
+    how = "written at the end of training, also of a resumed training; the report draws it when missing"
     if path.is_file():
         shown = page.figure(access.read_bytes(run.dir, files.METRICS_PNG), files.METRICS_PNG,
                             caption(files.METRICS_PNG).text, None, origin=how)
@@ -257,12 +257,13 @@ class Report:
         `force`, and a page written into a run directory holds that run's lock."""
         path = Path(path)
         if path.is_dir():
-            raise NvError(f"--out '{path}' is a directory; give a file name such as {path / files.REPORT.name()}")
+            raise NvError(f"out '{path}' is a directory; give a file name such as {path / files.REPORT.name()}",
+                          param="out")
         if not path.parent.is_dir():
             raise NvError(f"cannot write the report to '{path}': the folder '{path.parent}' does not exist")
         if (path.exists() or path.is_symlink()) and not force and not is_report(path):
-            raise NvError(f"'{path}' exists and is not a report nv wrote; nv will not replace it (choose another "
-                          "--out, or pass --force to replace it)")
+            raise NvError(f"out '{path}' exists and is not a report nv wrote; nv will not replace it (choose "
+                          "another, or pass force to replace it)", param=("out", "force"))
         folder = path.parent
         with lock.holding(folder) if (folder / files.CONFIG).is_file() else nullcontext():
             try:
@@ -354,7 +355,7 @@ def _side_by_side(runs: Sequence[Run], ctx: Context) -> list[tuple[str, str, str
 def build_report(runs: Sequence[Run], out: str | os.PathLike | None = None) -> tuple[Report, Path]:
     """The report page of `runs` (one run, or several side by side) and the path it is meant for."""
     if not runs:
-        raise NvError("give at least one run (--run PATH)")
+        raise NvError("give at least one run PATH", param="run")
     path = Path(out) if out is not None else default_path(runs)
     ctx = Context(path.resolve().parent)
     parts = _single(runs[0], ctx) if len(runs) == 1 else _side_by_side(runs, ctx)

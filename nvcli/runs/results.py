@@ -100,7 +100,7 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
     if previous and previous.get("settings") != settings and not force:
         changed = "; ".join(_differences(previous.get("settings") or {}, settings))
         raise NvError(f"'{run_dir}' already holds {key} results made with other settings ({changed}); "
-                      f"pass --force to replace them (made by: {previous.get('command') or 'unknown'})")
+                      f"pass force to replace them (made by: {previous.get('command') or 'unknown'})", param="force")
     destinations = [access.inside(run_dir, name) for name in files]  # no link, FIFO or device in the way
     old: list[str] = []
     if previous:

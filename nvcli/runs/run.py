@@ -2,7 +2,7 @@
 
 Reading a run never executes code from it: config.json is plain JSON checked key by key, tensors
 are loaded with `weights_only=True`, and a user's `package.module:function` architecture is imported
-only when the caller passes `trust_code` (the command line's `--trust-code`).
+only when the caller passes `trust_code`.
 """
 from __future__ import annotations
 
@@ -79,15 +79,16 @@ def new_run_dir(name: str | None, runs_dir: str | Path = files.RUNS_DIR, force: 
         path = runs_dir / check_name(name)
         if path.is_symlink():
             raise NvError(f"'{path}' is a symbolic link; nv writes runs only into real directories, choose another "
-                          "--name")
+                          "name", param="name")
         if path.exists() and not path.is_dir():
             raise NvError(f"cannot create run directory '{path}': a file of that name exists")
         if path.is_dir() and any(path.iterdir()):
             if not force:
-                raise NvError(f"run directory '{path}' already exists; pass --force to overwrite it or --name for "
-                              "another")
+                raise NvError(f"run directory '{path}' already exists; pass force to overwrite it or choose another "
+                              "name", param=("force", "name"))
             if not access.is_file(path, files.CONFIG):
-                raise NvError(f"'{path}' is not an nv run directory (no config.json); --force only replaces runs")
+                raise NvError(f"'{path}' is not an nv run directory (no config.json); force only replaces runs",
+                              param="force")
         try:
             path.mkdir(exist_ok=True)
         except OSError as exc:
@@ -111,7 +112,7 @@ def _fresh_dir(runs_dir: Path) -> Path:
             continue
         except OSError as exc:
             raise NvError(f"cannot create run directory '{path}': {exc.strerror}") from exc
-    raise NvError(f"cannot find a free run name for {stamp} in '{runs_dir}'; pass --name")
+    raise NvError(f"cannot find a free run directory for {stamp} in '{runs_dir}'; pass name", param="name")
 
 
 def _clear(path: Path) -> None:
@@ -276,7 +277,8 @@ class Run:
 
         data = self.config["data"]
         if data["name"] is None:
-            raise NvError(f"run '{self.dir}' was converted without data; train it with 'nv train --init {self.dir}'")
+            raise NvError(f"run '{self.dir}' was converted without data; train it first, starting from this run (init)",
+                          param="init")
         options = {**data.get("options", {}), **overrides}
         key = json.dumps(options, sort_keys=True, default=str)
         if key not in self._data:  # the classes are checked every time: a data tree can change between commands
@@ -300,11 +302,10 @@ class Run:
                           f" and {expected} rows; it has {', '.join(map(str, units.columns))} and {len(units)} rows)")
         return units
 
-    def require_neuroview(self, command: str) -> None:
-        """Refuse baseline runs for commands that read the NeuroView head."""
+    def require_neuroview(self) -> None:
+        """Refuse a baseline run where the NeuroView head is read."""
         if not self.is_neuroview:
-            raise NvError(f"'nv {command}' needs a NeuroView run; '{self.dir}' is a --baseline run without unit "
-                          "weights (pass --run with a NeuroView run)")
+            raise NvError(f"this needs a NeuroView run; '{self.dir}' is a baseline run without unit weights")
 
 
 def _migrate(config: dict[str, Any]) -> dict[str, Any]:
@@ -367,10 +368,10 @@ def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_D
         if not link.exists():
             others = sorted(p.parent.name for p in Path(runs_dir).glob("*/config.json")) if Path(runs_dir).is_dir() else []
             if link.is_symlink():
-                raise NvError(f"'{link}' points to '{os.readlink(link)}', which no longer exists; pass --run PATH"
+                raise NvError(f"'{link}' points to '{os.readlink(link)}', which no longer exists; pass run PATH"
                               + (f" (runs in '{runs_dir}': {', '.join(others[:5])}"
-                                 f"{', ...' if len(others) > 5 else ''})" if others else ""))
-            raise NvError(f"no runs yet in '{runs_dir}'; train one with 'nv train' or pass --run PATH")
+                                 f"{', ...' if len(others) > 5 else ''})" if others else ""), param="run")
+            raise NvError(f"no runs yet in '{runs_dir}'; train one or pass run PATH", param="run")
         run_dir = link
     else:
         run_dir = Path(path)

@@ -18,11 +18,11 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise NvError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+        raise NvError("device cuda was asked for but no CUDA GPU is available; use cpu or auto", param="device")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise NvError("--device mps was asked for but MPS is not available; use --device cpu or auto")
+        raise NvError("device mps was asked for but MPS is not available; use cpu or auto", param="device")
     if name not in DEVICES:
-        raise choice_error("device", name, DEVICES)
+        raise choice_error("device", name, DEVICES, param="device")
     return torch.device(name)
 
 
@@ -54,5 +54,5 @@ def set_threads(threads: int | None) -> None:
     if threads is None:
         return
     if threads < 1:
-        raise NvError(f"--threads {threads} is not valid; give an integer >= 1")
+        raise NvError(f"threads {threads} is not valid; give an integer >= 1", param="threads")
     torch.set_num_threads(threads)

@@ -1,4 +1,4 @@
-"""DistributedDataParallel plumbing for `torchrun [--nnodes M] --nproc-per-node N -m nvcli train ...` (docs/scale.md)."""
+"""DistributedDataParallel plumbing for training under torchrun, one process per device (docs/scale.md)."""
 from __future__ import annotations
 
 import logging

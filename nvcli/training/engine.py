@@ -109,7 +109,7 @@ class Trainer:
         self.optimizer = _optimizer(self.model, cfg)
         self.scheduler = _scheduler(self.optimizer, cfg)
         head = head_of(self.model)
-        # What --head-warmup holds still (nothing in a baseline, which has no NeuroView head).
+        # What head_warmup holds still (nothing in a baseline, which has no NeuroView head).
         head_ids = {id(p) for p in head.parameters()} if head is not None else set()
         self.backbone = [p for p in self.model.parameters()
                          if id(p) not in head_ids and p.requires_grad] if head is not None else []
@@ -228,7 +228,7 @@ class Trainer:
         if not math.isfinite(value):
             kept = f"the checkpoint of epoch {self.epoch} is kept" if self.epoch else "no epoch had finished"
             raise NvError(f"training loss became {value} at epoch {self.epoch + 1}, step {step}; stopped, "
-                          f"{kept}; try a lower --lr (now {self.cfg.lr})")
+                          f"{kept}; try a lower lr (now {self.cfg.lr})", param="lr")
 
     def _validate(self) -> tuple[float, float]:
         logits, labels = predict(self.model, self.val_set, batch_size=self.cfg.batch_size, device=self.device,

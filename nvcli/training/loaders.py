@@ -20,9 +20,10 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: in
     `pin_memory` (for a CUDA device) lets `batches` copy each batch without blocking the host.
     """
     if not 0 <= workers <= MAX_WORKERS:
-        raise NvError(f"--workers {workers} is out of range; use 0 (load in the main process) to {MAX_WORKERS}")
+        raise NvError(f"workers {workers} is out of range; use 0 (load in the main process) to {MAX_WORKERS}",
+                      param="workers")
     if batch_size < 1:
-        raise NvError(f"--batch-size {batch_size} is out of range; use an integer >= 1")
+        raise NvError(f"batch_size {batch_size} is out of range; use an integer >= 1", param="batch_size")
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     sampler = None
     if distributed:

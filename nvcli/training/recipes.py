@@ -32,12 +32,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EpochFn = Callable[[dict[str, float]], None]
-# With --init, these model flags apply on top of the converted run; any other must agree with it.
+# With init, these model settings apply on top of the converted run; any other must agree with it.
 INIT_APPLIES = ("code", "reduce", "freeze_backbone")
 
 
 def _precision(cfg: TrainConfig) -> str:
-    """What training with `cfg` computes in on this process's device: float32, or with --amp bfloat16 or float16."""
+    """What training with `cfg` computes in on this process's device: float32, or with amp bfloat16 or float16."""
     return precision_name(amp_dtype(resolve_device(cfg.device), cfg.amp))
 
 
@@ -68,15 +68,18 @@ def convert(choice: ModelChoice, *, num_classes: int | None = None, classes: lis
     """Build the NeuroView variant of a standard network and write an untrained run directory.
 
     The classes are `classes` (names) or `num_classes` (named 0..N-1); 3-channel inputs get ImageNet's
-    normalisation (so a pretrained --weights fits), others none.
+    normalisation (so pretrained weights fit), others none.
     """
     if classes and num_classes is not None and num_classes != len(classes):
-        raise NvError(f"--num-classes {num_classes} disagrees with the {len(classes)} names given by --classes")
+        raise NvError(f"num_classes {num_classes} disagrees with the {len(classes)} names given by classes",
+                      param=("num_classes", "classes"))
     count = len(classes) if classes else num_classes
     if count is None:
-        raise NvError("nv convert needs the number of classes: --num-classes N (N >= 2) or --classes a,b,...")
+        raise NvError("give num_classes N (N >= 2) or classes a,b,...; converting needs the number of classes",
+                      param=("num_classes", "classes"))
     if count < 2:
-        raise NvError(f"--num-classes {count} is not valid; give an integer >= 2 (or --classes a,b,...)")
+        raise NvError(f"num_classes {count} is not valid; give an integer >= 2 (or classes a,b,...)",
+                      param=("num_classes", "classes"))
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else ([0.0] * in_channels, [1.0] * in_channels)
     spec = ModelSpec.of(choice, num_classes=count, input_shape=(in_channels, image_size, image_size), mean=mean,
                         std=std)
@@ -102,30 +105,31 @@ def _from_run(source: Run, bundle: DataBundle, choice: ModelChoice, given: Colle
     Model flags in INIT_APPLIES override the converted run's; any other given flag must agree with it.
     """
     if source.config["train"]:
-        raise NvError(f"--init takes a run written by nv convert; '{source.dir}' is a trained run "
-                      "(continue it with --resume, or convert a network for --init)")
+        raise NvError(f"init takes a run written by convert; '{source.dir}' is a trained run (continue it with "
+                      "resume, or convert a network to start from)", param=("init", "resume"))
     old = source.spec
     for flag in sorted(set(given) - set(INIT_APPLIES)):
         if getattr(choice, flag) != getattr(old, flag):
-            raise NvError(f"--{flag.replace('_', '-')} {getattr(choice, flag)} disagrees with the --init run "
-                          f"'{source.dir}' ({getattr(old, flag)}); with --init only "
-                          f"{', '.join('--' + f.replace('_', '-') for f in INIT_APPLIES)} may change the model")
+            raise NvError(f"{flag} {getattr(choice, flag)} disagrees with the init run '{source.dir}' "
+                          f"({getattr(old, flag)}); from an init run only {', '.join(INIT_APPLIES)} may change "
+                          "the model", param=(flag, "init", *INIT_APPLIES))
     fitted = spec_for(replace(old.choice, **{f: getattr(choice, f) for f in given if f in INIT_APPLIES}), bundle)
     if old.multiview != fitted.multiview:
-        raise NvError(f"--init run '{source.dir}' and dataset '{bundle.name}' disagree on multi-view input; "
-                      "convert and train on the same kind of data")
+        raise NvError(f"init run '{source.dir}' and dataset '{bundle.name}' disagree on multi-view input; "
+                      "convert and train on the same kind of data", param="init")
     if old.num_classes != fitted.num_classes:
-        raise NvError(f"--init run '{source.dir}' has {old.num_classes} classes but dataset '{bundle.name}' "
-                      f"has {fitted.num_classes}; convert with --num-classes {fitted.num_classes}")
-    # Naming the run's package.module:function again with --arch is asking for it, like --trust-code.
+        raise NvError(f"init run '{source.dir}' has {old.num_classes} classes but dataset '{bundle.name}' "
+                      f"has {fitted.num_classes}; convert with num_classes {fitted.num_classes}",
+                      param=("init", "num_classes"))
+    # Naming the run's package.module:function again as arch is asking for it, like trust_code.
     model = build_model(fitted, load_weights=False, trust_code=trust_code or ("arch" in given and choice.user_code))
     # The data's normalisation replaces the converted run's; every other tensor comes from the run.
     state = {k: v for k, v in source.state().items() if not k.startswith("normalize.")}
     try:
         model.load_state_dict({**model.state_dict(), **state})
     except RuntimeError as exc:
-        raise NvError(f"--init run '{source.dir}' does not fit this data's input "
-                      f"({str(exc).strip().splitlines()[0]})") from exc
+        raise NvError(f"init run '{source.dir}' does not fit this data's input "
+                      f"({str(exc).strip().splitlines()[0]})", param="init") from exc
     return fitted, model
 
 
@@ -147,12 +151,13 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
     """Train a new run of `choice` on dataset `data`.
 
     With `init`, the model starts from that run (written by `convert`); `given` names the model flags the
-    user set, which --init applies or refuses. A user architecture (`package.module:function`) is imported
+    user set, which `init` applies or refuses. A user architecture (`package.module:function`) is imported
     when it was named in `choice` or with `trust_code`. Under torchrun every process trains; rank 0 alone
     writes and gets the Run, the others get None.
     """
     if options.seed != cfg.seed:
-        raise NvError(f"the data seed ({options.seed}) and --seed ({cfg.seed}) differ; set the seed once, with --seed")
+        raise NvError(f"the data options' seed ({options.seed}) and the training seed ({cfg.seed}) differ; "
+                      "give both the same seed")
     device, distributed = _start(cfg)
     try:
         bundle = load_data(data, options)
@@ -185,7 +190,8 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
     `device`, `workers` and `threads` may differ from the original run's: they change where it runs, not what.
     """
     if not run.config["train"]:
-        raise NvError(f"run '{run.dir}' was never trained (convert only); use 'nv train --init {run.dir}'")
+        raise NvError(f"run '{run.dir}' was never trained (convert only); train it first, starting from this run "
+                      "(init)", param="init")
     cfg = TrainConfig.from_dict(run.config["train"])
     where = {"device": device, "workers": workers, "threads": threads}
     cfg = replace(cfg, **{k: v for k, v in where.items() if v is not None})

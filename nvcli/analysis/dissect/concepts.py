@@ -163,14 +163,14 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectO
         A `ConceptMap`: `units` (each unit's concept and IoU) and `classes` (top concepts per class and sign);
         `.save(run.dir)` writes concepts_units.csv, concepts_classes.csv and concepts_<class>.png.
     """
-    run.require_neuroview("dissect-map")
+    run.require_neuroview()
     spec = run.spec
     if spec.multiview or spec.input_shape[0] != 3:
         raise NvError(f"dissect-map needs a single-view RGB image run; '{run.dir}' takes "
                       f"{spec.views} view(s) of {spec.input_shape[0]} channel(s)")
     o, device, workers = options, compute.device, compute.workers
     size = o.image_size or spec.input_shape[1]
-    chosen = read_head(run, "dissect-map", head)
+    chosen = read_head(run, head)
     stats = code_stats(run, device=device, workers=workers, trust_code=trust_code) if needs_codes(o.rank) else None
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)

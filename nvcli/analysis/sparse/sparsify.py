@@ -71,7 +71,7 @@ def fit_path(run: Run, settings: PathSettings = PathSettings(), *, device: str =
              workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> FittedPath:
     """Fit the elastic-net path over `run`'s codes (cached in the run), standardised with training statistics, one
     feature per group of near-copy units."""
-    dense = read_head(run, "sparsify")
+    dense = read_head(run)
     codes = {split: split_codes(run, split, device=device, batch_size=batch_size, workers=workers,
                                 trust_code=trust_code, progress=progress) for split in ("train", "val")}
     dev = resolve_device(device)

@@ -123,7 +123,7 @@ def cache_root(data_dir: Path, cache_dir: str | os.PathLike | None) -> Path:
     if cache_dir is not None:
         path = Path(cache_dir).expanduser()
         if not _writable_dir(path):
-            raise NvError(f"cache_dir {path} is not a writable directory; pass a writable --cache-dir")
+            raise NvError(f"cache_dir {path} is not a writable directory; pass a writable one", param="cache_dir")
         return path
     user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nv" / "sound"
     for path in (data_dir / ".nv-cache", user):
@@ -131,4 +131,5 @@ def cache_root(data_dir: Path, cache_dir: str | os.PathLike | None) -> Path:
             if path == user:
                 log.info("%s is not writable; caching spectrograms in %s", data_dir, path)
             return path
-    raise NvError(f"neither {data_dir / '.nv-cache'} nor {user} is writable; pass a writable --cache-dir")
+    raise NvError(f"no writable cache_dir: neither {data_dir / '.nv-cache'} nor {user} is writable; pass a "
+                  "writable one", param="cache_dir")

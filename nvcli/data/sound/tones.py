@@ -128,7 +128,7 @@ def _tone_split(
 
 @dataclass(frozen=True)
 class TonesOptions(UrbanSoundOptions):
-    """Settings of `tones`: generated in memory (per_class / val_per_class), or read from a --data-dir tree."""
+    """Settings of `tones`: generated in memory (per_class / val_per_class), or read from a `data_dir` tree."""
 
     per_class: int = 60
     val_per_class: int = 20

@@ -111,8 +111,8 @@ def _index(
 
 def _existing_dir(data_dir: str | os.PathLike | None, name: str) -> Path:
     if data_dir is None:
-        raise NvError(f"dataset '{name}' needs --data-dir: a directory with {METADATA_CSV.as_posix()} "
-                      f"and audio/fold1..fold10/")
+        raise NvError(f"dataset '{name}' needs data_dir: a directory with {METADATA_CSV.as_posix()} "
+                      f"and audio/fold1..fold10/", param="data_dir")
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise NvError(f"data dir {root} is not a directory; expected the UrbanSound8K layout "
@@ -140,9 +140,9 @@ class UrbanSoundOptions(DataOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.on_error not in ON_ERROR:
-            raise choice_error("--on-error value", self.on_error, ON_ERROR)
+            raise choice_error("on_error value", self.on_error, ON_ERROR, param="on_error")
         if self.val_fold < 1:
-            raise NvError(f"--val-fold {self.val_fold} is not valid; folds are numbered from 1")
+            raise NvError(f"val_fold {self.val_fold} is not valid; folds are numbered from 1", param="val_fold")
         self.positive("limit", "image_size")
         if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
             self.check_image_size(self.image_size)
@@ -190,7 +190,7 @@ def load_tree(name: str, options: UrbanSoundOptions, cues: dict[str, str]) -> Da
         more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
         if options.on_error == "fail":
             raise NvError(f"cannot decode {len(problems)} audio file(s) under {root}: {listed}{more} "
-                          f"(fix or remove them, or pass --on-error skip)")
+                          f"(fix or remove them, or pass on_error skip)", param="on_error")
         log.warning("%s: skipped %d undecodable audio file(s) (on_error=skip): %s%s",
                     name, len(problems), listed, more)
     for split, ds in splits.items():

@@ -101,14 +101,14 @@ class ModelNetOptions(DataOptions):
         self.check_image_size(self.image_size)
         self.positive("views")
         if self.on_error not in ON_ERROR:
-            raise choice_error("--on-error value", self.on_error, ON_ERROR)
+            raise choice_error("on_error value", self.on_error, ON_ERROR, param="on_error")
 
 
 def load_modelnet(options: ModelNetOptions) -> DataBundle:
     """ModelNet40 (or any set in its layout): train from `train/`, validation from `test/`, `views` views per object."""
     if options.data_dir is None:
-        raise NvError("--data modelnet40 needs --data-dir PATH holding <class>/train/ and <class>/test/ "
-                      "(e.g. MVCNN's modelnet40_images_new_12x)")
+        raise NvError("dataset 'modelnet40' needs data_dir: a directory holding <class>/train/ and <class>/test/ "
+                      "(e.g. MVCNN's modelnet40_images_new_12x)", param="data_dir")
     data_dir, image_size, views, on_error = options.data_dir, options.image_size, options.views, options.on_error
     root = require_dir(Path(data_dir), "data directory")
     available = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -136,7 +136,7 @@ def load_modelnet(options: ModelNetOptions) -> DataBundle:
                 if on_error == "fail":
                     lacking = ", ".join(f"v{n:03d}" for n in missing)
                     raise NvError(f"object '{where}' in '{root}' lacks view(s) {lacking} of {rendered}; "
-                                  "use --on-error skip to leave such objects out")
+                                  "use on_error skip to leave such objects out", param="on_error")
                 skipped.append(where)
                 continue
             objects[split].append(([found[obj][n] for n in numbers], label))

@@ -24,8 +24,8 @@ def view_numbers(views: int, available: int) -> list[int]:
     """The 1-based view numbers `views` evenly spaced views use out of `available` (1, 1 + stride, ...)."""
     if views < 1 or available % views:
         valid = [str(d) for d in range(1, available + 1) if available % d == 0]
-        raise NvError(f"--views {views} does not divide the {available} rendered views evenly; "
-                      f"valid: {', '.join(valid)}")
+        raise NvError(f"views {views} does not divide the {available} rendered views evenly; "
+                      f"valid: {', '.join(valid)}", param="views")
     stride = available // views
     return list(range(1, available + 1, stride))
 
