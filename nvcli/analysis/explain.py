@@ -84,7 +84,7 @@ def load_image(path: str | Path, run: Run) -> Tensor:
     path = Path(path)
     if not path.is_file():
         raise NvError(f"path '{path}' is not a file", param="path")
-    return image_transforms(int(spec.input_shape[-1]), train=False)(read_rgb(path, "image"))
+    return image_transforms(int(spec.input_shape[-1]), train=False)(read_rgb(path, param="path"))
 
 
 def validation_sample(run: Run, index: int) -> tuple[Tensor, int]:

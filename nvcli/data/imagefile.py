@@ -41,28 +41,30 @@ def pixel_limit() -> int:
 
 
 @contextmanager
-def image_file(path: str | os.PathLike, what: str = "image") -> Iterator[Image.Image]:
+def image_file(path: str | os.PathLike, what: str = "image", param: str | None = None) -> Iterator[Image.Image]:
     """Image file `path`, opened (not yet decoded) and checked against the pixel limit; NvError names the problem.
 
-    Decoding errors inside the `with` block (a truncated file, a bad chunk) are reported the same way.
+    Decoding errors inside the `with` block (a truncated file, a bad chunk) are reported the same way. With `param`
+    (the caller's parameter that named the file), messages name that parameter instead of `what`.
     """
     limit = pixel_limit()
+    what, named = param or what, param or ()
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
-            raise NvError(f"{what} '{path}' is not a regular file")
+            raise NvError(f"{what} '{path}' is not a regular file", param=named)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below says it in one line
             with Image.open(path) as image:
                 width, height = image.size
                 if width * height > limit:
                     raise NvError(f"{what} '{path}' is {width}x{height} pixels, more than the limit of {limit:,}; "
-                                  f"shrink it, or raise the limit with {MAX_PIXELS_VAR}=N")
+                                  f"shrink it, or raise the limit with {MAX_PIXELS_VAR}=N", param=named)
                 yield image
     except Image.DecompressionBombError as exc:
         raise NvError(f"{what} '{path}' is too large to decode safely ({exc}); shrink it, or raise the limit with "
-                      f"{MAX_PIXELS_VAR}=N") from exc
+                      f"{MAX_PIXELS_VAR}=N", param=named) from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:  # Pillow's decoders raise all of these
-        raise NvError(f"cannot decode {what} '{path}' ({describe(exc)})") from exc
+        raise NvError(f"cannot decode {what} '{path}' ({describe(exc)})", param=named) from exc
 
 
 def _full_scale(array: np.ndarray, mode: str) -> tuple[float, float]:
@@ -87,7 +89,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def read_rgb(path: str | os.PathLike, what: str = "image") -> Image.Image:
+def read_rgb(path: str | os.PathLike, what: str = "image", param: str | None = None) -> Image.Image:
     """Image file `path` as 8-bit RGB (see `to_rgb`); NvError names a file that cannot be read and why."""
-    with image_file(Path(path), what) as image:
+    with image_file(Path(path), what, param) as image:
         return to_rgb(image)

@@ -51,8 +51,8 @@ Loader = Callable[[Path, Entry], "RunResult | None"]
 @dataclass(frozen=True)
 class Kind:
     """A section of the report: its title, a line on what it shows, and how to reload its result (to redraw a
-    figure saved without figures (plot=False); None when a figure needs more than the saved tables, e.g. the input
-    image)."""
+    figure that a result saved with plot=False skipped; None when a figure needs more than the saved tables, e.g.
+    the input image)."""
 
     name: str
     title: str
