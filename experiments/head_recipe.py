@@ -110,7 +110,8 @@ def main() -> None:
     a = ap.parse_args()
     wall = cpu = None
     if not a.measure_only:
-        cfg = TrainConfig(epochs=a.epochs, seed=a.seed, lr=a.lr, batch_size=a.bs, head_init_scale=a.hinit, head_lr_scale=a.hlr, head_weight_decay=a.hwd,
+        cfg = TrainConfig(epochs=a.epochs, seed=a.seed, lr=a.lr, batch_size=a.bs, head_init_scale=a.hinit,
+                          head_lr_scale=a.hlr, head_weight_decay=a.hwd,
                           head_l1=a.l1, head_warmup=a.warmup, device="cpu", threads=1)
         values = {"data_dir": a.data_dir} if a.data_dir else {}
         values.update({k: json.loads(v) for k, v in (o.split("=", 1) for o in a.options)})
@@ -126,7 +127,8 @@ def main() -> None:
     print(f"{a.name}: acc {res['val_acc']:.3f} min {res['min_class']:.2f} corr {res['corr_W_W0']} "
           f"dW/W {res['dW_over_W']:.2f} nonzero/class {np.mean(res['nonzero_per_class']):.0f} "
           f"90%mass {np.mean(res['units_90pct_mass']):.0f} | ablate 1% acc top {abl['acc_drop_top']:.3f} "
-          f"rand {abl['acc_drop_random']:.4f} margin top {abl['margin_drop_top']:.2f} rand {abl['margin_drop_random']:.3f}"
+          f"rand {abl['acc_drop_random']:.4f} margin top {abl['margin_drop_top']:.2f} "
+          f"rand {abl['margin_drop_random']:.3f}"
           f" | {shares} | wall {wall} cpu {cpu}",
           flush=True)
 

@@ -3,7 +3,8 @@
 Classes = source photo (scikit-image's skimage.data and scikit-learn's load_sample_images).
 Training crops come from the left 65% of each photo, validation crops from the right 35%, so
 validation pixels are never training pixels.
-usage: PYTHONPATH=<scikit-image installed with pip install --target DIR> python experiments/make_photos.py OUT [train_per_class] [val_per_class] [size]
+usage: PYTHONPATH=<scikit-image installed with pip install --target DIR> \
+    python experiments/make_photos.py OUT [train_per_class] [val_per_class] [size]
 """
 import sys
 from pathlib import Path

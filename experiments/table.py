@@ -45,7 +45,8 @@ def structure(name: str) -> str:
     return " | ".join([
         name, f"{np.mean(nonzero):.0f} ({min(nonzero)}–{max(nonzero)})", f"{np.mean(r['units_90pct_mass']):.0f}",
         shares, f"{abl['acc_drop_top']:.3f} / {abl['acc_drop_random']:.4f}", str(classes),
-        f"{abl['margin_drop_top']:.2f} / {abl['margin_drop_random']:.3f} ({abl['margin_drop_top'] / abl['margin_drop_random']:.0f}×)"])
+        f"{abl['margin_drop_top']:.2f} / {abl['margin_drop_random']:.3f} "
+        f"({abl['margin_drop_top'] / abl['margin_drop_random']:.0f}×)"])
 
 
 if __name__ == "__main__":
@@ -55,7 +56,8 @@ if __name__ == "__main__":
     for name in names:
         print("| " + learning(name) + " |")
     print()
-    print("| run | units ≠ 0 per class (min–max) | units holding 90 % of a class's Σ\\|W\\| | Σ\\|W\\| share per layer | "
+    print("| run | units ≠ 0 per class (min–max) | units holding 90 % of a class's Σ\\|W\\| "
+          "| Σ\\|W\\| share per layer | "
           "1 % ablation: accuracy drop, top / random | classes losing ≥ 0.05 | margin drop, top / random |")
     print("|" + "---|" * 7)
     for name in names:

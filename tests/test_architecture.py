@@ -96,7 +96,8 @@ def _all_imports(path: Path) -> set[str]:
     package = path.relative_to(ROOT.parent).with_suffix("").parts[:-1]
     if path.name == "__init__.py":
         package = path.relative_to(ROOT.parent).parts[:-1]
-    guarded = [node for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)]
+    guarded = [node for node in ast.walk(tree)
+               if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)]
     skipped = {id(n) for node in guarded for n in ast.walk(node)}
     found = set()
     for node in ast.walk(tree):

@@ -234,8 +234,9 @@ def test_a_colour_classes_rest_on_colour_units_and_their_channel(truth: tuple[Ru
 
 
 @pytest.mark.xfail(strict=True, reason="this small model has almost no shape units to find: the dissection labels 2 of "
-                   "its 112 units `object` (both `triangle`), so the shape classes' top concepts are colours or textures; "
-                   "6 of 9 with the default balanced aggregation (mean 7, sum 6; seeds 1 and 2: 6-7 of 9; smallcnn with "
+                   "its 112 units `object` (both `triangle`), so the shape classes' top concepts are colours or "
+                   "textures; 6 of 9 with the default balanced aggregation (mean 7, sum 6; seeds 1 and 2: 6-7 of 9; "
+                   "smallcnn with "
                    "mean codes: 4-9). The demo's AlexNet meets the bar: 9 of 9 balanced, 8 mean, 7 sum "
                    "(docs/explanations.md)")
 def test_b_each_class_top_concept_is_of_its_cue(truth: tuple[Run, ConceptMap]) -> None:

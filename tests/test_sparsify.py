@@ -265,7 +265,8 @@ def test_multiview_and_sound_runs(nv, tmp_path: Path) -> None:
     assert made.code == 0, made.err
     assert "kept units per view" in made.out
     record = json.loads((tmp_path / "mv" / "heads" / "sparse6.json").read_text())
-    assert set(record["units_per_view"]) <= {"0", "1", "2"} and sum(record["units_per_view"].values()) == record["units"]
+    assert set(record["units_per_view"]) <= {"0", "1", "2"}
+    assert sum(record["units_per_view"].values()) == record["units"]
     assert all("view" in layer for layer in record["kept"])
     listed = nv("weights", "--run", tmp_path / "mv", "--head", "sparse6", "--class", "cube")
     assert listed.code == 0 and "units per view" in listed.out

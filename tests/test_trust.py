@@ -138,7 +138,8 @@ def test_refusals_checkpoint_of_another_model_old_format_unwritable_dir(nv, tmp_
 def test_torchrun_two_processes_keep_the_single_process_contract(tmp_path: Path) -> None:
     torchrun = Path(sys.executable).with_name("torchrun")
     # --standalone: a free port of its own, never a fixed 29500 another job may hold
-    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "nvcli", "train", *ARGS, "--epochs", "2",
+    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "nvcli", "train", *ARGS,
+                             "--epochs", "2",
                              "--name", "ddp", "--runs-dir", tmp_path], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "latest"]  # one run, written once

@@ -32,7 +32,8 @@ def unfinished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from nvcli.training.recipes import train
 
     root = tmp_path_factory.mktemp("unfinished")
-    run = train(ModelChoice(arch="smallcnn"), "shapes", ShapesOptions(image_size=32, train_per_class=4, val_per_class=2),
+    options = ShapesOptions(image_size=32, train_per_class=4, val_per_class=2)
+    run = train(ModelChoice(arch="smallcnn"), "shapes", options,
                 TrainConfig(epochs=1, batch_size=16, device="cpu"), name="u", runs_dir=root)
     config = json.loads((run.dir / "config.json").read_text())
     config["train"]["epochs"] = 2
@@ -111,7 +112,8 @@ def test_edited_configs_name_the_key_at_fault(nv, unfinished: Path, tmp_path: Pa
     (["train", "--seed", str(2**63 - 1)], "9223372036854775807 is not in the range 0<=x<=2147483647"),
     (["train", "--seed", "-1"], "-1 is not in the range 0<=x<=2147483647"),
     (["train", "--data", "tones", "--val-fold", "-1"], "-1 is not in the range x>=1"),
-    (["train", "-D", "seed=7", "--seed", "3"], "-D seed repeats a setting given by a flag or another -D; set it once (--seed)"),
+    (["train", "-D", "seed=7", "--seed", "3"],
+     "-D seed repeats a setting given by a flag or another -D; set it once (--seed)"),
     (["train", "--name", "x\n"], "run name 'x\\n' is not allowed"),
     (["train", "--name", "../x"], "run name '../x' is not allowed"),
     (["train", "--name", "latest"], "run name 'latest' is not allowed"),

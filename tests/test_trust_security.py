@@ -208,7 +208,8 @@ def test_oversize_images_are_refused_in_one_line(nv, tmp_path: Path, monkeypatch
     monkeypatch.delenv("NV_MAX_IMAGE_PIXELS")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow's own bomb check (at twice its limit)
     assert nv("train", *TINY, "--epochs", "1", "--runs-dir", tmp_path / "runs", "--name", "r").code == 0
-    explained = nv("explain", "--input", tmp_path / "tree" / "train" / "a" / "big.png", "--run", tmp_path / "runs" / "r")
+    explained = nv("explain", "--input", tmp_path / "tree" / "train" / "a" / "big.png", "--run",
+                   tmp_path / "runs" / "r")
     assert explained.code == 2 and "--input" in explained.err and "too large to decode safely" in explained.err
     assert "internal error" not in explained.err and len(explained.err.strip().splitlines()) == 2  # "run: ..." + error
     monkeypatch.setenv("NV_MAX_IMAGE_PIXELS", "many")

@@ -236,7 +236,8 @@ class HeadSummary(RunResult):
         h = self.head.name
         out = {files.WEIGHTS_LAYERS.name(h): table(self.layers), files.SIMILARITY.name(h): table(self.similarity)}
         if figures:
-            out[files.SIMILARITY_PNG.name(h)] = figure(similarity_figure, self.similarity, f"{self.run}: class similarity")
+            out[files.SIMILARITY_PNG.name(h)] = figure(similarity_figure, self.similarity,
+                                                       f"{self.run}: class similarity")
             if self.grid:
                 what = "head weights" if self.rank == "weight" else "importance"
                 out[files.WEIGHTS_ALL_PNG.name(h)] = figure(weights_grid, self.head.weight, self.head.units,

@@ -97,7 +97,8 @@ class Trainer:
 
     def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig,
                  run_dir: Path | None, *, device: torch.device, distributed: bool = False,
-                 progress: ProgressFn | None = None, on_epoch: Callable[[dict[str, float]], None] | None = None) -> None:
+                 progress: ProgressFn | None = None,
+                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> None:
         self.cfg, self.run_dir, self.progress, self.on_epoch = cfg, run_dir, progress, on_epoch
         self.device, self.distributed = device, distributed
         self.model = model.to(self.device)
@@ -115,8 +116,9 @@ class Trainer:
                          if id(p) not in head_ids and p.requires_grad] if head is not None else []
         # Which optimizer group holds the head's weight: its (scheduled) lr sets the L1 step. An index, not the
         # group: loading a checkpoint replaces the group dicts. None: no L1 step.
-        self.head_group = next((i for i, g in enumerate(self.optimizer.param_groups)
-                                if any(p is head.weight for p in g["params"])), None) if cfg.head_l1 and head is not None else None
+        groups = enumerate(self.optimizer.param_groups)
+        self.head_group = next((i for i, g in groups if any(p is head.weight for p in g["params"])), None) \
+            if cfg.head_l1 and head is not None else None
         self.dtype = amp_dtype(self.device, cfg.amp)
         # Loss scaling only for float16, whose narrow exponent range underflows small gradients.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
@@ -222,7 +224,8 @@ class Trainer:
     def _shrink_head(self) -> None:
         """The head L1 penalty's proximal step, at the head's current learning rate (the bias is not penalised)."""
         if self.head_group is not None:
-            soft_threshold(self.model.head.weight, self.optimizer.param_groups[self.head_group]["lr"] * self.cfg.head_l1)
+            soft_threshold(self.model.head.weight,
+                           self.optimizer.param_groups[self.head_group]["lr"] * self.cfg.head_l1)
 
     def _check_finite(self, value: float, step: int) -> None:
         if not math.isfinite(value):

@@ -55,5 +55,6 @@ class SparsePath(RunResult):
         out = {files.SPARSE_PATH.name(): table(self.frame)}
         if figures:
             out[files.SPARSE_PATH_PNG.name()] = figure(path_figure, self.frame, self.dense_acc,
-                                                       f"{self.run}: sparse head path (alpha {self.path_settings.alpha})")
+                                                       f"{self.run}: sparse head path "
+                                                       f"(alpha {self.path_settings.alpha})")
         return out

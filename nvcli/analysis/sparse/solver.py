@@ -80,7 +80,8 @@ class PathResult:
 
 def fold(W_std: Tensor, b_std: Tensor, mean: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
     """The head (W, b) over raw codes with W z + b == W_std ((z - mean) / std) + b_std."""
-    if W_std.dim() != 2 or b_std.shape != (W_std.shape[0],) or mean.shape != (W_std.shape[1],) or std.shape != mean.shape:
+    shapes_fit = b_std.shape == (W_std.shape[0],) and mean.shape == (W_std.shape[1],) and std.shape == mean.shape
+    if W_std.dim() != 2 or not shapes_fit:
         raise ValueError(f"fold needs W [K, d], b [K], mean [d], std [d]; got {list(W_std.shape)}, "
                          f"{list(b_std.shape)}, {list(mean.shape)}, {list(std.shape)}")
     W = W_std / std.to(W_std)
