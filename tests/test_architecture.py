@@ -178,3 +178,11 @@ def test_the_library_names_python_parameters_not_flags() -> None:
     found = {str(p.relative_to(ROOT)): _flag_texts(p) for p in sorted(ROOT.rglob("*.py"))
              if p.relative_to(ROOT).parts[0] != "cli" and str(p.relative_to(ROOT)) not in FLAG_TEXT_ALLOWED}
     assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    page = (ROOT.parent / "docs" / "architecture.md").read_text()
+    diagram = page[page.index("```"):page.index("```", page.index("```") + 3)]
+    words = set(re.findall(r"[a-z_0-9]+", diagram))
+    missing = [m for m, _ in _modules() if m.split(".")[-1] not in words or m.split(".")[0] not in words]
+    assert missing == [], f"docs/architecture.md does not name {missing}"
