@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -140,3 +142,12 @@ def test_a_damaged_config_is_refused_naming_the_key(written: dict[str, Path], ed
     assert message in str(info.value) and "\n" not in str(info.value)
     if "config.json '" not in message:  # the model and train sections name their section, the rest the file
         assert "'runs/trained/config.json'" in str(info.value)
+
+
+def test_reading_a_config_loads_neither_torch_nor_pandas() -> None:
+    code = ("import sys\nfrom nvcli.runs.config import RunConfig\n"
+            f"RunConfig.from_dict(__import__('json').loads(open({str(WRITTEN_BEFORE / 'trained.json')!r}).read()))\n"
+            "print(sorted(m for m in ('torch', 'torchvision', 'pandas', 'numpy') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
