@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -212,8 +213,8 @@ def test_perturb_side_by_side_with_a_baseline(runs, nv):
 
 def test_perturb_refuses_sound_data_and_bad_channel(runs, nv):
     run = runs["nv"]
-    model = {**run.config["model"], "input_shape": [1, 32, 32], "mean": [0.0], "std": [1.0]}
-    sound = Run(run.dir, {**run.config, "model": model, "data": {**run.config["data"], "kind": "sound"}})
+    model = replace(run.config.model, input_shape=(1, 32, 32), mean=(0.0,), std=(1.0,))
+    sound = Run(run.dir, replace(run.config, model=model, data=replace(run.config.data, kind="sound")))
     with pytest.raises(NvError, match="1 channel.*choose an image run"):
         perturb(sound, device="cpu")
     code, _, err = nv("perturb", "--channel", "gren", "--run", runs["nv"].dir)
@@ -294,7 +295,7 @@ def test_explain_errors(runs, tmp_path, nv):
     code, _, err = nv("explain", "--run", runs["nv"].dir)
     assert code == 2 and "exactly one of --index (a validation sample) or --input (an image file)" in err
     run = runs["nv"]
-    sound = Run(run.dir, {**run.config, "data": {**run.config["data"], "kind": "sound"}})
+    sound = Run(run.dir, replace(run.config, data=replace(run.config.data, kind="sound")))
     with pytest.raises(NvError, match="path reads an RGB image.*use index instead") as refused:  # Python's names
         load_image(tmp_path / "any.png", sound)
     assert refused.value.params == ("path", "index")

@@ -25,7 +25,6 @@ from nvcli.plots.perturb import perturb_figure
 from nvcli.plots.units import layer_labels
 from nvcli.plots.weights import weights_figure
 from nvcli.runs.run import Run, load_run
-from nvcli.training.config import TrainConfig
 from nvcli.training.recipes import resume
 from tests.test_units import Functional
 
@@ -198,4 +197,4 @@ def test_training_and_resume_write_metrics_png(run_copy: Run, shapes_runs: dict[
     (run_copy.dir / "metrics.png").unlink()
     resume(run_copy, device="cpu")  # a complete run: nothing to train, the curves are drawn again
     assert Image.open(run_copy.dir / "metrics.png").size == shown.size
-    assert TrainConfig.from_dict(run_copy.config["train"]).epochs == run_copy.epochs_done
+    assert run_copy.config.train.epochs == run_copy.epochs_done

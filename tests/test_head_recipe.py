@@ -77,8 +77,8 @@ def test_the_default_head_lr_follows_the_head_width_and_config_json_records_it(t
     # 12 views x 112 smallcnn units = 1344 head inputs: the head trains at lr * 1152 / 1344, and the run says so.
     views = SolidsOptions(image_size=16, train_per_class=1, val_per_class=1)
     run = train(ModelChoice(arch="smallcnn", reduce="mean"), "views", views, cfg(), name="mv", runs_dir=tmp_path)
-    assert run.config["units"] == 1344
-    assert run.config["train"]["head_lr_scale"] == pytest.approx(1152 / 1344)
+    assert run.config.units == 1344
+    assert run.config.train.head_lr_scale == pytest.approx(1152 / 1344)
     narrow = train(CHOICE, "shapes", TINY, cfg(), name="n", runs_dir=tmp_path)
     assert json.loads((narrow.dir / "config.json").read_text())["train"]["head_lr_scale"] == 1.0
 
@@ -174,14 +174,14 @@ def _rewrite_as(run_dir: Path, fmt: int) -> dict:
 @pytest.mark.parametrize("fmt", [1, 2])
 def test_older_configs_read_with_the_recipe_and_world_they_had(tmp_path: Path, fmt: int) -> None:
     run = train(CHOICE, "shapes", TINY, cfg(), name="old", runs_dir=tmp_path)
-    assert run.config["format"] == CONFIG_FORMAT == 3 and run.config["data"]["options"]["world"] == 2
+    assert run.config.format == CONFIG_FORMAT == 3 and run.config.data.options["world"] == 2
     _rewrite_as(run.dir, fmt)
     old = load_run(run.dir)
-    assert old.config["format"] == CONFIG_FORMAT
-    recipe = TrainConfig.from_dict(old.config["train"])  # complete: every key present again
+    assert old.config.format == CONFIG_FORMAT
+    recipe = old.config.train  # complete: every key present again
     assert (recipe.head_init_scale, recipe.head_lr_scale, recipe.head_weight_decay, recipe.head_l1,
             recipe.head_warmup) == (1, 1, None, 0, 0)
-    assert old.config["data"]["options"]["world"] == 1
+    assert old.config.data.options["world"] == 1
     assert old.data().val.drop_share == DROP_SHARE  # world 1: validation images lost channels too
     assert run.data().val.drop_share == 0.0
 

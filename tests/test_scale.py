@@ -231,4 +231,4 @@ def test_two_nodes_through_the_c10d_rendezvous_keep_the_single_process_contract(
     run = load_run(tmp_path / "runs" / "mn")
     metrics = pd.read_csv(run.dir / "metrics.csv")
     assert metrics["epoch"].tolist() == [1] and metrics[["train_loss", "val_loss"]].notna().all().all()
-    assert run.model().head.weight.shape == (9, 112) and run.config["precision"] == "float32"
+    assert run.model().head.weight.shape == (9, 112) and run.config.precision == "float32"

@@ -58,8 +58,8 @@ def test_run_directory_contract(runs: dict[str, Path]) -> None:
     assert list(metrics.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
     assert metrics["epoch"].tolist() == list(range(1, 13))
     config = load_run(run_dir).config
-    assert config["versions"]["torch"] == torch.__version__
-    assert config["model"]["arch"] == "smallcnn" and config["train"]["epochs"] == 12
+    assert config.versions["torch"] == torch.__version__
+    assert config.model.arch == "smallcnn" and config.train.epochs == 12
     assert (run_dir.parent / "latest").resolve() == runs["baseline"].resolve()  # the newest run
 
 

@@ -57,7 +57,7 @@ def _fingerprint(run: Run, split: str) -> dict[str, object]:
     """What the cached codes depend on: the weights file, the data settings and classes, and the split's files
     (each one's path, size and modification time, so images added, removed or replaced make new codes)."""
     return {"format": CACHE_FORMAT, "split": split, "model_sha256": run.sha256(files.MODEL),
-            "data": run.config["data"].get("options", {}), "classes": run.classes,
+            "data": run.config.data.options, "classes": run.classes,
             "samples": split_fingerprint(run.data().split(split))}
 
 
@@ -68,7 +68,7 @@ def _paths(run: Run, split: str) -> tuple[Path, Path, Path]:
 
 def _valid(run: Run, z: np.ndarray, labels: np.ndarray) -> str | None:
     """Why cached codes cannot be this run's (None when they can): their shape, label range or finiteness."""
-    units = run.config.get("units")
+    units = run.config.units
     if z.ndim != 2 or labels.ndim != 1 or len(z) != len(labels):
         return f"codes {list(z.shape)} do not match labels {list(labels.shape)}"
     if isinstance(units, int) and z.shape[1] != units:

@@ -135,7 +135,7 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
         acc, source = run_accuracy(run, head, device=device, batch_size=batch_size, workers=workers,
                                    trust_code=trust_code, progress=progress)
         accuracy.append({"side": side, "run": run.name, "head": head, "network": run.spec.label,
-                         "dataset": run.config["data"]["name"], "classes": len(run.classes), "accuracy": acc,
+                         "dataset": run.config.data.name, "classes": len(run.classes), "accuracy": acc,
                          "source": source})
         stats = code_stats(run, device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
                            progress=progress) if needs_codes(rank) else None

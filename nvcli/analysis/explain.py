@@ -76,8 +76,8 @@ class Explanation(RunResult):
 def load_image(path: str | Path, run: Run) -> Tensor:
     """An image file as the run's validation transform makes it: resized, centre-cropped, in [0, 1]."""
     spec = run.spec
-    kind = run.config["data"].get("kind", "image")
-    if spec.multiview or kind not in ("image", None) or spec.input_shape[0] != 3:
+    kind = run.kind
+    if spec.multiview or kind != "image" or spec.input_shape[0] != 3:
         raise NvError(f"path reads an RGB image, but run '{run.name}' takes {kind} inputs of shape "
                       f"{spec.input_shape}{' per view' if spec.multiview else ''}; use index instead",
                       param=("path", "index"))
@@ -178,5 +178,5 @@ def explain_run(run: Run, *, index: int | None = None, path: str | Path | None =
     result = explain(model, chosen, x, target=target, label=label, source=f"validation sample {index}",
                      name=f"index{index}", top=top, mean=mean)
     if run.kind == "sound":
-        result.spectrogram = dict(run.config["data"].get("info") or {})
+        result.spectrogram = dict(run.config.data.info or {})
     return result

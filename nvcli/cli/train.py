@@ -19,6 +19,7 @@ from .requests import open_run
 
 if TYPE_CHECKING:
     from ..data.registry import DataOptions
+    from ..runs.config import RunConfig
     from ..runs.run import Run
 
 MODEL_FIELDS = tuple(f.name for f in fields(ModelChoice))
@@ -133,7 +134,7 @@ class Resume:
             raise NvError(f"--resume continues '{run.dir}' with the recipe in its config.json; "
                           f"{'; '.join(differing)} would change it (start a new run with --name instead)")
         if run.complete:
-            note(f"run '{run.dir}' is already complete ({run.epochs_done} of {run.config['train']['epochs']} epochs); "
+            note(f"run '{run.dir}' is already complete ({run.epochs_done} of {run.config.train.epochs} epochs); "
                  "nothing to do")
             return None
         from ..training.recipes import resume  # torch, once the run is known to need it
@@ -150,15 +151,15 @@ class Resume:
             report(run, self.fmt)
 
 
-def _recorded(config: dict[str, Any], name: str) -> Any:
+def _recorded(config: RunConfig, name: str) -> Any:
     """What config.json records for parameter `name` (model, recipe, dataset or its settings)."""
     if name in ("data", "name"):
-        return config["data"]["name"] if name == "data" else config["name"]
+        return config.data.name if name == "data" else config.name
     if name in MODEL_FIELDS:
-        return config["model"].get(name)
+        return getattr(config.model, name)
     if name in RECIPE_FIELDS:
-        return config["train"].get(name)
-    return config["data"].get("options", {}).get(name)
+        return None if config.train is None else getattr(config.train, name)
+    return config.data.options.get(name)
 
 
 def _same(given: Any, recorded: Any) -> bool:

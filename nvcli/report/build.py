@@ -179,7 +179,7 @@ def _metrics(run: Run) -> tuple[list[str], list[list[str]]]:
 
 def summary(run: Run) -> dict[str, str]:
     """Table 1's columns for one run: network, activation, data, size, epochs, accuracy and where it was read."""
-    spec, train = run.spec, run.config["train"]
+    spec, train = run.spec, run.config.train
     header, rows = _metrics(run)
     accuracy, source = "", ""
     if files.EVAL.path(run.dir).is_file():
@@ -194,9 +194,9 @@ def summary(run: Run) -> dict[str, str]:
         shown, source = "-", ""
     return {"run": run.name, "network": spec.label,
             "activation": "-" if spec.baseline else f"{spec.code}/{spec.reduce}",
-            "dataset": str(run.config["data"].get("name")), "classes": str(len(run.classes)),
-            "units": str(run.config.get("units") or "-"),
-            "epochs": f"{len(rows)}/{train['epochs']}" if train else "- (converted)",
+            "dataset": str(run.config.data.name), "classes": str(len(run.classes)),
+            "units": str(run.config.units or "-"),
+            "epochs": f"{len(rows)}/{train.epochs}" if train else "- (converted)",
             "accuracy": shown, "accuracy from": source or "-"}
 
 
@@ -209,12 +209,11 @@ def _flat(prefix: str, value: Any) -> list[tuple[str, str]]:
 def config_groups(run: Run) -> list[tuple[str, list[tuple[str, str]]]]:
     """The run's settings as (title, [(name, value)]): architecture and codes, data, recipe, versions."""
     config = run.config
-    data = config["data"]
-    model = _flat("", config["model"]) + [("units", str(config.get("units"))), ("kind", str(config.get("kind")))]
-    data_pairs = [("name", str(data.get("name"))), ("kind", run.kind), ("classes", ", ".join(run.classes))]
-    data_pairs += _flat("options", data.get("options") or {})
-    recipe = _flat("", config["train"]) or [("train", "none: converted, not trained")]
-    versions = _flat("", config.get("versions") or {}) + [("created", str(config.get("created")))]
+    model = _flat("", config.model.to_dict()) + [("units", str(config.units)), ("kind", str(config.kind))]
+    data_pairs = [("name", str(config.data.name)), ("kind", run.kind), ("classes", ", ".join(run.classes))]
+    data_pairs += _flat("options", config.data.options)
+    recipe = _flat("", config.train.to_dict()) if config.train else [("train", "none: converted, not trained")]
+    versions = _flat("", config.versions or {}) + [("created", str(config.created))]
     return [("Architecture and codes", model), ("Data", data_pairs), ("Recipe", recipe), ("Versions", versions)]
 
 

@@ -16,17 +16,17 @@ import re
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import __version__
-from ..data.registry import check_class_name
 from ..errors import NvError
 from ..models.spec import ModelSpec
 from . import access, files, lock
 from .atomic import load_torch, write_csv, write_json
+from .config import CONFIG_FORMAT, RunConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from ..data.registry import DataBundle
 
-CONFIG_FORMAT = 3
 REQUIRED_UNIT_COLUMNS = ("unit", "layer", "node", "channel")  # of units.csv (view, label: when present)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -160,17 +159,17 @@ class Run:
     """
 
     dir: Path
-    config: dict[str, Any]
+    config: RunConfig
     _read: dict[str, tuple[tuple[int, int], Any]] = field(default_factory=dict, repr=False, compare=False)
     _data: dict[str, "DataBundle"] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def spec(self) -> ModelSpec:
-        return ModelSpec.from_dict(self.config["model"])
+        return self.config.model
 
     @property
     def classes(self) -> list[str]:
-        return list(self.config["data"]["classes"])
+        return list(self.config.data.classes)
 
     @property
     def name(self) -> str:
@@ -179,7 +178,7 @@ class Run:
     @property
     def kind(self) -> str:
         """The data kind: image, sound or views."""
-        return str(self.config["data"].get("kind") or "image")
+        return self.config.data.kind or "image"
 
     @property
     def is_neuroview(self) -> bool:
@@ -211,7 +210,7 @@ class Run:
     @property
     def complete(self) -> bool:
         """Whether a training run has run all its epochs."""
-        return bool(self.config["train"]) and self.epochs_done >= int(self.config["train"]["epochs"])
+        return self.config.train is not None and self.epochs_done >= self.config.train.epochs
 
     def _once(self, key: str, name: str, read: Callable[[Path], Any]) -> Any:
         """`read(path)` of the run's file `name`, again only when the file has changed since."""
@@ -275,14 +274,14 @@ class Run:
         """The run's dataset, loaded with the options recorded at training time (overrides win)."""
         from ..data.registry import check_classes, load_data
 
-        data = self.config["data"]
-        if data["name"] is None:
+        data = self.config.data
+        if data.name is None:
             raise NvError(f"run '{self.dir}' was converted without data; train it first, starting from this run (init)",
                           param="init")
-        options = {**data.get("options", {}), **overrides}
+        options = {**data.options, **overrides}
         key = json.dumps(options, sort_keys=True, default=str)
         if key not in self._data:  # the classes are checked every time: a data tree can change between commands
-            self._data[key] = check_classes(load_data(data["name"], options), self.classes, str(self.dir))
+            self._data[key] = check_classes(load_data(data.name, options), self.classes, str(self.dir))
         return self._data[key]
 
     def units(self) -> "pd.DataFrame":
@@ -296,7 +295,7 @@ class Run:
 
         units = with_labels(access.read_csv(self.dir, files.UNITS))
         missing = [c for c in REQUIRED_UNIT_COLUMNS if c not in units.columns]
-        expected = self.config.get("units")
+        expected = self.config.units
         if missing or (isinstance(expected, int) and len(units) != expected):
             raise NvError(f"'{path}' does not describe this run's units (expected columns {', '.join(REQUIRED_UNIT_COLUMNS)}"
                           f" and {expected} rows; it has {', '.join(map(str, units.columns))} and {len(units)} rows)")
@@ -306,59 +305,6 @@ class Run:
         """Refuse a baseline run where the NeuroView head is read."""
         if not self.is_neuroview:
             raise NvError(f"this needs a NeuroView run; '{self.dir}' is a baseline run without unit weights")
-
-
-def _migrate(config: dict[str, Any]) -> dict[str, Any]:
-    """An older config (format 1: nv 0.1.0; 2: before head settings and shapes world 2) in the current format.
-
-    Settings added since get the values they had then, so the run reads back as it was trained.
-    """
-    model = config["model"]
-    if config["format"] == 1:
-        model = {k: v for k, v in model.items() if k != "extra"}
-    train = dict(config["train"])
-    if train:
-        train.setdefault("threads", None)
-        for key, value in (("head_init_scale", 1.0), ("head_lr_scale", 1.0), ("head_weight_decay", None),
-                           ("head_l1", 0.0), ("head_warmup", 0)):
-            train.setdefault(key, value)
-    data = config["data"]
-    if data.get("name") == "shapes" and isinstance(data.get("options", {}), dict):
-        data = {**data, "options": {"world": 1, **data.get("options", {})}}
-    return {**config, "model": model, "data": data, "train": train, "format": CONFIG_FORMAT}
-
-
-def _check_config(path: Path, config: Any) -> dict[str, Any]:
-    if not isinstance(config, dict):
-        raise NvError(f"'{path}' must hold a JSON object")
-    for key in ("model", "data", "train"):
-        if not isinstance(config.get(key), dict):
-            raise NvError(f"'{path}' has no valid '{key}' section")
-    fmt = config.get("format")
-    if fmt in (1, 2):
-        config = _migrate(config)
-    elif fmt != CONFIG_FORMAT:
-        raise NvError(f"'{path}' has config format {fmt!r}; this nv ({__version__}) reads formats 1 to "
-                      f"{CONFIG_FORMAT} (re-create the run with this nv version)")
-    data = config["data"]
-    if not isinstance(data.get("classes"), list) or not all(isinstance(c, str) for c in data["classes"]):
-        raise NvError(f"'{path}' data section needs a 'classes' list of names")
-    if len(set(data["classes"])) != len(data["classes"]):
-        raise NvError(f"'{path}' data section names a class twice")
-    for name in data["classes"]:
-        check_class_name(name, str(path))
-    if "name" not in data or not isinstance(data["name"], (str, type(None))):
-        raise NvError(f"'{path}' data section needs a 'name' (a dataset name or null)")
-    if not isinstance(data.get("options", {}), dict):
-        raise NvError(f"'{path}' data 'options' must be a JSON object")
-    spec = ModelSpec.from_dict(config["model"])
-    if spec.num_classes != len(data["classes"]):
-        raise NvError(f"'{path}' says num_classes={spec.num_classes} but lists {len(data['classes'])} classes")
-    if config["train"]:
-        from ..training.config import TrainConfig
-
-        TrainConfig.from_dict(config["train"])
-    return config
 
 
 def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_DIR) -> Run:
@@ -384,12 +330,12 @@ def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_D
         config = json.loads(access.read_text(run_dir, files.CONFIG))
     except (json.JSONDecodeError, RecursionError) as exc:
         raise NvError(f"'{config_path}' is not valid JSON ({str(exc)[:200] or type(exc).__name__})") from exc
-    return Run(run_dir.resolve(), _check_config(config_path, config))
+    return Run(run_dir.resolve(), RunConfig.from_dict(config, str(config_path)))
 
 
-def write_config(path: Path, config: dict[str, Any]) -> None:
-    """Write config.json with the format number and library versions added."""
-    write_json(path / files.CONFIG, {**config, "format": CONFIG_FORMAT, "versions": library_versions()})
+def write_config(path: Path, config: RunConfig) -> None:
+    """Write config.json, in the current format with this process's library versions."""
+    write_json(path / files.CONFIG, replace(config, format=CONFIG_FORMAT, versions=library_versions()).to_dict())
 
 
 def write_units(path: Path, units: "pd.DataFrame") -> None:

@@ -10,7 +10,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Collection
+from typing import TYPE_CHECKING, Callable, Collection
 
 import torch
 
@@ -20,6 +20,7 @@ from ..models.build import build_model
 from ..models.spec import ModelChoice, ModelSpec
 from ..runs import files, lock
 from ..runs.atomic import save_torch
+from ..runs.config import DataSection, RunConfig
 from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, write_units
 from . import distributed as dist
 from .config import TrainConfig
@@ -41,7 +42,8 @@ def _precision(cfg: TrainConfig) -> str:
     return precision_name(amp_dtype(resolve_device(cfg.device), cfg.amp))
 
 
-def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: dict[str, Any], train: dict[str, Any]) -> None:
+def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: DataSection,
+               train: TrainConfig | None) -> None:
     """config.json, units.csv and the head's starting weights; model.pt too for an untrained (converted) run.
 
     A training run also records `precision`: what it computes in (float32, bfloat16 or float16).
@@ -50,15 +52,14 @@ def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: dict[st
     weights that a later command could mistake for trained ones.
     """
     units = model.units() if hasattr(model, "units") else None
-    config = {"name": run_dir.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": spec.to_dict(),
-              "data": data, "train": train, "kind": spec.kind, "units": None if units is None else len(units)}
-    if train:
-        config["precision"] = _precision(TrainConfig(**train))
-    write_config(run_dir, config)
+    write_config(run_dir, RunConfig(name=run_dir.name, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), model=spec,
+                                    data=data, train=train, kind=spec.kind,
+                                    units=None if units is None else len(units),
+                                    precision=None if train is None else _precision(train)))
     if units is not None:
         write_units(run_dir, units)
         save_torch(run_dir / files.HEAD_INIT, {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()})
-    if not train:
+    if train is None:
         save_torch(run_dir / files.MODEL, model.state_dict())
 
 
@@ -86,7 +87,7 @@ def convert(choice: ModelChoice, *, num_classes: int | None = None, classes: lis
     model = build_model(spec, trust_code=True)  # the architecture was named on the command line
     with new_run_dir(name, runs_dir, force) as run_dir:
         names = classes or [str(i) for i in range(count)]
-        _write_run(run_dir, model, spec, {"name": None, "classes": names, "options": {}}, {})
+        _write_run(run_dir, model, spec, DataSection(name=None, classes=tuple(names)), None)
         mark_latest(run_dir)
     return run_dir, model
 
@@ -104,7 +105,7 @@ def _from_run(source: Run, bundle: DataBundle, choice: ModelChoice, given: Colle
 
     Model flags in INIT_APPLIES override the converted run's; any other given flag must agree with it.
     """
-    if source.config["train"]:
+    if source.config.train is not None:
         raise NvError(f"init takes a run written by convert; '{source.dir}' is a trained run (continue it with "
                       "resume, or convert a network to start from)", param=("init", "resume"))
     old = source.spec
@@ -171,9 +172,9 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
         # Rank 0 alone creates, writes and locks the run directory, for the whole of training.
         with new_run_dir(name, runs_dir, force) if dist.is_main() else nullcontext() as run_dir:
             if run_dir is not None:
-                data_section = {"name": data, "classes": bundle.classes, "kind": bundle.kind, "cues": bundle.cues,
-                                "options": options.to_dict(), "info": bundle.info}
-                _write_run(run_dir, model, spec, data_section, cfg.to_dict())
+                section = DataSection(name=data, classes=tuple(bundle.classes), kind=bundle.kind, cues=bundle.cues,
+                                      options=options.to_dict(), info=bundle.info)
+                _write_run(run_dir, model, spec, section, cfg)
                 mark_latest(run_dir)
             trainer = Trainer(model, bundle.train, bundle.val, cfg, run_dir, device=device, distributed=distributed,
                               progress=progress, on_epoch=on_epoch)
@@ -189,17 +190,17 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
 
     `device`, `workers` and `threads` may differ from the original run's: they change where it runs, not what.
     """
-    if not run.config["train"]:
+    if run.config.train is None:
         raise NvError(f"run '{run.dir}' was never trained (convert only); train it first, starting from this run "
                       "(init)", param="init")
-    cfg = TrainConfig.from_dict(run.config["train"])
+    cfg = run.config.train
     where = {"device": device, "workers": workers, "threads": threads}
     cfg = replace(cfg, **{k: v for k, v in where.items() if v is not None})
     device, distributed = _start(cfg)
     main = dist.is_main()
     precision = _precision(cfg)
-    if main and run.config.get("precision", precision) != precision:
-        log.warning("run '%s' trained in %s; on %s it continues in %s", run.dir, run.config["precision"], device,
+    if main and run.config.precision not in (None, precision):
+        log.warning("run '%s' trained in %s; on %s it continues in %s", run.dir, run.config.precision, device,
                     precision)
     try:
         with lock.holding(run.dir) if main else nullcontext():
