@@ -45,7 +45,8 @@ def full_run(shapes_runs: dict[str, Run], tmp_path_factory: pytest.TempPathFacto
              (weights(run.name, read_head(run), ["red"])[1], "nv weights --class red"),
              (perturb(run, device="cpu"), "nv perturb --channel all"),
              (explain_run(run, index=0), "nv explain --index 0"),
-             (dissect_run(run, options=DissectOptions(probe_count=60), compute=Compute(device="cpu")), "nv dissect-map --probe-count 60")]
+             (dissect_run(run, options=DissectOptions(probe_count=60), compute=Compute(device="cpu")),
+              "nv dissect-map --probe-count 60")]
     for result, command in saves:
         result.save(run.dir, command=f"{command} --run {run.dir}")
     return run
@@ -218,7 +219,8 @@ def test_report_of_a_directory_that_is_not_a_run(nv, tmp_path: Path) -> None:
 def test_report_reads_a_complete_run_without_torch(full_run: Run) -> None:
     code = ("import sys\nfrom nvcli.runs.run import load_run\nfrom nvcli.report.build import build_report\n"
             f"report, path = build_report([load_run({str(full_run.dir)!r})])\n"
-            "print(len(report.html) > 0, report.drawn, sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+            "print(len(report.html) > 0, report.drawn, "
+            "sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True [] []"
@@ -228,7 +230,8 @@ def test_report_reads_a_complete_run_without_torch(full_run: Run) -> None:
 
 CHECK = """<script>addEventListener("load", () => {
   const images = [...document.images];
-  const found = {images: images.length, undecoded: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt),
+  const found = {images: images.length,
+    undecoded: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt),
     scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth,
     sections: [...document.querySelectorAll("section")].map(s => s.id)};
   const out = document.createElement("pre"); out.id = "nv-check"; out.textContent = JSON.stringify(found);

@@ -299,7 +299,8 @@ def _overview(runs: Sequence[Run]) -> tuple[str, str]:
     title = (f"<h1>nv report: {page.esc(names)}</h1>"
              f'<div class="meta">{page.esc(where)} · made {time.strftime("%Y-%m-%d %H:%M")} by nv {__version__}</div>')
     return title, page.section("overview", "Overview", "Validation accuracy from eval.csv (nv eval) where saved, "
-                               "else after the last epoch.", page.table(list(rows[0]), [list(r.values()) for r in rows]))
+                               "else after the last epoch.",
+                               page.table(list(rows[0]), [list(r.values()) for r in rows]))
 
 
 def _single(run: Run, ctx: Context) -> list[tuple[str, str, str]]:
@@ -314,7 +315,8 @@ def _single(run: Run, ctx: Context) -> list[tuple[str, str, str]]:
             title = " · ".join(filter(None, (source.name, entry.title if len(items) > 1 else "")))
             blocks.append((f"<h3>{page.esc(title)}</h3>" if title else "") + entry_html(source, entry, ctx))
         two_up = kind.two_up and len(items) > 1
-        body = f'<div class="grid two">{"".join(f"<div>{b}</div>" for b in blocks)}</div>' if two_up else "".join(blocks)
+        cells = "".join(f"<div>{b}</div>" for b in blocks)
+        body = f'<div class="grid two">{cells}</div>' if two_up else "".join(blocks)
         out.append((name, kind.title, page.section(name, kind.title, kind.about, body)))
     return out
 

@@ -267,7 +267,8 @@ class Run:
             model.load_state_dict(state)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
-            raise NvError(f"'{self.dir / files.MODEL}' does not match the model described in config.json ({first})") from exc
+            raise NvError(f"'{self.dir / files.MODEL}' does not match the model described in config.json "
+                          f"({first})") from exc
         return model.to(device).eval()
 
     def data(self, **overrides: Any) -> "DataBundle":
@@ -297,7 +298,8 @@ class Run:
         missing = [c for c in REQUIRED_UNIT_COLUMNS if c not in units.columns]
         expected = self.config.units
         if missing or (isinstance(expected, int) and len(units) != expected):
-            raise NvError(f"'{path}' does not describe this run's units (expected columns {', '.join(REQUIRED_UNIT_COLUMNS)}"
+            raise NvError(f"'{path}' does not describe this run's units (expected columns "
+                          f"{', '.join(REQUIRED_UNIT_COLUMNS)}"
                           f" and {expected} rows; it has {', '.join(map(str, units.columns))} and {len(units)} rows)")
         return units
 
@@ -312,7 +314,8 @@ def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_D
     if path is None:
         link = Path(runs_dir) / files.LATEST
         if not link.exists():
-            others = sorted(p.parent.name for p in Path(runs_dir).glob("*/config.json")) if Path(runs_dir).is_dir() else []
+            found = Path(runs_dir).glob("*/config.json") if Path(runs_dir).is_dir() else []
+            others = sorted(p.parent.name for p in found)
             if link.is_symlink():
                 raise NvError(f"'{link}' points to '{os.readlink(link)}', which no longer exists; pass run PATH"
                               + (f" (runs in '{runs_dir}': {', '.join(others[:5])}"
