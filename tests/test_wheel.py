@@ -52,17 +52,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return env / "bin"
 
 
-def _nv(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def _clean_env() -> dict[str, str]:
+    """This environment without a path to another nv (PYTHONPATH, an active virtual environment)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return {**env, "OMP_NUM_THREADS": "1"}
+
+
+def _nv(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(bin_dir / "nv"), *args], capture_output=True, text=True, cwd=cwd, timeout=600,
-                          env={**env, "OMP_NUM_THREADS": "1"})
+                          env=_clean_env())
 
 
 def test_the_installed_wheel_reports_its_version_and_trains(installed: Path, tmp_path: Path) -> None:
     version = _nv(installed, "--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.strip() == f"nv {nvcli.__version__}", version.stderr
     where = subprocess.run([str(installed / "python"), "-c", "import nvcli; print(nvcli.__file__)"],
-                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120, env=_clean_env())
     assert str(installed.parent) in where.stdout, "nv came from the source tree, not from the wheel"
     trained = _nv(installed, "train", "--arch", "smallcnn", "--image-size", "16", "--epochs", "1", "-D",
                   "train_per_class=4", "-D", "val_per_class=2", "--batch-size", "8", "--threads", "1", "--name", "w",
