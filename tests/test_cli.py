@@ -280,3 +280,8 @@ def test_debug_shows_the_traceback(nv) -> None:
     with pytest.raises(NvError, match="unknown architecture"):
         nv("--debug", "convert", "--arch", "nonet", "-n", "2")
     assert nv("convert", "--arch", "nonet", "-n", "2").code == 2  # the next call is one line again
+
+
+def test_a_head_named_twice_is_refused(nv, tmp_path: Path) -> None:
+    result = nv("eval", "--run", tmp_path, "--head", "dense", "--head", "dense")
+    assert result.code == 2 and "--head names dense more than once; name each head once" in result.err

@@ -230,6 +230,11 @@ def test_refusals_and_what_is_kept(nv, shapes_runs: dict, sparse_run: Run) -> No
     again = nv("sparsify", "--run", run_dir, "--units-per-class", "2", "--name", "mine", "--device", "cpu")
     assert again.code == 2 and "head/mine" in again.err and "pass --force" in again.err
     assert json.loads((run_dir / "heads" / "mine.json").read_text())["rule"] == {"units_per_class": 4}
+    # A drop so large that the empty head (step 0: the class prior) would meet it: the sparsest head with units.
+    lax = nv("sparsify", "--run", run_dir, "--max-drop", "0.99", "--name", "lax", "--device", "cpu", "-f", "json")
+    assert lax.code == 0, lax.err
+    record = json.loads((run_dir / "heads" / "lax.json").read_text())
+    assert record["step"] >= 1 and record["units"] > 0
 
 
 def test_result_files_in_a_subfolder_are_saved_together_and_stray_names_never_deleted(tmp_path: Path) -> None:
