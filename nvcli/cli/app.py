@@ -93,10 +93,10 @@ def _flagged(exc: NvError) -> str:
     command = typer.main.get_command(app)
     for name in sys.argv[1:3]:
         command = getattr(command, "commands", {}).get(name, command)
-    flags = {p.name: p.opts[0] for p in getattr(command, "params", []) if p.opts}
+    spelled = {p.name: p.opts[0] for p in getattr(command, "params", []) if p.opts}
     for param in exc.params:
-        if param in flags:
-            text = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flags[param], text, count=1)
+        if param in spelled:
+            text = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", spelled[param], text, count=1)
     return text
 
 
