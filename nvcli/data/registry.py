@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.metadata
 import os
 import unicodedata
 from dataclasses import asdict, dataclass, field, fields
@@ -165,6 +164,8 @@ def _import(entry: Entry) -> Any:
 
 
 def _versions(*names: str) -> str:
+    import importlib.metadata  # only to word an error: not at start-up (40 ms)
+
     found = []
     for name in names:
         try:
