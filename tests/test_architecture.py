@@ -186,3 +186,18 @@ def test_the_architecture_page_names_every_module() -> None:
     words = set(re.findall(r"[a-z_0-9]+", diagram))
     missing = [m for m, _ in _modules() if m.split(".")[-1] not in words or m.split(".")[0] not in words]
     assert missing == [], f"docs/architecture.md does not name {missing}"
+
+
+def test_the_exported_functions_say_what_each_argument_is_and_what_they_return() -> None:
+    import inspect
+
+    import nvcli
+
+    functions = {name: getattr(nvcli, name) for name in nvcli.__all__ if inspect.isfunction(getattr(nvcli, name, None))}
+    assert len(functions) >= 15
+    lacking = [name for name, fn in functions.items()
+               if "Args:" not in (fn.__doc__ or "") or "Returns:" not in (fn.__doc__ or "")
+               or any(f"{p}:" not in fn.__doc__ for p in inspect.signature(fn).parameters)]
+    assert lacking == []
+    classes = [name for name in nvcli.__all__ if inspect.isclass(getattr(nvcli, name, None))]
+    assert [name for name in classes if not (getattr(nvcli, name).__doc__ or "").strip()] == []

@@ -82,7 +82,16 @@ def head_names(run: Run) -> list[str]:
 
 
 def read_head(run: Run, head: str = files.DENSE_HEAD) -> Head:
-    """Head `head` of a NeuroView run (a baseline run is refused)."""
+    """One head of a NeuroView run (a baseline run is refused), checked against the run's units and classes.
+
+    Args:
+        run: a NeuroView run (`load_run`).
+        head: `dense` (trained with the network) or a sparse head's name (`sparse_head`).
+
+    Returns:
+        A `Head`: `weight` [classes, units], `bias`, `units` (units.csv), `classes`, and a sparse head's
+        `groups` of near-copy units.
+    """
     run.require_neuroview()
     if head == files.DENSE_HEAD:
         name, keys = files.MODEL, ("head.weight", "head.bias")

@@ -261,9 +261,22 @@ class HeadSummary(RunResult):
 def weights(run_name: str, head: Head, classes: list[str], *, top: int = DEFAULT_TOP, grid: bool = False,
             rank: str = DEFAULT_RANK, stats: CodeStats | None = None,
             concepts: pd.DataFrame | None = None) -> tuple[list[ClassWeights], HeadSummary]:
-    """The weights of `classes` and the per-layer summary and class similarity of `head`; with rank `importance`
-    (and the codes' `stats`) the tables carry importance and the per-layer summary sums it. A sparse head's figure
-    per class draws its kept units, with their `concepts` (concepts_units.csv) when given."""
+    """A head's weights along the unit axis for some classes, its per-layer summary and class similarity.
+
+    Args:
+        run_name: the run's name, for titles.
+        head: the head (`read_head`).
+        classes: the classes to tabulate and draw.
+        top: units listed per sign, and the k of `top_share` per layer.
+        grid: also draw every class in one figure (weights_all.png).
+        rank: `weight` (the paper's) or `importance` (weight x the code's spread; needs `stats`).
+        stats: the validation codes' mean and spread (`code_stats`), for `importance`.
+        concepts: concepts_units.csv, to label a sparse head's kept units in its figure.
+
+    Returns:
+        One `ClassWeights` per class (weights_<class>.csv/.png) and the `HeadSummary` (weights_layers.csv,
+        class_similarity.csv/.png); `.save(run.dir)` writes each.
+    """
     stems = files.class_stems(head.classes)
     shown = stats if needs_codes(rank) else None
     sparse = head.name != files.DENSE_HEAD

@@ -203,7 +203,15 @@ def dataset_kind(name: str) -> str:
 
 
 def data_options(name: str, values: Mapping[str, Any]) -> DataOptions:
-    """The typed options of dataset `name` from flag or config values (unset values are None)."""
+    """A dataset's typed settings from plain values, each checked.
+
+    Args:
+        name: a dataset of the registry that can be read.
+        values: setting -> value (None: the dataset's default); a key it does not take is refused.
+
+    Returns:
+        The dataset's own `DataOptions` subclass (e.g. `ShapesOptions`).
+    """
     found = entry(name)
     if not found.load:
         raise choice_error("dataset", name, [e.name for e in readable()])
@@ -211,7 +219,15 @@ def data_options(name: str, values: Mapping[str, Any]) -> DataOptions:
 
 
 def load_data(name: str, values: Mapping[str, Any] | DataOptions | None = None) -> DataBundle:
-    """Load dataset `name` with its options (a DataOptions, or values checked into one)."""
+    """Load a dataset with its settings.
+
+    Args:
+        name: a dataset of the registry (`nv data list`).
+        values: its settings: a DataOptions, or a mapping checked into one (None: every default).
+
+    Returns:
+        A `DataBundle`: `train` and `val` splits, `classes`, `kind`, `input_shape`, normalisation, `cues`.
+    """
     options = values if isinstance(values, DataOptions) else data_options(name, values or {})
     found = entry(name)
     bundle = found.attribute(found.load)(options)

@@ -354,7 +354,15 @@ def _side_by_side(runs: Sequence[Run], ctx: Context) -> list[tuple[str, str, str
 
 
 def build_report(runs: Sequence[Run], out: str | os.PathLike | None = None) -> tuple[Report, Path]:
-    """The report page of `runs` (one run, or several side by side) and the path it is meant for."""
+    """The report page of one run, or of several side by side.
+
+    Args:
+        runs: the runs (`load_run`); the first is the page's home.
+        out: the HTML file (default: RUN/report.html, or FIRST_RUN/report_vs_<others>.html).
+
+    Returns:
+        The `Report` (its `write(path, force=...)` writes it all at once) and the path it is meant for.
+    """
     if not runs:
         raise NvError("give at least one run PATH", param="run")
     path = Path(out) if out is not None else default_path(runs)

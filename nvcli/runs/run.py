@@ -310,7 +310,15 @@ class Run:
 
 
 def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_DIR) -> Run:
-    """Open a run directory (default: `<runs_dir>/latest`), validating its config.json."""
+    """Open a run directory, validating its config.json; nothing in it is executed.
+
+    Args:
+        path: the run directory (default: `<runs_dir>/latest`, the newest run).
+        runs_dir: where run directories live.
+
+    Returns:
+        The `Run`: `config` (a typed RunConfig), `spec`, `classes`, `units()`, `model()`, `data()`.
+    """
     if path is None:
         link = Path(runs_dir) / files.LATEST
         if not link.exists():

@@ -68,8 +68,19 @@ def convert(choice: ModelChoice, *, num_classes: int | None = None, classes: lis
             runs_dir: str | Path = files.RUNS_DIR, force: bool = False) -> tuple[Path, "nn.Module"]:
     """Build the NeuroView variant of a standard network and write an untrained run directory.
 
-    The classes are `classes` (names) or `num_classes` (named 0..N-1); 3-channel inputs get ImageNet's
-    normalisation (so pretrained weights fit), others none.
+    Args:
+        choice: the network (architecture, code, reduction, a standard network's `weights` to load).
+        num_classes: classes of the new head (named 0..N-1), or
+        classes: their names (sets the count).
+        image_size: the input side in pixels.
+        in_channels: input channels; 3-channel inputs get ImageNet's normalisation (so pretrained weights
+            fit), others none.
+        name: the run directory's name (default: a timestamp) under `runs_dir`.
+        runs_dir: where run directories live.
+        force: replace an existing run of that name (only the files nv wrote).
+
+    Returns:
+        The run directory and the built network (its `layers` list the units per nonlinear layer).
     """
     if classes and num_classes is not None and num_classes != len(classes):
         raise NvError(f"num_classes {num_classes} disagrees with the {len(classes)} names given by classes",
@@ -149,12 +160,25 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
           runs_dir: str | Path = files.RUNS_DIR, force: bool = False, init: str | Path | None = None,
           given: Collection[str] = (), trust_code: bool = False, progress: ProgressFn | None = None,
           on_epoch: EpochFn | None = None) -> Run | None:
-    """Train a new run of `choice` on dataset `data`.
+    """Train a new run of `choice` on dataset `data` and write its run directory.
 
-    With `init`, the model starts from that run (written by `convert`); `given` names the model flags the
-    user set, which `init` applies or refuses. A user architecture (`package.module:function`) is imported
-    when it was named in `choice` or with `trust_code`. Under torchrun every process trains; rank 0 alone
-    writes and gets the Run, the others get None.
+    Args:
+        choice: the model asked for (architecture, code, reduction, baseline ...).
+        data: a dataset name of the registry (`nv data list`).
+        options: that dataset's settings (`data_options(data, {...})`); its seed must equal `cfg.seed`.
+        cfg: the training recipe.
+        name: the run directory's name (default: a timestamp) under `runs_dir`.
+        runs_dir: where run directories live.
+        force: replace an existing run of that name (only the files nv wrote).
+        init: start from this run, written by `convert`.
+        given: the model settings the user set, which `init` applies or refuses.
+        trust_code: allow importing a `package.module:function` architecture named by `init`'s run (one
+            named in `choice` is imported: the caller asked for it).
+        progress: called as `progress(phase, done, total)` per batch.
+        on_epoch: called with each epoch's metrics row.
+
+    Returns:
+        The trained `Run`; under torchrun rank 0 alone writes and gets it, the others get None.
     """
     if options.seed != cfg.seed:
         raise NvError(f"the data options' seed ({options.seed}) and the training seed ({cfg.seed}) differ; "
@@ -188,7 +212,17 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
            trust_code: bool = False, progress: ProgressFn | None = None, on_epoch: EpochFn | None = None) -> Run | None:
     """Continue an interrupted run from its checkpoint with the recipe in its config.json.
 
-    `device`, `workers` and `threads` may differ from the original run's: they change where it runs, not what.
+    Args:
+        run: the run to continue (`load_run`).
+        device: where to train now (None: as recorded); it changes where the run trains, not what.
+        workers: DataLoader worker processes (None: as recorded).
+        threads: CPU threads for torch (None: as recorded).
+        trust_code: allow importing the run's `package.module:function` architecture.
+        progress: called as `progress(phase, done, total)` per batch.
+        on_epoch: called with each epoch's metrics row.
+
+    Returns:
+        The run, trained to its recorded epochs (None on torchrun ranks other than 0).
     """
     if run.config.train is None:
         raise NvError(f"run '{run.dir}' was never trained (convert only); train it first, starting from this run "

@@ -69,8 +69,23 @@ def _row(name: str, W: Tensor, b: Tensor, train: tuple[Tensor, Tensor], val: tup
 
 def fit_path(run: Run, settings: PathSettings = PathSettings(), *, device: str = "auto", batch_size: int = 128,
              workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> FittedPath:
-    """Fit the elastic-net path over `run`'s codes (cached in the run), standardised with training statistics, one
-    feature per group of near-copy units."""
+    """Fit the elastic-net path over a run's unit codes (cached in the run).
+
+    The codes are standardised with training statistics, with one feature per group of near-copy units.
+
+    Args:
+        run: a NeuroView run.
+        settings: alpha, the lambda grid, patience and the near-copy threshold.
+        device: where to compute: auto (cuda > mps > cpu), cpu, cuda or mps.
+        batch_size: samples per inference batch for the codes.
+        workers: DataLoader worker processes.
+        trust_code: allow importing the run's `package.module:function` architecture.
+        progress: called as `progress(phase, done, total)`.
+
+    Returns:
+        A `FittedPath`: every step's head and accuracy (`path`), the near-copy `groups`, and `result`
+        (sparse_path.csv/.png) to save.
+    """
     dense = read_head(run)
     codes = {split: split_codes(run, split, device=device, batch_size=batch_size, workers=workers,
                                 trust_code=trust_code, progress=progress) for split in ("train", "val")}
@@ -122,12 +137,21 @@ def _kept_record(head: Head, cls: str) -> list[dict[str, Any]]:
 
 def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(), *,
                 finetune: bool = False) -> SparseHead:
-    """The head `selection` picks, folded into head `name`.
+    """The sparse head a rule picks on a fitted path, as an ordinary `W z + b` over the run's codes.
 
     With `units_per_class` K: each class's first K groups along the path (budget.py), fitted together at the λ of
     the last step read with each class held to its support, then refitted without penalty (always: the supports
-    come from different λ). With `max_drop`: the step it picks, refitted without penalty on its units with
-    `finetune`.
+    come from different λ). With `max_drop`: the sparsest step with units within the drop, refitted without
+    penalty on its units with `finetune`.
+
+    Args:
+        fitted: the path (`fit_path`).
+        name: the head's name (heads/<name>.pt; read it with `read_head(run, name)`).
+        selection: the rule: `units_per_class` K or `max_drop` X.
+        finetune: with `max_drop`, refit the kept units without penalty.
+
+    Returns:
+        A `SparseHead` result (`summary` table, `record` for heads/<name>.json); `.save(run.dir)` writes it.
     """
     check_head_name(name)
     run, path, train, val = fitted.run, fitted.path, fitted.train, fitted.val
