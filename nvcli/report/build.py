@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -93,11 +92,11 @@ def _csv_block(folder: Path, name: str, ctx: Context) -> str:
     header, rows = page.read_csv(folder, name) if path.stat().st_size <= PARSE_BYTES else ([], [])
     count = len(rows) if header else max(access.read_bytes(folder, name).count(b"\n") - 1, 0)
     if not header or count > INLINE_ROWS:
-        return f'<div class="files">{page.link(ctx.href(path), path.name)} ({count} rows): {page.esc(about.text)}</div>'
+        return page.files_line(f"{page.link(ctx.href(path), path.name)} ({count} rows): {page.esc(about.text)}")
     label = path.name + (f": {about.text}" if about.text else "")
     body = page.table(header, rows)
     if about.shown:
-        return f'<div class="files">{page.esc(label)}</div>{body}'
+        return page.files_line(page.esc(label)) + body
     return f"<details><summary>{page.esc(label)} ({count} rows)</summary>{body}</details>"
 
 
@@ -109,8 +108,8 @@ def _json_block(folder: Path, name: str, ctx: Context) -> str:
         record = None
     link = page.link(ctx.href(folder / name), name)
     if not isinstance(record, dict):
-        return f'<div class="files">{link}</div>'
-    return f'<div class="files">{link}</div>' + page.key_values(_flat("", record))
+        return page.files_line(link)
+    return page.files_line(link) + page.key_values(_flat("", record))
 
 
 def _draw_missing(source: Source, entry: Entry, ctx: Context) -> dict[str, bytes]:
@@ -124,10 +123,7 @@ def _draw_missing(source: Source, entry: Entry, ctx: Context) -> dict[str, bytes
         result = kind.loader(source.dir, entry)
         wanted = {} if result is None else {n: w for n, w in result.artifacts(figures=True).items()
                                             if n.endswith(".png") and not access.is_file(source.dir, n)}
-        with tempfile.TemporaryDirectory(prefix="nv-report-") as tmp:
-            for name, write in wanted.items():
-                write(Path(tmp) / name)
-                drawn[name] = (Path(tmp) / name).read_bytes()
+        drawn = {name: page.drawn_png(write, name) for name, write in wanted.items()}
     except (NvError, OSError, ValueError, KeyError) as exc:  # unreadable tables: the page says what is missing
         log.info("cannot redraw the figures of %s in '%s': %s", entry.key, source.dir, exc)
     ctx.drawn += [str(source.dir / name) for name in drawn]
@@ -152,12 +148,12 @@ def entry_html(source: Source, entry: Entry, ctx: Context) -> str:
         elif name.endswith(".json"):  # a record (a sparse head's): its settings and numbers as a table
             tables.append(_json_block(source.dir, name, ctx))
         else:
-            tables.append(f'<div class="files">{page.link(ctx.href(path), name)}</div>')
+            tables.append(page.files_line(page.link(ctx.href(path), name)))
     if not figures and any(n.endswith(".csv") for n in entry.files) and entry.command:
-        tables.insert(0, f'<div class="note">no figure was saved with this result; regenerate with: '
-                         f'{page.esc(entry.command.replace(" --no-plot", ""))}</div>')
+        tables.insert(0, page.note("no figure was saved with this result; regenerate with: "
+                                   + entry.command.replace(" --no-plot", "")))
     if missing:
-        tables.append(f'<div class="note">listed in results.json but missing: {page.esc(", ".join(missing))}</div>')
+        tables.append(page.note(f"listed in results.json but missing: {', '.join(missing)}"))
     return _sparse_head(source, entry) + f'<div class="grid">{"".join(figures)}</div>' + "".join(tables)
 
 
@@ -221,7 +217,7 @@ def training_html(run: Run, ctx: Context) -> str:
     """metrics.png (drawn from metrics.csv when the run has none) and the last epoch's numbers."""
     header, rows = _metrics(run)
     if not rows:
-        return '<p class="absent">no epoch finished (metrics.csv is empty or missing)</p>'
+        return page.absent("no epoch finished (metrics.csv is empty or missing)")
     path = run.path(files.METRICS_PNG)
     how = "written at the end of training, also of a resumed training; the report draws it when missing"
     if path.is_file():
@@ -231,14 +227,12 @@ def training_html(run: Run, ctx: Context) -> str:
         from ..plots.metrics import metrics_figure
         from ..runs.atomic import save_figure
 
-        with tempfile.TemporaryDirectory(prefix="nv-report-") as tmp:
-            save_figure(Path(tmp) / files.METRICS_PNG,
-                        metrics_figure(access.read_csv(run.dir, files.METRICS), f"{run.name}: training curves"))
-            data = (Path(tmp) / files.METRICS_PNG).read_bytes()
+        figure = metrics_figure(access.read_csv(run.dir, files.METRICS), f"{run.name}: training curves")
+        data = page.drawn_png(lambda path: save_figure(path, figure), files.METRICS_PNG)
         ctx.drawn.append(str(path))
         shown = page.figure(data, files.METRICS_PNG, caption(files.METRICS_PNG).text, None,
                             "(drawn for this page from metrics.csv; the run has no metrics.png)", how)
-    return shown + f'<div class="files">last epoch ({files.METRICS})</div>' + page.table(header, rows[-1:])
+    return shown + page.files_line(f"last epoch ({files.METRICS})") + page.table(header, rows[-1:])
 
 
 # -- the page ------------------------------------------------------------------------------------------------------
@@ -348,7 +342,7 @@ def _side_by_side(runs: Sequence[Run], ctx: Context) -> list[tuple[str, str, str
         for (folder, key), cells in slots.items():
             title = " · ".join(filter(None, (folder, key)))
             body += f"<h3>{page.esc(title)}</h3>" + page.columns(
-                heads, [c or '<p class="absent">not in this run</p>' for c in cells])
+                heads, [c or page.absent("not in this run") for c in cells])
         out.append((name, kind.title, page.section(name, kind.title, kind.about, body)))
     return out
 

@@ -7,7 +7,7 @@ import html
 import io
 import struct
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..runs import access
 
@@ -108,6 +108,30 @@ def figure(data: bytes, name: str, caption: str, command: str | None, note: str 
 
 def link(href: str, text: str) -> str:
     return f'<a href="{esc(href)}">{esc(text)}</a>'
+
+
+def files_line(html_text: str) -> str:
+    """A line naming files (already HTML: links and escaped text)."""
+    return f'<div class="files">{html_text}</div>'
+
+
+def note(text: str) -> str:
+    """A remark about what is shown or missing (plain text)."""
+    return f'<div class="note">{esc(text)}</div>'
+
+
+def absent(text: str) -> str:
+    """In place of a part a run does not have (plain text)."""
+    return f'<p class="absent">{esc(text)}</p>'
+
+
+def drawn_png(write: Callable[[Path], None], name: str) -> bytes:
+    """The bytes of a figure `write` draws, drawn in a scratch folder (never in a run)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nv-report-") as tmp:
+        write(Path(tmp) / name)
+        return (Path(tmp) / name).read_bytes()
 
 
 def section(ident: str, title: str, about: str, body: str) -> str:

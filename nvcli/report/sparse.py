@@ -42,7 +42,7 @@ def _class_table(row: dict[str, Any], concepts: dict[str, str]) -> str:
     body = page.table(["unit", "layer", "concept", "weight", "group size"],
                       [[str(k.get("unit")), str(k.get("layer")), concepts.get(str(k.get("unit")), "-"),
                         str(k.get("weight")), str(k.get("group_size"))] for k in kept])
-    return f'<div class="files">{page.esc(title)}</div>{body}'
+    return page.files_line(page.esc(title)) + body
 
 
 def head_html(run_dir: Path, name: str, path_figure: str) -> str:
