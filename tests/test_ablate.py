@@ -14,6 +14,7 @@ import torch
 from nvcli.analysis.ablation import COLUMNS, SUMMARY_COLUMNS, AblationOptions, ablate
 from nvcli.analysis.codes import split_codes
 from nvcli.analysis.head import read_head
+from nvcli.analysis.settings import Compute
 from nvcli.data.views.solids import SolidsOptions
 from nvcli.errors import NvError
 from nvcli.models.spec import ModelChoice
@@ -38,7 +39,7 @@ def _outcome(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, c: int) -> tup
 @pytest.mark.parametrize("mode", ["mean", "zero"])
 def test_every_ablation_is_the_head_on_the_changed_codes(run: Run, mode: str) -> None:
     options = AblationOptions(classes=["red", "circle"], rank="importance", mode=mode, max_k=6, steps=3, draws=2)
-    result = ablate(run, options, device="cpu")
+    result = ablate(run, options, compute=Compute(device="cpu"))
     codes = split_codes(run, "val", device="cpu")
     z, labels = np.asarray(codes.z, dtype=np.float64), codes.labels
     head = read_head(run)

@@ -184,7 +184,7 @@ def test_perturb_reads_the_data_once(runs, monkeypatch):
     original = type(bundle.val).__getitem__
     monkeypatch.setattr(type(bundle.val), "__getitem__", lambda self, i: reads.append(i) or original(self, i))
     monkeypatch.setattr(Run, "data", lambda self, **kw: bundle)
-    result = perturb(run, ["red", "green", "blue"], device="cpu", batch_size=64)
+    result = perturb(run, ["red", "green", "blue"], compute=Compute(device="cpu", batch_size=64))
     assert len(reads) == len(bundle.val) + 1  # one pass for all four conditions, plus the example sample
     assert set(result.accuracy["condition"]) == {"none", "red", "green", "blue"}
 
@@ -216,7 +216,7 @@ def test_perturb_refuses_sound_data_and_bad_channel(runs, nv):
     model = replace(run.config.model, input_shape=(1, 32, 32), mean=(0.0,), std=(1.0,))
     sound = Run(run.dir, replace(run.config, model=model, data=replace(run.config.data, kind="sound")))
     with pytest.raises(NvError, match="1 channel.*choose an image run"):
-        perturb(sound, device="cpu")
+        perturb(sound, compute=Compute(device="cpu"))
     code, _, err = nv("perturb", "--channel", "gren", "--run", runs["nv"].dir)
     assert code == 2 and "Did you mean 'green'?" in err
 
@@ -330,7 +330,7 @@ def test_compare_reads_eval_csv_and_writes_into_run_a_by_default(runs):
     for name, frame in saved.items():
         frame.to_csv(a.dir / name, index=False)
     try:
-        result = compare(a, a, device="cpu")
+        result = compare(a, a, compute=Compute(device="cpu"))
     finally:
         for name in saved:
             (a.dir / name).unlink()

@@ -123,7 +123,8 @@ def _outranks(a: np.ndarray, b: np.ndarray) -> float:
 
 def channel_bounds(run: Run) -> list[Bound]:
     """(a) Zeroing a colour channel removes its class and keeps the others' accuracy."""
-    accuracy = perturb(run, device="cpu").accuracy.pivot(index="class", columns="condition", values="accuracy")
+    result = perturb(run, compute=Compute(device="cpu"))
+    accuracy = result.accuracy.pivot(index="class", columns="condition", values="accuracy")
     others = list(TEXTURE_CLASSES + SHAPE_CLASSES)
     bounds = []
     for channel in COLOUR_CLASSES:

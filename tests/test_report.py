@@ -39,11 +39,11 @@ REQUIRE_BROWSER = "NV_REQUIRE_BROWSER"  # set to 1 (as .ci/run does) and a missi
 def full_run(shapes_runs: dict[str, Run], tmp_path_factory: pytest.TempPathFactory) -> Run:
     """A copy of the trained shapes run holding every result kind an image run can have (no multi-view)."""
     run = _copy(shapes_runs["nv"], tmp_path_factory.mktemp("report"), trained_only=True)
-    saves = [(evaluate(run, device="cpu"), "nv eval"),
+    saves = [(evaluate(run, compute=Compute(device="cpu")), "nv eval"),
              *[(r, "nv weights --class " + r.cls) for r in weights(run.name, read_head(run),
                                                                    ["red", "circle"])[0]],
              (weights(run.name, read_head(run), ["red"])[1], "nv weights --class red"),
-             (perturb(run, device="cpu"), "nv perturb --channel all"),
+             (perturb(run, compute=Compute(device="cpu")), "nv perturb --channel all"),
              (explain_run(run, index=0), "nv explain --index 0"),
              (dissect_run(run, options=DissectOptions(probe_count=60), compute=Compute(device="cpu")),
               "nv dissect-map --probe-count 60")]

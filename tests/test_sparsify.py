@@ -13,6 +13,7 @@ import torch
 
 from nvcli.analysis.codes import split_codes
 from nvcli.analysis.head import Head, read_head
+from nvcli.analysis.settings import Compute
 from nvcli.analysis.sparse.groups import UnitGroups
 from nvcli.analysis.sparse.head import Selection
 from nvcli.analysis.sparse.path import PATH_COLUMNS, PathSettings
@@ -105,7 +106,7 @@ def test_ten_units_per_class_keep_the_dense_accuracy_and_colour_classes_read_col
 
 
 def test_the_refit_keeps_the_support_and_lowers_the_training_loss(sparse_run: Run) -> None:
-    fitted = fit_path(sparse_run, PathSettings(steps=30), device="cpu")
+    fitted = fit_path(sparse_run, PathSettings(steps=30), compute=Compute(device="cpu"))
     penalised = sparse_head(fitted, "p5", Selection(units_per_class=None, max_drop=0.1))
     refit = sparse_head(fitted, "r5", Selection(units_per_class=None, max_drop=0.1), finetune=True)
     W0, W1 = penalised.head.weight, refit.head.weight

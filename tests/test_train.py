@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nvcli.analysis.evaluate import evaluate
+from nvcli.analysis.settings import Compute
 from nvcli.data.shapes import COLOUR_CLASSES, ShapesOptions
 from nvcli.errors import NvError
 from nvcli.models.spec import ModelChoice
@@ -33,15 +34,15 @@ def runs(shapes_runs: dict) -> dict[str, Path]:
 
 
 def test_neuroview_learns_far_above_chance_and_colour_classes_perfectly(runs: dict[str, Path]) -> None:
-    result = evaluate(load_run(runs["neuroview"]), device="cpu")
+    result = evaluate(load_run(runs["neuroview"]), compute=Compute(device="cpu"))
     assert result.summary["accuracy"] > 4 * CHANCE
     colour = result.per_class.set_index("class").loc[list(COLOUR_CLASSES), "accuracy"]
     assert (colour > 0.9).all()  # colour alone defines these classes: the easiest cue
 
 
 def test_neuroview_and_baseline_reach_comparable_accuracy(runs: dict[str, Path]) -> None:
-    nv = evaluate(load_run(runs["neuroview"]), device="cpu").summary["accuracy"]
-    base = evaluate(load_run(runs["baseline"]), device="cpu").summary["accuracy"]
+    nv = evaluate(load_run(runs["neuroview"]), compute=Compute(device="cpu")).summary["accuracy"]
+    base = evaluate(load_run(runs["baseline"]), compute=Compute(device="cpu")).summary["accuracy"]
     assert base > 4 * CHANCE
     assert abs(nv - base) < 0.2
 

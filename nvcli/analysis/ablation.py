@@ -32,7 +32,7 @@ from ..training.predict import ProgressFn
 from .codes import split_codes
 from .head import Head, read_head
 from .importance import CodeStats, scores
-from .settings import AblationOptions
+from .settings import AblationOptions, Compute
 
 COLUMNS = ["class", "ranking", "policy", "k", "accuracy", "margin", "draw"]  # + `view` in multi-view runs
 SUMMARY_COLUMNS = ["class", "k", "accuracy", "top_accuracy", "random_accuracy", "random_accuracy_sd",
@@ -189,9 +189,8 @@ def ablation_summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def ablate(run: Run, options: AblationOptions | None = None, *, head: str = files.DENSE_HEAD, device: str = "auto",
-           batch_size: int = 128, workers: int = 0, trust_code: bool = False,
-           progress: ProgressFn | None = None) -> Ablation:
+def ablate(run: Run, options: AblationOptions | None = None, *, head: str = files.DENSE_HEAD,
+           compute: Compute = Compute(), trust_code: bool = False, progress: ProgressFn | None = None) -> Ablation:
     """Remove each class's top-, bottom- and random-ranked units and measure what the class loses.
 
     The validation codes are computed once (and cached in the run); every ablation is a product over them.
@@ -200,9 +199,7 @@ def ablate(run: Run, options: AblationOptions | None = None, *, head: str = file
         run: a trained NeuroView run.
         options: the ranking, removed code, k grid, random draws and summary k (`AblationOptions()` if None).
         head: `dense` or a sparse head's name.
-        device: where to compute: auto (cuda > mps > cpu), cpu, cuda or mps.
-        batch_size: samples per inference batch.
-        workers: DataLoader worker processes.
+        compute: where and how: device (auto: cuda > mps > cpu), inference batch size, loader workers.
         trust_code: allow importing the run's `package.module:function` architecture (runs its code).
         progress: called as `progress(phase, done, total)` while batches are computed.
 
@@ -214,7 +211,8 @@ def ablate(run: Run, options: AblationOptions | None = None, *, head: str = file
     chosen = read_head(run, head)
     for name in options.classes or []:
         chosen.class_index(name)  # an unknown class fails before any data is read
-    codes = split_codes(run, "val", device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
+    codes = split_codes(run, "val", device=compute.device, batch_size=compute.batch_size, workers=compute.workers,
+                        trust_code=trust_code,
                         progress=progress)
     frame = ablation_frame(codes.z, codes.labels, chosen, CodeStats.of(codes), options)
     units = chosen.weight.shape[1]

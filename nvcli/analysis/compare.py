@@ -23,6 +23,7 @@ from ..training.predict import ProgressFn
 from .evaluate import Evaluation, evaluate
 from .head import DEFAULT_TOP, OVERALL, head_names, read_head
 from .importance import check_rank, code_stats, needs_codes, ranked_head
+from .settings import Compute
 from .weights import layer_summary
 
 log = logging.getLogger(__name__)
@@ -95,21 +96,20 @@ def check_comparable(a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> Non
                       f"{len(sa)} layers, '{b.name}' has {sum(s[-1] for s in sb)} in {len(sb)}")
 
 
-def run_accuracy(run: Run, head: str = files.DENSE_HEAD, *, device: str = "auto", batch_size: int = 128,
-                 workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> tuple[float, str]:
+def run_accuracy(run: Run, head: str = files.DENSE_HEAD, *, compute: Compute = Compute(), trust_code: bool = False,
+                 progress: ProgressFn | None = None) -> tuple[float, str]:
     """The validation accuracy of the run's head `head` and where it came from: its saved evaluation, or now."""
     saved = Evaluation.load(run.dir, head)
     if saved is not None:
         return float(saved.summary["accuracy"]), files.EVAL.name(head)
     log.info("no saved evaluation of head '%s' in '%s'; evaluating", head, run.dir)
-    result = evaluate(run, head=head, device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
+    result = evaluate(run, head=head, compute=compute, trust_code=trust_code,
                       progress=progress)
     return float(result.summary["accuracy"]), "computed"
 
 
 def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = DEFAULT_TOP, rank: str = "weight",
-            device: str = "auto", batch_size: int = 128, workers: int = 0, trust_code: bool = False,
-            progress: ProgressFn | None = None) -> Comparison:
+            compute: Compute = Compute(), trust_code: bool = False, progress: ProgressFn | None = None) -> Comparison:
     """Compare how two runs of one architecture spread their head's weight over the layers.
 
     Args:
@@ -118,9 +118,7 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
         heads: the head of A and the head of B (`dense` or sparse heads' names).
         top: the k of `top_share` (units of largest |weight|).
         rank: `weight` or `importance` (shares of importance; reads each run's validation codes).
-        device: where to compute: auto (cuda > mps > cpu), cpu, cuda or mps.
-        batch_size: samples per inference batch.
-        workers: DataLoader worker processes.
+        compute: where and how: device (auto: cuda > mps > cpu), inference batch size, loader workers.
         trust_code: allow importing the run's `package.module:function` architecture (runs its code).
         progress: called as `progress(phase, done, total)` while batches are computed.
 
@@ -132,12 +130,13 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
     check_rank(rank)
     accuracy, layers = [], []
     for side, run, head in zip(SIDES, (a, b), heads):
-        acc, source = run_accuracy(run, head, device=device, batch_size=batch_size, workers=workers,
+        acc, source = run_accuracy(run, head, compute=compute,
                                    trust_code=trust_code, progress=progress)
         accuracy.append({"side": side, "run": run.name, "head": head, "network": run.spec.label,
                          "dataset": run.config.data.name, "classes": len(run.classes), "accuracy": acc,
                          "source": source})
-        stats = code_stats(run, device=device, batch_size=batch_size, workers=workers, trust_code=trust_code,
+        stats = code_stats(run, device=compute.device, batch_size=compute.batch_size, workers=compute.workers,
+                           trust_code=trust_code,
                            progress=progress) if needs_codes(rank) else None
         summary = layer_summary(ranked_head(read_head(run, head), rank, stats), top)
         summary.insert(0, "head", head)

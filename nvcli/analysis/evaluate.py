@@ -15,6 +15,7 @@ from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, predict
 from .head import read_head, with_head
+from .settings import Compute
 
 SUMMARY_COLUMNS = ["run", "head", "network", "activation", "dataset", "samples", "loss", "accuracy"]
 
@@ -75,16 +76,14 @@ class Evaluation(RunResult):
         return cls(row, per_class, confusion)
 
 
-def evaluate(run: Run, *, head: str = files.DENSE_HEAD, device: str = "auto", batch_size: int = 128,
-             workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> Evaluation:
+def evaluate(run: Run, *, head: str = files.DENSE_HEAD, compute: Compute = Compute(), trust_code: bool = False,
+             progress: ProgressFn | None = None) -> Evaluation:
     """Predict the validation split of `run` with one of its heads and summarise it.
 
     Args:
         run: a trained run (`load_run`).
         head: `dense` (trained with the network) or a sparse head's name (`sparse_head`).
-        device: where to compute: auto (cuda > mps > cpu), cpu, cuda or mps.
-        batch_size: samples per inference batch.
-        workers: DataLoader worker processes.
+        compute: where and how: device (auto: cuda > mps > cpu), inference batch size, loader workers.
         trust_code: allow importing the run's `package.module:function` architecture (runs its code).
         progress: called as `progress(phase, done, total)` while batches are computed.
 
@@ -92,12 +91,13 @@ def evaluate(run: Run, *, head: str = files.DENSE_HEAD, device: str = "auto", ba
         An `Evaluation`: `summary` (accuracy, loss, samples), `per_class` and `confusion` tables; `.save(run.dir)`
         writes eval.csv, per_class.csv and confusion.csv/.png.
     """
-    dev = resolve_device(device)
+    dev = resolve_device(compute.device)
     model = run.model(dev, trust_code=trust_code)
     if head != files.DENSE_HEAD:
         model = with_head(model, read_head(run, head))
     bundle = run.data()
-    logits, labels = predict(model, bundle.val, batch_size=batch_size, device=dev, workers=workers, progress=progress)
+    logits, labels = predict(model, bundle.val, batch_size=compute.batch_size, device=dev, workers=compute.workers,
+                             progress=progress)
     logits = logits["none"]
     pred = logits.argmax(1)
     classes = run.classes

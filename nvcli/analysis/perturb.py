@@ -22,6 +22,7 @@ from ..training.predict import ProgressFn, predict
 from .channels import CHANNELS, CONDITIONS, NONE, channels_for, zero_channel  # noqa: F401  (re-exported)
 from .evaluate import per_class_accuracy
 from .head import OVERALL, read_head, with_head
+from .settings import Compute
 
 COLUMNS = ["head", "class", "condition", "support", "correct", "accuracy", "change"]
 
@@ -82,8 +83,7 @@ def _accuracy(pred: Tensor, labels: Tensor, classes: list[str]) -> pd.DataFrame:
 
 
 def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = files.DENSE_HEAD, example: int = 0,
-            device: str = "auto", batch_size: int = 128, workers: int = 0, trust_code: bool = False,
-            progress: ProgressFn | None = None) -> Perturbation:
+            compute: Compute = Compute(), trust_code: bool = False, progress: ProgressFn | None = None) -> Perturbation:
     """Per-class and overall validation accuracy of `run` with each of `channels` zeroed (and unperturbed).
 
     Args:
@@ -91,9 +91,7 @@ def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = 
         channels: the colour channels to zero, each in turn (red, green, blue).
         head: `dense` or a sparse head's name.
         example: the validation sample drawn in perturb_examples.png.
-        device: where to compute: auto (cuda > mps > cpu), cpu, cuda or mps.
-        batch_size: samples per inference batch.
-        workers: DataLoader worker processes.
+        compute: where and how: device (auto: cuda > mps > cpu), inference batch size, loader workers.
         trust_code: allow importing the run's `package.module:function` architecture (runs its code).
         progress: called as `progress(phase, done, total)` while batches are computed.
 
@@ -108,11 +106,11 @@ def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = 
     if not 0 <= example < len(bundle.val):
         raise NvError(f"example {example} is out of range; the validation split has samples "
                       f"0..{len(bundle.val) - 1}", param="example")
-    dev = resolve_device(device)
+    dev = resolve_device(compute.device)
     model = run.model(dev, trust_code=trust_code)
     if head != files.DENSE_HEAD:
         model = with_head(model, read_head(run, head))
-    logits, labels = predict(model, bundle.val, batch_size=batch_size, device=dev, workers=workers,
+    logits, labels = predict(model, bundle.val, batch_size=compute.batch_size, device=dev, workers=compute.workers,
                              transforms=channel_transforms(channels), progress=progress)
     frames = {condition: _accuracy(out.argmax(1), labels, run.classes) for condition, out in logits.items()}
     for condition, frame in frames.items():

@@ -43,10 +43,10 @@ class Ablate:
         self.compute.apply_threads()
         from ..analysis.ablation import ablate
 
-        options, c, fmt = self.options, self.compute, self.output.fmt
+        options, fmt = self.options, self.output.fmt
         with progress("ablate") as bar:
-            result = ablate(run, options, head=self.head, device=c.device, batch_size=c.batch_size,
-                            workers=c.workers, trust_code=self.source.trust_code, progress=bar)
+            result = ablate(run, options, head=self.head, compute=self.compute, trust_code=self.source.trust_code,
+                            progress=bar)
         self.output.save(result, run.dir)
         k = int(result.summary["k"].iloc[0])
         if fmt == Format.table:

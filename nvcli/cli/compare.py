@@ -48,10 +48,10 @@ class Compare:
         from ..analysis.compare import compare as compare_runs
 
         check_comparable(a, b, self.heads)  # before creating the output directory
-        path, c, fmt = output_dir(self.out, a, b, self.heads), self.compute, self.output.fmt
+        path, fmt = output_dir(self.out, a, b, self.heads), self.output.fmt
         with progress("compare") as bar:
-            result = compare_runs(a, b, heads=self.heads, top=self.top, rank=self.rank, device=c.device,
-                                  batch_size=c.batch_size, workers=c.workers, trust_code=self.trust_code, progress=bar)
+            result = compare_runs(a, b, heads=self.heads, top=self.top, rank=self.rank, compute=self.compute,
+                                  trust_code=self.trust_code, progress=bar)
         self.output.save(result, path)
         if fmt == Format.table:
             emit(result.accuracy, fmt, title="Validation accuracy")

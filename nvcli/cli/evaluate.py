@@ -37,13 +37,13 @@ class Evaluate:
         self.compute.apply_threads()
         from ..analysis.evaluate import evaluate
 
-        fmt, c = self.output.fmt, self.compute
+        fmt = self.output.fmt
         rows, frames = [], []
         for run in runs:
             for head in self.heads:
                 with progress(f"eval {run.name}") as bar:
-                    result = evaluate(run, head=head, device=c.device, batch_size=c.batch_size, workers=c.workers,
-                                      trust_code=self.runs.trust_code, progress=bar)
+                    result = evaluate(run, head=head, compute=self.compute, trust_code=self.runs.trust_code,
+                                      progress=bar)
                 self.output.save(result, run.dir)
                 rows.append(result.summary)
                 if self.per_class:

@@ -35,13 +35,12 @@ class Perturb:
         from ..analysis.perturb import channels_for, side_by_side
         from ..analysis.perturb import perturb as perturb_run
 
-        channels, c = channels_for(self.channel), self.compute
+        channels = channels_for(self.channel)
         results = []
         for run in runs:
             with progress(f"perturb {run.name}") as bar:
-                result = perturb_run(run, channels, head=self.head, example=self.example, device=c.device,
-                                     batch_size=c.batch_size, workers=c.workers, trust_code=self.runs.trust_code,
-                                     progress=bar)
+                result = perturb_run(run, channels, head=self.head, example=self.example, compute=self.compute,
+                                     trust_code=self.runs.trust_code, progress=bar)
             self.output.save(result, run.dir)
             results.append((run, result.accuracy))
         emit(side_by_side(results), self.output.fmt, title="Validation accuracy with one colour channel set to 0")

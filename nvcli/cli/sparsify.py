@@ -64,10 +64,10 @@ class Sparsify:
 
         given = self.units_per_class is not None or self.max_drop is not None
         selection = Selection(self.units_per_class, self.max_drop) if given else Selection()
-        name, c, fmt = check_head_name(self.name or default_name(selection)), self.compute, self.output.fmt
+        name, fmt = check_head_name(self.name or default_name(selection)), self.output.fmt
         with progress(f"sparsify {run.name}") as bar:
-            fitted = fit_path(run, self.settings, device=c.device, batch_size=c.batch_size, workers=c.workers,
-                              trust_code=self.source.trust_code, progress=bar)
+            fitted = fit_path(run, self.settings, compute=self.compute, trust_code=self.source.trust_code,
+                              progress=bar)
         self.output.save(fitted.result, run.dir)  # the path stands on its own, also when no head meets the rule
         note(f"path: {len(fitted.path.steps)} steps ({self.settings.steps} on the lambda grid, plus bisections where "
              f"units entered in bulk) in {fitted.seconds:.1f} s"

@@ -20,6 +20,7 @@ from ...training.devices import resolve_device
 from ...training.predict import ProgressFn
 from ..codes import split_codes
 from ..head import Head, read_head
+from ..settings import Compute
 from ..weights import kept_units
 from .budget import class_budget
 from .groups import UnitGroups, correlation_groups
@@ -67,8 +68,8 @@ def _row(name: str, W: Tensor, b: Tensor, train: tuple[Tensor, Tensor], val: tup
             **dict(zip(class_columns(classes), nonzero.tolist())), "per_class_val_acc": per_class}
 
 
-def fit_path(run: Run, settings: PathSettings = PathSettings(), *, device: str = "auto", batch_size: int = 128,
-             workers: int = 0, trust_code: bool = False, progress: ProgressFn | None = None) -> FittedPath:
+def fit_path(run: Run, settings: PathSettings = PathSettings(), *, compute: Compute = Compute(),
+             trust_code: bool = False, progress: ProgressFn | None = None) -> FittedPath:
     """Fit the elastic-net path over a run's unit codes (cached in the run).
 
     The codes are standardised with training statistics, with one feature per group of near-copy units.
@@ -76,9 +77,7 @@ def fit_path(run: Run, settings: PathSettings = PathSettings(), *, device: str =
     Args:
         run: a NeuroView run.
         settings: alpha, the lambda grid, patience and the near-copy threshold.
-        device: where to compute: auto (cuda > mps > cpu), cpu, cuda or mps.
-        batch_size: samples per inference batch for the codes.
-        workers: DataLoader worker processes.
+        compute: where and how: device (auto: cuda > mps > cpu), inference batch size, loader workers.
         trust_code: allow importing the run's `package.module:function` architecture.
         progress: called as `progress(phase, done, total)`.
 
@@ -87,9 +86,10 @@ def fit_path(run: Run, settings: PathSettings = PathSettings(), *, device: str =
         (sparse_path.csv/.png) to save.
     """
     dense = read_head(run)
-    codes = {split: split_codes(run, split, device=device, batch_size=batch_size, workers=workers,
+    codes = {split: split_codes(run, split, device=compute.device, batch_size=compute.batch_size,
+                                workers=compute.workers,
                                 trust_code=trust_code, progress=progress) for split in ("train", "val")}
-    dev = resolve_device(device)
+    dev = resolve_device(compute.device)
     train, val = codes["train"].tensors(dev), codes["val"].tensors(dev)
     state = {k: v.to(dev) for k, v in dense.state_dict().items()}
     row = _row(dense.name, state["weight"], state["bias"], train, val, run.classes)
