@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 torch.set_num_threads(1)
-from nvcli.analysis.codes import split_codes  # noqa: E402
+from nvcli.analysis.code_cache import split_codes  # noqa: E402
 from nvcli.data.registry import data_options  # noqa: E402
 from nvcli.models.spec import ModelChoice  # noqa: E402
 from nvcli.runs.run import load_run  # noqa: E402

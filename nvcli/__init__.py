@@ -32,7 +32,7 @@ _API = {
     "dissect_run": "analysis.dissect.concepts",
     "build_report": "report.build",
     "fit_path": "analysis.sparse.sparsify", "sparse_head": "analysis.sparse.sparsify",
-    "PathSettings": "analysis.settings", "Selection": "analysis.sparse.head",
+    "PathSettings": "analysis.settings", "Selection": "analysis.sparse.selection",
 }
 __all__ = sorted(_API) + ["__version__"]
 

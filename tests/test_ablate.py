@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nvcli.analysis.ablation import COLUMNS, SUMMARY_COLUMNS, AblationOptions, ablate
-from nvcli.analysis.codes import split_codes
+from nvcli.analysis.code_cache import split_codes
 from nvcli.analysis.head import read_head
 from nvcli.analysis.settings import Compute
 from nvcli.data.views.solids import SolidsOptions

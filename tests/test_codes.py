@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nvcli.analysis.codes import split_codes
+from nvcli.analysis.code_cache import split_codes
 from nvcli.runs.run import Run, load_run
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from nvcli.analysis.ablation import AblationOptions, ablation_frame, ablation_summary
-from nvcli.analysis.codes import split_codes
+from nvcli.analysis.code_cache import split_codes
 from nvcli.analysis.dissect.concepts import DEFAULT_AGGREGATE, ConceptMap, dissect_run
 from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.importance import DEFAULT_RANK, CodeStats

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from nvcli.analysis.codes import split_codes
+from nvcli.analysis.code_cache import split_codes
 from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.settings import Compute
 from nvcli.analysis.sparse.groups import UnitGroups
-from nvcli.analysis.sparse.head import Selection
 from nvcli.analysis.sparse.path import PATH_COLUMNS, PathSettings
+from nvcli.analysis.sparse.selection import Selection
 from nvcli.analysis.sparse.sparsify import fit_path, sparse_head
 from nvcli.analysis.weights import class_weights, kept_units
 from nvcli.errors import NvError

@@ -217,7 +217,7 @@ def test_a_changed_class_list_is_refused_naming_the_classes(nv, tmp_path: Path) 
 
 
 def test_codes_are_recomputed_when_the_images_change(nv, tmp_path: Path) -> None:
-    from nvcli.analysis.codes import split_codes
+    from nvcli.analysis.code_cache import split_codes
     from nvcli.runs.run import load_run
 
     tree = tmp_path / "tree"
@@ -232,7 +232,7 @@ def test_codes_are_recomputed_when_the_images_change(nv, tmp_path: Path) -> None
 
 @pytest.mark.parametrize("damage", ["width", "label 99", "label -5", "nan"])
 def test_damaged_code_caches_are_recomputed(run: Path, damage: str) -> None:
-    from nvcli.analysis.codes import split_codes
+    from nvcli.analysis.code_cache import split_codes
     from nvcli.runs.run import load_run
 
     good = split_codes(load_run(run), device="cpu")

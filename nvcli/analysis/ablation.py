@@ -29,7 +29,7 @@ from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.predict import ProgressFn
-from .codes import split_codes
+from .code_cache import split_codes
 from .head import Head, read_head
 from .importance import CodeStats, scores
 from .settings import AblationOptions, Compute

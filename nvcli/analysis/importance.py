@@ -21,7 +21,7 @@ import numpy as np
 
 from ..runs.run import Run
 from ..training.predict import ProgressFn
-from .codes import Codes, split_codes
+from .code_cache import Codes, split_codes
 from .head import Head
 from .settings import DEFAULT_RANK, RANKS, check_rank  # noqa: F401  (RANKS, DEFAULT_RANK: re-exported)
 

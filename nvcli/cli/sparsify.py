@@ -59,7 +59,7 @@ class Sparsify:
     def execute(self) -> None:
         run = self.source.open()  # before torch loads: a wrong --run answers at once
         self.compute.apply_threads()
-        from ..analysis.sparse.head import Selection, check_head_name, default_name
+        from ..analysis.sparse.selection import Selection, check_head_name, default_name
         from ..analysis.sparse.sparsify import fit_path, sparse_head
 
         given = self.units_per_class is not None or self.max_drop is not None

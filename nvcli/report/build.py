@@ -23,7 +23,7 @@ from ..runs.atomic import write_text
 from ..runs.results import read_manifest
 from ..runs.run import Run
 from . import page
-from .catalog import KINDS, Entry, caption, kind_of
+from .catalog import KINDS, Recorded, caption, kind_of
 
 log = logging.getLogger(__name__)
 INLINE_ROWS = 60  # a table with more rows is linked, not folded into the page
@@ -36,7 +36,7 @@ class Source:
 
     dir: Path
     name: str  # '' for the run itself, else the folder's name
-    entries: list[Entry]
+    entries: list[Recorded]
 
 
 @dataclass
@@ -50,14 +50,14 @@ class Context:
         return quote(os.path.relpath(path, self.out_dir))
 
 
-def entries(folder: Path) -> list[Entry]:
+def entries(folder: Path) -> list[Recorded]:
     """The results recorded in `folder`'s results.json."""
     found = []
     for key, value in read_manifest(folder).items():
         if isinstance(value, dict):
             # A name in the folder or one subfolder (heads/<name>.json); `access` refuses any that leaves it.
             names = [n for n in value.get("files") or [] if isinstance(n, str) and 1 <= len(Path(n).parts) <= 2]
-            found.append(Entry(key, dict(value.get("settings") or {}), names, value.get("command")))
+            found.append(Recorded(key, dict(value.get("settings") or {}), names, value.get("command")))
     return found
 
 
@@ -67,16 +67,16 @@ def sources(run: Run) -> list[Source]:
     return [Source(run.dir, "", entries(run.dir))] + [Source(p, p.name, entries(p)) for p in inside]
 
 
-def _order(run: Run, entry: Entry) -> tuple:
+def _order(run: Run, entry: Recorded) -> tuple:
     """Dense head first, then class order (per-class results), then the key."""
     cls = entry.settings.get("class")
     index = run.classes.index(cls) if isinstance(cls, str) and cls in run.classes else len(run.classes)
     return (entry.head != files.DENSE_HEAD, index, entry.key)
 
 
-def by_kind(run: Run) -> dict[str, list[tuple[Source, Entry]]]:
+def by_kind(run: Run) -> dict[str, list[tuple[Source, Recorded]]]:
     """Every result of the run grouped by kind, kinds in the catalog's order, unknown kinds after (by name)."""
-    groups: dict[str, list[tuple[Source, Entry]]] = {}
+    groups: dict[str, list[tuple[Source, Recorded]]] = {}
     for source in sources(run):
         for entry in sorted(source.entries, key=lambda e: _order(run, e)):
             groups.setdefault(entry.kind, []).append((source, entry))
@@ -112,7 +112,7 @@ def _json_block(folder: Path, name: str, ctx: Context) -> str:
     return page.files_line(link) + page.key_values(_flat("", record))
 
 
-def _draw_missing(source: Source, entry: Entry, ctx: Context) -> dict[str, bytes]:
+def _draw_missing(source: Source, entry: Recorded, ctx: Context) -> dict[str, bytes]:
     """Figures of `entry` that the run lacks, drawn from its saved tables (none if its kind cannot redraw)."""
     kind = kind_of(entry.kind)
     listed = [n for n in entry.files if n.endswith(".png")]
@@ -130,7 +130,7 @@ def _draw_missing(source: Source, entry: Entry, ctx: Context) -> dict[str, bytes
     return drawn
 
 
-def entry_html(source: Source, entry: Entry, ctx: Context) -> str:
+def entry_html(source: Source, entry: Recorded, ctx: Context) -> str:
     """One result: its figures (each with how to read it and the command that remakes it), then its tables."""
     drawn = _draw_missing(source, entry, ctx)
     figures, tables, missing = [], [], []
@@ -157,7 +157,7 @@ def entry_html(source: Source, entry: Entry, ctx: Context) -> str:
     return _sparse_head(source, entry) + f'<div class="grid">{"".join(figures)}</div>' + "".join(tables)
 
 
-def _sparse_head(source: Source, entry: Entry) -> str:
+def _sparse_head(source: Source, entry: Recorded) -> str:
     """A sparse head (kind `head`): its path plot beside a table per class ('' for other kinds)."""
     if entry.kind != "head":
         return ""

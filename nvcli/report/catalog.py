@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Entry:
+class Recorded:
     """One results.json entry: its key (`weights/red@sparse`), settings, files and command."""
 
     key: str
@@ -45,7 +45,7 @@ class Entry:
         return rest.replace("@", " @ ")
 
 
-Loader = Callable[[Path, Entry], "RunResult | None"]
+Loader = Callable[[Path, Recorded], "RunResult | None"]
 
 
 @dataclass(frozen=True)
@@ -73,49 +73,49 @@ class Caption:
         return fnmatchcase(name, self.artifact if isinstance(self.artifact, str) else self.artifact.glob())
 
 
-def _eval(run_dir: Path, entry: Entry) -> "RunResult | None":
+def _eval(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.evaluate import Evaluation
 
     return Evaluation.load(run_dir, entry.head)
 
 
-def _weights(run_dir: Path, entry: Entry) -> "RunResult | None":
+def _weights(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.weights import ClassWeights
 
     return ClassWeights.load(run_dir, str(entry.settings.get("class")), entry.head)
 
 
-def _head_summary(run_dir: Path, entry: Entry) -> "RunResult | None":
+def _head_summary(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.weights import HeadSummary
 
     return HeadSummary.load(run_dir, entry.head, int(entry.settings.get("top", 10)))
 
 
-def _perturb(run_dir: Path, entry: Entry) -> "RunResult | None":
+def _perturb(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.perturb import Perturbation
 
     return Perturbation.load(run_dir, entry.head)
 
 
-def _concepts(run_dir: Path, entry: Entry) -> "RunResult | None":
+def _concepts(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.dissect.concepts import ConceptMap
 
     return ConceptMap.load(run_dir, entry.settings)
 
 
-def _views(run_dir: Path, entry: Entry) -> "RunResult | None":
+def _views(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.views import ViewWeights
 
     return ViewWeights.load(run_dir, entry.head)
 
 
-def _ablation(run_dir: Path, entry: Entry) -> "RunResult | None":
+def _ablation(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.ablation import Ablation
 
     return Ablation.load(run_dir, entry.settings)
 
 
-def _compare(run_dir: Path, entry: Entry) -> "RunResult | None":
+def _compare(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.compare import Comparison
 
     return Comparison.load(run_dir, entry.settings)

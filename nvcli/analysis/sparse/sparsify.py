@@ -18,14 +18,14 @@ from ...errors import NvError
 from ...runs.run import Run
 from ...training.devices import resolve_device
 from ...training.predict import ProgressFn
-from ..codes import split_codes
+from ..code_cache import split_codes
 from ..head import Head, read_head
 from ..settings import Compute
 from ..weights import kept_units
 from .budget import class_budget
 from .groups import UnitGroups, correlation_groups
-from .head import Selection, SparseHead, check_head_name, kept_per_layer, kept_units_per_view
 from .path import PathSettings, SparsePath, class_columns, path_frame
+from .selection import Selection, SparseHead, check_head_name, kept_per_layer, kept_units_per_view
 from .solver import PathResult, Standardizer, accuracy, elastic_net_path, fit, fold
 
 # + one `units:<class>` column per class (class_columns)
