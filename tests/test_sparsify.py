@@ -310,3 +310,15 @@ def test_a_head_far_less_accurate_than_the_dense_one_is_flagged(nv, sparse_run: 
     fine = nv("sparsify", "--run", sparse_run.dir, "--max-drop", "0.03", "--name", "fine", "--device", "cpu",
               "--no-plot", "--force")
     assert fine.code == 0 and "warning" not in fine.err, fine.err
+
+
+def test_a_sparse_head_is_labelled_by_its_own_dissection_else_the_dense_one(tmp_path: Path) -> None:
+    from nvcli.analysis.dissect.concepts import ConceptMap
+
+    assert ConceptMap.labels_for(tmp_path, "s") is None  # before any dissection
+    pd.DataFrame({"unit": [0, 1], "concept": ["red", "green"]}).to_csv(tmp_path / "concepts_units.csv", index=False)
+    pd.DataFrame({"unit": [0, 1], "concept": ["blue", "dotted"]}).to_csv(tmp_path / "concepts_units@s.csv",
+                                                                        index=False)
+    assert ConceptMap.labels_for(tmp_path, "s")["concept"].tolist() == ["blue", "dotted"]  # its own probe
+    assert ConceptMap.labels_for(tmp_path, "t")["concept"].tolist() == ["red", "green"]  # the dense head's
+    assert ConceptMap.labels_for(tmp_path, "dense")["concept"].tolist() == ["red", "green"]

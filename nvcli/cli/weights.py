@@ -46,9 +46,7 @@ class Weights:
         if name is not None:
             head.class_index(name)
         stats = code_stats(run, trust_code=self.source.trust_code) if needs_codes(self.rank) else None
-        # The concepts of a dissection with this head, else with the dense one (None before dissect-map ran).
-        own = ConceptMap.load_units(run.dir, head.name) if head.name != DENSE_HEAD else None
-        concepts = own if own is not None else ConceptMap.load_units(run.dir)
+        concepts = ConceptMap.labels_for(run.dir, head.name)
         per_class, summary = head_weights(run.name, head, head.classes if name is None else [name], top=top,
                                           grid=name is None, rank=self.rank, stats=stats, concepts=concepts)
         init_corr = init_correlation(head, run.head_init()) if head.name == DENSE_HEAD else None

@@ -163,8 +163,9 @@ def _sparse_head(source: Source, entry: Recorded) -> str:
         return ""
     from .sparse import head_html
 
-    path = source.dir / files.SPARSE_PATH_PNG.name()
-    shown = page.figure(path.read_bytes(), path.name, caption(path.name).text, entry.command) if path.is_file() else ""
+    name = files.SPARSE_PATH_PNG.name()
+    shown = (page.figure(access.read_bytes(source.dir, name), name, caption(name).text, entry.command)
+             if access.is_file(source.dir, name) else "")
     return head_html(source.dir, entry.key.partition("/")[2], shown)
 
 
@@ -178,7 +179,7 @@ def summary(run: Run) -> dict[str, str]:
     spec, train = run.spec, run.config.train
     header, rows = _metrics(run)
     accuracy, source = "", ""
-    if files.EVAL.path(run.dir).is_file():
+    if access.is_file(run.dir, files.EVAL.name()):
         eval_header, eval_rows = page.read_csv(run.dir, files.EVAL.name())
         if eval_rows and "accuracy" in eval_header:
             accuracy, source = eval_rows[0][eval_header.index("accuracy")], files.EVAL.name()

@@ -10,10 +10,11 @@ from ..runs import access, files
 from . import page
 
 
-def _concepts(run_dir: Path) -> dict[str, str]:
-    """unit (as text) -> concept, from concepts_units.csv when dissect-map ran."""
-    name = files.CONCEPTS_UNITS.name()
-    if not access.is_file(run_dir, name):
+def _concepts(run_dir: Path, head: str) -> dict[str, str]:
+    """unit (as text) -> concept, from the concepts_units file that labels `head` (files.concept_heads)."""
+    names = (files.CONCEPTS_UNITS.name(h) for h in files.concept_heads(head))
+    name = next((n for n in names if access.is_file(run_dir, n)), None)
+    if name is None:
         return {}
     header, rows = page.read_csv(run_dir, name)
     if "unit" not in header or "concept" not in header:
@@ -51,7 +52,7 @@ def head_html(run_dir: Path, name: str, path_figure: str) -> str:
     record = _record(run_dir, name)
     if record is None:
         return ""
-    concepts = _concepts(run_dir)
+    concepts = _concepts(run_dir, name)
     facts = [("rule", json.dumps(record.get("rule"))), ("units per class (max, mean)",
                                                            f"{record.get('units_per_class_max')}, "
                                                            f"{float(record.get('units_per_class_mean', 0)):.1f}"),

@@ -92,6 +92,12 @@ EXPLAIN_LAYERS = Artifact("explain_{input}{head}_layers", ".csv")
 EXPLAIN_CLASSES = Artifact("explain_{input}{head}_classes", ".csv")
 EXPLAIN_PNG = Artifact("explain_{input}{head}", ".png")
 CONCEPTS_UNITS = Artifact("concepts_units{head}", ".csv")  # per head: each dissection's own probe settings
+
+
+def concept_heads(head: str) -> list[str]:
+    """Whose dissection (CONCEPTS_UNITS) labels a head's units, preferred first: one made with that head, else the
+    dense head's (the units are the same; only the probe settings may differ)."""
+    return list(dict.fromkeys([head, DENSE_HEAD]))
 CONCEPTS_CLASSES = Artifact("concepts_classes{head}", ".csv")
 CONCEPTS_PNG = Artifact("concepts_{cls}{head}", ".png")
 VIEWS = Artifact("views{head}", ".csv")

@@ -144,6 +144,12 @@ class ConceptMap(RunResult):
         before dissect-map ran with that head."""
         return files.CONCEPTS_UNITS.read(run_dir, head)
 
+    @staticmethod
+    def labels_for(run_dir: Path, head: str) -> pd.DataFrame | None:
+        """The unit concepts that label head `head`'s units (files.concept_heads), or None before any dissection."""
+        found = (ConceptMap.load_units(run_dir, h) for h in files.concept_heads(head))
+        return next((units for units in found if units is not None), None)
+
 
 def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectOptions = DissectOptions(), *,
                 head: str = files.DENSE_HEAD, compute: Compute = Compute(batch_size=16),
