@@ -64,10 +64,9 @@ class Compute:
 
     def apply_threads(self) -> None:
         """Set torch's CPU threads, if chosen (first thing a command does)."""
-        if self.threads is not None:
-            from ..training.devices import set_threads
+        from ..training.devices import set_threads  # torch: only when a command runs
 
-            set_threads(self.threads)
+        set_threads(self.threads)
 
 
 @dataclass(frozen=True)

@@ -91,11 +91,7 @@ class Train:
     fmt: Format = Format.table
 
     def run(self) -> "Run | None":
-        """Train; the run (None on other ranks than 0 under torchrun)."""
-        if self.recipe.threads is not None:
-            from ..training.devices import set_threads
-
-            set_threads(self.recipe.threads)
+        """Train; the run (None on other ranks than 0 under torchrun). Training sets the recipe's threads."""
         from ..training.recipes import train  # torch, once every option has been checked
 
         where = self.runs_dir / self.name if self.name else "<the new run>"
