@@ -99,3 +99,17 @@ def test_resume_accepts_the_recorded_recipe_repeated(nv, tmp_path: Path) -> None
     assert done.code == 0 and "already complete (2 of 2 epochs)" in done.err
     changed = nv("train", *args, "--lr", "0.5", "--resume", "--run", run)
     assert changed.code == 2 and "--lr 0.5 (the run has 0.001)" in changed.err
+
+
+def test_resume_compares_a_repeated_data_dir_as_a_path(nv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record holds --data-dir absolute; the same folder given relative again is the same setting."""
+    monkeypatch.chdir(tmp_path)
+    assert nv("data", "make", "shapes", "--out", "tree", "--image-size", "32", "-D", "train_per_class=3",
+              "-D", "val_per_class=2").code == 0
+    args = ["--arch", "smallcnn", "--data", "imagefolder", "--data-dir", "tree", "--image-size", "32", "--epochs", "1",
+            "--batch-size", "8", "--runs-dir", "runs", "--name", "r"]
+    assert nv("train", *args).code == 0
+    assert nv("train", *args, "--resume", "--run", "runs/r").code == 0  # ./tree == /abs/.../tree
+    (tmp_path / "other").mkdir()
+    moved = nv("train", *args[:5], "other", *args[6:], "--resume", "--run", "runs/r")
+    assert moved.code == 2 and "--data-dir other (the run has" in moved.err

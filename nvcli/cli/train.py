@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ..data.registry import PATH_SETTINGS
 from ..errors import NvError
 from ..models.spec import ModelChoice
 from ..runs.files import RUNS_DIR
@@ -46,7 +47,7 @@ def dataset_values(flagged: dict[str, Any], pairs: list[str] | None) -> dict[str
     values = {k: v for k, v in flagged.items() if v is not None}
     if "classes" in values:
         values["classes"] = list(o.split_list(values["classes"]) or [])
-    for key in ("data_dir", "cache_dir"):
+    for key in PATH_SETTINGS:
         if key in values:
             values[key] = str(values[key])
     for pair in pairs or []:
@@ -125,7 +126,7 @@ class Resume:
         """Continue the run; None when it is already complete (or on ranks other than 0)."""
         run = open_run(self.run, self.runs_dir, write=False)  # resume locks the run itself
         differing = [f"{shown} (the run has {recorded})" for name, shown, value in self.given
-                     for recorded in [_recorded(run.config, name)] if not _same(value, recorded)]
+                     for recorded in [_recorded(run.config, name)] if not _same(name, value, recorded)]
         if differing:
             raise NvError(f"--resume continues '{run.dir}' with the recipe in its config.json; "
                           f"{'; '.join(differing)} would change it (start a new run with --name instead)")
@@ -158,9 +159,9 @@ def _recorded(config: RunConfig, name: str) -> Any:
     return config.data.options.get(name)
 
 
-def _same(given: Any, recorded: Any) -> bool:
+def _same(name: str, given: Any, recorded: Any) -> bool:
     """Whether a value given on the command line equals the recorded one (paths compared resolved)."""
-    if isinstance(given, Path) or (isinstance(recorded, str) and isinstance(given, str) and "/" in recorded):
+    if name in (*PATH_SETTINGS, "weights"):
         return recorded is not None and Path(given).expanduser().resolve() == Path(recorded).expanduser().resolve()
     if isinstance(given, (list, tuple)) and isinstance(recorded, (list, tuple)):
         return list(given) == list(recorded)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 OnError = Literal["fail", "skip"]  # what to do with an undecodable file: stop, or leave it out with a warning
 ON_ERROR: tuple[str, ...] = get_args(OnError)
+PATH_SETTINGS = ("data_dir", "cache_dir")  # settings that are paths: recorded absolute in config.json
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 4096  # one 4096 px RGB image is 200 MB as float32: larger sizes are typos
 # The normalisation of torchvision's ImageNet networks: real images use it, so pretrained weights fit.
@@ -53,7 +54,7 @@ class DataOptions:
     def to_dict(self) -> dict[str, Any]:
         """The options as config.json records them: every field, paths absolute."""
         out = asdict(self)
-        for key in ("data_dir", "cache_dir"):
+        for key in PATH_SETTINGS:
             if out.get(key) is not None:
                 out[key] = str(Path(out[key]).expanduser().resolve())
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
