@@ -75,14 +75,18 @@ def _open(path: Path) -> int:
 
 def read_bytes(run_dir: str | os.PathLike, name: str | os.PathLike) -> bytes:
     """The bytes of the plain file `run_dir/name`."""
-    with os.fdopen(_open(inside(run_dir, name)), "rb") as f:
+    return _read(inside(run_dir, name))
+
+
+def _read(path: Path) -> bytes:
+    with os.fdopen(_open(path), "rb") as f:
         return f.read()
 
 
 def read_text(run_dir: str | os.PathLike, name: str | os.PathLike) -> str:
     """The UTF-8 text of the plain file `run_dir/name`; other bytes are an NvError naming the file."""
     path = inside(run_dir, name)
-    data = read_bytes(run_dir, name)
+    data = _read(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
