@@ -2,12 +2,15 @@
 
 Both are timed in the same run, interleaved, as fresh processes; the ratio is the target (<= 0.1).
 Wall time follows the machine's load; CPU time (user + system of the child) much less so: both are shown.
+The children may write byte-code caches (as an installed package has them), whatever PYTHONDONTWRITEBYTECODE says:
+without them every start compiles nv's sources, which measures the compiler, not nv.
 
     python benchmarks/bench_startup.py [--rounds 7]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -22,12 +25,14 @@ COMMANDS = {
     'python -c "import torch"': [sys.executable, "-c", "import torch"],
 }
 
+CHILD_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
 
 def measure(command: list[str]) -> tuple[float, float]:
     """Wall and CPU seconds of one fresh process running `command`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=CHILD_ENV)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

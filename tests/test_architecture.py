@@ -69,16 +69,32 @@ def test_no_pyplot_and_no_file_writes_from_the_command_line() -> None:
                 assert writer not in text, f"{module} writes a file ({writer}); results own their files"
 
 
-def test_start_up_loads_neither_torch_nor_pandas() -> None:
-    code = ("import sys; sys.argv = ['nv', 'train', '--help']\n"
+def _modules_after(argv: list[str], names: str) -> tuple[str, list[str]]:
+    """`nv ARGV`'s output in a fresh interpreter, and the modules of `names` (an expression) loaded by then."""
+    code = (f"import sys; sys.argv = {['nv', *argv]!r}\n"
             "from nvcli.cli.app import run\n"
             "try:\n    run()\nexcept SystemExit:\n    pass\n"
             "import nvcli\n"
-            "print(sorted(m for m in ('torch', 'torchaudio', 'torchvision', 'pandas', 'numpy', 'matplotlib')"
-            " if m in sys.modules))")
+            f"print(sorted(m for m in {names} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    *output, loaded = result.stdout.strip().splitlines()
+    return "\n".join(output), eval(loaded)
+
+
+def test_start_up_loads_neither_torch_nor_pandas() -> None:
+    _, loaded = _modules_after(["train", "--help"], "('torch', 'torchaudio', 'torchvision', 'pandas', 'numpy', "
+                                                    "'matplotlib')")
+    assert loaded == []
+
+
+def test_the_command_list_imports_no_command() -> None:
+    """`nv --help` lists every command from app.COMMANDS; a command's module is imported when it runs."""
+    output, loaded = _modules_after(["--help"], "list(sys.modules)")
+    assert [m for m in loaded if m.startswith("nvcli.cli.")] == ["nvcli.cli.app", "nvcli.cli.interrupt",
+                                                                  "nvcli.cli.render"]
+    for name in ("train", "ablate", "dissect-map", "data"):
+        assert f" {name} " in output
 
 
 def test_importing_nvcli_leaves_the_matplotlib_backend_alone() -> None:

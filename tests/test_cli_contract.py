@@ -30,7 +30,8 @@ VALUES = {"arch": "vgg11", "data": "tones", "head": "sparse5", "class_": "red", 
 def _commands() -> list[tuple[str, Any]]:
     """Every command as (name, click command), `nv data`'s as 'data NAME'."""
     found = []
-    for name, command in ROOT.commands.items():
+    for name in ROOT.list_commands(None):
+        command = ROOT.load(name)
         if hasattr(command, "commands"):
             found += [(f"{name} {sub}", c) for sub, c in command.commands.items()]
         else:

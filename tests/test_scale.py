@@ -173,7 +173,7 @@ def test_every_compute_command_takes_threads():
 
     group = typer.main.get_command(app)
     for name in COMPUTE:
-        options = {o for p in group.commands[name].params for o in p.opts}
+        options = {o for p in group.load(name).params for o in p.opts}
         assert "--threads" in options, name
 
 

@@ -79,7 +79,7 @@ def ablate(
     force: o.Force = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Ablate:
-    """Remove each class's top-k, bottom-k, random k units; write ablation.csv, ablation_summary.csv, ablation.png."""
+    """`nv ablate`'s options as a Ablate request (its help is in app.COMMANDS)."""
     options = AblationOptions(classes=o.split_list(class_), rank=rank, mode=mode, max_k=max_k, steps=steps,
                               draws=draws, seed=seed, fraction=fraction)
     return Ablate(RunSource(run, runs_dir, trust_code), options, head, Compute(device, batch_size, workers, threads),

@@ -14,41 +14,81 @@ import typer
 
 from .. import __version__
 from ..errors import NvError
-from . import (
-    ablate,
-    compare,
-    convert,
-    data,
-    dissect,
-    evaluate,
-    explain,
-    interrupt,
-    multiview,
-    perturb,
-    report,
-    sparsify,
-    train,
-    weights,
-)
+from . import interrupt
 from .render import err
+
+# Every command: its module in nvcli.cli, the function there that parses its options into a request (or, for a group,
+# its Typer app), and its help, which `nv --help` lists. A module is imported only when its command runs or shows its
+# own help, so `nv --help` reads this table alone.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "convert": ("convert", "convert", "Convert a standard network to NeuroView: print its nonlinear layers and unit "
+                "counts."),
+    "train": ("train", "train", "Train a NeuroView network jointly from scratch (or --baseline: the standard "
+              "network)."),
+    "eval": ("evaluate", "evaluate", "Evaluate runs on their validation split; write eval.csv, per_class.csv, "
+             "confusion.csv/.png into each."),
+    "perturb": ("perturb", "perturb", "Validation accuracy per class with colour channels zeroed; write "
+                "perturb.csv/.png, perturb_examples.png."),
+    "weights": ("weights", "weights", "Show a class's head weights by unit and layer; write weights CSVs, "
+                "class_similarity.csv/.png."),
+    "explain": ("explain", "explain", "Explain one prediction; write explain_<input>.csv, _layers.csv, _classes.csv "
+                "and explain_<input>.png."),
+    "compare": ("compare", "compare", "Compare accuracy and per-layer weight shares of two runs; write compare*.csv "
+                "and compare.png."),
+    "dissect-map": ("dissect", "dissect_map", "Label every unit with a concept and map each class to the concepts "
+                    "its weights favour."),
+    "multiview": ("multiview", "multiview", "Train a multi-view NeuroView network (or --baseline: MVCNN) and show "
+                  "which views drive each class."),
+    "ablate": ("ablate", "ablate", "Remove each class's top-k, bottom-k, random k units; write ablation.csv, "
+               "ablation_summary.csv, ablation.png."),
+    "sparsify": ("sparsify", "sparsify", "Fit a sparse head over every unit's code; write sparse_path.csv/.png and "
+                 "heads/NAME.pt/.json."),
+    "report": ("report", "report", "Write one HTML page showing everything the run holds (repeat --run for runs "
+               "side by side); print its path."),
+    "data": ("data", "app", "List, describe and write datasets."),
+}
+
+
+class Commands(typer.core.TyperGroup):
+    """nv's commands from COMMANDS: listed by name and help, each built when it runs or shows its help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = {name: typer.core.TyperCommand(name, help=summary)  # enough to list it, until load()
+                         for name, (_, _, summary) in COMMANDS.items()}
+        self.built: set[str] = set()
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        name, _, rest = super().resolve_command(ctx, args)
+        return name, self.load(name), rest
+
+    def load(self, name: str) -> Any:
+        """Command `name`, built from its module (imported now)."""
+        if name not in self.built:
+            import importlib
+
+            module, attribute, summary = COMMANDS[name]
+            target = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+            if isinstance(target, typer.Typer):
+                command = typer.main.get_group(target)
+                command.help = summary
+            else:
+                info = typer.models.CommandInfo(name=name, callback=target, help=summary)
+                command = typer.main.get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
+                                                           rich_markup_mode=app.rich_markup_mode)
+            self.commands[name] = command
+            self.built.add(name)
+        return self.commands[name]
+
 
 app = typer.Typer(
     name="nv",
+    cls=Commands,
     help="NeuroView: explainable-by-design deep networks. Train, evaluate and explain from the weights.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for _name, _parse in (("convert", convert.convert), ("train", train.train), ("eval", evaluate.evaluate),
-                      ("perturb", perturb.perturb), ("weights", weights.weights), ("explain", explain.explain),
-                      ("compare", compare.compare), ("dissect-map", dissect.dissect_map),
-                      ("multiview", multiview.multiview), ("ablate", ablate.ablate), ("sparsify", sparsify.sparsify),
-                      ("report", report.report)):
-    app.command(_name)(_parse)
-data_app = typer.Typer(help="List, describe and write datasets.", no_args_is_help=True)
-for _name, _parse in (("list", data.list_), ("info", data.info), ("make", data.make)):
-    data_app.command(_name)(_parse)
-app.add_typer(data_app, name="data")
 _state: dict[str, Any] = {"debug": False}
 
 
@@ -91,8 +131,11 @@ def _flagged(exc: NvError) -> str:
 
     text = _one_line(exc)
     command = typer.main.get_command(app)
-    for name in sys.argv[1:3]:
-        command = getattr(command, "commands", {}).get(name, command)
+    for word in sys.argv[1:3]:
+        if isinstance(command, Commands) and word in COMMANDS:
+            command = command.load(word)
+        elif word in getattr(command, "commands", {}):
+            command = command.commands[word]
     spelled = {p.name: p.opts[0] for p in getattr(command, "params", []) if p.opts}
     for param in exc.params:
         if param in spelled:

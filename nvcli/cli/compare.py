@@ -76,7 +76,7 @@ def compare(
     force: o.Force = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Compare:
-    """Compare accuracy and per-layer weight shares of two runs; write compare*.csv and compare.png."""
+    """`nv compare`'s options as a Compare request (its help is in app.COMMANDS)."""
     given = head or [DENSE_HEAD]
     if len(given) > 2:
         raise NvError(f"--head was given {len(given)} times; give it once (both runs) or twice (run A, then run B)")

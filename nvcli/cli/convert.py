@@ -68,7 +68,7 @@ def convert(
     force: o.Replace = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Convert:
-    """Convert a standard network to NeuroView: print its nonlinear layers and unit counts."""
+    """`nv convert`'s options as a Convert request (its help is in app.COMMANDS)."""
     from ..runs.run import check_name
 
     choice = ModelChoice(arch=arch, code=code, reduce=reduce, weights=str(weights) if weights else None,

@@ -104,3 +104,8 @@ def make(
 ) -> MakeData:
     """Write a built-in dataset to disk in the layout of the real dataset it stands in for."""
     return MakeData(name, out, {**dataset_values({"image_size": image_size}, data_option), "seed": seed}, force)
+
+
+app = typer.Typer(no_args_is_help=True)  # its help is in app.COMMANDS
+for _name, _parse in (("list", list_), ("info", info), ("make", make)):
+    app.command(_name)(_parse)

@@ -98,7 +98,7 @@ def dissect_map(
     force: o.Force = False,
     fmt: o.FormatOpt = Format.table,
 ) -> DissectMap:
-    """Label every unit with a concept and map each class to the concepts its weights favour."""
+    """`nv dissect-map`'s options as a DissectMap request (its help is in app.COMMANDS)."""
     options = DissectOptions(probe_count=probe_count, quantile=quantile, iou_threshold=iou_threshold,
                              categories=o.split_list(categories), aggregate=aggregate, rank=rank, image_size=image_size,
                              top=top, figure_classes=(class_,) if class_ else None)

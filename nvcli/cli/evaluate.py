@@ -86,6 +86,6 @@ def evaluate(
     force: o.Force = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Evaluate:
-    """Evaluate runs on their validation split; write eval.csv, per_class.csv, confusion.csv/.png into each."""
+    """`nv eval`'s options as a Evaluate request (its help is in app.COMMANDS)."""
     return Evaluate(RunSources(tuple(run or ()), runs_dir, trust_code), distinct(head), min_acc, per_class,
                     Compute(device, batch_size, workers, threads), Output(fmt, plot, force))

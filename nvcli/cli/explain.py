@@ -78,6 +78,6 @@ def explain(
     force: o.Force = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Explain:
-    """Explain one prediction; write explain_<input>.csv, _layers.csv, _classes.csv and explain_<input>.png."""
+    """`nv explain`'s options as a Explain request (its help is in app.COMMANDS)."""
     return Explain(RunSource(run, runs_dir, trust_code), index, path, class_, top, rank, head,
                    Compute(device=device, threads=threads), Output(fmt, plot, force))

@@ -89,7 +89,7 @@ def multiview(
     trust_code: o.NewTrustCode = False,
     fmt: o.FormatOpt = Format.table,
 ) -> MultiView:
-    """Train a multi-view NeuroView network (or --baseline: MVCNN) and show which views drive each class."""
+    """`nv multiview`'s options as a MultiView request (its help is in app.COMMANDS)."""
     from ..data.registry import dataset_kind, readable
 
     if not resume and dataset_kind(data) != "views":

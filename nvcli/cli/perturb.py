@@ -61,6 +61,6 @@ def perturb(
     force: o.Force = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Perturb:
-    """Validation accuracy per class with colour channels zeroed; write perturb.csv/.png, perturb_examples.png."""
+    """`nv perturb`'s options as a Perturb request (its help is in app.COMMANDS)."""
     return Perturb(RunSources(tuple(run or ()), runs_dir, trust_code), channel, example, head,
                    Compute(device, batch_size, workers, threads), Output(fmt, plot, force))

@@ -47,5 +47,5 @@ Replace = Annotated[bool, typer.Option("--force", rich_help_panel="Report",
 
 
 def report(run: o.RunDirs = None, runs_dir: o.RunsDir = RUNS_DIR, out: Page = None, force: Replace = False) -> Report:
-    """Write one HTML page showing everything the run holds (repeat --run for runs side by side); print its path."""
+    """`nv report`'s options as a Report request (its help is in app.COMMANDS)."""
     return Report(tuple(run or ()), runs_dir, out, force)

@@ -111,7 +111,7 @@ def sparsify(
     force: o.Force = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Sparsify:
-    """Fit a sparse head over every unit's code; write sparse_path.csv/.png and heads/NAME.pt/.json."""
+    """`nv sparsify`'s options as a Sparsify request (its help is in app.COMMANDS)."""
     settings = PathSettings(alpha=alpha, steps=steps, ratio=ratio, patience=patience or None,
                             group_corr=group_corr or None)
     return Sparsify(RunSource(run, runs_dir, trust_code), settings, name, units_per_class, max_drop, finetune,

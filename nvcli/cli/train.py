@@ -253,7 +253,7 @@ def train(
     trust_code: o.NewTrustCode = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Train | Resume:
-    """Train a NeuroView network jointly from scratch (or --baseline: the standard network)."""
+    """`nv train`'s options as a Train or Resume request (its help is in app.COMMANDS)."""
     choice = ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline,
                          weights=str(weights) if weights else None,
                          freeze_backbone=freeze_backbone, shared_backbone=shared_backbone)

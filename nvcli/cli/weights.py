@@ -87,7 +87,7 @@ def weights(
     force: o.Force = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Weights:
-    """Show a class's head weights by unit and layer; write weights CSVs, class_similarity.csv/.png."""
+    """`nv weights`'s options as a Weights request (its help is in app.COMMANDS)."""
     if (class_ is not None) != all_:
         return Weights(RunSource(run, runs_dir, trust_code), class_, top, rank, head, Output(fmt, plot, force))
     raise NvError("give --class NAME (one class) or --all (every class)" if class_ is None
