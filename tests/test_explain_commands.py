@@ -22,7 +22,7 @@ from nvcli.analysis.explain import explain_run, load_image
 from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.perturb import perturb
 from nvcli.analysis.settings import Compute, DissectOptions
-from nvcli.analysis.weights import class_weights, layer_summary
+from nvcli.analysis.weights import class_overview, class_similarity, class_weights, layer_summary
 from nvcli.data.shapes import ShapesOptions
 from nvcli.errors import NvError
 from nvcli.models.archs import SmallCNN
@@ -93,6 +93,8 @@ def test_weights_layers_and_similarity_follow_from_the_head(runs, nv):
         assert part["top_share"].to_numpy() == pytest.approx(expected)
     overall = layers[layers["class"] == "overall"]
     assert overall["pos_weight"].sum() == pytest.approx(W[W > 0].sum())
+    summary = pd.DataFrame(json.loads(out))
+    assert summary["top_weight"].tolist() == pytest.approx([W[k, np.argmax(np.abs(W[k]))] for k in range(len(W))])
 
     sim = pd.read_csv(run.dir / "class_similarity.csv")
     assert sim["class"].tolist() == run.classes
@@ -100,6 +102,16 @@ def test_weights_layers_and_similarity_follow_from_the_head(runs, nv):
     assert np.allclose(np.diag(values), 1) and np.allclose(values, values.T)
     unit = W / np.linalg.norm(W, axis=1, keepdims=True)
     assert np.allclose(values, unit @ unit.T)
+
+
+def test_a_class_resting_on_negative_weights_names_its_strongest_unit():
+    units = pd.DataFrame({"unit": range(4), "layer": ["conv1", "conv1", "conv2", "conv2"],
+                          "node": ["conv1", "conv1", "conv2", "conv2"], "channel": range(4)})
+    head = Head(weight=np.array([[0.0, 0.0, 2.0, 0.0], [0.0, -3.0, 0.0, 0.0]]), bias=np.zeros(2), units=units,
+                classes=["on", "off"], name="sparse1")
+    overview = class_overview(head, class_similarity(head))
+    assert overview["top_unit"].tolist() == [2, 1] and overview["top_weight"].tolist() == [2.0, -3.0]
+    assert overview["top_layer"].tolist() == ["conv2", "conv1"]
 
 
 def test_weights_plot_has_one_colour_per_layer(runs):

@@ -141,14 +141,14 @@ def init_correlation(head: Head, init: dict[str, Any] | None) -> np.ndarray | No
 
 
 def class_overview(head: Head, similarity: pd.DataFrame, init_corr: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per class: bias, weight sums, its largest weight's unit and layer, its most similar class and,
-    with `init_corr`, the correlation of its weights with their initial values."""
+    """One row per class: bias, weight sums, the unit and layer of its weight of largest magnitude, its most similar
+    class and, with `init_corr`, the correlation of its weights with their initial values."""
     sim = similarity.drop(columns="class").to_numpy()
     layer_names = head.units.get("label", head.units["node"])
     rows = []
     for c, name in enumerate(head.classes):
         w = head.weight[c]
-        best = int(np.argmax(w))
+        best = int(np.argmax(np.abs(w)))  # a sparse head's class may rest on evidence against it alone
         others = np.where(np.arange(len(head.classes)) == c, -np.inf, sim[c])
         nearest = int(np.argmax(others))
         rows.append({"class": name, "bias": head.bias[c], "pos_weight": w[w > 0].sum(), "neg_weight": w[w < 0].sum(),
