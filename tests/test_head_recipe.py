@@ -208,3 +208,9 @@ def test_weights_report_how_far_each_class_moved_from_the_initial_head(nv, tmp_p
     zero = train(CHOICE, "shapes", TINY, cfg(head_init_scale=0.0), name="z", runs_dir=tmp_path)
     result = nv("weights", "--all", "--run", zero.dir, "-f", "csv", "--no-plot")
     assert result.code == 0 and "init_corr" not in result.out and "warning" not in result.err
+
+    # Another run's start (3 classes, not 9) is refused in one line, not silently skipped.
+    (trained.dir / "head_init.pt").write_bytes((tmp_path / "c" / "head_init.pt").read_bytes())
+    result = nv("weights", "--all", "--run", trained.dir, "-f", "csv", "--no-plot")
+    assert result.code == 2 and "Traceback" not in result.err
+    assert "'head_init.pt' holds a weight of shape (3, " in result.err and "not this run's initial head" in result.err

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import NvError
 from ..models.unit_table import Groups, layer_groups, layer_keys
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
@@ -127,12 +128,18 @@ INIT_WARN = 0.5  # init_corr above this: the class's weights are still mostly wh
 def init_correlation(head: Head, init: dict[str, Any] | None) -> np.ndarray | None:
     """Per class, the Pearson correlation of its weights with its initial weights (head_init.pt's `weight`).
 
-    None when there is no initial head, or it is constant (a zero init): then nothing of it can remain.
+    None when there is no initial head, or it is constant (a zero init): then nothing of it can remain. An initial
+    head that is not this head's shape is refused: it was not this run's start.
     """
-    if init is None or "weight" not in init:
+    if init is None:
         return None
-    w0 = init["weight"].detach().cpu().double().numpy()
-    if w0.shape != head.weight.shape or not (w0.std(axis=1) > 0).all():
+    w0 = init.get("weight")
+    if w0 is None or tuple(w0.shape) != head.weight.shape:
+        found = "no 'weight'" if w0 is None else f"a weight of shape {tuple(w0.shape)}"
+        raise NvError(f"'{files.HEAD_INIT}' holds {found}, but the head is {head.weight.shape[0]} classes x "
+                      f"{head.weight.shape[1]} units: it is not this run's initial head (restore the run's own)")
+    w0 = w0.detach().cpu().double().numpy()
+    if not (w0.std(axis=1) > 0).all():
         return None
     a = head.weight - head.weight.mean(axis=1, keepdims=True)
     b = w0 - w0.mean(axis=1, keepdims=True)
