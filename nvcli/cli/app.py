@@ -16,6 +16,7 @@ from .. import __version__
 from ..errors import NvError
 from . import (
     ablate,
+    bias,
     compare,
     convert,
     data,
@@ -42,8 +43,8 @@ app = typer.Typer(
 for _name, _parse in (("convert", convert.convert), ("train", train.train), ("eval", evaluate.evaluate),
                       ("perturb", perturb.perturb), ("weights", weights.weights), ("explain", explain.explain),
                       ("compare", compare.compare), ("dissect-map", dissect.dissect_map),
-                      ("multiview", multiview.multiview), ("ablate", ablate.ablate), ("sparsify", sparsify.sparsify),
-                      ("report", report.report)):
+                      ("multiview", multiview.multiview), ("ablate", ablate.ablate), ("bias", bias.bias),
+                      ("sparsify", sparsify.sparsify), ("report", report.report)):
     app.command(_name)(_parse)
 data_app = typer.Typer(help="List, describe and write datasets.", no_args_is_help=True)
 for _name, _parse in (("list", data.list_), ("info", data.info), ("make", data.make)):

@@ -134,12 +134,17 @@ class Entry:
 DATASETS: tuple[Entry, ...] = (
     Entry("shapes", "image", "built-in synthetic images: 9 classes defined by colour, texture or shape (default)",
           "shapes", "ShapesOptions", load="load_shapes", make="make_shapes"),
+    Entry("cues", "image", "built-in cue-conflict images: 4 classes, each defined at once by its own shape, texture "
+          "and colour; stylize replaces texture and colour (nv bias)", "cues", "CuesOptions", load="load_cues",
+          make="make_cues"),
     Entry("imagefolder", "image", "any ImageFolder tree on disk: DATA_DIR/{train,val}/<class>/<image>",
           "images", "FolderOptions", load="load_imagefolder"),
     Entry("places10", "image", "Places365 on disk (torchvision's layout), 10 chosen classes",
           "images", "PlacesOptions", load="load_places"),
     Entry("broden", "probe", "a Broden-layout probe set of shapes images with their exact color/texture/object masks",
           "shapes", "ProbeOptions", make="make_broden"),
+    Entry("cues-broden", "probe", "a Broden-layout probe set of cues images (shape, texture, colour drawn apart) with "
+          "exact object/texture/color masks", "cues", "ProbeOptions", make="make_broden"),
     Entry("urbansound", "sound", "UrbanSound8K from its directory (metadata/UrbanSound8K.csv, audio/foldK), split by "
           "fold, as log-mel spectrograms", "sound.urbansound", "UrbanSoundOptions", load="load_urbansound"),
     Entry("tones", "sound", "synthetic sounds with known spectral mechanisms (tones, chirps, noise burst, clicks, "
