@@ -114,6 +114,7 @@ SPARSE_HEAD_INFO = Artifact(HEADS_DIR + "/{name}", ".json")  # how it was chosen
 COMPARE = Artifact("compare", ".csv")
 COMPARE_LAYERS = Artifact("compare_layers", ".csv")
 COMPARE_ACCURACY = Artifact("compare_accuracy", ".csv")
+COMPARE_CATEGORIES = Artifact("compare_categories", ".csv")  # both runs dissected: shares per concept category
 COMPARE_PNG = Artifact("compare", ".png")
 REPORT = Artifact("report", ".html")
 REPORT_SIDE_BY_SIDE = Artifact("report_vs_{others}", ".html")  # in the first run: it beside the others
