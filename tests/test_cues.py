@@ -18,6 +18,7 @@ from nvcli.analysis.settings import BiasOptions, Compute, DissectOptions
 from nvcli.data.cues import CLASSES, CuesOptions, make_cues, render, render_conflicts
 from nvcli.data.registry import load_data
 from nvcli.data.shapes import ShapesOptions
+from nvcli.data.stylize import stylize_tree
 from nvcli.errors import NvError
 from nvcli.models.spec import ModelChoice
 from nvcli.runs.run import Run, load_run
@@ -175,3 +176,16 @@ def test_removing_colour_and_texture_units_hurts_the_plain_run_more(dissected: d
         frame = category_ablation(run, read_head(run), categories, removed=[("color", "texture")], compute=CPU)
         drops[name] = float(frame["drop"].iloc[0])
     assert drops["plain"] > drops["stylised"] + 0.1, drops
+
+
+def test_on_a_users_stylised_images_the_stylised_run_follows_the_shape_more(cue_runs: dict[str, Run],
+                                                                           tmp_path: Path) -> None:
+    """The user's path: the cues world written as files, its validation images stylised with its training images
+    (class folders) as styles; every content/style pair of two classes is a cue conflict (measured shape bias: 0.02
+    plain, 0.48 stylised)."""
+    make_cues(tmp_path / "world", CUES)
+    stylize_tree(tmp_path / "world" / "val", tmp_path / "world" / "train", tmp_path / "styled")
+    plain, stylised = (shape_bias(cue_runs[n], conflicts=tmp_path / "styled", compute=CPU).overall
+                       for n in ("plain", "stylised"))
+    assert plain["kind"] == "style" and plain["images"] > 40
+    assert stylised["shape_bias"] > plain["shape_bias"] + 0.25

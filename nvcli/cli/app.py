@@ -46,8 +46,8 @@ for _name, _parse in (("convert", convert.convert), ("train", train.train), ("ev
                       ("multiview", multiview.multiview), ("ablate", ablate.ablate), ("bias", bias.bias),
                       ("sparsify", sparsify.sparsify), ("report", report.report)):
     app.command(_name)(_parse)
-data_app = typer.Typer(help="List, describe and write datasets.", no_args_is_help=True)
-for _name, _parse in (("list", data.list_), ("info", data.info), ("make", data.make)):
+data_app = typer.Typer(help="List, describe, write and stylise datasets.", no_args_is_help=True)
+for _name, _parse in (("list", data.list_), ("info", data.info), ("make", data.make), ("stylize", data.stylize)):
     data_app.command(_name)(_parse)
 app.add_typer(data_app, name="data")
 _state: dict[str, Any] = {"debug": False}

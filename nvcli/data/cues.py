@@ -28,11 +28,12 @@ import pandas as pd
 import torch
 
 from ..errors import NvError
-from ..runs.atomic import atomic_path, write_csv
+from ..runs.atomic import write_csv
 from .broden import write_broden
 from .output import dataset_output
 from .registry import DataBundle, DataOptions
 from .shapes import WORLDS, ProbeOptions, Rendered, ShapesSplit, _shape_mask, _texture_mask
+from .stylize import save_png
 
 CLASSES = ("alpha", "beta", "gamma", "delta")
 SHAPES = ("circle", "square", "triangle", "cross")
@@ -215,13 +216,8 @@ def make_cues(out_dir: str | Path, options: CuesOptions, *, force: bool = False)
 
 
 def _write_pngs(root: Path, names: list[str], images: np.ndarray) -> None:
-    from PIL import Image
-
     for name, image in zip(names, images):
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            Image.fromarray(image).save(tmp, format="PNG")
+        save_png(root / name, image)
 
 
 def write_probe(out_dir: str | Path, options: ProbeOptions) -> Path:

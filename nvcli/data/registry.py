@@ -73,6 +73,23 @@ class DataOptions:
             raise NvError(f"image size {size} is too large; use at most {MAX_IMAGE_SIZE} (ImageNet networks use 224)")
 
 
+@dataclass(frozen=True)
+class StylizeOptions:
+    """How `nv data stylize` stylises images: `per_image` styles per content image, the FDA window `beta` (a share of
+    the image side), and the seed that draws the styles."""
+
+    per_image: int = 1
+    beta: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for ok, name, valid in ((1 <= self.per_image <= 1000, "per_image", "an integer in [1, 1000]"),
+                                (0 < self.beta <= 0.5, "beta", "a share of the image side in (0, 0.5]"),
+                                (0 <= self.seed <= 2**31 - 1, "seed", "an integer in [0, 2**31 - 1]")):
+            if not ok:
+                raise NvError(f"{name} {getattr(self, name)} is not valid; use {valid}", param=name)
+
+
 @dataclass
 class DataBundle:
     """Train and validation splits of one dataset plus what a model needs to know about it.
