@@ -189,3 +189,12 @@ def test_on_a_users_stylised_images_the_stylised_run_follows_the_shape_more(cue_
                        for n in ("plain", "stylised"))
     assert plain["kind"] == "style" and plain["images"] > 40
     assert stylised["shape_bias"] > plain["shape_bias"] + 0.25
+
+
+def test_the_report_shows_the_shape_bias_and_draws_its_figure(plain: Run, nv, tmp_path: Path) -> None:
+    assert nv("bias", "--run", plain.dir, "--per-class", 5, "--device", "cpu").code == 0
+    (plain.dir / "bias.png").unlink()
+    assert nv("report", "--run", plain.dir, "--out", tmp_path / "page.html").code == 0
+    page = (tmp_path / "page.html").read_text()
+    assert "Shape bias (case study 2)" in page and "bias.csv: Per kind of conflict" in page
+    assert page.count("drawn for this page") == 1 and not (plain.dir / "bias.png").exists()  # from bias.csv

@@ -20,7 +20,8 @@ def bias_figure(frame: pd.DataFrame, title: str) -> Figure:
         x = np.arange(len(part))
         for i, (cue, colour) in enumerate(_CUES.items()):
             ax.bar(x + (i - 1.5) * 0.2, part[cue].to_numpy(float), 0.2, color=colour, label=cue)
-        for i, bias in enumerate(part["shape_bias"].to_numpy(float)):
+        # A saved bias.csv reads an undefined bias as an empty cell.
+        for i, bias in enumerate(pd.to_numeric(part["shape_bias"], errors="coerce").to_numpy(float)):
             ax.text(i, 1.03, "bias -" if np.isnan(bias) else f"bias {bias:.2f}", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(x, [str(c) for c in part["class"]], fontsize=8)
         ax.set_ylim(0, 1.15)
