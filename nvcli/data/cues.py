@@ -194,8 +194,10 @@ def load_cues(options: CuesOptions) -> DataBundle:
     k = len(CLASSES)
     train, val = (CuesSplit(count * k, options.image_size, seed, stylize)
                   for _, count, seed, stylize in options.splits())
+    styled = f"; in {options.stylize:.0%} of training images only the shape (texture and colour random)"
+    cues = {c: cue + (styled if options.stylize else "") for c, cue in CUES.items()}
     return DataBundle(name="cues", kind="image", train=train, val=val, classes=list(CLASSES), in_channels=3,
-                      mean=[0.3, 0.3, 0.3], std=[0.3, 0.3, 0.3], cues=dict(CUES), info=options.to_dict())
+                      mean=[0.3, 0.3, 0.3], std=[0.3, 0.3, 0.3], cues=cues, info=options.to_dict())
 
 
 def make_cues(out_dir: str | Path, options: CuesOptions, *, force: bool = False) -> Path:
