@@ -58,4 +58,5 @@ for row, (image, content, style, *_) in zip(axes, rows):
 fig.suptitle("nv data stylize: FDA low-frequency amplitude swap (beta 0.05) + l-alpha-beta colour matching", fontsize=9)
 figure.parent.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure, dpi=56)
+Image.open(figure).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(figure, optimize=True)
 print(f"wrote {figure}")
