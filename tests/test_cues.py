@@ -198,3 +198,13 @@ def test_the_report_shows_the_shape_bias_and_draws_its_figure(plain: Run, nv, tm
     page = (tmp_path / "page.html").read_text()
     assert "Shape bias (case study 2)" in page and "bias.csv: Per kind of conflict" in page
     assert page.count("drawn for this page") == 1 and not (plain.dir / "bias.png").exists()  # from bias.csv
+
+
+def test_the_probe_draws_the_three_cues_independently(tmp_path: Path, nv) -> None:
+    code, _, err = nv("data", "make", "cues-broden", "--out", tmp_path / "probe", "-D", "count=40")
+    assert code == 0, err
+    index = pd.read_csv(tmp_path / "probe" / "index.csv", keep_default_na=False)
+    labels = pd.read_csv(tmp_path / "probe" / "label.csv", keep_default_na=False)
+    categories = pd.read_csv(tmp_path / "probe" / "category.csv", keep_default_na=False)
+    assert len(index) == 40 and all((index[c] != "").all() for c in ("color", "texture", "object"))
+    assert set(categories["name"]) == {"color", "texture", "object"} and len(labels) == 12

@@ -50,7 +50,7 @@ class ConflictSet:
 
 def builtin_conflicts(run: Run, per_class: int) -> ConflictSet:
     """`per_class` cue-conflict images per shape class of the `cues` world, at the run's image size and seed."""
-    from ..data.cues import CLASSES, render_conflicts
+    from ..data.cues import CLASSES, CuesOptions, render_conflicts
 
     data = run.config.data
     if data.name != "cues":
@@ -59,7 +59,8 @@ def builtin_conflicts(run: Run, per_class: int) -> ConflictSet:
     if list(run.classes) != list(CLASSES):
         raise NvError(f"run '{run.dir}' was trained on the cues classes {', '.join(run.classes)}; nv bias needs all "
                       f"of {', '.join(CLASSES)}")
-    size, seed = int(data.options.get("image_size", 64)), int(data.options.get("seed", 0))
+    size = int(data.options.get("image_size", CuesOptions.image_size))
+    seed = int(data.options.get("seed", CuesOptions.seed))
     rendered = render_conflicts(per_class, size, seed)
     images = torch.from_numpy(rendered.images).permute(0, 3, 1, 2).float().div_(255)
     samples = torch.utils.data.TensorDataset(images, torch.from_numpy(rendered.cues[:, 0]))
