@@ -208,3 +208,15 @@ def test_the_probe_draws_the_three_cues_independently(tmp_path: Path, nv) -> Non
     categories = pd.read_csv(tmp_path / "probe" / "category.csv", keep_default_na=False)
     assert len(index) == 40 and all((index[c] != "").all() for c in ("color", "texture", "object"))
     assert set(categories["name"]) == {"color", "texture", "object"} and len(labels) == 12
+
+
+def test_nv_train_stylize_is_recorded_and_a_baseline_gets_its_bias(nv, tmp_path: Path) -> None:
+    code, _, err = nv("train", "--data", "cues", "--stylize", "0.5", "--baseline", "--arch", "smallcnn",
+                      "--image-size", 16, "-D", "train_per_class=3", "-D", "val_per_class=2", "--epochs", 1,
+                      "--name", "tiny", "--runs-dir", tmp_path)
+    assert code == 0, err
+    run = load_run(tmp_path / "tiny")
+    assert run.config.data.options["stylize"] == 0.5 and "50% of training images" in run.config.data.cues["alpha"]
+    code, out, err = nv("bias", "--run", run.dir, "--per-class", 3, "--device", "cpu", "--format", "csv")
+    assert code == 0, err
+    assert pd.read_csv(io.StringIO(out))["images"].tolist() == [3] * 4 + [12] + [3] * 4 + [12]
