@@ -128,7 +128,7 @@ def test_the_contract_covers_every_command_the_readme_lists() -> None:
     table = (Path(__file__).resolve().parents[1] / "README.md").read_text().split("## Commands", 1)[1]
     listed = set()
     for first, rest in re.findall(r"^\| `nv ([a-z-]+)([^`|]*)", table, flags=re.M):
-        subs = re.findall(r"\b(list|info|make)\b", rest) if first == "data" else []
+        subs = re.findall(r"\b(list|info|make|stylize)\b", rest) if first == "data" else []
         listed |= {f"data {s}" for s in subs} if subs else {first}
     assert listed == {c for c, _ in _cases()} == {name for name, _ in _commands()}
     assert len(_cases()) > 150

@@ -20,6 +20,7 @@ from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.predict import ProgressFn
+from .categories import category_shares, labelled_categories
 from .evaluate import Evaluation, evaluate
 from .head import DEFAULT_TOP, OVERALL, head_names, read_head
 from .importance import check_rank, code_stats, needs_codes, ranked_head
@@ -46,6 +47,7 @@ class Comparison(RunResult):
     top: int = DEFAULT_TOP
     rank: str = "weight"  # what the shares are of: head weight, or importance (weight x code std)
     dirs: dict[str, str] | None = None  # side -> the run directory read: a run's identity, where names may repeat
+    categories: pd.DataFrame | None = None  # per concept category: units and shares of each side (both dissected)
 
     def settings(self) -> dict[str, Any]:
         return {"runs": self.names, "top": self.top, **({} if self.rank == "weight" else {"rank": self.rank}),
@@ -56,6 +58,8 @@ class Comparison(RunResult):
 
         out = {files.COMPARE_ACCURACY.name(): table(self.accuracy), files.COMPARE_LAYERS.name(): table(self.layers),
                files.COMPARE.name(): table(self.overall)}
+        if self.categories is not None:
+            out[files.COMPARE_CATEGORIES.name()] = table(self.categories)
         if figures:
             accuracy = dict(zip(self.accuracy["side"], self.accuracy["accuracy"]))
             out[files.COMPARE_PNG.name()] = figure(compare_figure, self.overall, self.names, accuracy, self.rank)
@@ -72,7 +76,8 @@ class Comparison(RunResult):
         dirs = settings.get("dirs")
         return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()},
                    int(settings.get("top", DEFAULT_TOP)), str(settings.get("rank", "weight")),
-                   {k: str(v) for k, v in dirs.items()} if isinstance(dirs, dict) else None)
+                   {k: str(v) for k, v in dirs.items()} if isinstance(dirs, dict) else None,
+                   files.COMPARE_CATEGORIES.read(folder))
 
 
 def _structure(run: Run) -> list[tuple]:
@@ -128,7 +133,7 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
     """
     check_comparable(a, b, heads)
     check_rank(rank)
-    accuracy, layers = [], []
+    accuracy, layers, shares = [], [], []
     for side, run, head in zip(SIDES, (a, b), heads):
         acc, source = run_accuracy(run, head, compute=compute,
                                    trust_code=trust_code, progress=progress)
@@ -138,7 +143,10 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
         stats = code_stats(run, device=compute.device, batch_size=compute.batch_size, workers=compute.workers,
                            trust_code=trust_code,
                            progress=progress) if needs_codes(rank) else None
-        summary = layer_summary(ranked_head(read_head(run, head), rank, stats), top)
+        ranked = ranked_head(read_head(run, head), rank, stats)
+        summary = layer_summary(ranked, top)
+        categories = labelled_categories(run, head)
+        shares.append(None if categories is None else category_shares(ranked.weight, categories))
         summary.insert(0, "head", head)
         summary.insert(0, "run", run.name)
         summary.insert(0, "side", side)
@@ -153,7 +161,20 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
             wide[f"{share}_{side}"] = overall.loc[overall["side"] == side, share].to_numpy()
     names = {side: run.name + files.head_mark(head) for side, run, head in zip(SIDES, (a, b), heads)}
     dirs = {side: str(run.dir) for side, run in zip(SIDES, (a, b))}
-    return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide, names, top, rank, dirs)
+    return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide, names, top, rank, dirs,
+                      _side_by_side(shares))
+
+
+def _side_by_side(shares: list[pd.DataFrame | None]) -> pd.DataFrame | None:
+    """Both sides' concept-category shares in one table (`category`, then each column with `_a` and `_b`), or None
+    unless both runs were dissected."""
+    if any(s is None for s in shares):
+        return None
+    a, b = (s.set_index("category") for s in shares)  # type: ignore[union-attr]
+    wide = a.join(b, how="outer", lsuffix="_a", rsuffix="_b").fillna(0)
+    wide[["units_a", "units_b"]] = wide[["units_a", "units_b"]].astype(int)
+    columns = [f"{c}_{side}" for c in a.columns for side in SIDES]
+    return wide[columns].reset_index()
 
 
 def output_dir(out: str | Path | None, a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> Path:

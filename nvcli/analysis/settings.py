@@ -149,6 +149,16 @@ class DissectOptions:
 
 
 @dataclass(frozen=True)
+class BiasOptions:
+    """What `shape_bias` reads: `per_class` built-in cue-conflict images per shape class."""
+
+    per_class: int = 100
+
+    def __post_init__(self) -> None:
+        _check([(1 <= self.per_class <= MAX_COUNT, "per_class", self.per_class, f"an integer in [1, {MAX_COUNT}]")])
+
+
+@dataclass(frozen=True)
 class PathSettings:
     """How a sparse head's path is fitted: the L1 share `alpha`, `steps` lambdas from lambda_max down to
     `ratio` * lambda_max, early stopping after `patience` steps without a better validation accuracy (None: the

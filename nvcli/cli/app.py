@@ -41,11 +41,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                   "which views drive each class."),
     "ablate": ("ablate", "ablate", "Remove each class's top-k, bottom-k, random k units; write ablation.csv, "
                "ablation_summary.csv, ablation.png."),
+    "bias": ("bias", "bias", "Measure the shape bias on cue-conflict images; write bias.csv and bias.png into the "
+             "run."),
     "sparsify": ("sparsify", "sparsify", "Fit a sparse head over every unit's code; write sparse_path.csv/.png and "
                  "heads/NAME.pt/.json."),
     "report": ("report", "report", "Write one HTML page showing everything the run holds (repeat --run for runs "
                "side by side); print its path."),
-    "data": ("data", "app", "List, describe and write datasets."),
+    "data": ("data", "app", "List, describe, write and stylise datasets."),
 }
 
 

@@ -57,6 +57,9 @@ class Compare:
             emit(result.accuracy, fmt, title="Validation accuracy")
         emit(result.overall, fmt, title=f"Share of all classes' {self.rank} per layer (a = {result.names['a']}, "
              f"b = {result.names['b']}); unit_share: the layer's share of the units")
+        if result.categories is not None and fmt == Format.table:  # csv/json print one document: the layers
+            emit(result.categories, fmt, title=f"Share of all classes' {self.rank} per concept category of the units "
+                 "(their dissection labels; none: not interpretable)")
         note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {path}")
 
 

@@ -1,4 +1,5 @@
-"""`nv data list|info|make`: the datasets nv knows, what defines their classes, and writing them to disk."""
+"""`nv data list|info|make|stylize`: the datasets nv knows, what defines their classes, writing them to disk, and a
+stylised copy of an image tree."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..data.registry import StylizeOptions
 from . import options as o
 from .render import Format, emit, note
 from .train import dataset_values
@@ -18,6 +20,21 @@ OutDir = Annotated[Path, typer.Option("--out", "-o", rich_help_panel="Output",
 MakeSeed = Annotated[int, typer.Option("--seed", min=0, rich_help_panel="Output", help="Seed of the generated data.")]
 Rewrite = Annotated[bool, typer.Option("--force", rich_help_panel="Output",
                                        help="Replace a dataset that nv data make wrote into --out (only its files).")]
+STYLE = "Style transfer"
+ContentDir = Annotated[Path, typer.Option("--data-dir", rich_help_panel=STYLE, help="The image tree to stylise (e.g. "
+                                          "an ImageFolder: every image below it, folders kept).")]
+StyleDir = Annotated[Path, typer.Option("--styles", rich_help_panel=STYLE, help="Style images; in class folders, a "
+                                        "style's folder is its class (cue-conflict images for nv bias).")]
+StyledOut = Annotated[Path, typer.Option("--out", "-o", rich_help_panel=STYLE, help="Output directory (new or empty; "
+                                         "with --force, one nv data stylize wrote); never inside the inputs.")]
+PerImage = Annotated[int, typer.Option("--per-image", min=1, rich_help_panel=STYLE,
+                                       help="Stylised copies of each image, each with its own style.")]
+Beta = Annotated[float, typer.Option("--beta", rich_help_panel=STYLE, help="FDA's low-frequency window as a share of "
+                                     "the image side, in (0, 0.5] (larger: more of the style).")]
+StyleSeed = Annotated[int, typer.Option("--seed", min=0, rich_help_panel=STYLE, help="Seed of the style drawn for "
+                                        "each image.")]
+ReplaceStyled = Annotated[bool, typer.Option("--force", rich_help_panel=STYLE, help="Replace what nv data stylize "
+                                             "wrote into --out (only its files).")]
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,25 @@ class MakeData:
         note(f"wrote {self.name} to {path}")
 
 
+@dataclass(frozen=True)
+class StylizeData:
+    """A stylised copy of an image tree and the record of which style made which image."""
+
+    data_dir: Path
+    styles: Path
+    out: Path
+    options: StylizeOptions
+    force: bool = False
+
+    def execute(self) -> None:
+        from ..data.stylize import LISTING, stylize_tree
+
+        frame = stylize_tree(self.data_dir, self.styles, self.out, self.options, force=self.force)
+        conflicts = int(((frame["texture"] != "") & (frame["texture"] != frame["shape"])).sum())
+        note(f"wrote {len(frame)} stylised images and {LISTING} to {self.out}; {conflicts} are cue-conflict images "
+             "(a style of another class: nv bias --conflicts reads them)")
+
+
 def list_(fmt: o.FormatOpt = Format.table) -> ListData:
     """List every dataset: whether `--data` reads it (and its kind), and whether `nv data make` writes it."""
     return ListData(fmt)
@@ -106,6 +142,19 @@ def make(
     return MakeData(name, out, {**dataset_values({"image_size": image_size}, data_option), "seed": seed}, force)
 
 
+def stylize(
+    data_dir: ContentDir,
+    styles: StyleDir,
+    out: StyledOut,
+    per_image: PerImage = StylizeOptions.per_image,
+    beta: Beta = StylizeOptions.beta,
+    seed: StyleSeed = StylizeOptions.seed,
+    force: ReplaceStyled = False,
+) -> StylizeData:
+    """Write a stylised copy of an image tree (Fourier low-frequency amplitude swap, colour matching), stylize.csv."""
+    return StylizeData(data_dir, styles, out, StylizeOptions(per_image, beta, seed), force)
+
+
 app = typer.Typer(no_args_is_help=True)  # its help is in app.COMMANDS
-for _name, _parse in (("list", list_), ("info", info), ("make", make)):
+for _name, _parse in (("list", list_), ("info", info), ("make", make), ("stylize", stylize)):
     app.command(_name)(_parse)

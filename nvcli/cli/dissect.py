@@ -16,7 +16,8 @@ from .requests import Output, RunSource
 
 PANEL = "Dissection"
 Probe = Annotated[Optional[Path], typer.Option("--probe", rich_help_panel=PANEL,
-                                               help="Broden-layout probe set (default: built-in shapes).")]
+                                               help="Broden-layout probe set (default: the built-in probe of the "
+                                               "run's world: cues, else shapes).")]
 ProbeCount = Annotated[int, typer.Option("--probe-count", min=1, rich_help_panel=PANEL,
                                          help="Images in the built-in probe set.")]
 Quantile = Annotated[float, typer.Option("--quantile", rich_help_panel=PANEL,

@@ -49,6 +49,9 @@ OnErrorOpt = Annotated[Optional[OnError], _option("--on-error", panel=DATA, help
 DataOption = Annotated[Optional[list[str]], _option("--data-option", "-D", panel=DATA, help="Another dataset setting "
                                                     "KEY=VALUE (repeatable), e.g. -D train_per_class=50; nv data info "
                                                     "NAME lists them.")]
+Stylize = Annotated[Optional[float], _option("--stylize", panel=DATA, min=0.0, max=1.0, help="cues data: the share "
+                                            "of training images whose texture and colour are replaced by a random "
+                                            "style, keeping the shape (default 0).")]
 ValFold = Annotated[Optional[int], _option("--val-fold", panel=SOUND, min=1,
                                            help="UrbanSound8K layout: the validation fold (default 10).")]
 CacheDir = Annotated[Optional[Path], _option("--cache-dir", panel=SOUND, help="Where decoded spectrograms are cached.")]

@@ -218,6 +218,7 @@ def train(
     image_size: o.ImageSize = None,
     on_error: o.OnErrorOpt = None,
     data_option: o.DataOption = None,
+    stylize: o.Stylize = None,
     val_fold: o.ValFold = None,
     cache_dir: o.CacheDir = None,
     sample_rate: o.SampleRate = None,
@@ -264,8 +265,8 @@ def train(
                          head_lr_scale=head_lr_scale, head_weight_decay=head_weight_decay, head_l1=head_l1,
                          head_warmup=head_warmup)
     settings = {"data_dir": data_dir, "classes": classes, "image_size": image_size, "on_error": on_error,
-                "val_fold": val_fold, "cache_dir": cache_dir, "sample_rate": sample_rate, "n_mels": n_mels,
-                "views": views}
+                "stylize": stylize, "val_fold": val_fold, "cache_dir": cache_dir, "sample_rate": sample_rate,
+                "n_mels": n_mels, "views": views}
     return training_request(ctx, choice=choice, data=data, data_settings=settings, data_pairs=data_option,
                             recipe=recipe, name=name, runs_dir=runs_dir, force=force, resume=resume, run=run, init=init,
                             trust_code=trust_code, fmt=fmt)

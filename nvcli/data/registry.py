@@ -73,6 +73,23 @@ class DataOptions:
             raise NvError(f"image size {size} is too large; use at most {MAX_IMAGE_SIZE} (ImageNet networks use 224)")
 
 
+@dataclass(frozen=True)
+class StylizeOptions:
+    """How `nv data stylize` stylises images: `per_image` styles per content image, the FDA window `beta` (a share of
+    the image side), and the seed that draws the styles."""
+
+    per_image: int = 1
+    beta: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for ok, name, valid in ((1 <= self.per_image <= 1000, "per_image", "an integer in [1, 1000]"),
+                                (0 < self.beta <= 0.5, "beta", "a share of the image side in (0, 0.5]"),
+                                (0 <= self.seed <= 2**31 - 1, "seed", "an integer in [0, 2**31 - 1]")):
+            if not ok:
+                raise NvError(f"{name} {getattr(self, name)} is not valid; use {valid}", param=name)
+
+
 @dataclass
 class DataBundle:
     """Train and validation splits of one dataset plus what a model needs to know about it.
@@ -134,12 +151,17 @@ class Entry:
 DATASETS: tuple[Entry, ...] = (
     Entry("shapes", "image", "built-in synthetic images: 9 classes defined by colour, texture or shape (default)",
           "shapes", "ShapesOptions", load="load_shapes", make="make_shapes"),
+    Entry("cues", "image", "built-in cue-conflict images: 4 classes, each defined at once by its own shape, texture "
+          "and colour; stylize replaces texture and colour (nv bias)", "cues", "CuesOptions", load="load_cues",
+          make="make_cues"),
     Entry("imagefolder", "image", "any ImageFolder tree on disk: DATA_DIR/{train,val}/<class>/<image>",
           "images", "FolderOptions", load="load_imagefolder"),
     Entry("places10", "image", "Places365 on disk (torchvision's layout), 10 chosen classes",
           "images", "PlacesOptions", load="load_places"),
     Entry("broden", "probe", "a Broden-layout probe set of shapes images with their exact color/texture/object masks",
           "shapes", "ProbeOptions", make="make_broden"),
+    Entry("cues-broden", "probe", "a Broden-layout probe set of cues images (shape, texture, colour drawn apart) with "
+          "exact object/texture/color masks", "cues", "ProbeOptions", make="make_broden"),
     Entry("urbansound", "sound", "UrbanSound8K from its directory (metadata/UrbanSound8K.csv, audio/foldK), split by "
           "fold, as log-mel spectrograms", "sound.urbansound", "UrbanSoundOptions", load="load_urbansound"),
     Entry("tones", "sound", "synthetic sounds with known spectral mechanisms (tones, chirps, noise burst, clicks, "

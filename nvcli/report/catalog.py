@@ -97,6 +97,12 @@ def _perturb(run_dir: Path, entry: Recorded) -> "RunResult | None":
     return Perturbation.load(run_dir, entry.head)
 
 
+def _bias(run_dir: Path, entry: Recorded) -> "RunResult | None":
+    from ..analysis.bias import ShapeBias
+
+    return ShapeBias.load(run_dir, entry.settings)
+
+
 def _concepts(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.dissect.concepts import ConceptMap
 
@@ -131,6 +137,8 @@ KINDS = [
          "weight vectors are.", _head_summary),
     Kind("perturb", "Colour-channel perturbation (Table 2, Figure 7)",
          "Validation accuracy with one colour channel of the images set to zero.", _perturb),
+    Kind("bias", "Shape bias (case study 2)", "On cue-conflict images (the shape of one class, the texture and "
+         "colour of others): the share of decisions that follow each cue, and shape / (shape + texture).", _bias),
     Kind("explain", "Explained decisions", "One input's logit as the sum of its units' contributions W[c,u]·z_u "
          "plus the bias."),
     Kind("concepts", "Concepts per class (Figure 4)", "Every unit labelled with the concept it detects (network "
@@ -181,6 +189,10 @@ CAPTIONS = [
             "regularisation path."),
     Caption(files.COMPARE_PNG, "Per layer, the share of all positive (top) and negative (bottom) weight in each "
             "run; the black line is the layer's share of the units, what a head indifferent to layers would give."),
+    Caption(files.BIAS_PNG, "Per class of the shape and overall, the share of cue-conflict decisions following the "
+            "shape (blue), texture (orange), colour (red) or none (grey); the shape bias is written above each group."),
+    Caption(files.BIAS, "Per kind of conflict and class of the shape: the share of decisions following each cue and "
+            "the shape bias, shape / (shape + texture).", shown=True),
     Caption(files.EVAL, "The run's validation loss and accuracy with this head.", shown=True),
     Caption(files.PER_CLASS, "Accuracy per class: support (samples), correct, accuracy.", shown=True),
     Caption(files.CONFUSION, "Counts of true (rows) against predicted (columns) classes."),
@@ -198,6 +210,8 @@ CAPTIONS = [
     Caption(files.COMPARE_ACCURACY, "Both runs' validation accuracy and where it was read.", shown=True),
     Caption(files.COMPARE_LAYERS, "Per run, class and layer: the weight statistics compared."),
     Caption(files.COMPARE, "Per layer: both runs' shares of positive, negative and top-unit weight."),
+    Caption(files.COMPARE_CATEGORIES, "Per concept category of the units (their dissection labels): both runs' units "
+            "and shares of the head's weight.", shown=True),
 ]
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ...data.broden import BrodenProbe
+from ...data.cues import write_probe as write_cues_probe
 from ...data.shapes import ProbeOptions, write_probe
 from ...errors import NvError, choice_error
 from ...runs import files
@@ -158,7 +159,8 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectO
 
     Args:
         run: a trained single-view NeuroView run on RGB images.
-        probe_dir: a Broden-layout probe set (default: a built-in shapes probe, written to a scratch folder).
+        probe_dir: a Broden-layout probe set (default: the built-in probe of the run's world, cues or else shapes,
+            written to a scratch folder).
         options: probe size, quantile, IoU threshold, categories, aggregation, ranking, figure settings.
         head: `dense` or a sparse head's name.
         compute: device, batch size (every layer's maps of a batch are held at once: 16 by default), workers.
@@ -186,10 +188,11 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectO
             return model.unit_maps(images.to(dev))
 
     with scratch_dir("nv-probe-") as tmp:  # removed afterwards; one left by a killed process goes next time
-        if probe_dir is None:
+        if probe_dir is None:  # the built-in world's own probe for a run trained on cues, else shapes'
             probe = ProbeOptions(image_size=size, count=o.probe_count)
-            probe_dir = write_probe(tmp / "probe", probe)
-            source = f"built-in shapes probe ({o.probe_count} images, objects at {size} px on {probe.side} px)"
+            world = "cues" if run.config.data.name == "cues" else "shapes"
+            probe_dir = (write_cues_probe if world == "cues" else write_probe)(tmp / "probe", probe)
+            source = f"built-in {world} probe ({o.probe_count} images, objects at {size} px on {probe.side} px)"
             size = probe.side  # the probe is fed at its own side: its objects are already at the run's scale
         else:
             source = str(probe_dir)
