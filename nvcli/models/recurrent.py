@@ -19,10 +19,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..errors import NvError, choice_error
 from .neuroview import FreezableBackbone, Normalize
 from .spec import CODES, RECURRENT, TIME_UNITS
+from .unit_table import UNIT_COLUMNS as TABLE_COLUMNS
 from .units import Layer
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-UNIT_COLUMNS = ["unit", "layer", "node", "label", "step", "channel"]
+UNIT_COLUMNS = [c for c in TABLE_COLUMNS if c != "view"]
 
 
 def hidden_code(h: Tensor, code: str) -> Tensor:
