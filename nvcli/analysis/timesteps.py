@@ -123,3 +123,26 @@ def time_weights(run_name: str, head: Head, rank: str = DEFAULT_RANK,
 def step_order(score: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """The time steps by the class's mass (`score` [units] of one class), largest first."""
     return np.argsort(-step_mass(score[None, :], steps)[0], kind="stable")
+
+
+def step_grid(count: int) -> list[int]:
+    """The numbers of time steps `nv ablate` removes: about 6, spaced geometrically from 1 to a quarter of them."""
+    return sorted({int(k) for k in np.geomspace(1, max(1, count // 4), 6).round()} | {step_k(count)})
+
+
+def step_k(count: int) -> int:
+    """The step ablation's summary k: a tenth of the steps (at least one)."""
+    return max(1, int(np.ceil(count / 10)))
+
+
+def step_summary(frame: pd.DataFrame, count: int) -> pd.DataFrame:
+    """Per class (from ablation.csv): its accuracy clean, without its top `step_k` steps and without as many random
+    steps (mean of the draws)."""
+    k = step_k(count)
+    rows = []
+    for name, part in frame.groupby("class", sort=False):
+        chosen = part[part["k"] == k]
+        rows.append({"class": name, "steps": k, "accuracy": part[part["policy"] == "none"]["accuracy"].iloc[0],
+                     "top_steps_accuracy": chosen[chosen["policy"] == "top-steps"]["accuracy"].mean(),
+                     "random_steps_accuracy": chosen[chosen["policy"] == "random-steps"]["accuracy"].mean()})
+    return pd.DataFrame(rows)
