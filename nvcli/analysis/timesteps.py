@@ -146,3 +146,12 @@ def step_summary(frame: pd.DataFrame, count: int) -> pd.DataFrame:
                      "top_steps_accuracy": chosen[chosen["policy"] == "top-steps"]["accuracy"].mean(),
                      "random_steps_accuracy": chosen[chosen["policy"] == "random-steps"]["accuracy"].mean()})
     return pd.DataFrame(rows)
+
+
+def step_contributions(units: pd.DataFrame) -> pd.DataFrame:
+    """`step,contribution,positive,negative`: one explained input's unit contributions (explain's table) summed over
+    each time step's units, every layer."""
+    c = units["contribution"]
+    frame = pd.DataFrame({"step": units["step"], "contribution": c, "positive": c.clip(lower=0),
+                          "negative": c.clip(upper=0)})
+    return frame.groupby("step", sort=True).sum().reset_index()

@@ -93,6 +93,7 @@ PERTURB_EXAMPLES_PNG = Artifact("perturb_examples{head}", ".png")
 EXPLAIN = Artifact("explain_{input}{head}", ".csv")
 EXPLAIN_LAYERS = Artifact("explain_{input}{head}_layers", ".csv")
 EXPLAIN_CLASSES = Artifact("explain_{input}{head}_classes", ".csv")
+EXPLAIN_STEPS = Artifact("explain_{input}{head}_steps", ".csv")  # recurrent runs: the contribution per time step
 EXPLAIN_PNG = Artifact("explain_{input}{head}", ".png")
 CONCEPTS_UNITS = Artifact("concepts_units{head}", ".csv")  # per head: each dissection's own probe settings
 
