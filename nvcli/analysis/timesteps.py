@@ -25,7 +25,7 @@ SUMMARY_COLUMNS = ["class", "peak_step", "peak_share", "centre", "spread"]
 def require_steps(units: pd.DataFrame, what: str) -> np.ndarray:
     """The `step` of every unit; a run without a time axis (not recurrent) is refused, naming `what` was asked."""
     if "step" not in units.columns:
-        raise NvError(f"{what} needs a run with a time axis (a recurrent model: --arch rnn, gru or lstm); this run's "
+        raise NvError(f"{what} needs a run with a time axis (a recurrent arch: rnn, gru or lstm); this run's "
                       "units have no time step")
     return units["step"].to_numpy()
 

@@ -150,7 +150,8 @@ DATASETS: tuple[Entry, ...] = (
     Entry("modelnet40", "views", "rendered views in MVCNN's layout: DATA_DIR/<class>/{train,test}/<object>"
           ".obj.shaded_vNNN.png", "views.modelnet40", "ModelNetOptions", load="load_modelnet"),
     Entry("ucr", "sequence", "a UCR time-series archive dataset on disk: DATA_DIR/<Name>_TRAIN.tsv and _TEST.tsv "
-          "(also .txt / comma or space separated; NaN-padded variable lengths)", "ucr", "UCROptions", load="load_ucr"),
+          "(also .txt / comma or space separated; NaN-padded variable lengths)", "ucr", "UCROptions",
+          load="load_ucr"),
     Entry("sequences", "sequence", "built-in series with known temporal mechanisms (a pulse in an early or late window, "
           "the order of two pulses, a sine throughout); nv data make writes them in the UCR layout",
           "sequences", "SequencesOptions", load="load_sequences", make="make_sequences",

@@ -5,7 +5,7 @@ Every series is Gaussian noise plus its class's mechanism (steps as fractions of
 - `up-down` / `down-up`: a positive and a negative pulse anywhere in the middle, in that order (the order of two
   events);
 - `sine`: a sine wave (period SINE_PERIOD steps, random phase) present throughout, no pulse.
-`nv data make sequences` writes it in the UCR archive's layout (nvcli/data/ucr.py), which `--data ucr` reads.
+`nv data make sequences` writes it in the UCR archive's layout (nvcli/data/ucr.py), which dataset `ucr` reads.
 """
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def load_sequences(options: SequencesOptions) -> DataBundle:
 
 
 def make_sequences(out_dir: str | os.PathLike, options: SequencesMakeOptions, *, force: bool = False) -> Path:
-    """Write the world in the UCR layout: OUT/Sequences/Sequences_{TRAIN,TEST,CLASSES}.tsv (read by --data ucr)."""
+    """Write the world in the UCR layout: OUT/Sequences/Sequences_{TRAIN,TEST,CLASSES}.tsv (read by dataset ucr)."""
     with dataset_output(out_dir, "sequences", force=force) as out:
         write_ucr(out / STEM, STEM, {"TRAIN": generate(options, "train"), "TEST": generate(options, "val")}, CLASSES)
     return out

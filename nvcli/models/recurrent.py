@@ -109,9 +109,11 @@ class RecurrentNeuroView(FreezableBackbone):
     def units(self) -> pd.DataFrame:
         """The unit table `unit,layer,node,label,step,channel` (step: 0-based time step)."""
         width = self.width
-        frames = [pd.DataFrame({"unit": layer.units, "layer": layer.index, "node": layer.node, "label": layer.label,
-                                "step": np.arange(layer.channels) // width, "channel": np.arange(layer.channels) % width})
-                  for layer in self.layers]
+        frames = []
+        for layer in self.layers:
+            index = np.arange(layer.channels)
+            frames.append(pd.DataFrame({"unit": layer.units, "layer": layer.index, "node": layer.node,
+                                        "label": layer.label, "step": index // width, "channel": index % width}))
         return pd.concat(frames, ignore_index=True)[UNIT_COLUMNS]
 
     def features(self, x: Tensor) -> Tensor:
