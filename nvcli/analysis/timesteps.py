@@ -7,6 +7,7 @@ or weight x the code's std with rank `importance`). Its share is that mass over 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,14 @@ class TimeWeights(RunResult):
             out[files.WEIGHTS_TIME_PNG.name(h)] = figure(time_figure, self.frame, f"{self.run}: share of each class's "
                                                          f"|{what}| per time step")
         return out
+
+    @classmethod
+    def load(cls, run_dir: Path, head: str = files.DENSE_HEAD, rank: str = DEFAULT_RANK) -> "TimeWeights | None":
+        """The saved time profile of `head` in `run_dir`, or None when it was never saved."""
+        frame, summary = files.WEIGHTS_TIME.read(run_dir, head), files.WEIGHTS_TIME_SUMMARY.read(run_dir, head)
+        if frame is None or summary is None:
+            return None
+        return cls(Path(run_dir).name, head, frame, summary, rank)
 
 
 def time_weights(run_name: str, head: Head, rank: str = DEFAULT_RANK,
