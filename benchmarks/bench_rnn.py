@@ -6,8 +6,9 @@ or downloads). Get the wheel's data without installing it into any environment:
     pip download --no-deps aeon -d /tmp/aeon_dl && mkdir -p /tmp/aeon && cd /tmp/aeon && unzip -q \\
         /tmp/aeon_dl/aeon-*.whl 'aeon/datasets/data/*'
 For each dataset, architecture and seed both models train with one recipe (AdamW, cosine schedule, nv's defaults
-otherwise); accuracy is the final epoch's on TEST. Time per step: the median over `--steps` timed steps of forward,
-cross-entropy, backward and optimizer step on one batch, after warm-up, one CPU thread (or --device cuda).
+otherwise); accuracy is the final epoch's on TEST (mean and sd over seeds). Time per step: the median over `--steps`
+timed steps of forward, cross-entropy, backward and optimizer step on one batch, after warm-up, the two models'
+steps alternating; one CPU thread (or --device cuda).
 Run: OMP_NUM_THREADS=1 python benchmarks/bench_rnn.py --aeon /tmp/aeon/aeon/datasets/data [--seeds 3] [--out CSV]
 """
 from __future__ import annotations
@@ -52,26 +53,28 @@ def ts_to_ucr(source: Path, out: Path) -> Path:
     return folder
 
 
-def step_time(choice: ModelChoice, bundle, batch_size: int, steps: int, device: str) -> float:
-    """Median seconds of one training step (forward, loss, backward, AdamW step) on one batch of the train split."""
+def step_times(choices: list[ModelChoice], bundle, batch_size: int, steps: int, device: str) -> list[float]:
+    """Median seconds of one training step (forward, loss, backward, AdamW step) on one batch of the train split, per
+    model; the models' steps alternate, so a machine shared with other work slows each of them alike."""
     torch.manual_seed(0)
-    model = build_model(spec_for(choice, bundle)).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.stack([bundle.train[i][0] for i in range(min(batch_size, len(bundle.train)))]).to(device)
     y = torch.tensor([bundle.train[i][1] for i in range(len(x))], device=device)
-    times = []
+    models = [build_model(spec_for(choice, bundle)).to(device).train() for choice in choices]
+    optimizers = [torch.optim.AdamW(model.parameters(), lr=1e-3) for model in models]
+    times: list[list[float]] = [[] for _ in models]
     for i in range(steps + 5):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if i >= 5:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for model, optimizer, spent in zip(models, optimizers, times):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if i >= 5:
+                spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 def main() -> None:
@@ -80,7 +83,7 @@ def main() -> None:
     parser.add_argument("--archs", default="gru,lstm")
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=20, help="timed training steps per model")
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps per model")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("bench_rnn.csv"))
     args = parser.parse_args()
@@ -95,21 +98,21 @@ def main() -> None:
             label = Path(settings.get("data_dir", data)).name
             bundle = load_data(data, settings)
             for arch in args.archs.split(","):
-                for baseline in (False, True):
-                    choice = ModelChoice(arch=arch, hidden_size=args.hidden, baseline=baseline)
+                choices = [ModelChoice(arch=arch, hidden_size=args.hidden, baseline=b) for b in (False, True)]
+                seconds = step_times(choices, bundle, batch, args.steps, args.device)
+                for choice, spent in zip(choices, seconds):
                     accuracy = []
                     for seed in range(args.seeds):
                         cfg = TrainConfig(epochs=epochs, batch_size=batch, lr=3e-3, seed=seed, threads=1,
                                           device=args.device)
                         run = train(choice, data, data_options(data, {**settings, "seed": seed}), cfg,
-                                    name=f"{label}-{arch}-{baseline}-{seed}", runs_dir=Path(tmp) / "runs")
+                                    name=f"{label}-{arch}-{choice.baseline}-{seed}", runs_dir=Path(tmp) / "runs")
                         accuracy.append(float(pd.read_csv(run.dir / "metrics.csv")["val_acc"].iloc[-1]))
-                    seconds = step_time(choice, bundle, batch, args.steps, args.device)
                     rows.append({"dataset": label, "steps": bundle.input_shape[-1], "train": len(bundle.train),
                                  "test": len(bundle.val), "arch": arch,
-                                 "model": "baseline" if baseline else "NeuroView-RNN", "epochs": epochs,
+                                 "model": "baseline" if choice.baseline else "NeuroView-RNN", "epochs": epochs,
                                  "accuracy": np.mean(accuracy), "accuracy_sd": np.std(accuracy, ddof=1)
-                                 if len(accuracy) > 1 else 0.0, "ms_per_step": 1000 * seconds})
+                                 if len(accuracy) > 1 else 0.0, "ms_per_step": 1000 * spent})
                     print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
     frame = pd.DataFrame(rows)
     frame.to_csv(args.out, index=False)

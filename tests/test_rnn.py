@@ -155,7 +155,7 @@ def test_the_world_written_in_the_ucr_layout_reads_back(tmp_path: Path) -> None:
 
 
 def test_model_settings_are_checked() -> None:
-    with pytest.raises(NvError, match="hidden_size apply to the recurrent"):
+    with pytest.raises(NvError, match="hidden_size: a setting of the recurrent"):
         ModelChoice(arch="smallcnn", hidden_size=8)
     with pytest.raises(NvError, match="time units"):
         ModelChoice(arch="gru", time_units="first")  # type: ignore[arg-type]

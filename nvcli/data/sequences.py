@@ -25,13 +25,20 @@ EARLY, LATE = (0.125, 0.3125), (0.625, 0.8125)  # the event classes' windows, as
 MIDDLE = (0.0625, 0.9375)  # where the two events of up-down / down-up fall
 SINE_PERIOD = 8.0
 PULSE_WIDTH, PULSE_HEIGHT = 1.5, 3.0
-CUES = {
-    "early": "one positive pulse inside the early window (steps EARLY x length)",
-    "late": "one positive pulse inside the late window (steps LATE x length)",
-    "up-down": "a positive pulse, later a negative one, anywhere in the middle",
-    "down-up": "a negative pulse, later a positive one, anywhere in the middle",
-    "sine": f"a sine wave of period {SINE_PERIOD:g} steps throughout, no pulse",
-}
+
+
+def cues(length: int) -> dict[str, str]:
+    """Each class's mechanism, with its window in steps for series of `length` steps."""
+    (e0, e1), (l0, l1) = window("early", length), window("late", length)
+    return {
+        "early": f"one positive pulse inside steps [{e0}, {e1})",
+        "late": f"one positive pulse inside steps [{l0}, {l1})",
+        "up-down": "a positive pulse, later a negative one, anywhere in the middle",
+        "down-up": "a negative pulse, later a positive one, anywhere in the middle",
+        "sine": f"a sine wave of period {SINE_PERIOD:g} steps throughout, no pulse",
+    }
+
+
 STEM = "Sequences"  # the UCR name the world is written under
 VAL_SEED_OFFSET = 7919
 MIN_LENGTH = 16
@@ -110,7 +117,7 @@ def load_sequences(options: SequencesOptions) -> DataBundle:
         splits[split] = SequenceSplit(stack(list(x[keep]), options.length), [index[labels[i]] for i in keep])
     windows = {name: list(window(name, options.length)) for name in classes if name in ("early", "late")}
     return DataBundle(name="sequences", kind="sequence", train=splits["train"], val=splits["val"], classes=classes,
-                      in_channels=1, mean=[0.0], std=[1.0], cues={c: CUES[c] for c in classes},
+                      in_channels=1, mean=[0.0], std=[1.0], cues={c: cues(options.length)[c] for c in classes},
                       info={"length": options.length, "windows": windows})
 
 

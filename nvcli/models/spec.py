@@ -74,8 +74,8 @@ class ModelChoice:
                           f"1..{MAX_HIDDEN} / 1..{MAX_RNN_LAYERS}", param=("hidden_size", "rnn_layers"))
         changed = [k for k, v in RECURRENT_DEFAULTS.items() if getattr(self, k) != v]
         if changed and not self.recurrent:
-            raise NvError(f"{', '.join(changed)} apply to the recurrent architectures ({', '.join(RECURRENT)}) only, "
-                          f"not to {self.arch}", param=tuple(changed))
+            raise NvError(f"{', '.join(changed)}: a setting of the recurrent architectures ({', '.join(RECURRENT)}) "
+                          f"only, not of {self.arch}", param=tuple(changed))
         if self.recurrent and (self.weights or self.shared_backbone):
             raise NvError(f"{self.arch} is a recurrent sequence model: it takes no weights or shared_backbone",
                           param=("weights", "shared_backbone"))
