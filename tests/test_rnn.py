@@ -167,6 +167,11 @@ def test_model_settings_are_checked() -> None:
     model = build_model(last)
     assert model.head.in_features == 40 and set(model.units()["label"]) == {"rnn3"}
     assert ModelSpec.from_dict({k: v for k, v in last.to_dict().items() if k != "time_units"}).time_units == "all"
+    frames = ModelSpec.of(ModelChoice(arch="gru", hidden_size=3), num_classes=2, input_shape=(1, 8, 12), mean=(0.0,),
+                          std=(1.0,))  # a spectrogram: 12 frames of 8 bands
+    model = build_model(frames)
+    assert model.codes.layers[0].input_size == 8 and model(torch.randn(2, 1, 8, 12)).shape == (2, 2)
+    assert model.units()["step"].max() == 11
 
 
 def test_cli_on_a_ucr_dataset(tmp_path: Path, nv) -> None:

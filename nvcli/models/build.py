@@ -51,11 +51,11 @@ def build_model(spec: ModelSpec, *, load_weights: bool = True, trust_code: bool 
 
 
 def _recurrent(spec: ModelSpec) -> nn.Module:
-    """NeuroView-RNN or the standard RNN classifier for sequences [C, 1, T] (docs/rnn.md)."""
-    if spec.multiview or spec.input_shape[1] != 1:
-        raise NvError(f"{spec.arch} takes sequences ([channels, 1, steps], e.g. datasets ucr or sequences); the data "
-                      f"gives inputs {list(spec.input_shape)}" + (f" in {spec.views} views" if spec.multiview else ""),
-                      param="arch")
+    """NeuroView-RNN or the standard RNN classifier for sequences [C, 1, T] or spectrograms [1, F, T] (docs/rnn.md)."""
+    if spec.multiview or (spec.input_shape[1] != 1 and spec.input_shape[0] != 1):
+        raise NvError(f"{spec.arch} takes sequences ([channels, 1, steps], e.g. datasets ucr or sequences) or "
+                      f"spectrograms ([1, bands, frames]); the data gives inputs {list(spec.input_shape)}"
+                      + (f" in {spec.views} views" if spec.multiview else ""), param="arch")
     shape = dict(input_shape=spec.input_shape, hidden_size=spec.hidden_size, layers=spec.rnn_layers,
                  bidirectional=spec.bidirectional, mean=spec.mean, std=spec.std)
     if spec.baseline:

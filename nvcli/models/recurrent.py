@@ -2,7 +2,8 @@
 linear classifier; the baseline classifies the last hidden state.
 
 A sample is a sequence stored as [channels, 1, steps] (a one-row image, so the normalisation and the run's
-input shape are those of every nv model); steps past a series' end are NaN (the UCR archive's padding).
+input shape are those of every nv model); steps past a series' end are NaN (the UCR archive's padding). A
+spectrogram [1, bands, frames] is a sequence of frames, its bands the features of each step.
 Units are (layer, time step, hidden unit), numbered layer-major, then step, then hidden unit (a bidirectional
 layer's forward units first, then its backward ones). docs/rnn.md gives the reasons for the code and the masking.
 """
@@ -38,10 +39,11 @@ def hidden_code(h: Tensor, code: str) -> Tensor:
 
 
 def sequence_input(x: Tensor) -> tuple[Tensor, Tensor]:
-    """[B, C, 1, T] (NaN after a series' end) -> the sequence [B, T, C] with zeros for padding, and the mask [B, T]."""
-    if x.dim() != 4 or x.shape[2] != 1:
+    """[B, C, H, T] (NaN after a series' end) -> the sequence [B, T, C x H] with zeros for padding, and the mask
+    [B, T]: a series' channels (H = 1), or a spectrogram's bands (C = 1), are the features of each step."""
+    if x.dim() != 4:
         raise NvError(f"a recurrent model takes sequences [batch, channels, 1, steps]; got {list(x.shape)}")
-    seq = x[:, :, 0, :].transpose(1, 2)
+    seq = x.flatten(1, 2).transpose(1, 2)
     mask = ~torch.isnan(seq).any(dim=2)
     return torch.nan_to_num(seq, nan=0.0), mask
 
@@ -90,10 +92,10 @@ class RecurrentNeuroView(FreezableBackbone):
             raise choice_error("code", code, CODES)
         if time_units not in TIME_UNITS:
             raise choice_error("time units", time_units, TIME_UNITS)
-        channels, _, self.steps = (int(v) for v in input_shape)
+        channels, rows, self.steps = (int(v) for v in input_shape)
         self.code, self.time_units = code, time_units
         self.normalize = Normalize(mean, std)
-        self.codes = Recurrent(cell, channels, hidden_size, layers, bidirectional)
+        self.codes = Recurrent(cell, channels * rows, hidden_size, layers, bidirectional)
         shown = range(layers) if time_units == "all" else [layers - 1]
         width = self.codes.width
         self.layers = [Layer(i, f"{cell}.{index}", self.steps * width, i * self.steps * width, f"{cell}{index + 1}")
@@ -140,7 +142,7 @@ class RecurrentBaseline(nn.Module):
                  std: Sequence[float] = (1.0,)) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
-        self.recurrent = Recurrent(cell, int(input_shape[0]), hidden_size, layers, bidirectional)
+        self.recurrent = Recurrent(cell, int(input_shape[0]) * int(input_shape[1]), hidden_size, layers, bidirectional)
         self.classifier = nn.Linear(self.recurrent.width, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:

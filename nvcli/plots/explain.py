@@ -90,7 +90,7 @@ def _show_sequence(sub: SubFigure, x: "Tensor", units: pd.DataFrame) -> str:
 def _show_input(sub: SubFigure, x: "Tensor", spectrogram: dict[str, Any] | None,
                 units: pd.DataFrame | None = None) -> str:
     """Draw the input: every view of multi-view inputs, an RGB image, a sequence or a spectrogram; returns a note."""
-    if units is not None and "step" in units.columns:
+    if units is not None and "step" in units.columns and x.dim() == 3 and x.shape[1] == 1:
         return _show_sequence(sub, x, units)
     if x.dim() == 4:
         _show_views(sub, x)
