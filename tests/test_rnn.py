@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from nvcli.analysis.ablation import ablate
-from nvcli.analysis.head import read_head
+from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.timesteps import step_grid, time_weights
 from nvcli.data.registry import data_options, load_data, make_dataset
 from nvcli.data.sequences import SequencesOptions, window
@@ -192,3 +192,20 @@ def test_cli_on_a_ucr_dataset(tmp_path: Path, nv) -> None:
     code, _, err = nv("weights", "--by", "time", "--run", image_run)
     assert code != 0 and "needs a run with a time axis" in err
     assert math.isfinite(float(pd.read_csv(runs / "g" / "metrics.csv")["val_acc"].iloc[-1]))
+
+
+def test_time_mass_is_exact_on_a_known_head() -> None:
+    spec = ModelSpec.of(ModelChoice(arch="rnn", hidden_size=2, rnn_layers=2), num_classes=2, input_shape=(1, 1, 5),
+                        mean=(0.0,), std=(1.0,))
+    units = build_model(spec).units()
+    weight = np.ones((2, len(units)))
+    weight[0] = 0.0
+    weight[0, ((units["layer"] == 1) & (units["step"] == 3)).to_numpy()] = [2.0, -2.0]
+    head = Head(weight, np.zeros(2), units, ["one-step", "even"])
+    result = time_weights("known", head)
+    frame = result.frame.set_index(["class", "layer", "step"])
+    assert frame.loc[("one-step", 1, 3), "share"] == 1.0 and frame.loc[("one-step", 1, 3), "neg_weight"] == -2.0
+    assert frame.loc[("even", 0, 0), "share"] == pytest.approx(0.1)
+    summary = result.summary.set_index("class")
+    assert summary.loc["one-step", "peak_step"] == 3 and summary.loc["one-step", "spread"] == pytest.approx(0.2)
+    assert summary.loc["even", "spread"] == pytest.approx(1.0) and summary.loc["even", "centre"] == pytest.approx(2.0)

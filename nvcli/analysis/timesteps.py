@@ -45,20 +45,14 @@ def time_frame(head: Head, score: np.ndarray) -> pd.DataFrame:
     count = int(steps.max()) + 1
     parts = []
     for c, name in enumerate(head.classes):
-        w = score[c]
-        total = np.abs(w).sum()
+        total = np.abs(score[c]).sum()
         for layer in sorted(labels):
             inside = layers == layer
-            s = steps[inside]
-
-            def by_step(values: np.ndarray, s: np.ndarray = s) -> np.ndarray:
-                return np.bincount(s, weights=values, minlength=count)
-
-            mass = by_step(np.abs(w[inside]))
-            parts.append(pd.DataFrame({
-                "class": name, "layer": layer, "label": labels[layer], "step": np.arange(count), "mass": mass,
-                "share": mass / total if total > 0 else 0.0, "pos_weight": by_step(np.clip(w[inside], 0, None)),
-                "neg_weight": by_step(np.clip(w[inside], None, 0))}))
+            w = score[c, inside]
+            sums = {key: np.bincount(steps[inside], weights=values, minlength=count) for key, values in
+                    (("mass", np.abs(w)), ("pos_weight", np.clip(w, 0, None)), ("neg_weight", np.clip(w, None, 0)))}
+            parts.append(pd.DataFrame({"class": name, "layer": layer, "label": labels[layer], "step": np.arange(count),
+                                       **sums, "share": sums["mass"] / total if total > 0 else 0.0}))
     return pd.concat(parts, ignore_index=True)[TIME_COLUMNS]
 
 
