@@ -152,8 +152,8 @@ DATASETS: tuple[Entry, ...] = (
     Entry("ucr", "sequence", "a UCR time-series archive dataset on disk: DATA_DIR/<Name>_TRAIN.tsv and _TEST.tsv "
           "(also .txt / comma or space separated; NaN-padded variable lengths)", "ucr", "UCROptions",
           load="load_ucr"),
-    Entry("sequences", "sequence", "built-in series with known temporal mechanisms (a pulse in an early or late window, "
-          "the order of two pulses, a sine throughout); nv data make writes them in the UCR layout",
+    Entry("sequences", "sequence", "built-in series with known temporal mechanisms (a pulse in an early or late "
+          "window, the order of two pulses, a sine throughout); nv data make writes them in the UCR layout",
           "sequences", "SequencesOptions", load="load_sequences", make="make_sequences",
           make_options="SequencesMakeOptions"),
 )

@@ -30,6 +30,7 @@ REDUCES: tuple[str, ...] = get_args(Reduce)
 TimeUnits = Literal["all", "last"]  # recurrent NeuroView: every layer's hidden states feed the head, or the last's
 TIME_UNITS: tuple[str, ...] = get_args(TimeUnits)
 MAX_HIDDEN, MAX_RNN_LAYERS = 65_536, 64
+MAX_RNN_UNITS = 1 << 24  # a recurrent head's inputs: layers x steps x hidden units x directions
 
 
 def arch_error(arch: str) -> NvError:
@@ -113,6 +114,10 @@ class ModelSpec(ModelChoice):
         if math.prod(self.input_shape) > MAX_INPUT or not 0 <= self.views <= MAX_VIEWS:
             raise NvError(f"input shape {list(self.input_shape)} with {self.views} views is too large (at most "
                           f"{MAX_INPUT} values per view and {MAX_VIEWS} views)")
+        units = self.rnn_layers * self.input_shape[2] * self.hidden_size * (2 if self.bidirectional else 1)
+        if self.recurrent and units > MAX_RNN_UNITS:
+            raise NvError(f"{self.rnn_layers} layer(s) x {self.input_shape[2]} steps x {self.hidden_size} hidden units "
+                          f"make {units} units; nv builds at most {MAX_RNN_UNITS}", param=("hidden_size", "rnn_layers"))
         if not len(self.mean) == len(self.std) == self.input_shape[0] or min(self.std) <= 0:
             raise NvError(f"normalisation mean {list(self.mean)} / std {list(self.std)} does not fit "
                           f"{self.input_shape[0]} input channel(s) with positive std")
@@ -128,7 +133,9 @@ class ModelSpec(ModelChoice):
         return ModelChoice(**{f.name: getattr(self, f.name) for f in fields(ModelChoice)})
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The spec as config.json records it; the recurrent settings only for a recurrent architecture (so a run
+        of any other reads and writes as before they existed)."""
+        data = {k: v for k, v in asdict(self).items() if self.recurrent or k not in RECURRENT_DEFAULTS}
         return {**data, "input_shape": list(self.input_shape), "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
