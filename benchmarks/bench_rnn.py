@@ -80,6 +80,7 @@ def step_times(choices: list[ModelChoice], bundle, batch_size: int, steps: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aeon", type=Path, help="aeon's datasets/data folder (UCR datasets; skipped if absent)")
+    parser.add_argument("--ucr", default=",".join(UCR), help="the UCR datasets to run (comma-separated)")
     parser.add_argument("--archs", default="gru,lstm")
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--seeds", type=int, default=3)
@@ -93,7 +94,7 @@ def main() -> None:
         datasets = [("sequences", {"length": 64}, (30, 32))]
         if args.aeon is not None and args.aeon.is_dir():
             datasets += [("ucr", {"data_dir": str(ts_to_ucr(args.aeon / name, Path(tmp) / "ucr"))}, recipe)
-                         for name, recipe in UCR.items() if (args.aeon / name).is_dir()]
+                         for name, recipe in UCR.items() if name in args.ucr.split(",") and (args.aeon / name).is_dir()]
         for data, settings, (epochs, batch) in datasets:
             label = Path(settings.get("data_dir", data)).name
             bundle = load_data(data, settings)
