@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per model")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--time-only", action="store_true", help="time the training steps; train nothing")
     parser.add_argument("--out", type=Path, default=Path("bench_rnn.csv"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -103,7 +104,7 @@ def main() -> None:
                 seconds = step_times(choices, bundle, batch, args.steps, args.device)
                 for choice, spent in zip(choices, seconds):
                     accuracy = []
-                    for seed in range(args.seeds):
+                    for seed in range(0 if args.time_only else args.seeds):
                         cfg = TrainConfig(epochs=epochs, batch_size=batch, lr=3e-3, seed=seed, threads=1,
                                           device=args.device)
                         run = train(choice, data, data_options(data, {**settings, "seed": seed}), cfg,
@@ -112,7 +113,8 @@ def main() -> None:
                     rows.append({"dataset": label, "steps": bundle.input_shape[-1], "train": len(bundle.train),
                                  "test": len(bundle.val), "arch": arch,
                                  "model": "baseline" if choice.baseline else "NeuroView-RNN", "epochs": epochs,
-                                 "accuracy": np.mean(accuracy), "accuracy_sd": np.std(accuracy, ddof=1)
+                                 "accuracy": np.mean(accuracy) if accuracy else np.nan,
+                                 "accuracy_sd": np.std(accuracy, ddof=1)
                                  if len(accuracy) > 1 else 0.0, "ms_per_step": 1000 * spent})
                     print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
     frame = pd.DataFrame(rows)
