@@ -79,14 +79,15 @@ def _cases() -> list[tuple[str, str]]:
 
 
 def _contexts(command: Any, tmp: Path) -> list[list[str]]:
-    """Options under which another may apply: each of the command's switches and named values, and every dataset
-    (with and without a root)."""
+    """Options under which another may apply: each of the command's switches and named values, a recurrent
+    architecture, and every dataset (with and without a root)."""
     from nvcli.data.registry import readable
 
     own = [_value(p, tmp) for p in command.params if p.param_type_name == "option" and not p.required
            and (p.is_flag or p.name in VALUES) and p.name != "help"]
     datasets = [["--data", e.name, *extra] for e in readable() for extra in ([], ["--data-dir", str(tmp / "root")])]
-    return [*own, *(datasets if any(p.name == "data" for p in command.params) else [])]
+    recurrent = [["--arch", "gru"]] if any(p.name == "arch" for p in command.params) else []  # --hidden-size etc.
+    return [*own, *recurrent, *(datasets if any(p.name == "data" for p in command.params) else [])]
 
 
 def _outcome(command: str, args: list[str]) -> Any:

@@ -11,7 +11,9 @@ removed units, never another pass of the network. Per class, on that class's val
 - bottom-k: remove the k units of smallest magnitude (the ranking says they do not matter);
 - random-k: remove k units drawn at random (several draws: the control);
 - keep-top-k: remove every unit but the top k;
-- multi-view runs also remove one view's units (drop-view) or all other views' (keep-view).
+- multi-view runs also remove one view's units (drop-view) or all other views' (keep-view);
+- recurrent runs also remove whole time steps (every unit at a step): the k steps of the class's largest weight
+  mass (top-steps) and k random steps (random-steps, the control); k counts steps (nvcli/analysis/timesteps.py).
 
 Reported: the class's accuracy (recall) and mean logit margin (own logit minus the best other class's).
 """
@@ -33,6 +35,7 @@ from .code_cache import split_codes
 from .head import Head, read_head
 from .importance import CodeStats, scores
 from .settings import AblationOptions, Compute
+from .timesteps import step_grid, step_order
 
 COLUMNS = ["class", "ranking", "policy", "k", "accuracy", "margin", "draw"]  # + `view` in multi-view runs
 SUMMARY_COLUMNS = ["class", "k", "accuracy", "top_accuracy", "random_accuracy", "random_accuracy_sd",
@@ -114,7 +117,7 @@ def _nested(z: np.ndarray, weight: np.ndarray, reference: np.ndarray, order: np.
 
 def _class_rows(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, reference: np.ndarray, score: np.ndarray,
                 c: int, options: AblationOptions, ks: list[int], views: np.ndarray | None,
-                rng: np.random.Generator) -> list[dict[str, Any]]:
+                rng: np.random.Generator, steps: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Every ablation of class c, on the codes z [n, units] of its own samples."""
     logits = z @ weight.T + bias
     everything = logits - _removed(z, weight, reference, np.arange(z.shape[1]))  # all units at the reference
@@ -135,6 +138,13 @@ def _class_rows(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, reference: 
     for draw in range(options.draws):
         for k, part in _nested(z, weight, reference, rng.permutation(z.shape[1]), ks):
             add("random", k, logits - part, draw)
+    if steps is not None:
+        for policy, orders in (("top-steps", [step_order(score, steps)]),
+                               ("random-steps", [rng.permutation(int(steps.max()) + 1) for _ in range(options.draws)])):
+            for draw, order in enumerate(orders):
+                for k in step_grid(int(steps.max()) + 1):
+                    add(policy, k, logits - _removed(z, weight, reference, np.flatnonzero(np.isin(steps, order[:k]))),
+                        draw)
     if views is not None:
         for v in np.unique(views):
             part = _removed(z, weight, reference, np.flatnonzero(views == v))
@@ -152,6 +162,7 @@ def ablation_frame(z: np.ndarray, labels: np.ndarray, head: Head, stats: CodeSta
     units = weight.shape[1]
     ks = options.grid(units)
     views = head.units["view"].to_numpy() if "view" in head.units.columns else None
+    steps = head.units["step"].to_numpy() if "step" in head.units.columns else None
     rng = np.random.default_rng(options.seed)
     frames = []
     for name in options.classes or head.classes:
@@ -160,7 +171,7 @@ def ablation_frame(z: np.ndarray, labels: np.ndarray, head: Head, stats: CodeSta
         if not len(rows):
             raise NvError(f"class '{name}' has no sample in the validation split; nothing to ablate")
         own = np.asarray(z[rows], dtype=np.float64)
-        part = pd.DataFrame(_class_rows(own, weight, bias, reference, score[c], c, options, ks, views, rng))
+        part = pd.DataFrame(_class_rows(own, weight, bias, reference, score[c], c, options, ks, views, rng, steps))
         part.insert(0, "ranking", options.rank)
         part.insert(0, "class", name)
         frames.append(part)

@@ -67,6 +67,10 @@ class Explanation(RunResult):
         out = {files.EXPLAIN.name(h, input=n): table(self.units),
                files.EXPLAIN_LAYERS.name(h, input=n): table(self.layers),
                files.EXPLAIN_CLASSES.name(h, input=n): table(self.classes)}
+        if "step" in self.units.columns:
+            from .timesteps import step_contributions
+
+            out[files.EXPLAIN_STEPS.name(h, input=n)] = table(step_contributions(self.units))
         if figures:
             out[files.EXPLAIN_PNG.name(h, input=n)] = figure(explain_figure, self.summary, self.units, self.layers,
                                                             self.input, self.top, self.spectrogram)

@@ -55,6 +55,12 @@ class Ablate:
                  f"{'its validation mean' if options.mode == 'mean' else 'zero'}")
         emit(result.summary, fmt, title=f"Per class: its top {k} units removed vs {k} random units "
              f"({options.draws} draws)")
+        if "top-steps" in set(result.frame["policy"]):
+            from ..analysis.timesteps import step_summary
+
+            count = int(run.units()["step"].max()) + 1
+            emit(step_summary(result.frame, count), fmt, title=f"Per class: its top time steps (of {count}) removed "
+                 f"vs random steps ({options.draws} draws)")
         note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
 
 

@@ -29,8 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "confusion.csv/.png into each."),
     "perturb": ("perturb", "perturb", "Validation accuracy per class with colour channels zeroed; write "
                 "perturb.csv/.png, perturb_examples.png."),
-    "weights": ("weights", "weights", "Show a class's head weights by unit and layer; write weights CSVs, "
-                "class_similarity.csv/.png."),
+    "weights": ("weights", "weights", "Show a class's head weights by unit and layer (or by time step); write "
+                "weights CSVs, figures."),
     "explain": ("explain", "explain", "Explain one prediction; write explain_<input>.csv, _layers.csv, _classes.csv "
                 "and explain_<input>.png."),
     "compare": ("compare", "compare", "Compare accuracy and per-layer weight shares of two runs; write compare*.csv "

@@ -13,7 +13,7 @@ import typer
 
 from ..analysis.settings import Rank
 from ..data.registry import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, OnError
-from ..models.spec import Code, Reduce
+from ..models.spec import Code, Reduce, TimeUnits
 from ..training.config import MAX_SEED, Device, Optimizer, Scheduler
 from .render import Format
 
@@ -27,7 +27,8 @@ def _option(*names: str, help: str, panel: str, **settings: object) -> typer.mod
 
 # Model
 Arch = Annotated[str, _option("--arch", "-a", panel=MODEL, help="alexnet, vgg11..19[_bn], resnet18/34/50, "
-                              "densenet121, smallcnn, or package.module:function (imports and runs your code).")]
+                              "densenet121, smallcnn, rnn/gru/lstm (sequences), or package.module:function (imports "
+                              "and runs your code).")]
 CodeOpt = Annotated[Code, _option("--code", panel=MODEL,
                                   help="Unit code: sigmoid, straight-through step, ReLU output.")]
 ReduceOpt = Annotated[Reduce, _option("--reduce", panel=MODEL, help="Reduce each unit's code map by max or mean.")]
@@ -37,6 +38,12 @@ WeightsFile = Annotated[Optional[Path], _option("--weights", panel=MODEL,
 FreezeBackbone = Annotated[bool, _option("--freeze-backbone", panel=MODEL, help="Train only the linear head.")]
 SharedBackbone = Annotated[bool, _option("--shared-backbone", panel=MODEL,
                                          help="Multi-view data: one backbone shared by all views.")]
+HiddenSize = Annotated[int, _option("--hidden-size", panel=MODEL, min=1, help="rnn/gru/lstm: hidden units per layer "
+                                    "and direction.")]
+RnnLayers = Annotated[int, _option("--rnn-layers", panel=MODEL, min=1, help="rnn/gru/lstm: stacked layers.")]
+Bidirectional = Annotated[bool, _option("--bidirectional", panel=MODEL, help="rnn/gru/lstm: both directions.")]
+TimeUnitsOpt = Annotated[TimeUnits, _option("--time-units", panel=MODEL, help="rnn/gru/lstm NeuroView: the hidden "
+                                            "states of every layer feed the head, or the last layer's only.")]
 
 # Data: None is the dataset's own default
 DataName = Annotated[str, _option("--data", "-d", panel=DATA, help="Dataset name (nv data list).")]

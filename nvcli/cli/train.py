@@ -212,6 +212,10 @@ def train(
     weights: o.WeightsFile = None,
     freeze_backbone: o.FreezeBackbone = False,
     shared_backbone: o.SharedBackbone = False,
+    hidden_size: o.HiddenSize = ModelChoice.hidden_size,
+    rnn_layers: o.RnnLayers = ModelChoice.rnn_layers,
+    bidirectional: o.Bidirectional = False,
+    time_units: o.TimeUnitsOpt = ModelChoice.time_units,
     data: o.DataName = "shapes",
     data_dir: o.DataDir = None,
     classes: o.Classes = None,
@@ -257,7 +261,8 @@ def train(
     """`nv train`'s options as a Train or Resume request (its help is in app.COMMANDS)."""
     choice = ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline,
                          weights=str(weights) if weights else None,
-                         freeze_backbone=freeze_backbone, shared_backbone=shared_backbone)
+                         freeze_backbone=freeze_backbone, shared_backbone=shared_backbone, hidden_size=hidden_size,
+                         rnn_layers=rnn_layers, bidirectional=bidirectional, time_units=time_units)
     recipe = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
                          momentum=momentum, scheduler=scheduler, step_size=step_size, gamma=gamma,
                          label_smoothing=label_smoothing, seed=seed, amp=amp, workers=workers, device=device,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -20,6 +20,39 @@ Every = Annotated[bool, typer.Option("--all", rich_help_panel=PANEL,
                                      help="Every class: weights_<class>.csv for each, and weights_all.png.")]
 Top = Annotated[int, typer.Option("--top", "-k", min=1, rich_help_panel=PANEL,
                                   help="Units listed per sign, and the k of top_share in weights_layers.csv.")]
+By = Annotated[Literal["unit", "time"], typer.Option("--by", rich_help_panel=PANEL, help="unit: weights along the "
+                                                   "unit axis; time (rnn/gru/lstm runs): every class's weight mass per "
+                                                   "time step and layer (weights_time.csv/.png).")]
+
+
+@dataclass(frozen=True)
+class WeightsByTime:
+    """Every class's weight mass per time step and layer of a recurrent run (NeuroView-RNN's figure)."""
+
+    source: RunSource
+    class_name: str | None = None  # only this class's summary row is printed
+    rank: Rank = DEFAULT_RANK
+    head: str = DENSE_HEAD
+    output: Output = Output()
+
+    def execute(self) -> None:
+        run = self.source.open()
+        from ..analysis.head import read_head
+        from ..analysis.importance import code_stats, needs_codes
+        from ..analysis.timesteps import require_steps, time_weights
+
+        head = read_head(run, self.head)
+        require_steps(head.units, "--by time")
+        if self.class_name is not None:
+            head.class_index(self.class_name)
+        stats = code_stats(run, trust_code=self.source.trust_code) if needs_codes(self.rank) else None
+        result = time_weights(run.name, head, self.rank, stats)
+        self.output.save(result, run.dir)
+        note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
+        summary = result.summary
+        if self.class_name is not None:
+            summary = summary[summary["class"] == self.class_name]
+        emit(summary, self.output.fmt, title=f"{run.name}: where each class's weight lies in time")
 
 
 @dataclass(frozen=True)
@@ -78,6 +111,7 @@ def weights(
     class_: ClassName = None,
     all_: Every = False,
     top: Top = 10,
+    by: By = "unit",
     rank: o.RankOpt = DEFAULT_RANK,
     head: o.HeadName = DENSE_HEAD,
     run: o.RunDir = None,
@@ -87,7 +121,11 @@ def weights(
     force: o.Force = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Weights:
-    """`nv weights`'s options as a Weights request (its help is in app.COMMANDS)."""
+    """`nv weights`'s options as a Weights or WeightsByTime request (its help is in app.COMMANDS)."""
+    if by == "time":
+        if all_:
+            raise NvError("--by time shows every class; --all does not apply (give --class NAME to print one)")
+        return WeightsByTime(RunSource(run, runs_dir, trust_code), class_, rank, head, Output(fmt, plot, force))
     if (class_ is not None) != all_:
         return Weights(RunSource(run, runs_dir, trust_code), class_, top, rank, head, Output(fmt, plot, force))
     raise NvError("give --class NAME (one class) or --all (every class)" if class_ is None

@@ -99,7 +99,7 @@ class DataBundle:
     """
 
     name: str
-    kind: str  # "image", "sound" or "views" (what the model and the analyses take)
+    kind: str  # "image", "sound", "views" or "sequence" (what the model and the analyses take)
     train: "Dataset"
     val: "Dataset"
     classes: list[str]
@@ -171,6 +171,13 @@ DATASETS: tuple[Entry, ...] = (
           "some", "views.solids", "SolidsOptions", load="load_solids", make="make_solids"),
     Entry("modelnet40", "views", "rendered views in MVCNN's layout: DATA_DIR/<class>/{train,test}/<object>"
           ".obj.shaded_vNNN.png", "views.modelnet40", "ModelNetOptions", load="load_modelnet"),
+    Entry("ucr", "sequence", "a UCR time-series archive dataset on disk: DATA_DIR/<Name>_TRAIN.tsv and _TEST.tsv "
+          "(also .txt / comma or space separated; NaN-padded variable lengths)", "ucr", "UCROptions",
+          load="load_ucr"),
+    Entry("sequences", "sequence", "built-in series with known temporal mechanisms (a pulse in an early or late "
+          "window, the order of two pulses, a sine throughout); nv data make writes them in the UCR layout",
+          "sequences", "SequencesOptions", load="load_sequences", make="make_sequences",
+          make_options="SequencesMakeOptions"),
 )
 _BY_NAME = {entry.name: entry for entry in DATASETS}
 

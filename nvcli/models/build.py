@@ -7,6 +7,7 @@ from ..errors import NvError
 from .archs import build_network, load_network_weights
 from .multiview import MVCNN, MultiViewNeuroView
 from .neuroview import NeuroView, Standard
+from .recurrent import RecurrentBaseline, RecurrentNeuroView
 from .spec import ModelSpec
 
 
@@ -27,6 +28,9 @@ def build_model(spec: ModelSpec, *, load_weights: bool = True, trust_code: bool 
         raise NvError(f"the architecture '{spec.arch}' is user code (package.module:function); nv imports it only "
                       "with trust_code (reading a run never runs code on its own)", param="trust_code")
 
+    if spec.recurrent:
+        return _recurrent(spec)
+
     def network() -> nn.Module:
         net = build_network(spec.arch, spec.num_classes, spec.input_shape[0], min(spec.input_shape[1:]))
         if load_weights and spec.weights:
@@ -44,3 +48,17 @@ def build_model(spec: ModelSpec, *, load_weights: bool = True, trust_code: bool 
         return Standard(network(), spec.mean, spec.std)
     return NeuroView(network(), spec.num_classes, code=spec.code, reduce=spec.reduce, input_shape=spec.input_shape,
                      mean=spec.mean, std=spec.std, freeze_backbone=spec.freeze_backbone)
+
+
+def _recurrent(spec: ModelSpec) -> nn.Module:
+    """NeuroView-RNN or the standard RNN classifier for sequences [C, 1, T] or spectrograms [1, F, T] (docs/rnn.md)."""
+    if spec.multiview or (spec.input_shape[1] != 1 and spec.input_shape[0] != 1):
+        raise NvError(f"{spec.arch} takes sequences ([channels, 1, steps], e.g. datasets ucr or sequences) or "
+                      f"spectrograms ([1, bands, frames]); the data gives inputs {list(spec.input_shape)}"
+                      + (f" in {spec.views} views" if spec.multiview else ""), param="arch")
+    shape = dict(input_shape=spec.input_shape, hidden_size=spec.hidden_size, layers=spec.rnn_layers,
+                 bidirectional=spec.bidirectional, mean=spec.mean, std=spec.std)
+    if spec.baseline:
+        return RecurrentBaseline(spec.arch, spec.num_classes, **shape)
+    return RecurrentNeuroView(spec.arch, spec.num_classes, time_units=spec.time_units, code=spec.code,
+                              freeze_backbone=spec.freeze_backbone, **shape)

@@ -12,6 +12,7 @@ from ..errors import NvError, choice_error
 from ..schema import typed_values
 
 BUILTIN_ARCHS = ("smallcnn",)
+RECURRENT = ("rnn", "gru", "lstm")  # sequence models (docs/rnn.md): units are (layer, time step, hidden unit)
 TORCHVISION = (
     "alexnet",
     "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
@@ -26,11 +27,15 @@ MAX_INPUT = 1 << 26  # values in one input (3 x 4096 x 4096 is 50 M)
 MAX_VIEWS = 1000
 Reduce = Literal["max", "mean"]
 REDUCES: tuple[str, ...] = get_args(Reduce)
+TimeUnits = Literal["all", "last"]  # recurrent NeuroView: every layer's hidden states feed the head, or the last's
+TIME_UNITS: tuple[str, ...] = get_args(TimeUnits)
+MAX_HIDDEN, MAX_RNN_LAYERS = 65_536, 64
+MAX_RNN_UNITS = 1 << 24  # a recurrent head's inputs: layers x steps x hidden units x directions
 
 
 def arch_error(arch: str) -> NvError:
     """The error for an architecture name nv does not know, with the closest valid one."""
-    return choice_error("architecture", arch, [*BUILTIN_ARCHS, *TORCHVISION, "package.module:function"])
+    return choice_error("architecture", arch, [*BUILTIN_ARCHS, *RECURRENT, *TORCHVISION, "package.module:function"])
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,15 @@ class ModelChoice:
     weights: str | None = None  # a standard network's state_dict, loaded before conversion
     freeze_backbone: bool = False
     shared_backbone: bool = False  # multi-view: one backbone for every view
+    hidden_size: int = 32  # recurrent archs: hidden units per layer and direction
+    rnn_layers: int = 1  # recurrent archs: stacked layers
+    bidirectional: bool = False  # recurrent archs
+    time_units: TimeUnits = "all"  # recurrent NeuroView: the hidden states of every layer, or of the last only
 
     def __post_init__(self) -> None:
-        if not self.user_code and self.arch not in BUILTIN_ARCHS + TORCHVISION:
+        if not self.user_code and self.arch not in BUILTIN_ARCHS + RECURRENT + TORCHVISION:
             raise arch_error(self.arch)  # before any data or torch loads
+        self._check_recurrent()
         if self.code not in CODES:
             raise choice_error("unit code", self.code, CODES)
         if self.reduce not in REDUCES:
@@ -55,6 +65,26 @@ class ModelChoice:
         if self.baseline and self.freeze_backbone:
             raise NvError("baseline trains the standard network; it cannot be combined with freeze_backbone",
                           param=("baseline", "freeze_backbone"))
+
+    def _check_recurrent(self) -> None:
+        """Recurrent settings: in range, and only for a recurrent architecture."""
+        if self.time_units not in TIME_UNITS:
+            raise choice_error("time units", self.time_units, TIME_UNITS, param="time_units")
+        if not 1 <= self.hidden_size <= MAX_HIDDEN or not 1 <= self.rnn_layers <= MAX_RNN_LAYERS:
+            raise NvError(f"hidden_size {self.hidden_size} / rnn_layers {self.rnn_layers} out of range; use "
+                          f"1..{MAX_HIDDEN} / 1..{MAX_RNN_LAYERS}", param=("hidden_size", "rnn_layers"))
+        changed = [k for k, v in RECURRENT_DEFAULTS.items() if getattr(self, k) != v]
+        if changed and not self.recurrent:
+            raise NvError(f"{', '.join(changed)}: a setting of the recurrent architectures ({', '.join(RECURRENT)}) "
+                          f"only, not of {self.arch}", param=tuple(changed))
+        if self.recurrent and (self.weights or self.shared_backbone):
+            raise NvError(f"{self.arch} is a recurrent sequence model: it takes no weights or shared_backbone",
+                          param=("weights", "shared_backbone"))
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the architecture is a recurrent sequence model (rnn, gru, lstm)."""
+        return self.arch in RECURRENT
 
     @property
     def user_code(self) -> bool:
@@ -84,6 +114,10 @@ class ModelSpec(ModelChoice):
         if math.prod(self.input_shape) > MAX_INPUT or not 0 <= self.views <= MAX_VIEWS:
             raise NvError(f"input shape {list(self.input_shape)} with {self.views} views is too large (at most "
                           f"{MAX_INPUT} values per view and {MAX_VIEWS} views)")
+        units = self.rnn_layers * self.input_shape[2] * self.hidden_size * (2 if self.bidirectional else 1)
+        if self.recurrent and units > MAX_RNN_UNITS:
+            raise NvError(f"{self.rnn_layers} layer(s) x {self.input_shape[2]} steps x {self.hidden_size} hidden units "
+                          f"make {units} units; nv builds at most {MAX_RNN_UNITS}", param=("hidden_size", "rnn_layers"))
         if not len(self.mean) == len(self.std) == self.input_shape[0] or min(self.std) <= 0:
             raise NvError(f"normalisation mean {list(self.mean)} / std {list(self.std)} does not fit "
                           f"{self.input_shape[0]} input channel(s) with positive std")
@@ -99,12 +133,19 @@ class ModelSpec(ModelChoice):
         return ModelChoice(**{f.name: getattr(self, f.name) for f in fields(ModelChoice)})
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The spec as config.json records it; the recurrent settings only for a recurrent architecture (so a run
+        of any other reads and writes as before they existed)."""
+        data = {k: v for k, v in asdict(self).items() if self.recurrent or k not in RECURRENT_DEFAULTS}
         return {**data, "input_shape": list(self.input_shape), "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
     def from_dict(cls, data: Any) -> "ModelSpec":
-        """A spec from config.json["model"], every key checked: a message names the key at fault."""
+        """A spec from config.json["model"], every key checked: a message names the key at fault.
+
+        Runs written before the recurrent settings existed lack them: they get their (non-recurrent) defaults.
+        """
+        if isinstance(data, dict):
+            data = {**RECURRENT_DEFAULTS, **data}
         return cls(**typed_values(cls, data, "config.json 'model'", complete=True))
 
     @property
@@ -123,3 +164,7 @@ class ModelSpec(ModelChoice):
         """'NeuroView vgg11' or 'vgg11' (the network column of Table 1)."""
         views = f" MV{self.views}" if self.multiview else ""
         return f"{'' if self.baseline else 'NeuroView '}{self.arch}{views}"
+
+
+RECURRENT_DEFAULTS = {name: getattr(ModelChoice, name) for name in ("hidden_size", "rnn_layers", "bidirectional",
+                                                                     "time_units")}

@@ -1,4 +1,4 @@
-"""The unit table (units.csv): one row per unit, `unit,[view,]layer,node,label,channel`, grouped by layer.
+"""The unit table (units.csv): one row per unit, `unit,[view,]layer,node,label,[step,]channel`, grouped by layer.
 
 `node` is the graph's name of the layer's nonlinearity (`features.4`), `label` the name a reader knows
 (`conv2`, `layer2.1 conv1`); runs written before labels existed get their node name as label.
@@ -14,7 +14,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from .units import Layer
 
-UNIT_COLUMNS = ["unit", "view", "layer", "node", "label", "channel"]  # `view` only in multi-view runs
+UNIT_COLUMNS = ["unit", "view", "layer", "node", "label", "step", "channel"]  # `view`: multi-view; `step`: recurrent
 Groups = list[tuple[dict[str, object], np.ndarray]]
 
 

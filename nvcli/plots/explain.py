@@ -68,8 +68,30 @@ def _show_spectrogram(sub: SubFigure, values: np.ndarray, spectrogram: dict[str,
     return ""
 
 
-def _show_input(sub: SubFigure, x: "Tensor", spectrogram: dict[str, Any] | None) -> str:
-    """Draw the input: every view of multi-view inputs, an RGB image, or a spectrogram; returns a note."""
+def _show_sequence(sub: SubFigure, x: "Tensor", units: pd.DataFrame) -> str:
+    """A sequence [C, 1, T] as lines, over bars of its contribution per time step (recurrent runs)."""
+    from ..analysis.timesteps import step_contributions
+
+    ax = sub.subplots()
+    per_step = step_contributions(units)
+    twin = ax.twinx()
+    twin.bar(per_step["step"], per_step["contribution"], color=np.where(per_step["contribution"] > 0, "#b2182b",
+                                                                        "#2166ac"), alpha=0.35)
+    twin.set_ylabel("contribution per step", fontsize=8)
+    for channel in x[:, 0, :].numpy():
+        ax.plot(np.arange(len(channel)), channel, color="black", linewidth=1.0)
+    ax.set_zorder(twin.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.set_xlabel("time step")
+    ax.set_ylabel("value")
+    return ""
+
+
+def _show_input(sub: SubFigure, x: "Tensor", spectrogram: dict[str, Any] | None,
+                units: pd.DataFrame | None = None) -> str:
+    """Draw the input: every view of multi-view inputs, an RGB image, a sequence or a spectrogram; returns a note."""
+    if units is not None and "step" in units.columns and x.dim() == 3 and x.shape[1] == 1:
+        return _show_sequence(sub, x, units)
     if x.dim() == 4:
         _show_views(sub, x)
         return f"{len(x)} views"
@@ -82,10 +104,11 @@ def _show_input(sub: SubFigure, x: "Tensor", spectrogram: dict[str, Any] | None)
 
 
 def unit_names(units: pd.DataFrame) -> list[str]:
-    """'u<unit> [v<view> ]<layer>:<channel>' for each row of a per-unit table."""
+    """'u<unit> [v<view> ]<layer>[@t<step>]:<channel>' for each row of a per-unit table."""
     views = units["view"] if "view" in units.columns else [None] * len(units)
-    return [f"u{u} {'' if v is None else f'v{v} '}{name}:{ch}"
-            for u, v, name, ch in zip(units["unit"], views, layer_names(units), units["channel"])]
+    steps = units["step"] if "step" in units.columns else [None] * len(units)
+    return [f"u{u} {'' if v is None else f'v{v} '}{name}{'' if t is None else f'@t{t}'}:{ch}"
+            for u, v, name, t, ch in zip(units["unit"], views, layer_names(units), steps, units["channel"])]
 
 
 def _layer_bars(ax, layers: pd.DataFrame, colours: list) -> None:
@@ -118,7 +141,7 @@ def explain_figure(summary: dict, units: pd.DataFrame, layers: pd.DataFrame, x: 
     colours = layer_colours(int(units["layer"].max()) + 1)
     fig = Figure(figsize=(14, 4.4), layout="constrained")
     sub_in, sub_units, sub_layers = fig.subfigures(1, 3, width_ratios=[1.2, 1.5, 1.4])
-    note = _show_input(sub_in, x, spectrogram)
+    note = _show_input(sub_in, x, spectrogram, units)
     true = f"true {s['true']}, " if s["true"] is not None else ""
     sub_in.suptitle(f"{true}predicted {s['predicted']} ({s['probability']:.0%})" + (f"\n{note}" if note else ""),
                     fontsize=9)

@@ -121,6 +121,12 @@ def _ablation(run_dir: Path, entry: Recorded) -> "RunResult | None":
     return Ablation.load(run_dir, entry.settings)
 
 
+def _time_weights(run_dir: Path, entry: Recorded) -> "RunResult | None":
+    from ..analysis.timesteps import TimeWeights
+
+    return TimeWeights.load(run_dir, entry.head, str(entry.settings.get("rank", "weight")))
+
+
 def _compare(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.compare import Comparison
 
@@ -135,6 +141,8 @@ KINDS = [
          "explanation, read directly.", _weights, two_up=True),
     Kind("head-summary", "Head summary", "Per-layer weight statistics of every class and how similar the classes' "
          "weight vectors are.", _head_summary),
+    Kind("weights-time", "Head weights per time step (NeuroView-RNN)", "A recurrent run's head: the share of each "
+         "class's weight at each time step, per layer; where in time the class draws its evidence.", _time_weights),
     Kind("perturb", "Colour-channel perturbation (Table 2, Figure 7)",
          "Validation accuracy with one colour channel of the images set to zero.", _perturb),
     Kind("bias", "Shape bias (case study 2)", "On cue-conflict images (the shape of one class, the texture and "
@@ -184,7 +192,8 @@ CAPTIONS = [
     Caption(files.ABLATION_SUMMARY, "Per class: accuracy and margin after removing its top k units (k = 1% of the "
             "units) and k random units; a ratio is the top-k loss over the random-k loss.", shown=True),
     Caption(files.ABLATION, "Every ablation: class, ranking, policy (none, top, bottom, random, keep-top[, drop-view, "
-            "keep-view]), k, the class's accuracy and mean margin, and the random draw."),
+            "keep-view][, top-steps, random-steps: k time steps]), k, the class's accuracy and mean margin, and the "
+            "random draw."),
     Caption(files.SPARSE_PATH_PNG, "Accuracy against the number of units a sparse head keeps, along the "
             "regularisation path."),
     Caption(files.COMPARE_PNG, "Per layer, the share of all positive (top) and negative (bottom) weight in each "
@@ -199,9 +208,16 @@ CAPTIONS = [
     Caption(files.WEIGHTS_LAYERS, "Per class and layer: positive and negative weight sums, mean, and the layer's "
             "share of the class's weight and of its top units."),
     Caption(files.SIMILARITY, "Cosine similarity of the classes' weight vectors."),
+    Caption(files.WEIGHTS_TIME_PNG, "Rows: classes; columns: time steps; colour: the share of the class's |weight| "
+            "at that step (a panel per layer); the lines sum the layers. The floor is the head's random start; a "
+            "class decided by an event peaks where the event happens, one decided throughout is flat."),
+    Caption(files.WEIGHTS_TIME_SUMMARY, "Per class: the step of largest weight mass, its share, the mean step and "
+            "the spread (1: even over time, 1/steps: one step).", shown=True),
+    Caption(files.WEIGHTS_TIME, "Per class, layer and step: |weight| mass, its share, positive and negative sums."),
     Caption(files.WEIGHTS, "The class's weight on every unit, with its rank."),
     Caption(files.PERTURB, "Accuracy per class and condition, and its change from the unperturbed accuracy."),
     Caption(files.EXPLAIN_LAYERS, "The contribution summed per layer."),
+    Caption(files.EXPLAIN_STEPS, "The contribution summed per time step (every layer).", shown=False),
     Caption(files.EXPLAIN_CLASSES, "Every class's logit and probability for this input."),
     Caption(files.EXPLAIN, "Every unit's code z, weight and contribution."),
     Caption(files.CONCEPTS_UNITS, "Every unit's best concept, its IoU and whether it counts as interpretable."),

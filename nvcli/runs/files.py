@@ -82,6 +82,9 @@ WEIGHTS = Artifact("weights_{cls}{head}", ".csv")
 WEIGHTS_PNG = Artifact("weights_{cls}{head}", ".png")
 WEIGHTS_ALL_PNG = Artifact("weights_all{head}", ".png")
 WEIGHTS_LAYERS = Artifact("weights_layers{head}", ".csv")
+WEIGHTS_TIME = Artifact("weights_time{head}", ".csv")  # recurrent runs: weight mass per class, layer and time step
+WEIGHTS_TIME_SUMMARY = Artifact("weights_time_summary{head}", ".csv")
+WEIGHTS_TIME_PNG = Artifact("weights_time{head}", ".png")
 SIMILARITY = Artifact("class_similarity{head}", ".csv")
 SIMILARITY_PNG = Artifact("class_similarity{head}", ".png")
 PERTURB = Artifact("perturb{head}", ".csv")
@@ -90,6 +93,7 @@ PERTURB_EXAMPLES_PNG = Artifact("perturb_examples{head}", ".png")
 EXPLAIN = Artifact("explain_{input}{head}", ".csv")
 EXPLAIN_LAYERS = Artifact("explain_{input}{head}_layers", ".csv")
 EXPLAIN_CLASSES = Artifact("explain_{input}{head}_classes", ".csv")
+EXPLAIN_STEPS = Artifact("explain_{input}{head}_steps", ".csv")  # recurrent runs: the contribution per time step
 EXPLAIN_PNG = Artifact("explain_{input}{head}", ".png")
 CONCEPTS_UNITS = Artifact("concepts_units{head}", ".csv")  # per head: each dissection's own probe settings
 
