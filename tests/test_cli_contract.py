@@ -21,7 +21,8 @@ from nvcli.errors import NvError
 ROOT = typer.main.get_command(app)
 # Values where the type alone does not tell a valid one.
 VALUES = {"arch": "vgg11", "data": "tones", "head": "sparse5", "class_": "red", "classes": "red,green",
-          "data_option": "train_per_class=7", "categories": "color", "name": "contract", "max_drop": 0.02,
+          "data_option": "train_per_class=7", "categories": "color", "category": "color,texture", "name": "contract",
+          "max_drop": 0.02,
           "fraction": 0.05, "quantile": 0.01, "iou_threshold": 0.1, "alpha": 0.5, "ratio": 0.05, "momentum": 0.5,
           "gamma": 0.5, "label_smoothing": 0.1, "lr": 0.01, "weight_decay": 0.01, "head_lr_scale": 0.5,
           "head_init_scale": 0.5, "head_weight_decay": 0.01, "head_l1": 0.01, "head_warmup": 1, "epochs": 3}

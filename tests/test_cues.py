@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 
 from nvcli.analysis.bias import COLUMNS, decision_table, shape_bias
-from nvcli.analysis.categories import category_ablation, labelled_categories
+from nvcli.analysis.categories import labelled_categories
 from nvcli.analysis.dissect.concepts import dissect_run
-from nvcli.analysis.head import read_head
 from nvcli.analysis.settings import BiasOptions, Compute, DissectOptions
 from nvcli.data.cues import CLASSES, CuesOptions, make_cues, render, render_conflicts
 from nvcli.data.registry import load_data
@@ -167,15 +166,30 @@ def test_compare_shows_the_stylised_head_moving_weight_from_texture_and_colour_t
     assert layers[["pos_share_a", "pos_share_b"]].sum().to_numpy() == pytest.approx([1, 1])
 
 
-def test_removing_colour_and_texture_units_hurts_the_plain_run_more(dissected: dict[str, Run]) -> None:
-    """What the ablation says agrees: without its colour and texture units (codes at their validation mean) the plain
-    run falls towards chance, the stylised run keeps more of its accuracy (measured drops: 0.75 vs 0.11)."""
+def test_removing_colour_and_texture_units_hurts_the_plain_run_more(dissected: dict[str, Run], nv) -> None:
+    """`nv ablate --category` agrees: without its colour and texture units (codes at their validation mean) the plain
+    run falls towards chance, the stylised run keeps more of its accuracy (measured mean drops: 0.75 vs 0.11)."""
     drops = {}
     for name, run in dissected.items():
+        code, out, err = nv("ablate", "--run", run.dir, "--category", "color,texture", "--category", "object",
+                            "--device", "cpu", "--no-plot", "-f", "csv", "--force")
+        assert code == 0, err
+        frame = pd.read_csv(run.dir / "ablation.csv")
+        removed = frame[frame["policy"] == "drop-category"]
+        assert set(removed["category"]) == {"color+texture", "object"}
         categories = labelled_categories(run)
-        frame = category_ablation(run, read_head(run), categories, removed=[("color", "texture")], compute=CPU)
-        drops[name] = float(frame["drop"].iloc[0])
+        assert (removed.loc[removed["category"] == "object", "k"] == (categories == "object").sum()).all()
+        clean = frame[frame["policy"] == "none"].set_index("class")["accuracy"]
+        style = removed[removed["category"] == "color+texture"].set_index("class")["accuracy"]
+        drops[name] = float((clean - style).mean())
+        assert "color+texture" in out and "object" in out  # the per-class table of the removed categories
     assert drops["plain"] > drops["stylised"] + 0.1, drops
+
+
+def test_ablating_a_category_needs_the_dissection(plain: Run, nv) -> None:
+    code, _, err = nv("ablate", "--run", plain.dir, "--category", "color", "--device", "cpu", "--no-plot")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 2  # the run, then the error
+    assert "needs the run's dissection; run nv dissect-map" in err
 
 
 def test_on_a_users_stylised_images_the_stylised_run_follows_the_shape_more(cue_runs: dict[str, Run],

@@ -14,11 +14,14 @@ removed units, never another pass of the network. Per class, on that class's val
 - multi-view runs also remove one view's units (drop-view) or all other views' (keep-view);
 - recurrent runs also remove whole time steps (every unit at a step): the k steps of the class's largest weight
   mass (top-steps) and k random steps (random-steps, the control); k counts steps (nvcli/analysis/timesteps.py).
+- with `categories` (a dissected run), every unit of a group of concept categories (drop-category: e.g. all colour
+  and texture units, paper case study 2); k counts the units removed.
 
 Reported: the class's accuracy (recall) and mean logit margin (own logit minus the best other class's).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,13 +34,15 @@ from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.predict import ProgressFn
+from .categories import labelled_categories
 from .code_cache import split_codes
 from .head import Head, read_head
 from .importance import CodeStats, scores
 from .settings import AblationOptions, Compute
 from .timesteps import step_grid, step_order
 
-COLUMNS = ["class", "ranking", "policy", "k", "accuracy", "margin", "draw"]  # + `view` in multi-view runs
+COLUMNS = ["class", "ranking", "policy", "k", "accuracy", "margin", "draw"]  # + `view` (multi-view), `category`
+CATEGORY_COLUMNS = ["class", "category", "units", "accuracy", "removed_accuracy", "margin", "removed_margin"]
 SUMMARY_COLUMNS = ["class", "k", "accuracy", "top_accuracy", "random_accuracy", "random_accuracy_sd",
                    "accuracy_drop_ratio", "margin", "top_margin", "random_margin", "random_margin_sd",
                    "margin_drop_ratio"]
@@ -50,7 +55,7 @@ class Ablation(RunResult):
     kind = "ablation"
     run: str
     head: str
-    frame: pd.DataFrame  # COLUMNS (+ view)
+    frame: pd.DataFrame  # COLUMNS (+ view, category)
     summary: pd.DataFrame  # SUMMARY_COLUMNS
     options: AblationOptions
     units: int
@@ -62,7 +67,8 @@ class Ablation(RunResult):
     def settings(self) -> dict[str, Any]:
         o = self.options
         return {"head": self.head, "classes": list(o.classes) if o.classes else None, "rank": o.rank, "mode": o.mode,
-                "max_k": o.max_k, "steps": o.steps, "draws": o.draws, "seed": o.seed, "fraction": o.fraction}
+                "max_k": o.max_k, "steps": o.steps, "draws": o.draws, "seed": o.seed, "fraction": o.fraction,
+                **({"categories": [list(group) for group in o.categories]} if o.categories else {})}
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.ablation import ablation_figure
@@ -84,8 +90,8 @@ class Ablation(RunResult):
         frame, summary = files.ABLATION.read(run_dir, head), files.ABLATION_SUMMARY.read(run_dir, head)
         if frame is None or summary is None:
             return None
-        known = {k: settings[k] for k in ("classes", "rank", "mode", "max_k", "steps", "draws", "seed", "fraction")
-                 if k in settings}
+        known = {k: settings[k] for k in ("classes", "rank", "mode", "max_k", "steps", "draws", "seed", "fraction",
+                                          "categories") if k in settings}
         return cls(Path(run_dir).name, head, frame, summary, AblationOptions(**known), 0, 0, float("nan"))
 
 
@@ -117,16 +123,19 @@ def _nested(z: np.ndarray, weight: np.ndarray, reference: np.ndarray, order: np.
 
 def _class_rows(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, reference: np.ndarray, score: np.ndarray,
                 c: int, options: AblationOptions, ks: list[int], views: np.ndarray | None,
-                rng: np.random.Generator, steps: np.ndarray | None = None) -> list[dict[str, Any]]:
+                rng: np.random.Generator, steps: np.ndarray | None = None,
+                categories: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Every ablation of class c, on the codes z [n, units] of its own samples."""
     logits = z @ weight.T + bias
     everything = logits - _removed(z, weight, reference, np.arange(z.shape[1]))  # all units at the reference
     rows = []
 
-    def add(policy: str, k: int, changed: np.ndarray, draw: int = 0, view: int | None = None) -> None:
+    def add(policy: str, k: int, changed: np.ndarray, draw: int = 0, view: int | None = None,
+            category: str = "") -> None:
         accuracy, margin = _outcome(changed, c)
         rows.append({"policy": policy, "k": k, "accuracy": accuracy, "margin": margin, "draw": draw,
-                     **({} if views is None else {"view": "" if view is None else view})})
+                     **({} if views is None else {"view": "" if view is None else view}),
+                     **({} if categories is None else {"category": category})})
 
     add("none", 0, logits)
     order = np.argsort(-np.abs(score), kind="stable")
@@ -150,12 +159,16 @@ def _class_rows(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, reference: 
             part = _removed(z, weight, reference, np.flatnonzero(views == v))
             add("drop-view", int((views == v).sum()), logits - part, view=int(v))
             add("keep-view", int((views == v).sum()), everything + part, view=int(v))
+    for group in options.categories if categories is not None else ():
+        units = np.flatnonzero(np.isin(categories, group))
+        add("drop-category", len(units), logits - _removed(z, weight, reference, units), category="+".join(group))
     return rows
 
 
 def ablation_frame(z: np.ndarray, labels: np.ndarray, head: Head, stats: CodeStats,
-                   options: AblationOptions) -> pd.DataFrame:
-    """Every ablation of every chosen class (columns: COLUMNS, plus `view` for multi-view heads)."""
+                   options: AblationOptions, categories: np.ndarray | None = None) -> pd.DataFrame:
+    """Every ablation of every chosen class (columns: COLUMNS, plus `view` for multi-view heads and `category` with
+    `categories`, each unit's concept category, for `options.categories`)."""
     weight, bias = head.weight, head.bias
     reference = stats.mean if options.mode == "mean" else np.zeros_like(stats.mean)
     score = scores(head, options.rank, stats)
@@ -171,12 +184,27 @@ def ablation_frame(z: np.ndarray, labels: np.ndarray, head: Head, stats: CodeSta
         if not len(rows):
             raise NvError(f"class '{name}' has no sample in the validation split; nothing to ablate")
         own = np.asarray(z[rows], dtype=np.float64)
-        part = pd.DataFrame(_class_rows(own, weight, bias, reference, score[c], c, options, ks, views, rng, steps))
+        part = pd.DataFrame(_class_rows(own, weight, bias, reference, score[c], c, options, ks, views, rng, steps,
+                                        categories))
         part.insert(0, "ranking", options.rank)
         part.insert(0, "class", name)
         frames.append(part)
-    columns = COLUMNS + ([] if views is None else ["view"])
+    columns = COLUMNS + ([] if views is None else ["view"]) + ([] if categories is None else ["category"])
     return pd.concat(frames, ignore_index=True)[columns]
+
+
+def category_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per class and group of categories removed (drop-category rows): its units, and the class's accuracy and margin
+    before and after; columns: CATEGORY_COLUMNS (empty without such rows)."""
+    if "category" not in frame.columns:
+        return pd.DataFrame(columns=CATEGORY_COLUMNS)
+    clean = frame[frame["policy"] == "none"].set_index("class")
+    removed = frame[frame["policy"] == "drop-category"]
+    return pd.DataFrame({"class": removed["class"], "category": removed["category"], "units": removed["k"],
+                         "accuracy": clean.loc[removed["class"], "accuracy"].to_numpy(),
+                         "removed_accuracy": removed["accuracy"],
+                         "margin": clean.loc[removed["class"], "margin"].to_numpy(),
+                         "removed_margin": removed["margin"]}, columns=CATEGORY_COLUMNS).reset_index(drop=True)
 
 
 def ablation_summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -215,21 +243,37 @@ def ablate(run: Run, options: AblationOptions | None = None, *, head: str = file
         progress: called as `progress(phase, done, total)` while batches are computed.
 
     Returns:
-        An `Ablation`: `frame` (every ablation), `summary` (per class: top vs random at the summary's k),
-        `accuracy` of the whole split; `.save(run.dir)` writes ablation.csv, ablation_summary.csv, ablation.png.
+        An `Ablation`: `frame` (every ablation; `category_summary(frame)` gives the drop-category rows per class),
+        `summary` (per class: top vs random at the summary's k), `accuracy` of the whole split; `.save(run.dir)`
+        writes ablation.csv, ablation_summary.csv, ablation.png.
     """
     options = options or AblationOptions()
     chosen = read_head(run, head)
     for name in options.classes or []:
         chosen.class_index(name)  # an unknown class fails before any data is read
+    categories = _unit_categories(run, head, options.categories) if options.categories else None
     codes = split_codes(run, "val", device=compute.device, batch_size=compute.batch_size, workers=compute.workers,
                         trust_code=trust_code,
                         progress=progress)
-    frame = ablation_frame(codes.z, codes.labels, chosen, CodeStats.of(codes), options)
+    frame = ablation_frame(codes.z, codes.labels, chosen, CodeStats.of(codes), options, categories)
     units = chosen.weight.shape[1]
     accuracy = _split_accuracy(codes.z, codes.labels, chosen)
     return Ablation(run.name, head, frame, ablation_summary(frame, options.summary_k(units)), options, units,
                     len(codes.labels), accuracy)
+
+
+def _unit_categories(run: Run, head: str, groups: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """Each unit's concept category from the run's dissection; a category asked for that no unit has is removed as
+    zero units, with a warning (the same groups on two runs stay comparable; a misspelt name does not pass unseen)."""
+    categories = labelled_categories(run, head)
+    if categories is None:
+        raise NvError(f"removing units by concept category needs the run's dissection; run nv dissect-map on "
+                      f"'{run.dir}' first", param="categories")
+    known = sorted(set(categories))
+    for name in sorted({name for group in groups for name in group} - set(known)):
+        warnings.warn(f"no unit of '{run.dir}' has concept category '{name}' (its units' categories: "
+                      f"{', '.join(known)}); removing it removes no unit", stacklevel=2)
+    return categories
 
 
 def _split_accuracy(z: np.ndarray, labels: np.ndarray, head: Head) -> float:

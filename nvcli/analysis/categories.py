@@ -1,12 +1,10 @@
 """Concept categories of a head's units (a dissection's labels: color, texture, object, ...): how the head spreads its
-weight over them, and what removing every unit of a category costs (paper case study 2: does a stylised network
-lean less on texture and colour units?).
+weight over them (paper case study 2: does a stylised network lean less on texture and colour units?); removing a
+category's units is an ablation (`nv ablate --category`, analysis/ablation.py).
 
 A unit belongs to the category of its dissection concept when the dissection found it interpretable, else to `none`.
 """
 from __future__ import annotations
-
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,14 +12,9 @@ import pandas as pd
 from ..errors import NvError
 from ..runs import files
 from ..runs.run import Run
-from .code_cache import split_codes
-from .head import Head
-from .importance import CodeStats
-from .settings import Compute
 
 NONE = "none"  # units the dissection did not find interpretable
 SHARE_COLUMNS = ["category", "units", "unit_share", "weight_share", "pos_share", "neg_share"]
-ABLATION_COLUMNS = ["category", "units", "accuracy", "removed_accuracy", "drop"]
 
 
 def unit_categories(labels: pd.DataFrame, units: int) -> np.ndarray:
@@ -45,26 +38,6 @@ def category_shares(weight: np.ndarray, categories: np.ndarray) -> pd.DataFrame:
                         for column, part in (("weight_share", magnitude), ("pos_share", positive),
                                              ("neg_share", negative))}})
     return pd.DataFrame(rows, columns=SHARE_COLUMNS)
-
-
-def category_ablation(run: Run, head: Head, categories: np.ndarray, *, removed: Sequence[Sequence[str]] | None = None,
-                      compute: Compute = Compute(), trust_code: bool = False) -> pd.DataFrame:
-    """The head's validation accuracy with every unit of a category (or of a group of categories, `removed`; default:
-    each category alone) at its validation mean; columns: ABLATION_COLUMNS (`category`: the group, '+'-joined)."""
-    codes = split_codes(run, "val", device=compute.device, batch_size=compute.batch_size, workers=compute.workers,
-                        trust_code=trust_code)
-    z, labels = np.asarray(codes.z, dtype=np.float64), codes.labels
-    reference = CodeStats.of(codes).mean
-    logits = z @ head.weight.T + head.bias
-    accuracy = float((logits.argmax(1) == labels).mean())
-    rows = []
-    for group in removed or [[c] for c in sorted(set(categories))]:
-        units = np.flatnonzero(np.isin(categories, list(group)))
-        changed = logits - (z[:, units] - reference[units]) @ head.weight[:, units].T
-        left = float((changed.argmax(1) == labels).mean())
-        rows.append({"category": "+".join(group), "units": len(units), "accuracy": accuracy, "removed_accuracy": left,
-                     "drop": accuracy - left})
-    return pd.DataFrame(rows, columns=ABLATION_COLUMNS)
 
 
 def labelled_categories(run: Run, head: str = files.DENSE_HEAD) -> np.ndarray | None:

@@ -81,10 +81,15 @@ class AblationOptions:
     draws: int = 10
     seed: int = 0
     fraction: float = DEFAULT_FRACTION
+    categories: tuple[tuple[str, ...], ...] = ()  # groups of dissection categories, each group's units removed together
 
     def __post_init__(self) -> None:
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(self.classes))
+        object.__setattr__(self, "categories", tuple(tuple(group) for group in self.categories))
+        if any(not group or not all(group) for group in self.categories):
+            raise NvError(f"categories {self.categories} is not valid; use groups of category names such as "
+                          "(('color', 'texture'), ('object',))", param="categories")
         check_rank(self.rank)
         if self.mode not in MODES:
             raise choice_error("ablation mode (mode)", self.mode, MODES)

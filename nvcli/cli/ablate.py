@@ -24,6 +24,9 @@ Steps = Annotated[int, typer.Option("--steps", min=1, rich_help_panel=PANEL,
 Draws = Annotated[int, typer.Option("--draws", min=1, rich_help_panel=PANEL, help="Random draws of k units (the "
                                     "control).")]
 Seed = Annotated[int, typer.Option("--seed", min=0, rich_help_panel=PANEL, help="Seed of the random draws.")]
+Category = Annotated[Optional[list[str]], typer.Option(
+    "--category", rich_help_panel=PANEL, help="Also remove every unit of these concept categories of the run's "
+    "dissection together (comma-separated, e.g. color,texture; repeat for another group; needs nv dissect-map).")]
 Fraction = Annotated[float, typer.Option("--fraction", rich_help_panel=PANEL, help="The summary's k as a share of the "
                                          "units (rounded up; at most --max-k).")]
 
@@ -61,6 +64,11 @@ class Ablate:
             count = int(run.units()["step"].max()) + 1
             emit(step_summary(result.frame, count), fmt, title=f"Per class: its top time steps (of {count}) removed "
                  f"vs random steps ({options.draws} draws)")
+        if options.categories:
+            from ..analysis.ablation import category_summary
+
+            emit(category_summary(result.frame), fmt, title="Per class: every unit of a group of concept categories "
+                 "removed")
         note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
 
 
@@ -72,6 +80,7 @@ def ablate(
     draws: Draws = AblationOptions.draws,
     seed: Seed = AblationOptions.seed,
     fraction: Fraction = AblationOptions.fraction,
+    category: Category = None,
     rank: o.RankOpt = AblationOptions.rank,
     head: o.HeadName = DENSE_HEAD,
     run: o.RunDir = None,
@@ -85,8 +94,9 @@ def ablate(
     force: o.Force = False,
     fmt: o.FormatOpt = Format.table,
 ) -> Ablate:
-    """`nv ablate`'s options as a Ablate request (its help is in app.COMMANDS)."""
+    """`nv ablate`'s options as an Ablate request (its help is in app.COMMANDS)."""
     options = AblationOptions(classes=o.split_list(class_), rank=rank, mode=mode, max_k=max_k, steps=steps,
-                              draws=draws, seed=seed, fraction=fraction)
+                              draws=draws, seed=seed, fraction=fraction,
+                              categories=tuple(tuple(o.split_list(group) or ()) for group in category or ()))
     return Ablate(RunSource(run, runs_dir, trust_code), options, head, Compute(device, batch_size, workers, threads),
                   Output(fmt, plot, force))
