@@ -5,7 +5,9 @@ Every test process uses one torch thread, so the suite runs the same on a busy m
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import pytest
@@ -14,13 +16,14 @@ import torch
 from nvcli.cli.app import run
 from nvcli.data.shapes import ShapesOptions
 from nvcli.models.spec import ModelChoice
-from nvcli.runs.run import Run
+from nvcli.runs.run import Run, load_run
 from nvcli.training.config import TrainConfig
 from nvcli.training.recipes import train
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # subprocesses (console script, torchrun) inherit it
 torch.set_num_threads(1)
 
+TRAINED = "as-trained"
 SHAPES = ShapesOptions(image_size=32, train_per_class=100, val_per_class=20)
 CHOICE = ModelChoice(arch="smallcnn", code="soft", reduce="max")
 
@@ -31,8 +34,21 @@ def shapes_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     root = tmp_path_factory.mktemp("shapes-runs")
     cfg = TrainConfig(epochs=12, batch_size=32, lr=3e-3, device="cpu")
     baseline = ModelChoice(arch="smallcnn", baseline=True)
-    return {"nv": train(CHOICE, "shapes", SHAPES, cfg, name="nv", runs_dir=root),
+    runs = {"nv": train(CHOICE, "shapes", SHAPES, cfg, name="nv", runs_dir=root),
             "base": train(baseline, "shapes", SHAPES, cfg, name="base", runs_dir=root)}
+    shutil.copytree(runs["nv"].dir, root / TRAINED / "nv")  # as training left it: tests write results into runs
+    return runs
+
+
+def trained_copy(shapes_runs: dict[str, Run], to: Path) -> Run:
+    """A private copy of the session's NeuroView run as training left it (without other tests' results)."""
+    return load_run(shutil.copytree(shapes_runs["nv"].dir.parent / TRAINED / "nv", to))
+
+
+@pytest.fixture
+def nv_run(shapes_runs: dict[str, Run], tmp_path: Path) -> Run:
+    """A private copy of the session's trained NeuroView run, for a test that writes into it."""
+    return trained_copy(shapes_runs, tmp_path / "nv")
 
 
 class Result(NamedTuple):

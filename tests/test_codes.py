@@ -1,20 +1,20 @@
 """The code cache: z computed once per split, equal to the model's own codes, invalidated by new weights."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import trained_copy
 
 from nvcli.analysis.code_cache import split_codes
-from nvcli.runs.run import Run, load_run
+from nvcli.runs.run import Run
 
 
 def test_codes_are_the_models_codes_and_are_reused(shapes_runs: dict, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    run = load_run(shutil.copytree(shapes_runs["nv"].dir, tmp_path / "nv"))
+    run = trained_copy(shapes_runs, tmp_path / "nv")
     codes = split_codes(run, "val", device="cpu", batch_size=50)
     val = run.data().val
     assert codes.z.shape == (len(val), 112) and codes.labels.tolist() == [int(val[i][1]) for i in range(len(val))]

@@ -2,13 +2,13 @@
 units."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import trained_copy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
@@ -24,7 +24,7 @@ from nvcli.plots.metrics import metrics_figure
 from nvcli.plots.perturb import perturb_figure
 from nvcli.plots.units import layer_labels
 from nvcli.plots.weights import weights_figure
-from nvcli.runs.run import Run, load_run
+from nvcli.runs.run import Run
 from nvcli.training.recipes import resume
 from tests.test_units import Functional
 
@@ -71,7 +71,7 @@ def test_units_table_keeps_node_and_adds_label_also_per_view() -> None:
 @pytest.fixture
 def run_copy(shapes_runs: dict[str, Run], tmp_path: Path) -> Run:
     """A private copy of the trained NeuroView shapes run."""
-    return load_run(shutil.copytree(shapes_runs["nv"].dir, tmp_path / "nv"))
+    return trained_copy(shapes_runs, tmp_path / "nv")
 
 
 def test_old_runs_without_labels_fall_back_to_node_names(run_copy: Run, nv) -> None:

@@ -3,13 +3,13 @@ its colour classes read colour units, and every analysis reads the stored head l
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import trained_copy
 
 from nvcli.analysis.code_cache import split_codes
 from nvcli.analysis.head import Head, read_head
@@ -29,7 +29,7 @@ COLOURS = ("red", "green", "blue")
 @pytest.fixture(scope="module")
 def sparse_run(shapes_runs: dict, tmp_path_factory: pytest.TempPathFactory) -> Run:
     """A copy of the shared shapes run (these tests write heads and results into it)."""
-    return load_run(shutil.copytree(shapes_runs["nv"].dir, tmp_path_factory.mktemp("sparse") / "nv"))
+    return trained_copy(shapes_runs, tmp_path_factory.mktemp("sparse") / "nv")
 
 
 def test_ten_units_per_class_keep_the_dense_accuracy_and_colour_classes_read_colour_units(nv, sparse_run: Run) -> None:
