@@ -2,6 +2,7 @@
 same objective to 1e-4 relative, the same support, the planted units found, one shard in memory at a time."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,13 @@ import pytest
 import torch
 
 from nvcli.analysis.code_store import CodeStore, Layout, write_store
+from nvcli.analysis.settings import Compute, PathSettings
+from nvcli.analysis.sparse.selection import Selection
 from nvcli.analysis.sparse.solver import Standardizer, elastic_net_path, first_of_identical_columns
+from nvcli.analysis.sparse.sparsify import choose_solver, fit_path, sparse_head
 from nvcli.analysis.sparse.streaming import StreamProblem, store_standardizer, stream_path
+from nvcli.errors import NvError
+from nvcli.runs.run import load_run
 
 CLASSES = 4
 PLANTED = {k: [3 * k, 3 * k + 1] for k in range(CLASSES)}  # class k raises units 3k and 3k+1
@@ -114,3 +120,27 @@ def test_bad_settings_and_labels_are_refused(data: tuple, tmp_path: Path) -> Non
     with pytest.raises(ValueError, match=r"every class needs at least one training sample.*\[\d+, \d+, \d+, 0\]"):
         stream_path(lonely, val, CLASSES)
     assert np.bincount(lonely.labels(), minlength=CLASSES)[3] == 0
+
+
+def test_choose_solver_by_size() -> None:
+    assert choose_solver("auto", 10, budget=10) == "memory" and choose_solver("auto", 11, budget=10) == "stream"
+    assert choose_solver("stream", 1) == "stream" and choose_solver("memory", 1 << 60) == "memory"
+    with pytest.raises(NvError, match="unknown path solver \\(solver\\) 'streaming'.*Did you mean 'stream'"):
+        choose_solver("streaming", 1)  # type: ignore[arg-type]
+
+
+def test_sparsify_streams_to_the_heads_it_fits_in_memory(shapes_runs: dict, tmp_path: Path) -> None:
+    run = load_run(shutil.copytree(shapes_runs["nv"].dir, tmp_path / "nv"))
+    settings = PathSettings(steps=20, patience=None)
+    memory = fit_path(run, settings, compute=Compute(device="cpu"), solver="memory")
+    stream = fit_path(run, settings, compute=Compute(device="cpu"), solver="stream")
+    assert (memory.solver, stream.solver) == ("memory", "stream")
+    np.testing.assert_array_equal(stream.groups.representative, memory.groups.representative)
+    assert stream.path.lambda_max == pytest.approx(memory.path.lambda_max, rel=1e-4)
+    assert stream.dense == memory.dense  # the dense head's accuracies, counted chunk by chunk
+    heads = [sparse_head(fitted, "s3", Selection(units_per_class=3)) for fitted in (memory, stream)]
+    kept = [head.head.weight != 0 for head in heads]
+    # Both stop at the default tolerance (rtol 1e-2), so a unit on the edge of a class's budget may differ.
+    assert (kept[0] & kept[1]).sum() >= 0.9 * kept[0].sum() and kept[1].sum() == kept[0].sum()
+    assert heads[1].record["val_acc"] == pytest.approx(heads[0].record["val_acc"], abs=0.03)
+    assert heads[1].record["solver"] == "stream"

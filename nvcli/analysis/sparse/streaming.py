@@ -84,7 +84,12 @@ class StreamProblem:
             yield self._prepare(block), torch.from_numpy(labels)
 
     def _prepare(self, block: np.ndarray) -> Tensor:
-        return self.scale(torch.from_numpy(block))[:, self.features[self.keep]].to(self.dtype)
+        """A block of raw codes (a fresh float32 copy: it is standardised in place) as the solver's features."""
+        X = torch.from_numpy(block).sub_(self.scale.mean).div_(self.scale.std)
+        columns = self.features[self.keep]
+        if not torch.equal(columns, torch.arange(X.shape[1])):
+            X = X[:, columns]
+        return X.to(self.dtype)
 
     def _first_of_identical_columns(self, decimals: int = 4) -> Tensor:
         """solver.first_of_identical_columns in one pass: columns equal to `decimals` places have equal random
@@ -121,18 +126,20 @@ class StreamProblem:
         W = torch.zeros(self.classes, len(self.keep), dtype=self.dtype)
         return W, self.prior.log().to(self.dtype), 1.0 / (0.5 * (len(self.keep) + 1))  # 1 / L, L from the trace
 
-    def solve(self, lam: float, alpha: float, W: Tensor, b: Tensor, step: float, tol: float,
-              max_iter: int) -> tuple[Tensor, Tensor, int, bool, float]:
-        """Proximal SVRG from (W, b) until the gradient mapping's max-norm at a snapshot is <= tol."""
+    def solve(self, lam: float, alpha: float, W: Tensor, b: Tensor, step: float, tol: float, max_iter: int,
+              support: Tensor | None = None) -> tuple[Tensor, Tensor, int, bool, float]:
+        """Proximal SVRG from (W, b) until the gradient mapping's max-norm at a snapshot is <= tol; with `support`
+        (bool [K, len(keep)]) the weights outside it are held at zero."""
         l1, l2 = lam * alpha, lam * (1 - alpha)
+        prox = _prox if support is None else (lambda V, a, c: _prox(V, a, c) * support)
         loss, gW, gb = self.full(W, b)
         value = loss + _penalty(W, l1, l2)
         ceiling = math.inf
         for epoch in range(1, min(max_iter, MAX_EPOCHS) + 1):
-            mapping = (W.double() - _prox(W.double() - step * gW, step * l1, step * l2)) / step
+            mapping = (W.double() - prox(W.double() - step * gW, step * l1, step * l2)) / step
             if max(mapping.abs().max().item(), gb.abs().max().item()) <= tol:
                 return W, b, epoch - 1, True, step
-            W_new, b_new, step = self._epoch(W, b, gW.to(W), gb.to(b), step, ceiling, l1, l2)
+            W_new, b_new, step = self._epoch(W, b, gW.to(W), gb.to(b), step, ceiling, l1, l2, prox)
             loss_new, gW_new, gb_new = self.full(W_new, b_new)
             value_new = loss_new + _penalty(W_new, l1, l2)
             if value_new > value + self._noise * abs(value):  # the step was too long for these minibatches
@@ -142,8 +149,9 @@ class StreamProblem:
         return W, b, min(max_iter, MAX_EPOCHS), False, step
 
     def _epoch(self, Ws: Tensor, bs: Tensor, gW: Tensor, gb: Tensor, step: float, ceiling: float, l1: float,
-               l2: float) -> tuple[Tensor, Tensor, float]:
-        """One pass of variance-reduced proximal steps from the snapshot (Ws, bs) with full gradient (gW, gb)."""
+               l2: float, prox: Callable[[Tensor, float, float], Tensor]) -> tuple[Tensor, Tensor, float]:
+        """One pass of variance-reduced proximal steps (`prox`) from the snapshot (Ws, bs) with full gradient
+        (gW, gb)."""
         W, b = Ws, bs
         labels = self.train.labels()
         first = True
@@ -159,13 +167,23 @@ class StreamProblem:
                 R = _residual(z, y) - _residual(X @ Ws.T + bs, y)
                 vW, vb = R.T @ X / len(y) + gW, R.sum(dim=0) / len(y) + gb
                 if first:  # the local curvature of this minibatch's loss sets the step for the epoch
-                    step = _backtrack(X, z, W, vW, vb, min(STEP_RANGE * step, ceiling), l1, l2)
+                    step = _backtrack(X, z, W, vW, vb, min(STEP_RANGE * step, ceiling), l1, l2, prox)
                     first = False
-                W, b = _prox(W - step * vW, step * l1, step * l2), b - step * vb
+                W, b = prox(W - step * vW, step * l1, step * l2), b - step * vb
         return W, b, step
 
     def accuracy(self, W: Tensor, b: Tensor) -> tuple[float, float]:
         return _accuracy(self._chunks(self.train), W, b), _accuracy(self._chunks(self.val), W, b)
+
+
+def correlations(store: CodeStore, scale: Standardizer) -> np.ndarray:
+    """The correlations [units, units] of the standardised codes (mean of products, float64), in one pass: what
+    `groups.correlation_groups` reads, in units x units x 8 bytes."""
+    total = np.zeros((store.units, store.units))
+    for _, block, _ in store.chunks(CHUNK):
+        X = scale(torch.from_numpy(block))
+        total += (X.T @ X).double().numpy()
+    return total / max(store.samples, 1)
 
 
 def _residual(z: Tensor, y: Tensor) -> Tensor:
@@ -180,13 +198,13 @@ def _penalty(W: Tensor, l1: float, l2: float) -> float:
     return l1 * W.abs().sum().item() + l2 / 2 * W.square().sum().item()
 
 
-def _backtrack(X: Tensor, z: Tensor, W: Tensor, vW: Tensor, vb: Tensor, step: float, l1: float,
-               l2: float) -> float:
+def _backtrack(X: Tensor, z: Tensor, W: Tensor, vW: Tensor, vb: Tensor, step: float, l1: float, l2: float,
+               prox: Callable[[Tensor, float, float], Tensor]) -> float:
     """The largest step (from `step`, halving) whose proximal move keeps the minibatch loss under its quadratic
     model at the current head (logits z): the step FISTA's backtracking would take on this minibatch."""
     p = torch.softmax(z, dim=1)
     for _ in range(60):
-        dW, db = _prox(W - step * vW, step * l1, step * l2) - W, -step * vb
+        dW, db = prox(W - step * vW, step * l1, step * l2) - W, -step * vb
         quad = (dW.double().square().sum() + db.double().square().sum()).item() / (2 * step)
         if _bregman(p, X @ dW.T + db) <= quad:
             break
