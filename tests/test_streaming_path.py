@@ -131,7 +131,7 @@ def test_choose_solver_by_size() -> None:
 
 def test_sparsify_streams_to_the_heads_it_fits_in_memory(shapes_runs: dict, tmp_path: Path) -> None:
     run = load_run(shutil.copytree(shapes_runs["nv"].dir, tmp_path / "nv"))
-    settings = PathSettings(steps=20, patience=None)
+    settings = PathSettings(steps=8, ratio=0.05, patience=None)
     memory = fit_path(run, settings, compute=Compute(device="cpu"), solver="memory")
     stream = fit_path(run, settings, compute=Compute(device="cpu"), solver="stream")
     assert (memory.solver, stream.solver) == ("memory", "stream")

@@ -303,9 +303,9 @@ class StoreWriter:
     def manifest_path(self) -> Path:
         return self.folder / f"{self.name}.json"
 
-    def todo(self, shards: Iterable[int] | None = None) -> list[int]:
-        """The shards (of `shards`, default all) not yet written."""
-        return [i for i in (range(self.layout.shards) if shards is None else shards) if i not in self.finished]
+    def todo(self) -> list[int]:
+        """The shards not yet written."""
+        return [i for i in range(self.layout.shards) if i not in self.finished]
 
     def write(self, index: int, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
         """Fill shard `index` from (codes, labels) batches, in order, then record it as finished."""
@@ -333,12 +333,6 @@ class StoreWriter:
         self.finished.add(index)
         self._record()
 
-    def adopt(self) -> None:
-        """Count as finished every shard now on disk that fits the layout (those written by other processes)."""
-        self.finished |= {i for i in range(self.layout.shards)
-                          if _shard_problem(self.folder, self.name, self.layout, i) is None}
-        self._record()
-
     def _record(self) -> None:
         write_json(self.manifest_path, _manifest(self.name, self.fingerprint, self.layout, self.finished))
 
@@ -348,12 +342,11 @@ class StoreWriter:
 
 
 def write_store(folder: str | Path, name: str, fingerprint: dict[str, Any], layout: Layout,
-                shard_batches: Callable[[int, int], Iterable[tuple[np.ndarray, np.ndarray]]],
-                shards: Iterable[int] | None = None, *, fresh: bool = False) -> StoreWriter:
-    """Write the shards of a store not yet finished (of `shards`, default all; every one when `fresh`):
-    `shard_batches(start, stop)` yields the (codes, labels) batches of rows start..stop-1 in order. Returns the
-    writer (`.close()` opens the store)."""
+                shard_batches: Callable[[int, int], Iterable[tuple[np.ndarray, np.ndarray]]], *,
+                fresh: bool = False) -> StoreWriter:
+    """Write the shards of a store not yet finished (every one when `fresh`): `shard_batches(start, stop)` yields
+    the (codes, labels) batches of rows start..stop-1 in order. Returns the writer (`.close()` opens the store)."""
     writer = StoreWriter(folder, name, fingerprint, layout, fresh=fresh)
-    for index in writer.todo(shards):
+    for index in writer.todo():
         writer.write(index, shard_batches(*layout.rows(index)))
     return writer

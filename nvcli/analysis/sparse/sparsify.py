@@ -176,22 +176,24 @@ def fit_path(run: Run, settings: PathSettings = PathSettings(), *, compute: Comp
                       row, seconds, chosen)
 
 
-def _refit(fitted: FittedPath, W: Tensor, b: Tensor, lam: float, support: Tensor) -> tuple[Tensor, Tensor, int]:
+def _refit(fitted: FittedPath, W: Tensor, b: Tensor, lam: float,
+           support: Tensor) -> tuple[Tensor, Tensor, int, bool]:
     """The head over the groups' features from (W, b) with each class's weights held to its `support`, at `lam`
-    (0: no penalty)."""
+    (0: no penalty); with the iterations (epochs when streaming) and whether the tolerance was met."""
     alpha = fitted.path.alpha if lam > 0 else 1.0
     codes = fitted.codes
     if isinstance(codes, StoreCodes):
         keep = codes.problem.keep
-        W_keep, b, iterations, _, _ = codes.problem.solve(lam, alpha, W[:, keep].float(), b.float(), 1.0, REFIT_TOL,
-                                                           REFIT_MAX_ITER, support=support[:, keep])
+        W_keep, b, iterations, converged, _ = codes.problem.solve(lam, alpha, W[:, keep].float(), b.float(), 1.0,
+                                                                  REFIT_TOL, REFIT_MAX_ITER, support=support[:, keep])
         W = W.new_zeros(W.shape)
         W[:, keep] = W_keep.to(W)
-        return W, b.to(W), iterations
+        return W, b.to(W), iterations, converged
     features = torch.from_numpy(fitted.groups.representatives).to(W.device)
     X = fitted.scale(codes.train[0])[:, features]
-    return fit(X, codes.train[1], lam, alpha, W, b, classes=len(fitted.run.classes),
-               tol=REFIT_TOL, max_iter=REFIT_MAX_ITER, support=support)
+    W, b, iterations = fit(X, codes.train[1], lam, alpha, W, b, classes=len(fitted.run.classes), tol=REFIT_TOL,
+                           max_iter=REFIT_MAX_ITER, support=support)
+    return W, b, iterations, iterations < REFIT_MAX_ITER
 
 
 def _unit_head(fitted: FittedPath, W_group: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -235,7 +237,7 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
         index, entered = budget.step, budget.entered
         chosen = path.steps[index]
         support = budget.support.to(dev)
-        W_std, b_std, _ = _refit(fitted, chosen.weight().to(dev), chosen.bias.to(dev), chosen.lam, support)
+        W_std, b_std, _, _ = _refit(fitted, chosen.weight().to(dev), chosen.bias.to(dev), chosen.lam, support)
         finetune = True
     else:
         index, entered = selection.choose(path, fitted.dense["val_acc"]), None
@@ -245,8 +247,8 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
     rows, refit = [fitted.dense], None
     if finetune:
         rows.append(_row(f"{name} (penalised)", *_unit_head(fitted, W_std, b_std), codes, run.classes))
-        W_std, b_std, iterations = _refit(fitted, W_std, b_std, 0.0, support)
-        refit = {"iterations": iterations, "converged": iterations < REFIT_MAX_ITER,
+        W_std, b_std, iterations, converged = _refit(fitted, W_std, b_std, 0.0, support)
+        refit = {"iterations": iterations, "converged": converged,
                  "penalised_train_acc": rows[-1]["train_acc"], "penalised_val_acc": rows[-1]["val_acc"]}
     W, b = _unit_head(fitted, W_std, b_std)
     # The stored float32 head is what every later command reads: report its accuracy, not the solver's.

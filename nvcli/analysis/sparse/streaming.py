@@ -30,6 +30,7 @@ from .solver import STEP_SHRINK, PathResult, PathStep, Standardizer, _bregman, _
 BATCH = 1024  # minibatch rows of the stochastic steps
 CHUNK = 8192  # rows per chunk of a full pass
 MAX_EPOCHS = 300  # per lam: each epoch reads the store twice
+MIN_STEPS = 16  # stochastic steps per epoch at least (smaller minibatches on a small store)
 STEP_RANGE = 1024  # each epoch's backtracking starts this many times above the last step (each halving is cheap)
 
 
@@ -154,14 +155,16 @@ class StreamProblem:
         (gW, gb)."""
         W, b = Ws, bs
         labels = self.train.labels()
+        # At least MIN_STEPS steps an epoch: with one minibatch an epoch would be one full-gradient step.
+        batch = max(1, min(self.batch, math.ceil(self.train.samples / MIN_STEPS)))
         first = True
         for shard in self.rng.permutation(self.train.layout.shards):
             start, stop = self.train.layout.rows(int(shard))
             X_shard = self._prepare(self.train.shard(int(shard)))
             y_shard = torch.from_numpy(labels[start:stop])
             order = torch.from_numpy(self.rng.permutation(stop - start))
-            for i in range(0, stop - start, self.batch):
-                rows = order[i:i + self.batch]
+            for i in range(0, stop - start, batch):
+                rows = order[i:i + batch]
                 X, y = X_shard[rows], y_shard[rows]
                 z = X @ W.T + b
                 R = _residual(z, y) - _residual(X @ Ws.T + bs, y)
