@@ -52,8 +52,8 @@ class Codes:
 
     def tensors(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """z and labels as torch tensors on `device` (z float32, in memory; labels int64)."""
-        z = np.array(self.store.array(), dtype=np.float32)  # a copy: the store stays read-only
-        return torch.from_numpy(z).to(device), torch.from_numpy(np.asarray(self.labels, dtype=np.int64)).to(device)
+        return (torch.from_numpy(self.store.array()).to(device),
+                torch.from_numpy(np.asarray(self.labels, dtype=np.int64)).to(device))
 
     def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
         """Each unit's mean and standard deviation over the split (float64, in chunks)."""

@@ -197,10 +197,7 @@ class CodeStore:
             del codes
 
     def array(self) -> np.ndarray:
-        """Every code as one float32 array [samples, units]: memory-mapped when the store is one float32 shard,
-        otherwise a copy in memory (samples x units x 4 bytes)."""
-        if self.layout.shards == 1 and self.layout.dtype == "float32":
-            return np.load(self.folder / _shard_files(self.name, 0)[0], mmap_mode="r")
+        """Every code in memory, one float32 array [samples, units] (samples x units x 4 bytes; writable)."""
         out = np.empty((self.samples, self.units), dtype=np.float32)
         for start, block, _ in self.chunks():
             out[start:start + len(block)] = block
@@ -263,11 +260,13 @@ class StoreView:
         rows, columns = key if isinstance(key, tuple) and len(key) == 2 else (key, slice(None))
         if isinstance(rows, (int, np.integer)):
             return self.store.rows(np.array([rows]))[0][columns]
-        index = np.arange(self.store.samples)[rows]
+        index = np.arange(*rows.indices(self.store.samples)) if isinstance(rows, slice) else \
+            np.arange(self.store.samples)[rows]
         return self.store.rows(index)[:, columns]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return np.array(self.store.array(), dtype=dtype or np.float32)  # a writable copy: the store is read-only
+        out = self.store.array()
+        return out if dtype is None else out.astype(dtype)
 
 
 def _shard_problem(folder: Path, name: str, layout: Layout, index: int) -> str | None:
