@@ -29,6 +29,7 @@ from .solver import STEP_SHRINK, PathResult, PathStep, Standardizer, _bregman, _
 
 BATCH = 1024  # minibatch rows of the stochastic steps
 CHUNK = 8192  # rows per chunk of a full pass
+SKETCH_ROWS = 1024  # rows per chunk of the identical-column pass (its integer copies take 16 bytes a code)
 MAX_EPOCHS = 300  # per lam: each epoch reads the store twice
 MIN_STEPS = 16  # stochastic steps per epoch at least (smaller minibatches on a small store)
 STEP_RANGE = 1024  # each epoch's backtracking starts this many times above the last step (each halving is cheap)
@@ -98,7 +99,7 @@ class StreamProblem:
         apart; overflow wraps alike), and distinct ones almost surely not."""
         generator = torch.Generator().manual_seed(self.seed)
         sketch = torch.zeros(4, self.width, dtype=torch.long)
-        for X, _ in self._chunks(self.train):
+        for X, _ in self._chunks(self.train, SKETCH_ROWS):
             codes = torch.round(X.double() * 10 ** decimals).long()
             sketch += torch.randint(-(1 << 20), 1 << 20, (4, len(X)), generator=generator) @ codes
         _, inverse = torch.unique(sketch, dim=1, return_inverse=True)
