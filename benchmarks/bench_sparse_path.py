@@ -1,9 +1,9 @@
 """Time of the elastic-net path (nv sparsify's numerical core) on synthetic NeuroView soft codes or a run's codes.
 
-Synthetic codes look like a NeuroView head's inputs: sigmoid of correlated pre-activations (a few shared
-factors), values in (0, 1), a few informative units per class, dead (constant) units too. With --codes RUN, the
-run's cached codes (codes/train.npy and codes/val.npy, written by nv sparsify) are used instead, and each size
-is that many training samples drawn from them (a fixed random subset). Each size fits the full `--steps` path
+Synthetic codes look like a NeuroView head's inputs: sigmoid of correlated pre-activations (a few shared factors),
+values in (0, 1), a few informative units per class, dead (constant) units too. With --codes RUN, the run's code
+stores (codes/train.json and codes/val.json with their shards, written by nv sparsify) are used instead, and each
+size is that many training samples drawn from them (a fixed random subset). Each size fits the full `--steps` path
 (no early stop) on `--threads` CPU threads, in a fresh process per size, and reports wall and CPU time, solver
 iterations, resident memory before the path and at peak, the step nearest 10 units per class, and the time and
 length of the default early-stopped path.
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nvcli.analysis.code_store import CodeStore
 from nvcli.analysis.sparse.solver import Standardizer, elastic_net_path
 
 
@@ -51,14 +52,12 @@ def codes(n: int, args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor,
     if args.codes is None:
         X, y = soft_codes(n + args.val, args.units, args.classes, seed=n)
         return X[:n], y[:n], X[n:], y[n:]
-    folder = Path(args.codes) / "codes"
-    X = torch.from_numpy(np.load(folder / "train.npy"))
-    y = torch.from_numpy(np.load(folder / "train_labels.npy"))
+    train, val = (CodeStore.open(Path(args.codes) / "codes", split) for split in ("train", "val"))
+    X, y = torch.from_numpy(np.asarray(train.view())), torch.from_numpy(train.labels())
     if n > len(X):
         raise SystemExit(f"--sizes {n} exceeds the run's {len(X)} training samples")
     pick = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))[:n]
-    return (X[pick], y[pick], torch.from_numpy(np.load(folder / "val.npy")),
-            torch.from_numpy(np.load(folder / "val_labels.npy")))
+    return X[pick], y[pick], torch.from_numpy(np.asarray(val.view())), torch.from_numpy(val.labels())
 
 
 def run_size(n: int, args: argparse.Namespace) -> dict[str, float]:

@@ -127,7 +127,7 @@ def test_the_refit_keeps_the_support_and_lowers_the_training_loss(sparse_run: Ru
     assert budget.record["finetune"] is not None and int((budget.head.weight != 0).sum(axis=1).max()) <= 3
     # Near-copies: every recorded member correlates with its representative past the threshold on the training
     # codes, and only representatives carry weight.
-    X = fitted.scale(fitted.train[0]).numpy()
+    X = fitted.scale(fitted.codes.train[0]).numpy()
     members = budget.record["group_members"]
     for group in members:
         for unit, r in zip(group[1::2], group[2::2]):

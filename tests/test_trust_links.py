@@ -239,7 +239,7 @@ def test_damaged_code_caches_are_recomputed(run: Path, damage: str) -> None:
     z, labels = np.array(good.z), np.array(good.labels)
     expected = z.copy(), labels.copy()
     del good  # its memory map reads the file about to be damaged
-    for name in ("val.npy", "val_labels.npy"):
+    for name in ("val-00000.npy", "val-00000-labels.npy"):
         (run / "codes" / name).unlink()
     if damage == "width":
         z = z[:, :-1]
@@ -247,8 +247,8 @@ def test_damaged_code_caches_are_recomputed(run: Path, damage: str) -> None:
         z[0, 0] = np.nan
     else:
         labels[0] = int(damage.split()[1])
-    np.save(run / "codes" / "val.npy", z)
-    np.save(run / "codes" / "val_labels.npy", labels)
+    np.save(run / "codes" / "val-00000.npy", z)
+    np.save(run / "codes" / "val-00000-labels.npy", labels)
     again = split_codes(load_run(run), device="cpu")
     assert np.array_equal(np.asarray(again.z), expected[0]) and np.array_equal(again.labels, expected[1])
 

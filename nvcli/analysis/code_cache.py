@@ -1,16 +1,17 @@
-"""Every unit's code `z` for a split of a run's data, computed once and cached in the run (codes/<split>.npy).
+"""Every unit's code `z` for a split of a run's data, computed once and kept in the run as a code store
+(codes/<split>.json and codes/<split>-NNNNN.npy shards; code_store.py).
 
 The head is linear in `z`, so analyses that change the head or the codes (ablation, sparse heads,
 importance) need the network only once per split: afterwards everything is a matrix product. Codes
-are written batch by batch into a memory-mapped file, so computing them needs memory for one batch;
-a later call reuses them while model.pt and the data settings are unchanged.
+are written batch by batch into shards, so computing them needs memory for one batch, an interrupted
+computation resumes after its finished shards, and reading them maps one shard at a time. A later call
+reuses them while model.pt, the data settings and the split's files are unchanged.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -18,39 +19,45 @@ import torch
 from ..data.registry import split_fingerprint
 from ..errors import NvError
 from ..runs import files
-from ..runs.atomic import atomic_path, write_json
 from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.loaders import batches, make_loader
 from ..training.predict import ProgressFn
+from .code_store import CodeStore, Layout, StoreView, write_store
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 2  # 2: keyed also by the split's files and the classes
+CACHE_FORMAT = 3  # 2: keyed also by the split's files and the classes; 3: a sharded code store
 
 
 @dataclass
 class Codes:
-    """The codes of one split: z [samples, units] (float32, possibly memory-mapped) and labels [samples]."""
+    """The codes of one split, read from its store: `z` [samples, units] (float32, read only where indexed) and
+    `labels` [samples]."""
 
     split: str
-    z: np.ndarray
-    labels: np.ndarray
+    store: CodeStore
+
+    @property
+    def z(self) -> StoreView:
+        """The codes, indexed like an array; `np.asarray(z)` holds them all in memory."""
+        return self.store.view()
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.store.labels()
+
+    def chunks(self, rows: int = 4096) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first row, codes, labels) in order, in bounded memory."""
+        return self.store.chunks(rows)
 
     def tensors(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """z and labels as torch tensors on `device` (z float32, labels int64)."""
-        return (torch.from_numpy(np.array(self.z, dtype=np.float32)).to(device),  # a copy: the cache stays read-only
+        """z and labels as torch tensors on `device` (z float32, in memory; labels int64)."""
+        return (torch.from_numpy(self.store.array()).to(device),
                 torch.from_numpy(np.asarray(self.labels, dtype=np.int64)).to(device))
 
     def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
         """Each unit's mean and standard deviation over the split (float64, in chunks)."""
-        total = np.zeros(self.z.shape[1])
-        square = np.zeros(self.z.shape[1])
-        for start in range(0, len(self.z), 4096):
-            chunk = np.asarray(self.z[start:start + 4096], dtype=np.float64)
-            total += chunk.sum(0)
-            square += (chunk * chunk).sum(0)
-        mean = total / len(self.z)
-        return mean, np.sqrt(np.maximum(square / len(self.z) - mean * mean, 0.0))
+        return self.store.mean_std()
 
 
 def _fingerprint(run: Run, split: str) -> dict[str, object]:
@@ -61,74 +68,55 @@ def _fingerprint(run: Run, split: str) -> dict[str, object]:
             "samples": split_fingerprint(run.data().split(split))}
 
 
-def _paths(run: Run, split: str) -> tuple[Path, Path, Path]:
-    return tuple(run.path(f"{files.CODES_DIR}/{name}")  # type: ignore[return-value]
-                 for name in (f"{split}.npy", f"{split}_labels.npy", f"{split}.json"))
-
-
-def _valid(run: Run, z: np.ndarray, labels: np.ndarray) -> str | None:
-    """Why cached codes cannot be this run's (None when they can): their shape, label range or finiteness."""
+def _valid(run: Run, store: CodeStore) -> str | None:
+    """Why stored codes cannot be this run's (None when they can): their width, label range or finiteness."""
     units = run.config.units
-    if z.ndim != 2 or labels.ndim != 1 or len(z) != len(labels):
-        return f"codes {list(z.shape)} do not match labels {list(labels.shape)}"
-    if isinstance(units, int) and z.shape[1] != units:
-        return f"codes of {z.shape[1]} units, the run has {units}"
-    if not np.issubdtype(labels.dtype, np.integer) or (len(labels) and (labels.min() < 0
-                                                                        or labels.max() >= len(run.classes))):
+    if isinstance(units, int) and store.units != units:
+        return f"codes of {store.units} units, the run has {units}"
+    labels = store.labels()
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(run.classes)):
         return f"labels outside 0..{len(run.classes) - 1}"
-    if not all(np.isfinite(z[i:i + 4096]).all() for i in range(0, len(z), 4096)):
+    if not all(np.isfinite(block).all() for _, block, _ in store.chunks()):
         return "codes that are not finite"
     return None
-
-
-def _cached(run: Run, split: str, fingerprint: dict[str, object]) -> Codes | None:
-    z_path, label_path, meta_path = _paths(run, split)
-    try:
-        if not meta_path.is_file() or json.loads(meta_path.read_text()) != json.loads(json.dumps(fingerprint)):
-            return None
-        z = np.load(z_path, mmap_mode="r")
-        labels = np.load(label_path)
-    except (OSError, ValueError):
-        return None
-    problem = _valid(run, z, labels)
-    if problem is not None:
-        log.warning("the cached %s codes in '%s' hold %s; computing them again", split, z_path.parent, problem)
-        return None
-    return Codes(split, z, labels)
 
 
 @torch.no_grad()
 def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_size: int = 128, workers: int = 0,
                 trust_code: bool = False, cache: bool = True, progress: ProgressFn | None = None) -> Codes:
-    """The codes of every sample of `split` ('train' is read without augmentation), from the cache when valid."""
+    """The codes of every sample of `split` ('train' is read without augmentation), from the store when valid.
+
+    A store left unfinished for the same weights and data is resumed: only its missing shards are computed.
+    """
     run.require_neuroview()
     fingerprint = _fingerprint(run, split)
-    if cache and (found := _cached(run, split, fingerprint)) is not None:
-        log.info("codes of the %s split read from %s", split, run.dir / files.CODES_DIR)
-        return found
+    folder = run.path(f"{files.CODES_DIR}/{split}.json").parent  # refused if codes/ or the manifest is a link
+    fresh = not cache
+    if cache:
+        try:
+            store = CodeStore.open(folder, split, fingerprint)
+        except NvError:  # none yet, unfinished (resumed below) or for other weights or data (replaced below)
+            store = None
+        if store is not None:
+            if (problem := _valid(run, store)) is None:
+                log.info("codes of the %s split read from %s", split, folder)
+                return Codes(split, store)
+            log.warning("the stored %s codes in '%s' hold %s; computing them again", split, folder, problem)
+            fresh = True
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
     dataset = run.data().split(split)
-    loader = make_loader(dataset, batch_size, shuffle=False, workers=workers)
-    z_path, label_path, meta_path = _paths(run, split)
-    z_path.parent.mkdir(exist_ok=True)
-    units, n = model.head.in_features, len(dataset)
-    labels = np.empty(n, dtype=np.int64)
-    with atomic_path(z_path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, units))
-        start = 0
-        for step, (x, y) in enumerate(batches(loader, dev), 1):
-            out[start:start + len(y)] = model.features(x).float().cpu().numpy()
-            labels[start:start + len(y)] = y.cpu().numpy()
-            start += len(y)
+    layout = Layout(len(dataset), model.head.in_features)
+    done = [0]
+    total = -(-len(dataset) // batch_size)
+
+    def shard_batches(start: int, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        loader = make_loader(torch.utils.data.Subset(dataset, range(start, stop)), batch_size, shuffle=False,
+                             workers=workers)
+        for x, y in batches(loader, dev):
+            yield model.features(x).float().cpu().numpy(), y.cpu().numpy()
+            done[0] += 1
             if progress:
-                progress(f"codes ({split})", step, len(loader))
-        out.flush()
-        del out
-    if start != n:
-        raise NvError(f"the {split} split gave {start} samples, expected {n}")
-    with atomic_path(label_path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, labels)
-    write_json(meta_path, fingerprint)
-    return Codes(split, np.load(z_path, mmap_mode="r"), labels)
+                progress(f"codes ({split})", done[0], total)
+
+    return Codes(split, write_store(folder, split, fingerprint, layout, shard_batches, fresh=fresh).close())

@@ -28,6 +28,10 @@ DEFAULT_QUANTILE = 0.005  # NetDissect's top quantile of activations
 DEFAULT_IOU_THRESHOLD = 0.04  # NetDissect's IoU at which a unit is interpretable
 DEFAULT_UNITS_PER_CLASS = 10
 DEFAULT_GROUP_CORR = 0.99  # |corr| of standardised training codes at which units are near-copies (docs/sparsify.md)
+PathSolver = Literal["auto", "memory", "stream"]  # the sparse path's solver: in-memory FISTA or streaming SVRG
+PATH_SOLVERS: tuple[str, ...] = get_args(PathSolver)
+DEFAULT_PATH_SOLVER: PathSolver = "auto"
+MEMORY_BUDGET = 2 << 30  # bytes of float32 training + validation codes up to which `auto` fits them in memory
 MAX_PATH_STEPS = 1000  # each step of a sparse path keeps a classes x units head
 MAX_COUNT = 100_000  # bound of counts (k, steps, draws): each costs memory or time, larger values are typos
 

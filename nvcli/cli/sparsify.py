@@ -6,7 +6,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..analysis.settings import DEFAULT_UNITS_PER_CLASS, Compute, PathSettings
+from ..analysis.settings import (
+    DEFAULT_PATH_SOLVER,
+    DEFAULT_UNITS_PER_CLASS,
+    MEMORY_BUDGET,
+    Compute,
+    PathSettings,
+    PathSolver,
+)
 from ..runs.files import RUNS_DIR
 from . import options as o
 from .render import Format, emit, note, progress
@@ -42,6 +49,11 @@ GroupCorr = Annotated[Optional[float], typer.Option("--group-corr", rich_help_pa
                                                     "feature (near-copies; the head weighs one unit per group); 0 "
                                                     "turns grouping off.")]
 
+Solver = Annotated[PathSolver, typer.Option("--solver", rich_help_panel=PANEL, help="memory: FISTA over the codes "
+                                            "held in memory (on --device); stream: proximal SVRG over the code "
+                                            "store on the CPU, in memory that does not grow with the samples; "
+                                            f"auto: memory when the codes take at most {MEMORY_BUDGET >> 30} GiB.")]
+
 
 @dataclass(frozen=True)
 class Sparsify:
@@ -53,6 +65,7 @@ class Sparsify:
     units_per_class: int | None = None  # None with max_drop None: DEFAULT_UNITS_PER_CLASS
     max_drop: float | None = None
     finetune: bool = False
+    solver: PathSolver = DEFAULT_PATH_SOLVER
     compute: Compute = Compute()
     output: Output = Output()
 
@@ -66,11 +79,11 @@ class Sparsify:
         selection = Selection(self.units_per_class, self.max_drop) if given else Selection()
         name, fmt = check_head_name(self.name or default_name(selection)), self.output.fmt
         with progress(f"sparsify {run.name}") as bar:
-            fitted = fit_path(run, self.settings, compute=self.compute, trust_code=self.source.trust_code,
-                              progress=bar)
+            fitted = fit_path(run, self.settings, compute=self.compute, solver=self.solver,
+                              trust_code=self.source.trust_code, progress=bar)
         self.output.save(fitted.result, run.dir)  # the path stands on its own, also when no head meets the rule
-        note(f"path: {len(fitted.path.steps)} steps ({self.settings.steps} on the lambda grid, plus bisections where "
-             f"units entered in bulk) in {fitted.seconds:.1f} s"
+        note(f"path ({fitted.solver} solver): {len(fitted.path.steps)} steps ({self.settings.steps} on the lambda "
+             f"grid, plus bisections where units entered in bulk) in {fitted.seconds:.1f} s"
              f"{' (stopped early: validation accuracy no longer improved)' if fitted.path.stopped_early else ''}; "
              f"wrote {', '.join(fitted.result.artifacts(self.output.plot))}")
         head = sparse_head(fitted, name, selection, finetune=self.finetune)
@@ -100,6 +113,7 @@ def sparsify(
     patience: Patience = PathSettings.patience,
     group_corr: GroupCorr = PathSettings.group_corr,
     finetune: Finetune = False,
+    solver: Solver = DEFAULT_PATH_SOLVER,
     run: o.RunDir = None,
     runs_dir: o.RunsDir = RUNS_DIR,
     trust_code: o.TrustCode = False,
@@ -114,5 +128,5 @@ def sparsify(
     """`nv sparsify`'s options as a Sparsify request (its help is in app.COMMANDS)."""
     settings = PathSettings(alpha=alpha, steps=steps, ratio=ratio, patience=patience or None,
                             group_corr=group_corr or None)
-    return Sparsify(RunSource(run, runs_dir, trust_code), settings, name, units_per_class, max_drop, finetune,
+    return Sparsify(RunSource(run, runs_dir, trust_code), settings, name, units_per_class, max_drop, finetune, solver,
                     Compute(device, batch_size, workers, threads), Output(fmt, plot, force))

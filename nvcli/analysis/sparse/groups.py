@@ -9,6 +9,7 @@ representative (no chains of "close to a close unit"), and the grouping does not
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -76,15 +77,22 @@ def correlation_groups(X: Tensor, threshold: float | None = DEFAULT_GROUP_CORR) 
     """Group the columns of standardised codes X [n, units] (zero mean, unit variance; constant columns all
     zero) whose |correlation| reaches `threshold`; None: every unit alone."""
     n, d = X.shape
+    return greedy_groups(d, threshold, lambda start, stop: (X[:, start:stop].T @ X / n).cpu().double().numpy())
+
+
+def greedy_groups(units: int, threshold: float | None,
+                  correlations: Callable[[int, int], np.ndarray]) -> UnitGroups:
+    """The groups of `units` units whose |correlation| reaches `threshold` (None: every unit alone), given
+    `correlations(start, stop)`: the correlations [stop - start, units] of units start..stop-1 with every unit."""
     if threshold is None:
-        return UnitGroups.single(d)
-    representative = np.full(d, -1, dtype=np.int64)
-    corr = np.ones(d)
-    for start in range(0, d, BLOCK):
-        stop = min(start + BLOCK, d)
+        return UnitGroups.single(units)
+    representative = np.full(units, -1, dtype=np.int64)
+    corr = np.ones(units)
+    for start in range(0, units, BLOCK):
+        stop = min(start + BLOCK, units)
         if (representative[start:stop] >= 0).all():
             continue
-        block = (X[:, start:stop].T @ X / n).cpu().double().numpy()  # [stop - start, d] correlations
+        block = correlations(start, stop)
         for i in range(start, stop):
             if representative[i] >= 0:
                 continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 from torch import Tensor
@@ -145,14 +145,7 @@ def elastic_net_path(X_train: Tensor, y_train: Tensor, X_val: Tensor, y_val: Ten
     after the first step that beats the all-zero head (which predicts the majority class): the first units to
     enter are often too weak to change any prediction, and that flat start is no sign of saturation.
     """
-    _check_alpha(alpha)
-    _check_solver(rtol, max_iter)
-    if not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
-    if not 0 < ratio < 1:
-        raise ValueError(f"ratio (lambda_min / lambda_max) must be in (0, 1), got {ratio!r}")
-    if patience is not None and (not isinstance(patience, int) or patience < 1):
-        raise ValueError(f"patience must be None or an integer >= 1, got {patience!r}")
+    check_path(alpha, steps, ratio, rtol, max_iter, patience)
     K = _check_data(X_train, y_train, classes)
     _check_codes(X_val, "X_val")
     _check_labels(X_val, y_val, K, "X_val", "y_val")
@@ -161,17 +154,72 @@ def elastic_net_path(X_train: Tensor, y_train: Tensor, X_val: Tensor, y_val: Ten
                          f"{X_val.dtype} on {X_val.device}, X_train {list(X_train.shape)} {X_train.dtype} "
                          f"on {X_train.device}")
 
-    width = X_train.shape[1]
     keep = first_of_identical_columns(X_train)
-    X_train, X_val = X_train[:, keep], X_val[:, keep]
-    Y = _one_hot(y_train, K, X_train.dtype)
-    top = lambda_max(X_train, y_train, alpha, K)
+    problem = InMemoryProblem(X_train[:, keep], _one_hot(y_train, K, X_train.dtype), y_train, X_val[:, keep], y_val,
+                              X_train.shape[1], keep)
+    return run_path(problem, alpha=alpha, steps=steps, ratio=ratio, rtol=rtol, max_iter=max_iter, patience=patience,
+                    progress=progress)
+
+
+class PathProblem(Protocol):
+    """What fitting a path needs of its data: the fit at one lam and the accuracies of a head, over the features
+    `keep` of `width` (the others get no weight)."""
+
+    width: int
+    keep: Tensor
+
+    def lambda_max(self, alpha: float) -> float:
+        """The smallest lam at which the optimal weights are all zero."""
+
+    def start(self) -> tuple[Tensor, Tensor, float]:
+        """The solution at lambda_max (zero weights [K, len(keep)], the bias at the log class prior) and a first
+        step size."""
+
+    def solve(self, lam: float, alpha: float, W: Tensor, b: Tensor, step: float, tol: float,
+              max_iter: int) -> tuple[Tensor, Tensor, int, bool, float]:
+        """The solution at lam from (W, b), its iterations, whether tol was met, and the step size to go on with."""
+
+    def accuracy(self, W: Tensor, b: Tensor) -> tuple[float, float]:
+        """The training and validation accuracy of the head (W, b)."""
+
+
+@dataclass(frozen=True)
+class InMemoryProblem:
+    """Codes held in memory (on any device): FISTA over the training codes."""
+
+    X: Tensor  # [n, len(keep)]
+    Y: Tensor  # one-hot labels [n, K]
+    y: Tensor
+    X_val: Tensor
+    y_val: Tensor
+    width: int
+    keep: Tensor
+
+    def lambda_max(self, alpha: float) -> float:
+        return lambda_max(self.X, self.y, alpha, self.Y.shape[1])
+
+    def start(self) -> tuple[Tensor, Tensor, float]:
+        W = torch.zeros(self.Y.shape[1], self.X.shape[1], dtype=self.X.dtype, device=self.X.device)
+        return W, self.Y.mean(dim=0).log(), _initial_step(self.X)
+
+    def solve(self, lam: float, alpha: float, W: Tensor, b: Tensor, step: float, tol: float,
+              max_iter: int) -> tuple[Tensor, Tensor, int, bool, float]:
+        return _fista(self.X, self.Y, lam, alpha, W, b, step, tol, max_iter)
+
+    def accuracy(self, W: Tensor, b: Tensor) -> tuple[float, float]:
+        return accuracy(self.X, self.y, W, b), accuracy(self.X_val, self.y_val, W, b)
+
+
+def run_path(problem: PathProblem, *, alpha: float, steps: int, ratio: float, rtol: float, max_iter: int,
+             patience: int | None, progress: Callable[[int, PathStep], None] | None = None) -> PathResult:
+    """The path of `elastic_net_path` over any problem (arguments as there, already checked)."""
+    top = problem.lambda_max(alpha)
     lams = torch.logspace(0, math.log10(ratio), steps, dtype=torch.float64).mul(top).tolist()
     # At lambda_max the solution is known exactly (rounding in a solver could leave a 1e-17 weight): no weights,
     # and the bias at the log class prior.
-    W = torch.zeros(K, X_train.shape[1], dtype=X_train.dtype, device=X_train.device)
-    b = Y.mean(dim=0).log()
-    iterations, converged, t = 0, True, _initial_step(X_train)
+    W, b, t = problem.start()
+    K = W.shape[0]
+    iterations, converged = 0, True
     path: list[PathStep] = []
     best, since_best, refinements = 0, 0, 0
     pending = lams[::-1]  # a stack: the next lam on top
@@ -179,8 +227,8 @@ def elastic_net_path(X_train: Tensor, y_train: Tensor, X_val: Tensor, y_val: Ten
         lam = pending.pop()
         W_lam, b_lam, t_lam = W, b, t
         if path:
-            W_lam, b_lam, iterations, converged, t_lam = _fista(X_train, Y, lam, alpha, W, b, t, rtol * lam * alpha,
-                                                                max_iter)
+            W_lam, b_lam, iterations, converged, t_lam = problem.solve(lam, alpha, W, b, t, rtol * lam * alpha,
+                                                                       max_iter)
         nonzero = (W_lam != 0).sum(dim=1)
         mean_units = nonzero.double().mean().item()
         if path and refinements < steps and lam < path[-1].lam * (1 - 1e-3) and \
@@ -189,13 +237,13 @@ def elastic_net_path(X_train: Tensor, y_train: Tensor, X_val: Tensor, y_val: Ten
             refinements += 1
             continue
         W, b, t = W_lam, b_lam, t_lam
-        full = W.new_zeros(K, width)
-        full[:, keep] = W
+        full = W.new_zeros(K, problem.width)
+        full[:, problem.keep] = W
+        train_acc, val_acc = problem.accuracy(W, b)
         step = PathStep(
             lam=lam, weight_stored=_compact(full), bias=b.cpu(), nonzero_mean=mean_units,
             nonzero_max=int(nonzero.max().item()), units=int((W != 0).any(dim=0).sum().item()),
-            train_acc=accuracy(X_train, y_train, W, b), val_acc=accuracy(X_val, y_val, W, b),
-            iterations=iterations, converged=converged)
+            train_acc=train_acc, val_acc=val_acc, iterations=iterations, converged=converged)
         path.append(step)
         i = len(path) - 1
         if progress is not None:
@@ -361,6 +409,18 @@ def _check_data(X: Tensor, y: Tensor, classes: int | None) -> int:
     if missing:
         raise ValueError(f"every class needs at least one training sample; none for class(es) {missing} of {K}")
     return K
+
+
+def check_path(alpha: float, steps: int, ratio: float, rtol: float, max_iter: int, patience: int | None) -> None:
+    """The path's settings (as `elastic_net_path` takes them) must be valid; ValueError naming the first that is not."""
+    _check_alpha(alpha)
+    _check_solver(rtol, max_iter)
+    if not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+    if not 0 < ratio < 1:
+        raise ValueError(f"ratio (lambda_min / lambda_max) must be in (0, 1), got {ratio!r}")
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise ValueError(f"patience must be None or an integer >= 1, got {patience!r}")
 
 
 def _check_alpha(alpha: float) -> None:

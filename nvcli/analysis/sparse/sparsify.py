@@ -7,32 +7,60 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
-from ...errors import NvError
+from ...errors import NvError, choice_error
 from ...runs.run import Run
 from ...training.devices import resolve_device
 from ...training.predict import ProgressFn
-from ..code_cache import split_codes
+from ..code_cache import Codes, split_codes
 from ..head import Head, read_head
-from ..settings import Compute
+from ..settings import DEFAULT_PATH_SOLVER, MEMORY_BUDGET, PATH_SOLVERS, Compute, PathSolver
 from ..weights import kept_units
 from .budget import class_budget
-from .groups import UnitGroups, correlation_groups
+from .groups import UnitGroups, correlation_groups, greedy_groups
 from .path import PathSettings, SparsePath, class_columns, path_frame
 from .selection import Selection, SparseHead, check_head_name, kept_per_layer, kept_units_per_view
-from .solver import PathResult, Standardizer, accuracy, elastic_net_path, fit, fold
+from .solver import PathResult, Standardizer, elastic_net_path, fit, fold, run_path
+from .streaming import MAX_EPOCHS, StreamProblem, correlations, store_standardizer
 
 # + one `units:<class>` column per class (class_columns)
 SUMMARY_COLUMNS = ["head", "units_per_class_mean", "units_per_class_max", "units", "train_acc", "val_acc",
                    "val_acc_min"]
 REFIT_TOL = 1e-4  # max-norm of the gradient (standardised codes) at which the unpenalised refit stops
 REFIT_MAX_ITER = 5000
+
+
+class MemoryCodes:
+    """The raw codes and labels of both splits as tensors on the device the path is fitted on."""
+
+    def __init__(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor]) -> None:
+        self.train, self.val = train, val
+        self.device = train[0].device
+
+    def chunks(self, split: str) -> Iterator[tuple[Tensor, Tensor]]:
+        """The split's codes and labels, in one piece."""
+        yield self.train if split == "train" else self.val
+
+
+class StoreCodes:
+    """The codes of both splits in their stores (read a chunk at a time, on the CPU), with the streaming problem
+    over the path's features that refits heads."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, train: Codes, val: Codes, problem: StreamProblem) -> None:
+        self.stores, self.problem = {"train": train, "val": val}, problem
+
+    def chunks(self, split: str) -> Iterator[tuple[Tensor, Tensor]]:
+        """The split's raw codes and labels, chunk by chunk."""
+        for _, z, labels in self.stores[split].chunks():
+            yield torch.from_numpy(z), torch.from_numpy(labels)
 
 
 @dataclass
@@ -44,33 +72,60 @@ class FittedPath:
     path: PathResult  # over the groups' representatives (features = groups.representatives)
     groups: UnitGroups
     scale: Standardizer
-    train: tuple[Tensor, Tensor]  # raw codes and labels, on the device the path was fitted on
-    val: tuple[Tensor, Tensor]
+    codes: MemoryCodes | StoreCodes  # the raw codes the path was fitted on, in memory or in their stores
     dense: dict[str, Any]  # the dense head's SUMMARY_COLUMNS row
     seconds: float  # wall time of the path fit
+    solver: str  # memory or stream
 
 
-def class_accuracy(X: Tensor, y: Tensor, W: Tensor, b: Tensor, classes: int) -> list[float]:
-    """Each class's accuracy (recall) on codes X with labels y (NaN for a class without samples)."""
-    hit = (torch.argmax(X @ W.T + b, dim=1) == y).double()
-    total = torch.bincount(y, minlength=classes).double()
-    return (torch.zeros(classes, dtype=torch.float64, device=y.device).index_add_(0, y, hit) / total).tolist()
+def _class_hits(codes: MemoryCodes | StoreCodes, split: str, W: Tensor, b: Tensor,
+                classes: int) -> tuple[Tensor, Tensor]:
+    """Per class: how many of the split's samples the head (W, b) classifies right, and how many there are."""
+    hits = torch.zeros(classes, dtype=torch.float64, device=W.device)
+    total = torch.zeros(classes, dtype=torch.float64, device=W.device)
+    for X, y in codes.chunks(split):
+        X, y = X.to(W), y.to(W.device)
+        hits.index_add_(0, y, (torch.argmax(X @ W.T + b, dim=1) == y).double())
+        total += torch.bincount(y, minlength=classes).double()
+    return hits, total
 
 
-def _row(name: str, W: Tensor, b: Tensor, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor],
-         classes: list[str]) -> dict[str, Any]:
+def _row(name: str, W: Tensor, b: Tensor, codes: MemoryCodes | StoreCodes, classes: list[str]) -> dict[str, Any]:
     nonzero = (W != 0).sum(dim=1)
-    per_class = class_accuracy(*val, W, b, len(classes))
+    train_hits, train_total = _class_hits(codes, "train", W, b, len(classes))
+    val_hits, val_total = _class_hits(codes, "val", W, b, len(classes))
+    per_class = (val_hits / val_total).tolist()  # NaN for a class without samples
     return {"head": name, "units_per_class_mean": nonzero.double().mean().item(),
             "units_per_class_max": int(nonzero.max()), "units": int((W != 0).any(dim=0).sum()),
-            "train_acc": accuracy(*train, W, b), "val_acc": accuracy(*val, W, b),
+            "train_acc": (train_hits.sum() / train_total.sum()).item(),
+            "val_acc": (val_hits.sum() / val_total.sum()).item(),
             "val_acc_min": float(np.nanmin(per_class)),
             **dict(zip(class_columns(classes), nonzero.tolist())), "per_class_val_acc": per_class}
 
 
+def choose_solver(solver: PathSolver, nbytes: int, budget: int = MEMORY_BUDGET) -> str:
+    """`memory` or `stream`: as given, or for `auto`, memory when the codes (float32 bytes) fit the budget."""
+    if solver not in PATH_SOLVERS:
+        raise choice_error("path solver (solver)", solver, PATH_SOLVERS, param="solver")
+    if solver == "auto":
+        return "memory" if nbytes <= budget else "stream"
+    return solver
+
+
+def _stream_codes(train: Codes, val: Codes, settings: PathSettings,
+                  classes: int) -> tuple[StoreCodes, Standardizer, UnitGroups]:
+    """The stores' codes standardised and grouped, each statistic in one pass over the training store."""
+    scale = store_standardizer(train.store)
+    matrix = correlations(train.store, scale) if settings.group_corr is not None else None
+    groups = greedy_groups(train.store.units, settings.group_corr, lambda start, stop: matrix[start:stop])
+    problem = StreamProblem(train.store, val.store, scale, classes, torch.from_numpy(groups.representatives))
+    return StoreCodes(train, val, problem), scale, groups
+
+
 def fit_path(run: Run, settings: PathSettings = PathSettings(), *, compute: Compute = Compute(),
-             trust_code: bool = False, progress: ProgressFn | None = None) -> FittedPath:
-    """Fit the elastic-net path over a run's unit codes (cached in the run).
+             solver: PathSolver = DEFAULT_PATH_SOLVER, trust_code: bool = False,
+             progress: ProgressFn | None = None) -> FittedPath:
+    """Fit the elastic-net path over a run's unit codes (stored in the run).
 
     The codes are standardised with training statistics, with one feature per group of near-copy units.
 
@@ -78,6 +133,9 @@ def fit_path(run: Run, settings: PathSettings = PathSettings(), *, compute: Comp
         run: a NeuroView run.
         settings: alpha, the lambda grid, patience and the near-copy threshold.
         compute: where and how: device (auto: cuda > mps > cpu), inference batch size, loader workers.
+        solver: `memory` (FISTA over the codes held on the device), `stream` (proximal SVRG over the code
+            stores on the CPU, in memory independent of the number of samples) or `auto` (memory when the
+            training and validation codes take at most MEMORY_BUDGET bytes as float32).
         trust_code: allow importing the run's `package.module:function` architecture.
         progress: called as `progress(phase, done, total)`.
 
@@ -86,38 +144,56 @@ def fit_path(run: Run, settings: PathSettings = PathSettings(), *, compute: Comp
         (sparse_path.csv/.png) to save.
     """
     dense = read_head(run)
-    codes = {split: split_codes(run, split, device=compute.device, batch_size=compute.batch_size,
-                                workers=compute.workers,
-                                trust_code=trust_code, progress=progress) for split in ("train", "val")}
-    dev = resolve_device(compute.device)
-    train, val = codes["train"].tensors(dev), codes["val"].tensors(dev)
-    state = {k: v.to(dev) for k, v in dense.state_dict().items()}
-    row = _row(dense.name, state["weight"], state["bias"], train, val, run.classes)
-    scale = Standardizer.fit(train[0])
-    started = time.perf_counter()
-    X_train = scale(train[0])
-    groups = correlation_groups(X_train, settings.group_corr)
-    features = torch.from_numpy(groups.representatives).to(dev)
+    stores = {split: split_codes(run, split, device=compute.device, batch_size=compute.batch_size,
+                                 workers=compute.workers,
+                                 trust_code=trust_code, progress=progress) for split in ("train", "val")}
+    chosen = choose_solver(solver, stores["train"].store.nbytes + stores["val"].store.nbytes)
+    report = (lambda i, _: progress("path", i + 1, settings.steps)) if progress else None
     try:
-        path = elastic_net_path(X_train[:, features], train[1], scale(val[0])[:, features], val[1],
-                                alpha=settings.alpha, steps=settings.steps, ratio=settings.ratio,
-                                patience=settings.patience, classes=len(run.classes),
-                                progress=(lambda i, _: progress("path", i + 1, settings.steps)) if progress else None)
+        if chosen == "memory":
+            dev = resolve_device(compute.device)
+            codes: MemoryCodes | StoreCodes = MemoryCodes(stores["train"].tensors(dev), stores["val"].tensors(dev))
+            scale = Standardizer.fit(codes.train[0])
+            started = time.perf_counter()
+            X_train = scale(codes.train[0])
+            groups = correlation_groups(X_train, settings.group_corr)
+            features = torch.from_numpy(groups.representatives).to(dev)
+            path = elastic_net_path(X_train[:, features], codes.train[1], scale(codes.val[0])[:, features],
+                                    codes.val[1], alpha=settings.alpha, steps=settings.steps, ratio=settings.ratio,
+                                    patience=settings.patience, classes=len(run.classes), progress=report)
+        else:
+            started = time.perf_counter()
+            codes, scale, groups = _stream_codes(stores["train"], stores["val"], settings, len(run.classes))
+            path = run_path(codes.problem, alpha=settings.alpha, steps=settings.steps, ratio=settings.ratio,
+                            rtol=1e-2, max_iter=MAX_EPOCHS, patience=settings.patience, progress=report)
     except ValueError as exc:  # the codes themselves are unusable (a class without training samples, NaN codes)
         raise NvError(f"cannot fit a sparse head for run '{run.dir}': {exc}") from exc
     seconds = time.perf_counter() - started
+    state = {k: v.to(codes.device) for k, v in dense.state_dict().items()}
+    row = _row(dense.name, state["weight"], state["bias"], codes, run.classes)
     frame = path_frame(path, run.classes)
-    return FittedPath(run, SparsePath(run.name, frame, row["val_acc"], settings), path, groups, scale, train, val,
-                      row, seconds)
+    return FittedPath(run, SparsePath(run.name, frame, row["val_acc"], settings), path, groups, scale, codes,
+                      row, seconds, chosen)
 
 
-def _refit(fitted: FittedPath, W: Tensor, b: Tensor, lam: float, support: Tensor) -> tuple[Tensor, Tensor, int]:
+def _refit(fitted: FittedPath, W: Tensor, b: Tensor, lam: float,
+           support: Tensor) -> tuple[Tensor, Tensor, int, bool]:
     """The head over the groups' features from (W, b) with each class's weights held to its `support`, at `lam`
-    (0: no penalty)."""
+    (0: no penalty); with the iterations (epochs when streaming) and whether the tolerance was met."""
+    alpha = fitted.path.alpha if lam > 0 else 1.0
+    codes = fitted.codes
+    if isinstance(codes, StoreCodes):
+        keep = codes.problem.keep
+        W_keep, b, iterations, converged, _ = codes.problem.solve(lam, alpha, W[:, keep].float(), b.float(), 1.0,
+                                                                  REFIT_TOL, REFIT_MAX_ITER, support=support[:, keep])
+        W = W.new_zeros(W.shape)
+        W[:, keep] = W_keep.to(W)
+        return W, b.to(W), iterations, converged
     features = torch.from_numpy(fitted.groups.representatives).to(W.device)
-    X = fitted.scale(fitted.train[0])[:, features]
-    return fit(X, fitted.train[1], lam, fitted.path.alpha if lam > 0 else 1.0, W, b, classes=len(fitted.run.classes),
-               tol=REFIT_TOL, max_iter=REFIT_MAX_ITER, support=support)
+    X = fitted.scale(codes.train[0])[:, features]
+    W, b, iterations = fit(X, codes.train[1], lam, alpha, W, b, classes=len(fitted.run.classes), tol=REFIT_TOL,
+                           max_iter=REFIT_MAX_ITER, support=support)
+    return W, b, iterations, iterations < REFIT_MAX_ITER
 
 
 def _unit_head(fitted: FittedPath, W_group: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -154,14 +230,14 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
         A `SparseHead` result (`summary` table, `record` for heads/<name>.json); `.save(run.dir)` writes it.
     """
     check_head_name(name)
-    run, path, train, val = fitted.run, fitted.path, fitted.train, fitted.val
-    dev = train[0].device
+    run, path, codes = fitted.run, fitted.path, fitted.codes
+    dev = codes.device
     if selection.units_per_class is not None:
         budget = class_budget(path, selection.units_per_class)
         index, entered = budget.step, budget.entered
         chosen = path.steps[index]
         support = budget.support.to(dev)
-        W_std, b_std, _ = _refit(fitted, chosen.weight().to(dev), chosen.bias.to(dev), chosen.lam, support)
+        W_std, b_std, _, _ = _refit(fitted, chosen.weight().to(dev), chosen.bias.to(dev), chosen.lam, support)
         finetune = True
     else:
         index, entered = selection.choose(path, fitted.dense["val_acc"]), None
@@ -170,15 +246,15 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
         support = W_std != 0
     rows, refit = [fitted.dense], None
     if finetune:
-        rows.append(_row(f"{name} (penalised)", *_unit_head(fitted, W_std, b_std), train, val, run.classes))
-        W_std, b_std, iterations = _refit(fitted, W_std, b_std, 0.0, support)
-        refit = {"iterations": iterations, "converged": iterations < REFIT_MAX_ITER,
+        rows.append(_row(f"{name} (penalised)", *_unit_head(fitted, W_std, b_std), codes, run.classes))
+        W_std, b_std, iterations, converged = _refit(fitted, W_std, b_std, 0.0, support)
+        refit = {"iterations": iterations, "converged": converged,
                  "penalised_train_acc": rows[-1]["train_acc"], "penalised_val_acc": rows[-1]["val_acc"]}
     W, b = _unit_head(fitted, W_std, b_std)
     # The stored float32 head is what every later command reads: report its accuracy, not the solver's.
     head = Head.from_tensors(W.float(), b.float(), run.units(), run.classes, name, groups=fitted.groups)
     stored = head.state_dict()
-    rows.append(_row(name, stored["weight"].to(dev), stored["bias"].to(dev), train, val, run.classes))
+    rows.append(_row(name, stored["weight"].to(dev), stored["bias"].to(dev), codes, run.classes))
     record = {"name": name, "run": run.name, "step": index, "lambda": chosen.lam,
               "lambda_max": path.lambda_max, "alpha": path.alpha, "rule": selection.as_dict(),
               **{k: v for k, v in rows[-1].items() if k not in ("head", "per_class_val_acc")
@@ -191,7 +267,7 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
                                 fitted.dense["per_class_val_acc"]))],
               "finetune": refit, "kept": kept_per_layer(head.weight, head.units),
               "group_corr": fitted.result.path_settings.group_corr, "groups": len(fitted.groups.representatives),
-              "group_members": fitted.groups.as_record()}
+              "group_members": fitted.groups.as_record(), "solver": fitted.solver}
     if "view" in head.units.columns:
         record["units_per_view"] = kept_units_per_view(head)
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + class_columns(run.classes))

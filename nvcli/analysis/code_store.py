@@ -1,0 +1,351 @@
+"""A code store: codes [samples, units] and labels of one split, in `.npy` shards on disk with a JSON manifest.
+
+Layout, in one folder (`name` is the split's name, e.g. `val`):
+
+    <name>.json                  the manifest: fingerprint, samples, units, dtype, rows per shard, finished shards
+    <name>-00000.npy             codes of rows 0 .. rows_per_shard - 1 (float32 or float16, C order)
+    <name>-00000-labels.npy      their labels (int64)
+    ...
+
+Any numpy opens the shards (`np.load(path, mmap_mode="r")`); the manifest says which rows each holds. A store is
+written shard by shard, each shard filled batch by batch into a memory map and renamed into place when full, so
+writing needs memory for one batch and an interrupted write keeps every finished shard: a writer given the same
+fingerprint and layout resumes after them. Reading maps one shard at a time, so memory is bounded by a shard
+whatever the number of samples.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from ..errors import NvError
+from ..runs.atomic import atomic_path, write_json
+
+STORE_FORMAT = "nv-code-store"
+STORE_VERSION = 1
+DTYPES = ("float32", "float16")
+SHARD_BYTES = 64 << 20  # codes per shard: reading maps one shard at a time
+CHUNK_ROWS = 4096  # rows per chunk handed to a reader
+
+
+def rows_per_shard(units: int, dtype: str = "float32", shard_bytes: int = SHARD_BYTES) -> int:
+    """How many rows of `units` codes of `dtype` fit in `shard_bytes` (at least one)."""
+    return max(1, shard_bytes // (units * np.dtype(dtype).itemsize))
+
+
+def _shard_files(name: str, index: int) -> tuple[str, str]:
+    return f"{name}-{index:05d}.npy", f"{name}-{index:05d}-labels.npy"
+
+
+def _header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
+    """The shape and dtype a `.npy` file declares, if it is one whose data is all there (None otherwise, and for a
+    link: a store never reads through one)."""
+    if path.is_symlink():
+        return None
+    try:
+        array = np.load(path, mmap_mode="r")  # refuses a file shorter than its header says
+    except (OSError, ValueError):
+        return None
+    if not isinstance(array, np.ndarray) or array.dtype.hasobject or not array.flags.c_contiguous:
+        return None
+    shape, dtype = array.shape, array.dtype
+    del array
+    return shape, dtype
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a store holds: samples, units, the codes' dtype and how many rows each shard has."""
+
+    samples: int
+    units: int
+    dtype: str = "float32"
+    rows_per_shard: int = 0  # 0: rows_per_shard(units, dtype)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise NvError(f"code dtype '{self.dtype}' is not valid; use one of {', '.join(DTYPES)}", param="dtype")
+        if self.samples < 0 or self.units < 1:
+            raise ValueError(f"a store needs samples >= 0 and units >= 1, got {self.samples}, {self.units}")
+        if self.rows_per_shard <= 0:
+            object.__setattr__(self, "rows_per_shard", rows_per_shard(self.units, self.dtype))
+
+    @property
+    def shards(self) -> int:
+        """The number of shards."""
+        return math.ceil(self.samples / self.rows_per_shard)
+
+    def rows(self, index: int) -> tuple[int, int]:
+        """The first row and the end of shard `index`."""
+        start = index * self.rows_per_shard
+        return start, min(start + self.rows_per_shard, self.samples)
+
+
+def _manifest(name: str, fingerprint: dict[str, Any], layout: Layout, finished: Iterable[int]) -> dict[str, Any]:
+    shards = []
+    for i in sorted(finished):
+        start, stop = layout.rows(i)
+        codes, labels = _shard_files(name, i)
+        shards.append({"index": i, "start": start, "rows": stop - start, "codes": codes, "labels": labels})
+    return {"format": STORE_FORMAT, "version": STORE_VERSION, "fingerprint": fingerprint, "samples": layout.samples,
+            "units": layout.units, "dtype": layout.dtype, "rows_per_shard": layout.rows_per_shard,
+            "shards": shards, "complete": len(shards) == layout.shards}
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == STORE_FORMAT else None
+
+
+def _layout_of(manifest: dict[str, Any]) -> Layout | None:
+    try:
+        return Layout(int(manifest["samples"]), int(manifest["units"]), str(manifest["dtype"]),
+                      int(manifest["rows_per_shard"]))
+    except (KeyError, TypeError, ValueError, NvError):
+        return None
+
+
+def _differences(recorded: Any, expected: dict[str, Any]) -> list[str]:
+    """The fingerprint keys whose values differ (JSON-normalised), or ['fingerprint'] when it is not a dict."""
+    if not isinstance(recorded, dict):
+        return ["fingerprint"]
+    expected = json.loads(json.dumps(expected))
+    return sorted(k for k in set(recorded) | set(expected) if recorded.get(k) != expected.get(k))
+
+
+class CodeStore:
+    """A complete store, read shard by shard (each shard memory-mapped only while it is read)."""
+
+    def __init__(self, folder: Path, name: str, manifest: dict[str, Any], layout: Layout) -> None:
+        self.folder, self.name, self.manifest, self.layout = folder, name, manifest, layout
+        self._labels: np.ndarray | None = None
+
+    @classmethod
+    def open(cls, folder: str | Path, name: str, fingerprint: dict[str, Any] | None = None) -> CodeStore:
+        """The complete store `name` in `folder`; with `fingerprint`, only if it was computed for it (NvError if
+        it is missing, unfinished, damaged or made from other data, weights or settings)."""
+        folder = Path(folder)
+        path = folder / f"{name}.json"
+        manifest = _read_manifest(path)
+        layout = None if manifest is None else _layout_of(manifest)
+        if manifest is None or layout is None:
+            raise NvError(f"no code store '{name}' in '{folder}' ({path.name} is missing or not a store manifest)")
+        if fingerprint is not None and (differ := _differences(manifest.get("fingerprint"), fingerprint)):
+            raise NvError(f"the code store '{path}' was computed for another {', '.join(differ)}; compute it "
+                          "again for this run and data")
+        if manifest.get("complete") is not True:
+            raise NvError(f"the code store '{path}' is unfinished; run the command that writes it again to "
+                          "resume it")
+        store = cls(folder, name, manifest, layout)
+        if (problem := store._damage()) is not None:
+            raise NvError(f"the code store '{path}' is damaged: {problem}")
+        return store
+
+    def _damage(self) -> str | None:
+        listed = {s.get("index") for s in self.manifest.get("shards", []) if isinstance(s, dict)}
+        if listed != set(range(self.layout.shards)):
+            return "its manifest does not list every shard"
+        for i in range(self.layout.shards):
+            if (problem := _shard_problem(self.folder, self.name, self.layout, i)) is not None:
+                return problem
+        return None
+
+    @property
+    def samples(self) -> int:
+        return self.layout.samples
+
+    @property
+    def units(self) -> int:
+        return self.layout.units
+
+    @property
+    def nbytes(self) -> int:
+        """The size of the codes as float32 (what holding them in memory takes)."""
+        return self.samples * self.units * 4
+
+    def labels(self) -> np.ndarray:
+        """Every label (int64 [samples]; 8 bytes a sample)."""
+        if self._labels is None:
+            self._labels = np.concatenate([np.load(self.folder / _shard_files(self.name, i)[1])
+                                           for i in range(self.layout.shards)] or [np.zeros(0, np.int64)])
+        return self._labels
+
+    def shard(self, index: int) -> np.ndarray:
+        """Shard `index`'s codes as float32 in memory (one shard's worth)."""
+        codes = np.load(self.folder / _shard_files(self.name, index)[0], mmap_mode="r")
+        out = np.array(codes, dtype=np.float32)
+        del codes  # unmaps: the pages read leave this process's resident memory
+        return out
+
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first row, codes float32 [<= rows, units], labels) over the store in order, one shard mapped at once."""
+        labels = self.labels()
+        for i in range(self.layout.shards):
+            first, _ = self.layout.rows(i)
+            codes = np.load(self.folder / _shard_files(self.name, i)[0], mmap_mode="r")
+            for start in range(0, len(codes), rows):
+                block = np.array(codes[start:start + rows], dtype=np.float32)
+                yield first + start, block, labels[first + start:first + start + len(block)]
+            del codes
+
+    def array(self) -> np.ndarray:
+        """Every code in memory, one float32 array [samples, units] (samples x units x 4 bytes; writable)."""
+        out = np.empty((self.samples, self.units), dtype=np.float32)
+        for start, block, _ in self.chunks():
+            out[start:start + len(block)] = block
+        return out
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """The codes of the rows `index` (ints, any order) as float32 [len(index), units], shard by shard."""
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        if len(index) and (index.min() < -self.samples or index.max() >= self.samples):
+            raise IndexError(f"rows {index.min()}..{index.max()} outside a store of {self.samples} samples")
+        index = np.where(index < 0, index + self.samples, index)
+        out = np.empty((len(index), self.units), dtype=np.float32)
+        shard_of = index // self.layout.rows_per_shard
+        for i in np.unique(shard_of):
+            mine = np.flatnonzero(shard_of == i)
+            codes = np.load(self.folder / _shard_files(self.name, int(i))[0], mmap_mode="r")
+            out[mine] = codes[index[mine] - self.layout.rows(int(i))[0]]
+            del codes
+        return out
+
+    def view(self) -> StoreView:
+        """The codes as an array-like [samples, units] that reads only the rows it is indexed with."""
+        return StoreView(self)
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each unit's mean and population standard deviation (float64, one pass, shifted by the first row so
+        large means lose no precision)."""
+        shift = total = square = None
+        for _, block, _ in self.chunks():
+            x = block.astype(np.float64)
+            if shift is None:
+                shift, total, square = x[0].copy(), np.zeros(self.units), np.zeros(self.units)
+            x -= shift
+            total += x.sum(0)
+            square += (x * x).sum(0)
+        if shift is None:
+            return np.zeros(self.units), np.zeros(self.units)
+        mean = total / self.samples
+        return mean + shift, np.sqrt(np.maximum(square / self.samples - mean * mean, 0.0))
+
+
+class StoreView:
+    """A store's codes indexed like a float32 array [samples, units] (an int, a slice or an array of rows picks
+    rows; a second index picks columns), reading only those rows; `np.asarray(view)` reads them all."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, store: CodeStore) -> None:
+        self.store = store
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.store.samples, self.store.units
+
+    def __len__(self) -> int:
+        return self.store.samples
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, columns = key if isinstance(key, tuple) and len(key) == 2 else (key, slice(None))
+        if isinstance(rows, (int, np.integer)):
+            return self.store.rows(np.array([rows]))[0][columns]
+        index = np.arange(*rows.indices(self.store.samples)) if isinstance(rows, slice) else \
+            np.arange(self.store.samples)[rows]
+        return self.store.rows(index)[:, columns]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.store.array()
+        return out if dtype is None else out.astype(dtype)
+
+
+def _shard_problem(folder: Path, name: str, layout: Layout, index: int) -> str | None:
+    """Why shard `index` is not the one the layout expects (None when it is)."""
+    start, stop = layout.rows(index)
+    codes_file, labels_file = _shard_files(name, index)
+    codes, labels = _header(folder / codes_file), _header(folder / labels_file)
+    if codes is None or codes != ((stop - start, layout.units), np.dtype(layout.dtype)):
+        return f"{codes_file} is missing, truncated or not [{stop - start}, {layout.units}] {layout.dtype}"
+    if labels is None or labels[0] != (stop - start,) or labels[1].kind not in "iu":
+        return f"{labels_file} is missing, truncated or not [{stop - start}] integers"
+    return None
+
+
+class StoreWriter:
+    """Writes a store shard by shard; shards a previous writer finished (same fingerprint and layout) are kept
+    unless `fresh`."""
+
+    def __init__(self, folder: str | Path, name: str, fingerprint: dict[str, Any], layout: Layout, *,
+                 fresh: bool = False) -> None:
+        self.folder, self.name, self.fingerprint, self.layout = Path(folder), name, fingerprint, layout
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.finished: set[int] = set()
+        old = _read_manifest(self.manifest_path)
+        if (not fresh and old is not None and not _differences(old.get("fingerprint"), fingerprint)
+                and _layout_of(old) == layout):
+            self.finished = {s["index"] for s in old.get("shards", []) if isinstance(s, dict)
+                             and isinstance(s.get("index"), int) and 0 <= s["index"] < layout.shards
+                             and _shard_problem(self.folder, name, layout, s["index"]) is None}
+        self._record()
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / f"{self.name}.json"
+
+    def todo(self) -> list[int]:
+        """The shards not yet written."""
+        return [i for i in range(self.layout.shards) if i not in self.finished]
+
+    def write(self, index: int, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Fill shard `index` from (codes, labels) batches, in order, then record it as finished."""
+        start, stop = self.layout.rows(index)
+        rows = stop - start
+        codes_file, labels_file = _shard_files(self.name, index)
+        labels = np.empty(rows, dtype=np.int64)
+        with atomic_path(self.folder / codes_file) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.layout.dtype, shape=(rows, self.layout.units))
+            filled = 0
+            for z, y in batches:
+                if filled + len(y) > rows or z.shape[1:] != (self.layout.units,):
+                    raise NvError(f"shard {index} of '{self.name}' got a batch of {list(z.shape)} codes after "
+                                  f"{filled} rows; it holds {rows} rows of {self.layout.units} units")
+                out[filled:filled + len(y)] = z
+                labels[filled:filled + len(y)] = y
+                filled += len(y)
+            out.flush()
+            del out
+            if filled != rows:
+                raise NvError(f"shard {index} of '{self.name}' got {filled} rows, expected {rows}")
+            with atomic_path(self.folder / labels_file) as tmp_labels:
+                with open(tmp_labels, "wb") as f:
+                    np.save(f, labels)
+        self.finished.add(index)
+        self._record()
+
+    def _record(self) -> None:
+        write_json(self.manifest_path, _manifest(self.name, self.fingerprint, self.layout, self.finished))
+
+    def close(self) -> CodeStore:
+        """The finished store (NvError when shards are missing)."""
+        return CodeStore.open(self.folder, self.name, self.fingerprint)
+
+
+def write_store(folder: str | Path, name: str, fingerprint: dict[str, Any], layout: Layout,
+                shard_batches: Callable[[int, int], Iterable[tuple[np.ndarray, np.ndarray]]], *,
+                fresh: bool = False) -> StoreWriter:
+    """Write the shards of a store not yet finished (every one when `fresh`): `shard_batches(start, stop)` yields
+    the (codes, labels) batches of rows start..stop-1 in order. Returns the writer (`.close()` opens the store)."""
+    writer = StoreWriter(folder, name, fingerprint, layout, fresh=fresh)
+    for index in writer.todo():
+        writer.write(index, shard_batches(*layout.rows(index)))
+    return writer
