@@ -1,6 +1,6 @@
 """Concept categories of a head's units (a dissection's labels: color, texture, object, ...): how the head spreads its
 weight over them (paper case study 2: does a stylised network lean less on texture and colour units?); removing a
-category's units is an ablation (`nv ablate --category`, analysis/ablation.py).
+category's units is an ablation (AblationOptions.categories, analysis/ablation.py).
 
 A unit belongs to the category of its dissection concept when the dissection found it interpretable, else to `none`.
 """
