@@ -192,6 +192,12 @@ def test_cli_on_a_ucr_dataset(tmp_path: Path, nv) -> None:
     code, _, err = nv("weights", "--by", "time", "--run", image_run)
     assert code != 0 and "needs a run with a time axis" in err
     assert math.isfinite(float(pd.read_csv(runs / "g" / "metrics.csv")["val_acc"].iloc[-1]))
+    # --resume takes the recurrent settings as recorded: repeating them (without --arch) is accepted, changing one is
+    # refused with both values.
+    code, _, err = nv("train", "--resume", "--run", runs / "g", "--hidden-size", "4", "--bidirectional")
+    assert code == 0 and "already" in err, err  # the run is complete: nothing to continue
+    code, _, err = nv("train", "--resume", "--run", runs / "g", "--hidden-size", "8")
+    assert code == 2 and "--hidden-size 8 (the run has 4)" in err, err
 
 
 def test_time_mass_is_exact_on_a_known_head() -> None:

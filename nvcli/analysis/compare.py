@@ -171,7 +171,7 @@ def _side_by_side(shares: list[pd.DataFrame | None]) -> pd.DataFrame | None:
     if any(s is None for s in shares):
         return None
     a, b = (s.set_index("category") for s in shares)  # type: ignore[union-attr]
-    wide = a.join(b, how="outer", lsuffix="_a", rsuffix="_b").fillna(0)
+    wide = a.add_suffix("_a").join(b.add_suffix("_b"), how="outer").fillna(0)
     wide[["units_a", "units_b"]] = wide[["units_a", "units_b"]].astype(int)
     columns = [f"{c}_{side}" for c in a.columns for side in SIDES]
     return wide[columns].reset_index()

@@ -95,9 +95,11 @@ def multiview(
     if not resume and dataset_kind(data) != "views":
         views_data = [e.name for e in readable() if e.kind == "views"]
         raise NvError(f"--data {data} is not multi-view data; use one of {', '.join(views_data)}")
-    choice = ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline,
-                         weights=str(weights) if weights else None,
-                         freeze_backbone=freeze_backbone, shared_backbone=shared_backbone)
+    def choice() -> ModelChoice:
+        return ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline,
+                           weights=str(weights) if weights else None, freeze_backbone=freeze_backbone,
+                           shared_backbone=shared_backbone)
+
     recipe = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
                          momentum=momentum, scheduler=scheduler, step_size=step_size, gamma=gamma,
                          label_smoothing=label_smoothing, seed=seed, amp=amp, workers=workers, device=device,

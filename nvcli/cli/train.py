@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import typer
 
@@ -168,11 +168,13 @@ def _same(name: str, given: Any, recorded: Any) -> bool:
     return bool(given == recorded)
 
 
-def training_request(ctx: typer.Context, *, choice: ModelChoice, data: str, data_settings: dict[str, Any],
+def training_request(ctx: typer.Context, *, choice: Callable[[], ModelChoice], data: str,
+                     data_settings: dict[str, Any],
                      data_pairs: list[str] | None, recipe: TrainConfig, name: str | None, runs_dir: Path, force: bool,
                      resume: bool, run: Path | None, init: Path | None, trust_code: bool,
                      fmt: Format) -> Train | Resume:
-    """The request of `nv train` and `nv multiview`: resume a run, or train a new one."""
+    """The request of `nv train` and `nv multiview`: resume a run, or train a new one (the model of `choice()`; a
+    resumed run's model is its record, which the model flags given must equal)."""
     given = given_names(ctx)
     if resume:
         spelled = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
@@ -186,13 +188,14 @@ def training_request(ctx: typer.Context, *, choice: ModelChoice, data: str, data
                       recipe.workers if "workers" in given else None, recipe.threads, tuple(repeated), trust_code, fmt)
     if run is not None:
         raise NvError("--run only selects the run to continue with --resume; name a new run with --name")
-    if choice.baseline and init is not None:
+    model = choice()
+    if model.baseline and init is not None:
         raise NvError("--baseline trains the standard network; it cannot start from an --init run")
     from ..data.registry import data_options
     from ..runs.run import check_name
 
     options = data_options(data, {**dataset_values(data_settings, data_pairs), "seed": recipe.seed})
-    return Train(choice, data, options, recipe, check_name(name) if name else None, runs_dir, force, init,
+    return Train(model, data, options, recipe, check_name(name) if name else None, runs_dir, force, init,
                  tuple(n for n in given if n in MODEL_FIELDS), trust_code, fmt)
 
 
@@ -259,10 +262,12 @@ def train(
     fmt: o.FormatOpt = Format.table,
 ) -> Train | Resume:
     """`nv train`'s options as a Train or Resume request (its help is in app.COMMANDS)."""
-    choice = ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline,
-                         weights=str(weights) if weights else None,
-                         freeze_backbone=freeze_backbone, shared_backbone=shared_backbone, hidden_size=hidden_size,
-                         rnn_layers=rnn_layers, bidirectional=bidirectional, time_units=time_units)
+    def choice() -> ModelChoice:
+        return ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline,
+                           weights=str(weights) if weights else None, freeze_backbone=freeze_backbone,
+                           shared_backbone=shared_backbone, hidden_size=hidden_size, rnn_layers=rnn_layers,
+                           bidirectional=bidirectional, time_units=time_units)
+
     recipe = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
                          momentum=momentum, scheduler=scheduler, step_size=step_size, gamma=gamma,
                          label_smoothing=label_smoothing, seed=seed, amp=amp, workers=workers, device=device,
