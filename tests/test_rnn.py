@@ -7,6 +7,7 @@ while as many random steps leave them intact.
 """
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -180,6 +181,8 @@ def test_cli_on_a_ucr_dataset(tmp_path: Path, nv) -> None:
     code, _, err = nv("train", "--arch", "gru", "--data", "ucr", "--data-dir", out / "Sequences", "--epochs", "1",
                       "--hidden-size", "4", "--bidirectional", "--runs-dir", runs, "--name", "g", "--threads", "1")
     assert code == 0, err
+    code, text, err = nv("eval", "--run", runs / "g", "-f", "csv", "--threads", "1")
+    assert code == 0 and pd.read_csv(io.StringIO(text))["activation"].tolist() == ["soft"], err  # nothing reduced
     code, text, err = nv("weights", "--by", "time", "--run", runs / "g", "--class", "late", "--no-plot")
     assert code == 0, err
     assert "late" in text and "early" not in text

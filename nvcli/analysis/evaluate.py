@@ -106,7 +106,7 @@ def evaluate(run: Run, *, head: str = files.DENSE_HEAD, compute: Compute = Compu
     confusion = pd.DataFrame(counts.numpy(), columns=classes)
     confusion.insert(0, "true", classes)
     summary = {"run": run.name, "head": head, "network": run.spec.label,
-               "activation": "-" if run.spec.baseline else f"{run.spec.code}/{run.spec.reduce}",
+               "activation": run.spec.activation,
                "dataset": run.config.data.name, "samples": len(labels),
                "loss": F.cross_entropy(logits, labels).item(), "accuracy": (pred == labels).float().mean().item()}
     return Evaluation(summary, per_class_accuracy(pred, labels, classes), confusion)

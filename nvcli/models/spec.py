@@ -87,6 +87,11 @@ class ModelChoice:
         return self.arch in RECURRENT
 
     @property
+    def activation(self) -> str:
+        """The head's input as tables show it: code/reduce (a recurrent code is not reduced), '-' for a baseline."""
+        return "-" if self.baseline else self.code if self.recurrent else f"{self.code}/{self.reduce}"
+
+    @property
     def user_code(self) -> bool:
         """Whether the architecture is a user's `package.module:function` (importing it runs their code)."""
         return ":" in self.arch

@@ -190,7 +190,7 @@ def summary(run: Run) -> dict[str, str]:
     except ValueError:
         shown, source = "-", ""
     return {"run": run.name, "network": spec.label,
-            "activation": "-" if spec.baseline else f"{spec.code}/{spec.reduce}",
+            "activation": spec.activation,
             "dataset": str(run.config.data.name), "classes": str(len(run.classes)),
             "units": str(run.config.units or "-"),
             "epochs": f"{len(rows)}/{train.epochs}" if train else "- (converted)",
