@@ -18,6 +18,7 @@ from matplotlib.colors import to_hex
 from PIL import Image
 
 from nvcli.analysis.compare import check_comparable, compare, output_dir
+from nvcli.analysis.evaluate import evaluate
 from nvcli.analysis.explain import explain_run, load_image
 from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.perturb import perturb
@@ -334,21 +335,27 @@ def test_compare_two_runs(runs, tmp_path, nv):
     assert set(layers["side"]) == {"a", "b"} and (out / "compare.png").is_file()
 
 
-def test_compare_reads_eval_csv_and_writes_into_run_a_by_default(runs):
+def test_compare_reads_a_current_eval_csv_and_writes_into_run_a_by_default(runs, tmp_path, nv):
     a = runs["nv"]
     assert output_dir(None, a, runs["nv2"]) == a.dir / "compare_nv2" and (a.dir / "compare_nv2").is_dir()
-    saved = {"eval.csv": pd.DataFrame([{"run": a.name, "head": "dense", "accuracy": 0.123}]),
-             "per_class.csv": pd.DataFrame(columns=["class"]), "confusion.csv": pd.DataFrame(columns=["true"])}
-    for name, frame in saved.items():
-        frame.to_csv(a.dir / name, index=False)
-    try:
-        result = compare(a, a, compute=Compute(device="cpu"))
-    finally:
-        for name in saved:
-            (a.dir / name).unlink()
-    assert result.accuracy["accuracy"].tolist() == [0.123, 0.123] and set(result.accuracy["source"]) == {"eval.csv"}
-    expected = layer_summary(read_head(a))
+    run = load_run(shutil.copytree(a.dir, tmp_path / "a"))
+    assert nv("eval", "--run", run.dir, "--device", "cpu", "--no-plot", "--force").code == 0
+    saved = pd.read_csv(run.dir / "eval.csv")["accuracy"].iloc[0]
+    result = compare(run, run, compute=Compute(device="cpu"))
+    assert result.accuracy["accuracy"].tolist() == [saved, saved] and set(result.accuracy["source"]) == {"eval.csv"}
+    expected = layer_summary(read_head(run))
     assert np.allclose(result.overall["pos_share_a"], expected.loc[expected["class"] == "overall", "pos_share"])
+
+    # eval.csv made from other weights (model.pt replaced since) is not read: the run is evaluated again.
+    shutil.copy(runs["nv2"].dir / "model.pt", run.dir / "model.pt")
+    run = load_run(run.dir)
+    now = evaluate(run, compute=Compute(device="cpu")).summary["accuracy"]
+    result = compare(run, run, compute=Compute(device="cpu"))
+    assert result.accuracy["accuracy"].tolist() == [now, now] and set(result.accuracy["source"]) == {"computed"}
+    assert now != saved
+    # So is one without a record of what it was made from (written by hand, or before nv recorded it).
+    pd.DataFrame([{"run": run.name, "head": "dense", "accuracy": 0.123}]).to_csv(run.dir / "eval.csv", index=False)
+    assert set(compare(run, run, compute=Compute(device="cpu")).accuracy["source"]) == {"computed"}
 
 
 def test_compare_refuses_other_architectures_units_and_baselines(runs, tmp_path, nv):

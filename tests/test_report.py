@@ -27,6 +27,7 @@ from nvcli.analysis.head import read_head
 from nvcli.analysis.perturb import perturb
 from nvcli.analysis.settings import Compute, DissectOptions
 from nvcli.analysis.weights import weights
+from nvcli.report.build import summary
 from nvcli.runs.results import read_manifest, save_files, table
 from nvcli.runs.run import Run, load_run
 
@@ -214,6 +215,16 @@ def test_report_bad_out(full_run: Run, nv, tmp_path: Path, out: str, message: st
 def test_report_of_a_directory_that_is_not_a_run(nv, tmp_path: Path) -> None:
     result = nv("report", "--run", tmp_path)
     assert result.code == 2 and "not an nv run directory" in result.err
+
+
+def test_the_overview_reads_eval_csv_only_while_it_is_of_the_present_weights(full_run: Run, tmp_path: Path) -> None:
+    run = load_run(shutil.copytree(full_run.dir, tmp_path / "r"))
+    accuracy = pd.read_csv(run.dir / "eval.csv")["accuracy"].iloc[0]
+    assert summary(run)["accuracy"] == f"{accuracy:.2%}" and summary(run)["accuracy from"] == "eval.csv"
+    with open(run.dir / "model.pt", "ab") as f:  # other weights than those eval.csv was computed from
+        f.write(b"\0")
+    changed = summary(load_run(run.dir))
+    assert changed["accuracy from"] == "metrics.csv (last epoch; eval.csv is not of the present weights)", changed
 
 
 def test_report_reads_a_complete_run_without_torch(full_run: Run) -> None:

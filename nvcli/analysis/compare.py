@@ -21,7 +21,7 @@ from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.predict import ProgressFn
 from .categories import category_shares, labelled_categories
-from .evaluate import Evaluation, evaluate
+from .evaluate import current_evaluation, evaluate
 from .head import DEFAULT_TOP, OVERALL, head_names, read_head
 from .importance import check_rank, code_stats, needs_codes, ranked_head
 from .settings import Compute
@@ -103,11 +103,12 @@ def check_comparable(a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> Non
 
 def run_accuracy(run: Run, head: str = files.DENSE_HEAD, *, compute: Compute = Compute(), trust_code: bool = False,
                  progress: ProgressFn | None = None) -> tuple[float, str]:
-    """The validation accuracy of the run's head `head` and where it came from: its saved evaluation, or now."""
-    saved = Evaluation.load(run.dir, head)
+    """The validation accuracy of the run's head `head` and where it came from: its saved evaluation when that was
+    made from the present weights and validation files, else evaluated now."""
+    saved = current_evaluation(run, head)
     if saved is not None:
         return float(saved.summary["accuracy"]), files.EVAL.name(head)
-    log.info("no saved evaluation of head '%s' in '%s'; evaluating", head, run.dir)
+    log.info("no current saved evaluation of head '%s' in '%s'; evaluating", head, run.dir)
     result = evaluate(run, head=head, compute=compute, trust_code=trust_code,
                       progress=progress)
     return float(result.summary["accuracy"]), "computed"

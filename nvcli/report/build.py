@@ -174,17 +174,27 @@ def _metrics(run: Run) -> tuple[list[str], list[list[str]]]:
     return page.read_csv(run.dir, files.METRICS) if access.is_file(run.dir, files.METRICS) else ([], [])
 
 
+def _evaluated(run: Run) -> tuple[str, str]:
+    """The accuracy in eval.csv and its source when it was made from the run's present weights (checked without
+    torch: the SHA-256 that results.json recorded); else no accuracy and why eval.csv is not used."""
+    if not access.is_file(run.dir, files.EVAL.name()):
+        return "", ""
+    made_from = (read_manifest(run.dir).get("eval") or {}).get("made_from") or {}
+    if made_from.get("model_sha256") != run.sha256(files.MODEL):
+        return "", f"; {files.EVAL.name()} is not of the present weights"
+    header, rows = page.read_csv(run.dir, files.EVAL.name())
+    if not rows or "accuracy" not in header:
+        return "", ""
+    return rows[0][header.index("accuracy")], files.EVAL.name()
+
+
 def summary(run: Run) -> dict[str, str]:
     """Table 1's columns for one run: network, activation, data, size, epochs, accuracy and where it was read."""
     spec, train = run.spec, run.config.train
     header, rows = _metrics(run)
-    accuracy, source = "", ""
-    if access.is_file(run.dir, files.EVAL.name()):
-        eval_header, eval_rows = page.read_csv(run.dir, files.EVAL.name())
-        if eval_rows and "accuracy" in eval_header:
-            accuracy, source = eval_rows[0][eval_header.index("accuracy")], files.EVAL.name()
+    accuracy, source = _evaluated(run)
     if not accuracy and rows and "val_acc" in header:
-        accuracy, source = rows[-1][header.index("val_acc")], f"{files.METRICS} (last epoch)"
+        accuracy, source = rows[-1][header.index("val_acc")], f"{files.METRICS} (last epoch{source})"
     try:
         shown = f"{float(accuracy):.2%}"
     except ValueError:

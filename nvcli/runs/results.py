@@ -54,11 +54,16 @@ class RunResult(ABC):
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         """File name -> the function that writes it; figures only when `figures`."""
 
+    def made_from(self) -> dict[str, Any] | None:
+        """Digests of what this result was computed from (weights, data), recorded with it so that a reader can
+        tell whether it still describes the run; None: not recorded."""
+        return None
+
     def save(self, run_dir: str | os.PathLike, *, force: bool = False, figures: bool = True,
              command: str | None = None) -> list[Path]:
         """Write every file of this result into `run_dir`; returns their paths."""
         return save_files(Path(run_dir), self.key(), self.settings(), self.artifacts(figures), force=force,
-                          command=command)
+                          command=command, made_from=self.made_from())
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -86,14 +91,14 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *, force: bool = False,
-               command: str | None = None) -> list[Path]:
-    """Write `files` into `run_dir` all together and record them under `key` in results.json."""
+               command: str | None = None, made_from: dict[str, Any] | None = None) -> list[Path]:
+    """Write `files` into `run_dir` all together and record them under `key` in results.json (with `made_from`)."""
     with holding(run_dir, command):  # reentrant: a command that holds the run's lock already keeps it
-        return _save_files(run_dir, key, settings, files, force=force, command=command)
+        return _save_files(run_dir, key, settings, files, force=force, command=command, made_from=made_from)
 
 
 def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *, force: bool,
-                command: str | None) -> list[Path]:
+                command: str | None, made_from: dict[str, Any] | None) -> list[Path]:
     settings = json.loads(json.dumps(settings))  # what the manifest will hold, for a like-for-like comparison
     manifest = read_manifest(run_dir)
     previous = manifest.get(key)
@@ -135,6 +140,6 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
         if isinstance(other.get("files"), list):
             other["files"] = [n for n in other["files"] if n not in files]
     manifest[key] = {"settings": settings, "files": kept, "command": command,
-                     "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                     "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"made_from": made_from} if made_from else {})}
     write_json(access.inside(run_dir, RESULTS), {"format": MANIFEST_FORMAT, "results": manifest})
     return [run_dir / name for name in files]
