@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -75,11 +76,11 @@ def _modules_after(argv: list[str], names: str) -> tuple[str, list[str]]:
             "from nvcli.cli.app import run\n"
             "try:\n    run()\nexcept SystemExit:\n    pass\n"
             "import nvcli\n"
-            f"print(sorted(m for m in {names} if m in sys.modules))")
+            f"import json; print(json.dumps(sorted(m for m in {names} if m in sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     *output, loaded = result.stdout.strip().splitlines()
-    return "\n".join(output), eval(loaded)
+    return "\n".join(output), json.loads(loaded)
 
 
 def test_start_up_loads_neither_torch_nor_pandas() -> None:

@@ -122,7 +122,7 @@ def test_nv_bias_refuses_what_it_cannot_measure(plain: Run, nv, tmp_path: Path) 
     assert code == 2 and "holds neither conflicts.csv nor stylize.csv" in err
     (tmp_path / "conflicts.csv").write_text("image,shape,texture\n../x.png,alpha,beta\n")
     code, _, err = nv("bias", "--run", plain.dir, "--conflicts", tmp_path)
-    assert code == 2 and "not a file inside" in err
+    assert code == 2 and "which is not inside" in err
     (tmp_path / "conflicts.csv").write_text("image,shape,texture\nx.png,alpha,zeta\n")
     code, _, err = nv("bias", "--run", plain.dir, "--conflicts", tmp_path)
     assert code == 2 and "zeta" in err and len(err.strip().splitlines()) <= 2

@@ -30,10 +30,10 @@ import torch
 from ..errors import NvError
 from ..runs.atomic import write_csv
 from .broden import write_broden
+from .imagefile import save_png
 from .output import dataset_output
 from .registry import DataBundle, DataOptions
 from .shapes import WORLDS, ProbeOptions, Rendered, ShapesSplit, _shape_mask, _texture_mask
-from .stylize import save_png
 
 CLASSES = ("alpha", "beta", "gamma", "delta")
 SHAPES = ("circle", "square", "triangle", "cross")

@@ -1,5 +1,5 @@
 """Reading one image file: a pixel limit checked before decoding, high bit depths scaled by their range, and
-a one-line reason for every file that cannot be read.
+a one-line reason for every file that cannot be read; and writing one (PNG, atomically).
 
 Every image nv reads from disk (dataset trees, ModelNet views, Broden probes, an image to explain)
 goes through `image_file`, so an oversize, damaged or unusual file gives the same clear error
@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import NvError, describe
+from ..runs.atomic import atomic_path
 
 MAX_PIXELS_VAR = "NV_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own warning limit (about 9459 x 9459), above which it suspects a bomb
@@ -93,3 +94,10 @@ def read_rgb(path: str | os.PathLike, what: str = "image", param: str | None = N
     """Image file `path` as 8-bit RGB (see `to_rgb`); NvError names a file that cannot be read and why."""
     with image_file(Path(path), what, param) as image:
         return to_rgb(image)
+
+
+def save_png(path: Path, image: np.ndarray) -> None:
+    """Write a uint8 RGB image as PNG atomically, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")

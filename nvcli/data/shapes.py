@@ -25,7 +25,6 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import NvError
-from ..runs.atomic import atomic_path
 from .broden import write_broden
 from .output import dataset_output
 from .registry import DataBundle, DataOptions
@@ -223,17 +222,14 @@ def load_shapes(options: ShapesOptions) -> DataBundle:
 
 def make_shapes(out_dir: str | Path, options: ShapesOptions, *, force: bool = False) -> Path:
     """Write the `shapes` dataset as PNG files in ImageFolder layout (what dataset `imagefolder` reads)."""
-    from PIL import Image
+    from .imagefile import save_png
 
     k = len(CLASSES)
     with dataset_output(out_dir, "shapes", force=force) as out:
         for split, count, seed, drop in options.splits():
             rendered = render(count * k, options.image_size, seed, WORLDS[options.world], drop)
             for i, (image, label) in enumerate(zip(rendered.images, rendered.labels)):
-                path = out / split / CLASSES[label] / f"{i:05d}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(path) as tmp:
-                    Image.fromarray(image).save(tmp, format="PNG")
+                save_png(out / split / CLASSES[label] / f"{i:05d}.png", image)
     return out
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NvError
-from ..runs.atomic import atomic_path, write_csv
-from .imagefile import read_rgb
+from ..runs.atomic import write_csv
+from .imagefile import read_rgb, save_png
 from .output import dataset_output
 from .registry import StylizeOptions
 
@@ -131,12 +131,3 @@ def stylize_tree(data_dir: str | Path, styles: str | Path, out: str | Path, opti
         frame = pd.DataFrame(rows, columns=COLUMNS)
         write_csv(root / LISTING, frame)
     return frame
-
-
-def save_png(path: Path, image: np.ndarray) -> None:
-    """Write a uint8 RGB image as PNG atomically, creating its folder."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
