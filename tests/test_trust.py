@@ -150,6 +150,12 @@ def test_torchrun_two_processes_keep_the_single_process_contract(tmp_path: Path)
     assert run.model().head.weight.shape == (9, 112)
     assert result.stderr.count("run written to") == 1  # only rank 0 reports
     assert result.stdout.count("final epoch") == 1
+    # Every process validated its share and the counts add up to one process's evaluation of the same weights.
+    from nvcli.analysis.evaluate import evaluate
+
+    final = evaluate(run).summary
+    assert metrics["val_acc"].iloc[-1] == final["accuracy"]
+    assert metrics["val_loss"].iloc[-1] == pytest.approx(final["loss"], rel=1e-6)
 
 
 def test_resume_refuses_runs_without_a_checkpoint(nv, tmp_path: Path) -> None:

@@ -28,11 +28,13 @@ from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..errors import NvError
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
+from ..training import distributed as dist
 from ..training.predict import ProgressFn
 from .categories import labelled_categories
 from .code_cache import split_codes
@@ -95,12 +97,12 @@ class Ablation(RunResult):
         return cls(Path(run_dir).name, head, frame, summary, AblationOptions(**known), 0, 0, float("nan"))
 
 
-def _outcome(logits: np.ndarray, c: int) -> tuple[float, float]:
-    """Class c's accuracy and mean margin over rows of its own samples' logits [n, classes]."""
+def _outcome(logits: np.ndarray, c: int) -> tuple[int, float]:
+    """How many rows of class c's logits [n, classes] it wins, and the sum of its margins over them."""
     own = logits[:, c]
     others = np.delete(logits, c, axis=1)
     best_other = others.max(1) if others.shape[1] else np.full(len(own), -np.inf)
-    return float((own > best_other).mean()), float((own - best_other).mean())
+    return int((own > best_other).sum()), float((own - best_other).sum())
 
 
 def _removed(z: np.ndarray, weight: np.ndarray, reference: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -125,15 +127,16 @@ def _class_rows(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, reference: 
                 c: int, options: AblationOptions, ks: list[int], views: np.ndarray | None,
                 rng: np.random.Generator, steps: np.ndarray | None = None,
                 categories: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """Every ablation of class c, on the codes z [n, units] of its own samples."""
+    """Every ablation of class c, on the codes z [n, units] of its own samples (`correct` and `margin_sum` over
+    them, which shares of the samples add up)."""
     logits = z @ weight.T + bias
     everything = logits - _removed(z, weight, reference, np.arange(z.shape[1]))  # all units at the reference
     rows = []
 
     def add(policy: str, k: int, changed: np.ndarray, draw: int = 0, view: int | None = None,
             category: str = "") -> None:
-        accuracy, margin = _outcome(changed, c)
-        rows.append({"policy": policy, "k": k, "accuracy": accuracy, "margin": margin, "draw": draw,
+        correct, margin_sum = _outcome(changed, c)
+        rows.append({"policy": policy, "k": k, "correct": correct, "margin_sum": margin_sum, "draw": draw,
                      **({} if views is None else {"view": "" if view is None else view}),
                      **({} if categories is None else {"category": category})})
 
@@ -176,21 +179,25 @@ def ablation_frame(z: np.ndarray, labels: np.ndarray, head: Head, stats: CodeSta
     ks = options.grid(units)
     views = head.units["view"].to_numpy() if "view" in head.units.columns else None
     steps = head.units["step"].to_numpy() if "step" in head.units.columns else None
-    rng = np.random.default_rng(options.seed)
+    rng = np.random.default_rng(options.seed)  # the same draws in every process: they consume it alike
     frames = []
     for name in options.classes or head.classes:
         c = head.class_index(name)
         rows = np.flatnonzero(labels == c)
         if not len(rows):
             raise NvError(f"class '{name}' has no sample in the validation split; nothing to ablate")
-        own = np.asarray(z[rows], dtype=np.float64)
+        own = np.asarray(z[rows[dist.my_share(len(rows))]], dtype=np.float64)  # this process's share
         part = pd.DataFrame(_class_rows(own, weight, bias, reference, score[c], c, options, ks, views, rng, steps,
                                         categories))
+        part.insert(0, "samples", len(rows))
         part.insert(0, "ranking", options.rank)
         part.insert(0, "class", name)
         frames.append(part)
+    frame = pd.concat(frames, ignore_index=True)
+    sums = dist.sum_(torch.from_numpy(frame[["correct", "margin_sum"]].to_numpy(np.float64))).numpy()
+    frame["accuracy"], frame["margin"] = sums[:, 0] / frame["samples"], sums[:, 1] / frame["samples"]
     columns = COLUMNS + ([] if views is None else ["view"]) + ([] if categories is None else ["category"])
-    return pd.concat(frames, ignore_index=True)[columns]
+    return frame[columns]
 
 
 def category_summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -277,9 +284,12 @@ def _unit_categories(run: Run, head: str, groups: tuple[tuple[str, ...], ...]) -
 
 
 def _split_accuracy(z: np.ndarray, labels: np.ndarray, head: Head) -> float:
-    """The head's accuracy over the whole split, from the codes (in chunks: z may be memory-mapped)."""
+    """The head's accuracy over the whole split, from the codes (in chunks: z may be memory-mapped; under torchrun
+    each process counts its share)."""
     correct = 0
-    for start in range(0, len(z), 4096):
-        logits = np.asarray(z[start:start + 4096], dtype=np.float64) @ head.weight.T + head.bias
-        correct += int((logits.argmax(1) == labels[start:start + 4096]).sum())
-    return correct / max(1, len(z))
+    mine = dist.my_share(len(z))
+    for start in range(mine.start, mine.stop, 4096):
+        stop = min(start + 4096, mine.stop)
+        logits = np.asarray(z[start:stop], dtype=np.float64) @ head.weight.T + head.bias
+        correct += int((logits.argmax(1) == labels[start:stop]).sum())
+    return dist.all_sum([correct], torch.device("cpu"))[0] / max(1, len(z))

@@ -20,6 +20,7 @@ from ..data.registry import split_fingerprint
 from ..errors import NvError
 from ..runs import files
 from ..runs.run import Run
+from ..training import distributed as dist
 from ..training.devices import resolve_device
 from ..training.loaders import batches, make_loader
 from ..training.predict import ProgressFn
@@ -83,10 +84,13 @@ def _valid(run: Run, store: CodeStore) -> str | None:
 
 @torch.no_grad()
 def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_size: int = 128, workers: int = 0,
-                trust_code: bool = False, cache: bool = True, progress: ProgressFn | None = None) -> Codes:
+                trust_code: bool = False, cache: bool = True, rows_per_shard: int = 0,
+                progress: ProgressFn | None = None) -> Codes:
     """The codes of every sample of `split` ('train' is read without augmentation), from the store when valid.
 
-    A store left unfinished for the same weights and data is resumed: only its missing shards are computed.
+    A store left unfinished for the same weights and data is resumed: only its missing shards are computed. A new
+    store has `rows_per_shard` rows a shard (0: 64 MiB of codes). Under torchrun the processes write its shards
+    between them.
     """
     run.require_neuroview()
     fingerprint = _fingerprint(run, split)
@@ -106,7 +110,7 @@ def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_siz
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
     dataset = run.data().split(split)
-    layout = Layout(len(dataset), model.head.in_features)
+    layout = Layout(len(dataset), model.head.in_features, rows_per_shard=rows_per_shard)
     done = [0]
     total = -(-len(dataset) // batch_size)
 
@@ -119,4 +123,8 @@ def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_siz
             if progress:
                 progress(f"codes ({split})", done[0], total)
 
-    return Codes(split, write_store(folder, split, fingerprint, layout, shard_batches, fresh=fresh).close())
+    writer = write_store(folder, split, fingerprint, layout, shard_batches, fresh=fresh, rank=dist.rank(),
+                         world=dist.world_size(), barrier=dist.barrier)
+    log.info("process %d of %d wrote %d of the %d shards of the %s codes", dist.rank(), dist.world_size(),
+             len(writer.written), layout.shards, split)
+    return Codes(split, writer.close())

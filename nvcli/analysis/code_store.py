@@ -283,13 +283,15 @@ def _shard_problem(folder: Path, name: str, layout: Layout, index: int) -> str |
 
 class StoreWriter:
     """Writes a store shard by shard; shards a previous writer finished (same fingerprint and layout) are kept
-    unless `fresh`."""
+    unless `fresh`. Only a writer that `records` writes the manifest (one process of several)."""
 
     def __init__(self, folder: str | Path, name: str, fingerprint: dict[str, Any], layout: Layout, *,
-                 fresh: bool = False) -> None:
+                 fresh: bool = False, records: bool = True) -> None:
         self.folder, self.name, self.fingerprint, self.layout = Path(folder), name, fingerprint, layout
+        self.records = records
         self.folder.mkdir(parents=True, exist_ok=True)
         self.finished: set[int] = set()
+        self.written: list[int] = []  # the shards this writer wrote
         old = _read_manifest(self.manifest_path)
         if (not fresh and old is not None and not _differences(old.get("fingerprint"), fingerprint)
                 and _layout_of(old) == layout):
@@ -329,11 +331,17 @@ class StoreWriter:
             with atomic_path(self.folder / labels_file) as tmp_labels:
                 with open(tmp_labels, "wb") as f:
                     np.save(f, labels)
-        self.finished.add(index)
+        self.written.append(index)
+        self.adopt([index])
+
+    def adopt(self, indices: Iterable[int]) -> None:
+        """Record shards as finished, each only if its files are whole (another process may have written them)."""
+        self.finished |= {i for i in indices if _shard_problem(self.folder, self.name, self.layout, i) is None}
         self._record()
 
     def _record(self) -> None:
-        write_json(self.manifest_path, _manifest(self.name, self.fingerprint, self.layout, self.finished))
+        if self.records:
+            write_json(self.manifest_path, _manifest(self.name, self.fingerprint, self.layout, self.finished))
 
     def close(self) -> CodeStore:
         """The finished store (NvError when shards are missing)."""
@@ -342,10 +350,23 @@ class StoreWriter:
 
 def write_store(folder: str | Path, name: str, fingerprint: dict[str, Any], layout: Layout,
                 shard_batches: Callable[[int, int], Iterable[tuple[np.ndarray, np.ndarray]]], *,
-                fresh: bool = False) -> StoreWriter:
+                fresh: bool = False, rank: int = 0, world: int = 1,
+                barrier: Callable[[], None] = lambda: None) -> StoreWriter:
     """Write the shards of a store not yet finished (every one when `fresh`): `shard_batches(start, stop)` yields
-    the (codes, labels) batches of rows start..stop-1 in order. Returns the writer (`.close()` opens the store)."""
-    writer = StoreWriter(folder, name, fingerprint, layout, fresh=fresh)
-    for index in writer.todo():
-        writer.write(index, shard_batches(*layout.rows(index)))
+    the (codes, labels) batches of rows start..stop-1 in order. Returns the writer (`.close()` opens the store).
+
+    Several processes (`world`, this one `rank`, `barrier` waiting for all) write round by round, each one shard
+    of a round; rank 0 alone writes the manifest, after each round, so an interrupted store keeps its rounds.
+    """
+    writer = StoreWriter(folder, name, fingerprint, layout, fresh=fresh) if rank == 0 else None
+    barrier()  # the others read the manifest rank 0 has settled, and so agree on what is left to do
+    writer = writer or StoreWriter(folder, name, fingerprint, layout, records=False)
+    todo = writer.todo()
+    for first in range(0, len(todo), world):
+        shards = todo[first:first + world]
+        if rank < len(shards):
+            writer.write(shards[rank], shard_batches(*layout.rows(shards[rank])))
+        barrier()
+        writer.adopt(shards)
+    barrier()  # the manifest lists the last round before anyone opens the store
     return writer

@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from ..data.registry import split_fingerprint
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, read_manifest, table
 from ..runs.run import Run
 from ..training.devices import resolve_device
-from ..training.predict import ProgressFn, predict
+from ..training.predict import ProgressFn, tally
 from .head import read_head, with_head
 from .settings import Compute
 
@@ -24,16 +23,12 @@ if TYPE_CHECKING:
 SUMMARY_COLUMNS = ["run", "head", "network", "activation", "dataset", "samples", "loss", "accuracy"]
 
 
-def per_class_accuracy(pred: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> pd.DataFrame:
-    """`class,support,correct,accuracy` for every class."""
-    rows = []
-    for k, name in enumerate(classes):
-        mask = labels == k
-        support = int(mask.sum())
-        correct = int((pred[mask] == k).sum())
-        rows.append({"class": name, "support": support, "correct": correct,
-                     "accuracy": correct / support if support else float("nan")})
-    return pd.DataFrame(rows, columns=["class", "support", "correct", "accuracy"])
+def per_class_accuracy(confusion: torch.Tensor, classes: list[str]) -> pd.DataFrame:
+    """`class,support,correct,accuracy` for every class, from a confusion matrix [true, predicted]."""
+    support, correct = confusion.sum(1).tolist(), confusion.diagonal().tolist()
+    return pd.DataFrame({"class": classes, "support": support, "correct": correct,
+                         "accuracy": [c / n if n else float("nan") for c, n in zip(correct, support)]},
+                        columns=["class", "support", "correct", "accuracy"])
 
 
 @dataclass
@@ -104,20 +99,16 @@ def evaluate(run: Run, *, head: str = files.DENSE_HEAD, compute: Compute = Compu
     if head != files.DENSE_HEAD:
         model = with_head(model, read_head(run, head))
     bundle = run.data()
-    logits, labels = predict(model, bundle.val, batch_size=compute.batch_size, device=dev, workers=compute.workers,
-                             progress=progress)
-    logits = logits["none"]
-    pred = logits.argmax(1)
     classes = run.classes
-    k = len(classes)
-    counts = torch.bincount(labels * k + pred, minlength=k * k).view(k, k)
-    confusion = pd.DataFrame(counts.numpy(), columns=classes)
+    counted = tally(model, bundle.val, classes=len(classes), batch_size=compute.batch_size, device=dev,
+                    workers=compute.workers, progress=progress)["none"]
+    confusion = pd.DataFrame(counted.confusion.numpy(), columns=classes)
     confusion.insert(0, "true", classes)
     summary = {"run": run.name, "head": head, "network": run.spec.label,
                "activation": run.spec.activation,
-               "dataset": run.config.data.name, "samples": len(labels),
-               "loss": F.cross_entropy(logits, labels).item(), "accuracy": (pred == labels).float().mean().item()}
-    return Evaluation(summary, per_class_accuracy(pred, labels, classes), confusion,
+               "dataset": run.config.data.name, "samples": counted.samples,
+               "loss": counted.loss, "accuracy": counted.accuracy}
+    return Evaluation(summary, per_class_accuracy(counted.confusion, classes), confusion,
                       evaluation_sources(run, head, bundle.val))
 
 

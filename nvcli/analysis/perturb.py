@@ -18,7 +18,7 @@ from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.devices import resolve_device
-from ..training.predict import ProgressFn, predict
+from ..training.predict import ProgressFn, Tally, tally
 from .channels import CHANNELS, CONDITIONS, NONE, channels_for, zero_channel  # noqa: F401  (re-exported)
 from .evaluate import per_class_accuracy
 from .head import OVERALL, read_head, with_head
@@ -68,18 +68,17 @@ class Perturbation(RunResult):
 
 
 def channel_transforms(channels: Sequence[str]) -> dict[str, Callable[[Tensor], Tensor]]:
-    """`none` plus one input transform per zeroed channel, for `predict`."""
+    """`none` plus one input transform per zeroed channel, for `tally`."""
     transforms: dict[str, Callable[[Tensor], Tensor]] = {NONE: lambda x: x}
     for channel in channels:
         transforms[channel] = lambda x, c=channel: zero_channel(x, c)
     return transforms
 
 
-def _accuracy(pred: Tensor, labels: Tensor, classes: list[str]) -> pd.DataFrame:
+def _accuracy(counted: Tally, classes: list[str]) -> pd.DataFrame:
     """Per-class accuracy followed by an `overall` row."""
-    correct = int((pred == labels).sum())
-    overall = {"class": OVERALL, "support": len(labels), "correct": correct, "accuracy": correct / len(labels)}
-    return pd.concat([per_class_accuracy(pred, labels, classes), pd.DataFrame([overall])], ignore_index=True)
+    overall = {"class": OVERALL, "support": counted.samples, "correct": counted.correct, "accuracy": counted.accuracy}
+    return pd.concat([per_class_accuracy(counted.confusion, classes), pd.DataFrame([overall])], ignore_index=True)
 
 
 def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = files.DENSE_HEAD, example: int = 0,
@@ -110,9 +109,9 @@ def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = 
     model = run.model(dev, trust_code=trust_code)
     if head != files.DENSE_HEAD:
         model = with_head(model, read_head(run, head))
-    logits, labels = predict(model, bundle.val, batch_size=compute.batch_size, device=dev, workers=compute.workers,
-                             transforms=channel_transforms(channels), progress=progress)
-    frames = {condition: _accuracy(out.argmax(1), labels, run.classes) for condition, out in logits.items()}
+    counted = tally(model, bundle.val, classes=len(run.classes), batch_size=compute.batch_size, device=dev,
+                    workers=compute.workers, transforms=channel_transforms(channels), progress=progress)
+    frames = {condition: _accuracy(counts, run.classes) for condition, counts in counted.items()}
     for condition, frame in frames.items():
         frame["change"] = frame["accuracy"] - frames[NONE]["accuracy"]
         frame.insert(1, "condition", condition)

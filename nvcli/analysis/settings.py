@@ -7,8 +7,9 @@ Python parameter (`max_k`), and the command line maps parameters to its flags.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Iterator, Literal, get_args
 
 from ..errors import NvError, choice_error
 from ..training.config import DEVICES, Device
@@ -28,6 +29,8 @@ DEFAULT_QUANTILE = 0.005  # NetDissect's top quantile of activations
 DEFAULT_IOU_THRESHOLD = 0.04  # NetDissect's IoU at which a unit is interpretable
 DEFAULT_UNITS_PER_CLASS = 10
 DEFAULT_GROUP_CORR = 0.99  # |corr| of standardised training codes at which units are near-copies (docs/sparsify.md)
+Split = Literal["train", "val"]  # a run's splits as analyses read them (train without augmentation)
+SPLITS: tuple[str, ...] = get_args(Split)
 PathSolver = Literal["auto", "memory", "stream"]  # the sparse path's solver: in-memory FISTA or streaming SVRG
 PATH_SOLVERS: tuple[str, ...] = get_args(PathSolver)
 DEFAULT_PATH_SOLVER: PathSolver = "auto"
@@ -71,6 +74,15 @@ class Compute:
         from ..training.devices import set_threads  # torch: only when a command runs
 
         set_threads(self.threads)
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Inside: under torchrun, this process is in the group and computes its share of the data (docs/scale.md)."""
+        from ..training import distributed
+        from ..training.devices import resolve_device
+
+        with distributed.joined(resolve_device(self.device)):
+            yield
 
 
 @dataclass(frozen=True)

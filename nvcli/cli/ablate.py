@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Optional
+from typing import Annotated, ClassVar, Optional
 
 import typer
 
@@ -35,6 +35,8 @@ Fraction = Annotated[float, typer.Option("--fraction", rich_help_panel=PANEL, he
 class Ablate:
     """Each class's top-k, bottom-k and random k units removed, on one head of a run."""
 
+    parallel: ClassVar[bool] = True  # under torchrun, every process takes its share
+
     source: RunSource
     options: AblationOptions = AblationOptions()
     head: str = DENSE_HEAD
@@ -47,7 +49,7 @@ class Ablate:
         from ..analysis.ablation import ablate
 
         options, fmt = self.options, self.output.fmt
-        with progress("ablate") as bar:
+        with progress("ablate") as bar, self.compute.shared():
             result = ablate(run, options, head=self.head, compute=self.compute, trust_code=self.source.trust_code,
                             progress=bar)
         self.output.save(result, run.dir)

@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "run."),
     "sparsify": ("sparsify", "sparsify", "Fit a sparse head over every unit's code; write sparse_path.csv/.png and "
                  "heads/NAME.pt/.json."),
+    "codes": ("codes", "codes", "Compute a run's code store for a split (shard by shard; under torchrun, across "
+              "processes); print where it is."),
     "report": ("report", "report", "Write one HTML page showing everything the run holds (repeat --run for runs "
                "side by side); print its path."),
     "data": ("data", "app", "List, describe, write and stylise datasets."),
@@ -168,6 +170,17 @@ def _fail(message: str, code: int, label: str = "") -> None:
     sys.exit(code)
 
 
+def _one_process() -> None:
+    """Refuse a command that does not share its work when torchrun started several processes (each would do all of
+    it, and race to write)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        name = next((w for w in sys.argv[1:] if w in COMMANDS), "this command")
+        raise NvError(f"nv {name} runs in one process; start it without torchrun (docs/scale.md lists the commands "
+                      "that share their work across processes)")
+
+
 def run() -> None:
     """Entry point: parse, execute the request, and turn user errors into one line and a non-zero exit."""
     if sys.stdout is None or sys.stdout.closed:  # started with stdout closed (`nv eval >&-`): refuse before any work
@@ -177,6 +190,8 @@ def run() -> None:
     try:
         interrupt.install()  # SIGTERM and SIGHUP end a command like Ctrl-C
         request = app(standalone_mode=False)  # the command's request, or typer.Exit's code
+        if hasattr(request, "execute") and not getattr(request, "parallel", False):
+            _one_process()
         code = request.execute() if hasattr(request, "execute") else request
     except NvError as exc:
         if _state["debug"]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, ClassVar, Optional
 
 import typer
 
@@ -44,6 +44,8 @@ DISSECT_COMPUTE = Compute(batch_size=16)  # every layer's maps of a batch are he
 class DissectMap:
     """Every unit's concept on a probe set, and the concepts each class's weights favour."""
 
+    parallel: ClassVar[bool] = True  # under torchrun, every process takes its share
+
     source: RunSource
     probe: Path | None = None
     options: DissectOptions = DissectOptions()
@@ -62,7 +64,7 @@ class DissectMap:
         from ..analysis.dissect.concepts import dissect_run
 
         on_interrupt("interrupted; no dissection results were written")
-        with progress("dissecting") as bar:
+        with progress("dissecting") as bar, self.compute.shared():
             result = dissect_run(run, self.probe, self.options, head=self.head, compute=self.compute,
                                  trust_code=self.source.trust_code,
                                  progress=bar)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Optional
+from typing import Annotated, ClassVar, Optional
 
 import typer
 
@@ -23,6 +23,8 @@ PerClass = Annotated[bool, typer.Option("--per-class", rich_help_panel="Evaluati
 class Evaluate:
     """Evaluate each head of each run on its validation split."""
 
+    parallel: ClassVar[bool] = True  # under torchrun, every process takes its share
+
     runs: RunSources
     heads: tuple[str, ...] = (DENSE_HEAD,)
     min_acc: float | None = None
@@ -39,16 +41,17 @@ class Evaluate:
 
         fmt = self.output.fmt
         rows, frames = [], []
-        for run in runs:
-            for head in self.heads:
-                with progress(f"eval {run.name}") as bar:
-                    result = evaluate(run, head=head, compute=self.compute, trust_code=self.runs.trust_code,
-                                      progress=bar)
-                self.output.save(result, run.dir)
-                rows.append(result.summary)
-                if self.per_class:
-                    frames.append(result.per_class.assign(run=run.name, head=head)[
-                        ["run", "head", *result.per_class.columns]])
+        with self.compute.shared():  # under torchrun: one group for every run and head
+            for run in runs:
+                for head in self.heads:
+                    with progress(f"eval {run.name}") as bar:
+                        result = evaluate(run, head=head, compute=self.compute, trust_code=self.runs.trust_code,
+                                          progress=bar)
+                    self.output.save(result, run.dir)
+                    rows.append(result.summary)
+                    if self.per_class:
+                        frames.append(result.per_class.assign(run=run.name, head=head)[
+                            ["run", "head", *result.per_class.columns]])
         table = pd.DataFrame(rows)
         if self.per_class:  # csv/json print one document: the per-class rows (the summary is in eval.csv)
             emit(pd.concat(frames, ignore_index=True), fmt, title="Per-class validation accuracy")

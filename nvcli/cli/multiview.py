@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import typer
 
@@ -18,6 +19,8 @@ from .train import Resume, Train, report, training_request
 @dataclass(frozen=True)
 class MultiView:
     """Train (or resume) a multi-view run, then show its views' mean head weights per class."""
+
+    parallel: ClassVar[bool] = True  # under torchrun, every process takes its share
 
     training: Train | Resume
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import typer
 
@@ -22,6 +22,8 @@ Example = Annotated[int, typer.Option("--example", min=0, rich_help_panel="Pertu
 class Perturb:
     """Validation accuracy per class of each run with colour channels zeroed."""
 
+    parallel: ClassVar[bool] = True  # under torchrun, every process takes its share
+
     runs: RunSources
     channel: ChannelChoice = "all"
     example: int = 0
@@ -37,12 +39,13 @@ class Perturb:
 
         channels = channels_for(self.channel)
         results = []
-        for run in runs:
-            with progress(f"perturb {run.name}") as bar:
-                result = perturb_run(run, channels, head=self.head, example=self.example, compute=self.compute,
-                                     trust_code=self.runs.trust_code, progress=bar)
-            self.output.save(result, run.dir)
-            results.append((run, result.accuracy))
+        with self.compute.shared():  # under torchrun: one group for every run
+            for run in runs:
+                with progress(f"perturb {run.name}") as bar:
+                    result = perturb_run(run, channels, head=self.head, example=self.example, compute=self.compute,
+                                         trust_code=self.runs.trust_code, progress=bar)
+                self.output.save(result, run.dir)
+                results.append((run, result.accuracy))
         emit(side_by_side(results), self.output.fmt, title="Validation accuracy with one colour channel set to 0")
 
 

@@ -30,10 +30,14 @@ def _cell(value: object) -> str:
 
 
 def emit(frame: "pd.DataFrame", fmt: Format = Format.table, title: str | None = None) -> None:
-    """Print a DataFrame as a Rich table, CSV or JSON records on stdout."""
+    """Print a DataFrame as a Rich table, CSV or JSON records on stdout (under torchrun: rank 0 alone)."""
     import pandas as pd
     from rich.table import Table
 
+    from ..runs.lock import writer_process  # not at start-up: `nv --help` needs none of it
+
+    if not writer_process():
+        return
     if fmt == Format.csv:
         sys.stdout.write(frame.to_csv(index=False))
     elif fmt == Format.json:
@@ -51,14 +55,20 @@ def emit(frame: "pd.DataFrame", fmt: Format = Format.table, title: str | None = 
 
 
 def note(message: str) -> None:
-    """A human-facing line on stderr (kept out of parseable stdout)."""
+    """A human-facing line on stderr (kept out of parseable stdout; under torchrun: rank 0 alone)."""
+    from ..runs.lock import writer_process  # not at start-up: `nv --help` needs none of it
+
+    if not writer_process():
+        return
     err.print(message, highlight=False, soft_wrap=True, markup=False)
 
 
 @contextmanager
 def progress(description: str) -> Iterator[object]:
-    """A progress callback `fn(phase, done, total)`: a Rich bar on a terminal, silence otherwise."""
-    if not err.is_terminal:
+    """A progress callback `fn(phase, done, total)`: a Rich bar on a terminal (rank 0's), silence otherwise."""
+    from ..runs.lock import writer_process
+
+    if not err.is_terminal or not writer_process():
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -61,8 +61,12 @@ class Output:
     force: bool = False
 
     def save(self, result: "RunResult", run_dir: Path) -> None:
-        """Save `result` into `run_dir` as --force and --plot ask, recording the command that made it."""
-        result.save(run_dir, force=self.force, figures=self.plot, command=shlex.join(["nv", *sys.argv[1:]]))
+        """Save `result` into `run_dir` as --force and --plot ask, recording the command that made it (under
+        torchrun: rank 0 alone)."""
+        from ..runs.lock import writer_process
+
+        if writer_process():
+            result.save(run_dir, force=self.force, figures=self.plot, command=shlex.join(["nv", *sys.argv[1:]]))
 
 
 def open_run(path: Path | None, runs_dir: Path, *, write: bool = True) -> "Run":

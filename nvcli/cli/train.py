@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import typer
 
@@ -79,6 +79,8 @@ def report(run: "Run", fmt: Format) -> None:
 class Train:
     """A new run: the model, the dataset and its settings, the recipe, and where the run goes."""
 
+    parallel: ClassVar[bool] = True  # under torchrun, every process takes its share
+
     choice: ModelChoice
     data: str
     options: "DataOptions"
@@ -112,6 +114,8 @@ class Train:
 @dataclass(frozen=True)
 class Resume:
     """Continue a run from its checkpoint; `given` (what the user repeated of the recipe) must equal the record."""
+
+    parallel: ClassVar[bool] = True  # under torchrun, every process takes its share
 
     run: Path | None
     runs_dir: Path

@@ -128,9 +128,14 @@ def _refuse(run_dir: Path, owner: Owner | None, path: Path) -> NvError:
                    f"(if that process is gone, delete '{path}')")
 
 
+def writer_process() -> bool:
+    """Whether this process writes runs and prints results: the only one, or rank 0 of those torchrun started."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def acquire(run_dir: str | os.PathLike, command: str | None = None) -> None:
     """Lock `run_dir` for writing by this process, or raise NvError naming the process that holds it."""
-    if os.environ.get("RANK", "0") != "0":
+    if not writer_process():
         return  # a torchrun rank other than 0 never writes
     key = Path(run_dir).resolve()
     if key in _held:

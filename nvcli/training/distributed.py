@@ -97,6 +97,13 @@ def min_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def broadcast_(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` replaced by rank 0's, in place (identity when alone)."""
+    if is_distributed():
+        dist.broadcast(tensor, src=0)
+    return tensor
+
+
 def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     """Every process's `tensor` [n_rank, ...] concatenated in rank order (each n_rank may differ; identity alone)."""
     if not is_distributed():

@@ -22,7 +22,7 @@ from . import distributed as dist
 from .config import TrainConfig
 from .devices import amp_dtype, precision_name
 from .loaders import batches, make_loader
-from .predict import ProgressFn, predict
+from .predict import ProgressFn, tally
 
 log = logging.getLogger(__name__)
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng")
@@ -234,10 +234,14 @@ class Trainer:
                           f"{kept}; try a lower lr (now {self.cfg.lr})", param="lr")
 
     def _validate(self) -> tuple[float, float]:
-        logits, labels = predict(self.model, self.val_set, batch_size=self.cfg.batch_size, device=self.device,
-                                 workers=self.cfg.workers, progress=self.progress)
-        logits = logits["none"]
-        return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
+        """Validation loss and accuracy; under torchrun every process validates its share and the counts add up."""
+        for buffer in self.model.buffers():
+            # DDP copies rank 0's buffers (batch-norm statistics) at each forward; since the last one every
+            # process updated its own. Validate what model.pt will hold: rank 0's.
+            dist.broadcast_(buffer)
+        counted = tally(self.model, self.val_set, batch_size=self.cfg.batch_size, device=self.device,
+                        workers=self.cfg.workers, progress=self.progress)["none"]
+        return counted.loss, counted.accuracy
 
     def fit(self, stop_after: int | None = None) -> pd.DataFrame:
         """Train until cfg.epochs (or `stop_after` more epochs); return the metrics table."""
@@ -249,10 +253,7 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss, train_acc = self._train_epoch()
             self.scheduler.step()
-            if dist.is_main():
-                val_loss, val_acc = self._validate()
-            else:
-                val_loss = val_acc = float("nan")
+            val_loss, val_acc = self._validate()
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                    "val_acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start}
