@@ -1,6 +1,7 @@
 """Exact per-unit thresholds for Network Dissection: the (1 - quantile) quantile of every unit's activations
 over all probe images and positions (torch.quantile's linear interpolation), found by radix selection in
-bounded memory, streaming the probe set a few times.
+bounded memory, streaming the probe set a few times. Under torchrun each process streams its share and the
+histograms and candidates are combined over the group, so every process finds one process's thresholds.
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from torch import Tensor
 
 from ...data.broden import BrodenProbe, stack_images
 from ...errors import NvError
+from ...training.distributed import gather_rows, min_, sum_
 from ...training.predict import ProgressFn
 from ..settings import DEFAULT_QUANTILE
-from .stream import FiniteCheck, MapsFn, PassCounter, count, probe_loader, sync_free, unit_maps
+from .stream import FiniteCheck, MapsFn, PassCounter, agree_channels, count, probe_loader, sync_free, unit_maps
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,8 @@ class _Selector:
     bits of each unit's keys that share the prefix resolved so far (counts and minimum key per
     bucket), extending the prefix by the bucket holding rank r, or, once the candidates sharing the
     prefixes fit `budget`, collects them for an exact sort. At most 4 histogram rounds (10+10+10+2
-    bits); usually one round, then one collection.
+    bits); usually one round, then one collection. In a process group the histograms are summed (their minima
+    minimised) and the candidates gathered before any decision, so every process takes the same branches.
     """
 
     ROUNDS = ((22, 10), (12, 10), (2, 10), (0, 2))  # (shift, bits) of the key bits each round resolves
@@ -115,6 +118,8 @@ class _Selector:
         if self.collecting:
             self._resolve_collected()
             return False
+        sum_(self.counts)
+        min_(self.mins)
         seen = self.counts.sum(1)
         self._check(seen)
         if self.rank is None:
@@ -153,6 +158,7 @@ class _Selector:
     def _resolve_collected(self) -> None:
         values = self.collected[:int(self.filled) + 1]
         values[-1] = torch.iinfo(torch.long).max  # an end mark above every unit's keys
+        values = gather_rows(values)  # every process's candidates; their end marks all sort last
         if values.device.type == "cpu":
             values.numpy().sort()  # in place; torch.sort would also allocate values and indices
         else:
@@ -212,5 +218,8 @@ def unit_thresholds(
                 offset += m.shape[1]
             counter.step()
         finite.check()
+        if passes == 1:  # a process given no batches learns the units from the group
+            channels = agree_channels(channels)
+            selector = selector or _Selector(sum(channels), quantile, device, collect_budget)
         again = selector.finish_pass()
     return selector.thresholds()

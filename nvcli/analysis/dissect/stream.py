@@ -1,14 +1,16 @@
 """Streaming a probe set through a model, shared by the threshold and IoU passes of Network Dissection: the
-loader, each batch's unit maps (checked finite), counting on a device without reading values back, progress."""
+loader (this process's share under torchrun), each batch's unit maps (checked finite in every process), counting
+on a device without reading values back, progress."""
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from ...errors import NvError
+from ...training.distributed import gather_rows, is_distributed, min_, my_rows, sum_
 from ...training.predict import ProgressFn
 
 MapsFn = Callable[[Tensor], Sequence[Tensor]]
@@ -48,10 +50,11 @@ def count(index: Tensor, size: int) -> Tensor:
 
 
 class FiniteCheck:
-    """Refuses maps with NaN: at once on the CPU, at the end of a pass where reading a flag would stall the device."""
+    """Refuses maps with NaN: at once on the CPU, at the end of a pass where reading a flag would stall the device
+    or where every process of a group must raise together (one raising alone leaves the others in a collective)."""
 
     def __init__(self, device: torch.device) -> None:
-        self.eager, self.seen = not sync_free(device), None
+        self.eager, self.seen = not sync_free(device) and not is_distributed(), None
 
     def add(self, maps: list[Tensor]) -> None:
         flags = torch.stack([torch.isnan(m).any() for m in maps])
@@ -60,9 +63,11 @@ class FiniteCheck:
             self.check()
 
     def check(self) -> None:
-        """Raise if any map so far held NaN, naming the first such layer."""
-        if self.seen is not None and bool(self.seen.any()):
-            layer = int(self.seen.nonzero()[0, 0])
+        """Raise if any map so far, in any process, held NaN, naming the first such layer."""
+        clean = torch.iinfo(torch.long).max
+        flags = self.seen if self.seen is not None else torch.zeros(0, dtype=torch.bool)
+        layer = int(min_(torch.tensor([int(flags.nonzero()[0, 0]) if bool(flags.any()) else clean])))
+        if layer != clean:
             raise NvError(f"the model's activations in layer {layer} contain NaN; dissection needs finite maps")
 
 
@@ -78,8 +83,25 @@ def unit_maps(maps_fn: MapsFn, images: Tensor, channels: list[int] | None, finit
     return [m.to(torch.float32) for m in maps]
 
 
+def agree_channels(channels: list[int] | None) -> list[int]:
+    """The units per layer of maps_fn, known in every process: one given no batches learns them from the others."""
+    if not is_distributed():
+        return channels
+    every = gather_rows(torch.tensor(channels or [], dtype=torch.long))  # the lists of the processes that streamed
+    streamed = int(sum_(torch.tensor([int(channels is not None)])))
+    return every[:len(every) // streamed].tolist()
+
+
+def probe_share(dataset: Dataset, batch_size: int) -> Dataset:
+    """This process's rows of the probe set: whole batches, contiguous, so its batches are one process's (all
+    rows when alone)."""
+    return Subset(dataset, my_rows(len(dataset), batch_size))
+
+
 def probe_loader(dataset: Any, batch_size: int, workers: int, collate: Callable, device: torch.device) -> DataLoader:
+    """Batches of this process's share of `dataset`, in order."""
     if batch_size < 1:
         raise NvError(f"batch size {batch_size} must be at least 1")
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
-                      pin_memory=device.type == "cuda")  # pinned pages copy to the GPU without blocking the host
+    # Pinned pages copy to the GPU without blocking the host.
+    return DataLoader(probe_share(dataset, batch_size), batch_size=batch_size, shuffle=False, num_workers=workers,
+                      collate_fn=collate, pin_memory=device.type == "cuda")

@@ -5,6 +5,7 @@ Maps are resized to each image's mask size with bilinear interpolation; when a m
 mask the filter is widened (antialiasing), which matches the Pillow resize NetDissect uses. A unit is
 active where its map exceeds its threshold (strict `>`); per label,
 IoU = |active ∩ label| / (|active in images having any label of the label's category| + |label| - |active ∩ label|).
+Under torchrun each process counts its share of the probe set and the counts are summed over the group.
 """
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...data.broden import BrodenProbe, collate_probe
+from ...training.distributed import my_rows, sum_
 from ...training.predict import ProgressFn
 from ..settings import DEFAULT_IOU_THRESHOLD, DEFAULT_QUANTILE
 from .quantile import DEFAULT_COLLECT_BUDGET, unit_thresholds
-from .stream import FiniteCheck, MapsFn, PassCounter, count, probe_loader, sync_free, unit_maps
+from .stream import FiniteCheck, MapsFn, PassCounter, agree_channels, count, probe_loader, sync_free, unit_maps
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,9 @@ class _Counts:
             self.inter[offset:offset + channels] += count(flat, channels * (none + 1)).view(channels, -1)[:, :none]
 
     def tally(self, probe: BrodenProbe) -> Tally:
+        """The table of the whole probe set: the counts summed over the processes, each of which counted its share."""
+        for total in (self.inter, self.active_in_cat, self.label_pixels, self.active):
+            sum_(total)
         numbers = list(probe.labels)
         union = self.active_in_cat[:, self.label_cat.to(self.device)] + self.label_pixels - self.inter
         return Tally(
@@ -184,6 +189,8 @@ def tally_units(
         counts.add(maps, batch["masks"])
         counter.step()
     finite.check()
+    channels = agree_channels(channels)  # a process given no batches learns the units from the group
+    counts = counts or _Counts(probe, thresholds, channels, device)
     result = counts.tally(probe)
     silent = int((result.active == 0).sum())
     if silent:
@@ -204,8 +211,8 @@ def dissect(
     collect_budget: int = DEFAULT_COLLECT_BUDGET,
 ) -> pd.DataFrame:
     """Label every unit with its best-matching probe concept (columns: UNIT_COLUMNS)."""
-    batches = -(-len(probe) // max(batch_size, 1))
-    counter = PassCounter(progress, batches, 3)
+    size = max(batch_size, 1)  # probe_loader refuses a smaller one
+    counter = PassCounter(progress, -(-len(my_rows(len(probe), size)) // size), 3)  # this process's batches
     thresholds = unit_thresholds(maps_fn, probe, quantile, batch_size, workers, device,
                                  collect_budget=collect_budget, counter=counter)
     return tally_units(maps_fn, probe, thresholds, batch_size, workers, device, counter=counter).table(iou_threshold)
