@@ -51,3 +51,20 @@ def test_train_codes_and_baselines(shapes_runs: dict) -> None:
 
     with pytest.raises(NvError, match="needs a NeuroView run"):
         split_codes(shapes_runs["base"], "val")
+
+
+def test_a_new_store_removes_the_codes_it_supersedes_and_nothing_else(shapes_runs: dict, tmp_path: Path) -> None:
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    split_codes(run, "val", device="cpu", rows_per_shard=40)  # 5 shards
+    folder = run.dir / "codes"
+    assert (folder / "val-00004.npy").is_file()
+    for old in ("val.npy", "val_labels.npy"):  # the single-file cache of nv 0.3
+        np.save(folder / old, np.zeros(3))
+    (folder / "NOTES.md").write_text("mine")
+    state = torch.load(run.dir / "model.pt", weights_only=True)
+    state["head.bias"] += 1  # new weights: a new store, of one shard this time
+    torch.save(state, run.dir / "model.pt")
+    codes = split_codes(run, "val", device="cpu")
+    assert codes.store.layout.shards == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["NOTES.md", "val-00000-labels.npy", "val-00000.npy",
+                                                        "val.json"]

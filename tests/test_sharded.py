@@ -28,12 +28,13 @@ def shards(run_dir: Path) -> tuple[dict, list[np.ndarray]]:
     return manifest, [np.load(run_dir / "codes" / s[f]) for s in manifest["shards"] for f in ("codes", "labels")]
 
 
-def test_eval_perturb_ablate_and_the_code_store_under_torchrun_equal_one_process(nv, shapes_runs, tmp_path):
+def test_eval_perturb_ablate_dissection_and_the_code_store_under_torchrun_equal_one_process(nv, shapes_runs, tmp_path):
     one, two = trained_copy(shapes_runs, tmp_path / "solo"), trained_copy(shapes_runs, tmp_path / "pair")
     commands = [("codes", "--shard-rows", SHARD_ROWS, "--batch-size", BATCH),
                 ("eval", "--batch-size", BATCH, "--format", "csv"),
                 ("perturb", "--batch-size", BATCH, "--format", "csv"),
-                ("ablate", "--draws", "3", "--format", "csv")]
+                ("ablate", "--draws", "3", "--format", "csv"),
+                ("dissect-map", "--batch-size", "7", "--format", "csv", "--no-plot")]
     for command in commands:
         alone = nv(*command, "--run", one.dir)
         assert alone.code == 0, alone.err
@@ -52,7 +53,7 @@ def test_eval_perturb_ablate_and_the_code_store_under_torchrun_equal_one_process
             assert "process 0 of 2 predicts 91 of 180 samples" in shared.stderr
             assert "process 1 of 2 predicts 89 of 180 samples" in shared.stderr
 
-    for name in ("per_class.csv", "confusion.csv", "perturb.csv"):  # counts: exactly
+    for name in ("per_class.csv", "confusion.csv", "perturb.csv", "concepts_units.csv", "concepts_classes.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(one.dir / name), pd.read_csv(two.dir / name))
     e1, e2 = pd.read_csv(one.dir / "eval.csv").iloc[0], pd.read_csv(two.dir / "eval.csv").iloc[0]
     assert (e1["samples"], e1["accuracy"]) == (e2["samples"], e2["accuracy"])

@@ -18,7 +18,7 @@ import torch
 
 from ..data.registry import split_fingerprint
 from ..errors import NvError
-from ..runs import files
+from ..runs import access, files
 from ..runs.run import Run
 from ..training import distributed as dist
 from ..training.devices import resolve_device
@@ -127,4 +127,21 @@ def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_siz
                          world=dist.world_size(), barrier=dist.barrier)
     log.info("process %d of %d wrote %d of the %d shards of the %s codes", dist.rank(), dist.world_size(),
              len(writer.written), layout.shards, split)
-    return Codes(split, writer.close())
+    store = writer.close()
+    if dist.is_main():
+        _remove_superseded(run, store)
+    return Codes(split, store)
+
+
+def _remove_superseded(run: Run, store: CodeStore) -> None:
+    """Remove the codes a store replaced: shards beyond its own (a store of another layout wrote them) and the
+    single-file cache of nv 0.3 (`<split>.npy`, `<split>_labels.npy`); nv's own files only, never through a link."""
+    folder, name = files.CODES_DIR, store.name
+    stale = [f"{name}.npy", f"{name}_labels.npy"]
+    for path in store.folder.glob(f"{name}-*.npy"):
+        index = path.stem.removeprefix(f"{name}-").removesuffix("-labels")
+        if index.isdigit() and int(index) >= store.layout.shards:
+            stale.append(path.name)
+    for leaf in stale:
+        if access.remove(run.dir, f"{folder}/{leaf}"):
+            log.info("removed %s/%s: superseded by the code store", folder, leaf)

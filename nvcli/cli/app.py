@@ -117,8 +117,12 @@ def main(
 
 def _warn(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
           line: str | None = None) -> None:
-    """A library's warning as one line on stderr, without the source path and line Python would add."""
-    err.print(f"warning: {' '.join(str(message).split())}", highlight=False, soft_wrap=True, markup=False)
+    """A library's warning as one line on stderr, without the source path and line Python would add (under torchrun,
+    rank 0's: every process computes the same results)."""
+    from ..runs.lock import writer_process
+
+    if writer_process():
+        err.print(f"warning: {' '.join(str(message).split())}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _one_line(exc: BaseException) -> str:
