@@ -122,3 +122,24 @@ def test_a_batch_that_does_not_fit_its_shard_is_refused(tmp_path: Path) -> None:
     with pytest.raises(NvError, match="holds 50 rows of 7 units"):
         writer.write(0, [(z[:40, :6], y[:40])])
     assert writer.todo() == [0, 1, 2] and not (tmp_path / "val-00000.npy").exists()
+
+
+def test_a_shard_edited_in_place_is_found_without_reading_the_codes(tmp_path: Path) -> None:
+    z, y = _codes(60)
+    write_store(tmp_path, "val", FINGERPRINT, Layout(60, 7, rows_per_shard=16), _batches(z, y)).close()
+    shard = np.load(tmp_path / "val-00002.npy", mmap_mode="r+")
+    shard[0, 0] = np.nan  # same size, same header: only the stamp tells
+    shard.flush()
+    del shard
+    with pytest.raises(NvError, match=r"is damaged: val-00002.npy or val-00002-labels.npy changed since the store"):
+        CodeStore.open(tmp_path, "val", FINGERPRINT)
+    resumed = StoreWriter(tmp_path, "val", FINGERPRINT, Layout(60, 7, rows_per_shard=16))
+    assert resumed.todo() == [2]  # only the edited shard is written again
+
+
+def test_codes_that_are_not_finite_are_refused_when_written(tmp_path: Path) -> None:
+    z, y = _codes(30)
+    z[17, 3] = np.inf
+    with pytest.raises(NvError, match=r"codes of rows 16\.\.23 of 'val' are not finite"):
+        write_store(tmp_path, "val", FINGERPRINT, Layout(30, 7, rows_per_shard=16), _batches(z, y))
+    assert json.loads((tmp_path / "val.json").read_text())["shards"][0]["index"] == 0  # the first shard is kept

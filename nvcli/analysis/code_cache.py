@@ -70,15 +70,14 @@ def _fingerprint(run: Run, split: str) -> dict[str, object]:
 
 
 def _valid(run: Run, store: CodeStore) -> str | None:
-    """Why stored codes cannot be this run's (None when they can): their width, label range or finiteness."""
+    """Why stored codes cannot be this run's (None when they can): their width or label range (the store checked its
+    files against their stamps; the codes were checked finite when written)."""
     units = run.config.units
     if isinstance(units, int) and store.units != units:
         return f"codes of {store.units} units, the run has {units}"
     labels = store.labels()
     if len(labels) and (labels.min() < 0 or labels.max() >= len(run.classes)):
         return f"labels outside 0..{len(run.classes) - 1}"
-    if not all(np.isfinite(block).all() for _, block, _ in store.chunks()):
-        return "codes that are not finite"
     return None
 
 

@@ -27,7 +27,7 @@ from ..errors import NvError
 from ..runs.atomic import atomic_path, write_json
 
 STORE_FORMAT = "nv-code-store"
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: each shard's files stamped (size, modification time)
 DTYPES = ("float32", "float16")
 SHARD_BYTES = 64 << 20  # codes per shard: reading maps one shard at a time
 CHUNK_ROWS = 4096  # rows per chunk handed to a reader
@@ -86,12 +86,19 @@ class Layout:
         return start, min(start + self.rows_per_shard, self.samples)
 
 
-def _manifest(name: str, fingerprint: dict[str, Any], layout: Layout, finished: Iterable[int]) -> dict[str, Any]:
+def _stamp(folder: Path, name: str, index: int) -> list[int]:
+    """Shard `index`'s files' sizes and modification times (ns): a file replaced or edited since has others."""
+    return [value for leaf in _shard_files(name, index) for stat in [(folder / leaf).lstat()]
+            for value in (stat.st_size, stat.st_mtime_ns)]
+
+
+def _manifest(name: str, fingerprint: dict[str, Any], layout: Layout, finished: dict[int, list[int]]) -> dict[str, Any]:
     shards = []
     for i in sorted(finished):
         start, stop = layout.rows(i)
         codes, labels = _shard_files(name, i)
-        shards.append({"index": i, "start": start, "rows": stop - start, "codes": codes, "labels": labels})
+        shards.append({"index": i, "start": start, "rows": stop - start, "codes": codes, "labels": labels,
+                       "stamp": finished[i]})
     return {"format": STORE_FORMAT, "version": STORE_VERSION, "fingerprint": fingerprint, "samples": layout.samples,
             "units": layout.units, "dtype": layout.dtype, "rows_per_shard": layout.rows_per_shard,
             "shards": shards, "complete": len(shards) == layout.shards}
@@ -102,7 +109,8 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return manifest if isinstance(manifest, dict) and manifest.get("format") == STORE_FORMAT else None
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == STORE_FORMAT \
+        and manifest.get("version") == STORE_VERSION else None
 
 
 def _layout_of(manifest: dict[str, Any]) -> Layout | None:
@@ -150,11 +158,11 @@ class CodeStore:
         return store
 
     def _damage(self) -> str | None:
-        listed = {s.get("index") for s in self.manifest.get("shards", []) if isinstance(s, dict)}
-        if listed != set(range(self.layout.shards)):
+        stamps = _listed(self.manifest, self.layout)
+        if set(stamps) != set(range(self.layout.shards)):
             return "its manifest does not list every shard"
-        for i in range(self.layout.shards):
-            if (problem := _shard_problem(self.folder, self.name, self.layout, i)) is not None:
+        for i, stamp in stamps.items():
+            if (problem := _shard_problem(self.folder, self.name, self.layout, i, stamp)) is not None:
                 return problem
         return None
 
@@ -269,8 +277,17 @@ class StoreView:
         return out if dtype is None else out.astype(dtype)
 
 
-def _shard_problem(folder: Path, name: str, layout: Layout, index: int) -> str | None:
-    """Why shard `index` is not the one the layout expects (None when it is)."""
+def _listed(manifest: dict[str, Any], layout: Layout) -> dict[int, list[int] | None]:
+    """The shards a manifest lists within the layout, each with its recorded stamp (None if it has none)."""
+    return {s["index"]: s.get("stamp") for s in manifest.get("shards", []) if isinstance(s, dict)
+            and isinstance(s.get("index"), int) and 0 <= s["index"] < layout.shards}
+
+
+def _shard_problem(folder: Path, name: str, layout: Layout, index: int, stamp: list[int] | None = None) -> str | None:
+    """Why shard `index` is not the one the layout expects, or (with its `stamp`) the one recorded (None when it is).
+
+    The stamp stands for reading the codes: a file replaced or edited in place since it was written has another size
+    or modification time, so a store is checked with one `stat` a file, not a pass over its codes."""
     start, stop = layout.rows(index)
     codes_file, labels_file = _shard_files(name, index)
     codes, labels = _header(folder / codes_file), _header(folder / labels_file)
@@ -278,6 +295,8 @@ def _shard_problem(folder: Path, name: str, layout: Layout, index: int) -> str |
         return f"{codes_file} is missing, truncated or not [{stop - start}, {layout.units}] {layout.dtype}"
     if labels is None or labels[0] != (stop - start,) or labels[1].kind not in "iu":
         return f"{labels_file} is missing, truncated or not [{stop - start}] integers"
+    if stamp is not None and _stamp(folder, name, index) != stamp:
+        return f"{codes_file} or {labels_file} changed since the store recorded them"
     return None
 
 
@@ -290,14 +309,13 @@ class StoreWriter:
         self.folder, self.name, self.fingerprint, self.layout = Path(folder), name, fingerprint, layout
         self.records = records
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.finished: set[int] = set()
+        self.finished: dict[int, list[int]] = {}  # index: stamp
         self.written: list[int] = []  # the shards this writer wrote
         old = _read_manifest(self.manifest_path)
         if (not fresh and old is not None and not _differences(old.get("fingerprint"), fingerprint)
                 and _layout_of(old) == layout):
-            self.finished = {s["index"] for s in old.get("shards", []) if isinstance(s, dict)
-                             and isinstance(s.get("index"), int) and 0 <= s["index"] < layout.shards
-                             and _shard_problem(self.folder, name, layout, s["index"]) is None}
+            self.finished = {i: stamp for i, stamp in _listed(old, layout).items()
+                             if stamp is not None and _shard_problem(self.folder, name, layout, i, stamp) is None}
         self._record()
 
     @property
@@ -321,6 +339,10 @@ class StoreWriter:
                 if filled + len(y) > rows or z.shape[1:] != (self.layout.units,):
                     raise NvError(f"shard {index} of '{self.name}' got a batch of {list(z.shape)} codes after "
                                   f"{filled} rows; it holds {rows} rows of {self.layout.units} units")
+                if not np.isfinite(z).all():  # checked here, once: readers trust the stamp, not a pass over the codes
+                    raise NvError(f"the codes of rows {start + filled}..{start + filled + len(y) - 1} of "
+                                  f"'{self.name}' are not finite (NaN or infinite); the model's weights or inputs "
+                                  "hold such values")
                 out[filled:filled + len(y)] = z
                 labels[filled:filled + len(y)] = y
                 filled += len(y)
@@ -336,7 +358,8 @@ class StoreWriter:
 
     def adopt(self, indices: Iterable[int]) -> None:
         """Record shards as finished, each only if its files are whole (another process may have written them)."""
-        self.finished |= {i for i in indices if _shard_problem(self.folder, self.name, self.layout, i) is None}
+        self.finished |= {i: _stamp(self.folder, self.name, i) for i in indices
+                          if _shard_problem(self.folder, self.name, self.layout, i) is None}
         self._record()
 
     def _record(self) -> None:
