@@ -108,7 +108,7 @@ def glm_saga_path(train: CodeStore, val: CodeStore, args: argparse.Namespace) ->
     torch.nn.init.zeros_(linear.weight)
     torch.nn.init.zeros_(linear.bias)
     out = glm_saga(linear, loader, args.saga_lr, args.saga_epochs, args.alpha, epsilon=args.ratio, k=args.steps,
-                   n_ex=train.samples, n_classes=args.classes, do_zero=False, tol=1e-4, lookbehind=3)
+                   n_ex=train.samples, n_classes=args.classes, do_zero=False, tol=args.saga_tol, lookbehind=3)
     steps = [PathStep(float(p["lam"]), p["weight"], p["bias"], 0.0, 0, int((p["weight"] != 0).any(0).sum()),
                       p["metrics"]["acc_tr"], 0.0, 0, True) for p in out["path"]]
     return PathResult(float(out["path"][0]["lam"]), args.alpha, steps, 0, False)
@@ -162,6 +162,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1024, help="minibatch rows (stream and glm-saga)")
     parser.add_argument("--saga-lr", type=float, default=0.1)
     parser.add_argument("--saga-epochs", type=int, default=50, help="glm-saga's epochs at most per lambda")
+    parser.add_argument("--saga-tol", type=float, default=1e-4, help="glm-saga's stopping tolerance (its default: "
+                        "1e-4; smaller runs it to a lower objective)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--solvers", default="stream,memory,glm-saga")

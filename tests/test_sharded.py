@@ -24,8 +24,12 @@ def torchrun(*args: object) -> subprocess.CompletedProcess:
 
 
 def shards(run_dir: Path) -> tuple[dict, list[np.ndarray]]:
+    """A store's manifest (without the shards' stamps: their files' times) and its arrays."""
     manifest = json.loads((run_dir / "codes" / "val.json").read_text())
-    return manifest, [np.load(run_dir / "codes" / s[f]) for s in manifest["shards"] for f in ("codes", "labels")]
+    arrays = [np.load(run_dir / "codes" / s[f]) for s in manifest["shards"] for f in ("codes", "labels")]
+    for shard in manifest["shards"]:
+        del shard["stamp"]
+    return manifest, arrays
 
 
 def test_eval_perturb_ablate_dissection_and_the_code_store_under_torchrun_equal_one_process(nv, shapes_runs, tmp_path):

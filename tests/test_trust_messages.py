@@ -155,7 +155,7 @@ def test_interrupt_messages_fit_the_command(nv, shapes_runs: dict, monkeypatch: 
     assert result.code == 130 and "no dissection results were written" in result.err and "resume" not in result.err
     from nvcli.analysis import perturb
 
-    monkeypatch.setattr(perturb, "predict", interrupted)
+    monkeypatch.setattr(perturb, "tally", interrupted)
     result = nv("perturb", "--run", shapes_runs["nv"].dir)
     assert result.code == 130 and "resume" not in result.err and "Traceback" not in result.err
     assert not (shapes_runs["nv"].dir / ".nv-lock").exists()  # the lock went with the command
