@@ -140,6 +140,6 @@ def test_a_shard_edited_in_place_is_found_without_reading_the_codes(tmp_path: Pa
 def test_codes_that_are_not_finite_are_refused_when_written(tmp_path: Path) -> None:
     z, y = _codes(30)
     z[17, 3] = np.inf
-    with pytest.raises(NvError, match=r"codes of rows 16\.\.23 of 'val' are not finite"):
+    with pytest.raises(NvError, match=r"codes of rows 16\.\.23 of .val. are not finite as float32"):
         write_store(tmp_path, "val", FINGERPRINT, Layout(30, 7, rows_per_shard=16), _batches(z, y))
     assert json.loads((tmp_path / "val.json").read_text())["shards"][0]["index"] == 0  # the first shard is kept

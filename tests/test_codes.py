@@ -68,3 +68,26 @@ def test_a_new_store_removes_the_codes_it_supersedes_and_nothing_else(shapes_run
     assert codes.store.layout.shards == 1
     assert sorted(p.name for p in folder.iterdir()) == ["NOTES.md", "val-00000-labels.npy", "val-00000.npy",
                                                         "val.json"]
+
+
+def test_nv_codes_keeps_a_store_as_float16_on_request(nv, shapes_runs: dict, tmp_path: Path) -> None:
+    import json
+
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    exact = np.asarray(split_codes(run, "val", device="cpu").z)
+
+    def stored() -> tuple[str, int]:
+        manifest = json.loads((run.dir / "codes" / "val.json").read_text())
+        return manifest["dtype"], (run.dir / "codes" / "val-00000.npy").stat().st_size
+
+    assert stored()[0] == "float32"
+    half = nv("codes", "--run", run.dir, "--dtype", "float16", "--format", "csv")
+    assert half.code == 0 and "float16" in half.out
+    dtype, size = stored()
+    assert dtype == "float16" and size < exact.nbytes * 0.6  # half the disk
+    np.testing.assert_allclose(np.asarray(split_codes(run, "val", device="cpu").z), exact, atol=5e-4)
+    assert nv("codes", "--run", run.dir).code == 0 and stored()[0] == "float16"  # kept as it is
+    assert nv("codes", "--run", run.dir, "--dtype", "float32").code == 0 and stored()[0] == "float32"
+    np.testing.assert_array_equal(np.asarray(split_codes(run, "val", device="cpu").z), exact)
+    refused = nv("codes", "--run", run.dir, "--dtype", "float64")
+    assert refused.code == 2 and "float64" in refused.err and "float16" in refused.err

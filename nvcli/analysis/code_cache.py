@@ -83,13 +83,14 @@ def _valid(run: Run, store: CodeStore) -> str | None:
 
 @torch.no_grad()
 def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_size: int = 128, workers: int = 0,
-                trust_code: bool = False, cache: bool = True, rows_per_shard: int = 0,
+                trust_code: bool = False, cache: bool = True, rows_per_shard: int = 0, dtype: str | None = None,
                 progress: ProgressFn | None = None) -> Codes:
     """The codes of every sample of `split` ('train' is read without augmentation), from the store when valid.
 
     A store left unfinished for the same weights and data is resumed: only its missing shards are computed. A new
-    store has `rows_per_shard` rows a shard (0: 64 MiB of codes). Under torchrun the processes write its shards
-    between them.
+    store has `rows_per_shard` rows a shard (0: 64 MiB of codes) and keeps codes as `dtype` (None: any stored dtype
+    is read, a new store is float32; given, a store of another dtype is written again). Under torchrun the processes
+    write its shards between them.
     """
     run.require_neuroview()
     fingerprint = _fingerprint(run, split)
@@ -100,6 +101,9 @@ def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_siz
             store = CodeStore.open(folder, split, fingerprint)
         except NvError:  # none yet, unfinished (resumed below) or for other weights or data (replaced below)
             store = None
+        if store is not None and dtype is not None and store.layout.dtype != dtype:
+            log.info("the stored %s codes are %s; writing them as %s", split, store.layout.dtype, dtype)
+            store, fresh = None, True
         if store is not None:
             if (problem := _valid(run, store)) is None:
                 log.info("codes of the %s split read from %s", split, folder)
@@ -109,7 +113,7 @@ def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_siz
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
     dataset = run.data().split(split)
-    layout = Layout(len(dataset), model.head.in_features, rows_per_shard=rows_per_shard)
+    layout = Layout(len(dataset), model.head.in_features, dtype or "float32", rows_per_shard)
     done = [0]
     total = -(-len(dataset) // batch_size)
 

@@ -25,10 +25,10 @@ import numpy as np
 
 from ..errors import NvError
 from ..runs.atomic import atomic_path, write_json
+from .settings import CODE_DTYPES
 
 STORE_FORMAT = "nv-code-store"
 STORE_VERSION = 2  # 2: each shard's files stamped (size, modification time)
-DTYPES = ("float32", "float16")
 SHARD_BYTES = 64 << 20  # codes per shard: reading maps one shard at a time
 CHUNK_ROWS = 4096  # rows per chunk handed to a reader
 
@@ -68,8 +68,9 @@ class Layout:
     rows_per_shard: int = 0  # 0: rows_per_shard(units, dtype)
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise NvError(f"code dtype '{self.dtype}' is not valid; use one of {', '.join(DTYPES)}", param="dtype")
+        if self.dtype not in CODE_DTYPES:
+            raise NvError(f"code dtype '{self.dtype}' is not valid; use one of {', '.join(CODE_DTYPES)}",
+                          param="dtype")
         if self.samples < 0 or self.units < 1:
             raise ValueError(f"a store needs samples >= 0 and units >= 1, got {self.samples}, {self.units}")
         if self.rows_per_shard <= 0:
@@ -339,11 +340,13 @@ class StoreWriter:
                 if filled + len(y) > rows or z.shape[1:] != (self.layout.units,):
                     raise NvError(f"shard {index} of '{self.name}' got a batch of {list(z.shape)} codes after "
                                   f"{filled} rows; it holds {rows} rows of {self.layout.units} units")
-                if not np.isfinite(z).all():  # checked here, once: readers trust the stamp, not a pass over the codes
-                    raise NvError(f"the codes of rows {start + filled}..{start + filled + len(y) - 1} of "
-                                  f"'{self.name}' are not finite (NaN or infinite); the model's weights or inputs "
-                                  "hold such values")
                 out[filled:filled + len(y)] = z
+                if not np.isfinite(out[filled:filled + len(y)]).all():  # once, as stored (float16 overflows at
+                    # 65504); readers trust the stamp, not a pass over the codes
+                    raise NvError(f"the codes of rows {start + filled}..{start + filled + len(y) - 1} of "
+                                  f"'{self.name}' are not finite as {self.layout.dtype} (NaN or infinite); the "
+                                  "model's weights or inputs hold such values" +
+                                  (", or they exceed float16's range" if self.layout.dtype == "float16" else ""))
                 labels[filled:filled + len(y)] = y
                 filled += len(y)
             out.flush()

@@ -3,11 +3,11 @@ torchrun before `nv sparsify` reads it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Optional
 
 import typer
 
-from ..analysis.settings import Compute, Split
+from ..analysis.settings import CodeDtype, Compute, Split
 from ..runs.files import RUNS_DIR
 from . import options as o
 from .render import Format, emit, note, progress
@@ -15,6 +15,10 @@ from .requests import RunSource
 
 SplitOpt = Annotated[Split, typer.Option("--split", help="Which split's codes: val, or train (read without "
                                          "augmentation).")]
+DtypeOpt = Annotated[Optional[CodeDtype], typer.Option("--dtype", help="How the store keeps codes: float32, or float16 "
+                                                        "(half the disk, about 3 significant digits); a store of "
+                                                        "another dtype is written again (default: as stored; float32 "
+                                                        "for a new store).")]
 ShardRows = Annotated[int, typer.Option("--shard-rows", min=0, help="Rows per shard of a new store (0: 64 MiB of "
                                         "codes); a reader holds one shard at a time.")]
 
@@ -28,6 +32,7 @@ class Codes:
     source: RunSource
     split: Split = "val"
     shard_rows: int = 0
+    dtype: CodeDtype | None = None
     compute: Compute = Compute()
     fmt: Format = Format.table
 
@@ -42,7 +47,7 @@ class Codes:
         with progress("codes") as bar, c.shared():
             store = split_codes(run, self.split, device=c.device, batch_size=c.batch_size, workers=c.workers,
                                 trust_code=self.source.trust_code, rows_per_shard=self.shard_rows,
-                                progress=bar).store
+                                dtype=self.dtype, progress=bar).store
         layout = store.layout
         emit(pd.DataFrame([{"run": run.name, "split": self.split, "samples": layout.samples, "units": layout.units,
                             "dtype": layout.dtype, "shards": layout.shards, "mib": store.nbytes / 2**20,
@@ -54,6 +59,7 @@ class Codes:
 def codes(
     split: SplitOpt = "val",
     shard_rows: ShardRows = 0,
+    dtype: DtypeOpt = None,
     run: o.RunDir = None,
     runs_dir: o.RunsDir = RUNS_DIR,
     trust_code: o.TrustCode = False,
@@ -64,5 +70,5 @@ def codes(
     fmt: o.FormatOpt = Format.table,
 ) -> Codes:
     """`nv codes`' options as a Codes request (its help is in app.COMMANDS)."""
-    return Codes(RunSource(run, runs_dir, trust_code), split, shard_rows, Compute(device, batch_size, workers, threads),
-                 fmt)
+    return Codes(RunSource(run, runs_dir, trust_code), split, shard_rows, dtype,
+                 Compute(device, batch_size, workers, threads), fmt)
