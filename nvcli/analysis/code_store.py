@@ -176,6 +176,11 @@ class CodeStore:
         return self.layout.units
 
     @property
+    def stored_bytes(self) -> int:
+        """The size of the codes on disk (as the store keeps them: float32 or float16)."""
+        return self.samples * self.units * np.dtype(self.layout.dtype).itemsize
+
+    @property
     def nbytes(self) -> int:
         """The size of the codes as float32 (what holding them in memory takes)."""
         return self.samples * self.units * 4

@@ -50,7 +50,7 @@ class Codes:
                                 dtype=self.dtype, progress=bar).store
         layout = store.layout
         emit(pd.DataFrame([{"run": run.name, "split": self.split, "samples": layout.samples, "units": layout.units,
-                            "dtype": layout.dtype, "shards": layout.shards, "mib": store.nbytes / 2**20,
+                            "dtype": layout.dtype, "shards": layout.shards, "mib": store.stored_bytes / 2**20,
                             "manifest": str(store.folder / f"{store.name}.json")}]),
              self.fmt, title=f"Code store of the {self.split} split")
         note("numpy alone reads it: the manifest lists each shard's .npy files (docs/scale.md#the-code-store)")
