@@ -143,3 +143,13 @@ def test_codes_that_are_not_finite_are_refused_when_written(tmp_path: Path) -> N
     with pytest.raises(NvError, match=r"codes of rows 16\.\.23 of .val. are not finite as float32"):
         write_store(tmp_path, "val", FINGERPRINT, Layout(30, 7, rows_per_shard=16), _batches(z, y))
     assert json.loads((tmp_path / "val.json").read_text())["shards"][0]["index"] == 0  # the first shard is kept
+
+
+def test_every_writer_gets_a_shard_of_a_small_split_in_whole_batches() -> None:
+    from nvcli.analysis.code_store import rows_per_shard, shared_rows_per_shard
+
+    assert shared_rows_per_shard(180, 112, "float32", 2, 13) == 91  # 7 batches of 13: shards of 91 and 89 rows
+    assert Layout(180, 112, rows_per_shard=91).shards == 2
+    big = 10 * rows_per_shard(2048)
+    assert shared_rows_per_shard(big, 2048, "float32", 4, 128) == rows_per_shard(2048)  # 64 MiB shards already
+    assert shared_rows_per_shard(0, 7, "float16", 3, 8) == 8

@@ -67,6 +67,15 @@ def test_eval_perturb_ablate_dissection_and_the_code_store_under_torchrun_equal_
     np.testing.assert_allclose(a2["margin"], a1["margin"], rtol=1e-9, atol=1e-12)
     assert len(a1) > 100 and a1["accuracy"].between(0, 1).all()
 
+    # Without --shard-rows a split under 2 x 64 MiB still gives each process a shard (whole batches of 13).
+    rewritten = torchrun("codes", "--run", two.dir, "--batch-size", BATCH, "--dtype", "float16")
+    assert rewritten.returncode == 0, rewritten.stderr[-2000:]
+    assert "process 0 of 2 wrote 1 of the 2 shards" in rewritten.stderr
+    assert "process 1 of 2 wrote 1 of the 2 shards" in rewritten.stderr
+    manifest, arrays = shards(two.dir)
+    assert [s["rows"] for s in manifest["shards"]] == [91, 89] and manifest["dtype"] == "float16"
+    np.testing.assert_allclose(np.concatenate(arrays[0::2]), np.concatenate(shards(one.dir)[1][0::2]), atol=5e-4)
+
 
 def test_a_command_that_does_not_share_its_work_refuses_torchrun(nv, nv_run, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")

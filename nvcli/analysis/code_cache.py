@@ -24,7 +24,7 @@ from ..training import distributed as dist
 from ..training.devices import resolve_device
 from ..training.loaders import batches, make_loader
 from ..training.predict import ProgressFn
-from .code_store import CodeStore, Layout, StoreView, write_store
+from .code_store import CodeStore, Layout, StoreView, shared_rows_per_shard, write_store
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 3  # 2: keyed also by the split's files and the classes; 3: a sharded code store
@@ -88,7 +88,8 @@ def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_siz
     """The codes of every sample of `split` ('train' is read without augmentation), from the store when valid.
 
     A store left unfinished for the same weights and data is resumed: only its missing shards are computed. A new
-    store has `rows_per_shard` rows a shard (0: 64 MiB of codes) and keeps codes as `dtype` (None: any stored dtype
+    store has `rows_per_shard` rows a shard (0: 64 MiB of codes, less under torchrun when that leaves a process
+    without a shard) and keeps codes as `dtype` (None: any stored dtype
     is read, a new store is float32; given, a store of another dtype is written again). Under torchrun the processes
     write its shards between them.
     """
@@ -113,7 +114,11 @@ def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_siz
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
     dataset = run.data().split(split)
-    layout = Layout(len(dataset), model.head.in_features, dtype or "float32", rows_per_shard)
+    dtype = dtype or "float32"
+    units = model.head.in_features
+    if not rows_per_shard and dist.world_size() > 1:
+        rows_per_shard = shared_rows_per_shard(len(dataset), units, dtype, dist.world_size(), batch_size)
+    layout = Layout(len(dataset), units, dtype, rows_per_shard)
     done = [0]
     total = -(-len(dataset) // batch_size)
 

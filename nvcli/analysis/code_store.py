@@ -38,6 +38,13 @@ def rows_per_shard(units: int, dtype: str = "float32", shard_bytes: int = SHARD_
     return max(1, shard_bytes // (units * np.dtype(dtype).itemsize))
 
 
+def shared_rows_per_shard(samples: int, units: int, dtype: str, writers: int, batch_size: int) -> int:
+    """Rows per shard for `writers` processes: as `rows_per_shard`, but small enough that each writes a shard (whole
+    batches), so a split under writers x 64 MiB is not left to one of them."""
+    share = -(-max(samples, 1) // writers)
+    return min(rows_per_shard(units, dtype), -(-share // batch_size) * batch_size)
+
+
 def _shard_files(name: str, index: int) -> tuple[str, str]:
     return f"{name}-{index:05d}.npy", f"{name}-{index:05d}-labels.npy"
 
