@@ -91,3 +91,18 @@ def test_nv_codes_keeps_a_store_as_float16_on_request(nv, shapes_runs: dict, tmp
     np.testing.assert_array_equal(np.asarray(split_codes(run, "val", device="cpu").z), exact)
     refused = nv("codes", "--run", run.dir, "--dtype", "float64")
     assert refused.code == 2 and "float64" in refused.err and "float16" in refused.err
+
+
+def test_one_data_pipeline_feeds_every_shard(shapes_runs: dict, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from nvcli.analysis import code_cache
+
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    whole = np.asarray(split_codes(run, "val", device="cpu", batch_size=13, cache=False).z)  # one shard
+    started = []
+    original = code_cache.batch_loader
+    monkeypatch.setattr(code_cache, "batch_loader", lambda *a, **k: started.append(a[1]) or original(*a, **k))
+    sharded = split_codes(run, "val", device="cpu", batch_size=13, cache=False, rows_per_shard=40)
+    assert sharded.store.layout.shards == 5 and len(started) == 1  # loader workers would start once, not per shard
+    assert [len(g) for g in started[0][:5]] == [13, 13, 13, 1, 13]  # no batch spans two shards
+    np.testing.assert_allclose(np.asarray(sharded.z), whole, rtol=1e-6, atol=1e-6)

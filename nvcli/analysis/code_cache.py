@@ -22,7 +22,7 @@ from ..runs import access, files
 from ..runs.run import Run
 from ..training import distributed as dist
 from ..training.devices import resolve_device
-from ..training.loaders import batches, make_loader
+from ..training.loaders import batch_loader, batches
 from ..training.predict import ProgressFn
 from .code_store import CodeStore, Layout, StoreView, shared_rows_per_shard, write_store
 
@@ -119,26 +119,43 @@ def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_siz
     if not rows_per_shard and dist.world_size() > 1:
         rows_per_shard = shared_rows_per_shard(len(dataset), units, dtype, dist.world_size(), batch_size)
     layout = Layout(len(dataset), units, dtype, rows_per_shard)
-    done = [0]
-    total = -(-len(dataset) // batch_size)
-
-    def shard_batches(start: int, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        loader = make_loader(torch.utils.data.Subset(dataset, range(start, stop)), batch_size, shuffle=False,
-                             workers=workers)
-        for x, y in batches(loader, dev):
-            yield model.features(x).float().cpu().numpy(), y.cpu().numpy()
-            done[0] += 1
-            if progress:
-                progress(f"codes ({split})", done[0], total)
-
-    writer = write_store(folder, split, fingerprint, layout, shard_batches, fresh=fresh, rank=dist.rank(),
-                         world=dist.world_size(), barrier=dist.barrier)
+    feed = _CodeFeed(model, dataset, batch_size, workers, dev, progress, f"codes ({split})")
+    writer = write_store(folder, split, fingerprint, layout, feed.shard, fresh=fresh, rank=dist.rank(),
+                         world=dist.world_size(), barrier=dist.barrier, plan=feed.plan)
     log.info("process %d of %d wrote %d of the %d shards of the %s codes", dist.rank(), dist.world_size(),
              len(writer.written), layout.shards, split)
     store = writer.close()
     if dist.is_main():
         _remove_superseded(run, store)
     return Codes(split, store)
+
+
+class _CodeFeed:
+    """The codes of the shards one process writes, from one data pipeline (loader workers start once, not per shard);
+    a batch never spans two shards, so each is one a single process forms whatever the number of processes."""
+
+    def __init__(self, model: torch.nn.Module, dataset: torch.utils.data.Dataset, batch_size: int, workers: int,
+                 device: torch.device, progress: ProgressFn | None, phase: str) -> None:
+        self.model, self.dataset, self.batch_size, self.workers = model, dataset, batch_size, workers
+        self.device, self.progress, self.phase = device, progress, phase
+        self.done = self.total = 0
+
+    def plan(self, shards: list[tuple[int, int]]) -> None:
+        """Start the pipeline over the rows of `shards` (start, stop), in the order they will be asked for."""
+        groups = [list(range(i, min(i + self.batch_size, stop))) for start, stop in shards
+                  for i in range(start, stop, self.batch_size)]
+        self.total = len(groups)
+        loader = batch_loader(self.dataset, groups, workers=self.workers, pin_memory=self.device.type == "cuda")
+        self.stream = batches(loader, self.device)
+
+    def shard(self, start: int, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The (codes, labels) batches of rows start..stop-1: the next shard of the plan."""
+        for _ in range(-(-(stop - start) // self.batch_size)):
+            x, y = next(self.stream)
+            yield self.model.features(x).float().cpu().numpy(), y.cpu().numpy()
+            self.done += 1
+            if self.progress:
+                self.progress(self.phase, self.done, self.total)
 
 
 def _remove_superseded(run: Run, store: CodeStore) -> None:

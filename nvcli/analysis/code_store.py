@@ -388,18 +388,22 @@ class StoreWriter:
 
 def write_store(folder: str | Path, name: str, fingerprint: dict[str, Any], layout: Layout,
                 shard_batches: Callable[[int, int], Iterable[tuple[np.ndarray, np.ndarray]]], *,
-                fresh: bool = False, rank: int = 0, world: int = 1,
-                barrier: Callable[[], None] = lambda: None) -> StoreWriter:
+                fresh: bool = False, rank: int = 0, world: int = 1, barrier: Callable[[], None] = lambda: None,
+                plan: Callable[[list[tuple[int, int]]], None] | None = None) -> StoreWriter:
     """Write the shards of a store not yet finished (every one when `fresh`): `shard_batches(start, stop)` yields
     the (codes, labels) batches of rows start..stop-1 in order. Returns the writer (`.close()` opens the store).
 
     Several processes (`world`, this one `rank`, `barrier` waiting for all) write round by round, each one shard
     of a round; rank 0 alone writes the manifest, after each round, so an interrupted store keeps its rounds.
+    `plan`, if given, first gets the rows (start, stop) of every shard this process will write, in order (so one
+    data pipeline can feed them all).
     """
     writer = StoreWriter(folder, name, fingerprint, layout, fresh=fresh) if rank == 0 else None
     barrier()  # the others read the manifest rank 0 has settled, and so agree on what is left to do
     writer = writer or StoreWriter(folder, name, fingerprint, layout, records=False)
     todo = writer.todo()
+    if plan is not None:
+        plan([layout.rows(i) for i in todo[rank::world]])  # this process's shards: one of each round
     for first in range(0, len(todo), world):
         shards = todo[first:first + world]
         if rank < len(shards):

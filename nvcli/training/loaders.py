@@ -1,7 +1,7 @@
 """DataLoaders whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -19,9 +19,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: in
 
     `pin_memory` (for a CUDA device) lets `batches` copy each batch without blocking the host.
     """
-    if not 0 <= workers <= MAX_WORKERS:
-        raise NvError(f"workers {workers} is out of range; use 0 (load in the main process) to {MAX_WORKERS}",
-                      param="workers")
+    _check_workers(workers)
     if batch_size < 1:
         raise NvError(f"batch_size {batch_size} is out of range; use an integer >= 1", param="batch_size")
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -32,6 +30,19 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: in
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       num_workers=workers, generator=generator, persistent_workers=False,
                       pin_memory=pin_memory, drop_last=False)
+
+
+def batch_loader(dataset: Dataset, groups: Sequence[Sequence[int]], *, workers: int = 0,
+                 pin_memory: bool = False) -> DataLoader:
+    """A DataLoader giving the samples of each of `groups` as one batch, in order (its workers start once)."""
+    _check_workers(workers)
+    return DataLoader(dataset, batch_sampler=groups, num_workers=workers, pin_memory=pin_memory)
+
+
+def _check_workers(workers: int) -> None:
+    if not 0 <= workers <= MAX_WORKERS:
+        raise NvError(f"workers {workers} is out of range; use 0 (load in the main process) to {MAX_WORKERS}",
+                      param="workers")
 
 
 def batches(loader: DataLoader, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
