@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
-from functools import cached_property
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..errors import NvError
 from ..runs.atomic import write_csv
@@ -153,19 +152,6 @@ def render_conflicts(per_class: int, size: int = 64, seed: int = 0) -> Conflicts
     return Conflicts(images, cues)
 
 
-class CuesSplit(ShapesSplit):
-    """One split of `cues`: samples `(float image [3, H, W] in [0, 1], label)`, rendered on first use."""
-
-    def __init__(self, count: int, size: int, seed: int, stylize: float) -> None:
-        self.count, self.size, self.seed, self.stylize = count, size, seed, stylize
-
-    @cached_property
-    def _arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rendered = render(self.count, self.size, self.seed, self.stylize)
-        return (torch.from_numpy(rendered.images).permute(0, 3, 1, 2).contiguous(),
-                torch.from_numpy(rendered.labels.astype(np.int64)))
-
-
 @dataclass(frozen=True)
 class CuesOptions(DataOptions):
     """Settings of the `cues` images; `stylize`: the probability that a training image gets a random style."""
@@ -192,7 +178,7 @@ class CuesOptions(DataOptions):
 def load_cues(options: CuesOptions) -> DataBundle:
     """The built-in `cues` dataset; train and validation are rendered from different seeds."""
     k = len(CLASSES)
-    train, val = (CuesSplit(count * k, options.image_size, seed, stylize)
+    train, val = (ShapesSplit(count * k, partial(render, count * k, options.image_size, seed, stylize))
                   for _, count, seed, stylize in options.splits())
     styled = f"; in {options.stylize:.0%} of training images only the shape (texture and colour random)"
     cues = {c: cue + (styled if options.stylize else "") for c, cue in CUES.items()}

@@ -17,8 +17,9 @@ images that lose a channel as training images do.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -158,18 +159,19 @@ def render(n: int, size: int = 64, seed: int = 0, world: World = WORLDS[WORLD],
 
 
 class ShapesSplit(Dataset):
-    """One split of `shapes`: samples `(float image [3, H, W] in [0, 1], label)`, rendered on first use.
+    """One split of a rendered world (`shapes`, `cues`): samples `(float image [3, H, W] in [0, 1], label)`,
+    rendered on first use by `renderer()` (a `functools.partial` of the world's `render`, so workers can pickle it).
 
     Rendering waits for the first access, so a command that reads only the validation split never
     renders the training split.
     """
 
-    def __init__(self, count: int, size: int, seed: int, world: World, drop_share: float) -> None:
-        self.count, self.size, self.seed, self.world, self.drop_share = count, size, seed, world, drop_share
+    def __init__(self, count: int, renderer: Callable[[], Rendered]) -> None:
+        self.count, self.renderer = count, renderer
 
     @cached_property
     def _arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rendered = render(self.count, self.size, self.seed, self.world, self.drop_share)
+        rendered = self.renderer()
         return (torch.from_numpy(rendered.images).permute(0, 3, 1, 2).contiguous(),
                 torch.from_numpy(rendered.labels.astype(np.int64)))
 
@@ -211,7 +213,7 @@ class ShapesOptions(DataOptions):
 def load_shapes(options: ShapesOptions) -> DataBundle:
     """The synthetic `shapes` dataset; train and validation are rendered from different seeds."""
     k, world = len(CLASSES), WORLDS[options.world]
-    train, val = (ShapesSplit(count * k, options.image_size, seed, world, drop)
+    train, val = (ShapesSplit(count * k, partial(render, count * k, options.image_size, seed, world, drop))
                   for _, count, seed, drop in options.splits())
     return DataBundle(
         name="shapes", kind="image", train=train, val=val,
