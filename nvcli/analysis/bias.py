@@ -29,7 +29,7 @@ from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, predict
-from .head import OVERALL, read_head, with_head
+from .head import OVERALL, head_model
 from .settings import BiasOptions, Compute
 
 CUES = ("shape", "texture", "colour")
@@ -193,12 +193,9 @@ def shape_bias(run: Run, options: BiasOptions = BiasOptions(), *, conflicts: str
     Returns:
         A `ShapeBias`: `frame` per shape class and overall; `.save(run.dir)` writes bias.csv and bias.png.
     """
-    chosen = read_head(run, head) if head != files.DENSE_HEAD else None
-    found = builtin_conflicts(run, options.per_class) if conflicts is None else folder_conflicts(run, conflicts)
     dev = resolve_device(compute.device)
-    model = run.model(dev, trust_code=trust_code)
-    if chosen is not None:
-        model = with_head(model, chosen)
+    model = head_model(run, head, dev, trust_code=trust_code)  # an unknown head fails before any image is read
+    found = builtin_conflicts(run, options.per_class) if conflicts is None else folder_conflicts(run, conflicts)
     logits, _ = predict(model, found.samples, batch_size=compute.batch_size, device=dev, workers=compute.workers,
                         progress=progress)
     frame = decision_table(logits["none"].argmax(1).numpy(), found.cues, run.classes)

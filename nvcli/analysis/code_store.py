@@ -409,6 +409,7 @@ def write_store(folder: str | Path, name: str, fingerprint: dict[str, Any], layo
         if rank < len(shards):
             writer.write(shards[rank], shard_batches(*layout.rows(shards[rank])))
         barrier()
-        writer.adopt(shards)
+        if writer.records:  # the others' shards, checked by the one process that lists them
+            writer.adopt(shards)
     barrier()  # the manifest lists the last round before anyone opens the store
     return writer

@@ -14,7 +14,7 @@ from ..runs.results import RunResult, Writer, figure, read_manifest, table
 from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, tally
-from .head import read_head, with_head
+from .head import head_model
 from .settings import Compute
 
 if TYPE_CHECKING:
@@ -95,9 +95,7 @@ def evaluate(run: Run, *, head: str = files.DENSE_HEAD, compute: Compute = Compu
         writes eval.csv, per_class.csv and confusion.csv/.png.
     """
     dev = resolve_device(compute.device)
-    model = run.model(dev, trust_code=trust_code)
-    if head != files.DENSE_HEAD:
-        model = with_head(model, read_head(run, head))
+    model = head_model(run, head, dev, trust_code=trust_code)
     bundle = run.data()
     classes = run.classes
     counted = tally(model, bundle.val, classes=len(classes), batch_size=compute.batch_size, device=dev,

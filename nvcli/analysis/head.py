@@ -120,6 +120,12 @@ def _sparse_groups(run: Run, head: str, units: int) -> UnitGroups | None:
         raise NvError(f"cannot read the groups of head '{head}' from '{run.dir / name}': {exc}") from exc
 
 
+def head_model(run: Run, head: str, device: torch.device, *, trust_code: bool = False) -> nn.Module:
+    """The run's network with `head` as its classifier: the dense head is its own; a sparse head is read from heads/."""
+    model = run.model(device, trust_code=trust_code)
+    return model if head == files.DENSE_HEAD else with_head(model, read_head(run, head))
+
+
 def with_head(model: nn.Module, head: Head) -> nn.Module:
     """`model` with its linear head replaced by `head` (the dense head is the model's own)."""
     if head.name != files.DENSE_HEAD:

@@ -21,7 +21,7 @@ from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, Tally, tally
 from .channels import CHANNELS, CONDITIONS, NONE, channels_for, zero_channel  # noqa: F401  (re-exported)
 from .evaluate import per_class_accuracy
-from .head import OVERALL, read_head, with_head
+from .head import OVERALL, head_model
 from .settings import Compute
 
 COLUMNS = ["head", "class", "condition", "support", "correct", "accuracy", "change"]
@@ -106,9 +106,7 @@ def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = 
         raise NvError(f"example {example} is out of range; the validation split has samples "
                       f"0..{len(bundle.val) - 1}", param="example")
     dev = resolve_device(compute.device)
-    model = run.model(dev, trust_code=trust_code)
-    if head != files.DENSE_HEAD:
-        model = with_head(model, read_head(run, head))
+    model = head_model(run, head, dev, trust_code=trust_code)
     counted = tally(model, bundle.val, classes=len(run.classes), batch_size=compute.batch_size, device=dev,
                     workers=compute.workers, transforms=channel_transforms(channels), progress=progress)
     frames = {condition: _accuracy(counts, run.classes) for condition, counts in counted.items()}

@@ -76,11 +76,7 @@ def my_rows(samples: int, batch_size: int) -> range:
 
 def all_sum(values: list[float], device: torch.device) -> list[float]:
     """Sum numbers over all processes (identity when alone)."""
-    if not is_distributed():
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
+    return sum_(torch.tensor(values, dtype=torch.float64, device=device)).tolist() if is_distributed() else values
 
 
 def sum_(tensor: torch.Tensor) -> torch.Tensor:
