@@ -15,7 +15,7 @@ import typer
 from .. import __version__
 from ..errors import NvError
 from . import interrupt
-from .render import err
+from .render import err, note
 
 # Every command: its module in nvcli.cli, the function there that parses its options into a request (or, for a group,
 # its Typer app), and its help, which `nv --help` lists. A module is imported only when its command runs or shows its
@@ -117,12 +117,9 @@ def main(
 
 def _warn(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
           line: str | None = None) -> None:
-    """A library's warning as one line on stderr, without the source path and line Python would add (under torchrun,
-    rank 0's: every process computes the same results)."""
-    from ..runs.lock import writer_process
-
-    if writer_process():
-        err.print(f"warning: {' '.join(str(message).split())}", highlight=False, soft_wrap=True, markup=False)
+    """A library's warning as one line on stderr, without the source path and line Python would add (a note: under
+    torchrun rank 0's alone, every process computes the same results)."""
+    note(f"warning: {' '.join(str(message).split())}")
 
 
 def _one_line(exc: BaseException) -> str:
