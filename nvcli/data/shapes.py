@@ -213,7 +213,7 @@ class ShapesOptions(DataOptions):
 def load_shapes(options: ShapesOptions) -> DataBundle:
     """The synthetic `shapes` dataset; train and validation are rendered from different seeds."""
     k, world = len(CLASSES), WORLDS[options.world]
-    train, val = (ShapesSplit(count * k, partial(render, count * k, options.image_size, seed, world, drop))
+    train, val = (ShapesSplit(count * k, partial(render, count * k, options.image_size, seed, world, drop_share=drop))
                   for _, count, seed, drop in options.splits())
     return DataBundle(
         name="shapes", kind="image", train=train, val=val,
