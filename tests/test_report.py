@@ -28,6 +28,7 @@ from nvcli.analysis.perturb import perturb
 from nvcli.analysis.settings import Compute, DissectOptions
 from nvcli.analysis.weights import weights
 from nvcli.report.build import summary
+from nvcli.runs import provenance
 from nvcli.runs.results import read_manifest, save_files, table
 from nvcli.runs.run import Run, load_run
 
@@ -163,9 +164,10 @@ def _png(path: Path) -> None:
 def test_result_kinds_the_report_does_not_know_still_get_a_section(full_run: Run, nv, tmp_path: Path) -> None:
     run = _copy(full_run, tmp_path)
     frame = pd.DataFrame({"units_removed": [0, 10], "accuracy": [0.9, 0.4]})
+    made_from = provenance.made_from(run)
     save_files(run.dir, "ablation", {"order": "weight"}, {"ablation.csv": table(frame), "ablation.png": _png},
-               command="nv ablate --run x")
-    save_files(run.dir, "mystery/one", {}, {"mystery_one.csv": table(frame)}, command="nv mystery")
+               command="nv ablate --run x", made_from=made_from)
+    save_files(run.dir, "mystery/one", {}, {"mystery_one.csv": table(frame)}, command="nv mystery", made_from=made_from)
     assert nv("report", "--run", run.dir).code == 0
     page = (run.dir / "report.html").read_text()
     sections = _sections(page)
@@ -217,14 +219,22 @@ def test_report_of_a_directory_that_is_not_a_run(nv, tmp_path: Path) -> None:
     assert result.code == 2 and "not an nv run directory" in result.err
 
 
-def test_the_overview_reads_eval_csv_only_while_it_is_of_the_present_weights(full_run: Run, tmp_path: Path) -> None:
+def test_the_overview_reads_eval_csv_only_while_it_is_of_the_present_weights(full_run: Run, tmp_path: Path,
+                                                                           nv) -> None:
     run = load_run(shutil.copytree(full_run.dir, tmp_path / "r"))
     accuracy = pd.read_csv(run.dir / "eval.csv")["accuracy"].iloc[0]
     assert summary(run)["accuracy"] == f"{accuracy:.2%}" and summary(run)["accuracy from"] == "eval.csv"
+    assert nv("report", "--run", run.dir).code == 0 and 'class="stale"' not in (run.dir / "report.html").read_text()
     with open(run.dir / "model.pt", "ab") as f:  # other weights than those eval.csv was computed from
         f.write(b"\0")
     changed = summary(load_run(run.dir))
-    assert changed["accuracy from"] == "metrics.csv (last epoch; eval.csv is not of the present weights)", changed
+    assert changed["accuracy from"] == "metrics.csv (last epoch; eval.csv is stale)", changed
+    assert nv("report", "--run", run.dir).code == 0
+    page = (run.dir / "report.html").read_text()
+    for section in ("eval", "weights"):  # every section's results, not the overview alone, say they are stale
+        body = page[page.index(f'<section id="{section}"'):]
+        body = body[:body.index("</section>")]
+        assert '<div class="stale"' in body and "model.pt changed since" in body, section
 
 
 def test_report_reads_a_complete_run_without_torch(full_run: Run) -> None:

@@ -248,14 +248,15 @@ def test_result_files_in_a_subfolder_are_saved_together_and_stray_names_never_de
     def writer(text: str):
         return lambda path: path.write_text(text)
 
-    save_files(run_dir, "head/h", {"v": 1}, {"heads/h.pt": writer("1"), "heads/h.json": writer("1")})
+    save_files(run_dir, "head/h", {"v": 1}, {"heads/h.pt": writer("1"), "heads/h.json": writer("1")}, made_from={})
     assert (run_dir / "heads" / "h.pt").read_text() == "1"
     manifest = read_manifest(run_dir)
     manifest["head/h"]["files"] += ["../outside.txt", str(outside), "deep/er/x.txt", "heads/gone.txt", "heads/old.json"]
     (run_dir / "heads" / "gone.txt").write_text("not a name nv writes")
     (run_dir / "heads" / "old.json").write_text("old result")
     (run_dir / "results.json").write_text(json.dumps({"format": 1, "results": manifest}))
-    save_files(run_dir, "head/h", {"v": 2}, {"heads/h.pt": writer("2"), "heads/h.json": writer("2")}, force=True)
+    save_files(run_dir, "head/h", {"v": 2}, {"heads/h.pt": writer("2"), "heads/h.json": writer("2")}, made_from={},
+               force=True)
     assert outside.read_text() == "the user's" and (run_dir / "deep" / "er" / "x.txt").is_file()
     assert not (run_dir / "heads" / "old.json").exists()  # a file of the replaced result, in its own subfolder
     assert (run_dir / "heads" / "gone.txt").exists()  # listed, but not a name nv writes: never removed
@@ -312,13 +313,21 @@ def test_a_head_far_less_accurate_than_the_dense_one_is_flagged(nv, sparse_run: 
     assert fine.code == 0 and "warning" not in fine.err, fine.err
 
 
-def test_a_sparse_head_is_labelled_by_its_own_dissection_else_the_dense_one(tmp_path: Path) -> None:
+def test_a_sparse_head_is_labelled_by_its_own_dissection_else_the_dense_one(nv_run: Run) -> None:
     from nvcli.analysis.dissect.concepts import ConceptMap
+    from nvcli.runs import provenance
+    from nvcli.runs.results import table
 
-    assert ConceptMap.labels_for(tmp_path, "s") is None  # before any dissection
-    pd.DataFrame({"unit": [0, 1], "concept": ["red", "green"]}).to_csv(tmp_path / "concepts_units.csv", index=False)
-    pd.DataFrame({"unit": [0, 1], "concept": ["blue", "dotted"]}).to_csv(tmp_path / "concepts_units@s.csv",
-                                                                        index=False)
-    assert ConceptMap.labels_for(tmp_path, "s")["concept"].tolist() == ["blue", "dotted"]  # its own probe
-    assert ConceptMap.labels_for(tmp_path, "t")["concept"].tolist() == ["red", "green"]  # the dense head's
-    assert ConceptMap.labels_for(tmp_path, "dense")["concept"].tolist() == ["red", "green"]
+    def saved(key: str, name: str, concepts: list[str]) -> None:
+        frame = pd.DataFrame({"unit": [0, 1], "concept": concepts})
+        save_files(nv_run.dir, key, {}, {name: table(frame)}, made_from=provenance.made_from(nv_run))
+
+    assert ConceptMap.labels_for(nv_run, "s") is None  # before any dissection
+    saved("concepts", "concepts_units.csv", ["red", "green"])
+    saved("concepts@s", "concepts_units@s.csv", ["blue", "dotted"])
+    assert ConceptMap.labels_for(nv_run, "s")["concept"].tolist() == ["blue", "dotted"]  # its own probe
+    assert ConceptMap.labels_for(nv_run, "t")["concept"].tolist() == ["red", "green"]  # the dense head's
+    assert ConceptMap.labels_for(nv_run, "dense")["concept"].tolist() == ["red", "green"]
+    (nv_run.dir / "concepts_units@s.csv").write_text("unit,concept\n0,edited\n1,by hand\n")
+    with pytest.warns(UserWarning, match=r"concepts_units@s.csv was edited or replaced"):
+        assert ConceptMap.labels_for(nv_run, "s")["concept"].tolist() == ["red", "green"]  # a stale one is passed

@@ -72,6 +72,9 @@ class Ablation(RunResult):
                 "max_k": o.max_k, "steps": o.steps, "draws": o.draws, "seed": o.seed, "fraction": o.fraction,
                 **({"categories": [list(group) for group in o.categories]} if o.categories else {})}
 
+    def data_splits(self) -> tuple[str, ...]:
+        return ("val",)
+
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.ablation import ablation_figure
 

@@ -45,5 +45,5 @@ def labelled_categories(run: Run, head: str = files.DENSE_HEAD) -> np.ndarray | 
     nv dissect-map ran."""
     from .dissect.concepts import ConceptMap
 
-    labels = ConceptMap.labels_for(run.dir, head)
+    labels = ConceptMap.labels_for(run, head)
     return None if labels is None else unit_categories(labels, len(run.units()))

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import NvError, choice_error
 from ..models.unit_table import layer_keys
-from ..runs import files
+from ..runs import files, provenance
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.predict import ProgressFn
@@ -48,10 +48,16 @@ class Comparison(RunResult):
     rank: str = "weight"  # what the shares are of: head weight, or importance (weight x code std)
     dirs: dict[str, str] | None = None  # side -> the run directory read: a run's identity, where names may repeat
     categories: pd.DataFrame | None = None  # per concept category: units and shares of each side (both dissected)
+    sources: dict[str, str] | None = None  # what it was computed from (provenance.made_from), when computed
 
     def settings(self) -> dict[str, Any]:
         return {"runs": self.names, "top": self.top, **({} if self.rank == "weight" else {"rank": self.rank}),
                 **({} if self.dirs is None else {"dirs": self.dirs})}
+
+    def made_from(self, run: Run) -> dict[str, str]:
+        if self.sources is None:
+            raise ValueError("a comparison read back from its files cannot be saved again")
+        return self.sources
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.compare import compare_figure
@@ -162,8 +168,9 @@ def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = D
             wide[f"{share}_{side}"] = overall.loc[overall["side"] == side, share].to_numpy()
     names = {side: run.name + files.head_mark(head) for side, run, head in zip(SIDES, (a, b), heads)}
     dirs = {side: str(run.dir) for side, run in zip(SIDES, (a, b))}
+    sources = provenance.made_from(a, head=heads[0], splits=("val",), others=[(b, heads[1])])
     return Comparison(pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), layers_frame, wide, names, top, rank, dirs,
-                      _side_by_side(shares))
+                      _side_by_side(shares), sources)
 
 
 def _side_by_side(shares: list[pd.DataFrame | None]) -> pd.DataFrame | None:

@@ -3,22 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import torch
 
-from ..data.registry import split_fingerprint
 from ..runs import files
-from ..runs.results import RunResult, Writer, figure, read_manifest, table
+from ..runs.results import RunResult, Writer, current, figure, table
 from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, tally
 from .head import head_model
 from .settings import Compute
-
-if TYPE_CHECKING:
-    from torch.utils.data import Dataset
 
 SUMMARY_COLUMNS = ["run", "head", "network", "activation", "dataset", "samples", "loss", "accuracy"]
 
@@ -39,7 +35,6 @@ class Evaluation(RunResult):
     summary: dict[str, Any]  # SUMMARY_COLUMNS
     per_class: pd.DataFrame
     confusion: pd.DataFrame
-    sources: dict[str, str] | None = None  # evaluation_sources() when it was computed
 
     @property
     def head(self) -> str:
@@ -49,8 +44,8 @@ class Evaluation(RunResult):
     def settings(self) -> dict[str, Any]:
         return {"head": self.head}
 
-    def made_from(self) -> dict[str, Any] | None:
-        return self.sources
+    def data_splits(self) -> tuple[str, ...]:
+        return ("val",)
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.confusion import confusion_figure
@@ -106,25 +101,11 @@ def evaluate(run: Run, *, head: str = files.DENSE_HEAD, compute: Compute = Compu
                "activation": run.spec.activation,
                "dataset": run.config.data.name, "samples": counted.samples,
                "loss": counted.loss, "accuracy": counted.accuracy}
-    return Evaluation(summary, per_class_accuracy(counted.confusion, classes), confusion,
-                      evaluation_sources(run, head, bundle.val))
-
-
-def evaluation_sources(run: Run, head: str, val: "Dataset | None" = None) -> dict[str, str]:
-    """What an evaluation of `head` depends on: digests of the weights (model.pt; a sparse head's file) and of the
-    validation split's files (`val`: the run's own, loaded if not given)."""
-    sources = {"model_sha256": run.sha256(files.MODEL),
-               "val": split_fingerprint(val if val is not None else run.data().val)}
-    if head != files.DENSE_HEAD:
-        sources["head_sha256"] = run.sha256(files.SPARSE_HEAD.name(name=head))
-    return sources
+    return Evaluation(summary, per_class_accuracy(counted.confusion, classes), confusion)
 
 
 def current_evaluation(run: Run, head: str = files.DENSE_HEAD) -> Evaluation | None:
-    """The saved evaluation of `head` if it was made from the run's present weights and validation files (recorded
-    in results.json); None when there is none, or it was made from others or before nv recorded what from."""
+    """The saved evaluation of `head` if it still describes the run (its weights, validation files and saved files are
+    those recorded in results.json: `current`); None when there is none, or it is stale."""
     saved = Evaluation.load(run.dir, head)
-    entry = read_manifest(run.dir).get(f"eval{files.head_mark(head)}") or {}
-    if saved is None or entry.get("made_from") != evaluation_sources(run, head):
-        return None
-    return saved
+    return saved if saved is not None and current(run, f"eval{files.head_mark(head)}") else None

@@ -32,6 +32,7 @@ from .importance import DEFAULT_RANK, code_stats, needs_codes
 
 LAYER_VALUES = ["units", "contribution", "positive", "negative"]
 CLASS_COLUMNS = ["class", "logit", "probability"]
+VALIDATION_SOURCE = "validation sample"  # an explained input's source when it is one of the validation split's
 
 
 @dataclass
@@ -59,6 +60,11 @@ class Explanation(RunResult):
         relative = self.summary.get("reference") == "validation mean"
         return {"source": self.summary["source"], "class": self.summary["class"], "head": self.head, "top": self.top,
                 **({"rank": "importance"} if relative else {})}
+
+    def data_splits(self) -> tuple[str, ...]:
+        """The validation split when the input is one of its samples or the reference is its mean code."""
+        from_val = str(self.summary["source"]).startswith(VALIDATION_SOURCE)
+        return ("val",) if from_val or self.summary.get("reference") == "validation mean" else ()
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.explain import explain_figure
@@ -179,7 +185,7 @@ def explain_run(run: Run, *, index: int | None = None, path: str | Path | None =
         # A file name need not be valid UTF-8; the results (CSV, figure title) must be text.
         shown = os.fsencode(path).decode("utf-8", "replace")
         return explain(model, chosen, x, target=target, source=shown, name=Path(shown).stem, top=top, mean=mean)
-    result = explain(model, chosen, x, target=target, label=label, source=f"validation sample {index}",
+    result = explain(model, chosen, x, target=target, label=label, source=f"{VALIDATION_SOURCE} {index}",
                      name=f"index{index}", top=top, mean=mean)
     if run.kind == "sound":
         result.spectrogram = dict(run.config.data.info or {})

@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import NvError, choice_error
 from ..models.unit_table import unit_columns
 from ..runs import access, files
+from ..runs.provenance import WEIGHTS_DIGEST
 from ..runs.run import Run
 from .sparse.groups import UnitGroups
 
@@ -109,15 +110,42 @@ def read_head(run: Run, head: str = files.DENSE_HEAD) -> Head:
     return Head.from_tensors(state[keys[0]], state[keys[1]], units, run.classes, head, str(run.dir / name), groups)
 
 
+def _sparse_record(run: Run, head: str) -> dict:
+    """heads/<name>.json of sparse head `head`, checked to describe this run's head: fitted on the run's present
+    model.pt (the record's `made_from`) and saved with the weights in heads/<name>.pt (their digest)."""
+    name = files.SPARSE_HEAD_INFO.name(name=head)
+    where = run.dir / name
+    if not access.is_file(run.dir, name):
+        raise NvError(f"head '{head}' of run '{run.name}' has no record '{where}' of what it was fitted on; fit it "
+                      "again (sparsify)")
+    try:
+        record = json.loads(access.read_text(run.dir, name))
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise NvError(f"'{where}' is not valid JSON ({str(exc)[:80]}); fit head '{head}' again (sparsify)") from exc
+    sources = record.get("made_from") if isinstance(record, dict) else None
+    if not isinstance(sources, dict) or not isinstance(sources.get(files.MODEL), str):
+        raise NvError(f"'{where}' does not record the model.pt head '{head}' was fitted on (fitted before nv 0.5, or "
+                      "edited); fit it again (sparsify)")
+    fitted_on, present = sources[files.MODEL], run.sha256(files.MODEL)
+    if fitted_on != present:
+        raise NvError(f"head '{head}' was fitted on other weights than run '{run.name}' has: '{where}' records "
+                      f"model.pt {fitted_on[:12]}, the run's model.pt is {present[:12]}; fit it again (sparsify)")
+    weights = files.SPARSE_HEAD.name(name=head)
+    if record.get(WEIGHTS_DIGEST) != run.sha256(weights):
+        raise NvError(f"'{run.dir / weights}' is not the head saved with '{where}' (its SHA-256 differs from the "
+                      f"recorded {str(record.get(WEIGHTS_DIGEST))[:12]}); fit head '{head}' again (sparsify)")
+    return record
+
+
 def _sparse_groups(run: Run, head: str, units: int) -> UnitGroups | None:
     """The groups of near-copy units recorded with sparse head `head` (None for a head stored without them)."""
-    name = files.SPARSE_HEAD_INFO.name(name=head)
+    record = _sparse_record(run, head)
+    members = record.get("group_members")
     try:
-        record = json.loads(access.read_text(run.dir, name)) if access.is_file(run.dir, name) else {}
-        members = record.get("group_members") if isinstance(record, dict) else None
         return None if members is None else UnitGroups.from_record(units, members)
-    except (OSError, ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
-        raise NvError(f"cannot read the groups of head '{head}' from '{run.dir / name}': {exc}") from exc
+    except (ValueError, TypeError) as exc:
+        where = run.dir / files.SPARSE_HEAD_INFO.name(name=head)
+        raise NvError(f"cannot read the groups of head '{head}' from '{where}': {exc}") from exc
 
 
 def head_model(run: Run, head: str, device: torch.device, *, trust_code: bool = False) -> nn.Module:

@@ -44,6 +44,9 @@ class Perturbation(RunResult):
     def settings(self) -> dict[str, Any]:
         return {"channels": self.channels, "example": self.example_index, "head": self.head}
 
+    def data_splits(self) -> tuple[str, ...]:
+        return ("val",)
+
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.perturb import examples_figure, perturb_figure
 

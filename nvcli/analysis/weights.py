@@ -213,7 +213,7 @@ class ClassWeights(RunResult):
         if head != files.DENSE_HEAD:
             from .dissect.concepts import ConceptMap
 
-            kept = _kept_rows(frame, ConceptMap.labels_for(run_dir, head))
+            kept = _kept_rows(frame, ConceptMap.labels_for(load_run(run_dir), head))
         return cls(Path(run_dir).name, head, name, stem, frame, "importance" if "importance" in frame else "weight",
                    kept)
 

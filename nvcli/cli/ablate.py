@@ -52,7 +52,7 @@ class Ablate:
         with progress("ablate") as bar, self.compute.shared():
             result = ablate(run, options, head=self.head, compute=self.compute, trust_code=self.source.trust_code,
                             progress=bar)
-        self.output.save(result, run.dir)
+        self.output.save(result, run)
         k = int(result.summary["k"].iloc[0])
         if fmt == Format.table:
             note(f"{result.samples} validation samples, {result.units} units, accuracy {result.accuracy:.4f}; "

@@ -40,7 +40,7 @@ class Bias:
         with progress("bias") as bar:
             result = shape_bias(run, self.options, conflicts=self.conflicts, head=self.head, compute=self.compute,
                                 trust_code=self.source.trust_code, progress=bar)
-        self.output.save(result, run.dir)
+        self.output.save(result, run)
         overall = result.overall
         note(f"{overall['images']} cue-conflict images ({result.source}); shape bias {overall['shape_bias']:.3f} "
              "(shape / (shape + texture) decisions)")

@@ -52,7 +52,7 @@ class Compare:
         with progress("compare") as bar:
             result = compare_runs(a, b, heads=self.heads, top=self.top, rank=self.rank, compute=self.compute,
                                   trust_code=self.trust_code, progress=bar)
-        self.output.save(result, path)
+        self.output.save(result, a, into=path)
         if fmt == Format.table:
             emit(result.accuracy, fmt, title="Validation accuracy")
         emit(result.overall, fmt, title=f"Share of all classes' {self.rank} per layer (a = {result.names['a']}, "

@@ -68,7 +68,7 @@ class DissectMap:
             result = dissect_run(run, self.probe, self.options, head=self.head, compute=self.compute,
                                  trust_code=self.source.trust_code,
                                  progress=bar)
-        self.output.save(result, run.dir)
+        self.output.save(result, run)
         top = self.options.top
         note(f"{int(result.units['interpretable'].sum())} of {len(result.units)} units interpretable (IoU >= "
              f"{self.options.iou_threshold}) on {result.probe}")

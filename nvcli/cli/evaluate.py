@@ -47,7 +47,7 @@ class Evaluate:
                     with progress(f"eval {run.name}") as bar:
                         result = evaluate(run, head=head, compute=self.compute, trust_code=self.runs.trust_code,
                                           progress=bar)
-                    self.output.save(result, run.dir)
+                    self.output.save(result, run)
                     rows.append(result.summary)
                     if self.per_class:
                         frames.append(result.per_class.assign(run=run.name, head=head)[

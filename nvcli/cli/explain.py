@@ -45,7 +45,7 @@ class Explain:
 
         result = explain_run(run, index=self.index, path=self.path, target=self.target, head=self.head, top=self.top,
                              rank=self.rank, device=self.compute.device, trust_code=self.source.trust_code)
-        self.output.save(result, run.dir)
+        self.output.save(result, run)
         s, fmt = result.summary, self.output.fmt
         units = extremes(result.units, "contribution", self.top)
         if fmt != Format.table:

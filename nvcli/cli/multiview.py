@@ -39,7 +39,7 @@ class MultiView:
             note(f"run written to {run.dir}")
         if run.is_neuroview:
             result = view_weights(run.name, read_head(run), run.last_val_acc)
-            Output(fmt).save(result, run.dir)  # a fresh run: nothing to replace, figures drawn
+            Output(fmt).save(result, run)  # a fresh run: nothing to replace, figures drawn
             note("views with positive mean weight, per class:")
             for name, views in positive_views(result.frame).items():
                 note(f"  {name}: {', '.join(map(str, views)) or 'none'}")

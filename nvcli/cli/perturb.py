@@ -44,7 +44,7 @@ class Perturb:
                 with progress(f"perturb {run.name}") as bar:
                     result = perturb_run(run, channels, head=self.head, example=self.example, compute=self.compute,
                                          trust_code=self.runs.trust_code, progress=bar)
-                self.output.save(result, run.dir)
+                self.output.save(result, run)
                 results.append((run, result.accuracy))
         emit(side_by_side(results), self.output.fmt, title="Validation accuracy with one colour channel set to 0")
 

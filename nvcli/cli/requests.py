@@ -60,13 +60,13 @@ class Output:
     plot: bool = True
     force: bool = False
 
-    def save(self, result: "RunResult", run_dir: Path) -> None:
-        """Save `result` into `run_dir` as --force and --plot ask, recording the command that made it (under
-        torchrun: rank 0 alone)."""
+    def save(self, result: "RunResult", run: "Run", into: Path | None = None) -> None:
+        """Save `result` into `run` (or the folder `into`) as --force and --plot ask, recording the command that made
+        it (under torchrun: rank 0 alone)."""
         from ..runs.lock import writer_process
 
         if writer_process():
-            result.save(run_dir, force=self.force, figures=self.plot, command=shlex.join(["nv", *sys.argv[1:]]))
+            result.save(run, into=into, force=self.force, figures=self.plot, command=shlex.join(["nv", *sys.argv[1:]]))
 
 
 def open_run(path: Path | None, runs_dir: Path, *, write: bool = True) -> "Run":
@@ -76,10 +76,12 @@ def open_run(path: Path | None, runs_dir: Path, *, write: bool = True) -> "Run":
     no other nv process replaces or writes it meanwhile.
     """
     from ..runs.lock import acquire
+    from ..runs.results import read_manifest
     from ..runs.run import load_run
 
     run = load_run(path, runs_dir)
     note(f"run: {run.dir}" + (" (the latest; choose another with --run)" if path is None else ""))
     if write:
         acquire(run.dir)  # released when the command ends (cli.app.run)
+        read_manifest(run.dir)  # a damaged record of results is refused before any work, not after it
     return run

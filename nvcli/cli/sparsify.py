@@ -81,13 +81,13 @@ class Sparsify:
         with progress(f"sparsify {run.name}") as bar:
             fitted = fit_path(run, self.settings, compute=self.compute, solver=self.solver,
                               trust_code=self.source.trust_code, progress=bar)
-        self.output.save(fitted.result, run.dir)  # the path stands on its own, also when no head meets the rule
+        self.output.save(fitted.result, run)  # the path stands on its own, also when no head meets the rule
         note(f"path ({fitted.solver} solver): {len(fitted.path.steps)} steps ({self.settings.steps} on the lambda "
              f"grid, plus bisections where units entered in bulk) in {fitted.seconds:.1f} s"
              f"{' (stopped early: validation accuracy no longer improved)' if fitted.path.stopped_early else ''}; "
              f"wrote {', '.join(fitted.result.artifacts(self.output.plot))}")
         head = sparse_head(fitted, name, selection, finetune=self.finetune)
-        self.output.save(head, run.dir)
+        self.output.save(head, run)
         note(f"head '{name}' = step {head.record['step']} (lambda {head.record['lambda']:.4g}); wrote "
              f"{', '.join(head.artifacts())} to {run.dir}; read it with --head {name}")
         emit(head.summary, fmt, title=f"{run.name}: dense and sparse head")

@@ -47,7 +47,7 @@ class WeightsByTime:
             head.class_index(self.class_name)
         stats = code_stats(run, trust_code=self.source.trust_code) if needs_codes(self.rank) else None
         result = time_weights(run.name, head, self.rank, stats)
-        self.output.save(result, run.dir)
+        self.output.save(result, run)
         note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
         summary = result.summary
         if self.class_name is not None:
@@ -79,12 +79,12 @@ class Weights:
         if name is not None:
             head.class_index(name)
         stats = code_stats(run, trust_code=self.source.trust_code) if needs_codes(self.rank) else None
-        concepts = ConceptMap.labels_for(run.dir, head.name)
+        concepts = ConceptMap.labels_for(run, head.name)
         per_class, summary = head_weights(run.name, head, head.classes if name is None else [name], top=top,
                                           grid=name is None, rank=self.rank, stats=stats, concepts=concepts)
         init_corr = init_correlation(head, run.head_init()) if head.name == DENSE_HEAD else None
         for result in [*per_class, summary]:
-            self.output.save(result, run.dir)
+            self.output.save(result, run)
         note(f"wrote weights CSVs{' and figures' if self.output.plot else ''} to {run.dir}")
         if init_corr is not None and (init_corr > INIT_WARN).any():
             high = ", ".join(f"{c} ({r:.2f})" for c, r in zip(head.classes, init_corr) if r > INIT_WARN)

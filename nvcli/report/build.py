@@ -20,7 +20,8 @@ from .. import __version__
 from ..errors import NvError
 from ..runs import access, files, lock
 from ..runs.atomic import write_text
-from ..runs.results import read_manifest
+from ..runs.provenance import stale_reasons
+from ..runs.results import read_manifest, stale
 from ..runs.run import Run
 from . import page
 from .catalog import KINDS, Recorded, caption, kind_of
@@ -50,21 +51,21 @@ class Context:
         return quote(os.path.relpath(path, self.out_dir))
 
 
-def entries(folder: Path) -> list[Recorded]:
-    """The results recorded in `folder`'s results.json."""
+def entries(run: Run, folder: Path) -> list[Recorded]:
+    """The results recorded in `folder`'s results.json, each checked against what it was made from."""
     found = []
     for key, value in read_manifest(folder).items():
-        if isinstance(value, dict):
-            # A name in the folder or one subfolder (heads/<name>.json); `access` refuses any that leaves it.
-            names = [n for n in value.get("files") or [] if isinstance(n, str) and 1 <= len(Path(n).parts) <= 2]
-            found.append(Recorded(key, dict(value.get("settings") or {}), names, value.get("command")))
+        # A name in the folder or one subfolder (heads/<name>.json); `access` refuses any that leaves it.
+        names = [n for n in value.get("files", []) if 1 <= len(Path(n).parts) <= 2]
+        found.append(Recorded(key, dict(value.get("settings", {})), names, value.get("command"),
+                              tuple(stale_reasons(run, folder, value))))
     return found
 
 
 def sources(run: Run) -> list[Source]:
     """The run's own results, then those of each folder inside it with a results.json (e.g. compare_<B>/)."""
     inside = sorted(access.inside(run.dir, p.parent.name) for p in run.dir.glob(f"*/{files.RESULTS}"))
-    return [Source(run.dir, "", entries(run.dir))] + [Source(p, p.name, entries(p)) for p in inside]
+    return [Source(run.dir, "", entries(run, run.dir))] + [Source(p, p.name, entries(run, p)) for p in inside]
 
 
 def _order(run: Run, entry: Recorded) -> tuple:
@@ -154,7 +155,8 @@ def entry_html(source: Source, entry: Recorded, ctx: Context) -> str:
                                    + entry.command.replace(" --no-plot", "")))
     if missing:
         tables.append(page.note(f"listed in results.json but missing: {', '.join(missing)}"))
-    return _sparse_head(source, entry) + f'<div class="grid">{"".join(figures)}</div>' + "".join(tables)
+    mark = page.stale(entry.key, entry.stale, entry.command) if entry.stale else ""
+    return mark + _sparse_head(source, entry) + f'<div class="grid">{"".join(figures)}</div>' + "".join(tables)
 
 
 def _sparse_head(source: Source, entry: Recorded) -> str:
@@ -175,13 +177,12 @@ def _metrics(run: Run) -> tuple[list[str], list[list[str]]]:
 
 
 def _evaluated(run: Run) -> tuple[str, str]:
-    """The accuracy in eval.csv and its source when it was made from the run's present weights (checked without
-    torch: the SHA-256 that results.json recorded); else no accuracy and why eval.csv is not used."""
+    """The accuracy in eval.csv and its source when it still describes the run (results.stale: the weights, data and
+    files it was made from are the run's now); else no accuracy and why eval.csv is not used."""
     if not access.is_file(run.dir, files.EVAL.name()):
         return "", ""
-    made_from = (read_manifest(run.dir).get("eval") or {}).get("made_from") or {}
-    if made_from.get("model_sha256") != run.sha256(files.MODEL):
-        return "", f"; {files.EVAL.name()} is not of the present weights"
+    if stale(run, "eval"):
+        return "", f"; {files.EVAL.name()} is stale"
     header, rows = page.read_csv(run.dir, files.EVAL.name())
     if not rows or "accuracy" not in header:
         return "", ""

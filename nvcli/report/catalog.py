@@ -25,6 +25,7 @@ class Recorded:
     settings: dict[str, Any]
     files: list[str]
     command: str | None
+    stale: tuple[str, ...] = ()  # why it no longer describes the run (provenance.stale_reasons); () when current
 
     @property
     def kind(self) -> str:

@@ -45,6 +45,8 @@ details{margin:4px 0 8px}summary{cursor:pointer;font-size:13px;color:#333}
 .cols>div{min-width:0}
 .colhead{font-weight:600;background:#f3f3f5;padding:4px 8px;overflow-wrap:anywhere}
 .absent{color:#999;font-style:italic}
+.stale{border:2px solid #b00020;background:#fff0f0;color:#b00020;padding:6px 10px;margin:8px 0;overflow-wrap:anywhere}
+.stale + .grid, .stale ~ table{opacity:.55}
 .files{font-size:12.5px;color:#444}
 """
 
@@ -118,6 +120,13 @@ def files_line(html_text: str) -> str:
 def note(text: str) -> str:
     """A remark about what is shown or missing (plain text)."""
     return f'<div class="note">{esc(text)}</div>'
+
+
+def stale(key: str, reasons: Sequence[str], command: str | None) -> str:
+    """A visible mark on a result that no longer describes the run: why, and the command that makes it again."""
+    again = f"; make it again with: {command}" if command else ""
+    return (f'<div class="stale" data-stale="{esc(key)}"><b>Stale, not of the run as it is now</b>: '
+            f'{esc("; ".join(reasons) + again)}</div>')
 
 
 def absent(text: str) -> str:

@@ -124,6 +124,11 @@ REPORT = Artifact("report", ".html")
 REPORT_SIDE_BY_SIDE = Artifact("report_vs_{others}", ".html")  # in the first run: it beside the others
 
 
+def artifacts() -> tuple[Artifact, ...]:
+    """Every kind of result file nv writes (the registry that `written_by_nv` and the artifact contract test read)."""
+    return tuple(_ARTIFACTS)
+
+
 def _temporary(name: str) -> bool:
     """A file an atomic write left behind when it was killed (`.<name>.<random>.tmp`)."""
     return name.startswith(".") and name.endswith(".tmp")

@@ -4,7 +4,9 @@ Every analysis returns a `RunResult`. Saving one writes all its files into a sta
 failure while producing any of them changes nothing), then moves them into the run directory and
 records them in `results.json` with the settings that produced them and the command that redoes them.
 Saving again with the same settings replaces the files; with other settings it is refused unless
-`force`, so no result is silently replaced by a differently made one.
+`force`, so no result is silently replaced by a differently made one. Every record also holds what the result was
+made from and the digest of each file it wrote (`provenance`), so every reader can tell a stale result from a
+current one.
 """
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ import shutil
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ..errors import NvError
-from . import access
+from . import access, provenance
 from .atomic import save_figure, write_csv, write_json
 from .files import DENSE_HEAD, RESULTS, STAGING, head_mark, result_file
 from .lock import holding, remove_orphans
+
+if TYPE_CHECKING:
+    from .run import Run
 
 Writer = Callable[[Path], None]  # writes one file at the path it is given
 MANIFEST_FORMAT = 1
@@ -37,14 +42,29 @@ def figure(draw: Callable[..., Any], *args: Any, **kwargs: Any) -> Writer:
 
 
 class RunResult(ABC):
-    """A result that owns its files: `save(run_dir)` writes them, `artifacts()` names them."""
+    """A result that owns its files: `save(run)` writes them with what they were made from, `artifacts()` names
+    them."""
 
     kind: ClassVar[str]  # the manifest entry, e.g. "perturb"
 
     def key(self) -> str:
-        """The manifest entry of this result: its kind, marked with the head it reads (a `head` name) unless that is
-        the dense one; results that describe one of several things (a class, an input) say so in their own key."""
-        return self.kind + head_mark(getattr(self, "head", DENSE_HEAD))
+        """The manifest entry of this result: its kind, marked with the head it reads unless that is the dense one;
+        results that describe one of several things (a class, an input) say so in their own key."""
+        return self.kind + head_mark(self.head_name())
+
+    def head_name(self) -> str:
+        """The head whose weights this result was computed from (`dense` unless a `head` field names another)."""
+        head = getattr(self, "head", DENSE_HEAD)
+        return str(getattr(head, "name", head))
+
+    def data_splits(self) -> tuple[str, ...]:
+        """The splits of the run's data this result was computed from (the validation split when it ranks units by
+        importance, which reads its codes)."""
+        return ("val",) if self.settings().get("rank") == "importance" else ()
+
+    def made_from(self, run: "Run") -> dict[str, str]:
+        """What this result was computed from, with digests (`provenance.made_from`)."""
+        return provenance.made_from(run, head=self.head_name(), splits=self.data_splits())
 
     @abstractmethod
     def settings(self) -> dict[str, Any]:
@@ -54,22 +74,27 @@ class RunResult(ABC):
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         """File name -> the function that writes it; figures only when `figures`."""
 
-    def made_from(self) -> dict[str, Any] | None:
-        """Digests of what this result was computed from (weights, data), recorded with it so that a reader can
-        tell whether it still describes the run; None: not recorded."""
-        return None
+    def check(self) -> None:
+        """Refuse (NvError) a result that breaks its own promises; nothing is written then. Every result is checked
+        here, in `save`, whatever made it."""
 
-    def save(self, run_dir: str | os.PathLike, *, force: bool = False, figures: bool = True,
-             command: str | None = None) -> list[Path]:
-        """Write every file of this result into `run_dir`; returns their paths."""
-        return save_files(Path(run_dir), self.key(), self.settings(), self.artifacts(figures), force=force,
-                          command=command, made_from=self.made_from())
+    def save(self, run: "Run | str | os.PathLike", *, into: str | os.PathLike | None = None, force: bool = False,
+             figures: bool = True, command: str | None = None) -> list[Path]:
+        """Write every file of this result into the run's directory (or the folder `into`, inside it), recording
+        what it was made from; returns their paths."""
+        from .run import Run, load_run
+
+        run = run if isinstance(run, Run) else load_run(run)
+        self.check()
+        return save_files(Path(into) if into is not None else run.dir, self.key(), self.settings(),
+                          self.artifacts(figures), force=force, command=command, made_from=self.made_from(run))
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """`results.json` as {entry: {settings, files, command, written}} ({} when there is none yet).
+    """`results.json` as {entry: {settings, files, command, written, made_from, digests}} ({} when there is none yet).
 
-    A results.json that cannot be read is refused, not treated as empty: rewriting it would lose its records.
+    A results.json that cannot be read, or whose entries are not of nv's shape, is refused in one line naming the
+    entry and field, not treated as empty: rewriting it would lose its records.
     """
     if not access.is_file(run_dir, RESULTS):
         return {}
@@ -83,22 +108,63 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     if not isinstance(results, dict) or not all(isinstance(v, dict) for v in results.values()):
         raise NvError(f"'{path}' does not hold nv's list of results (an object with a 'results' object of entries); "
                       "repair it, or move it away to start a new list")
+    if data.get("format") != MANIFEST_FORMAT:
+        raise NvError(f"'{path}' has format {data.get('format')!r}; this nv reads format {MANIFEST_FORMAT} (repair "
+                      "it, or move it away to start a new list)")
+    for key, entry in results.items():
+        _check_entry(entry, f"'{path}': entry '{key}'")
     return results
+
+
+_ENTRY_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "settings": (dict, "an object"), "files": (list, "a list of file names"),
+    "command": ((str, type(None)), "a string"), "written": (str, "a string"), "made_from": (dict, "an object"),
+    "digests": (dict, "an object")}
+
+
+def _check_entry(entry: dict[str, Any], where: str) -> None:
+    """One results.json entry of nv's shape (fields of the right types, file names as strings), else an NvError."""
+    for name, value in entry.items():
+        kind, spelled = _ENTRY_FIELDS.get(name, (object, ""))
+        if not isinstance(value, kind):
+            raise NvError(f"{where}: '{name}' must be {spelled}; it is {value!r:.60}; repair or remove the entry")
+    names = entry.get("files", [])
+    if not all(isinstance(n, str) for n in names):
+        raise NvError(f"{where}: 'files' must be a list of file names; it is {names!r:.60}")
+    for field in ("made_from", "digests"):
+        if field in entry:
+            provenance.check_record(entry[field], f"{where}: '{field}'")
+
+
+def stale(run: "Run", key: str, folder: Path | None = None) -> list[str]:
+    """Why result `key` of `folder`'s results.json (default: the run's) no longer describes the run: its sources or
+    files changed since it was saved, or it was saved without that record ([] when it is current; see `provenance`)."""
+    folder = run.dir if folder is None else folder
+    entry = read_manifest(folder).get(key)
+    if entry is None:
+        return [f"results.json of '{folder}' does not list {key}"]
+    return provenance.stale_reasons(run, folder, entry)
+
+
+def current(run: "Run", key: str) -> bool:
+    """Whether the run's result `key` is recorded and still describes the run (`stale` has no reason)."""
+    return not stale(run, key)
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
-def save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *, force: bool = False,
-               command: str | None = None, made_from: dict[str, Any] | None = None) -> list[Path]:
-    """Write `files` into `run_dir` all together and record them under `key` in results.json (with `made_from`)."""
+def save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *,
+               made_from: dict[str, str], force: bool = False, command: str | None = None) -> list[Path]:
+    """Write `files` into `run_dir` all together and record them under `key` in results.json, with `made_from` (what
+    they were computed from) and each file's SHA-256 as written."""
     with holding(run_dir, command):  # reentrant: a command that holds the run's lock already keeps it
         return _save_files(run_dir, key, settings, files, force=force, command=command, made_from=made_from)
 
 
 def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *, force: bool,
-                command: str | None, made_from: dict[str, Any] | None) -> list[Path]:
+                command: str | None, made_from: dict[str, str]) -> list[Path]:
     settings = json.loads(json.dumps(settings))  # what the manifest will hold, for a like-for-like comparison
     manifest = read_manifest(run_dir)
     previous = manifest.get(key)
@@ -110,9 +176,8 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
     old: list[str] = []
     if previous:
         # Only names of result files, that no other result lists: a hand-edited results.json must not reach others.
-        others = {n for k, v in manifest.items() if k != key for n in v.get("files") or [] if isinstance(n, str)}
-        old = [n for n in previous.get("files", []) if isinstance(n, str) and n not in files and n not in others
-               and result_file(n)]
+        others = {n for k, v in manifest.items() if k != key for n in v.get("files", [])}
+        old = [n for n in previous.get("files", []) if n not in files and n not in others and result_file(n)]
         for n in old:
             access.inside(run_dir, n)  # refused before anything is written
     remove_orphans(run_dir, STAGING)  # staging folders of killed commands
@@ -123,6 +188,7 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
         for name, write in files.items():
             (staging / name).parent.mkdir(exist_ok=True)  # a name may lie in one subfolder (heads/<name>.pt)
             write(staging / name)
+        digests = {name: provenance.file_sha256(staging / name) for name in files}
         for name, path in zip(files, destinations):  # every file is complete before the first one replaces an old one
             path.parent.mkdir(exist_ok=True)
             os.replace(staging / name, access.inside(run_dir, name))  # checked again: the folder is made now
@@ -131,15 +197,17 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     kept = list(files)
-    if previous and previous.get("settings") == settings:
+    if previous and previous.get("settings") == settings and previous.get("made_from") == made_from:
         kept += [n for n in old if access.is_file(run_dir, n)]  # e.g. figures saved before, skipped now
+        digests.update({n: d for n, d in (previous.get("digests") or {}).items() if n in kept and n not in digests})
     else:
-        for n in old:  # made with the replaced settings
+        for n in old:  # made with the replaced settings, or from other weights or data
             access.remove(run_dir, n)
     for other in manifest.values():  # a file now written by this result is no longer another's (runs before 0.3)
-        if isinstance(other.get("files"), list):
-            other["files"] = [n for n in other["files"] if n not in files]
+        other["files"] = [n for n in other.get("files", []) if n not in files]
+        if "digests" in other:
+            other["digests"] = {n: d for n, d in other["digests"].items() if n not in files}
     manifest[key] = {"settings": settings, "files": kept, "command": command,
-                     "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"made_from": made_from} if made_from else {})}
+                     "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "made_from": made_from, "digests": digests}
     write_json(access.inside(run_dir, RESULTS), {"format": MANIFEST_FORMAT, "results": manifest})
     return [run_dir / name for name in files]

@@ -1,6 +1,7 @@
 """The concept-class map (Figure 4): per class, its head weights summed over the units labelled with each concept."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,7 +17,7 @@ from ...data.shapes import ProbeOptions, write_probe
 from ...errors import NvError, choice_error
 from ...runs import files
 from ...runs.lock import scratch_dir
-from ...runs.results import RunResult, Writer, figure, table
+from ...runs.results import RunResult, Writer, figure, stale, table
 from ...runs.run import Run
 from ...training.devices import resolve_device
 from ...training.predict import ProgressFn
@@ -146,10 +147,18 @@ class ConceptMap(RunResult):
         return files.CONCEPTS_UNITS.read(run_dir, head)
 
     @staticmethod
-    def labels_for(run_dir: Path, head: str) -> pd.DataFrame | None:
-        """The unit concepts that label head `head`'s units (files.concept_heads), or None before any dissection."""
-        found = (ConceptMap.load_units(run_dir, h) for h in files.concept_heads(head))
-        return next((units for units in found if units is not None), None)
+    def labels_for(run: Run, head: str) -> pd.DataFrame | None:
+        """The unit concepts that label head `head`'s units (files.concept_heads) from a dissection that still
+        describes the run, or None before any dissection; a stale one is passed over with a warning."""
+        for labelled in files.concept_heads(head):
+            units = ConceptMap.load_units(run.dir, labelled)
+            reasons = stale(run, ConceptMap.kind + files.head_mark(labelled)) if units is not None else []
+            if units is not None and not reasons:
+                return units
+            if reasons:
+                warnings.warn(f"the concepts of '{run.dir}' ({files.CONCEPTS_UNITS.name(labelled)}) are not used: "
+                              f"{'; '.join(reasons)}")
+        return None
 
 
 def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectOptions = DissectOptions(), *,

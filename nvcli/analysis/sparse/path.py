@@ -49,6 +49,9 @@ class SparsePath(RunResult):
     def settings(self) -> dict[str, Any]:
         return self.path_settings.as_dict()
 
+    def data_splits(self) -> tuple[str, ...]:
+        return ("train", "val")
+
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ...plots.sparse import path_figure
 

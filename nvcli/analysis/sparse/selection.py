@@ -3,9 +3,11 @@ run's codes, the standardisation folded in) and heads/<name>.json (how it was ch
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,10 +16,14 @@ from ...errors import NvError
 from ...models.unit_table import layer_keys
 from ...runs import files
 from ...runs.atomic import save_torch, write_json
+from ...runs.provenance import WEIGHTS_DIGEST, file_sha256
 from ...runs.results import RunResult, Writer
 from ..head import Head
 from ..settings import DEFAULT_UNITS_PER_CLASS, PathSettings
 from .solver import PathResult
+
+if TYPE_CHECKING:
+    from ...runs.run import Run
 
 
 @dataclass(frozen=True)
@@ -109,10 +115,45 @@ class SparseHead(RunResult):
     def key(self) -> str:
         return f"{self.kind}/{self.head.name}"
 
+    def head_name(self) -> str:
+        return files.DENSE_HEAD  # fitted on the codes of the network (model.pt), not on another head
+
+    def data_splits(self) -> tuple[str, ...]:
+        return ("train", "val")
+
     def settings(self) -> dict[str, Any]:
         return {**self.path_settings.as_dict(), "rule": self.selection.as_dict(), "finetune": self.finetune}
 
+    def check(self) -> None:
+        """A head of the run's shape, finite, and within its rule's budget of units per class."""
+        head, budget = self.head, self.selection.units_per_class
+        weight, bias = head.weight, head.bias
+        if weight.shape != (len(head.classes), len(head.units)) or bias.shape != (len(head.classes),):
+            raise NvError(f"sparse head '{head.name}' has weight {list(weight.shape)} and bias {list(bias.shape)}, not "
+                          f"[{len(head.classes)}, {len(head.units)}] and [{len(head.classes)}]; nothing was saved")
+        if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+            raise NvError(f"sparse head '{head.name}' holds NaN or infinite weights; nothing was saved")
+        counts = (weight != 0).sum(axis=1)
+        over = [f"{c} ({n})" for c, n in zip(head.classes, counts.tolist()) if budget is not None and n > budget]
+        if over:
+            raise NvError(f"sparse head '{head.name}' breaks its rule of at most {budget} units per class: "
+                          f"{', '.join(over)}; nothing was saved (a solver fault: try solver 'memory')")
+
+    def save(self, run: "Run | str | os.PathLike", *, into: str | os.PathLike | None = None, force: bool = False,
+             figures: bool = True, command: str | None = None) -> list[Path]:
+        """Save the head, its record holding what it was fitted on (read_head checks it against the run)."""
+        from ...runs.run import Run, load_run
+
+        run = run if isinstance(run, Run) else load_run(run)
+        self.record["made_from"] = self.made_from(run)
+        return super().save(run, into=into, force=force, figures=figures, command=command)
+
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         state, record = self.head.state_dict(), json.loads(json.dumps(self.record))
-        return {files.SPARSE_HEAD.name(name=self.head.name): lambda path: save_torch(path, state),
-                files.SPARSE_HEAD_INFO.name(name=self.head.name): lambda path: write_json(path, record)}
+        weights = files.SPARSE_HEAD.name(name=self.head.name)
+
+        def write_record(path: Path) -> None:  # written after the weights (in this order), whose digest it records
+            write_json(path, {**record, WEIGHTS_DIGEST: file_sha256(path.parent / Path(weights).name)})
+
+        return {weights: lambda path: save_torch(path, state), files.SPARSE_HEAD_INFO.name(name=self.head.name):
+                write_record}
