@@ -237,6 +237,32 @@ def test_the_overview_reads_eval_csv_only_while_it_is_of_the_present_weights(ful
         assert '<div class="stale"' in body and "model.pt changed since" in body, section
 
 
+@pytest.mark.parametrize("target", ["model.pt", "checkpoint.pt", "config.json", "results.json", "eval.csv",
+                                    "fifo", "link", "/dev/null"])
+def test_report_force_replaces_only_a_regular_file_that_is_not_the_runs(full_run: Run, nv, tmp_path: Path,
+                                                                        target: str) -> None:
+    run = load_run(shutil.copytree(full_run.dir, tmp_path / "r"))
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    elif target == "link":
+        (tmp_path / "mine.txt").write_text("mine")
+        (tmp_path / "link").symlink_to(tmp_path / "mine.txt")
+    path = Path(target) if target.startswith("/") else (tmp_path / target if target in ("fifo", "link")
+                                                        else run.dir / target)
+    before = {p.name: p.read_bytes() for p in run.dir.iterdir() if p.is_file()}
+    result = nv("report", "--run", run.dir, "--out", path, "--force")
+    assert result.code == 2 and "Traceback" not in result.err and len(result.err.strip().splitlines()) == 2
+    assert ("not a regular file" in result.err) if target in ("fifo", "link", "/dev/null") else \
+        "is a file of the run" in result.err, result.err
+    assert {p.name: p.read_bytes() for p in run.dir.iterdir() if p.is_file()} == before
+    assert path.is_char_device() if target == "/dev/null" else True
+    if target == "link":
+        assert (tmp_path / "mine.txt").read_text() == "mine" and (tmp_path / "link").is_symlink()
+    user = tmp_path / "notes.txt"
+    user.write_text("the user's")
+    assert nv("report", "--run", run.dir, "--out", user, "--force").code == 0  # a user's own file, as asked
+
+
 def test_report_reads_a_complete_run_without_torch(full_run: Run) -> None:
     code = ("import sys\nfrom nvcli.runs.run import load_run\nfrom nvcli.report.build import build_report\n"
             f"report, path = build_report([load_run({str(full_run.dir)!r})])\n"

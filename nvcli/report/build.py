@@ -12,6 +12,7 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
@@ -266,9 +267,16 @@ class Report:
                           param="out")
         if not path.parent.is_dir():
             raise NvError(f"cannot write the report to '{path}': the folder '{path.parent}' does not exist")
-        if (path.exists() or path.is_symlink()) and not force and not is_report(path):
-            raise NvError(f"out '{path}' exists and is not a report nv wrote; nv will not replace it (choose "
-                          "another, or pass force to replace it)", param=("out", "force"))
+        if belongs_to_run(path):
+            raise NvError(f"out '{path}' is a file of the run '{run_root(path)}'; nv never writes a report in place of "
+                          "a run's own files (choose another out)", param="out")
+        if (path.exists() or path.is_symlink()) and not is_report(path):
+            if path.is_symlink() or not path.is_file():
+                raise NvError(f"out '{path}' is {_kind(path)}, not a regular file; nv replaces only regular files "
+                              "(choose another out)", param="out")
+            if not force:
+                raise NvError(f"out '{path}' exists and is not a report nv wrote; nv will not replace it (choose "
+                              "another, or pass force to replace it)", param=("out", "force"))
         folder = path.parent
         with lock.holding(folder) if (folder / files.CONFIG).is_file() else nullcontext():
             try:
@@ -288,6 +296,34 @@ def is_report(path: Path) -> bool:
     except OSError:
         return False
     return head.startswith(b"<!DOCTYPE html>") and (page.GENERATOR.encode() in head or b"<title>nv report:" in head)
+
+
+def _kind(path: Path) -> str:
+    """What a path that is not a regular file is, in words."""
+    import stat
+
+    if path.is_symlink():
+        return "a symbolic link"
+    mode = path.stat().st_mode
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((words for test, words in kinds if test(mode)), "not a regular file")
+
+
+def run_root(path: Path) -> Path | None:
+    """The run directory `path` lies in (its folder, or the folder above: heads/, codes/), or None."""
+    return next((folder for folder in (path.parent, path.parent.parent) if (folder / files.CONFIG).is_file()), None)
+
+
+def belongs_to_run(path: Path) -> bool:
+    """Whether `path` is a file nv writes in the run it lies in (weights, checkpoint, config, results, codes, ...)
+    other than a report page."""
+    root = run_root(path)
+    if root is None:
+        return False
+    name = path.relative_to(root).as_posix()
+    reports = (files.REPORT, files.REPORT_SIDE_BY_SIDE)
+    return files.written_by_nv(name) and not any(fnmatchcase(name, a.glob()) for a in reports)
 
 
 def default_path(runs: Sequence[Run]) -> Path:
