@@ -13,6 +13,7 @@ import sys
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from nvcli.runs.results import read_manifest, save_files, table
 from nvcli.runs.run import Run, load_run
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+FIREFOX_NAMES = ("firefox-esr", "firefox")  # tried when no Chromium-family browser starts: a screenshot only
 TRAINED = {"config.json", "model.pt", "checkpoint.pt", "head_init.pt", "units.csv", "metrics.csv", "metrics.png"}
 REQUIRE_BROWSER = "NV_REQUIRE_BROWSER"  # set to 1 (as .ci/run does) and a missing browser fails the browser test
 
@@ -286,42 +288,89 @@ CHECK = """<script>addEventListener("load", () => {
 });</script>"""
 
 
+class Browser(NamedTuple):
+    """A browser that starts here: its path, and whether it can print the page's DOM (Chromium's --dump-dom)."""
+
+    path: str
+    dumps_dom: bool
+
+
+def _works(browser: Browser, folder: Path) -> str:
+    """'' when `browser` renders a one-line page here within a minute, else why not (its last line of stderr)."""
+    page = folder / "trivial.html"
+    page.write_text("<!DOCTYPE html><p id='ok'>ok</p>")
+    shot = folder / "trivial.png"
+    try:
+        done = _render(browser, page, f"--screenshot={shot}", timeout=60)
+    except subprocess.TimeoutExpired:
+        return "it did not finish a one-line page within 60 s"
+    if done.returncode == 0 and shot.is_file():
+        return ""
+    lines = (done.stderr or "").strip().splitlines()
+    return f"exit {done.returncode}: {lines[-1][:200] if lines else 'no message'}"
+
+
 @pytest.fixture(scope="session")
-def browser() -> str:
-    """A Chromium-family browser; missing, the test is skipped (fails where NV_REQUIRE_BROWSER=1, as in CI)."""
-    path = next((p for p in map(shutil.which, BROWSER_NAMES) if p), None)
-    if path is None:
-        message = f"no browser to render the report ({', '.join(BROWSER_NAMES)}); .ci/run installs Debian's chromium"
-        if os.environ.get(REQUIRE_BROWSER) == "1":
-            pytest.fail(f"{REQUIRE_BROWSER}=1 but {message}")
-        pytest.skip(message)
-    return path
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Browser:
+    """The first browser of BROWSER_NAMES, then FIREFOX_NAMES, that renders a trivial page here; with none (missing,
+    or unable to start on this machine), the test is skipped, and fails where NV_REQUIRE_BROWSER=1 (as in CI)."""
+    candidates = [Browser(p, True) for p in map(shutil.which, BROWSER_NAMES) if p]
+    candidates += [Browser(p, False) for p in map(shutil.which, FIREFOX_NAMES) if p]
+    failures = []
+    for candidate in dict.fromkeys(candidates):
+        why = _works(candidate, tmp_path_factory.mktemp("browser-check"))
+        if not why:
+            return candidate
+        failures.append(f"{candidate.path} cannot start here ({why})")
+    message = ("; ".join(failures) if failures else
+               f"no browser to render the report ({', '.join(BROWSER_NAMES + FIREFOX_NAMES)}); .ci/run installs "
+               "Debian's chromium")
+    if os.environ.get(REQUIRE_BROWSER) == "1":
+        pytest.fail(f"{REQUIRE_BROWSER}=1 but {message}")
+    pytest.skip(message)
 
 
-def _chrome(browser: str, page: Path, *args: str) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory(prefix="nv-chrome-") as profile:
-        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                   "--hide-scrollbars", f"--user-data-dir={profile}", "--window-size=1280,1000",
-                   "--virtual-time-budget=10000", *args, page.resolve().as_uri()]
-        return subprocess.run(command, capture_output=True, text=True, timeout=180)
+def _render(browser: Browser, page: Path, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="nv-browser-") as profile:
+        if browser.dumps_dom:
+            command = [browser.path, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                       "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                       "--hide-scrollbars", f"--user-data-dir={profile}", "--window-size=1280,1000",
+                       "--virtual-time-budget=10000", *args, page.resolve().as_uri()]
+        else:  # Firefox: --screenshot takes its file as the next word
+            shot = [a.partition("=")[2] for a in args if a.startswith("--screenshot=")]
+            command = [browser.path, "--headless", "--profile", profile, "--window-size=1280,1000",
+                       *(["--screenshot", shot[0]] if shot else []), page.resolve().as_uri()]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
-def test_report_renders_in_a_browser(browser: str, full_run: Run, nv, tmp_path: Path) -> None:
+def test_a_browser_that_cannot_start_is_named_not_timed_out(tmp_path: Path) -> None:
+    crashing = tmp_path / "chromium"  # as Debian's chromium 150 did on a small VM
+    crashing.write_text("#!/bin/sh\necho 'Network service crashed, restarting service.' >&2\nexit 133\n")
+    crashing.chmod(0o755)
+    assert _works(Browser(str(crashing), True), tmp_path) == "exit 133: Network service crashed, restarting service."
+    fine = tmp_path / "firefox"  # takes its screenshot as a browser does
+    fine.write_text("#!/bin/sh\nwhile [ \"$1\" != --screenshot ]; do shift; done\necho png > \"$2\"\n")
+    fine.chmod(0o755)
+    assert _works(Browser(str(fine), False), tmp_path) == ""
+
+
+def test_report_renders_in_a_browser(browser: Browser, full_run: Run, nv, tmp_path: Path) -> None:
     assert nv("report", "--run", full_run.dir).code == 0
     page = full_run.dir / "report.html"
-    checked = tmp_path / "check.html"
-    checked.write_text(page.read_text().replace("</body>", CHECK + "</body>"))
-    dom = _chrome(browser, checked, "--dump-dom")
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    found = json.loads(html.unescape(re.search(r'<pre id="nv-check">(.*?)</pre>', dom.stdout, re.S).group(1)))
-    assert found["images"] == len(_images(page.read_text())) > 10
-    assert found["undecoded"] == []  # every image decoded (naturalWidth > 0)
-    assert found["sections"] == _expected_sections(full_run)
-    assert found["width"] == 1280 and found["scrollWidth"] <= 1280  # no horizontal overflow at 1280 px
+    if browser.dumps_dom:  # Chromium prints the DOM after the page's scripts ran: the images decoded, the layout
+        checked = tmp_path / "check.html"
+        checked.write_text(page.read_text().replace("</body>", CHECK + "</body>"))
+        dom = _render(browser, checked, "--dump-dom")
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        found = json.loads(html.unescape(re.search(r'<pre id="nv-check">(.*?)</pre>', dom.stdout, re.S).group(1)))
+        assert found["images"] == len(_images(page.read_text())) > 10
+        assert found["undecoded"] == []  # every image decoded (naturalWidth > 0)
+        assert found["sections"] == _expected_sections(full_run)
+        assert found["width"] == 1280 and found["scrollWidth"] <= 1280  # no horizontal overflow at 1280 px
 
     shot = tmp_path / "shot.png"
-    taken = _chrome(browser, page, f"--screenshot={shot}")
+    taken = _render(browser, page, f"--screenshot={shot}")
     assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
     image = Image.open(shot).convert("L")
     assert image.size == (1280, 1000)
