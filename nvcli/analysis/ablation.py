@@ -277,8 +277,8 @@ def _unit_categories(run: Run, head: str, groups: tuple[tuple[str, ...], ...]) -
     zero units, with a warning (the same groups on two runs stay comparable; a misspelt name does not pass unseen)."""
     categories = labelled_categories(run, head)
     if categories is None:
-        raise NvError(f"removing units by concept category needs the run's dissection; run nv dissect-map on "
-                      f"'{run.dir}' first", param="categories")
+        raise NvError(f"removing units by concept category needs a current dissection of '{run.dir}' "
+                      "(dissect_run, saved into the run) first", param="categories")
     known = sorted(set(categories))
     for name in sorted({name for group in groups for name in group} - set(known)):
         warnings.warn(f"no unit of '{run.dir}' has concept category '{name}' (its units' categories: "

@@ -100,7 +100,7 @@ def check_comparable(a: Run, b: Run, heads: tuple[str, str] = DENSE_BOTH) -> Non
             raise choice_error(f"head of run '{run.name}'", head, head_names(run))
     if a.spec.arch != b.spec.arch or a.spec.views != b.spec.views:
         raise NvError(f"cannot compare different architectures: '{a.name}' is {a.spec.label}, '{b.name}' is "
-                      f"{b.spec.label}; nv compare needs two runs of the same architecture")
+                      f"{b.spec.label}; a comparison needs two runs of the same architecture")
     sa, sb = _structure(a), _structure(b)
     if sa != sb:
         raise NvError(f"cannot compare runs with different units: '{a.name}' has {sum(s[-1] for s in sa)} units in "

@@ -102,7 +102,7 @@ def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = 
         writes perturb.csv/.png and perturb_examples.png.
     """
     if run.spec.input_shape[0] != 3:
-        raise NvError(f"nv perturb zeroes colour channels of RGB images; run '{run.dir}' has {run.kind} data with "
+        raise NvError(f"perturbing colour channels needs RGB images; run '{run.dir}' has {run.kind} data with "
                       f"{run.spec.input_shape[0]} channel(s); choose an image run")
     bundle = run.data()
     if not 0 <= example < len(bundle.val):

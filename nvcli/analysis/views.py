@@ -18,7 +18,7 @@ COLUMNS = ["class", "view", "mean_weight", "pos_weight", "neg_weight"]
 def views_frame(head: Head) -> pd.DataFrame:
     """Per class and view: mean, positive sum and negative sum of the class's head weights on that view's units."""
     if "view" not in head.units.columns:
-        raise NvError("the run's units have no views; nv views reads multi-view runs (nv multiview)")
+        raise NvError("the run's units have no views; per-view weights need a multi-view run")
     view_of = head.units["view"].to_numpy()
     weight = head.weight
     rows = []
