@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -23,14 +22,6 @@ PARAMS = SpecParams(**FAST)
 # (rate, seconds, channels, suffix) cycled over a class's clips: resampled, padded, cropped, mixed down, 4 codecs.
 VARIANTS = [(8000, 0.5, 1, ".wav"), (16000, 0.8, 2, ".flac"), (11025, 0.3, 1, ".ogg"), (22050, 0.6, 2, ".wav"),
             (44100, 0.5, 1, ".mp3"), (8000, 0.4, 2, ".ogg")]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_clip(path: Path, pitch: float, k: int, rng: np.random.Generator) -> Path:
