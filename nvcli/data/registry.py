@@ -167,6 +167,10 @@ DATASETS: tuple[Entry, ...] = (
     Entry("tones", "sound", "synthetic sounds with known spectral mechanisms (tones, chirps, noise burst, clicks, "
           "harmonics) as log-mel spectrograms; or read from a directory written by nv data make tones",
           "sound.tones", "TonesOptions", load="load_tones", make="make_tones", make_options="TonesMakeOptions"),
+    Entry("audiofolder", "sound", "audio clips (WAV, FLAC, OGG, MP3; any rate and length) as log-mel spectrograms, "
+          "in one of three layouts, detected: {train,val}/<class>/<clip>, Speech Commands' (<class>/ with "
+          "validation_list.txt) or ESC-50's (meta/esc50.csv, audio/)", "sound.audiofolder", "AudioFolderOptions",
+          load="load_audiofolder"),
     Entry("views", "views", "built-in multi-view data: 6 shaded solids from 12 azimuths, some told apart only from "
           "some", "views.solids", "SolidsOptions", load="load_solids", make="make_solids"),
     Entry("modelnet40", "views", "rendered views in MVCNN's layout: DATA_DIR/<class>/{train,test}/<object>"

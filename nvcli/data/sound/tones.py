@@ -20,8 +20,9 @@ from ...runs.atomic import atomic_path, write_csv
 from ..output import dataset_output
 from ..registry import DataBundle, DataOptions, select_classes
 from .cache import SpectrogramTensors
+from .clips import balanced
 from .spectrogram import SpecParams, fit_length, log_mel, mean_std, resize
-from .urbansound import CSV_COLUMNS, METADATA_CSV, UrbanSoundOptions, balanced, load_tree
+from .urbansound import CSV_COLUMNS, METADATA_CSV, UrbanSoundOptions, load_tree
 
 log = logging.getLogger(__name__)
 
