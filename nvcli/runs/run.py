@@ -126,8 +126,8 @@ def _clear(path: Path) -> None:
                     child.unlink()  # a link itself, never its target
             elif child.name.startswith(files.STAGING):
                 shutil.rmtree(child)
-            elif files.written_by_nv(f"{child.name}/{files.RESULTS}") or child.name in (files.CODES_DIR,
-                                                                                         files.HEADS_DIR):
+            elif files.written_by_nv(f"{child.name}/{files.RESULTS}") or child.name in (
+                    files.CODES_DIR, files.HEADS_DIR, files.TENSORBOARD_DIR):
                 for inner in child.iterdir():
                     if files.written_by_nv(f"{child.name}/{inner.name}") and not inner.is_dir():
                         inner.unlink()
