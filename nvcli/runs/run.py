@@ -308,6 +308,12 @@ class Run:
         if not self.is_neuroview:
             raise NvError(f"this needs a NeuroView run; '{self.dir}' is a baseline run without unit weights")
 
+    def _repr_html_(self) -> str:
+        """This run in Jupyter: nv report's overview row, its configuration and its saved results, stale ones marked."""
+        from ..report.notebook import run_html  # a higher layer, loaded only when a notebook shows a run
+
+        return run_html(self)
+
 
 def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_DIR) -> Run:
     """Open a run directory, validating its config.json; nothing in it is executed.
