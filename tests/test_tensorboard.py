@@ -55,6 +55,15 @@ def test_event_files_hold_metrics_csv_learning_rates_and_head_statistics(nv, tmp
     assert code == 0, err
     assert [p.name for p in (run_dir / files.TENSORBOARD_DIR).iterdir()] == ["notes.txt"]
 
+    # A link in the folder's place is never written through.
+    mine.unlink()
+    (run_dir / files.TENSORBOARD_DIR).rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    (run_dir / files.TENSORBOARD_DIR).symlink_to(tmp_path / "elsewhere")
+    code, _, err = nv("train", *SMALL, "--name", "tb", "--runs-dir", tmp_path, "--force", "--tensorboard")
+    assert code == 2 and "link" in err and len(err.strip().splitlines()) == 1, err
+    assert not list((tmp_path / "elsewhere").iterdir())
+
 
 def test_log_dir_elsewhere_and_a_baseline_without_head_statistics(nv, tmp_path: Path) -> None:
     code, _, err = nv("train", *SMALL, "--baseline", "--log-dir", tmp_path / "curves", "--name", "base",
