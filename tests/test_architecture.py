@@ -107,14 +107,23 @@ def test_importing_nvcli_leaves_the_matplotlib_backend_alone() -> None:
     assert result.stdout.strip() == "svg"
 
 
-def _all_imports(path: Path) -> set[str]:
-    """nvcli modules `path` imports anywhere (module level or inside functions), not under TYPE_CHECKING."""
+# Jupyter calls `_repr_html_` to show a run or a result, nv never does: in it (only) runs/ imports the report layer's
+# notebook page, whose reading of the run leads back to runs/ (test_display_hooks_import_only_the_notebook_page).
+DISPLAY_HOOK, DISPLAY_PAGE = "_repr_html_", "report.notebook"
+
+
+def _all_imports(path: Path, hooks: bool = False) -> set[str]:
+    """nvcli modules `path` imports anywhere (module level or inside functions), not under TYPE_CHECKING nor in a
+    display hook; with `hooks`, those its display hooks import."""
     tree = ast.parse(path.read_text())
     package = path.relative_to(ROOT.parent).with_suffix("").parts[:-1]
     if path.name == "__init__.py":
         package = path.relative_to(ROOT.parent).parts[:-1]
+    displays = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == DISPLAY_HOOK]
+    if hooks:
+        tree = ast.Module(body=displays, type_ignores=[])
     guarded = [node for node in ast.walk(tree)
-               if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)]
+               if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)] + ([] if hooks else displays)
     skipped = {id(n) for node in guarded for n in ast.walk(node)}
     found = set()
     for node in ast.walk(tree):
@@ -170,6 +179,12 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles_even_inside_functions() -> None:
     assert _cycles(_import_graph()) == []
+
+
+def test_display_hooks_import_only_the_notebook_page() -> None:
+    hooks = {m: _all_imports(p, hooks=True) for m, p in _modules()}
+    assert {m: found for m, found in hooks.items() if found - {DISPLAY_PAGE}} == {}
+    assert {m for m, found in hooks.items() if found} == {"runs.run", "runs.results"}
 
 
 def test_the_cycle_check_sees_a_function_level_import() -> None:

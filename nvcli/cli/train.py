@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Optional
 
 import typer
 
@@ -26,7 +26,12 @@ if TYPE_CHECKING:
 MODEL_FIELDS = tuple(f.name for f in fields(ModelChoice))
 RECIPE_FIELDS = tuple(f.name for f in fields(TrainConfig))
 # Options that say where a run is and how to run it, not what to train: --resume takes any value of them.
-WHERE = ("run", "runs_dir", "trust_code", "device", "workers", "threads", "resume", "fmt")
+WHERE = ("run", "runs_dir", "trust_code", "device", "workers", "threads", "resume", "fmt", "tensorboard", "log_dir")
+TensorBoard = Annotated[bool, typer.Option("--tensorboard", rich_help_panel=o.OUTPUT, help="Also write each epoch's "
+                                           "curves for TensorBoard into RUN/tensorboard (pip install "
+                                           "'nvcli[tensorboard]'); metrics.csv stays the record.")]
+LogDir = Annotated[Optional[Path], typer.Option("--log-dir", rich_help_panel=o.OUTPUT, help="Write the TensorBoard "
+                                                "curves into this folder instead (implies --tensorboard).")]
 
 
 def given_names(ctx: typer.Context) -> tuple[str, ...]:
@@ -92,6 +97,8 @@ class Train:
     given: tuple[str, ...] = ()  # the model fields given on the command line (--init applies or refuses them)
     trust_code: bool = False
     fmt: Format = Format.table
+    tensorboard: bool = False
+    log_dir: Path | None = None
 
     def run(self) -> "Run | None":
         """Train; the run (None on other ranks than 0 under torchrun). Training sets the recipe's threads."""
@@ -103,7 +110,7 @@ class Train:
         with progress("training") as bar:
             return train(self.choice, self.data, self.options, self.recipe, name=self.name, runs_dir=self.runs_dir,
                          force=self.force, init=self.init, given=self.given, trust_code=self.trust_code, progress=bar,
-                         on_epoch=_epoch_line)
+                         on_epoch=_epoch_line, tensorboard=self.tensorboard, log_dir=self.log_dir)
 
     def execute(self) -> None:
         run = self.run()
@@ -125,6 +132,8 @@ class Resume:
     given: tuple[tuple[str, str, Any], ...] = ()  # (parameter, as typed, value) given besides WHERE
     trust_code: bool = False
     fmt: Format = Format.table
+    tensorboard: bool = False
+    log_dir: Path | None = None
 
     def resumed(self) -> "Run | None":
         """Continue the run; None when it is already complete (or on ranks other than 0)."""
@@ -144,7 +153,8 @@ class Resume:
                      f"{run.dir})")
         with progress("training") as bar:
             return resume(run, device=self.device, workers=self.workers, threads=self.threads,
-                          trust_code=self.trust_code, progress=bar, on_epoch=_epoch_line)
+                          trust_code=self.trust_code, progress=bar, on_epoch=_epoch_line,
+                          tensorboard=self.tensorboard, log_dir=self.log_dir)
 
     def execute(self) -> None:
         run = self.resumed()
@@ -176,7 +186,7 @@ def training_request(ctx: typer.Context, *, choice: Callable[[], ModelChoice], d
                      data_settings: dict[str, Any],
                      data_pairs: list[str] | None, recipe: TrainConfig, name: str | None, runs_dir: Path, force: bool,
                      resume: bool, run: Path | None, init: Path | None, trust_code: bool,
-                     fmt: Format) -> Train | Resume:
+                     fmt: Format, tensorboard: bool = False, log_dir: Path | None = None) -> Train | Resume:
     """The request of `nv train` and `nv multiview`: resume a run, or train a new one (the model of `choice()`; a
     resumed run's model is its record, which the model flags given must equal)."""
     given = given_names(ctx)
@@ -189,7 +199,8 @@ def training_request(ctx: typer.Context, *, choice: Callable[[], ModelChoice], d
                     if n not in WHERE and n != "data_option"]
         repeated += [(k, f"--data-option {k}={v}", v) for k, v in dataset_values({}, data_pairs).items()]
         return Resume(run, runs_dir, recipe.device if "device" in given else None,
-                      recipe.workers if "workers" in given else None, recipe.threads, tuple(repeated), trust_code, fmt)
+                      recipe.workers if "workers" in given else None, recipe.threads, tuple(repeated), trust_code, fmt,
+                      tensorboard, log_dir)
     if run is not None:
         raise NvError("--run only selects the run to continue with --resume; name a new run with --name")
     model = choice()
@@ -200,7 +211,7 @@ def training_request(ctx: typer.Context, *, choice: Callable[[], ModelChoice], d
 
     options = data_options(data, {**dataset_values(data_settings, data_pairs), "seed": recipe.seed})
     return Train(model, data, options, recipe, check_name(name) if name else None, runs_dir, force, init,
-                 tuple(n for n in given if n in MODEL_FIELDS), trust_code, fmt)
+                 tuple(n for n in given if n in MODEL_FIELDS), trust_code, fmt, tensorboard, log_dir)
 
 
 def recorded_form(name: str, value: Any) -> Any:
@@ -264,6 +275,8 @@ def train(
     init: o.Init = None,
     trust_code: o.NewTrustCode = False,
     fmt: o.FormatOpt = Format.table,
+    tensorboard: TensorBoard = False,
+    log_dir: LogDir = None,
 ) -> Train | Resume:
     """`nv train`'s options as a Train or Resume request (its help is in app.COMMANDS)."""
     def choice() -> ModelChoice:
@@ -283,4 +296,4 @@ def train(
                 "n_mels": n_mels, "views": views}
     return training_request(ctx, choice=choice, data=data, data_settings=settings, data_pairs=data_option,
                             recipe=recipe, name=name, runs_dir=runs_dir, force=force, resume=resume, run=run, init=init,
-                            trust_code=trust_code, fmt=fmt)
+                            trust_code=trust_code, fmt=fmt, tensorboard=tensorboard, log_dir=log_dir)

@@ -33,6 +33,8 @@ LOCK = ".nv-lock"
 HEADS_DIR = "heads"  # sparse heads: heads/<name>.pt
 MAX_STEM = 100  # characters of a name kept in a file name (file systems allow 255 bytes)
 CODES_DIR = "codes"  # cached unit codes of the training and validation splits
+TENSORBOARD_DIR = "tensorboard"  # nv train --tensorboard: TensorBoard's event files (metrics.csv stays the record)
+TENSORBOARD_EVENTS = "events.out.tfevents.*"  # the names SummaryWriter gives its files
 RUN_FILES = (CONFIG, MODEL, CHECKPOINT, HEAD_INIT, UNITS, METRICS, METRICS_PNG, RESULTS)  # what nv train writes
 COMPARE_DIRS = "compare*_*"  # nv compare's folders inside a run: compare[@<head>]_<other run>[@<head>]
 STAGING = ".nv-staging-"  # a result's files before they are moved into the run (one folder per process)
@@ -142,7 +144,8 @@ def result_file(name: str) -> bool:
 
 def written_by_nv(name: str) -> bool:
     """Whether `name` ('/'-separated, relative to a run directory) is a name nv writes there: the training files,
-    result files (`Artifact` patterns), a result folder's files, cached codes, and interrupted writes' leftovers.
+    result files (`Artifact` patterns), a result folder's files, cached codes, TensorBoard's event files (in its own
+    folder) and interrupted writes' leftovers.
 
     Anything else (a user's NOTES.md, a folder of their own) is never removed or replaced by nv.
     """
@@ -157,6 +160,8 @@ def written_by_nv(name: str) -> bool:
         return _temporary(leaf) or fnmatchcase(leaf, "*.npy") or fnmatchcase(leaf, "*.json")
     if folder == HEADS_DIR:
         return _temporary(leaf) or result_file(name)
+    if folder == TENSORBOARD_DIR:
+        return fnmatchcase(leaf, TENSORBOARD_EVENTS)
     if fnmatchcase(folder, COMPARE_DIRS):
         return leaf == RESULTS or _temporary(leaf) or result_file(leaf)
     return False

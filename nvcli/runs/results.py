@@ -89,6 +89,12 @@ class RunResult(ABC):
         return save_files(Path(into) if into is not None else run.dir, self.key(), self.settings(),
                           self.artifacts(figures), force=force, command=command, made_from=self.made_from(run))
 
+    def _repr_html_(self) -> str:
+        """This result in Jupyter: its figures and tables, escaped as nv report does (drawn in a scratch folder)."""
+        from ..report.notebook import result_html  # a higher layer, loaded only when a notebook shows a result
+
+        return result_html(self)
+
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     """`results.json` as {entry: {settings, files, command, written, made_from, digests}} ({} when there is none yet).

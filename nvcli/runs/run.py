@@ -126,8 +126,8 @@ def _clear(path: Path) -> None:
                     child.unlink()  # a link itself, never its target
             elif child.name.startswith(files.STAGING):
                 shutil.rmtree(child)
-            elif files.written_by_nv(f"{child.name}/{files.RESULTS}") or child.name in (files.CODES_DIR,
-                                                                                         files.HEADS_DIR):
+            elif files.written_by_nv(f"{child.name}/{files.RESULTS}") or child.name in (
+                    files.CODES_DIR, files.HEADS_DIR, files.TENSORBOARD_DIR):
                 for inner in child.iterdir():
                     if files.written_by_nv(f"{child.name}/{inner.name}") and not inner.is_dir():
                         inner.unlink()
@@ -307,6 +307,12 @@ class Run:
         """Refuse a baseline run where the NeuroView head is read."""
         if not self.is_neuroview:
             raise NvError(f"this needs a NeuroView run; '{self.dir}' is a baseline run without unit weights")
+
+    def _repr_html_(self) -> str:
+        """This run in Jupyter: nv report's overview row, its configuration and its saved results, stale ones marked."""
+        from ..report.notebook import run_html  # a higher layer, loaded only when a notebook shows a run
+
+        return run_html(self)
 
 
 def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_DIR) -> Run:

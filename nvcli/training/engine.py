@@ -23,6 +23,7 @@ from .config import TrainConfig
 from .devices import amp_dtype, precision_name
 from .loaders import batches, make_loader
 from .predict import ProgressFn, tally
+from .tensorboard import Curves, head_statistics
 
 log = logging.getLogger(__name__)
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng")
@@ -93,13 +94,15 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.opti
 
 
 class Trainer:
-    """Trains one model on one dataset, writing metrics.csv, model.pt and checkpoint.pt after every epoch."""
+    """Trains one model on one dataset, writing metrics.csv, model.pt and checkpoint.pt after every epoch (and, with
+    `log_dir`, TensorBoard's curves there)."""
 
     def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig,
                  run_dir: Path | None, *, device: torch.device, distributed: bool = False,
                  progress: ProgressFn | None = None,
-                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> None:
+                 on_epoch: Callable[[dict[str, float]], None] | None = None, log_dir: Path | None = None) -> None:
         self.cfg, self.run_dir, self.progress, self.on_epoch = cfg, run_dir, progress, on_epoch
+        self.log_dir = log_dir
         self.device, self.distributed = device, distributed
         self.model = model.to(self.device)
         self.net: nn.Module = self.model
@@ -243,25 +246,56 @@ class Trainer:
                         workers=self.cfg.workers, progress=self.progress)["none"]
         return counted.loss, counted.accuracy
 
+    # -- TensorBoard ---------------------------------------------------------------------------
+    def _learning_rates(self) -> dict[str, float]:
+        """Each optimizer group's learning rate, by what it trains: the backbone, the head, or all parameters (also a
+        baseline's, which has no NeuroView head)."""
+        head = head_of(self.model)
+        if head is None:
+            return {"all": self.optimizer.param_groups[0]["lr"]}
+        head_ids = {id(p) for p in head.parameters()}
+        rates = {}
+        for group in self.optimizer.param_groups:
+            inside = {id(p) in head_ids for p in group["params"]}
+            rates["head" if inside == {True} else "backbone" if inside == {False} else "all"] = group["lr"]
+        return rates
+
+    def _head_statistics(self) -> dict[str, float]:
+        """The head's statistics now, against where it started (head_init.pt of the run); {} for a baseline."""
+        head = head_of(self.model)
+        if head is None:
+            return {}
+        init = None
+        if self.run_dir is not None and (self.run_dir / files.HEAD_INIT).is_file():
+            init = load_torch(self.run_dir / files.HEAD_INIT, f"cannot read '{self.run_dir / files.HEAD_INIT}'")
+        return head_statistics(head.weight, None if init is None else init.get("weight"))
+
     def fit(self, stop_after: int | None = None) -> pd.DataFrame:
         """Train until cfg.epochs (or `stop_after` more epochs); return the metrics table."""
         last = self.cfg.epochs if stop_after is None else min(self.cfg.epochs, self.epoch + stop_after)
         if self.epoch == 0 and self.run_dir is not None and dist.is_main():
             self._write_metrics()  # the header: a run interrupted in its first epoch still has a readable file
-        while self.epoch < last:
-            start = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
-            train_loss, train_acc = self._train_epoch()
-            self.scheduler.step()
-            val_loss, val_acc = self._validate()
-            self.epoch += 1
-            row = {"epoch": self.epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-                   "val_acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start}
-            self.history.append(row)
-            self._save()
-            dist.barrier()
-            if self.on_epoch and dist.is_main():
-                self.on_epoch(row)
+        curves = Curves(self.log_dir) if self.log_dir is not None and dist.is_main() else None
+        try:
+            while self.epoch < last:
+                start = time.perf_counter()
+                lr, rates = self.optimizer.param_groups[0]["lr"], self._learning_rates()
+                train_loss, train_acc = self._train_epoch()
+                self.scheduler.step()
+                val_loss, val_acc = self._validate()
+                self.epoch += 1
+                row = {"epoch": self.epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+                       "val_acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start}
+                self.history.append(row)
+                self._save()
+                if curves is not None:
+                    curves.epoch(row, rates, self._head_statistics())
+                dist.barrier()
+                if self.on_epoch and dist.is_main():
+                    self.on_epoch(row)
+        finally:
+            if curves is not None:
+                curves.close()
         if self.run_dir is not None and dist.is_main():
             self._draw_metrics()
         return pd.DataFrame(self.history, columns=METRIC_COLUMNS)

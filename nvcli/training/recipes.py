@@ -18,7 +18,7 @@ from ..data.registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions
 from ..errors import NvError
 from ..models.build import build_model
 from ..models.spec import ModelChoice, ModelSpec
-from ..runs import files, lock
+from ..runs import access, files, lock
 from ..runs.atomic import save_torch
 from ..runs.config import DataSection, RunConfig
 from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, write_units
@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .devices import amp_dtype, precision_name, resolve_device, seed_everything, set_threads
 from .engine import Trainer, resolve_head_lr, scale_head_init
 from .predict import ProgressFn
+from .tensorboard import require as require_tensorboard
 
 if TYPE_CHECKING:
     from torch import nn
@@ -156,10 +157,19 @@ def _start(cfg: TrainConfig) -> tuple[torch.device, bool]:
     return device, distributed
 
 
+def _log_dir(run_dir: Path | None, tensorboard: bool, log_dir: str | Path | None) -> Path | None:
+    """Where TensorBoard's curves go: `log_dir`, else with `tensorboard` the run's own folder for them (None: none,
+    or not on this process)."""
+    if run_dir is None or not (tensorboard or log_dir is not None):
+        return None
+    return Path(log_dir) if log_dir is not None else access.inside(run_dir, files.TENSORBOARD_DIR)
+
+
 def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig, *, name: str | None = None,
           runs_dir: str | Path = files.RUNS_DIR, force: bool = False, init: str | Path | None = None,
           given: Collection[str] = (), trust_code: bool = False, progress: ProgressFn | None = None,
-          on_epoch: EpochFn | None = None) -> Run | None:
+          on_epoch: EpochFn | None = None, tensorboard: bool = False,
+          log_dir: str | Path | None = None) -> Run | None:
     """Train a new run of `choice` on dataset `data` and write its run directory.
 
     Args:
@@ -176,10 +186,15 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
             named in `choice` is imported: the caller asked for it).
         progress: called as `progress(phase, done, total)` per batch.
         on_epoch: called with each epoch's metrics row.
+        tensorboard: also write each epoch's curves for TensorBoard, into the run's `tensorboard` folder (needs the
+            tensorboard package; metrics.csv stays the record).
+        log_dir: write them into this folder instead (implies tensorboard).
 
     Returns:
         The trained `Run`; under torchrun rank 0 alone writes and gets it, the others get None.
     """
+    if tensorboard or log_dir is not None:
+        require_tensorboard()  # before anything is written
     if options.seed != cfg.seed:
         raise NvError(f"the data options' seed ({options.seed}) and the training seed ({cfg.seed}) differ; "
                       "give both the same seed")
@@ -201,7 +216,7 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
                 _write_run(run_dir, model, spec, section, cfg)
                 mark_latest(run_dir)
             trainer = Trainer(model, bundle.train, bundle.val, cfg, run_dir, device=device, distributed=distributed,
-                              progress=progress, on_epoch=on_epoch)
+                              progress=progress, on_epoch=on_epoch, log_dir=_log_dir(run_dir, tensorboard, log_dir))
             trainer.fit()
     finally:
         dist.cleanup()
@@ -209,7 +224,8 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
 
 
 def resume(run: Run, *, device: str | None = None, workers: int | None = None, threads: int | None = None,
-           trust_code: bool = False, progress: ProgressFn | None = None, on_epoch: EpochFn | None = None) -> Run | None:
+           trust_code: bool = False, progress: ProgressFn | None = None, on_epoch: EpochFn | None = None,
+           tensorboard: bool = False, log_dir: str | Path | None = None) -> Run | None:
     """Continue an interrupted run from its checkpoint with the recipe in its config.json.
 
     Args:
@@ -220,10 +236,14 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
         trust_code: allow importing the run's `package.module:function` architecture.
         progress: called as `progress(phase, done, total)` per batch.
         on_epoch: called with each epoch's metrics row.
+        tensorboard: add the epochs trained now to the run's TensorBoard curves (as `train`).
+        log_dir: write them into this folder instead (implies tensorboard).
 
     Returns:
         The run, trained to its recorded epochs (None on torchrun ranks other than 0).
     """
+    if tensorboard or log_dir is not None:
+        require_tensorboard()
     if run.config.train is None:
         raise NvError(f"run '{run.dir}' was never trained (convert only); train it first, starting from this run "
                       "(init)", param="init")
@@ -241,7 +261,8 @@ def resume(run: Run, *, device: str | None = None, workers: int | None = None, t
             bundle = run.data()
             model = build_model(run.spec, load_weights=False, trust_code=trust_code)
             trainer = Trainer(model, bundle.train, bundle.val, cfg, run.dir if main else None, device=device,
-                              distributed=distributed, progress=progress, on_epoch=on_epoch)
+                              distributed=distributed, progress=progress, on_epoch=on_epoch,
+                              log_dir=_log_dir(run.dir if main else None, tensorboard, log_dir))
             trainer.resume(run.path(files.CHECKPOINT))
             trainer.fit()
     finally:
