@@ -18,6 +18,7 @@ import torchvision
 from nvcli.models.archs import build_network, load_network_weights
 from nvcli.models.spec import ModelChoice
 from nvcli.runs.run import load_run
+from nvcli.training import recipes
 from nvcli.training.recipes import pretrained_image_size
 
 RESNET18 = "resnet18-f37072fd.pth"  # torchvision's file name for ResNet18_Weights.IMAGENET1K_V1 (= DEFAULT)
@@ -100,6 +101,16 @@ def test_training_uses_the_weights_normalisation_and_records_them(nv, tmp_path: 
     assert nv("train", "--init", tmp_path / "c", *SMALL, "--runs-dir", tmp_path, "--name", "i").code == 0
     config = json.loads((tmp_path / "i" / "config.json").read_text())
     assert config["weights"]["sha256"] == sha256(path) and config["model"]["mean"] == IMAGENET_MEAN
+
+
+@pytest.mark.parametrize("flags, size", [([], 224), (["--image-size", "48"], 48), (["-D", "image_size=40"], 40)])
+def test_train_takes_the_weights_image_size_unless_given(nv, offline: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         flags: list, size: int) -> None:
+    placed(offline, RESNET18, torchvision.models.resnet18())
+    asked = []
+    monkeypatch.setattr(recipes, "train", lambda choice, data, options, *args, **kwargs: asked.append(options))
+    assert nv("train", "--arch", "resnet18", "--weights", "DEFAULT", *flags).code == 0
+    assert asked[0].image_size == size
 
 
 def test_the_weights_image_size_is_the_default(offline: Path) -> None:

@@ -199,8 +199,8 @@ def training_request(ctx: typer.Context, *, choice: Callable[[], ModelChoice], d
     from ..runs.run import check_name
 
     values = dataset_values(data_settings, data_pairs)
-    if model.weights:
-        from ..training.recipes import pretrained_image_size  # torch and torchvision, for named weights only
+    if model.weights and init is None:  # an init run's network already holds its weights
+        from ..training.recipes import pretrained_image_size  # torch and torchvision, for weights only
 
         values = pretrained_image_size(model, data, values)
     options = data_options(data, {**values, "seed": recipe.seed})
