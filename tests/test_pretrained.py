@@ -158,6 +158,19 @@ def test_densenet_files_with_torchvision_old_key_names_load(tmp_path: Path) -> N
         assert key.endswith("num_batches_tracked") or torch.equal(target.state_dict()[key], value), key
 
 
+@pytest.mark.skipif(importlib.util.find_spec("safetensors") is None,
+                    reason="safetensors is not installed (nvcli[timm] brings it: timm's hub files are safetensors)")
+def test_a_safetensors_file_loads(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = build_network("smallcnn", 4)
+    save_file(source.state_dict(), tmp_path / "model.safetensors")
+    target = build_network("smallcnn", 4)
+    load_network_weights(target, tmp_path / "model.safetensors")
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+
+
 def test_timm_without_timm_names_the_extra(nv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "timm", None)  # import timm fails, as where it is not installed
     result = nv("convert", "--arch", "timm/resnet18", "-n", "3", "--runs-dir", tmp_path)
