@@ -208,3 +208,46 @@ def test_a_timm_model_without_relu_units_is_refused(nv, tmp_path: Path) -> None:
     result = nv("convert", "--arch", "timm/convnext_tiny", "-n", "3", "--runs-dir", tmp_path)
     assert result.code == 2
     assert "ConvNeXt has no ReLU-type nonlinearity before its classifier head" in result.err
+
+
+class FakeHub:
+    """huggingface_hub's two calls nv makes, offline: a cache holding `files` (repo, filename) -> path."""
+
+    def __init__(self, files: dict[tuple[str, str], Path]) -> None:
+        self.files = files
+
+    def try_to_load_from_cache(self, repo_id: str, filename: str) -> str | None:
+        found = self.files.get((repo_id, filename))
+        return None if found is None else str(found)
+
+    def hf_hub_download(self, repo_id: str, filename: str) -> str:
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+
+@needs_timm
+def test_timm_weights_in_the_hugging_face_cache(nv, tmp_path: Path, offline: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import timm
+
+    from nvcli.models import pretrained
+
+    torch.manual_seed(3)
+    state = timm.create_model("resnet18").state_dict()
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    monkeypatch.setattr(pretrained, "_hf_module", lambda: FakeHub({
+        ("timm/resnet18.tv_in1k", "pytorch_model.bin"): tmp_path / "pytorch_model.bin"}))
+    result = nv("convert", "--arch", "timm/resnet18", "--weights", "tv_in1k", "-n", "3", "--image-size", "32",
+                "--runs-dir", tmp_path, "--name", "t")
+    assert result.code == 0, result.err
+    assert_backbone_is(tmp_path / "t" / "model.pt", state, "fc.")
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["weights"]["file"] == "pytorch_model.bin"
+
+    # A tag on the hub only, not cached: the URL, and how to fill the cache.
+    missing = nv("convert", "--arch", "timm/convnext_tiny", "--weights", "DEFAULT", "-n", "3", "--runs-dir", tmp_path)
+    assert missing.code == 2 and ("download https://huggingface.co/timm/convnext_tiny.in12k_ft_in1k/resolve/main/"
+                                  "model.safetensors and put it at the Hugging Face cache (huggingface-cli download "
+                                  "timm/convnext_tiny.in12k_ft_in1k model.safetensors)") in missing.err
+    # Without huggingface_hub, such a tag names the extra.
+    monkeypatch.setattr(pretrained, "_hf_module", lambda: None)
+    missing = nv("convert", "--arch", "timm/convnext_tiny", "--weights", "DEFAULT", "-n", "3", "--runs-dir", tmp_path)
+    assert missing.code == 2 and "huggingface_hub is not installed (pip install 'nvcli[timm]'" in missing.err

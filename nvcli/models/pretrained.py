@@ -98,11 +98,15 @@ def _timm(arch: str, name: str) -> Pretrained:
         raise choice_error(f"{arch} weights", name, [DEFAULT, *tags], param="weights")
     cfg = timm.models.get_pretrained_cfg(model if name == DEFAULT else f"{model}.{name}")
     resolved = f"{model}.{cfg.tag}"
-    path = _timm_cached(cfg)
+    what, path = f"weights {name} of {arch} (timm's {resolved})", _timm_cached(cfg)
+    if path is None and not cfg.url and _hf_module() is None:
+        raise NvError(f"{what} are on the Hugging Face hub only, and huggingface_hub is not installed (pip install "
+                      f"'nvcli[timm]' brings it); or download {_timm_place(cfg)[0]} and give the file as weights",
+                      param="weights")
     if path is None:
-        path = _fetch(f"weights {name} of {arch} (timm's {resolved})", *_timm_place(cfg), lambda: _timm_download(cfg))
+        path = _fetch(what, *_timm_place(cfg), lambda: _timm_download(cfg))
     crop = int(cfg.input_size[-1])
-    return Pretrained(name=name, source="timm", path=path, resolved=resolved, url=cfg.url or cfg.hf_hub_id,
+    return Pretrained(name=name, source="timm", path=path, resolved=resolved, url=cfg.url or f"https://huggingface.co/{cfg.hf_hub_id}",
                       mean=tuple(cfg.mean), std=tuple(cfg.std), crop_size=crop,
                       resize_size=math.floor(crop / cfg.crop_pct))
 
@@ -155,9 +159,6 @@ def _timm_download(cfg: Any) -> Path:
     hub = _hf_module()
     if hub is not None and cfg.hf_hub_id:
         return Path(hub.hf_hub_download(cfg.hf_hub_id, _hf_filenames(cfg)[0]))
-    if not cfg.url:
-        raise NvError(f"timm weights {cfg.hf_hub_id} are on the Hugging Face hub only and huggingface_hub is not "
-                      "installed (pip install 'nvcli[timm]')", param="weights")
     return _download(cfg.url, _hub_file(cfg.url))
 
 
