@@ -106,9 +106,9 @@ def _timm(arch: str, name: str) -> Pretrained:
     if path is None:
         path = _fetch(what, *_timm_place(cfg), lambda: _timm_download(cfg))
     crop = int(cfg.input_size[-1])
-    return Pretrained(name=name, source="timm", path=path, resolved=resolved, url=cfg.url or f"https://huggingface.co/{cfg.hf_hub_id}",
-                      mean=tuple(cfg.mean), std=tuple(cfg.std), crop_size=crop,
-                      resize_size=math.floor(crop / cfg.crop_pct))
+    return Pretrained(name=name, source="timm", path=path, resolved=resolved,
+                      url=cfg.url or f"https://huggingface.co/{cfg.hf_hub_id}", mean=tuple(cfg.mean),
+                      std=tuple(cfg.std), crop_size=crop, resize_size=math.floor(crop / cfg.crop_pct))
 
 
 def _hub_file(url: str) -> Path:
