@@ -33,8 +33,9 @@ CodeOpt = Annotated[Code, _option("--code", panel=MODEL,
                                   help="Unit code: sigmoid, straight-through step, ReLU output.")]
 ReduceOpt = Annotated[Reduce, _option("--reduce", panel=MODEL, help="Reduce each unit's code map by max or mean.")]
 Baseline = Annotated[bool, _option("--baseline", panel=MODEL, help="Train the standard network instead (Table 1).")]
-WeightsFile = Annotated[Optional[Path], _option("--weights", panel=MODEL,
-                                                help="Load a standard network's state_dict first.")]
+WeightsFile = Annotated[Optional[str], _option("--weights", panel=MODEL, metavar="FILE|NAME", help="Start from "
+                                               "these weights: a state_dict FILE, or a name: DEFAULT, torchvision's "
+                                               "(IMAGENET1K_V1), a timm tag.")]
 FreezeBackbone = Annotated[bool, _option("--freeze-backbone", panel=MODEL, help="Train only the linear head.")]
 SharedBackbone = Annotated[bool, _option("--shared-backbone", panel=MODEL,
                                          help="Multi-view data: one backbone shared by all views.")]

@@ -209,7 +209,12 @@ def training_request(ctx: typer.Context, *, choice: Callable[[], ModelChoice], d
     from ..data.registry import data_options
     from ..runs.run import check_name
 
-    options = data_options(data, {**dataset_values(data_settings, data_pairs), "seed": recipe.seed})
+    values = dataset_values(data_settings, data_pairs)
+    if model.weights and init is None:  # an init run's network already holds its weights
+        from ..training.recipes import pretrained_image_size  # torch and torchvision, for weights only
+
+        values = pretrained_image_size(model, data, values)
+    options = data_options(data, {**values, "seed": recipe.seed})
     return Train(model, data, options, recipe, check_name(name) if name else None, runs_dir, force, init,
                  tuple(n for n in given if n in MODEL_FIELDS), trust_code, fmt, tensorboard, log_dir)
 

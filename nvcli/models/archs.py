@@ -1,17 +1,19 @@
-"""Standard networks by name: torchvision's, a small fast CNN, or a user's own factory."""
+"""Standard networks by name: torchvision's, timm's, a small fast CNN, or a user's own factory."""
 from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import torch
 from torch import nn
 
-from ..errors import NvError
+from ..errors import NvError, choice_error, describe
 from ..runs.atomic import load_torch
-from .spec import TORCHVISION, arch_error
+from .spec import TIMM, TORCHVISION, arch_error
 
 
 class SmallCNN(nn.Module):
@@ -37,9 +39,34 @@ class SmallCNN(nn.Module):
 
 
 BUILTIN: dict[str, Callable[..., nn.Module]] = {"smallcnn": SmallCNN}  # the names are spec.BUILTIN_ARCHS
+# torchvision's DenseNet files keep the old names 'denselayer1.norm.1.weight' for 'norm1'; torchvision renames them
+# as it loads them, and so does nv.
+_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+                               r"([12]\.(?:weight|bias|running_mean|running_var))$")
+
+
+def timm_module(arch: str) -> ModuleType:
+    """The timm package, or an NvError naming the extra that installs it."""
+    try:
+        import timm
+    except ImportError as exc:
+        raise NvError(f"arch {arch} is a timm model and timm is not installed; install the extra: "
+                      "pip install 'nvcli[timm]'", param="arch") from exc
+    return timm
+
+
+def timm_name(arch: str) -> str:
+    """The timm model name of `timm/<model>`, checked against timm's registry."""
+    timm, name = timm_module(arch), arch.removeprefix(TIMM)
+    if not timm.is_model(name):
+        raise choice_error("timm model", name, timm.list_models(), param="arch")
+    return name
 
 
 def _factory(arch: str) -> Callable[..., nn.Module]:
+    if arch.startswith(TIMM):
+        name = timm_name(arch)
+        return lambda num_classes: timm_module(arch).create_model(name, pretrained=False, num_classes=num_classes)
     if ":" in arch:
         module_name, _, fn_name = arch.partition(":")
         try:
@@ -91,8 +118,8 @@ def build_network(arch: str, num_classes: int, in_channels: int = 3, input_size:
     """A freshly initialised standard network (no pretrained weights are downloaded).
 
     Args:
-        arch: alexnet, vgg11..19[_bn], resnet18/34/50, densenet121, smallcnn, or `package.module:function`
-            (imports and calls it: your code).
+        arch: alexnet, vgg11..19[_bn], resnet18/34/50, densenet121, smallcnn, `timm/<model>` (timm's registry),
+            or `package.module:function` (imports and calls it: your code).
         num_classes: outputs of the classifier.
         in_channels: input channels (the first convolution is adapted when not 3).
         input_size: the input side in pixels, for networks whose classifier depends on it.
@@ -121,20 +148,21 @@ def load_network_weights(network: nn.Module, path: str | Path) -> list[str]:
     """
     path = Path(path)
     if not path.is_file():
-        raise NvError(f"weights file '{path}' does not exist")
-    state = load_torch(path, f"cannot read weights file '{path}' as a state_dict")
+        raise NvError(f"weights file '{path}' does not exist", param="weights")
+    state = _read_weights(path)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
         raise NvError(f"weights file '{path}' does not hold a state_dict")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {_OLD_DENSENET_KEY.sub(r"\1\2", k.removeprefix("module.")): v for k, v in state.items()}
     own = network.state_dict()
     _, _, conv = first_conv(network)
     conv_key = next(k for k, v in network.named_parameters() if v is conv.weight)
     if conv_key in state and state[conv_key].shape[1] != conv.in_channels and conv.in_channels == 1:
         state[conv_key] = state[conv_key].mean(dim=1, keepdim=True)
-    missing = [k for k in own if k not in state]
+    # Files saved before BatchNorm counted its batches (torchvision's own) lack num_batches_tracked: it stays 0.
+    missing = [k for k in own if k not in state and not k.endswith(".num_batches_tracked")]
     if len(missing) == len(own):
         raise NvError(f"weights file '{path}' shares no tensor names with this architecture (e.g. '{next(iter(own))}')")
     linear = {name for name, m in network.named_modules() if isinstance(m, nn.Linear)}
@@ -147,3 +175,18 @@ def load_network_weights(network: nn.Module, path: str | Path) -> list[str]:
         )
     network.load_state_dict({k: v for k, v in state.items() if k in own and k not in skipped}, strict=False)
     return skipped
+
+
+def _read_weights(path: Path) -> object:
+    """A weights file's content, read without running code: safetensors (timm's hub files) or a torch file."""
+    if path.suffix != ".safetensors":
+        return load_torch(path, f"cannot read weights file '{path}' as a state_dict")
+    try:
+        from safetensors.torch import load_file
+    except ImportError as exc:
+        raise NvError(f"weights file '{path}' is a safetensors file and safetensors is not installed; install it "
+                      "(pip install safetensors, which nvcli[timm] brings)", param="weights") from exc
+    try:
+        return load_file(path, device="cpu")
+    except Exception as exc:  # a damaged or foreign file: safetensors raises several types
+        raise NvError(f"cannot read weights file '{path}' as safetensors ({describe(exc)})", param="weights") from exc

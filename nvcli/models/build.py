@@ -7,6 +7,7 @@ from ..errors import NvError
 from .archs import build_network, load_network_weights
 from .multiview import MVCNN, MultiViewNeuroView
 from .neuroview import NeuroView, Standard
+from .pretrained import resolve
 from .recurrent import RecurrentBaseline, RecurrentNeuroView
 from .spec import ModelSpec
 
@@ -16,8 +17,8 @@ def build_model(spec: ModelSpec, *, load_weights: bool = True, trust_code: bool 
 
     Args:
         spec: the model as config.json records it (`ModelSpec.of(choice, ...)` or `run.spec`).
-        load_weights: load `spec.weights` (a standard network's state_dict) before conversion; off when a run's
-            model.pt is loaded next.
+        load_weights: load `spec.weights` (a standard network's state_dict file, or torchvision's or timm's
+            weights by name: `pretrained.resolve`) before conversion; off when a run's model.pt is loaded next.
         trust_code: allow importing a `package.module:function` architecture; a run read from disk must not
             run code that the user did not name.
 
@@ -34,7 +35,7 @@ def build_model(spec: ModelSpec, *, load_weights: bool = True, trust_code: bool 
     def network() -> nn.Module:
         net = build_network(spec.arch, spec.num_classes, spec.input_shape[0], min(spec.input_shape[1:]))
         if load_weights and spec.weights:
-            load_network_weights(net, spec.weights)
+            load_network_weights(net, resolve(spec.arch, spec.weights).path)
         return net
 
     if spec.multiview:

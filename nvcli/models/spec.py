@@ -19,6 +19,7 @@ TORCHVISION = (
     "resnet18", "resnet34", "resnet50",
     "densenet121",
 )
+TIMM = "timm/"  # timm/<model>: any model of timm's registry (the optional extra nvcli[timm])
 Code = Literal["soft", "hard", "raw"]  # sigmoid, straight-through step, ReLU output
 CODES: tuple[str, ...] = get_args(Code)
 # Bounds that keep a hostile or mistyped config.json from allocating without limit when the model is built.
@@ -35,7 +36,8 @@ MAX_RNN_UNITS = 1 << 24  # a recurrent head's inputs: layers x steps x hidden un
 
 def arch_error(arch: str) -> NvError:
     """The error for an architecture name nv does not know, with the closest valid one."""
-    return choice_error("architecture", arch, [*BUILTIN_ARCHS, *RECURRENT, *TORCHVISION, "package.module:function"])
+    return choice_error("architecture", arch, [*BUILTIN_ARCHS, *RECURRENT, *TORCHVISION, f"{TIMM}<model>",
+                                                 "package.module:function"])
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class ModelChoice:
     code: Code = "soft"
     reduce: Reduce = "max"
     baseline: bool = False
-    weights: str | None = None  # a standard network's state_dict, loaded before conversion
+    weights: str | None = None  # a standard network's state_dict file or pretrained weights' name, loaded first
     freeze_backbone: bool = False
     shared_backbone: bool = False  # multi-view: one backbone for every view
     hidden_size: int = 32  # recurrent archs: hidden units per layer and direction
@@ -55,7 +57,7 @@ class ModelChoice:
     time_units: TimeUnits = "all"  # recurrent NeuroView: the hidden states of every layer, or of the last only
 
     def __post_init__(self) -> None:
-        if not self.user_code and self.arch not in BUILTIN_ARCHS + RECURRENT + TORCHVISION:
+        if not (self.user_code or self.timm) and self.arch not in BUILTIN_ARCHS + RECURRENT + TORCHVISION:
             raise arch_error(self.arch)  # before any data or torch loads
         self._check_recurrent()
         if self.code not in CODES:
@@ -90,6 +92,11 @@ class ModelChoice:
     def activation(self) -> str:
         """The head's input as tables show it: code/reduce (a recurrent code is not reduced), '-' for a baseline."""
         return "-" if self.baseline else self.code if self.recurrent else f"{self.code}/{self.reduce}"
+
+    @property
+    def timm(self) -> bool:
+        """Whether the architecture is a timm model (`timm/<model>`)."""
+        return self.arch.startswith(TIMM) and len(self.arch) > len(TIMM)
 
     @property
     def user_code(self) -> bool:

@@ -76,6 +76,7 @@ class RunConfig:
     units: int | None  # NeuroView units (codes the head reads); None for a baseline
     precision: str | None = None  # what training computes in (float32, bfloat16, float16); training runs only
     versions: dict[str, str] | None = None  # nv and the libraries that shape the numbers, as written
+    weights: dict[str, Any] | None = None  # the pretrained weights loaded first: source, name, file, sha256 ...
     format: int = CONFIG_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,7 +84,8 @@ class RunConfig:
         return _written({"name": self.name, "created": self.created, "model": self.model.to_dict(),
                          "data": self.data.to_dict(), "train": self.train.to_dict() if self.train else {},
                          "kind": self.kind, "units": self.units, "precision": self.precision, "format": self.format,
-                         "versions": self.versions}, optional=("precision", "versions"))
+                         "versions": self.versions, "weights": self.weights},
+                        optional=("precision", "versions", "weights"))
 
     @classmethod
     def from_dict(cls, config: Any, where: str = "config.json") -> "RunConfig":
@@ -113,7 +115,7 @@ class RunConfig:
         return cls(name=config.get("name"), created=config.get("created"), model=spec, data=data,
                    train=TrainConfig.from_dict(config["train"]) if config["train"] else None,
                    kind=config.get("kind"), units=config.get("units"), precision=config.get("precision"),
-                   versions=config.get("versions"), format=CONFIG_FORMAT)
+                   versions=config.get("versions"), weights=config.get("weights"), format=CONFIG_FORMAT)
 
 
 def _written(section: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:

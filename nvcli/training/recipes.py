@@ -10,13 +10,14 @@ import time
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Collection
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 import torch
 
-from ..data.registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions, load_data
+from ..data.registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions, load_data, options_of
 from ..errors import NvError
 from ..models.build import build_model
+from ..models.pretrained import Pretrained, resolve
 from ..models.spec import ModelChoice, ModelSpec
 from ..runs import access, files, lock
 from ..runs.atomic import save_torch
@@ -44,10 +45,11 @@ def _precision(cfg: TrainConfig) -> str:
 
 
 def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: DataSection,
-               train: TrainConfig | None) -> None:
+               train: TrainConfig | None, weights: dict[str, Any] | None) -> None:
     """config.json, units.csv and the head's starting weights; model.pt too for an untrained (converted) run.
 
-    A training run also records `precision`: what it computes in (float32, bfloat16 or float16).
+    A training run also records `precision`: what it computes in (float32, bfloat16 or float16); a run whose
+    network started from weights records them (`weights`: where they came from and the file's SHA-256).
 
     A training run writes model.pt only after its first epoch, so a run that fails before then has no
     weights that a later command could mistake for trained ones.
@@ -56,7 +58,7 @@ def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: DataSec
     write_config(run_dir, RunConfig(name=run_dir.name, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), model=spec,
                                     data=data, train=train, kind=spec.kind,
                                     units=None if units is None else len(units),
-                                    precision=None if train is None else _precision(train)))
+                                    precision=None if train is None else _precision(train), weights=weights))
     if units is not None:
         write_units(run_dir, units)
         save_torch(run_dir / files.HEAD_INIT, {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()})
@@ -96,12 +98,34 @@ def convert(choice: ModelChoice, *, num_classes: int | None = None, classes: lis
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else ([0.0] * in_channels, [1.0] * in_channels)
     spec = ModelSpec.of(choice, num_classes=count, input_shape=(in_channels, image_size, image_size), mean=mean,
                         std=std)
+    spec, weights = with_weights(spec, resolve(choice.arch, choice.weights) if choice.weights else None)
     model = build_model(spec, trust_code=True)  # the architecture was named on the command line
     with new_run_dir(name, runs_dir, force) as run_dir:
         names = classes or [str(i) for i in range(count)]
-        _write_run(run_dir, model, spec, DataSection(name=None, classes=tuple(names)), None)
+        _write_run(run_dir, model, spec, DataSection(name=None, classes=tuple(names)), None, weights)
         mark_latest(run_dir)
     return run_dir, model
+
+
+def with_weights(spec: ModelSpec, found: Pretrained | None) -> tuple[ModelSpec, dict[str, Any] | None]:
+    """`spec` with the normalisation its weights `found` were trained with (where known and their channels match
+    the input), and config.json's record of the weights (None without weights)."""
+    if found is None:
+        return spec, None
+    if found.mean is not None and found.std is not None and len(found.mean) == spec.input_shape[0]:
+        spec = replace(spec, mean=found.mean, std=found.std)
+    return spec, found.record()
+
+
+def pretrained_image_size(choice: ModelChoice, data: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Dataset settings `values` with the image side `choice`'s named weights were trained with, where the dataset
+    takes an image size and `values` give none (a given image_size wins)."""
+    values = dict(values)
+    if choice.weights and values.get("image_size") is None and "image_size" in dict(options_of(data)):
+        size = resolve(choice.arch, choice.weights).crop_size
+        if size is not None:
+            values["image_size"] = size
+    return values
 
 
 def spec_for(choice: ModelChoice, bundle: DataBundle) -> ModelSpec:
@@ -113,7 +137,8 @@ def spec_for(choice: ModelChoice, bundle: DataBundle) -> ModelSpec:
 
 def _from_run(source: Run, bundle: DataBundle, choice: ModelChoice, given: Collection[str],
               trust_code: bool) -> tuple[ModelSpec, "nn.Module"]:
-    """A model that starts from `source`'s weights, with the data's input shape and normalisation.
+    """A model that starts from `source`'s weights, with the data's input shape and normalisation (the run's own
+    where its network started from named weights).
 
     Model flags in INIT_APPLIES override the converted run's; any other given flag must agree with it.
     """
@@ -127,6 +152,8 @@ def _from_run(source: Run, bundle: DataBundle, choice: ModelChoice, given: Colle
                           f"({getattr(old, flag)}); from an init run only {', '.join(INIT_APPLIES)} may change "
                           "the model", param=(flag, "init", *INIT_APPLIES))
     fitted = spec_for(replace(old.choice, **{f: getattr(choice, f) for f in given if f in INIT_APPLIES}), bundle)
+    if (source.config.weights or {}).get("source") not in (None, "file") and len(old.mean) == len(fitted.mean):
+        fitted = replace(fitted, mean=old.mean, std=old.std)  # what the named weights were trained with
     if old.multiview != fitted.multiview:
         raise NvError(f"init run '{source.dir}' and dataset '{bundle.name}' disagree on multi-view input; "
                       "convert and train on the same kind of data", param="init")
@@ -198,13 +225,16 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
     if options.seed != cfg.seed:
         raise NvError(f"the data options' seed ({options.seed}) and the training seed ({cfg.seed}) differ; "
                       "give both the same seed")
+    found = resolve(choice.arch, choice.weights) if choice.weights and init is None else None  # before the data
     device, distributed = _start(cfg)
     try:
         bundle = load_data(data, options)
         if init is not None:
-            spec, model = _from_run(load_run(init), bundle, choice, given, trust_code)
+            source = load_run(init)
+            spec, model = _from_run(source, bundle, choice, given, trust_code)
+            weights = source.config.weights  # the converted run's network started from them
         else:
-            spec = spec_for(choice, bundle)
+            spec, weights = with_weights(spec_for(choice, bundle), found)
             model = build_model(spec, trust_code=trust_code or choice.user_code)
         scale_head_init(model, cfg.head_init_scale)  # before head_init.pt records where the head starts
         cfg = resolve_head_lr(cfg, model)  # config.json records the number the head trains with
@@ -213,7 +243,7 @@ def train(choice: ModelChoice, data: str, options: DataOptions, cfg: TrainConfig
             if run_dir is not None:
                 section = DataSection(name=data, classes=tuple(bundle.classes), kind=bundle.kind, cues=bundle.cues,
                                       options=options.to_dict(), info=bundle.info)
-                _write_run(run_dir, model, spec, section, cfg)
+                _write_run(run_dir, model, spec, section, cfg, weights)
                 mark_latest(run_dir)
             trainer = Trainer(model, bundle.train, bundle.val, cfg, run_dir, device=device, distributed=distributed,
                               progress=progress, on_epoch=on_epoch, log_dir=_log_dir(run_dir, tensorboard, log_dir))
