@@ -29,8 +29,11 @@ bench: install
 	$(BIN)/python benchmarks/bench_head.py
 
 # Regenerate requirements.lock from pyproject.toml + requirements.in (needs the registry; see docs/install.md).
+# uv keeps every version the lock already holds that still fits; UPGRADE="--upgrade-package typer" moves one package
+# to its newest fitting release (UPGRADE=--upgrade: every package).
+UPGRADE ?=
 lock:
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet uv
 	.lock-venv/bin/uv pip compile pyproject.toml requirements.in --extra test --universal \
-		--python-version 3.10 --no-header --output-file $(LOCK)
+		--python-version 3.10 --no-header $(UPGRADE) --output-file $(LOCK)

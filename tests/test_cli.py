@@ -59,8 +59,8 @@ def test_user_factory_architecture(nv, tmp_path: Path, monkeypatch: pytest.Monke
     (["convert", "--arch", "vgg_11", "-n", "3"], "Did you mean 'vgg11'"),
     (["convert", "--arch", "vgg11", "-n", "1"], "--num-classes 1"),
     (["train", "--data", "shapez"], "Did you mean 'shapes'"),
-    (["train", "--epochs", "-1"], "'--epochs' / '-e': -1 is not in the range x>=1"),
-    (["train", "--batch-size", "0"], "'--batch-size' / '-b': 0 is not in the range x>=1"),
+    (["train", "--epochs", "-1"], "'--epochs' / '-e': -1 is not in the range 1<=x<=100000."),
+    (["train", "--batch-size", "0"], "'--batch-size' / '-b': 0 is not in the range 1<=x<=65536."),
     (["train", "--reduce", "median"], "unknown --reduce value 'median'; valid: max, mean. Did you mean 'mean'?"),
     (["train", "--data", "imagefolder"], "--data-dir"),
     (["train", "--data", "imagefolder", "--data-dir", "/nonexistent"], "'/nonexistent' is not a directory"),
@@ -285,3 +285,31 @@ def test_debug_shows_the_traceback(nv) -> None:
 def test_a_head_named_twice_is_refused(nv, tmp_path: Path) -> None:
     result = nv("eval", "--run", tmp_path, "--head", "dense", "--head", "dense")
     assert result.code == 2 and "--head names dense more than once; name each head once" in result.err
+
+
+@pytest.mark.parametrize("args, usage", [((), "Usage: nv [OPTIONS] COMMAND"), (("data",), "Usage: nv data [OPTIONS]")])
+def test_a_group_alone_shows_its_help(nv, args: tuple[str, ...], usage: str) -> None:
+    """Issue 31: `nv` and `nv data` alone printed `error: NoArgsIsHelpError`. They print the help `--help` prints, on
+    stdout, and exit 0: help is what a bare group asks for, and nothing failed."""
+    result = nv(*args)
+    assert result.code == 0 and result.err == ""
+    assert usage in result.out and " list " in nv("data").out and " train " in nv().out
+    assert result.out == nv(*args, "--help").out
+
+
+def test_a_refusal_under_torchrun_is_said_once(nv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 31: under torchrun every process printed the refusal of a command that does not share its work. Rank 0
+    alone says it and fails; the others end quietly (one failing first would let torchrun stop rank 0 unheard)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    ends = {}
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        ends[rank] = nv("sparsify", "--run", tmp_path)
+    assert ends["0"].code == 2 and ends["0"].err.count("\n") == 1 and "nv sparsify runs in one process" in ends["0"].err
+    assert (ends["1"].code, ends["1"].out, ends["1"].err) == (0, "", "")
+    launcher = Path(sys.executable).with_name("torchrun")
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.delenv("RANK")
+    result = subprocess.run([str(launcher), "--standalone", "--nproc_per_node", "2", "-m", "nvcli", "--", "sparsify",
+                             "--run", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and result.stderr.count("nv sparsify runs in one process") == 1, result.stderr

@@ -15,15 +15,15 @@ from .requests import Output, RunSource
 PANEL = "Ablation"
 Classes = Annotated[Optional[str], typer.Option("--class", "-c", rich_help_panel=PANEL,
                                                 help="Ablate for these classes only (comma-separated; default: all).")]
-Mode = Annotated[AblationMode, typer.Option("--mode", rich_help_panel=PANEL, help="What a removed unit's code becomes: "
+Mode = Annotated[AblationMode, o.choice(AblationMode, "--mode", panel=PANEL, help="What a removed unit's code becomes: "
                                             "its validation mean, or zero.")]
-MaxK = Annotated[Optional[int], typer.Option("--max-k", min=1, rich_help_panel=PANEL, help="The largest number of "
+MaxK = Annotated[Optional[int], o.number(int, "--max-k", min=1, rich_help_panel=PANEL, help="The largest number of "
                                              "units removed (default: 10% of the units).")]
-Steps = Annotated[int, typer.Option("--steps", min=1, rich_help_panel=PANEL,
+Steps = Annotated[int, o.number(int, "--steps", min=1, rich_help_panel=PANEL,
                                     help="About this many values of k, spaced geometrically from 1 to --max-k.")]
-Draws = Annotated[int, typer.Option("--draws", min=1, rich_help_panel=PANEL, help="Random draws of k units (the "
+Draws = Annotated[int, o.number(int, "--draws", min=1, rich_help_panel=PANEL, help="Random draws of k units (the "
                                     "control).")]
-Seed = Annotated[int, typer.Option("--seed", min=0, rich_help_panel=PANEL, help="Seed of the random draws.")]
+Seed = Annotated[int, o.number(int, "--seed", min=0, rich_help_panel=PANEL, help="Seed of the random draws.")]
 Category = Annotated[Optional[list[str]], typer.Option(
     "--category", rich_help_panel=PANEL, help="Also remove every unit of these concept categories of the run's "
     "dissection together (comma-separated, e.g. color,texture; repeat for another group; needs nv dissect-map).")]

@@ -14,7 +14,7 @@ from .render import Format, emit, note, progress
 from .requests import Output, RunSource
 
 PANEL = "Cue conflict"
-PerClass = Annotated[int, typer.Option("--per-class", min=1, rich_help_panel=PANEL, help="Built-in cue-conflict "
+PerClass = Annotated[int, o.number(int, "--per-class", min=1, rich_help_panel=PANEL, help="Built-in cue-conflict "
                                        "images per shape class (runs trained on the cues world).")]
 Conflicts = Annotated[Optional[Path], typer.Option("--conflicts", rich_help_panel=PANEL, help="A folder of "
                                                    "cue-conflict images listed in conflicts.csv or stylize.csv (nv "

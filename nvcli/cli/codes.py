@@ -5,21 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Optional
 
-import typer
-
 from ..analysis.settings import CodeDtype, Compute, Split
 from ..runs.files import RUNS_DIR
 from . import options as o
 from .render import Format, emit, note, progress
 from .requests import RunSource
 
-SplitOpt = Annotated[Split, typer.Option("--split", help="Which split's codes: val, or train (read without "
-                                         "augmentation).")]
-DtypeOpt = Annotated[Optional[CodeDtype], typer.Option("--dtype", help="How the store keeps codes: float32, or float16 "
-                                                        "(half the disk, about 3 significant digits); a store of "
-                                                        "another dtype is written again (default: as stored; float32 "
-                                                        "for a new store).")]
-ShardRows = Annotated[int, typer.Option("--shard-rows", min=0, help="Rows per shard of a new store (0: 64 MiB of "
+SplitOpt = Annotated[Split, o.choice(Split, "--split", help="Which split's codes: val, or train (read without "
+                                     "augmentation).")]
+DtypeOpt = Annotated[Optional[CodeDtype], o.choice(CodeDtype, "--dtype", help="How the store keeps codes: float32, or "
+                                                   "float16 (half the disk, about 3 significant digits); a store of "
+                                                   "another dtype is written again (default: as stored; float32 for a "
+                                                   "new store).")]
+ShardRows = Annotated[int, o.number(int, "--shard-rows", min=0, help="Rows per shard of a new store (0: 64 MiB of "
                                         "codes); a reader holds one shard at a time.")]
 
 

@@ -19,7 +19,7 @@ RunA = Annotated[Path, typer.Argument(help="Run A, e.g. trained on the original 
 RunB = Annotated[Path, typer.Argument(help="Run B of the same architecture, e.g. trained on stylised images.")]
 OutDir = Annotated[Optional[Path], typer.Option("--out", "-o", rich_help_panel=PANEL,
                                                 help="Output directory (default: RUN_A/compare_<B>/).")]
-Top = Annotated[int, typer.Option("--top", "-k", min=1, rich_help_panel=PANEL,
+Top = Annotated[int, o.number(int, "--top", "-k", min=1, max=o.MAX_COUNT, rich_help_panel=PANEL,
                                   help="The k of top_share (units of largest |w|).")]
 Heads = Annotated[Optional[list[str]], typer.Option("--head", rich_help_panel=PANEL, help="The head of both runs "
                                                     "(dense, or a sparse head's name); give it twice for run A's and "

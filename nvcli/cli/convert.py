@@ -13,12 +13,13 @@ from . import options as o
 from .render import Format, emit, note
 
 PANEL = "Network"
-NumClasses = Annotated[Optional[int], typer.Option("--num-classes", "-n", rich_help_panel=PANEL,
+NumClasses = Annotated[Optional[int], o.number(int, "--num-classes", "-n", max=o.MAX_CLASSES, rich_help_panel=PANEL,
                                                    help="Classes of the new head.")]
 ClassNames = Annotated[Optional[str], typer.Option("--classes", rich_help_panel=PANEL,
                                                    help="Comma-separated class names (sets the count).")]
-InputSize = Annotated[int, typer.Option("--image-size", min=16, rich_help_panel=PANEL, help="Input side in pixels.")]
-InChannels = Annotated[int, typer.Option("--in-channels", min=1, rich_help_panel=PANEL,
+InputSize = Annotated[int, o.number(int, "--image-size", min=16, max=o.MAX_IMAGE_SIZE, rich_help_panel=PANEL,
+                                        help="Input side in pixels.")]
+InChannels = Annotated[int, o.number(int, "--in-channels", min=1, max=o.MAX_CHANNELS, rich_help_panel=PANEL,
                                          help="Input channels (1 for spectrograms).")]
 
 

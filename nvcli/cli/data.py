@@ -17,7 +17,8 @@ DatasetName = Annotated[str, typer.Argument(help="Dataset name (see nv data list
 BuiltinName = Annotated[str, typer.Argument(help="Built-in dataset to write (see nv data list, column 'make').")]
 OutDir = Annotated[Path, typer.Option("--out", "-o", rich_help_panel="Output",
                                       help="Output directory (new or empty; with --force, one nv data make wrote).")]
-MakeSeed = Annotated[int, typer.Option("--seed", min=0, rich_help_panel="Output", help="Seed of the generated data.")]
+MakeSeed = Annotated[int, o.number(int, "--seed", min=0, max=o.MAX_SEED, rich_help_panel="Output",
+                                       help="Seed of the generated data.")]
 Rewrite = Annotated[bool, typer.Option("--force", rich_help_panel="Output",
                                        help="Replace a dataset that nv data make wrote into --out (only its files).")]
 STYLE = "Style transfer"
@@ -27,11 +28,11 @@ StyleDir = Annotated[Path, typer.Option("--styles", rich_help_panel=STYLE, help=
                                         "style's folder is its class (cue-conflict images for nv bias).")]
 StyledOut = Annotated[Path, typer.Option("--out", "-o", rich_help_panel=STYLE, help="Output directory (new or empty; "
                                          "with --force, one nv data stylize wrote); never inside the inputs.")]
-PerImage = Annotated[int, typer.Option("--per-image", min=1, rich_help_panel=STYLE,
+PerImage = Annotated[int, o.number(int, "--per-image", min=1, rich_help_panel=STYLE,
                                        help="Stylised copies of each image, each with its own style.")]
 Beta = Annotated[float, typer.Option("--beta", rich_help_panel=STYLE, help="FDA's low-frequency window as a share of "
                                      "the image side, in (0, 0.5] (larger: more of the style).")]
-StyleSeed = Annotated[int, typer.Option("--seed", min=0, rich_help_panel=STYLE, help="Seed of the style drawn for "
+StyleSeed = Annotated[int, o.number(int, "--seed", min=0, rich_help_panel=STYLE, help="Seed of the style drawn for "
                                         "each image.")]
 ReplaceStyled = Annotated[bool, typer.Option("--force", rich_help_panel=STYLE, help="Replace what nv data stylize "
                                              "wrote into --out (only its files).")]

@@ -18,7 +18,7 @@ PANEL = "Dissection"
 Probe = Annotated[Optional[Path], typer.Option("--probe", rich_help_panel=PANEL,
                                                help="Broden-layout probe set (default: the built-in probe of the "
                                                "run's world: cues, else shapes).")]
-ProbeCount = Annotated[int, typer.Option("--probe-count", min=1, rich_help_panel=PANEL,
+ProbeCount = Annotated[int, o.number(int, "--probe-count", min=1, rich_help_panel=PANEL,
                                          help="Images in the built-in probe set.")]
 Quantile = Annotated[float, typer.Option("--quantile", rich_help_panel=PANEL,
                                          help="Top quantile of activations that counts as active.")]
@@ -26,17 +26,17 @@ IouThreshold = Annotated[float, typer.Option("--iou-threshold", rich_help_panel=
                                              help="IoU at which a unit is interpretable.")]
 Categories = Annotated[Optional[str], typer.Option("--categories", rich_help_panel=PANEL,
                                                    help="Comma-separated categories to score.")]
-AggregateOpt = Annotated[Aggregate, typer.Option("--aggregate", rich_help_panel=PANEL, help="A concept's score for a "
+AggregateOpt = Annotated[Aggregate, o.choice(Aggregate, "--aggregate", panel=PANEL, help="A concept's score for a "
                                                  "class from its units' scores: balanced (sum / sqrt(units): neither "
                                                  "many units nor a single one wins by count), mean, or sum (the "
                                                  "paper's).")]
 FigureClass = Annotated[Optional[str], typer.Option("--class", rich_help_panel=PANEL,
                                                     help="Draw the figure of this class only.")]
-Top = Annotated[int, typer.Option("--top", min=1, rich_help_panel=PANEL, help="Concepts per sign in the table and "
-                                  "figure.")]
-ProbeSize = Annotated[Optional[int], typer.Option("--image-size", min=16, rich_help_panel=PANEL, help="Resize --probe "
-                                                  "images to this side (default: the run's); the built-in probe draws "
-                                                  "its objects at this scale on a canvas twice the side.")]
+Top = Annotated[int, o.number(int, "--top", min=1, rich_help_panel=PANEL, help="Concepts per sign in the table and "
+                                  "figure.", max=o.MAX_COUNT)]
+ProbeSize = Annotated[Optional[int], o.number(int, "--image-size", min=16, rich_help_panel=PANEL, help="Resize "
+                                                  "--probe images to this side (default: the run's); the built-in "
+                                                  "probe draws its objects at this scale on a canvas twice the side.")]
 DISSECT_COMPUTE = Compute(batch_size=16)  # every layer's maps of a batch are held at once
 
 

@@ -13,7 +13,7 @@ from . import options as o
 from .render import Format, emit, note, progress
 from .requests import Output, RunSources
 
-MinAcc = Annotated[Optional[float], typer.Option("--min-acc", min=0.0, max=1.0, rich_help_panel="Evaluation",
+MinAcc = Annotated[Optional[float], o.number(float, "--min-acc", min=0.0, max=1.0, rich_help_panel="Evaluation",
                                                  help="Exit with status 1 if any accuracy is below this.")]
 PerClass = Annotated[bool, typer.Option("--per-class", rich_help_panel="Evaluation",
                                         help="Print per-class accuracy (with csv/json: only that).")]

@@ -16,11 +16,12 @@ from .requests import Output, RunSource
 PANEL = "Input"
 InputFile = Annotated[Optional[Path], typer.Option("--input", "-i", rich_help_panel=PANEL,
                                                    help="An image file to explain.")]
-Index = Annotated[Optional[int], typer.Option("--index", min=0, rich_help_panel=PANEL,
+Index = Annotated[Optional[int], o.number(int, "--index", min=0, rich_help_panel=PANEL,
                                               help="A sample of the validation split to explain.")]
 Target = Annotated[Optional[str], typer.Option("--class", "-c", rich_help_panel=PANEL,
                                                help="Explain this class's logit (default: the predicted class).")]
-Top = Annotated[int, typer.Option("--top", "-k", min=1, rich_help_panel=PANEL, help="Units listed per sign.")]
+Top = Annotated[int, o.number(int, "--top", "-k", min=1, max=o.MAX_COUNT, rich_help_panel=PANEL,
+                                  help="Units listed per sign.")]
 
 
 @dataclass(frozen=True)

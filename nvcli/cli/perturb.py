@@ -4,17 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
-import typer
-
 from ..analysis.settings import ChannelChoice, Compute
 from ..runs.files import DENSE_HEAD, RUNS_DIR
 from . import options as o
 from .render import Format, emit, progress
 from .requests import Output, RunSources
 
-ChannelOpt = Annotated[ChannelChoice, typer.Option("--channel", rich_help_panel="Perturbation",
+ChannelOpt = Annotated[ChannelChoice, o.choice(ChannelChoice, "--channel", panel="Perturbation",
                                              help="Channel to set to zero (all: each in turn).")]
-Example = Annotated[int, typer.Option("--example", min=0, rich_help_panel="Perturbation",
+Example = Annotated[int, o.number(int, "--example", min=0, rich_help_panel="Perturbation",
                                       help="Validation sample shown in perturb_examples.png.")]
 
 

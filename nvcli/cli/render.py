@@ -22,6 +22,9 @@ class Format(str, Enum):
     csv = "csv"
     json = "json"
 
+    def __str__(self) -> str:  # its name on the command line (Typer <= 0.28 maps an option's value back by it)
+        return self.value
+
 
 def _cell(value: object) -> str:
     if isinstance(value, float):

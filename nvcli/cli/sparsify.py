@@ -24,7 +24,7 @@ PANEL = "Sparse head"
 HeadName = Annotated[Optional[str], typer.Option("--name", rich_help_panel=PANEL, show_default="sparse<K>, or "
                                                  "sparse-drop<X>", help="Store the head as heads/NAME.pt (select it "
                                                  "with --head NAME).")]
-UnitsPerClass = Annotated[Optional[int], typer.Option("--units-per-class", rich_help_panel=PANEL,
+UnitsPerClass = Annotated[Optional[int], o.number(int, "--units-per-class", max=o.MAX_COUNT, rich_help_panel=PANEL,
                                                       show_default=str(DEFAULT_UNITS_PER_CLASS),
                                                       help="At most K units for every class: each class's first K "
                                                       "groups along the path, refitted without penalty.")]
@@ -35,12 +35,12 @@ MaxDrop = Annotated[Optional[float], typer.Option("--max-drop", rich_help_panel=
                                                   "below the dense head's.")]
 Alpha = Annotated[float, typer.Option("--alpha", rich_help_panel=PANEL, help="L1 share of the elastic-net penalty "
                                       "(1 = lasso).")]
-Steps = Annotated[int, typer.Option("--steps", rich_help_panel=PANEL, help="Lambdas along the path, log-spaced from "
+Steps = Annotated[int, o.number(int, "--steps", rich_help_panel=PANEL, help="Lambdas along the path, log-spaced from "
                                     "lambda_max down.")]
 Ratio = Annotated[float, typer.Option("--lambda-ratio", rich_help_panel=PANEL, help="The last lambda as a fraction of "
                                       "lambda_max.")]
-Patience = Annotated[int, typer.Option("--patience", min=0, rich_help_panel=PANEL, help="Stop after this many steps "
-                                       "without a better validation accuracy (0: fit every step).")]
+Patience = Annotated[int, o.number(int, "--patience", min=0, rich_help_panel=PANEL, help="Stop after this many steps "
+                                       "without a better validation accuracy (0: fit every step).", max=o.MAX_COUNT)]
 Finetune = Annotated[bool, typer.Option("--finetune", rich_help_panel=PANEL, help="With --max-drop: refit the kept "
                                         "units without penalty (debias); report both. --units-per-class always "
                                         "refits.")]
@@ -49,7 +49,7 @@ GroupCorr = Annotated[Optional[float], typer.Option("--group-corr", rich_help_pa
                                                     "feature (near-copies; the head weighs one unit per group); 0 "
                                                     "turns grouping off.")]
 
-Solver = Annotated[PathSolver, typer.Option("--solver", rich_help_panel=PANEL, help="memory: FISTA over the codes "
+Solver = Annotated[PathSolver, o.choice(PathSolver, "--solver", panel=PANEL, help="memory: FISTA over the codes "
                                             "held in memory (on --device); stream: proximal SVRG over the code "
                                             "store on the CPU, in memory that does not grow with the samples; "
                                             f"auto: memory when the codes take at most {MEMORY_BUDGET >> 30} GiB.")]

@@ -18,11 +18,11 @@ ClassName = Annotated[Optional[str], typer.Option("--class", "-c", rich_help_pan
                                                   help="The class whose weights to show.")]
 Every = Annotated[bool, typer.Option("--all", rich_help_panel=PANEL,
                                      help="Every class: weights_<class>.csv for each, and weights_all.png.")]
-Top = Annotated[int, typer.Option("--top", "-k", min=1, rich_help_panel=PANEL,
+Top = Annotated[int, o.number(int, "--top", "-k", min=1, max=o.MAX_COUNT, rich_help_panel=PANEL,
                                   help="Units listed per sign, and the k of top_share in weights_layers.csv.")]
-By = Annotated[Literal["unit", "time"], typer.Option("--by", rich_help_panel=PANEL, help="unit: weights along the "
-                                                   "unit axis; time (rnn/gru/lstm runs): every class's weight mass per "
-                                                   "time step and layer (weights_time.csv/.png).")]
+By = Annotated[Literal["unit", "time"], o.choice(Literal["unit", "time"], "--by", panel=PANEL, help="unit: weights "
+                                                 "along the unit axis; time (rnn/gru/lstm runs): every class's weight "
+                                                 "mass per time step and layer (weights_time.csv/.png).")]
 
 
 @dataclass(frozen=True)
