@@ -4,13 +4,15 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 LOCK := requirements.lock
+# The optional extras are installed too, so their tests run (docs/install.md); a user may install fewer.
+EXTRAS ?= test,captum,timm,tensorboard,notebook
 
 .PHONY: install demo test bench lock
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --constraint $(LOCK) -e ".[test]"
+	$(BIN)/python -m pip install --quiet --constraint $(LOCK) -e ".[$(EXTRAS)]"
 	touch $@
 
 demo: install
@@ -35,5 +37,5 @@ UPGRADE ?=
 lock:
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet uv
-	.lock-venv/bin/uv pip compile pyproject.toml requirements.in --extra test --universal \
+	.lock-venv/bin/uv pip compile pyproject.toml requirements.in --all-extras --universal \
 		--python-version 3.10 --no-header $(UPGRADE) --output-file $(LOCK)
