@@ -1,0 +1,140 @@
+"""Where in the input a decision rests: exact spatial maps of a class's logit (docs/where.md).
+
+A NeuroView logit is `b[c] + sum_u W[c, u] * z_u`, and each code `z_u` reduces the unit's code map `s_u(y, x)`
+over positions: with mean reduce `z_u = mean s_u`, so `W[c, u] * s_u(y, x) / n` splits the term over positions
+with nothing left over; with max reduce the whole term sits at the arg-max position (ties split it evenly).
+Summed per layer and spread to the input (each layer cell's value shared out over the input pixels its area
+covers, so no mass is lost), the maps of one input and class add up to `logit - b[c]` to float rounding.
+A unit whose pre-activation is not a 2-d map (after global pooling or flattening) puts its term evenly over
+the whole input.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..errors import NvError
+from ..models.codes import apply_code, reduce_code
+from ..models.multiview import MultiViewNeuroView
+from ..models.neuroview import NeuroView, UnitCodes
+from .head import Head
+
+
+@dataclass(frozen=True)
+class WhereMaps:
+    """Exact spatial maps of a batch of decisions: per input and explained class, one map per layer (and view).
+
+    `maps[i, k].sum()` is `logit[i, k] - bias[i, k]` to float rounding.
+    """
+
+    maps: np.ndarray  # float64 [inputs, classes, layers, H, W]; multi-view: [inputs, classes, views, layers, H, W]
+    logit: np.ndarray  # float64 [inputs, classes]: the model's logit of each explained class
+    bias: np.ndarray  # float64 [inputs, classes]: the head's bias of that class
+    target: np.ndarray  # int [inputs, classes]: the class index explained
+    layers: list[str]  # the layers' labels (one view's; every view has the same layers)
+    views: int = 0  # camera views of a multi-view run; 0 for single inputs
+
+    @property
+    def map_sum(self) -> np.ndarray:
+        """[inputs, classes]: the sum of all maps (every layer, view and position)."""
+        return self.maps.reshape(*self.maps.shape[:2], -1).sum(axis=2)
+
+    @property
+    def summed(self) -> np.ndarray:
+        """The maps summed over layers: [inputs, classes, H, W] (multi-view: [inputs, classes, views, H, W])."""
+        return self.maps.sum(axis=-3)
+
+
+def area_matrix(cells: int, pixels: int) -> Tensor:
+    """[pixels, cells] float64: the share of each of `cells` equal intervals that each of `pixels` gets by area.
+
+    Every column sums to 1, so spreading a layer's row (or column) of cells over the input keeps its total.
+    """
+    edges = torch.arange(cells + 1, dtype=torch.float64) * (pixels / cells)
+    start = torch.arange(pixels, dtype=torch.float64)[:, None]
+    overlap = torch.minimum(start + 1, edges[None, 1:]) - torch.maximum(start, edges[None, :-1])
+    return overlap.clamp(min=0) * (cells / pixels)
+
+
+def code_shares(pre: Tensor, code: str, reduce: str) -> Tensor:
+    """float64 [B, C, h, w]: each unit's code `z_u` split over the positions of its pre-activation map [B, C, ...].
+
+    Mean reduce: code(pre) / positions; max reduce: code(max) shared evenly by the positions holding the max.
+    A map that is not 2-d gives one cell (its total), which the input receives evenly.
+    """
+    flat = (pre.flatten(2) if pre.dim() > 2 else pre.unsqueeze(-1)).to(_float64_device(pre), torch.float64)
+    if reduce == "mean":
+        shares = apply_code(flat, code) / flat.shape[2]
+    else:
+        top = flat.max(dim=2, keepdim=True).values
+        ties = (flat == top).to(torch.float64)
+        shares = apply_code(top, code) * ties / ties.sum(dim=2, keepdim=True)
+    if pre.dim() == 4:
+        return shares.view(pre.shape)
+    return shares.sum(dim=2)[..., None, None]
+
+
+def _float64_device(t: Tensor) -> torch.device:
+    """Where float64 work on `t` runs: its own device, or the CPU for MPS (which has no float64)."""
+    return torch.device("cpu") if t.device.type == "mps" else t.device
+
+
+def _extractor(model: nn.Module) -> UnitCodes:
+    """The unit-code extractor of a NeuroView model (the first view's for a multi-view one)."""
+    if isinstance(model, NeuroView):
+        return model.codes
+    if isinstance(model, MultiViewNeuroView):
+        return model.codes[0]
+    raise NvError(f"where maps need a NeuroView image or sound model (single- or multi-view); got "
+                  f"{type(model).__name__} (recurrent runs split a decision over time steps instead)", param="model")
+
+
+def _check_head(model: nn.Module, head: Head) -> None:
+    """Refuse a model whose classifier is not `head`: the maps would not add up to its logits."""
+    weight = model.head.weight.detach().cpu().double().numpy()
+    if weight.shape != head.weight.shape or not np.array_equal(weight, head.weight):
+        raise NvError(f"the model's classifier is not head '{head.name}'; give the model with that head "
+                      "(with_head(model, head))", param="head")
+
+
+@torch.no_grad()
+def where(model: nn.Module, head: Head, x: Tensor, classes: Sequence[int] | None = None) -> WhereMaps:
+    """Exact spatial maps of `model`'s logits on a batch of pixel-space inputs `x` [B, C, H, W] (multi-view:
+    [B, V, C, H, W]) for `classes` (indices, the same for every input; default: each input's predicted class).
+
+    One forward pass keeps every layer's pre-activation map; `model`'s classifier must be `head`.
+    """
+    extractor = _extractor(model)
+    _check_head(model, head)
+    model.eval()
+    device = model.head.weight.device
+    pre_maps = model.unit_maps(x.to(device))
+    z = torch.cat([reduce_code(m, extractor.code, extractor.reduce) for m in pre_maps], dim=1)
+    logits = model.head(z).double().cpu()
+    if classes is None:
+        target = logits.argmax(dim=1, keepdim=True)
+    else:
+        for c in classes:
+            if not 0 <= c < len(head.classes):
+                raise NvError(f"class index {c} is out of range; the head has classes 0..{len(head.classes) - 1}",
+                              param="classes")
+        target = torch.tensor(list(classes), dtype=torch.long).expand(len(x), -1)
+    views = model.views if isinstance(model, MultiViewNeuroView) else 0
+    per_view = len(extractor.layers)
+    height, width = x.shape[-2:]
+    maps = torch.zeros(len(x), target.shape[1], max(views, 1), per_view, height, width, dtype=torch.float64)
+    weight = torch.from_numpy(head.weight)[target]  # [B, K, units]
+    for entry, (layer, pre) in enumerate(zip(model.layers, pre_maps)):
+        shares = code_shares(pre, extractor.code, extractor.reduce)
+        w = weight[:, :, layer.offset:layer.offset + layer.channels].to(shares.device)
+        cells = torch.einsum("bkc,bchw->bkhw", w, shares)
+        rows = area_matrix(cells.shape[2], height).to(shares.device)
+        cols = area_matrix(cells.shape[3], width).to(shares.device)
+        maps[:, :, entry // per_view, entry % per_view] = torch.einsum("yh,bkhw,xw->bkyx", rows, cells, cols).cpu()
+    out = maps.numpy() if views else maps[:, :, 0].numpy()
+    return WhereMaps(out, logits.gather(1, target).numpy(), head.bias[target.numpy()], target.numpy(),
+                     [layer.label or layer.node for layer in extractor.layers], views)
