@@ -314,6 +314,78 @@ def test_explain_errors(runs, tmp_path, nv):
     assert refused.value.params == ("path", "index")
 
 
+def _identity_holds(rows: list[dict], logits: torch.Tensor, bias: torch.Tensor, classes: list[str]) -> None:
+    """`nv explain --where -f json` rows against the model's own logits and the head's bias."""
+    (row,) = rows
+    c = classes.index(row["class"])
+    assert row["logit"] == pytest.approx(logits[c].item(), abs=1e-6) and row["bias"] == pytest.approx(bias[c].item())
+    assert abs(row["logit"] - row["bias"] - row["map_sum"]) <= 1e-4 * max(1, abs(row["logit"]))
+
+
+def test_where_maps_add_up_to_the_logit_and_are_recorded(nv_run, nv):
+    run = nv_run
+    code, out, err = nv("explain", "--where", "--index", "7", "--run", run.dir, "-f", "json")
+    assert code == 0, err
+    x, _ = run.data().val[7]
+    with torch.no_grad():
+        logits = run.model()(x.unsqueeze(0))[0]
+    _identity_holds(json.loads(out), logits, state(run)["head.bias"], run.classes)
+    assert json.loads(out)[0]["class"] == run.classes[int(logits.argmax())]
+    maps = np.load(run.dir / "where_index7.npy")
+    assert maps.shape == (3, 32, 32) and maps.dtype == np.float64
+    assert maps.sum() == pytest.approx(json.loads(out)[0]["map_sum"])
+    assert (run.dir / "where_index7.png").is_file() and (run.dir / "explain_index7.csv").is_file()
+    recorded = json.loads((run.dir / "results.json").read_text())["results"]
+    assert recorded["where/index7"]["files"] == ["where_index7.npy", "where_index7.png"]
+    assert "explain/index7" in recorded
+    code, out, err = nv("explain", "--where", "--index", "7", "--run", run.dir, "--class", "red")
+    assert code == 2 and "--force" in err  # another class replaces nothing silently
+    assert np.array_equal(np.load(run.dir / "where_index7.npy"), maps)
+
+
+def test_where_for_an_image_file_and_a_sparse_head(nv_run, nv, tmp_path):
+    run = nv_run
+    x, _ = run.data().val[0]
+    path = tmp_path / "shape.png"
+    Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+    generator = torch.Generator().manual_seed(0)
+    weight = state(run)["head.weight"] * (torch.rand(state(run)["head.weight"].shape, generator=generator) < 0.2)
+    bias = torch.randn(len(run.classes), generator=generator)
+    (run.dir / "heads").mkdir()
+    torch.save({"weight": weight, "bias": bias}, run.dir / "heads" / "rand.pt")
+    code, out, err = nv("explain", "--where", "--input", path, "--class", "square", "--head", "rand", "--run",
+                        run.dir, "-f", "json", "--no-plot")
+    assert code == 0, err
+    image = load_image(path, run)
+    with torch.no_grad():
+        logits = run.model().features(image.unsqueeze(0))[0] @ weight.T + bias
+    _identity_holds(json.loads(out), logits, bias, run.classes)
+    assert json.loads(out)[0]["class"] == "square"
+    assert np.load(run.dir / "where_shape@rand.npy").shape == (3, 32, 32)
+    assert not (run.dir / "where_shape@rand.png").exists()  # --no-plot
+
+
+def test_where_on_sound_and_multiview_runs(nv, tmp_path):
+    """Sound runs map over the spectrogram (bands x frames); multi-view runs give one stack of maps per view."""
+    for data, name, extra in [("tones", "t", ["--data", "tones", "-D", "per_class=2", "-D", "val_per_class=1"]),
+                              ("views", "mv", ["--image-size", "32", "-D", "train_per_class=1", "-D",
+                                               "val_per_class=1", "--views", "3"])]:
+        command = "multiview" if data == "views" else "train"
+        trained = nv(command, "--arch", "smallcnn", "--reduce", "mean", "--epochs", "1", *extra, "--runs-dir",
+                     tmp_path, "--name", name)
+        assert trained.code == 0, trained.err
+        run = load_run(tmp_path / name)
+        code, out, err = nv("explain", "--where", "--index", "0", "--run", run.dir, "-f", "json")
+        assert code == 0, err
+        x, _ = run.data().val[0]
+        with torch.no_grad():
+            logits = run.model()(x.unsqueeze(0))[0]
+        _identity_holds(json.loads(out), logits, state(run)["head.bias"], run.classes)
+        views = (3,) if data == "views" else ()
+        assert np.load(run.dir / "where_index0.npy").shape == (*views, 3, *x.shape[-2:])
+        assert (run.dir / "where_index0.png").is_file()
+
+
 # --- compare ---------------------------------------------------------------------------------------
 
 def test_compare_two_runs(runs, tmp_path, nv):

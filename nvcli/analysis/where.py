@@ -11,9 +11,11 @@ the whole input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -21,7 +23,14 @@ from ..errors import NvError
 from ..models.codes import apply_code, reduce_code
 from ..models.multiview import MultiViewNeuroView
 from ..models.neuroview import NeuroView, UnitCodes
-from .head import Head
+from ..runs import files
+from ..runs.results import RunResult, Writer, figure
+from ..runs.run import Run
+from ..training.devices import resolve_device
+from .explain import explained_input
+from .head import Head, read_head, with_head
+
+IDENTITY_COLUMNS = ["class", "logit", "bias", "map_sum"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +147,83 @@ def where(model: nn.Module, head: Head, x: Tensor, classes: Sequence[int] | None
     out = maps.numpy() if views else maps[:, :, 0].numpy()
     return WhereMaps(out, logits.gather(1, target).numpy(), head.bias[target.numpy()], target.numpy(),
                      [layer.label or layer.node for layer in extractor.layers], views)
+
+
+def _array(values: np.ndarray) -> Writer:
+    """A writer of `values` as a .npy file."""
+    def write(path: Path) -> None:
+        with open(path, "wb") as f:
+            np.save(f, values)
+    return write
+
+
+@dataclass
+class WhereExplanation(RunResult):
+    """One decision's exact maps over its input: `where_<input>.npy` ([(views,) layers, H, W]) and its figure."""
+
+    kind = "where"
+    maps: WhereMaps  # one input, one class
+    input: Tensor  # the pixel-space input [(views,) C, H, W]
+    source: str  # e.g. 'validation sample 3'
+    name: str  # what the input is called in file names
+    head: str = files.DENSE_HEAD
+    classes: tuple[str, ...] = ()  # the head's class names
+    origin: str = "upper"  # 'lower' for spectrograms: low frequencies at the bottom of the figure
+
+    def key(self) -> str:
+        return f"{self.kind}/{files.file_stem(self.name)}{files.head_mark(self.head)}"
+
+    @property
+    def explained(self) -> str:
+        """The class whose logit the maps add up to."""
+        return self.classes[int(self.maps.target[0, 0])]
+
+    def settings(self) -> dict[str, Any]:
+        return {"source": self.source, "class": self.explained, "head": self.head}
+
+    def identity(self) -> pd.DataFrame:
+        """Per class explained: its logit, its bias and the sum of its maps (logit = bias + map_sum)."""
+        return pd.DataFrame({"class": [self.classes[int(t)] for t in self.maps.target[0]], "logit": self.maps.logit[0],
+                             "bias": self.maps.bias[0], "map_sum": self.maps.map_sum[0]}, columns=IDENTITY_COLUMNS)
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        from ..plots.where import where_figure
+
+        out = {files.WHERE.name(self.head, input=self.name): _array(self.maps.maps[0, 0])}
+        if figures:
+            row = self.identity().iloc[0]
+            title = (f"{self.source}: class {row['class']}, logit {row['logit']:.4g} = maps {row['map_sum']:.4g} "
+                     f"+ bias {row['bias']:.4g}")
+            out[files.WHERE_PNG.name(self.head, input=self.name)] = figure(
+                where_figure, self.maps.maps[0, 0], self.input, self.maps.layers, title, self.origin)
+        return out
+
+
+def where_run(run: Run, *, index: int | None = None, path: str | Path | None = None, target: str | None = None,
+              head: str = files.DENSE_HEAD, device: str = "cpu", trust_code: bool = False) -> WhereExplanation:
+    """Exact maps of a NeuroView run's logit over one input: per layer, at the input's resolution.
+
+    Args:
+        run: a trained NeuroView image, sound or multi-view run.
+        index: a sample of the validation split (give this or `path`).
+        path: an image file (RGB runs only).
+        target: the class whose logit to map (default: the predicted class).
+        head: `dense` or a sparse head's name.
+        device: where to compute.
+        trust_code: allow importing the run's `package.module:function` architecture.
+
+    Returns:
+        A `WhereExplanation`; `.identity()` gives logit, bias and map_sum, `.save(run.dir)` writes
+        where_<input>.npy and .png.
+    """
+    run.require_neuroview()
+    if run.spec.recurrent:
+        raise NvError(f"run '{run.name}' is a recurrent {run.spec.arch}: its decisions split over time steps "
+                      "(explain's per-step contributions), not over positions of an image")
+    chosen = read_head(run, head)
+    classes = None if target is None else [chosen.class_index(target)]
+    item = explained_input(run, index, path)
+    model = with_head(run.model(resolve_device(device), trust_code=trust_code), chosen)
+    maps = where(model, chosen, item.x.unsqueeze(0), classes)
+    return WhereExplanation(maps, item.x, item.source, item.name, chosen.name, tuple(chosen.classes),
+                            "lower" if run.kind == "sound" else "upper")
