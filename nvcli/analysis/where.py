@@ -75,13 +75,13 @@ def code_shares(pre: Tensor, code: str, reduce: str) -> Tensor:
     Mean reduce: code(pre) / positions; max reduce: code(max) shared evenly by the positions holding the max.
     A map that is not 2-d gives one cell (its total), which the input receives evenly.
     """
-    flat = (pre.flatten(2) if pre.dim() > 2 else pre.unsqueeze(-1)).to(_float64_device(pre), torch.float64)
+    flat = (pre.flatten(2) if pre.dim() > 2 else pre.unsqueeze(-1)).to(_float64_device(pre))
     if reduce == "mean":
-        shares = apply_code(flat, code) / flat.shape[2]
-    else:
+        shares = apply_code(flat.double(), code) / flat.shape[2]
+    else:  # the ties of the float32 map the model reduced
         top = flat.max(dim=2, keepdim=True).values
-        ties = (flat == top).to(torch.float64)
-        shares = apply_code(top, code) * ties / ties.sum(dim=2, keepdim=True)
+        ties = (flat == top).double()
+        shares = apply_code(top.double(), code) * ties / ties.sum(dim=2, keepdim=True)
     if pre.dim() == 4:
         return shares.view(pre.shape)
     return shares.sum(dim=2)[..., None, None]
