@@ -322,18 +322,24 @@ def _identity_holds(rows: list[dict], logits: torch.Tensor, bias: torch.Tensor, 
     assert abs(row["logit"] - row["bias"] - row["map_sum"]) <= 1e-4 * max(1, abs(row["logit"]))
 
 
-def test_where_maps_add_up_to_the_logit_and_are_recorded(nv_run, nv):
-    run = nv_run
-    code, out, err = nv("explain", "--where", "--index", "7", "--run", run.dir, "-f", "json")
+def _where_sample(nv, run: Run, index: int) -> tuple[dict, torch.Tensor]:
+    """`nv explain --where --index INDEX -f json` on a dense head: its row, checked, and the model's logits."""
+    code, out, err = nv("explain", "--where", "--index", index, "--run", run.dir, "-f", "json")
     assert code == 0, err
-    x, _ = run.data().val[7]
+    x, _ = run.data().val[index]
     with torch.no_grad():
         logits = run.model()(x.unsqueeze(0))[0]
     _identity_holds(json.loads(out), logits, state(run)["head.bias"], run.classes)
-    assert json.loads(out)[0]["class"] == run.classes[int(logits.argmax())]
+    return json.loads(out)[0], logits
+
+
+def test_where_maps_add_up_to_the_logit_and_are_recorded(nv_run, nv):
+    run = nv_run
+    row, logits = _where_sample(nv, run, 7)
+    assert row["class"] == run.classes[int(logits.argmax())]
     maps = np.load(run.dir / "where_index7.npy")
     assert maps.shape == (3, 32, 32) and maps.dtype == np.float64
-    assert maps.sum() == pytest.approx(json.loads(out)[0]["map_sum"])
+    assert maps.sum() == pytest.approx(row["map_sum"])
     assert (run.dir / "where_index7.png").is_file() and (run.dir / "explain_index7.csv").is_file()
     recorded = json.loads((run.dir / "results.json").read_text())["results"]
     assert recorded["where/index7"]["files"] == ["where_index7.npy", "where_index7.png"]
@@ -375,14 +381,9 @@ def test_where_on_sound_and_multiview_runs(nv, tmp_path):
                      tmp_path, "--name", name)
         assert trained.code == 0, trained.err
         run = load_run(tmp_path / name)
-        code, out, err = nv("explain", "--where", "--index", "0", "--run", run.dir, "-f", "json")
-        assert code == 0, err
-        x, _ = run.data().val[0]
-        with torch.no_grad():
-            logits = run.model()(x.unsqueeze(0))[0]
-        _identity_holds(json.loads(out), logits, state(run)["head.bias"], run.classes)
+        _where_sample(nv, run, 0)
         views = (3,) if data == "views" else ()
-        assert np.load(run.dir / "where_index0.npy").shape == (*views, 3, *x.shape[-2:])
+        assert np.load(run.dir / "where_index0.npy").shape == (*views, 3, *run.spec.input_shape[1:])
         assert (run.dir / "where_index0.png").is_file()
 
 
