@@ -24,6 +24,7 @@ from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.perturb import perturb
 from nvcli.analysis.settings import Compute, DissectOptions
 from nvcli.analysis.weights import class_overview, class_similarity, class_weights, layer_summary
+from nvcli.analysis.where import where
 from nvcli.data.shapes import ShapesOptions
 from nvcli.errors import NvError
 from nvcli.models.archs import SmallCNN
@@ -369,6 +370,27 @@ def test_where_for_an_image_file_and_a_sparse_head(nv_run, nv, tmp_path):
     assert json.loads(out)[0]["class"] == "square"
     assert np.load(run.dir / "where_shape@rand.npy").shape == (3, 32, 32)
     assert not (run.dir / "where_shape@rand.png").exists()  # --no-plot
+
+
+def test_where_of_a_class_is_the_mean_of_its_images_maps(nv_run, nv):
+    run = nv_run
+    code, out, err = nv("explain", "--where", "--class", "triangle", "--run", run.dir, "-f", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    val = run.data().val
+    chosen = [i for i in range(len(val)) if run.classes[val[i][1]] == "triangle"]
+    x = torch.stack([val[i][0] for i in chosen])
+    c = run.classes.index("triangle")
+    with torch.no_grad():
+        logits = run.model()(x)[:, c].double()
+    assert row["images"] == len(chosen) == 20 and row["logit"] == pytest.approx(logits.mean().item(), abs=1e-6)
+    assert abs(row["logit"] - row["bias"] - row["map_sum"]) <= 1e-4 * max(1, abs(row["logit"]))
+    expected = where(run.model(), read_head(run), x, classes=[c]).maps[:, 0].mean(axis=0)
+    assert np.allclose(np.load(run.dir / "class_where_triangle.npy"), expected, rtol=0, atol=1e-9)
+    assert (run.dir / "class_where_triangle.png").is_file()
+    assert "class_where/triangle" in json.loads((run.dir / "results.json").read_text())["results"]
+    code, _, err = nv("explain", "--where", "--run", run.dir)
+    assert code == 2 and "--index or --input" in err and "--class" in err
 
 
 def test_where_on_sound_and_multiview_runs(nv, tmp_path):

@@ -27,8 +27,10 @@ from ..runs import files
 from ..runs.results import RunResult, Writer, figure
 from ..runs.run import Run
 from ..training.devices import resolve_device
+from ..training.loaders import make_loader
 from .explain import explained_input
 from .head import Head, read_head, with_head
+from .settings import Compute
 
 IDENTITY_COLUMNS = ["class", "logit", "bias", "map_sum"]
 
@@ -199,6 +201,20 @@ class WhereExplanation(RunResult):
         return out
 
 
+def _mapped(run: Run, head: str, device: str, trust_code: bool) -> tuple[nn.Module, Head]:
+    """The run's model with `head` as its classifier, and that head; a recurrent run is refused."""
+    run.require_neuroview()
+    if run.spec.recurrent:
+        raise NvError(f"run '{run.name}' is a recurrent {run.spec.arch}: its decisions split over time steps "
+                      "(explain's per-step contributions), not over positions of an image")
+    chosen = read_head(run, head)
+    return with_head(run.model(resolve_device(device), trust_code=trust_code), chosen), chosen
+
+
+def _origin(run: Run) -> str:
+    return "lower" if run.kind == "sound" else "upper"
+
+
 def where_run(run: Run, *, index: int | None = None, path: str | Path | None = None, target: str | None = None,
               head: str = files.DENSE_HEAD, device: str = "cpu", trust_code: bool = False) -> WhereExplanation:
     """Exact maps of a NeuroView run's logit over one input: per layer, at the input's resolution.
@@ -216,14 +232,84 @@ def where_run(run: Run, *, index: int | None = None, path: str | Path | None = N
         A `WhereExplanation`; `.identity()` gives logit, bias and map_sum, `.save(run.dir)` writes
         where_<input>.npy and .png.
     """
-    run.require_neuroview()
-    if run.spec.recurrent:
-        raise NvError(f"run '{run.name}' is a recurrent {run.spec.arch}: its decisions split over time steps "
-                      "(explain's per-step contributions), not over positions of an image")
-    chosen = read_head(run, head)
+    model, chosen = _mapped(run, head, device, trust_code)
     classes = None if target is None else [chosen.class_index(target)]
     item = explained_input(run, index, path)
-    model = with_head(run.model(resolve_device(device), trust_code=trust_code), chosen)
     maps = where(model, chosen, item.x.unsqueeze(0), classes)
-    return WhereExplanation(maps, item.x, item.source, item.name, chosen.name, tuple(chosen.classes),
-                            "lower" if run.kind == "sound" else "upper")
+    return WhereExplanation(maps, item.x, item.source, item.name, chosen.name, tuple(chosen.classes), _origin(run))
+
+
+@dataclass
+class ClassWhere(RunResult):
+    """A class's maps averaged over its validation images (where the class usually looks): class_where_<class>."""
+
+    kind = "class_where"
+    name: str  # the class
+    stem: str  # its file stem (distinct among the run's classes)
+    maps: np.ndarray  # float64 [(views,) layers, H, W]: the mean of the images' maps
+    images: int  # validation images of the class
+    logit: float  # the class's mean logit over them
+    bias: float
+    layers: list[str]
+    input: Tensor  # the mean of the images, drawn under the maps
+    head: str = files.DENSE_HEAD
+    origin: str = "upper"
+
+    def key(self) -> str:
+        return f"{self.kind}/{self.stem}{files.head_mark(self.head)}"
+
+    def settings(self) -> dict[str, Any]:
+        return {"class": self.name, "head": self.head}
+
+    def identity(self) -> pd.DataFrame:
+        """The class, its images, its mean logit, its bias and the sum of its mean maps (mean logit = bias + sum)."""
+        return pd.DataFrame([{"class": self.name, "images": self.images, "logit": self.logit, "bias": self.bias,
+                              "map_sum": float(self.maps.sum())}], columns=["class", "images", *IDENTITY_COLUMNS[1:]])
+
+    def artifacts(self, figures: bool = True) -> dict[str, Writer]:
+        from ..plots.where import where_figure
+
+        out = {files.CLASS_WHERE.name(self.head, cls=self.stem): _array(self.maps)}
+        if figures:
+            title = (f"class {self.name}, mean over its {self.images} validation images: logit {self.logit:.4g} = "
+                     f"maps {self.maps.sum():.4g} + bias {self.bias:.4g}")
+            out[files.CLASS_WHERE_PNG.name(self.head, cls=self.stem)] = figure(
+                where_figure, self.maps, self.input, self.layers, title, self.origin)
+        return out
+
+
+def class_where(run: Run, target: str | None, *, head: str = files.DENSE_HEAD, compute: Compute = Compute(device="cpu"),
+                trust_code: bool = False) -> ClassWhere:
+    """A class's exact maps averaged over its validation images: where the class usually looks.
+
+    The mean of the images' maps adds up to the class's mean logit minus its bias (the identity is linear).
+
+    Args:
+        run: a trained NeuroView image, sound or multi-view run.
+        target: the class.
+        head: `dense` or a sparse head's name.
+        compute: device, batch size and loader workers for the pass over the validation split.
+        trust_code: allow importing the run's `package.module:function` architecture.
+
+    Returns:
+        A `ClassWhere`; `.save(run.dir)` writes class_where_<class>.npy and .png.
+    """
+    if target is None:
+        raise NvError("a class's mean maps need target (the class); give index or path to map one input",
+                      param=("target", "index", "path"))
+    model, chosen = _mapped(run, head, compute.device, trust_code)
+    c = chosen.class_index(target)
+    total: np.ndarray | None = None
+    images, logit, pixels = 0, 0.0, None
+    loader = make_loader(run.data().val, compute.batch_size, shuffle=False, workers=compute.workers)
+    for x, y in loader:
+        x = x[y == c]
+        if len(x):
+            maps = where(model, chosen, x, [c])
+            total = maps.maps[:, 0].sum(axis=0) + (0 if total is None else total)
+            pixels = x.sum(dim=0) + (0 if pixels is None else pixels)
+            images, logit = images + len(x), logit + float(maps.logit.sum())
+    if total is None:
+        raise NvError(f"the validation split of run '{run.name}' holds no image of class '{target}'", param="target")
+    return ClassWhere(target, files.class_stems(chosen.classes)[target], total / images, images, logit / images,
+                      float(chosen.bias[c]), maps.layers, pixels / images, chosen.name, _origin(run))

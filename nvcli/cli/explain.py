@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -12,6 +12,9 @@ from ..runs.files import DENSE_HEAD, RUNS_DIR
 from . import options as o
 from .render import Format, emit, note
 from .requests import Output, RunSource
+
+if TYPE_CHECKING:
+    from ..runs.run import Run
 
 PANEL = "Input"
 InputFile = Annotated[Optional[Path], typer.Option("--input", "-i", rich_help_panel=PANEL,
@@ -23,7 +26,8 @@ Target = Annotated[Optional[str], typer.Option("--class", "-c", rich_help_panel=
 Top = Annotated[int, typer.Option("--top", "-k", min=1, rich_help_panel=PANEL, help="Units listed per sign.")]
 Where = Annotated[bool, typer.Option("--where", rich_help_panel=PANEL,
                                      help="Also map the logit over the input, exactly: where_<input>.npy and .png "
-                                          "(image, sound and multi-view runs; docs/where.md).")]
+                                          "(image, sound and multi-view runs; docs/where.md). With --class and no "
+                                          "input: the class's maps averaged over its validation images.")]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class Explain:
     def execute(self) -> None:
         run = self.source.open()  # before torch loads: a wrong --run answers at once
         self.compute.apply_threads()
+        if self.where and self.index is None and self.path is None:
+            self._class_maps(run)
+            return
         from ..analysis.explain import explain_run
         from ..analysis.head import extremes
 
@@ -75,6 +82,22 @@ class Explain:
         if mapped is not None:
             emit(mapped.identity(), fmt, title="Where: the maps add up to the logit minus the bias")
         note(f"wrote {', '.join(written)} to {run.dir}")
+
+    def _class_maps(self, run: "Run") -> None:
+        """`--where --class C` without an input: the class's maps averaged over its validation images."""
+        from ..analysis.where import class_where
+        from ..errors import NvError
+
+        if self.target is None:  # the core's word for it is target; the flag is --class
+            raise NvError("--where maps one input (--index or --input) or, with --class, a class's validation images; "
+                          "give one of them")
+        result = class_where(run, self.target, head=self.head, compute=self.compute,
+                             trust_code=self.source.trust_code)
+        self.output.save(result, run.dir)
+        emit(result.identity(), self.output.fmt, title=f"Where class '{result.name}' looks: mean over its "
+                                                       "validation images (mean logit = bias + map_sum)")
+        if self.output.fmt == Format.table:
+            note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
 
 
 def explain(

@@ -97,6 +97,8 @@ EXPLAIN_STEPS = Artifact("explain_{input}{head}_steps", ".csv")  # recurrent run
 EXPLAIN_PNG = Artifact("explain_{input}{head}", ".png")
 WHERE = Artifact("where_{input}{head}", ".npy")  # exact maps of the logit: [(views,) layers, H, W]
 WHERE_PNG = Artifact("where_{input}{head}", ".png")
+CLASS_WHERE = Artifact("class_where_{cls}{head}", ".npy")  # a class's where maps, mean over its validation images
+CLASS_WHERE_PNG = Artifact("class_where_{cls}{head}", ".png")
 CONCEPTS_UNITS = Artifact("concepts_units{head}", ".csv")  # per head: each dissection's own probe settings
 
 
