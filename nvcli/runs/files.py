@@ -95,6 +95,10 @@ EXPLAIN_LAYERS = Artifact("explain_{input}{head}_layers", ".csv")
 EXPLAIN_CLASSES = Artifact("explain_{input}{head}_classes", ".csv")
 EXPLAIN_STEPS = Artifact("explain_{input}{head}_steps", ".csv")  # recurrent runs: the contribution per time step
 EXPLAIN_PNG = Artifact("explain_{input}{head}", ".png")
+WHERE = Artifact("where_{input}{head}", ".npy")  # exact maps of the logit: [(views,) layers, H, W]
+WHERE_PNG = Artifact("where_{input}{head}", ".png")
+CLASS_WHERE = Artifact("class_where_{cls}{head}", ".npy")  # a class's where maps, mean over its validation images
+CLASS_WHERE_PNG = Artifact("class_where_{cls}{head}", ".png")
 CONCEPTS_UNITS = Artifact("concepts_units{head}", ".csv")  # per head: each dissection's own probe settings
 
 
