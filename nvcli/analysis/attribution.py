@@ -55,13 +55,13 @@ def captum_attr() -> ModuleType | None:
     return captum.attr
 
 
-def _choices(values: Sequence[str] | None, valid: tuple[str, ...], what: str, param: str) -> tuple[str, ...]:
+def _choices(values: Sequence[str] | None, valid: tuple[str, ...], param: str) -> tuple[str, ...]:
     """`values` checked against `valid` (None: all of them), in `valid`'s order."""
     if values is None:
         return valid
     for value in values:
         if value not in valid:
-            raise choice_error(what, value, valid, param=param)
+            raise choice_error(f"{param} value", value, valid, param=param)
     if not values:
         raise NvError(f"{param} is empty; give one or more of {', '.join(valid)}", param=param)
     return tuple(v for v in valid if v in values)
@@ -134,7 +134,7 @@ def attribution_maps(method: str, model: nn.Module, head: Head, x: Tensor, targe
                                               strides=(x.shape[1], stride, stride), target=target,
                                               perturbations_per_eval=max(1, batch_size // len(x)))
     else:
-        raise choice_error("attribution method", method, METHODS, param="methods")
+        raise choice_error("methods value", method, METHODS, param="methods")
     return found.detach().sum(dim=1).double().cpu().numpy()
 
 
@@ -257,8 +257,8 @@ def attribute(run: Run, *, methods: Sequence[str] | None = None, metrics: Sequen
     Returns:
         An `Attribution`; `.frame` holds `method,metric,class,value`, `.save(run)` writes attribution.csv and .png.
     """
-    methods = _choices(methods, METHODS, "attribution method", "methods")
-    wanted = _choices(metrics, METRICS, "attribution metric", "metrics")
+    methods = _choices(methods, METHODS, "methods")
+    wanted = _choices(metrics, METRICS, "metrics")
     missing = [m for m in methods if m in POST_HOC]
     if missing and captum_attr() is None:
         raise NvError(f"methods {', '.join(missing)} need Captum: {CAPTUM_EXTRA} (neuroview alone does not)",
