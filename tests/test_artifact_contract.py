@@ -49,10 +49,12 @@ PRODUCERS: list[tuple[str, list[object]]] = [  # (run, the command that saves a 
     ("image", ["weights", "--class", "red", "--head", "s"]),
     ("image", ["compare", "{image}", "{image}", "--head", "dense", "--head", "s"]),
     ("cues", ["bias", "--per-class", 4]),
+    ("cues", ["attribute", "--count", 9]),
     ("gru", ["weights", "--by", "time"]),
     ("gru", ["explain", "--index", 0]),
 ]
-READS_VAL = {"eval", "perturb", "explain", "ablation", "sparse-path", "head", "compare"}  # kinds computed from data
+READS_VAL = {"eval", "perturb", "explain", "ablation", "sparse-path", "head", "compare",  # kinds computed from data
+             "attribution"}
 
 
 def nv(*args: object) -> tuple[int, str, str]:
