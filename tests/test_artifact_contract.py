@@ -44,12 +44,12 @@ PRODUCERS: list[tuple[str, list[object]]] = [  # (run, the command that saves a 
     ("image", ["explain", "--index", 0]),
     ("image", ["dissect-map", "--probe-count", 18]),
     ("image", ["ablate", "--max-k", 4, "--steps", 2, "--draws", 2]),
+    ("image", ["attribute", "--count", 9]),
     ("image", ["sparsify", "--steps", 3, "--units-per-class", 3, "--name", "s"]),
     ("image", ["eval", "--head", "s"]),
     ("image", ["weights", "--class", "red", "--head", "s"]),
     ("image", ["compare", "{image}", "{image}", "--head", "dense", "--head", "s"]),
     ("cues", ["bias", "--per-class", 4]),
-    ("cues", ["attribute", "--count", 9]),
     ("gru", ["weights", "--by", "time"]),
     ("gru", ["explain", "--index", 0]),
 ]
