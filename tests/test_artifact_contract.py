@@ -44,6 +44,7 @@ PRODUCERS: list[tuple[str, list[object]]] = [  # (run, the command that saves a 
     ("image", ["explain", "--index", 0]),
     ("image", ["dissect-map", "--probe-count", 18]),
     ("image", ["ablate", "--max-k", 4, "--steps", 2, "--draws", 2]),
+    ("image", ["attribute", "--count", 9]),
     ("image", ["sparsify", "--steps", 3, "--units-per-class", 3, "--name", "s"]),
     ("image", ["eval", "--head", "s"]),
     ("image", ["weights", "--class", "red", "--head", "s"]),
@@ -52,7 +53,8 @@ PRODUCERS: list[tuple[str, list[object]]] = [  # (run, the command that saves a 
     ("gru", ["weights", "--by", "time"]),
     ("gru", ["explain", "--index", 0]),
 ]
-READS_VAL = {"eval", "perturb", "explain", "ablation", "sparse-path", "head", "compare"}  # kinds computed from data
+READS_VAL = {"eval", "perturb", "explain", "ablation", "sparse-path", "head", "compare",  # kinds computed from data
+             "attribution"}
 
 
 def nv(*args: object) -> tuple[int, str, str]:

@@ -24,6 +24,7 @@ from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.perturb import perturb
 from nvcli.analysis.settings import Compute, DissectOptions
 from nvcli.analysis.weights import class_overview, class_similarity, class_weights, layer_summary
+from nvcli.analysis.where import where
 from nvcli.data.shapes import ShapesOptions
 from nvcli.errors import NvError
 from nvcli.models.archs import SmallCNN
@@ -312,6 +313,100 @@ def test_explain_errors(runs, tmp_path, nv):
     with pytest.raises(NvError, match="path reads an RGB image.*use index instead") as refused:  # Python's names
         load_image(tmp_path / "any.png", sound)
     assert refused.value.params == ("path", "index")
+
+
+def _identity_holds(rows: list[dict], logits: torch.Tensor, bias: torch.Tensor, classes: list[str]) -> None:
+    """`nv explain --where -f json` rows against the model's own logits and the head's bias."""
+    (row,) = rows
+    c = classes.index(row["class"])
+    assert row["logit"] == pytest.approx(logits[c].item(), abs=1e-6) and row["bias"] == pytest.approx(bias[c].item())
+    assert abs(row["logit"] - row["bias"] - row["map_sum"]) <= 1e-4 * max(1, abs(row["logit"]))
+
+
+def _where_sample(nv, run: Run, index: int) -> tuple[dict, torch.Tensor]:
+    """`nv explain --where --index INDEX -f json` on a dense head: its row, checked, and the model's logits."""
+    code, out, err = nv("explain", "--where", "--index", index, "--run", run.dir, "-f", "json")
+    assert code == 0, err
+    x, _ = run.data().val[index]
+    with torch.no_grad():
+        logits = run.model()(x.unsqueeze(0))[0]
+    _identity_holds(json.loads(out), logits, state(run)["head.bias"], run.classes)
+    return json.loads(out)[0], logits
+
+
+def test_where_maps_add_up_to_the_logit_and_are_recorded(nv_run, nv):
+    run = nv_run
+    row, logits = _where_sample(nv, run, 7)
+    assert row["class"] == run.classes[int(logits.argmax())]
+    maps = np.load(run.dir / "where_index7.npy")
+    assert maps.shape == (3, 32, 32) and maps.dtype == np.float64
+    assert maps.sum() == pytest.approx(row["map_sum"])
+    assert (run.dir / "where_index7.png").is_file() and (run.dir / "explain_index7.csv").is_file()
+    recorded = json.loads((run.dir / "results.json").read_text())["results"]
+    assert recorded["where/index7"]["files"] == ["where_index7.npy", "where_index7.png"]
+    assert "explain/index7" in recorded
+    code, out, err = nv("explain", "--where", "--index", "7", "--run", run.dir, "--class", "red")
+    assert code == 2 and "--force" in err  # another class replaces nothing silently
+    assert np.array_equal(np.load(run.dir / "where_index7.npy"), maps)
+
+
+def test_where_for_an_image_file_and_a_sparse_head(nv_run, nv, tmp_path):
+    run = nv_run
+    x, _ = run.data().val[0]
+    path = tmp_path / "shape.png"
+    Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+    generator = torch.Generator().manual_seed(0)
+    weight = state(run)["head.weight"] * (torch.rand(state(run)["head.weight"].shape, generator=generator) < 0.2)
+    bias = torch.randn(len(run.classes), generator=generator)
+    (run.dir / "heads").mkdir()
+    torch.save({"weight": weight, "bias": bias}, run.dir / "heads" / "rand.pt")
+    code, out, err = nv("explain", "--where", "--input", path, "--class", "square", "--head", "rand", "--run",
+                        run.dir, "-f", "json", "--no-plot")
+    assert code == 0, err
+    image = load_image(path, run)
+    with torch.no_grad():
+        logits = run.model().features(image.unsqueeze(0))[0] @ weight.T + bias
+    _identity_holds(json.loads(out), logits, bias, run.classes)
+    assert json.loads(out)[0]["class"] == "square"
+    assert np.load(run.dir / "where_shape@rand.npy").shape == (3, 32, 32)
+    assert not (run.dir / "where_shape@rand.png").exists()  # --no-plot
+
+
+def test_where_of_a_class_is_the_mean_of_its_images_maps(nv_run, nv):
+    run = nv_run
+    code, out, err = nv("explain", "--where", "--class", "triangle", "--run", run.dir, "-f", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    val = run.data().val
+    chosen = [i for i in range(len(val)) if run.classes[val[i][1]] == "triangle"]
+    x = torch.stack([val[i][0] for i in chosen])
+    c = run.classes.index("triangle")
+    with torch.no_grad():
+        logits = run.model()(x)[:, c].double()
+    assert row["images"] == len(chosen) == 20 and row["logit"] == pytest.approx(logits.mean().item(), abs=1e-6)
+    assert abs(row["logit"] - row["bias"] - row["map_sum"]) <= 1e-4 * max(1, abs(row["logit"]))
+    expected = where(run.model(), read_head(run), x, classes=[c]).maps[:, 0].mean(axis=0)
+    assert np.allclose(np.load(run.dir / "class_where_triangle.npy"), expected, rtol=0, atol=1e-9)
+    assert (run.dir / "class_where_triangle.png").is_file()
+    assert "class_where/triangle" in json.loads((run.dir / "results.json").read_text())["results"]
+    code, _, err = nv("explain", "--where", "--run", run.dir)
+    assert code == 2 and "--index or --input" in err and "--class" in err
+
+
+def test_where_on_sound_and_multiview_runs(nv, tmp_path):
+    """Sound runs map over the spectrogram (bands x frames); multi-view runs give one stack of maps per view."""
+    for data, name, extra in [("tones", "t", ["--data", "tones", "-D", "per_class=2", "-D", "val_per_class=1"]),
+                              ("views", "mv", ["--image-size", "32", "-D", "train_per_class=1", "-D",
+                                               "val_per_class=1", "--views", "3"])]:
+        command = "multiview" if data == "views" else "train"
+        trained = nv(command, "--arch", "smallcnn", "--reduce", "mean", "--epochs", "1", *extra, "--runs-dir",
+                     tmp_path, "--name", name)
+        assert trained.code == 0, trained.err
+        run = load_run(tmp_path / name)
+        _where_sample(nv, run, 0)
+        views = (3,) if data == "views" else ()
+        assert np.load(run.dir / "where_index0.npy").shape == (*views, 3, *run.spec.input_shape[1:])
+        assert (run.dir / "where_index0.png").is_file()
 
 
 # --- compare ---------------------------------------------------------------------------------------

@@ -107,6 +107,30 @@ def validation_sample(run: Run, index: int) -> tuple[Tensor, int]:
     return x, int(label)
 
 
+@dataclass(frozen=True)
+class ExplainedInput:
+    """One input to explain: the pixel-space tensor, its label (validation samples only), and how results name it."""
+
+    x: Tensor
+    label: int | None
+    source: str  # e.g. 'validation sample 3' or the file's path
+    name: str  # in file names: index3, or the file's stem
+
+
+def explained_input(run: Run, index: int | None, path: str | Path | None) -> ExplainedInput:
+    """Validation sample `index` or the image file `path` (exactly one of them), named for results."""
+    if (index is None) == (path is None):
+        raise NvError("give exactly one of index (a validation sample) or path (an image file)",
+                      param=("index", "path"))
+    if path is None:
+        x, label = validation_sample(run, index)
+        return ExplainedInput(x, label, f"{VALIDATION_SOURCE} {index}", f"index{index}")
+    x = load_image(path, run)
+    # A file name need not be valid UTF-8; the results (CSV, figure title) must be text.
+    shown = os.fsencode(path).decode("utf-8", "replace")
+    return ExplainedInput(x, None, shown, Path(shown).stem)
+
+
 def _per_layer(contribution: np.ndarray, units: pd.DataFrame) -> pd.DataFrame:
     """Contributions summed per layer: total, positive part, negative part."""
     rows = []
@@ -169,24 +193,14 @@ def explain_run(run: Run, *, index: int | None = None, path: str | Path | None =
         `layers` and `classes` tables; `.save(run.dir)` writes explain_<input>.csv/_layers/_classes/.png.
     """
     run.require_neuroview()
-    if (index is None) == (path is None):
-        raise NvError("give exactly one of index (a validation sample) or path (an image file)",
-                      param=("index", "path"))
     chosen = read_head(run, head)
     if target is not None:
         chosen.class_index(target)  # fail on an unknown class before reading any data
-    # The input first: a bad index or file fails before the codes are computed.
-    x, label = load_image(path, run) if path is not None else None, None
-    if index is not None:
-        x, label = validation_sample(run, index)
+    item = explained_input(run, index, path)  # a bad index or file fails before the codes are computed
     mean = code_stats(run, device=device, trust_code=trust_code).mean if needs_codes(rank) else None
     model = with_head(run.model(resolve_device(device), trust_code=trust_code), chosen)
-    if path is not None:
-        # A file name need not be valid UTF-8; the results (CSV, figure title) must be text.
-        shown = os.fsencode(path).decode("utf-8", "replace")
-        return explain(model, chosen, x, target=target, source=shown, name=Path(shown).stem, top=top, mean=mean)
-    result = explain(model, chosen, x, target=target, label=label, source=f"{VALIDATION_SOURCE} {index}",
-                     name=f"index{index}", top=top, mean=mean)
+    result = explain(model, chosen, item.x, target=target, label=item.label, source=item.source, name=item.name,
+                     top=top, mean=mean)
     if run.kind == "sound":
         result.spectrogram = dict(run.config.data.info or {})
     return result

@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                   "which views drive each class."),
     "ablate": ("ablate", "ablate", "Remove each class's top-k, bottom-k, random k units; write ablation.csv, "
                "ablation_summary.csv, ablation.png."),
+    "attribute": ("attribute", "attribute", "NeuroView's exact maps against Captum's Grad-CAM, Integrated Gradients, "
+                  "Occlusion; write attribution.csv/.png."),
     "bias": ("bias", "bias", "Measure the shape bias on cue-conflict images; write bias.csv and bias.png into the "
              "run."),
     "sparsify": ("sparsify", "sparsify", "Fit a sparse head over every unit's code; write sparse_path.csv/.png and "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -12,6 +12,9 @@ from ..runs.files import DENSE_HEAD, RUNS_DIR
 from . import options as o
 from .render import Format, emit, note
 from .requests import Output, RunSource
+
+if TYPE_CHECKING:
+    from ..runs.run import Run
 
 PANEL = "Input"
 InputFile = Annotated[Optional[Path], typer.Option("--input", "-i", rich_help_panel=PANEL,
@@ -22,6 +25,10 @@ Target = Annotated[Optional[str], typer.Option("--class", "-c", rich_help_panel=
                                                help="Explain this class's logit (default: the predicted class).")]
 Top = Annotated[int, o.number(int, "--top", "-k", min=1, max=o.MAX_COUNT, rich_help_panel=PANEL,
                                   help="Units listed per sign.")]
+Where = Annotated[bool, typer.Option("--where", rich_help_panel=PANEL,
+                                     help="Also map the logit over the input, exactly: where_<input>.npy and .png "
+                                          "(image, sound and multi-view runs; docs/where.md). With --class and no "
+                                          "input: the class's maps averaged over its validation images.")]
 
 
 @dataclass(frozen=True)
@@ -35,22 +42,35 @@ class Explain:
     top: int = 10
     rank: Rank = DEFAULT_RANK
     head: str = DENSE_HEAD
+    where: bool = False
     compute: Compute = Compute(device="cpu")
     output: Output = Output()
 
     def execute(self) -> None:
         run = self.source.open()  # before torch loads: a wrong --run answers at once
         self.compute.apply_threads()
+        if self.where and self.index is None and self.path is None:
+            self._class_maps(run)
+            return
         from ..analysis.explain import explain_run
         from ..analysis.head import extremes
 
         result = explain_run(run, index=self.index, path=self.path, target=self.target, head=self.head, top=self.top,
                              rank=self.rank, device=self.compute.device, trust_code=self.source.trust_code)
-        self.output.save(result, run)
+        mapped = None
+        if self.where:  # computed before anything is saved: a run it cannot map gets no files either
+            from ..analysis.where import where_run
+
+            mapped = where_run(run, index=self.index, path=self.path, target=self.target, head=self.head,
+                               device=self.compute.device, trust_code=self.source.trust_code)
+        written: list[str] = []
+        for made in [result] if mapped is None else [result, mapped]:
+            self.output.save(made, run)
+            written += list(made.artifacts(self.output.plot))
         s, fmt = result.summary, self.output.fmt
         units = extremes(result.units, "contribution", self.top)
         if fmt != Format.table:
-            emit(units, fmt)
+            emit(units if mapped is None else mapped.identity(), fmt)
             return
         true = f"true class '{s['true']}', " if s["true"] is not None else ""
         note(f"{s['source']}: {true}predicted '{s['predicted']}' ({s['probability']:.1%}); explaining '{s['class']}': "
@@ -60,7 +80,25 @@ class Explain:
         emit(result.classes.sort_values("probability", ascending=False).head(5), fmt, title="Most probable classes")
         emit(units, fmt, title=f"Units pushing '{s['class']}' up and down most")
         emit(result.layers, fmt, title="Contribution per layer")
-        note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
+        if mapped is not None:
+            emit(mapped.identity(), fmt, title="Where: the maps add up to the logit minus the bias")
+        note(f"wrote {', '.join(written)} to {run.dir}")
+
+    def _class_maps(self, run: "Run") -> None:
+        """`--where --class C` without an input: the class's maps averaged over its validation images."""
+        from ..analysis.where import class_where
+        from ..errors import NvError
+
+        if self.target is None:  # the core's word for it is target; the flag is --class
+            raise NvError("--where maps one input (--index or --input) or, with --class, a class's validation images; "
+                          "give one of them")
+        result = class_where(run, self.target, head=self.head, compute=self.compute,
+                             trust_code=self.source.trust_code)
+        self.output.save(result, run)
+        emit(result.identity(), self.output.fmt, title=f"Where class '{result.name}' looks: mean over its "
+                                                       "validation images (mean logit = bias + map_sum)")
+        if self.output.fmt == Format.table:
+            note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
 
 
 def explain(
@@ -70,6 +108,7 @@ def explain(
     top: Top = 10,
     rank: o.RankOpt = DEFAULT_RANK,
     head: o.HeadName = DENSE_HEAD,
+    where: Where = False,
     run: o.RunDir = None,
     runs_dir: o.RunsDir = RUNS_DIR,
     trust_code: o.TrustCode = False,
@@ -80,5 +119,5 @@ def explain(
     fmt: o.FormatOpt = Format.table,
 ) -> Explain:
     """`nv explain`'s options as a Explain request (its help is in app.COMMANDS)."""
-    return Explain(RunSource(run, runs_dir, trust_code), index, path, class_, top, rank, head,
+    return Explain(RunSource(run, runs_dir, trust_code), index, path, class_, top, rank, head, where,
                    Compute(device=device, threads=threads), Output(fmt, plot, force))

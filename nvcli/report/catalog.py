@@ -154,6 +154,9 @@ KINDS = [
          "dissection on a probe set), and each class's head weight summed per concept.", _concepts),
     Kind("views", "Views per class (Figure 5)", "A multi-view head's mean weight on each camera view's units.",
          _views),
+    Kind("attribution", "Attribution against Captum (nv attribute)", "NeuroView's exact maps of the true class "
+         "beside Grad-CAM, Integrated Gradients and Occlusion on the same images, scored by deletion and insertion "
+         "AUC and the share of positive attribution inside the object (docs/attribute.md)."),
     Kind("ablation", "Unit ablation", "Does removing the units the head ranks first for a class hurt that class more "
          "than removing random units? Each removed unit's code is set to its validation mean (or zero).", _ablation),
     Kind("sparse-path", "Sparse heads (nv sparsify)", "An elastic-net path over every unit's code: validation "
@@ -203,6 +206,11 @@ CAPTIONS = [
             "shape (blue), texture (orange), colour (red) or none (grey); the shape bias is written above each group."),
     Caption(files.BIAS, "Per kind of conflict and class of the shape: the share of decisions following each cue and "
             "the shape bias, shape / (shape + texture).", shown=True),
+    Caption(files.ATTRIBUTION_PNG, "Top: per metric, each method's mean over the images (bars; lines: the standard "
+            "error); lower deletion, higher insertion and pointing are better. Below: example images and each "
+            "method's map of the true class (red: for the class, blue: against; each map on its own scale)."),
+    Caption(files.ATTRIBUTION, "Per method and metric: the mean over the images (class overall) and per true "
+            "class.", shown=True),
     Caption(files.EVAL, "The run's validation loss and accuracy with this head.", shown=True),
     Caption(files.PER_CLASS, "Accuracy per class: support (samples), correct, accuracy.", shown=True),
     Caption(files.CONFUSION, "Counts of true (rows) against predicted (columns) classes."),

@@ -97,6 +97,10 @@ EXPLAIN_LAYERS = Artifact("explain_{input}{head}_layers", ".csv")
 EXPLAIN_CLASSES = Artifact("explain_{input}{head}_classes", ".csv")
 EXPLAIN_STEPS = Artifact("explain_{input}{head}_steps", ".csv")  # recurrent runs: the contribution per time step
 EXPLAIN_PNG = Artifact("explain_{input}{head}", ".png")
+WHERE = Artifact("where_{input}{head}", ".npy")  # exact maps of the logit: [(views,) layers, H, W]
+WHERE_PNG = Artifact("where_{input}{head}", ".png")
+CLASS_WHERE = Artifact("class_where_{cls}{head}", ".npy")  # a class's where maps, mean over its validation images
+CLASS_WHERE_PNG = Artifact("class_where_{cls}{head}", ".png")
 CONCEPTS_UNITS = Artifact("concepts_units{head}", ".csv")  # per head: each dissection's own probe settings
 
 
@@ -113,6 +117,8 @@ ABLATION_SUMMARY = Artifact("ablation_summary{head}", ".csv")
 ABLATION_PNG = Artifact("ablation{head}", ".png")
 BIAS = Artifact("bias{head}", ".csv")  # nv bias: which cue decisions follow on cue-conflict images
 BIAS_PNG = Artifact("bias{head}", ".png")
+ATTRIBUTION = Artifact("attribution{head}", ".csv")  # nv attribute: methods x faithfulness metrics, per class
+ATTRIBUTION_PNG = Artifact("attribution{head}", ".png")
 SPARSE_PATH = Artifact("sparse_path", ".csv")
 SPARSE_PATH_PNG = Artifact("sparse_path", ".png")
 SPARSE_HEAD = Artifact(HEADS_DIR + "/{name}", ".pt")  # a sparse head's weight and bias (read_head reads it)
