@@ -17,6 +17,7 @@ from nvcli.models.codes import reduce_code
 from nvcli.models.multiview import MultiViewNeuroView
 from nvcli.models.neuroview import NeuroView
 from nvcli.models.spec import ModelSpec
+from nvcli.plots.where import where_figure
 
 ARCHS = {"smallcnn": 36, "alexnet": 32, "vgg11": 32, "resnet18": 32, "densenet121": 32}  # 36: cells of uneven area
 CLASSES = ["a", "b", "c", "d"]
@@ -204,3 +205,16 @@ def test_post_hoc_methods_map_each_image(networks, method):
     model = NeuroView(networks["smallcnn"], len(CLASSES), input_shape=(3, 36, 36)).eval()
     maps = attribution_maps(model, dense_head(model), torch.rand(2, 3, 36, 36), torch.tensor([0, 3]), method)
     assert maps.shape == (2, 36, 36) and np.isfinite(maps).all() and np.abs(maps).sum() > 0
+
+
+def test_figure_draws_every_view_and_layer_on_one_symmetric_scale():
+    maps = np.zeros((2, 3, 8, 10))
+    maps[0, 1, 2, 3], maps[1, 2, 5, 5] = 0.5, -2.0
+    fig = where_figure(maps, torch.rand(2, 1, 8, 10), ["a", "b", "c"], "title", origin="lower")
+    images = [ax.images for ax in fig.axes if ax.images]
+    drawn = [image for stack in images for image in stack if image.get_cmap().name == "RdBu_r"]
+    assert len(drawn) == 2 * (1 + 3)  # per view: the summed map and three layers
+    assert {image.get_clim() for image in drawn} == {(-2.0, 2.0)}
+    assert all(image.origin == "lower" for stack in images for image in stack)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "view 1" in titles and "c: -2" in titles
