@@ -1,8 +1,9 @@
 """Time of `where` (exact maps of every input's predicted class, one forward pass with the pre-activation maps kept)
 against one plain forward pass of the same model on the same batch; untrained weights (the cost does not depend
-on them). Also for 4 classes per input (one pass, more maps).
+on them). Also for 4 classes per input (one pass, more maps), and, with Captum installed, Integrated Gradients at
+Captum's default 50 steps (one call, in batches of --batch images).
 
-Run: python benchmarks/bench_where.py [--archs alexnet resnet18] [--batch 32] [--size 64] [--rounds 5]
+Run: python benchmarks/bench_where.py [--archs alexnet resnet18] [--batch 32] [--size 64] [--rounds 5] [--no-ig]
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--reduce", default="max", choices=["max", "mean"])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-ig", dest="ig", action="store_false", help="skip Integrated Gradients")
     args = parser.parse_args()
     torch.manual_seed(0)
     x = torch.rand(args.batch, 3, args.size, args.size, device=args.device)
@@ -57,8 +59,19 @@ def main() -> None:
         plain = median_time(forward, args.rounds)
         one = median_time(lambda: where(model, head, x), args.rounds)
         four = median_time(lambda: where(model, head, x, classes=range(4)), args.rounds)
-        print(f"  {arch:10s} forward {plain * 1000:8.1f} ms   where (predicted class) {one * 1000:8.1f} ms "
-              f"= {one / plain:5.1f}x   where (4 classes) {four * 1000:8.1f} ms = {four / plain:5.1f}x")
+        line = (f"  {arch:10s} forward {plain * 1000:8.1f} ms   where (predicted class) {one * 1000:8.1f} ms "
+                f"= {one / plain:5.1f}x   where (4 classes) {four * 1000:8.1f} ms = {four / plain:5.1f}x")
+        if args.ig:
+            from captum.attr import IntegratedGradients
+
+            with torch.no_grad():
+                target = model(x).argmax(dim=1)
+            ig = IntegratedGradients(model)
+            start = time.perf_counter()
+            ig.attribute(x, target=target, internal_batch_size=args.batch)
+            seconds = time.perf_counter() - start
+            line += f"   IG (50 steps) {seconds * 1000:8.1f} ms = {seconds / plain:5.1f}x"
+        print(line)
 
 
 if __name__ == "__main__":

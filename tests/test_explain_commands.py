@@ -24,7 +24,7 @@ from nvcli.analysis.head import Head, read_head
 from nvcli.analysis.perturb import perturb
 from nvcli.analysis.settings import Compute, DissectOptions
 from nvcli.analysis.weights import class_overview, class_similarity, class_weights, layer_summary
-from nvcli.analysis.where import where
+from nvcli.analysis.where import class_where, where, where_run
 from nvcli.data.shapes import ShapesOptions
 from nvcli.errors import NvError
 from nvcli.models.archs import SmallCNN
@@ -391,6 +391,16 @@ def test_where_of_a_class_is_the_mean_of_its_images_maps(nv_run, nv):
     assert "class_where/triangle" in json.loads((run.dir / "results.json").read_text())["results"]
     code, _, err = nv("explain", "--where", "--run", run.dir)
     assert code == 2 and "--index or --input" in err and "--class" in err
+
+
+def test_where_refuses_recurrent_runs_and_maps_a_class_in_parts(runs, monkeypatch):
+    run = runs["nv"]
+    recurrent = Run(run.dir, replace(run.config, model=replace(run.spec, arch="rnn")))
+    with pytest.raises(NvError, match="recurrent rnn: its decisions split over time steps"):
+        where_run(recurrent, index=0)
+    whole = class_where(run, "red")
+    monkeypatch.setattr("nvcli.analysis.where.MAP_BUDGET", 3 * 32 * 32 * 7)  # seven images' maps at a time
+    assert np.allclose(class_where(run, "red").maps, whole.maps, rtol=0, atol=1e-9)
 
 
 def test_where_on_sound_and_multiview_runs(nv, tmp_path):

@@ -10,6 +10,7 @@ the whole input.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +34,7 @@ from .head import Head, read_head, with_head
 from .settings import Compute
 
 IDENTITY_COLUMNS = ["class", "logit", "bias", "map_sum"]
+MAP_BUDGET = 1 << 25  # float64 map values computed at once by class_where (256 MiB)
 
 
 @dataclass(frozen=True)
@@ -302,13 +304,13 @@ def class_where(run: Run, target: str | None, *, head: str = files.DENSE_HEAD, c
     total: np.ndarray | None = None
     images, logit, pixels = 0, 0.0, None
     loader = make_loader(run.data().val, compute.batch_size, shuffle=False, workers=compute.workers)
+    per_image = len(model.layers) * math.prod(run.spec.input_shape[1:])  # map values (every view's layers)
     for x, y in loader:
-        x = x[y == c]
-        if len(x):
-            maps = where(model, chosen, x, [c])
+        for part in x[y == c].split(max(1, MAP_BUDGET // per_image)):  # every layer's map of every image is kept
+            maps = where(model, chosen, part, [c])
             total = maps.maps[:, 0].sum(axis=0) + (0 if total is None else total)
-            pixels = x.sum(dim=0) + (0 if pixels is None else pixels)
-            images, logit = images + len(x), logit + float(maps.logit.sum())
+            pixels = part.sum(dim=0) + (0 if pixels is None else pixels)
+            images, logit = images + len(part), logit + float(maps.logit.sum())
     if total is None:
         raise NvError(f"the validation split of run '{run.name}' holds no image of class '{target}'", param="target")
     return ClassWhere(target, files.class_stems(chosen.classes)[target], total / images, images, logit / images,
