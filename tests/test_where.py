@@ -1,13 +1,10 @@
 """Where maps (nvcli/analysis/where.py): exact over every architecture, code, reduction and head, and on the object."""
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 import torch
 
-from nvcli.analysis.attribution import attribution_maps, deletion_insertion, inside_share
 from nvcli.analysis.head import Head, read_head, with_head
 from nvcli.analysis.where import area_matrix, where
 from nvcli.errors import NvError
@@ -155,57 +152,6 @@ def test_positive_mass_lies_on_the_object(shapes_runs):
 
 
 # --- attribution metrics (nvcli/analysis/attribution.py) ----------------------------------------------------------
-
-def test_inside_share_is_the_positive_mass_on_the_mask():
-    maps = np.array([[[3.0, -5.0], [1.0, 0.0]], [[-1.0, -1.0], [0.0, 0.0]]])
-    masks = np.array([[[True, True], [False, False]]] * 2)
-    shares = inside_share(maps, masks)
-    assert shares[0] == pytest.approx(0.75) and np.isnan(shares[1])
-
-
-def test_deletion_and_insertion_rank_the_true_attribution_first():
-    """A linear model whose class 1 counts the white squares of a chequerboard in the left half of the image: the
-    exact attribution (weight x input) deletes the class fastest and inserts it fastest; its reverse is slowest."""
-    rows, cols = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
-    white = ((rows + cols) % 2 == 0) & (cols < 4)
-    sign = torch.where(white, 1.0, torch.where(cols < 4, -1.0, 0.0))  # the blurred board is grey: class 1 at 0
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
-    with torch.no_grad():
-        model[1].weight.copy_(torch.stack([torch.zeros(3 * 64), 0.25 * sign.expand(3, 8, 8).flatten()]))
-        model[1].bias.copy_(torch.tensor([6.0, 0.0]))  # half of class 1's logit on the whole board
-    x = torch.where(cols < 4, white.float(), torch.rand(4, 3, 8, 8))
-    target = torch.ones(4, dtype=torch.long)
-    truth = (0.25 * sign * x).sum(dim=1).double().numpy()
-    deletion, insertion = deletion_insertion(model, x, target, truth)
-    reversed_deletion, reversed_insertion = deletion_insertion(model, x, target, -truth)
-    assert (deletion < reversed_deletion - 0.2).all() and (insertion > reversed_insertion + 0.1).all()
-
-
-def test_neuroview_attribution_is_the_summed_where_map(networks):
-    model = NeuroView(networks["smallcnn"], len(CLASSES), input_shape=(3, 36, 36)).eval()
-    x, target = torch.rand(3, 3, 36, 36), torch.tensor([2, 0, 2])
-    maps = attribution_maps(model, dense_head(model), x, target, "neuroview")
-    assert np.array_equal(maps[1], where(model, dense_head(model), x[1:2], [0]).summed[0, 0])
-    assert np.array_equal(maps[[0, 2]], where(model, dense_head(model), x[[0, 2]], [2]).summed[:, 0])
-
-
-def test_post_hoc_methods_name_the_captum_extra_when_it_is_missing(networks, monkeypatch):
-    model = NeuroView(networks["smallcnn"], len(CLASSES), input_shape=(3, 36, 36)).eval()
-    monkeypatch.setitem(sys.modules, "captum.attr", None)  # import captum.attr raises ImportError
-    with pytest.raises(NvError, match=r"need Captum: pip install 'nvcli\[captum\]'") as refused:
-        attribution_maps(model, dense_head(model), torch.rand(1, 3, 36, 36), torch.tensor([0]), "ig")
-    assert refused.value.params == ("methods",)
-    with pytest.raises(NvError, match="unknown attribution method 'lime'"):
-        attribution_maps(model, dense_head(model), torch.rand(1, 3, 36, 36), torch.tensor([0]), "lime")
-
-
-@pytest.mark.parametrize("method", ["gradcam", "ig", "occlusion"])
-def test_post_hoc_methods_map_each_image(networks, method):
-    pytest.importorskip("captum.attr")
-    model = NeuroView(networks["smallcnn"], len(CLASSES), input_shape=(3, 36, 36)).eval()
-    maps = attribution_maps(model, dense_head(model), torch.rand(2, 3, 36, 36), torch.tensor([0, 3]), method)
-    assert maps.shape == (2, 36, 36) and np.isfinite(maps).all() and np.abs(maps).sum() > 0
-
 
 def test_figure_draws_every_view_and_layer_on_one_symmetric_scale():
     maps = np.zeros((2, 3, 8, 10))
