@@ -312,6 +312,18 @@ def test_a_head_far_less_accurate_than_the_dense_one_is_flagged(nv, sparse_run: 
     assert fine.code == 0 and "warning" not in fine.err, fine.err
 
 
+def test_a_refit_stopped_at_its_limit_says_so(nv, sparse_run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nvcli.analysis.sparse import sparsify
+
+    monkeypatch.setattr(sparsify, "REFIT_MAX_ITER", 3)
+    made = nv("sparsify", "--run", sparse_run.dir, "--units-per-class", "3", "--name", "capped", "--device", "cpu",
+              "--no-plot", "--force")
+    assert made.code == 0, made.err
+    refit = json.loads((sparse_run.dir / "heads" / "capped.json").read_text())["finetune"]
+    assert (refit["iterations"], refit["max_iterations"], refit["tol"], refit["converged"]) == (3, 3, 1e-4, False)
+    assert "warning: the unpenalised refit of head 'capped' stopped at its limit of 3 iterations" in made.err
+
+
 def test_a_sparse_head_is_labelled_by_its_own_dissection_else_the_dense_one(tmp_path: Path) -> None:
     from nvcli.analysis.dissect.concepts import ConceptMap
 

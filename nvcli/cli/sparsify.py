@@ -91,6 +91,11 @@ class Sparsify:
         note(f"head '{name}' = step {head.record['step']} (lambda {head.record['lambda']:.4g}); wrote "
              f"{', '.join(head.artifacts())} to {run.dir}; read it with --head {name}")
         emit(head.summary, fmt, title=f"{run.name}: dense and sparse head")
+        refit = head.record["finetune"]
+        if refit is not None and not refit["converged"]:
+            note(f"warning: the unpenalised refit of head '{name}' stopped at its limit of {refit['max_iterations']} "
+                 f"{'epochs' if fitted.solver == 'stream' else 'iterations'} before its tolerance (gradient "
+                 f"{refit['tol']:g}); its weights are less debiased than a converged refit's (docs/sparsify.md)")
         drop = head.record["dense_val_acc"] - head.record["val_acc"]
         if drop > DROP_WARN:
             note(f"warning: head '{name}' is {drop:.1%} less accurate than the dense head, so its units do not "
