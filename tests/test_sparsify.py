@@ -3,6 +3,7 @@ its colour classes read colour units, and every analysis reads the stored head l
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +237,42 @@ def test_refusals_and_what_is_kept(nv, shapes_runs: dict, sparse_run: Run) -> No
     assert lax.code == 0, lax.err
     record = json.loads((run_dir / "heads" / "lax.json").read_text())
     assert record["step"] >= 1 and record["units"] > 0
+
+
+@pytest.mark.parametrize("link", ["heads", "codes/val.json", "sparse_path.png"])
+def test_a_link_where_sparsify_would_write_is_refused_before_anything_is_written(nv, shapes_runs: dict,
+                                                                                  tmp_path: Path, link: str) -> None:
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (run.dir / link).parent.mkdir(exist_ok=True)
+    (run.dir / link).symlink_to(outside if link == "heads" else outside / "x")
+    before = sorted(p.relative_to(run.dir) for p in run.dir.rglob("*"))
+    made = nv("sparsify", "--run", run.dir, "--units-per-class", "2", "--device", "cpu")
+    assert made.code == 2 and f"{link}' is a symbolic link" in made.err and made.err.count("\n") == 2, made.err
+    assert sorted(p.relative_to(run.dir) for p in run.dir.rglob("*")) == before  # no path, no codes, no results
+    assert not list(outside.iterdir())
+
+
+@pytest.mark.parametrize("solver", ["memory", "stream"])
+def test_codes_that_are_not_finite_stop_the_path_naming_the_store_and_the_fix(shapes_runs: dict, tmp_path: Path,
+                                                                            solver: str) -> None:
+    from nvcli.analysis import code_store
+
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    split_codes(run, "train", device="cpu")
+    folder = run.dir / "codes"
+    shard = np.load(folder / "train-00000.npy", mmap_mode="r+")
+    shard[5, 7] = np.nan
+    shard.flush()
+    del shard
+    manifest = json.loads((folder / "train.json").read_text())  # recorded as if written so (outside nv)
+    manifest["shards"][0].update(stamp=code_store._stamp(folder, "train", 0), crc32=code_store._crc(folder, "train", 0))
+    (folder / "train.json").write_text(json.dumps(manifest))
+    message = f"the code store '{folder / 'train.json'}' holds NaN or infinite codes in train-00000.npy; remove " \
+              f"'{folder / 'train.json'}' so that the codes are computed again"
+    with pytest.raises(NvError, match=re.escape(message)):
+        fit_path(run, PathSettings(steps=4), compute=Compute(device="cpu"), solver=solver)
 
 
 def test_result_files_in_a_subfolder_are_saved_together_and_stray_names_never_deleted(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ...errors import NvError, choice_error
+from ...runs import files
 from ...runs.run import Run
 from ...training.devices import resolve_device
 from ...training.predict import ProgressFn
@@ -121,6 +122,15 @@ def _stream_codes(train: Codes, val: Codes, settings: PathSettings,
     groups = greedy_groups(train.store.units, settings.group_corr, lambda start, stop: matrix[start:stop])
     problem = StreamProblem(train.store, val.store, scale, classes, torch.from_numpy(groups.representatives))
     return StoreCodes(train, val, problem), scale, groups
+
+
+def check_destinations(run: Run, name: str, figures: bool = True) -> None:
+    """Refuse, in one line naming it, a link, FIFO or device where fitting a path and storing head `name` would read
+    or write (codes/, the path's files, heads/, results.json): before anything is computed or written."""
+    path = [files.SPARSE_PATH.name(), *([files.SPARSE_PATH_PNG.name()] if figures else [])]
+    head = [files.SPARSE_HEAD.name(name=name), files.SPARSE_HEAD_INFO.name(name=name)]
+    for leaf in [*(f"{files.CODES_DIR}/{split}.json" for split in ("train", "val")), *path, *head, files.RESULTS]:
+        run.path(leaf)
 
 
 def fit_path(run: Run, settings: PathSettings = PathSettings(), *, compute: Compute = Compute(),
