@@ -275,6 +275,27 @@ def test_codes_that_are_not_finite_stop_the_path_naming_the_store_and_the_fix(sh
         fit_path(run, PathSettings(steps=4), compute=Compute(device="cpu"), solver=solver)
 
 
+def test_an_interrupted_sparsify_says_what_its_code_stores_kept(nv, shapes_runs: dict, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from nvcli.analysis.code_store import StoreWriter
+    from nvcli.cli.interrupt import INTERRUPTED
+
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    original = StoreWriter.write
+
+    def write(self, index, batches):
+        if self.name == "val":
+            raise KeyboardInterrupt  # the training codes are done, the validation codes not begun
+        return original(self, index, batches)
+
+    monkeypatch.setattr(StoreWriter, "write", write)
+    cut = nv("sparsify", "--run", run.dir, "--device", "cpu")
+    codes = run.dir / "codes"
+    assert cut.code == 130 and cut.err.splitlines()[-1] == (f"{INTERRUPTED}; the train codes in '{codes}' are "
+                                                            "complete; no shard of the val codes was finished")
+    assert not (run.dir / "sparse_path.csv").exists()
+
+
 def test_result_files_in_a_subfolder_are_saved_together_and_stray_names_never_deleted(tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("the user's")
