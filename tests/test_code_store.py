@@ -3,12 +3,16 @@ made for other data, and readable with numpy alone."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nvcli.analysis.code_store import CodeStore, Layout, StoreWriter, write_store
+from nvcli.analysis import code_store
+from nvcli.analysis.code_store import CodeStore, DamagedStore, Layout, StoreWriter, write_store
 from nvcli.errors import NvError
 
 FINGERPRINT = {"model_sha256": "abc", "data": {"seed": 0}}
@@ -124,17 +128,69 @@ def test_a_batch_that_does_not_fit_its_shard_is_refused(tmp_path: Path) -> None:
     assert writer.todo() == [0, 1, 2] and not (tmp_path / "val-00000.npy").exists()
 
 
-def test_a_shard_edited_in_place_is_found_without_reading_the_codes(tmp_path: Path) -> None:
+def test_a_shard_edited_in_place_is_found_without_reading_the_untouched_ones(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     z, y = _codes(60)
     write_store(tmp_path, "val", FINGERPRINT, Layout(60, 7, rows_per_shard=16), _batches(z, y)).close()
-    shard = np.load(tmp_path / "val-00002.npy", mmap_mode="r+")
-    shard[0, 0] = np.nan  # same size, same header: only the stamp tells
+    path = tmp_path / "val-00002.npy"
+    before = path.stat()
+    shard = np.load(path, mmap_mode="r+")
+    shard[0, 0] = np.nan  # same size, same header
     shard.flush()
     del shard
-    with pytest.raises(NvError, match=r"is damaged: val-00002.npy or val-00002-labels.npy changed since the store"):
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # and its old modification time: only the change
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns  # time tells
+    read = []
+    original = code_store._crc
+    monkeypatch.setattr(code_store, "_crc", lambda folder, name, i: read.append(i) or original(folder, name, i))
+    with pytest.raises(DamagedStore, match=r"is damaged: val-00002.npy or val-00002-labels.npy no longer holds what "
+                                           r"was written \(its CRC-32 differs"):
         CodeStore.open(tmp_path, "val", FINGERPRINT)
+    assert read == [2]  # the untouched shards were trusted on their stamps
     resumed = StoreWriter(tmp_path, "val", FINGERPRINT, Layout(60, 7, rows_per_shard=16))
     assert resumed.todo() == [2]  # only the edited shard is written again
+
+
+def test_a_touched_shard_that_holds_its_codes_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    z, y = _codes(60)
+    write_store(tmp_path / "a", "val", FINGERPRINT, Layout(60, 7, rows_per_shard=16), _batches(z, y))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # times kept (copy2), but every file has a new change time
+    read = []
+    original = code_store._crc
+    monkeypatch.setattr(code_store, "_crc", lambda folder, name, i: read.append(i) or original(folder, name, i))
+    store = CodeStore.open(tmp_path / "b", "val", FINGERPRINT)
+    assert read == [0, 1, 2, 3]
+    np.testing.assert_array_equal(np.asarray(store.view()), z)
+    store.record_stamps()
+    read.clear()
+    CodeStore.open(tmp_path / "b", "val", FINGERPRINT)
+    assert read == []  # the new stamps are recorded: nothing is read again
+    CodeStore.open(tmp_path / "b", "val", FINGERPRINT, verify=True)
+    assert read == [0, 1, 2, 3]  # unless asked to
+
+
+def test_codes_that_are_not_finite_are_refused_when_read_naming_the_store_and_the_fix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    z, y = _codes(60)
+    z[37, 2] = np.nan  # written outside nv: the writer refuses such codes
+    layout = Layout(60, 7, rows_per_shard=16)
+    writer = StoreWriter(tmp_path, "val", FINGERPRINT, layout)
+    monkeypatch.setattr(np, "isfinite", lambda a: np.ones(np.shape(a), bool))
+    for i in range(layout.shards):
+        writer.write(i, _batches(z, y)(*layout.rows(i)))
+    monkeypatch.undo()
+    store = writer.close()  # its stamps and CRC-32s are those of the NaN
+    manifest = tmp_path / "val.json"
+    message = (f"the code store '{manifest}' holds NaN or infinite codes in val-00002.npy; remove '{manifest}' so "
+               "that the codes are computed again")
+    with pytest.raises(DamagedStore, match=re.escape(message)):
+        list(store.chunks(rows=5))
+    with pytest.raises(DamagedStore, match="val-00002.npy"):
+        store.shard(2)
+    with pytest.raises(DamagedStore, match="val-00002.npy"):
+        store.view()[[3, 37]]
+    np.testing.assert_array_equal(store.view()[[3, 36]], z[[3, 36]])
+    np.testing.assert_array_equal(store.shard(1), z[16:32])
 
 
 def test_codes_that_are_not_finite_are_refused_when_written(tmp_path: Path) -> None:

@@ -1,14 +1,19 @@
 """The code cache: z computed once per split, equal to the model's own codes, invalidated by new weights."""
 from __future__ import annotations
 
+import io
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import trained_copy
 
 from nvcli.analysis.code_cache import split_codes
+from nvcli.cli.interrupt import INTERRUPTED
 from nvcli.runs.run import Run
 
 
@@ -106,3 +111,75 @@ def test_one_data_pipeline_feeds_every_shard(shapes_runs: dict, tmp_path: Path,
     assert sharded.store.layout.shards == 5 and len(started) == 1  # loader workers would start once, not per shard
     assert [len(g) for g in started[0][:5]] == [13, 13, 13, 1, 13]  # no batch spans two shards
     np.testing.assert_allclose(np.asarray(sharded.z), whole, rtol=1e-6, atol=1e-6)
+
+
+def test_a_shard_with_nan_written_in_and_its_times_kept_is_computed_again(nv, shapes_runs: dict, tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from nvcli.analysis import code_cache
+
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    exact = np.asarray(split_codes(run, "val", device="cpu", rows_per_shard=40).z)
+    path = run.dir / "codes" / "val-00002.npy"
+    before = path.stat()
+    shard = np.load(path, mmap_mode="r+")
+    shard[3, 5] = np.nan  # same size and header
+    shard.flush()
+    del shard
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the old modification time
+    calls = []
+    original = code_cache._CodeFeed.shard
+    monkeypatch.setattr(code_cache._CodeFeed, "shard", lambda self, a, b: calls.append(a) or original(self, a, b))
+    with caplog.at_level(logging.WARNING, logger="nvcli"):
+        made = nv("codes", "--run", run.dir, "--format", "csv")
+    assert made.code == 0, made.err
+    assert f"the code store '{run.dir / 'codes' / 'val.json'}' is damaged: val-00002.npy or val-00002-labels.npy no " \
+           "longer holds what was written (its CRC-32 differs" in caplog.text
+    assert "computing its damaged shards again" in caplog.text and calls == [80]  # that shard alone
+    np.testing.assert_array_equal(np.asarray(split_codes(run, "val", device="cpu").z), exact)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nvcli"):
+        assert nv("codes", "--run", run.dir).code == 0
+    assert not caplog.text and calls == [80]  # whole again: every shard read and found as written
+
+
+def test_nv_codes_writes_a_store_again_with_the_shards_asked_for(nv, shapes_runs: dict, tmp_path: Path) -> None:
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    exact = np.asarray(split_codes(run, "val", device="cpu").z)  # one shard of 180 rows
+    made = nv("codes", "--run", run.dir, "--shard-rows", "40", "--format", "csv")
+    assert made.code == 0, made.err
+    table = pd.read_csv(io.StringIO(made.out))
+    assert (table["shards"].item(), table["rows_per_shard"].item()) == (5, 40)
+    assert "written again as asked: 5 shards of 40 rows as float32 (it had 1 of 149796 rows as float32)" in made.err
+    again = nv("codes", "--run", run.dir, "--format", "csv")  # without --shard-rows: kept as it is
+    assert pd.read_csv(io.StringIO(again.out))["shards"].item() == 5 and "written again" not in again.err
+    np.testing.assert_array_equal(np.asarray(split_codes(run, "val", device="cpu").z), exact)
+
+
+def test_an_interrupted_nv_codes_says_which_shards_it_kept(nv, shapes_runs: dict, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from nvcli.analysis import code_cache
+
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    original = code_cache._CodeFeed.shard
+
+    def shard(self, start: int, stop: int):
+        for i, batch in enumerate(original(self, start, stop)):
+            if start == 80 and i == 1:
+                raise KeyboardInterrupt  # Ctrl-C in the middle of the third shard
+            yield batch
+
+    monkeypatch.setattr(code_cache._CodeFeed, "shard", shard)
+    cut = nv("codes", "--run", run.dir, "--shard-rows", "40", "--batch-size", "20")
+    assert cut.code == 130
+    assert cut.err.splitlines()[-1] == (f"interrupted; 2 of 5 shards of the val codes were kept in "
+                                        f"'{run.dir / 'codes'}'; run the command again to resume them")
+    calls = []
+    monkeypatch.setattr(code_cache._CodeFeed, "shard", lambda self, a, b: calls.append(a) or original(self, a, b))
+    assert nv("codes", "--run", run.dir, "--batch-size", "20").code == 0  # without --shard-rows: its own shards
+    assert calls == [80, 120, 160]  # resumed after the two it kept
+    monkeypatch.setattr(Run, "model", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    other = nv("codes", "--run", run.dir, "--split", "train")
+    assert other.code == 130 and other.err.splitlines()[-1] == "interrupted; no codes were written"
+    later = nv("eval", "--run", run.dir, "--device", "cpu")  # another command: its own line, not the last one's
+    assert later.code == 130 and later.err.splitlines()[-1] == INTERRUPTED

@@ -3,6 +3,7 @@ its colour classes read colour units, and every analysis reads the stored head l
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -238,6 +239,63 @@ def test_refusals_and_what_is_kept(nv, shapes_runs: dict, sparse_run: Run) -> No
     assert record["step"] >= 1 and record["units"] > 0
 
 
+@pytest.mark.parametrize("link", ["heads", "codes/val.json", "sparse_path.png"])
+def test_a_link_where_sparsify_would_write_is_refused_before_anything_is_written(nv, shapes_runs: dict,
+                                                                                  tmp_path: Path, link: str) -> None:
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (run.dir / link).parent.mkdir(exist_ok=True)
+    (run.dir / link).symlink_to(outside if link == "heads" else outside / "x")
+    before = sorted(p.relative_to(run.dir) for p in run.dir.rglob("*"))
+    made = nv("sparsify", "--run", run.dir, "--units-per-class", "2", "--device", "cpu")
+    assert made.code == 2 and f"{link}' is a symbolic link" in made.err and made.err.count("\n") == 2, made.err
+    assert sorted(p.relative_to(run.dir) for p in run.dir.rglob("*")) == before  # no path, no codes, no results
+    assert not list(outside.iterdir())
+
+
+@pytest.mark.parametrize("solver", ["memory", "stream"])
+def test_codes_that_are_not_finite_stop_the_path_naming_the_store_and_the_fix(shapes_runs: dict, tmp_path: Path,
+                                                                            solver: str) -> None:
+    from nvcli.analysis import code_store
+
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    split_codes(run, "train", device="cpu")
+    folder = run.dir / "codes"
+    shard = np.load(folder / "train-00000.npy", mmap_mode="r+")
+    shard[5, 7] = np.nan
+    shard.flush()
+    del shard
+    manifest = json.loads((folder / "train.json").read_text())  # recorded as if written so (outside nv)
+    manifest["shards"][0].update(stamp=code_store._stamp(folder, "train", 0), crc32=code_store._crc(folder, "train", 0))
+    (folder / "train.json").write_text(json.dumps(manifest))
+    message = f"the code store '{folder / 'train.json'}' holds NaN or infinite codes in train-00000.npy; remove " \
+              f"'{folder / 'train.json'}' so that the codes are computed again"
+    with pytest.raises(NvError, match=re.escape(message)):
+        fit_path(run, PathSettings(steps=4), compute=Compute(device="cpu"), solver=solver)
+
+
+def test_an_interrupted_sparsify_says_what_its_code_stores_kept(nv, shapes_runs: dict, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from nvcli.analysis.code_store import StoreWriter
+    from nvcli.cli.interrupt import INTERRUPTED
+
+    run = trained_copy(shapes_runs, tmp_path / "nv")
+    original = StoreWriter.write
+
+    def write(self, index, batches):
+        if self.name == "val":
+            raise KeyboardInterrupt  # the training codes are done, the validation codes not begun
+        return original(self, index, batches)
+
+    monkeypatch.setattr(StoreWriter, "write", write)
+    cut = nv("sparsify", "--run", run.dir, "--device", "cpu")
+    codes = run.dir / "codes"
+    assert cut.code == 130 and cut.err.splitlines()[-1] == (f"{INTERRUPTED}; the train codes in '{codes}' are "
+                                                            "complete; no shard of the val codes was finished")
+    assert not (run.dir / "sparse_path.csv").exists()
+
+
 def test_result_files_in_a_subfolder_are_saved_together_and_stray_names_never_deleted(tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("the user's")
@@ -311,6 +369,18 @@ def test_a_head_far_less_accurate_than_the_dense_one_is_flagged(nv, sparse_run: 
     fine = nv("sparsify", "--run", sparse_run.dir, "--max-drop", "0.03", "--name", "fine", "--device", "cpu",
               "--no-plot", "--force")
     assert fine.code == 0 and "warning" not in fine.err, fine.err
+
+
+def test_a_refit_stopped_at_its_limit_says_so(nv, sparse_run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nvcli.analysis.sparse import sparsify
+
+    monkeypatch.setattr(sparsify, "REFIT_MAX_ITER", 3)
+    made = nv("sparsify", "--run", sparse_run.dir, "--units-per-class", "3", "--name", "capped", "--device", "cpu",
+              "--no-plot", "--force")
+    assert made.code == 0, made.err
+    refit = json.loads((sparse_run.dir / "heads" / "capped.json").read_text())["finetune"]
+    assert (refit["iterations"], refit["max_iterations"], refit["tol"], refit["converged"]) == (3, 3, 1e-4, False)
+    assert "warning: the unpenalised refit of head 'capped' stopped at its limit of 3 iterations" in made.err
 
 
 def test_a_sparse_head_is_labelled_by_its_own_dissection_else_the_dense_one(nv_run: Run) -> None:

@@ -12,9 +12,9 @@ import torch
 from nvcli.analysis.code_store import CodeStore, Layout, write_store
 from nvcli.analysis.settings import Compute, PathSettings
 from nvcli.analysis.sparse.selection import Selection
-from nvcli.analysis.sparse.solver import Standardizer, elastic_net_path, first_of_identical_columns
-from nvcli.analysis.sparse.sparsify import choose_solver, fit_path, sparse_head
-from nvcli.analysis.sparse.streaming import StreamProblem, store_standardizer, stream_path
+from nvcli.analysis.sparse.solver import Standardizer, elastic_net_path, first_of_identical_columns, fit
+from nvcli.analysis.sparse.sparsify import REFIT_MAX_EPOCHS, REFIT_MAX_ITER, choose_solver, fit_path, sparse_head
+from nvcli.analysis.sparse.streaming import MAX_EPOCHS, StreamProblem, store_standardizer, stream_path
 from nvcli.errors import NvError
 from nvcli.runs.run import load_run
 
@@ -109,6 +109,26 @@ def test_a_subset_of_units_is_the_in_memory_path_over_those_columns(data: tuple)
         torch.testing.assert_close(slow.weight().float(), fast.weight(), atol=2e-3, rtol=0)
 
 
+def test_a_refit_from_weights_outside_its_support_keeps_only_the_support(data: tuple) -> None:
+    """A budget head's refit starts from a path step that uses more units than the budget: the streaming refit must
+    hold the others at zero from its first iterate, as FISTA's does, and reach the same head."""
+    X, y, _, _, train, val = data
+    scale = Standardizer.fit(X)
+    problem = StreamProblem(train, val, scale, CLASSES, dtype=torch.float64)
+    X_keep = scale(X)[:, problem.keep].double()
+    W0, b0, _ = fit(X_keep, y, 1e-3, 0.99, classes=CLASSES, tol=1e-6)  # a dense start: most units in every row
+    support = torch.zeros_like(W0, dtype=torch.bool)
+    for k, units in PLANTED.items():
+        support[k, units] = True
+    assert int((W0 != 0).sum(dim=1).min()) > len(PLANTED[0])
+    W, b, epochs, converged, _ = problem.solve(0.0, 1.0, W0, b0, 1.0, 1e-4, 5000, support=support)
+    assert converged and epochs < MAX_EPOCHS
+    assert not W[~support].any()
+    W_memory, b_memory, _ = fit(X_keep, y, 0.0, 1.0, W0, b0, classes=CLASSES, tol=1e-8, support=support)
+    torch.testing.assert_close(W, W_memory, atol=1e-3, rtol=0)
+    torch.testing.assert_close(b, b_memory, atol=1e-3, rtol=0)
+
+
 def test_bad_settings_and_labels_are_refused(data: tuple, tmp_path: Path) -> None:
     _, _, _, _, train, val = data
     with pytest.raises(ValueError, match="batch must be an integer >= 1"):
@@ -131,7 +151,7 @@ def test_choose_solver_by_size() -> None:
 
 def test_sparsify_streams_to_the_heads_it_fits_in_memory(shapes_runs: dict, tmp_path: Path) -> None:
     run = load_run(shutil.copytree(shapes_runs["nv"].dir, tmp_path / "nv"))
-    settings = PathSettings(steps=8, ratio=0.05, patience=None)
+    settings = PathSettings(steps=8, patience=None)
     memory = fit_path(run, settings, compute=Compute(device="cpu"), solver="memory")
     stream = fit_path(run, settings, compute=Compute(device="cpu"), solver="stream")
     assert (memory.solver, stream.solver) == ("memory", "stream")
@@ -140,6 +160,13 @@ def test_sparsify_streams_to_the_heads_it_fits_in_memory(shapes_runs: dict, tmp_
     assert stream.dense == memory.dense  # the dense head's accuracies, counted chunk by chunk
     heads = [sparse_head(fitted, "s3", Selection(units_per_class=3)) for fitted in (memory, stream)]
     kept = [head.head.weight != 0 for head in heads]
+    # The last step the budget reads gives some class more than 3 units: each refit starts outside its supports,
+    # and both keep to them (the stored heads, and the table's counts).
+    assert stream.path.steps[heads[1].record["step"]].nonzero_max > 3
+    for head in heads:
+        assert int((head.head.weight != 0).sum(axis=1).max()) <= 3 and head.record["units_per_class_max"] <= 3
+        assert head.record["finetune"]["converged"], head.record["finetune"]
+    assert [head.record["finetune"]["max_iterations"] for head in heads] == [REFIT_MAX_ITER, REFIT_MAX_EPOCHS]
     # Both stop at the default tolerance (rtol 1e-2), so a unit on the edge of a class's budget may differ.
     assert (kept[0] & kept[1]).sum() >= 0.9 * kept[0].sum() and kept[1].sum() == kept[0].sum()
     assert heads[1].record["val_acc"] == pytest.approx(heads[0].record["val_acc"], abs=0.03)

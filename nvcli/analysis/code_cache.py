@@ -24,7 +24,7 @@ from ..training import distributed as dist
 from ..training.devices import resolve_device
 from ..training.loaders import batch_loader, batches
 from ..training.predict import ProgressFn
-from .code_store import CodeStore, Layout, StoreView, shared_rows_per_shard, write_store
+from .code_store import CodeStore, DamagedStore, Layout, StoreView, recorded, shared_rows_per_shard, write_store
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 3  # 2: keyed also by the split's files and the classes; 3: a sharded code store
@@ -71,7 +71,7 @@ def _fingerprint(run: Run, split: str) -> dict[str, object]:
 
 def _valid(run: Run, store: CodeStore) -> str | None:
     """Why stored codes cannot be this run's (None when they can): their width or label range (the store checked its
-    files against their stamps; the codes were checked finite when written)."""
+    files against their stamps and CRC-32s; the codes were checked finite when written)."""
     units = run.config.units
     if isinstance(units, int) and store.units != units:
         return f"codes of {store.units} units, the run has {units}"
@@ -84,14 +84,15 @@ def _valid(run: Run, store: CodeStore) -> str | None:
 @torch.no_grad()
 def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_size: int = 128, workers: int = 0,
                 trust_code: bool = False, cache: bool = True, rows_per_shard: int = 0, dtype: str | None = None,
-                progress: ProgressFn | None = None) -> Codes:
+                verify: bool = False, progress: ProgressFn | None = None) -> Codes:
     """The codes of every sample of `split` ('train' is read without augmentation), from the store when valid.
 
-    A store left unfinished for the same weights and data is resumed: only its missing shards are computed. A new
-    store has `rows_per_shard` rows a shard (0: 64 MiB of codes, less under torchrun when that leaves a process
-    without a shard) and keeps codes as `dtype` (None: any stored dtype
-    is read, a new store is float32; given, a store of another dtype is written again). Under torchrun the processes
-    write its shards between them.
+    A store left unfinished or damaged for the same weights and data is resumed (with its rows per shard and dtype
+    unless given): only its missing or damaged shards are computed. A new store has `rows_per_shard` rows a shard
+    (0: 64 MiB of codes, less under torchrun when that leaves a process without a shard) and keeps codes as `dtype`
+    (None: float32); given, a store of other shards or another dtype is written again. Under torchrun the processes
+    write its shards between them. A shard that no longer holds what was written (its files touched since and their
+    CRC-32 differs; with `verify`, any shard whose CRC-32 differs) is computed again, with a warning.
     """
     run.require_neuroview()
     fingerprint = _fingerprint(run, split)
@@ -99,18 +100,28 @@ def split_codes(run: Run, split: str = "val", *, device: str = "auto", batch_siz
     fresh = not cache
     if cache:
         try:
-            store = CodeStore.open(folder, split, fingerprint)
+            store = CodeStore.open(folder, split, fingerprint, verify=verify)
+        except DamagedStore as exc:  # its intact shards are kept below
+            log.warning("%s; computing its damaged shards again", exc)
+            store = None
         except NvError:  # none yet, unfinished (resumed below) or for other weights or data (replaced below)
             store = None
-        if store is not None and dtype is not None and store.layout.dtype != dtype:
-            log.info("the stored %s codes are %s; writing them as %s", split, store.layout.dtype, dtype)
+        asked = {"dtype": dtype, "rows_per_shard": rows_per_shard or None}
+        other = [f"{key} {getattr(store.layout, key)}" for key, value in asked.items()
+                 if store is not None and value is not None and getattr(store.layout, key) != value]
+        if other:
+            log.info("the stored %s codes have %s; writing them again as asked", split, " and ".join(other))
             store, fresh = None, True
         if store is not None:
             if (problem := _valid(run, store)) is None:
                 log.info("codes of the %s split read from %s", split, folder)
+                if dist.is_main():
+                    store.record_stamps()
                 return Codes(split, store)
             log.warning("the stored %s codes in '%s' hold %s; computing them again", split, folder, problem)
             fresh = True
+    if not fresh and (previous := recorded(folder, split, fingerprint)) is not None:
+        dtype, rows_per_shard = dtype or previous[0].dtype, rows_per_shard or previous[0].rows_per_shard
     dev = resolve_device(device)
     model = run.model(dev, trust_code=trust_code)
     dataset = run.data().split(split)

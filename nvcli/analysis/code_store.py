@@ -11,12 +11,15 @@ Any numpy opens the shards (`np.load(path, mmap_mode="r")`); the manifest says w
 written shard by shard, each shard filled batch by batch into a memory map and renamed into place when full, so
 writing needs memory for one batch and an interrupted write keeps every finished shard: a writer given the same
 fingerprint and layout resumes after them. Reading maps one shard at a time, so memory is bounded by a shard
-whatever the number of samples.
+whatever the number of samples. The manifest records each shard's files' stamp (size, modification and change
+time) and CRC-32: opening a store costs one `stat` a file, and a file whose stamp changed is read once to check
+that it still holds what was written.
 """
 from __future__ import annotations
 
 import json
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -28,9 +31,10 @@ from ..runs.atomic import atomic_path, write_json
 from .settings import CODE_DTYPES
 
 STORE_FORMAT = "nv-code-store"
-STORE_VERSION = 2  # 2: each shard's files stamped (size, modification time)
+STORE_VERSION = 3  # 2: each shard's files stamped (size, modification time); 3: and change time, and their CRC-32
 SHARD_BYTES = 64 << 20  # codes per shard: reading maps one shard at a time
 CHUNK_ROWS = 4096  # rows per chunk handed to a reader
+CRC_BLOCK = 16 << 20  # bytes read at once when checking a file's CRC-32
 
 
 def rows_per_shard(units: int, dtype: str = "float32", shard_bytes: int = SHARD_BYTES) -> int:
@@ -94,19 +98,37 @@ class Layout:
         return start, min(start + self.rows_per_shard, self.samples)
 
 
+Recorded = tuple[list[int], list[int]]  # a shard's stamp and CRC-32s, as its manifest entry lists them
+
+
 def _stamp(folder: Path, name: str, index: int) -> list[int]:
-    """Shard `index`'s files' sizes and modification times (ns): a file replaced or edited since has others."""
+    """Shard `index`'s files' sizes, modification and change times (ns): a file written, replaced or edited since has
+    another change time, also when its modification time is set back (no call sets a change time)."""
     return [value for leaf in _shard_files(name, index) for stat in [(folder / leaf).lstat()]
-            for value in (stat.st_size, stat.st_mtime_ns)]
+            for value in (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)]
 
 
-def _manifest(name: str, fingerprint: dict[str, Any], layout: Layout, finished: dict[int, list[int]]) -> dict[str, Any]:
+def _crc(folder: Path, name: str, index: int) -> list[int]:
+    """The CRC-32 of the array in each of shard `index`'s `.npy` files (its bytes as stored, in C order)."""
+    return [_data_crc(np.load(folder / leaf, mmap_mode="r")) for leaf in _shard_files(name, index)]
+
+
+def _data_crc(array: np.ndarray, crc: int = 0) -> int:
+    """zlib.crc32 of a C-ordered array's bytes, continued from `crc`, CRC_BLOCK bytes at a time."""
+    flat = array.reshape(-1)
+    step = max(1, CRC_BLOCK // array.itemsize)
+    for start in range(0, len(flat), step):
+        crc = zlib.crc32(flat[start:start + step], crc)
+    return crc
+
+
+def _manifest(name: str, fingerprint: dict[str, Any], layout: Layout, finished: dict[int, Recorded]) -> dict[str, Any]:
     shards = []
     for i in sorted(finished):
         start, stop = layout.rows(i)
         codes, labels = _shard_files(name, i)
         shards.append({"index": i, "start": start, "rows": stop - start, "codes": codes, "labels": labels,
-                       "stamp": finished[i]})
+                       "stamp": finished[i][0], "crc32": finished[i][1]})
     return {"format": STORE_FORMAT, "version": STORE_VERSION, "fingerprint": fingerprint, "samples": layout.samples,
             "units": layout.units, "dtype": layout.dtype, "rows_per_shard": layout.rows_per_shard,
             "shards": shards, "complete": len(shards) == layout.shards}
@@ -137,17 +159,39 @@ def _differences(recorded: Any, expected: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(recorded) | set(expected) if recorded.get(k) != expected.get(k))
 
 
+def recorded(folder: str | Path, name: str, fingerprint: dict[str, Any] | None = None) -> tuple[Layout, int] | None:
+    """The layout of the store `name` in `folder` and how many of its shards its manifest lists as finished (None
+    without a manifest this nv reads, or, with `fingerprint`, one computed for other data, weights or settings)."""
+    manifest = _read_manifest(Path(folder) / f"{name}.json")
+    layout = None if manifest is None else _layout_of(manifest)
+    if manifest is None or layout is None or (fingerprint is not None and
+                                              _differences(manifest.get("fingerprint"), fingerprint)):
+        return None
+    return layout, len(_listed(manifest, layout))
+
+
+class DamagedStore(NvError):
+    """A store whose manifest or shard files are not what it recorded (truncated, replaced, edited)."""
+
+
 class CodeStore:
     """A complete store, read shard by shard (each shard memory-mapped only while it is read)."""
 
     def __init__(self, folder: Path, name: str, manifest: dict[str, Any], layout: Layout) -> None:
         self.folder, self.name, self.manifest, self.layout = folder, name, manifest, layout
         self._labels: np.ndarray | None = None
+        self._stamps: dict[int, list[int]] = {}  # each shard's stamp when it was found intact
+        self._finite: set[int] = set()  # the shards read whole and found finite by this reader
 
     @classmethod
-    def open(cls, folder: str | Path, name: str, fingerprint: dict[str, Any] | None = None) -> CodeStore:
+    def open(cls, folder: str | Path, name: str, fingerprint: dict[str, Any] | None = None, *,
+             verify: bool = False) -> CodeStore:
         """The complete store `name` in `folder`; with `fingerprint`, only if it was computed for it (NvError if
-        it is missing, unfinished, damaged or made from other data, weights or settings)."""
+        it is missing, unfinished, damaged or made from other data, weights or settings; `DamagedStore` when a
+        shard does not hold what was written).
+
+        A shard whose files kept their stamp is trusted without reading it; one whose stamp changed (a copy, a
+        touch, an edit) is read to check its CRC-32, and with `verify` every shard is."""
         folder = Path(folder)
         path = folder / f"{name}.json"
         manifest = _read_manifest(path)
@@ -161,18 +205,33 @@ class CodeStore:
             raise NvError(f"the code store '{path}' is unfinished; run the command that writes it again to "
                           "resume it")
         store = cls(folder, name, manifest, layout)
-        if (problem := store._damage()) is not None:
-            raise NvError(f"the code store '{path}' is damaged: {problem}")
+        if (problem := store._damage(verify)) is not None:
+            raise DamagedStore(f"the code store '{path}' is damaged: {problem}")
         return store
 
-    def _damage(self) -> str | None:
-        stamps = _listed(self.manifest, self.layout)
-        if set(stamps) != set(range(self.layout.shards)):
-            return "its manifest does not list every shard"
-        for i, stamp in stamps.items():
-            if (problem := _shard_problem(self.folder, self.name, self.layout, i, stamp)) is not None:
+    def _damage(self, verify: bool) -> str | None:
+        listed = _listed(self.manifest, self.layout)
+        if set(listed) != set(range(self.layout.shards)) or None in listed.values():
+            return "its manifest does not list every shard with its stamp and CRC-32"
+        for i, recorded in listed.items():
+            problem, self._stamps[i] = _verified(self.folder, self.name, self.layout, i, recorded, verify)
+            if problem is not None:
                 return problem
         return None
+
+    def record_stamps(self) -> None:
+        """Record the stamps of shards whose files were touched (copied, given other times) but hold what was
+        written, so that opening the store reads none of them again."""
+        listed = _listed(self.manifest, self.layout)
+        if all(recorded is not None and self._stamps.get(i) == recorded[0] for i, recorded in listed.items()):
+            return
+        finished = {i: (self._stamps[i], recorded[1]) for i, recorded in listed.items() if recorded is not None}
+        manifest = _manifest(self.name, self.manifest["fingerprint"], self.layout, finished)
+        try:
+            write_json(self.folder / f"{self.name}.json", manifest)
+        except NvError:  # a run on a read-only disk: the next open reads those shards again
+            return
+        self.manifest = manifest
 
     @property
     def samples(self) -> int:
@@ -202,8 +261,9 @@ class CodeStore:
     def shard(self, index: int) -> np.ndarray:
         """Shard `index`'s codes as float32 in memory (one shard's worth)."""
         codes = np.load(self.folder / _shard_files(self.name, index)[0], mmap_mode="r")
-        out = np.array(codes, dtype=np.float32)
+        out = self._checked(index, np.array(codes, dtype=np.float32))
         del codes  # unmaps: the pages read leave this process's resident memory
+        self._finite.add(index)
         return out
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -213,9 +273,21 @@ class CodeStore:
             first, _ = self.layout.rows(i)
             codes = np.load(self.folder / _shard_files(self.name, i)[0], mmap_mode="r")
             for start in range(0, len(codes), rows):
-                block = np.array(codes[start:start + rows], dtype=np.float32)
+                block = self._checked(i, np.array(codes[start:start + rows], dtype=np.float32))
                 yield first + start, block, labels[first + start:first + start + len(block)]
             del codes
+            self._finite.add(i)
+
+    def _checked(self, index: int, codes: np.ndarray) -> np.ndarray:
+        """`codes` read from shard `index`, once refused if not finite: the writer refused such codes and the CRC-32
+        guards them since, so only a store written or edited outside nv holds them (each shard is checked on its
+        first whole read, about 25 ms for 64 MiB)."""
+        if index not in self._finite and not np.isfinite(codes).all():
+            manifest = self.folder / f"{self.name}.json"
+            raise DamagedStore(f"the code store '{manifest}' holds NaN or infinite codes in "
+                               f"{_shard_files(self.name, index)[0]}; remove '{manifest}' so that the codes are "
+                               "computed again")
+        return codes
 
     def array(self) -> np.ndarray:
         """Every code in memory, one float32 array [samples, units] (samples x units x 4 bytes; writable)."""
@@ -235,7 +307,7 @@ class CodeStore:
         for i in np.unique(shard_of):
             mine = np.flatnonzero(shard_of == i)
             codes = np.load(self.folder / _shard_files(self.name, int(i))[0], mmap_mode="r")
-            out[mine] = codes[index[mine] - self.layout.rows(int(i))[0]]
+            out[mine] = self._checked(int(i), codes[index[mine] - self.layout.rows(int(i))[0]].astype(np.float32))
             del codes
         return out
 
@@ -290,17 +362,19 @@ class StoreView:
         return out if dtype is None else out.astype(dtype)
 
 
-def _listed(manifest: dict[str, Any], layout: Layout) -> dict[int, list[int] | None]:
-    """The shards a manifest lists within the layout, each with its recorded stamp (None if it has none)."""
-    return {s["index"]: s.get("stamp") for s in manifest.get("shards", []) if isinstance(s, dict)
+def _listed(manifest: dict[str, Any], layout: Layout) -> dict[int, Recorded | None]:
+    """The shards a manifest lists within the layout, each with its recorded stamp and CRC-32s (None without)."""
+    def recorded(entry: dict[str, Any]) -> Recorded | None:
+        stamp, crc = entry.get("stamp"), entry.get("crc32")
+        whole = isinstance(stamp, list) and len(stamp) == 6 and isinstance(crc, list) and len(crc) == 2
+        return (stamp, crc) if whole else None
+
+    return {s["index"]: recorded(s) for s in manifest.get("shards", []) if isinstance(s, dict)
             and isinstance(s.get("index"), int) and 0 <= s["index"] < layout.shards}
 
 
-def _shard_problem(folder: Path, name: str, layout: Layout, index: int, stamp: list[int] | None = None) -> str | None:
-    """Why shard `index` is not the one the layout expects, or (with its `stamp`) the one recorded (None when it is).
-
-    The stamp stands for reading the codes: a file replaced or edited in place since it was written has another size
-    or modification time, so a store is checked with one `stat` a file, not a pass over its codes."""
+def _shard_problem(folder: Path, name: str, layout: Layout, index: int) -> str | None:
+    """Why shard `index`'s files are not the ones the layout expects (their `.npy` headers; None when they are)."""
     start, stop = layout.rows(index)
     codes_file, labels_file = _shard_files(name, index)
     codes, labels = _header(folder / codes_file), _header(folder / labels_file)
@@ -308,9 +382,26 @@ def _shard_problem(folder: Path, name: str, layout: Layout, index: int, stamp: l
         return f"{codes_file} is missing, truncated or not [{stop - start}, {layout.units}] {layout.dtype}"
     if labels is None or labels[0] != (stop - start,) or labels[1].kind not in "iu":
         return f"{labels_file} is missing, truncated or not [{stop - start}] integers"
-    if stamp is not None and _stamp(folder, name, index) != stamp:
-        return f"{codes_file} or {labels_file} changed since the store recorded them"
     return None
+
+
+def _verified(folder: Path, name: str, layout: Layout, index: int, recorded: Recorded | None,
+              verify: bool = False) -> tuple[str | None, list[int]]:
+    """Why shard `index` does not hold what the store `recorded` (None when it does), and its files' stamp now.
+
+    The stamp stands for reading the codes: a file replaced or edited since it was written has another size or change
+    time, so an untouched shard costs one `stat` a file. A touched one (or any, with `verify`) is read once to compare
+    its CRC-32 with the one recorded when it was written."""
+    if (problem := _shard_problem(folder, name, layout, index)) is not None:
+        return problem, []
+    stamp = _stamp(folder, name, index)  # before reading: a change while it is read makes the next open look again
+    if recorded is None:
+        return "its manifest records no stamp and CRC-32 for it", stamp
+    if (verify or stamp != recorded[0]) and _crc(folder, name, index) != recorded[1]:
+        codes_file, labels_file = _shard_files(name, index)
+        return (f"{codes_file} or {labels_file} no longer holds what was written (its CRC-32 differs: edited, "
+                "overwritten or corrupted)"), stamp
+    return None, stamp
 
 
 class StoreWriter:
@@ -322,13 +413,15 @@ class StoreWriter:
         self.folder, self.name, self.fingerprint, self.layout = Path(folder), name, fingerprint, layout
         self.records = records
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.finished: dict[int, list[int]] = {}  # index: stamp
+        self.finished: dict[int, Recorded] = {}  # index: stamp, CRC-32s
         self.written: list[int] = []  # the shards this writer wrote
         old = _read_manifest(self.manifest_path)
         if (not fresh and old is not None and not _differences(old.get("fingerprint"), fingerprint)
                 and _layout_of(old) == layout):
-            self.finished = {i: stamp for i, stamp in _listed(old, layout).items()
-                             if stamp is not None and _shard_problem(self.folder, name, layout, i, stamp) is None}
+            for i, recorded in _listed(old, layout).items():
+                problem, stamp = _verified(self.folder, name, layout, i, recorded)
+                if problem is None and recorded is not None:
+                    self.finished[i] = (stamp, recorded[1])
         self._record()
 
     @property
@@ -347,19 +440,20 @@ class StoreWriter:
         labels = np.empty(rows, dtype=np.int64)
         with atomic_path(self.folder / codes_file) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.layout.dtype, shape=(rows, self.layout.units))
-            filled = 0
+            filled = crc = 0
             for z, y in batches:
                 if filled + len(y) > rows or z.shape[1:] != (self.layout.units,):
                     raise NvError(f"shard {index} of '{self.name}' got a batch of {list(z.shape)} codes after "
                                   f"{filled} rows; it holds {rows} rows of {self.layout.units} units")
                 out[filled:filled + len(y)] = z
                 if not np.isfinite(out[filled:filled + len(y)]).all():  # once, as stored (float16 overflows at
-                    # 65504); readers trust the stamp, not a pass over the codes
+                    # 65504); readers trust the stamp and CRC-32, not a pass over the codes
                     raise NvError(f"the codes of rows {start + filled}..{start + filled + len(y) - 1} of "
                                   f"'{self.name}' are not finite as {self.layout.dtype} (NaN or infinite); the "
                                   "model's weights or inputs hold such values" +
                                   (", or they exceed float16's range" if self.layout.dtype == "float16" else ""))
                 labels[filled:filled + len(y)] = y
+                crc = _data_crc(out[filled:filled + len(y)], crc)  # from memory, as stored: no reading back
                 filled += len(y)
             out.flush()
             del out
@@ -369,12 +463,14 @@ class StoreWriter:
                 with open(tmp_labels, "wb") as f:
                     np.save(f, labels)
         self.written.append(index)
-        self.adopt([index])
+        self.finished[index] = (_stamp(self.folder, self.name, index), [crc, _data_crc(labels)])
+        self._record()
 
     def adopt(self, indices: Iterable[int]) -> None:
-        """Record shards as finished, each only if its files are whole (another process may have written them)."""
-        self.finished |= {i: _stamp(self.folder, self.name, i) for i in indices
-                          if _shard_problem(self.folder, self.name, self.layout, i) is None}
+        """Record shards another process wrote as finished, each only if its files are whole, with its stamp and the
+        CRC-32 of what is there now (read once)."""
+        self.finished |= {i: (_stamp(self.folder, self.name, i), _crc(self.folder, self.name, i)) for i in indices
+                          if i not in self.finished and _shard_problem(self.folder, self.name, self.layout, i) is None}
         self._record()
 
     def _record(self) -> None:

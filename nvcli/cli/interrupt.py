@@ -8,7 +8,9 @@ is held and raised, via a short timer, as soon as the import is over.
 from __future__ import annotations
 
 import signal
-from typing import Any
+from typing import Any, Callable
+
+from ..errors import NvError
 
 _RETRY_S = 0.05
 _pending = {"signal": False}
@@ -43,7 +45,9 @@ def _retry(signum: int, frame: Any) -> None:
 
 
 def install() -> None:
-    """Route Ctrl-C, SIGTERM and SIGHUP to KeyboardInterrupt (a signal the parent ignores stays ignored)."""
+    """Route Ctrl-C, SIGTERM and SIGHUP to KeyboardInterrupt (a signal the parent ignores stays ignored), and say
+    INTERRUPTED until the command says otherwise."""
+    _message["text"] = INTERRUPTED
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not a background job that ignores it
         signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -54,14 +58,21 @@ def install() -> None:
 
 
 INTERRUPTED = "interrupted; results are written all at once, so none was left half-written"
-_message = {"text": INTERRUPTED}
+_message: dict[str, str | Callable[[], str]] = {"text": INTERRUPTED}
 
 
-def on_interrupt(message: str) -> None:
-    """What to tell the user if this command is interrupted (Ctrl-C or SIGTERM)."""
+def on_interrupt(message: str | Callable[[], str]) -> None:
+    """What to tell the user if this command is interrupted (Ctrl-C or SIGTERM): a line, or a function that says
+    what was kept when the interrupt comes."""
     _message["text"] = message
 
 
 def interrupted_message() -> str:
     """The line the user reads when this command is interrupted."""
-    return _message["text"]
+    message = _message["text"]
+    if isinstance(message, str):
+        return message
+    try:
+        return message()
+    except (OSError, ValueError, NvError):  # what it reads is gone or damaged: the line must still come
+        return INTERRUPTED

@@ -1,6 +1,7 @@
 """`nv sparsify`: a sparse head (a few units per class) fitted on a run's codes along an elastic-net path."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated, Optional
 
@@ -16,6 +17,8 @@ from ..analysis.settings import (
 )
 from ..runs.files import RUNS_DIR
 from . import options as o
+from .codes import kept
+from .interrupt import INTERRUPTED, on_interrupt
 from .render import Format, emit, note, progress
 from .requests import Output, RunSource
 
@@ -73,11 +76,14 @@ class Sparsify:
         run = self.source.open()  # before torch loads: a wrong --run answers at once
         self.compute.apply_threads()
         from ..analysis.sparse.selection import Selection, check_head_name, default_name
-        from ..analysis.sparse.sparsify import fit_path, sparse_head
+        from ..analysis.sparse.sparsify import check_destinations, fit_path, sparse_head
 
         given = self.units_per_class is not None or self.max_drop is not None
         selection = Selection(self.units_per_class, self.max_drop) if given else Selection()
         name, fmt = check_head_name(self.name or default_name(selection)), self.output.fmt
+        check_destinations(run, name, self.output.plot)
+        since = time.time_ns()
+        on_interrupt(lambda: "; ".join([INTERRUPTED, *kept(run, ("train", "val"), since)]))
         with progress(f"sparsify {run.name}") as bar:
             fitted = fit_path(run, self.settings, compute=self.compute, solver=self.solver,
                               trust_code=self.source.trust_code, progress=bar)
@@ -91,6 +97,11 @@ class Sparsify:
         note(f"head '{name}' = step {head.record['step']} (lambda {head.record['lambda']:.4g}); wrote "
              f"{', '.join(head.artifacts())} to {run.dir}; read it with --head {name}")
         emit(head.summary, fmt, title=f"{run.name}: dense and sparse head")
+        refit = head.record["finetune"]
+        if refit is not None and not refit["converged"]:
+            note(f"warning: the unpenalised refit of head '{name}' stopped at its limit of {refit['max_iterations']} "
+                 f"{'epochs' if fitted.solver == 'stream' else 'iterations'} before its tolerance (gradient "
+                 f"{refit['tol']:g}); its weights are less debiased than a converged refit's (docs/sparsify.md)")
         drop = head.record["dense_val_acc"] - head.record["val_acc"]
         if drop > DROP_WARN:
             note(f"warning: head '{name}' is {drop:.1%} less accurate than the dense head, so its units do not "

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ...errors import NvError, choice_error
+from ...runs import files
 from ...runs.run import Run
 from ...training.devices import resolve_device
 from ...training.predict import ProgressFn
@@ -33,7 +34,8 @@ from .streaming import MAX_EPOCHS, StreamProblem, correlations, store_standardiz
 SUMMARY_COLUMNS = ["head", "units_per_class_mean", "units_per_class_max", "units", "train_acc", "val_acc",
                    "val_acc_min"]
 REFIT_TOL = 1e-4  # max-norm of the gradient (standardised codes) at which the unpenalised refit stops
-REFIT_MAX_ITER = 5000
+REFIT_MAX_ITER = 5000  # FISTA iterations of a refit in memory
+REFIT_MAX_EPOCHS = MAX_EPOCHS  # proximal SVRG epochs of a streaming refit (each reads the training store twice)
 
 
 class MemoryCodes:
@@ -122,6 +124,15 @@ def _stream_codes(train: Codes, val: Codes, settings: PathSettings,
     return StoreCodes(train, val, problem), scale, groups
 
 
+def check_destinations(run: Run, name: str, figures: bool = True) -> None:
+    """Refuse, in one line naming it, a link, FIFO or device where fitting a path and storing head `name` would read
+    or write (codes/, the path's files, heads/, results.json): before anything is computed or written."""
+    path = [files.SPARSE_PATH.name(), *([files.SPARSE_PATH_PNG.name()] if figures else [])]
+    head = [files.SPARSE_HEAD.name(name=name), files.SPARSE_HEAD_INFO.name(name=name)]
+    for leaf in [*(f"{files.CODES_DIR}/{split}.json" for split in ("train", "val")), *path, *head, files.RESULTS]:
+        run.path(leaf)
+
+
 def fit_path(run: Run, settings: PathSettings = PathSettings(), *, compute: Compute = Compute(),
              solver: PathSolver = DEFAULT_PATH_SOLVER, trust_code: bool = False,
              progress: ProgressFn | None = None) -> FittedPath:
@@ -181,19 +192,24 @@ def _refit(fitted: FittedPath, W: Tensor, b: Tensor, lam: float,
     """The head over the groups' features from (W, b) with each class's weights held to its `support`, at `lam`
     (0: no penalty); with the iterations (epochs when streaming) and whether the tolerance was met."""
     alpha = fitted.path.alpha if lam > 0 else 1.0
-    codes = fitted.codes
+    codes, limit = fitted.codes, _refit_limit(fitted)
     if isinstance(codes, StoreCodes):
         keep = codes.problem.keep
         W_keep, b, iterations, converged, _ = codes.problem.solve(lam, alpha, W[:, keep].float(), b.float(), 1.0,
-                                                                  REFIT_TOL, REFIT_MAX_ITER, support=support[:, keep])
+                                                                  REFIT_TOL, limit, support=support[:, keep])
         W = W.new_zeros(W.shape)
         W[:, keep] = W_keep.to(W)
         return W, b.to(W), iterations, converged
     features = torch.from_numpy(fitted.groups.representatives).to(W.device)
     X = fitted.scale(codes.train[0])[:, features]
     W, b, iterations = fit(X, codes.train[1], lam, alpha, W, b, classes=len(fitted.run.classes), tol=REFIT_TOL,
-                           max_iter=REFIT_MAX_ITER, support=support)
-    return W, b, iterations, iterations < REFIT_MAX_ITER
+                           max_iter=limit, support=support)
+    return W, b, iterations, iterations < limit
+
+
+def _refit_limit(fitted: FittedPath) -> int:
+    """The most iterations a refit takes: FISTA iterations in memory, epochs when streaming."""
+    return REFIT_MAX_EPOCHS if isinstance(fitted.codes, StoreCodes) else REFIT_MAX_ITER
 
 
 def _unit_head(fitted: FittedPath, W_group: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -248,7 +264,8 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
     if finetune:
         rows.append(_row(f"{name} (penalised)", *_unit_head(fitted, W_std, b_std), codes, run.classes))
         W_std, b_std, iterations, converged = _refit(fitted, W_std, b_std, 0.0, support)
-        refit = {"iterations": iterations, "converged": converged,
+        refit = {"iterations": iterations, "max_iterations": _refit_limit(fitted), "tol": REFIT_TOL,
+                 "converged": converged,
                  "penalised_train_acc": rows[-1]["train_acc"], "penalised_val_acc": rows[-1]["val_acc"]}
     W, b = _unit_head(fitted, W_std, b_std)
     # The stored float32 head is what every later command reads: report its accuracy, not the solver's.

@@ -30,7 +30,7 @@ from .solver import STEP_SHRINK, PathResult, PathStep, Standardizer, _bregman, _
 BATCH = 1024  # minibatch rows of the stochastic steps
 CHUNK = 8192  # rows per chunk of a full pass
 SKETCH_ROWS = 1024  # rows per chunk of the identical-column pass (its integer copies take 16 bytes a code)
-MAX_EPOCHS = 300  # per lam: each epoch reads the store twice
+MAX_EPOCHS = 300  # per lam, the path's default: each epoch reads the store twice
 MIN_STEPS = 16  # stochastic steps per epoch at least (smaller minibatches on a small store)
 STEP_RANGE = 1024  # each epoch's backtracking starts this many times above the last step (each halving is cheap)
 
@@ -133,11 +133,15 @@ class StreamProblem:
         """Proximal SVRG from (W, b) until the gradient mapping's max-norm at a snapshot is <= tol; with `support`
         (bool [K, len(keep)]) the weights outside it are held at zero."""
         l1, l2 = lam * alpha, lam * (1 - alpha)
-        prox = _prox if support is None else (lambda V, a, c: _prox(V, a, c) * support)
+        prox = _prox
+        if support is not None:
+            # Held from the start: the snapshot is the first accepted point, and every epoch must beat its objective.
+            W = W * support
+            prox = lambda V, a, c: _prox(V, a, c) * support  # noqa: E731
         loss, gW, gb = self.full(W, b)
         value = loss + _penalty(W, l1, l2)
         ceiling = math.inf
-        for epoch in range(1, min(max_iter, MAX_EPOCHS) + 1):
+        for epoch in range(1, max_iter + 1):
             mapping = (W.double() - prox(W.double() - step * gW, step * l1, step * l2)) / step
             if max(mapping.abs().max().item(), gb.abs().max().item()) <= tol:
                 return W, b, epoch - 1, True, step
@@ -148,7 +152,7 @@ class StreamProblem:
                 step = ceiling = step * STEP_SHRINK
                 continue
             W, b, value, gW, gb = W_new, b_new, value_new, gW_new, gb_new
-        return W, b, min(max_iter, MAX_EPOCHS), False, step
+        return W, b, max_iter, False, step
 
     def _epoch(self, Ws: Tensor, bs: Tensor, gW: Tensor, gb: Tensor, step: float, ceiling: float, l1: float,
                l2: float, prox: Callable[[Tensor, float, float], Tensor]) -> tuple[Tensor, Tensor, float]:
