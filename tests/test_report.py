@@ -265,14 +265,23 @@ def test_report_force_replaces_only_a_regular_file_that_is_not_the_runs(full_run
     assert nv("report", "--run", run.dir, "--out", user, "--force").code == 0  # a user's own file, as asked
 
 
-def test_report_reads_a_complete_run_without_torch(full_run: Run) -> None:
-    code = ("import sys\nfrom nvcli.runs.run import load_run\nfrom nvcli.report.build import build_report\n"
-            f"report, path = build_report([load_run({str(full_run.dir)!r})])\n"
-            "print(len(report.html) > 0, report.drawn, "
-            "sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True [] []"
+def test_report_reads_a_run_without_torch_unless_a_result_was_made_from_data(full_run: Run, tmp_path: Path) -> None:
+    def loaded(run: Run) -> str:
+        code = ("import sys\nfrom nvcli.runs.run import load_run\nfrom nvcli.report.build import build_report\n"
+                f"report, path = build_report([load_run({str(run.dir)!r})])\n"
+                "print(len(report.html) > 0, report.drawn, "
+                "sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    weights_only = load_run(shutil.copytree(full_run.dir, tmp_path / "w"))
+    manifest = json.loads((weights_only.dir / "results.json").read_text())
+    manifest["results"] = {k: v for k, v in manifest["results"].items() if not any(
+        source.startswith("data/") for source in v["made_from"])}  # only results of the weights alone
+    (weights_only.dir / "results.json").write_text(json.dumps(manifest))
+    assert loaded(weights_only) == "True [] []"
+    assert loaded(full_run) == "True [] ['torch']"  # eval.csv's validation data are listed: loads torch
 
 
 # --- in a real browser -----------------------------------------------------------------------------------------

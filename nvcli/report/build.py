@@ -2,7 +2,8 @@
 
 The page reuses the figures already in the run; a figure the run lacks (a result saved without figures,
 metrics.png of an older run) is drawn from the saved tables for the page only, the run is left as it is.
-Reading needs no torch unless such a figure has to be drawn.
+Reading needs no torch unless such a figure has to be drawn, or the data that a result was computed from
+has to be listed to check it has not changed (runs.provenance).
 """
 from __future__ import annotations
 
