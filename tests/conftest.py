@@ -4,6 +4,7 @@ Every test process uses one torch thread, so the suite runs the same on a busy m
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -49,6 +50,17 @@ def trained_copy(shapes_runs: dict[str, Run], to: Path) -> Run:
 def nv_run(shapes_runs: dict[str, Run], tmp_path: Path) -> Run:
     """A private copy of the session's trained NeuroView run, for a test that writes into it."""
     return trained_copy(shapes_runs, tmp_path / "nv")
+
+
+def save_head(run_dir: Path, name: str, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """heads/<name>.pt written by hand, with the record nv reads beside it (fitted on the run's model.pt)."""
+    from nvcli.runs import provenance
+
+    (run_dir / "heads").mkdir(exist_ok=True)
+    torch.save({"weight": weight, "bias": bias}, run_dir / "heads" / f"{name}.pt")
+    digest = {n: provenance.file_sha256(run_dir / n) for n in ("model.pt", f"heads/{name}.pt")}
+    (run_dir / "heads" / f"{name}.json").write_text(json.dumps(
+        {"made_from": {"model.pt": digest["model.pt"]}, provenance.WEIGHTS_DIGEST: digest[f"heads/{name}.pt"]}))
 
 
 class Result(NamedTuple):

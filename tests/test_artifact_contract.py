@@ -42,6 +42,8 @@ PRODUCERS: list[tuple[str, list[object]]] = [  # (run, the command that saves a 
     ("image", ["weights", "--all"]),
     ("image", ["perturb", "--channel", "red"]),
     ("image", ["explain", "--index", 0]),
+    ("image", ["explain", "--index", 0, "--where"]),
+    ("image", ["explain", "--where", "--class", "red"]),
     ("image", ["dissect-map", "--probe-count", 18]),
     ("image", ["ablate", "--max-k", 4, "--steps", 2, "--draws", 2]),
     ("image", ["attribute", "--count", 9]),
@@ -53,8 +55,8 @@ PRODUCERS: list[tuple[str, list[object]]] = [  # (run, the command that saves a 
     ("gru", ["weights", "--by", "time"]),
     ("gru", ["explain", "--index", 0]),
 ]
-READS_VAL = {"eval", "perturb", "explain", "ablation", "sparse-path", "head", "compare",  # kinds computed from data
-             "attribution"}
+READS_VAL = {"eval", "perturb", "explain", "where", "class_where", "ablation", "sparse-path", "head", "compare",
+             "attribution"}  # the kinds computed from the validation data
 
 
 def nv(*args: object) -> tuple[int, str, str]:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import save_head
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_hex
 from PIL import Image
@@ -358,8 +359,7 @@ def test_where_for_an_image_file_and_a_sparse_head(nv_run, nv, tmp_path):
     generator = torch.Generator().manual_seed(0)
     weight = state(run)["head.weight"] * (torch.rand(state(run)["head.weight"].shape, generator=generator) < 0.2)
     bias = torch.randn(len(run.classes), generator=generator)
-    (run.dir / "heads").mkdir()
-    torch.save({"weight": weight, "bias": bias}, run.dir / "heads" / "rand.pt")
+    save_head(run.dir, "rand", weight, bias)
     code, out, err = nv("explain", "--where", "--input", path, "--class", "square", "--head", "rand", "--run",
                         run.dir, "-f", "json", "--no-plot")
     assert code == 0, err

@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import save_head
 from PIL import Image
 
 from nvcli.data.shapes import ShapesOptions
 from nvcli.errors import NvError
 from nvcli.models.spec import ModelChoice
-from nvcli.runs import access, files, provenance
+from nvcli.runs import access, files
 from nvcli.training.config import TrainConfig
 from nvcli.training.recipes import train
 
@@ -175,19 +176,10 @@ def test_an_invalid_results_json_is_refused_not_rewritten(nv, run: Path) -> None
         assert (run / "results.json").read_text() == damaged and not (run / "perturb.csv").exists()
 
 
-def _record(run: Path, head: str) -> None:
-    """heads/<head>.json for a head written by hand: fitted on the run's model.pt, saved with heads/<head>.pt."""
-    digest = {name: provenance.file_sha256(run / name) for name in ("model.pt", f"heads/{head}.pt")}
-    (run / "heads" / f"{head}.json").write_text(json.dumps(
-        {"made_from": {"model.pt": digest["model.pt"]}, provenance.WEIGHTS_DIGEST: digest[f"heads/{head}.pt"]}))
-
-
 def test_results_of_each_head_and_compared_run_own_their_files(nv, run: Path, tmp_path: Path) -> None:
     head = torch.load(run / "model.pt", weights_only=True)
     (run / "heads").mkdir(exist_ok=True)
-    torch.save({"weight": head["head.weight"] * (head["head.weight"].abs() > 0.05), "bias": head["head.bias"]},
-               run / "heads" / "s.pt")
-    _record(run, "s")
+    save_head(run, "s", head["head.weight"] * (head["head.weight"].abs() > 0.05), head["head.bias"])
     assert nv("perturb", "--run", run, *CPU).code == 0
     dense = (run / "perturb_examples.png").read_bytes()
     assert nv("perturb", "--run", run, *CPU, "--head", "s", "--example", "1", "--force").code == 0
@@ -270,8 +262,7 @@ def test_sparse_heads_are_validated_on_load(nv, run: Path, edit, message: str) -
     head = torch.load(run / "model.pt", weights_only=True)
     weight, bias = edit(head["head.weight"], head["head.bias"])
     (run / "heads").mkdir(exist_ok=True)
-    torch.save({"weight": weight, "bias": bias}, run / "heads" / "bad.pt")
-    _record(run, "bad")
+    save_head(run, "bad", weight, bias)
     result = nv("weights", "--run", run, "--head", "bad", "--all", "--no-plot")
     assert one_line(result) and message in result.err and "heads/bad.pt" in result.err, result.err
     assert "units.csv lists" not in result.err  # the head is at fault, not the unit table

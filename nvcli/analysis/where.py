@@ -29,7 +29,7 @@ from ..runs.results import RunResult, Writer, figure
 from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.loaders import make_loader
-from .explain import explained_input
+from .explain import VALIDATION_SOURCE, explained_input
 from .head import Head, read_head, with_head
 from .settings import Compute
 
@@ -185,6 +185,9 @@ class WhereExplanation(RunResult):
     def settings(self) -> dict[str, Any]:
         return {"source": self.source, "class": self.explained, "head": self.head}
 
+    def data_splits(self) -> tuple[str, ...]:
+        return ("val",) if self.source.startswith(VALIDATION_SOURCE) else ()
+
     def identity(self) -> pd.DataFrame:
         """Per class explained: its logit, its bias and the sum of its maps (logit = bias + map_sum)."""
         return pd.DataFrame({"class": [self.classes[int(t)] for t in self.maps.target[0]], "logit": self.maps.logit[0],
@@ -262,6 +265,9 @@ class ClassWhere(RunResult):
 
     def settings(self) -> dict[str, Any]:
         return {"class": self.name, "head": self.head}
+
+    def data_splits(self) -> tuple[str, ...]:
+        return ("val",)  # the class's validation images
 
     def identity(self) -> pd.DataFrame:
         """The class, its images, its mean logit, its bias and the sum of its mean maps (mean logit = bias + sum)."""

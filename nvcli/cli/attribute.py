@@ -20,9 +20,10 @@ Methods = Annotated[Optional[str], typer.Option("--methods", rich_help_panel=PAN
 Metrics = Annotated[Optional[str], typer.Option("--metrics", rich_help_panel=PANEL, help="Comma-separated: deletion, "
                                                 "insertion, pointing (default: all the data allows; pointing needs "
                                                 "the exact masks of shapes or cues).")]
-Count = Annotated[int, typer.Option("--count", "-n", min=1, rich_help_panel=PANEL, help="Validation images, the "
-                                    "classes taking turns.")]
-Seed = Annotated[int, typer.Option("--seed", min=0, rich_help_panel=PANEL, help="Seed of the images' choice.")]
+Count = Annotated[int, o.number(int, "--count", "-n", min=1, max=o.MAX_COUNT, panel=PANEL,
+                                help="Validation images, the classes taking turns.")]
+Seed = Annotated[int, o.number(int, "--seed", min=0, max=o.MAX_SEED, panel=PANEL,
+                               help="Seed of the images' choice.")]
 
 
 @dataclass(frozen=True)
