@@ -273,7 +273,7 @@ class Run:
 
     def data(self, **overrides: Any) -> "DataBundle":
         """The run's dataset, loaded with the options recorded at training time (overrides win)."""
-        from ..data.registry import check_classes, load_data
+        from ..data.registry import check_classes, check_input, load_data
 
         data = self.config.data
         if data.name is None:
@@ -282,7 +282,9 @@ class Run:
         options = {**data.options, **overrides}
         key = json.dumps(options, sort_keys=True, default=str)
         if key not in self._data:  # the classes are checked every time: a data tree can change between commands
-            self._data[key] = check_classes(load_data(data.name, options), self.classes, str(self.dir))
+            bundle = check_classes(load_data(data.name, options), self.classes, str(self.dir))
+            shape = [self.spec.views, *self.spec.input_shape] if self.spec.multiview else self.spec.input_shape
+            self._data[key] = check_input(bundle, shape, str(self.dir))
         return self._data[key]
 
     def units(self) -> "pd.DataFrame":
