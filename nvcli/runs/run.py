@@ -255,7 +255,13 @@ class Run:
 
     def head_init(self) -> dict[str, "torch.Tensor"] | None:
         """The head's weights before training (head_init.pt), or None for runs that did not keep them."""
-        return self.tensors(files.HEAD_INIT) if access.is_file(self.dir, files.HEAD_INIT) else None
+        if not access.is_file(self.dir, files.HEAD_INIT):
+            return None
+        try:
+            return self.tensors(files.HEAD_INIT)
+        except NvError as exc:
+            raise NvError(f"{exc}; it is optional: remove it to read the run without the head's starting "
+                          "weights") from None
 
     def model(self, device: "str | torch.device" = "cpu", *, trust_code: bool = False) -> "nn.Module":
         """The trained model, rebuilt from config and loaded from model.pt, in eval mode."""
