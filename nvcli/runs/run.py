@@ -300,7 +300,7 @@ class Run:
         return self._once("units", files.UNITS, self._read_units).copy()
 
     def _read_units(self, path: Path) -> "pd.DataFrame":
-        from ..models.unit_table import with_labels
+        from ..models.unit_table import checked_units, with_labels
 
         units = with_labels(access.read_csv(self.dir, files.UNITS))
         missing = [c for c in REQUIRED_UNIT_COLUMNS if c not in units.columns]
@@ -309,7 +309,7 @@ class Run:
             raise NvError(f"'{path}' does not describe this run's units (expected columns "
                           f"{', '.join(REQUIRED_UNIT_COLUMNS)}"
                           f" and {expected} rows; it has {', '.join(map(str, units.columns))} and {len(units)} rows)")
-        return units
+        return checked_units(units, f"'{path}'")
 
     def require_neuroview(self) -> None:
         """Refuse a baseline run where the NeuroView head is read."""
