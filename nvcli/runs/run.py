@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ..data.registry import DataBundle
 
 REQUIRED_UNIT_COLUMNS = ("unit", "layer", "node", "channel")  # of units.csv (view, label: when present)
+REWRITE_METRICS = "remove the file: resuming the training writes it again from checkpoint.pt"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -188,10 +190,20 @@ class Run:
         """The path of the run's file `name`, refused if a link, FIFO or device stands in its place (`access`)."""
         return access.inside(self.dir, name)
 
-    def _metrics(self) -> list[dict[str, str]]:
+    def _metrics(self) -> list[dict[str, float]]:
+        """metrics.csv's rows, one per finished epoch, each value checked by `metric`: a damaged row is an NvError
+        naming the line and column."""
         if not access.is_file(self.dir, files.METRICS):
             return []
-        return list(csv.DictReader(io.StringIO(access.read_text(self.dir, files.METRICS), newline="")))
+        rows = []
+        text = access.read_text(self.dir, files.METRICS)
+        for epoch, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), 1):
+            if None in row or None in row.values():
+                raise NvError(f"'{self.path(files.METRICS)}' line {epoch + 1} does not have one value per column of "
+                              f"its header ({REWRITE_METRICS})")
+            rows.append({column: metric(column, value, epoch, f"'{self.path(files.METRICS)}' line {epoch + 1}")
+                         for column, value in row.items()})
+        return rows
 
     @property
     def epochs_done(self) -> int:
@@ -202,10 +214,7 @@ class Run:
     def last_val_acc(self) -> float | None:
         """The validation accuracy after the last recorded epoch (None before the first one ends)."""
         rows = self._metrics()
-        try:
-            return float(rows[-1]["val_acc"]) if rows else None
-        except (KeyError, ValueError):
-            return None
+        return rows[-1].get("val_acc") if rows else None
 
     @property
     def complete(self) -> bool:
@@ -315,6 +324,26 @@ class Run:
         """Refuse a baseline run where the NeuroView head is read."""
         if not self.is_neuroview:
             raise NvError(f"this needs a NeuroView run; '{self.dir}' is a baseline run without unit weights")
+
+
+def metric(column: str, text: str, epoch: int, where: str) -> float:
+    """One value of metrics.csv's row for `epoch` (`where`: its file and line): the epoch itself, an accuracy in
+    [0, 1], a loss (a number, NaN or infinite where training diverged) or another finite number."""
+    try:
+        value, number = float(text), True
+    except ValueError:
+        value, number = math.nan, False
+    if column == "epoch":
+        ok, valid = value == epoch, f"{epoch} (epochs are numbered from 1, one per line)"
+    elif column.endswith("_acc"):
+        ok, valid = 0 <= value <= 1, "an accuracy in [0, 1]"
+    elif column.endswith("_loss"):
+        ok, valid = number, "a number"
+    else:
+        ok, valid = math.isfinite(value), "a finite number"
+    if not ok:
+        raise NvError(f"{where} column '{column}' is {text!r}; expected {valid} ({REWRITE_METRICS})")
+    return value
 
 
 def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_DIR) -> Run:
