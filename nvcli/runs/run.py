@@ -284,11 +284,15 @@ class Run:
             first = str(exc).strip().splitlines()[0]
             raise NvError(f"'{self.dir / files.MODEL}' does not match the model described in config.json "
                           f"({first})") from exc
+        units = len(model.units()) if hasattr(model, "units") else None
+        if units != self.config.units and self.config.units is not None:
+            raise NvError(f"'{self.dir / files.CONFIG}': 'units' is {self.config.units} but its model reads {units} "
+                          "codes; restore it (nv wrote the model's count)")
         return model.to(device).eval()
 
     def data(self, **overrides: Any) -> "DataBundle":
         """The run's dataset, loaded with the options recorded at training time (overrides win)."""
-        from ..data.registry import check_classes, check_input, load_data
+        from ..data.registry import check_classes, check_input, data_options, load_data
 
         data = self.config.data
         if data.name is None:
@@ -297,7 +301,11 @@ class Run:
         options = {**data.options, **overrides}
         key = json.dumps(options, sort_keys=True, default=str)
         if key not in self._data:  # the classes are checked every time: a data tree can change between commands
-            bundle = check_classes(load_data(data.name, options), self.classes, str(self.dir))
+            try:
+                typed = data_options(data.name, options)
+            except NvError as exc:
+                raise NvError(f"'{self.dir / files.CONFIG}' data section: {exc}") from None
+            bundle = check_classes(load_data(data.name, typed), self.classes, str(self.dir))
             shape = [self.spec.views, *self.spec.input_shape] if self.spec.multiview else self.spec.input_shape
             self._data[key] = check_input(bundle, shape, str(self.dir))
         return self._data[key]
