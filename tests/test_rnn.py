@@ -163,6 +163,13 @@ def test_a_malformed_classes_file_is_refused_naming_its_line(tmp_path: Path, lin
     assert load_data("ucr", {"data_dir": str(tmp_path / "Toy")}).classes == ["low", "high"]
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_label(tmp_path: Path) -> None:
+    for name, lines in (("TRAIN", ["1\t1\t2", "2\t2\t1"]), ("TEST", ["1\t1\t1"]), ("CLASSES", ["1\tlow", "2\thigh"])):
+        (tmp_path / f"Toy_{name}.tsv").write_bytes(("\ufeff" + "\n".join(lines) + "\n").encode("utf-8"))
+    bundle = load_data("ucr", {"data_dir": str(tmp_path)})  # was a third class '\ufeff1' (and an unnamed label)
+    assert bundle.classes == ["low", "high"] and bundle.train.labels == [0, 1] and bundle.val.labels == [0]
+
+
 def test_a_run_refuses_series_of_another_length_naming_the_file(tmp_path: Path, nv) -> None:
     folder, runs = tmp_path / "Toy", tmp_path / "runs"
     rows = {"TRAIN": ["1\t0\t0\t1\t0\t0\t0", "2\t0\t0\t0\t0\t1\t0"] * 3, "TEST": ["1\t0\t1\t0\t0\t0\tNaN"]}

@@ -171,9 +171,10 @@ def _class_names(folder: Path, stem: str, labels: Sequence[str]) -> dict[str, st
 
 
 def _lines(path: Path) -> list[str]:
-    """The lines of a text file of the dataset; one that cannot be read is an NvError naming it."""
+    """The lines of a text file of the dataset (a byte-order mark, as editors on Windows write, is not text of its
+    first line); one that cannot be read is an NvError naming it."""
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise NvError(f"cannot read '{path}' ({type(exc).__name__}: {exc})") from exc
 
