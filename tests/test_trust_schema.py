@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import torch
 
 from nvcli.data.registry import data_options
 from nvcli.errors import NvError
@@ -44,6 +45,12 @@ def csv_cell(name: str, line: int, column: str, value: str) -> Callable[[Path], 
     return apply
 
 
+def model_state(edit: Callable[[dict[str, torch.Tensor]], dict[Any, torch.Tensor]]) -> Callable[[Path], None]:
+    def apply(run: Path) -> None:
+        torch.save(edit(torch.load(run / "model.pt", weights_only=True)), run / "model.pt")
+    return apply
+
+
 EVAL, WEIGHTS, RESUME = ["eval"], ["weights", "--all", "--no-plot"], ["train", "--resume"]
 CASES = [  # (file, edit, command, what the one line says after the file's path)
     ("config.json", config(lambda c: c.update(units=999)), EVAL, ": 'units' is 999 but its model reads 112 codes"),
@@ -75,6 +82,11 @@ CASES = [  # (file, edit, command, what the one line says after the file's path)
     ("config.json", config(lambda c: c["data"]["cues"].update(red=3)), WEIGHTS,
      " data 'cues.red' is 3; expected a text saying what defines the class"),
     ("config.json", config(lambda c: c["versions"].update(nv=4)), WEIGHTS, ": 'versions.nv' is 4; expected a version"),
+    ("config.json", config(lambda c: c.update(format=True)), EVAL, " has config format 'true'"),
+    ("model.pt", model_state(lambda s: {i: v for i, v in enumerate(s.values())}), EVAL,
+     " does not hold a state_dict of tensors (named by text)"),
+    ("model.pt", model_state(lambda s: {k: v * INF if k == "head.bias" else v for k, v in s.items()}), EVAL,
+     " holds NaN or infinite values in 'head.bias'; a model with them computes nothing (train the run again)"),
     ("units.csv", csv_cell("units.csv", 2, "layer", "NaN"), WEIGHTS,
      " line 2 column 'layer' is 'NaN'; expected an integer >= 0"),
     ("units.csv", csv_cell("units.csv", 5, "channel", "-1"), WEIGHTS,

@@ -107,6 +107,8 @@ class RunConfig:
             if not isinstance(config.get(key), dict):
                 raise NvError(f"'{where}' has no valid '{key}' section")
         fmt = config.get("format")
+        if isinstance(fmt, bool):  # true == 1 in Python, not in JSON
+            fmt = repr(fmt).lower()
         if fmt in (1, 2):
             config = _migrate(config)
         elif fmt != CONFIG_FORMAT:

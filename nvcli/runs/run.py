@@ -240,8 +240,9 @@ class Run:
 
         def read(path: Path) -> dict[str, torch.Tensor]:
             state = load_torch(path, f"cannot read '{path}' as a state_dict")
-            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-                raise NvError(f"'{path}' does not hold a state_dict of tensors")
+            if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                      for k, v in state.items()):
+                raise NvError(f"'{path}' does not hold a state_dict of tensors (named by text)")
             return state
 
         return dict(self._once(f"tensors:{name}", name, read))
@@ -277,6 +278,10 @@ class Run:
         from ..models.build import build_model
 
         state = self.state()
+        broken = next((k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()), None)
+        if broken is not None:
+            raise NvError(f"'{self.dir / files.MODEL}' holds NaN or infinite values in '{broken}'; a model with them "
+                          "computes nothing (train the run again)")
         model = build_model(self.spec, load_weights=False, trust_code=trust_code)
         try:
             model.load_state_dict(state)
