@@ -1,16 +1,19 @@
 """Typed dataclasses from JSON or command-line values: every key known, every value of its field's type.
 
 config.json sections, dataset options and `-D KEY=VALUE` settings all go through `typed_values`, so a
-wrong key or type is refused with a message that names it, whatever its source.
+wrong key or type, or a number that is not finite (NaN, infinity), is refused with a message that names it,
+whatever its source; `typed_record` also names the source in the record's own range checks.
 """
 from __future__ import annotations
 
+import math
 import types
 from dataclasses import MISSING, fields
-from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from .errors import NvError
 
+T = TypeVar("T")
 _SCALARS: dict[type, tuple[type, ...]] = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
 
 
@@ -41,7 +44,9 @@ def _fits(value: Any, hint: Any) -> tuple[bool, Any]:
     if kinds is None:
         raise TypeError(f"unsupported field type {hint!r}")
     ok = isinstance(value, kinds) and (hint is bool or not isinstance(value, bool))
-    return ok, float(value) if ok and hint is float else value
+    if ok and hint is float:
+        return math.isfinite(value), float(value)
+    return ok, value
 
 
 def _spelled(hint: Any) -> str:
@@ -73,7 +78,35 @@ def typed_values(cls: type, values: Mapping[str, Any], where: str, *, complete: 
     out = {}
     for key, value in values.items():
         ok, kept = _fits(value, hints[key])
+        if not ok and nonfinite(value) is not None:  # worded as the datasets' own checks word it
+            what = "a finite number" if isinstance(value, float) else "finite numbers"
+            raise NvError(f"{where}: {key} must be {what}, got {value!r}")
         if not ok:
             raise NvError(f"{where}: '{key}' is {value!r}; expected {_spelled(hints[key])}")
         out[key] = kept
     return out
+
+
+def typed_record(cls: type[T], values: Mapping[str, Any], where: str, *, complete: bool = False) -> T:
+    """An instance of dataclass `cls` from `values` checked by `typed_values`; an error of its own checks (a value
+    out of range) names `where` and the key(s) at fault too."""
+    typed = typed_values(cls, values, where, complete=complete)
+    try:
+        return cls(**typed)
+    except NvError as exc:
+        keys = f" ('{', '.join(exc.params)}')" if exc.params else ""
+        raise NvError(f"{where}{keys}: {exc}") from None
+
+
+def nonfinite(value: Any, at: str = "") -> str | None:
+    """Where `value` is or holds (in lists and objects, at any depth) a NaN or infinite float: its key path from
+    `at` ('data.info.mean[0]'), or None when every number in it is finite."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else at
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, (list, tuple)) \
+        else ()
+    for key, item in items:
+        found = nonfinite(item, f"{at}[{key}]" if isinstance(key, int) else f"{at}.{key}" if at else str(key))
+        if found is not None:
+            return found
+    return None

@@ -84,3 +84,36 @@ def test_stylize_never_writes_over_or_inside_the_inputs(tmp_path: Path, nv) -> N
     (tmp_path / "o" / "notes.txt").write_text("mine")
     assert nv("data", "stylize", "--data-dir", data, "--styles", styles, "--out", tmp_path / "o", "--force").code == 0
     assert (tmp_path / "o" / "notes.txt").read_text() == "mine" and (tmp_path / "o" / LISTING).is_file()
+
+
+def test_nv_bias_reads_no_listed_file_through_a_link_out_of_its_folder(nv, tmp_path: Path) -> None:
+    """docs/bias.md: a listed path that leads outside --conflicts DIR, through a linked file or folder, is refused."""
+    assert nv("convert", "--arch", "smallcnn", "--classes", "alpha,beta,gamma,delta", "--image-size", 32,
+              "--name", "cues", "--runs-dir", tmp_path / "runs").code == 0
+    outside, folder = tmp_path / "outside", tmp_path / "conflicts"
+    for path in (outside / "secret.png", folder / "own.png"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(path)
+    (folder / "inside-link.png").symlink_to(folder / "own.png")
+    (folder / "file-link.png").symlink_to(outside / "secret.png")
+    (folder / "folder-link").symlink_to(outside, target_is_directory=True)
+    run = tmp_path / "runs" / "cues"
+
+    def bias(image: str) -> tuple[int, str]:
+        (folder / "conflicts.csv").write_text(f"image,shape,texture\nown.png,alpha,beta\n{image},gamma,delta\n")
+        result = nv("bias", "--run", run, "--conflicts", folder, "--device", "cpu")
+        return result.code, result.err
+
+    assert bias("inside-link.png")[0] == 0  # a link that stays inside the folder is read like any file
+    for image in ("file-link.png", "folder-link/secret.png"):
+        code, err = bias(image)
+        lines = [line for line in err.strip().splitlines() if not line.startswith("run: ")]
+        assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+        assert lines[0] == (f"error: '{folder / 'conflicts.csv'}' row 3 names '{folder / image}', which leads through "
+                            f"a link to '{outside / 'secret.png'}', outside '{folder}'; the files of this folder "
+                            "must be inside it")
+    (folder / "conflicts.csv").unlink()
+    (outside / "conflicts.csv").write_text("image,shape,texture\nown.png,alpha,beta\n")
+    (folder / "conflicts.csv").symlink_to(outside / "conflicts.csv")
+    code, err = nv("bias", "--run", run, "--conflicts", folder, "--device", "cpu")[:3:2]
+    assert code == 2 and f"names '{folder / 'conflicts.csv'}', which leads through a link to" in err

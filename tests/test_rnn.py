@@ -8,6 +8,7 @@ while as many random steps leave them intact.
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 
@@ -141,6 +142,54 @@ def test_ucr_refusals(tmp_path: Path) -> None:
         load_data("ucr", {"data_dir": str(tmp_path), "name": "A"})
     with pytest.raises(NvError, match="normalize"):
         data_options("ucr", {"normalize": "minmax"})
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["1\tlow"], "names no class for label(s) 2 of the data"),  # partial: 'low, 2' mixed names and labels before
+    (["1 low", "2\thigh"], "line 1 is '1 low'; each line is a label, a tab and its class name"),
+    (["1\tlow", "2\t"], "line 2 is '2\\t'; each line is a label, a tab and its class name"),
+    (["1\tlow", "2\thigh\textra"], "line 2 is '2\\thigh\\textra'; each line is a label, a tab and its class name"),
+    (["1\tlow", "1.0\thigh"], "line 2 names label 1.0 again; name each label once"),
+    (["1\tlow", "2\tlow"], "gives two labels the same class name"),
+])
+def test_a_malformed_classes_file_is_refused_naming_its_line(tmp_path: Path, lines: list[str], message: str) -> None:
+    _write(tmp_path / "Toy" / "Toy_TRAIN.tsv", ["1\t1\t2", "2\t2\t1"])
+    _write(tmp_path / "Toy" / "Toy_TEST.tsv", ["2\t1\t1"])
+    _write(tmp_path / "Toy" / "Toy_CLASSES.tsv", lines)
+    with pytest.raises(NvError) as caught:
+        load_data("ucr", {"data_dir": str(tmp_path / "Toy")})
+    assert str(caught.value).startswith(f"'{tmp_path / 'Toy' / 'Toy_CLASSES.tsv'}' ") and message in str(caught.value)
+    _write(tmp_path / "Toy" / "Toy_CLASSES.tsv", ["", "2\thigh", "1\tlow", "3\tunused", ""])  # blank lines, any order
+    assert load_data("ucr", {"data_dir": str(tmp_path / "Toy")}).classes == ["low", "high"]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_label(tmp_path: Path) -> None:
+    for name, lines in (("TRAIN", ["1\t1\t2", "2\t2\t1"]), ("TEST", ["1\t1\t1"]), ("CLASSES", ["1\tlow", "2\thigh"])):
+        (tmp_path / f"Toy_{name}.tsv").write_bytes(("\ufeff" + "\n".join(lines) + "\n").encode("utf-8"))
+    bundle = load_data("ucr", {"data_dir": str(tmp_path)})  # was a third class '\ufeff1' (and an unnamed label)
+    assert bundle.classes == ["low", "high"] and bundle.train.labels == [0, 1] and bundle.val.labels == [0]
+
+
+def test_a_run_refuses_series_of_another_length_naming_the_file(tmp_path: Path, nv) -> None:
+    folder, runs = tmp_path / "Toy", tmp_path / "runs"
+    rows = {"TRAIN": ["1\t0\t0\t1\t0\t0\t0", "2\t0\t0\t0\t0\t1\t0"] * 3, "TEST": ["1\t0\t1\t0\t0\t0\tNaN"]}
+    for split, lines in rows.items():
+        _write(folder / f"Toy_{split}.tsv", lines)
+    code, _, err = nv("train", "--arch", "gru", "--data", "ucr", "--data-dir", folder, "--epochs", "1",
+                      "--hidden-size", "2", "--runs-dir", runs, "--name", "g", "--threads", "1")
+    assert code == 0, err
+    assert json.loads((runs / "g" / "config.json").read_text())["model"]["input_shape"] == [1, 1, 6]  # recorded
+    for split, longer in (("TEST", "1\t0\t1\t0\t0\t0\t0\t2\t2"), ("TRAIN", "2\t0\t0\t0\t0\t1\t0\t0\t0\t3")):
+        _write(folder / f"Toy_{split}.tsv", [*rows[split], longer])
+        for command in (["eval"], ["codes", "--split", "train"]):
+            code, _, err = nv(*command, "--run", runs / "g")
+            lines = [line for line in err.strip().splitlines() if not line.startswith("run: ")]
+            assert code == 2 and "Traceback" not in err and lines == [
+                f"error: '{folder / f'Toy_{split}.tsv'}' holds series of {8 if split == 'TEST' else 9} steps (1 "
+                f"channel(s)); run '{runs / 'g'}' was trained on series of 6 steps (1 channel(s)); restore the data or "
+                "train a new run"], err
+        _write(folder / f"Toy_{split}.tsv", rows[split])
+    assert nv("eval", "--run", runs / "g").code == 0
 
 
 def test_the_world_written_in_the_ucr_layout_reads_back(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def folder_conflicts(run: Run, folder: str | Path) -> ConflictSet:
     """The cue-conflict images listed in `folder`'s conflicts.csv or stylize.csv whose texture class differs from
     their shape class, resized and cropped to the run's input as its validation images are."""
     from ..data.images import FileImageDataset, image_transforms
-    from ..data.paths import listed_path
+    from ..data.paths import contained_path, listed_path
 
     root = Path(folder).expanduser()
     listing = next((root / name for name in CONFLICT_TABLES if (root / name).is_file()), None)
@@ -79,6 +79,7 @@ def folder_conflicts(run: Run, folder: str | Path) -> ConflictSet:
         raise NvError(f"conflicts '{root}' holds neither {' nor '.join(CONFLICT_TABLES)}; make one by "
                       "stylizing with styles in class folders, or use the conflict/ folder of a written cues dataset",
                       param="conflicts")
+    contained_path(root, listing, f"conflicts '{root}'")
     try:
         frame = pd.read_csv(listing, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -97,7 +98,8 @@ def folder_conflicts(run: Run, folder: str | Path) -> ConflictSet:
     if frame.empty:
         raise NvError(f"'{listing}' lists no cue-conflict image (one whose texture class is given and differs from its "
                       "shape class); stylize with styles in class folders", param="conflicts")
-    paths = [listed_path(root, name, f"'{listing}' row {row}") for row, name in zip(frame.index + 2, frame["image"])]
+    paths = [contained_path(root, listed_path(root, name, f"'{listing}' row {row}"), f"'{listing}' row {row}")
+             for row, name in zip(frame.index + 2, frame["image"])]
     cues = np.stack([frame[c].map(lambda v: index.get(v, -1)).to_numpy(np.int64) if c in frame
                      else np.full(len(frame), -1) for c in CUES], 1)
     samples = FileImageDataset(list(zip(paths, cues[:, 0].tolist())), image_transforms(run.spec.input_shape[-1], False))

@@ -300,6 +300,22 @@ def check_classes(bundle: DataBundle, classes: Sequence[str], run: str) -> DataB
                   "back or remove the class folders) or train a new run")
 
 
+def check_input(bundle: DataBundle, shape: Sequence[int], run: str) -> DataBundle:
+    """`bundle` if one sample has `shape` (the input the run was trained on), else an NvError naming both; for
+    sequences, the file holding the longest series and the steps and channels recorded and found."""
+    found, shape = bundle.input_shape, [int(v) for v in shape]
+    if found == shape:
+        return bundle
+    if bundle.kind == "sequence":
+        files = [f for name in ("train", "val") if getattr(getattr(bundle, name), "steps", None) == found[-1]
+                 for f in getattr(bundle, name).source_files()]
+        where = f"'{files[0]}'" if files else f"dataset '{bundle.name}'"
+        raise NvError(f"{where} holds series of {found[-1]} steps ({found[0]} channel(s)); run '{run}' was trained "
+                      f"on series of {shape[-1]} steps ({shape[0]} channel(s)); restore the data or train a new run")
+    raise NvError(f"the data of run '{run}' gives inputs of shape {found}; it was trained on {shape}; restore the "
+                  "data or train a new run")
+
+
 def make_dataset(name: str, out_dir: str | Path, values: Mapping[str, Any], *, force: bool = False) -> Path:
     """Write built-in dataset `name` to `out_dir` in the layout of the real dataset it stands in for."""
     makers = [e.name for e in DATASETS if e.make]

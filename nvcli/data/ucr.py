@@ -59,6 +59,12 @@ class SequenceSplit(Dataset):
     def source_files(self) -> list[str]:
         return self.files
 
+    @property
+    def steps(self) -> int:
+        """The length of the longest series (the steps before the padding that every series shares)."""
+        present = (~torch.isnan(self.x)).flatten(0, -2).any(0).nonzero()
+        return int(present[-1]) + 1 if len(present) else 0
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.x[i], self.targets[i]
 
@@ -81,11 +87,7 @@ def _split_line(line: str) -> list[str]:
 def read_split(path: Path) -> tuple[list[str], list[np.ndarray]]:
     """The labels (as text) and series (float64, any length) of one UCR file."""
     labels, series = [], []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NvError(f"cannot read '{path}' ({type(exc).__name__}: {exc})") from exc
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
         parts = [p.strip() for p in _split_line(line.strip())]
@@ -142,17 +144,39 @@ def find_files(root: Path, name: str | None) -> tuple[str, Path, Path]:
 
 
 def _class_names(folder: Path, stem: str, labels: Sequence[str]) -> dict[str, str]:
-    """label -> class name: from <Name>_CLASSES.tsv when present, else the label itself."""
+    """label -> class name: from <Name>_CLASSES.tsv when present (every label named once), else the label itself."""
     names = {label: label for label in labels}
     path = folder / f"{stem}_CLASSES.tsv"
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            label, sep, name = line.partition("\t")
-            if sep and _label_text(label.strip()) in names:
-                names[_label_text(label.strip())] = name.strip()
+    if not path.is_file():
+        return names
+    listed: dict[str, str] = {}
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        label, sep, name = line.partition("\t")
+        label, name = label.strip(), name.strip()
+        if not (sep and label and name) or "\t" in name:
+            raise NvError(f"'{path}' line {number} is {line[:80]!r}; each line is a label, a tab and its class name")
+        if _label_text(label) in listed:
+            raise NvError(f"'{path}' line {number} names label {label} again; name each label once")
+        listed[_label_text(label)] = name
+    unnamed = [label for label in _order(labels) if label not in listed]
+    if unnamed:
+        raise NvError(f"'{path}' names no class for label(s) {', '.join(unnamed[:5])} of the data; add a line "
+                      "'label<TAB>name' for each (or remove the file to use the labels as names)")
+    names = {label: listed[label] for label in names}
     if len(set(names.values())) != len(names):
         raise NvError(f"'{path}' gives two labels the same class name; name each label once")
     return names
+
+
+def _lines(path: Path) -> list[str]:
+    """The lines of a text file of the dataset (a byte-order mark, as editors on Windows write, is not text of its
+    first line); one that cannot be read is an NvError naming it."""
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NvError(f"cannot read '{path}' ({type(exc).__name__}: {exc})") from exc
 
 
 def _order(labels: Sequence[str]) -> list[str]:

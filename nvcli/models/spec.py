@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
 from ..errors import NvError, choice_error
-from ..schema import typed_values
+from ..schema import typed_record
 
 BUILTIN_ARCHS = ("smallcnn",)
 RECURRENT = ("rnn", "gru", "lstm")  # sequence models (docs/rnn.md): units are (layer, time step, hidden unit)
@@ -151,14 +151,15 @@ class ModelSpec(ModelChoice):
         return {**data, "input_shape": list(self.input_shape), "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
-    def from_dict(cls, data: Any) -> "ModelSpec":
-        """A spec from config.json["model"], every key checked: a message names the key at fault.
+    def from_dict(cls, data: Any, where: str = "config.json") -> "ModelSpec":
+        """A spec from config.json["model"] (`where` names the file), every key checked: a message names the key at
+        fault.
 
         Runs written before the recurrent settings existed lack them: they get their (non-recurrent) defaults.
         """
         if isinstance(data, dict):
             data = {**RECURRENT_DEFAULTS, **data}
-        return cls(**typed_values(cls, data, "config.json 'model'", complete=True))
+        return typed_record(cls, data, f"{where} 'model'", complete=True)
 
     @property
     def multiview(self) -> bool:

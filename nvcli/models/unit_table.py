@@ -11,10 +11,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..errors import NvError
+
 if TYPE_CHECKING:
     from .units import Layer
 
 UNIT_COLUMNS = ["unit", "view", "layer", "node", "label", "step", "channel"]  # `view`: multi-view; `step`: recurrent
+INTEGER_COLUMNS = ("unit", "view", "layer", "step", "channel")
+TEXT_COLUMNS = ("node", "label")
 Groups = list[tuple[dict[str, object], np.ndarray]]
 
 
@@ -38,6 +42,32 @@ def with_labels(units: pd.DataFrame) -> pd.DataFrame:
         return units
     out = units.copy()
     out.insert(out.columns.get_loc("node") + 1, "label", out["node"])
+    return out
+
+
+def checked_units(units: pd.DataFrame, source: str) -> pd.DataFrame:
+    """`units` as read from `source` with its integer columns as integers >= 0, its text columns not blank and its
+    units numbered 0..N-1 in order; a cell that breaks this is an NvError naming `source`, the line and the column."""
+    out = units.copy()
+    for column in [c for c in INTEGER_COLUMNS if c in out.columns]:
+        values = pd.to_numeric(out[column], errors="coerce").to_numpy(np.float64)
+        expected = np.arange(len(out)) if column == "unit" else None
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(values) & (values == np.round(values)) & (values >= 0))
+            if expected is not None:
+                bad |= values != expected
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            valid = f"units numbered 0..{len(out) - 1} in order" if expected is not None else "an integer >= 0"
+            raise NvError(f"{source} line {row + 2} column '{column}' is {str(units[column].iloc[row])!r}; expected "
+                          f"{valid}")
+        out[column] = values.astype(np.int64)
+    for column in [c for c in TEXT_COLUMNS if c in out.columns]:
+        out[column] = out[column].astype(str)
+        blank = out[column].str.strip() == ""
+        if blank.any():
+            raise NvError(f"{source} line {int(np.flatnonzero(blank)[0]) + 2} column '{column}' is blank; expected "
+                          "a layer's name")
     return out
 
 

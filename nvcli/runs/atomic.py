@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..errors import NvError, describe
+from ..errors import NvError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,10 +126,17 @@ def load_torch(path: str | os.PathLike, failure: str) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or objects that weights_only refuses: all "not ours"
-        reason = describe(exc)
+        reason = f"{type(exc).__name__}: {first_sentence(str(exc))}"
         if "weights_only" in str(exc) or "Weights only" in str(exc):  # torch's advice to load unsafely: never give it
             reason = "it is damaged or holds more than tensors, and nv loads nothing else, so no code in it can run"
         raise NvError(f"{failure} ({reason})") from exc
+
+
+def first_sentence(text: str, limit: int = 200) -> str:
+    """The first sentence of `text`'s first line, without its full stop (cut at a word, with '...', past `limit`)."""
+    line = (text.strip().splitlines() or [""])[0]
+    sentence = re.split(r"(?<=[^.\s][.!?])\s", line, maxsplit=1)[0].rstrip(".")
+    return sentence if len(sentence) <= limit else sentence[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def save_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:

@@ -12,11 +12,15 @@ from .. import __version__
 from ..data.registry import check_class_name
 from ..errors import NvError
 from ..models.spec import ModelSpec
+from ..schema import nonfinite
 
 if TYPE_CHECKING:
     from ..training.config import TrainConfig
 
 CONFIG_FORMAT = 3
+PRECISIONS = ("float32", "bfloat16", "float16")  # what training computes in
+DATA_KINDS = ("image", "sound", "views", "sequence")
+MAX_UNITS = 1 << 31  # NeuroView units a config may declare (the head's width)
 # Added to `train` in format 3, with the values that every run of formats 1 and 2 trained with.
 _HEAD_SETTINGS_THEN = (("head_init_scale", 1.0), ("head_lr_scale", 1.0), ("head_weight_decay", None),
                        ("head_l1", 0.0), ("head_warmup", 0))
@@ -31,7 +35,7 @@ class DataSection:
 
     name: str | None
     classes: tuple[str, ...]
-    kind: str | None = None  # image, sound or views
+    kind: str | None = None  # image, sound, views or sequence
     cues: dict[str, str] | None = None  # class -> the mechanism that defines it (built-in data)
     options: dict[str, Any] = field(default_factory=dict)  # what the loader was called with
     info: dict[str, Any] | None = None  # resolved dataset settings (image size, spectrogram parameters ...)
@@ -55,10 +59,14 @@ class DataSection:
         if not isinstance(data.get("options", {}), dict):
             raise NvError(f"'{where}' data 'options' must be a JSON object")
         if not isinstance(data.get("kind"), (str, type(None))):
-            raise NvError(f"'{where}' data 'kind' must be a name (image, sound or views)")
+            raise NvError(f"'{where}' data 'kind' must be a name (image, sound, views or sequence)")
         for key in ("cues", "info"):
             if not isinstance(data.get(key), (dict, type(None))):
                 raise NvError(f"'{where}' data '{key}' must be a JSON object")
+        wrong = [c for c, text in (data.get("cues") or {}).items() if not isinstance(text, str)]
+        if wrong:
+            raise NvError(f"'{where}' data 'cues.{wrong[0]}' is {data['cues'][wrong[0]]!r}; expected a text saying "
+                          "what defines the class")
         return cls(name=data["name"], classes=tuple(classes), kind=data.get("kind"), cues=data.get("cues"),
                    options=dict(data.get("options", {})), info=data.get("info"))
 
@@ -94,17 +102,22 @@ class RunConfig:
 
         if not isinstance(config, dict):
             raise NvError(f"'{where}' must hold a JSON object")
+        key = nonfinite(config)
+        if key is not None:
+            raise NvError(f"'{where}': '{key}' is NaN or infinite; nv reads only finite numbers")
         for key in ("model", "data", "train"):
             if not isinstance(config.get(key), dict):
                 raise NvError(f"'{where}' has no valid '{key}' section")
         fmt = config.get("format")
+        if isinstance(fmt, bool):  # true == 1 in Python, not in JSON
+            fmt = repr(fmt).lower()
         if fmt in (1, 2):
             config = _migrate(config)
         elif fmt != CONFIG_FORMAT:
             raise NvError(f"'{where}' has config format {fmt!r}; this nv ({__version__}) reads formats 1 to "
                           f"{CONFIG_FORMAT} (re-create the run with this nv version)")
         data = DataSection.from_dict(config["data"], where)
-        spec = ModelSpec.from_dict(config["model"])
+        spec = ModelSpec.from_dict(config["model"], where)
         if spec.num_classes != len(data.classes):
             raise NvError(f"'{where}' says num_classes={spec.num_classes} but lists {len(data.classes)} classes")
         for key, kinds in (("name", str), ("created", str), ("kind", str), ("units", int), ("precision", str),
@@ -112,10 +125,33 @@ class RunConfig:
             value = config.get(key)
             if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
                 raise NvError(f"'{where}': '{key}' is {value!r}; expected {kinds.__name__} or null")
+        _check_model_keys(config, spec, data, where)
         return cls(name=config.get("name"), created=config.get("created"), model=spec, data=data,
-                   train=TrainConfig.from_dict(config["train"]) if config["train"] else None,
+                   train=TrainConfig.from_dict(config["train"], where) if config["train"] else None,
                    kind=config.get("kind"), units=config.get("units"), precision=config.get("precision"),
                    versions=config.get("versions"), weights=config.get("weights"), format=CONFIG_FORMAT)
+
+
+def _check_model_keys(config: dict[str, Any], spec: ModelSpec, data: DataSection, where: str) -> None:
+    """`kind`, `units`, `precision`, `versions` and the data's kind agree with the model section and each other."""
+    kind, units, precision = config.get("kind"), config.get("units"), config.get("precision")
+    if kind is not None and kind != spec.kind:
+        raise NvError(f"'{where}': 'kind' is {kind!r} but its model section describes a {spec.kind} model "
+                      f"(baseline {str(spec.baseline).lower()}, views {spec.views}); restore it to {spec.kind!r}")
+    if units is not None and (spec.baseline or not 1 <= units <= MAX_UNITS):
+        valid = "null (a baseline has no NeuroView units)" if spec.baseline else f"an integer in [1, {MAX_UNITS}]"
+        raise NvError(f"'{where}': 'units' is {units!r}; expected {valid}")
+    if precision is not None and precision not in PRECISIONS:
+        raise NvError(f"'{where}': 'precision' is {precision!r}; expected one of {', '.join(PRECISIONS)} or null")
+    if data.kind is not None and data.kind not in DATA_KINDS:
+        raise NvError(f"'{where}' data 'kind' is {data.kind!r}; expected one of {', '.join(DATA_KINDS)}")
+    if data.kind is not None and (data.kind == "views") != spec.multiview:
+        raise NvError(f"'{where}' data 'kind' is {data.kind!r} but the model takes {spec.views} views; a multi-view "
+                      "model has views > 0 and data of kind 'views'")
+    versions = config.get("versions") or {}
+    wrong = [k for k, v in versions.items() if not isinstance(v, str)]
+    if wrong:
+        raise NvError(f"'{where}': 'versions.{wrong[0]}' is {versions[wrong[0]]!r}; expected a version text")
 
 
 def _written(section: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:

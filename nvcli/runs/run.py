@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ..data.registry import DataBundle
 
 REQUIRED_UNIT_COLUMNS = ("unit", "layer", "node", "channel")  # of units.csv (view, label: when present)
+REWRITE_METRICS = "remove the file: resuming the training writes it again from checkpoint.pt"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -188,10 +190,20 @@ class Run:
         """The path of the run's file `name`, refused if a link, FIFO or device stands in its place (`access`)."""
         return access.inside(self.dir, name)
 
-    def _metrics(self) -> list[dict[str, str]]:
+    def _metrics(self) -> list[dict[str, float]]:
+        """metrics.csv's rows, one per finished epoch, each value checked by `metric`: a damaged row is an NvError
+        naming the line and column."""
         if not access.is_file(self.dir, files.METRICS):
             return []
-        return list(csv.DictReader(io.StringIO(access.read_text(self.dir, files.METRICS), newline="")))
+        rows = []
+        text = access.read_text(self.dir, files.METRICS)
+        for epoch, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), 1):
+            if None in row or None in row.values():
+                raise NvError(f"'{self.path(files.METRICS)}' line {epoch + 1} does not have one value per column of "
+                              f"its header ({REWRITE_METRICS})")
+            rows.append({column: metric(column, value, epoch, f"'{self.path(files.METRICS)}' line {epoch + 1}")
+                         for column, value in row.items()})
+        return rows
 
     @property
     def epochs_done(self) -> int:
@@ -202,10 +214,7 @@ class Run:
     def last_val_acc(self) -> float | None:
         """The validation accuracy after the last recorded epoch (None before the first one ends)."""
         rows = self._metrics()
-        try:
-            return float(rows[-1]["val_acc"]) if rows else None
-        except (KeyError, ValueError):
-            return None
+        return rows[-1].get("val_acc") if rows else None
 
     @property
     def complete(self) -> bool:
@@ -231,8 +240,9 @@ class Run:
 
         def read(path: Path) -> dict[str, torch.Tensor]:
             state = load_torch(path, f"cannot read '{path}' as a state_dict")
-            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-                raise NvError(f"'{path}' does not hold a state_dict of tensors")
+            if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                      for k, v in state.items()):
+                raise NvError(f"'{path}' does not hold a state_dict of tensors (named by text)")
             return state
 
         return dict(self._once(f"tensors:{name}", name, read))
@@ -255,13 +265,23 @@ class Run:
 
     def head_init(self) -> dict[str, "torch.Tensor"] | None:
         """The head's weights before training (head_init.pt), or None for runs that did not keep them."""
-        return self.tensors(files.HEAD_INIT) if access.is_file(self.dir, files.HEAD_INIT) else None
+        if not access.is_file(self.dir, files.HEAD_INIT):
+            return None
+        try:
+            return self.tensors(files.HEAD_INIT)
+        except NvError as exc:
+            raise NvError(f"{exc}; it is optional: remove it to read the run without the head's starting "
+                          "weights") from None
 
     def model(self, device: "str | torch.device" = "cpu", *, trust_code: bool = False) -> "nn.Module":
         """The trained model, rebuilt from config and loaded from model.pt, in eval mode."""
         from ..models.build import build_model
 
         state = self.state()
+        broken = next((k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()), None)
+        if broken is not None:
+            raise NvError(f"'{self.dir / files.MODEL}' holds NaN or infinite values in '{broken}'; a model with them "
+                          "computes nothing (train the run again)")
         model = build_model(self.spec, load_weights=False, trust_code=trust_code)
         try:
             model.load_state_dict(state)
@@ -269,11 +289,15 @@ class Run:
             first = str(exc).strip().splitlines()[0]
             raise NvError(f"'{self.dir / files.MODEL}' does not match the model described in config.json "
                           f"({first})") from exc
+        units = len(model.units()) if hasattr(model, "units") else None
+        if units != self.config.units and self.config.units is not None:
+            raise NvError(f"'{self.dir / files.CONFIG}': 'units' is {self.config.units} but its model reads {units} "
+                          "codes; restore it (nv wrote the model's count)")
         return model.to(device).eval()
 
     def data(self, **overrides: Any) -> "DataBundle":
         """The run's dataset, loaded with the options recorded at training time (overrides win)."""
-        from ..data.registry import check_classes, load_data
+        from ..data.registry import check_classes, check_input, data_options, load_data
 
         data = self.config.data
         if data.name is None:
@@ -282,7 +306,13 @@ class Run:
         options = {**data.options, **overrides}
         key = json.dumps(options, sort_keys=True, default=str)
         if key not in self._data:  # the classes are checked every time: a data tree can change between commands
-            self._data[key] = check_classes(load_data(data.name, options), self.classes, str(self.dir))
+            try:
+                typed = data_options(data.name, options)
+            except NvError as exc:
+                raise NvError(f"'{self.dir / files.CONFIG}' data section: {exc}") from None
+            bundle = check_classes(load_data(data.name, typed), self.classes, str(self.dir))
+            shape = [self.spec.views, *self.spec.input_shape] if self.spec.multiview else self.spec.input_shape
+            self._data[key] = check_input(bundle, shape, str(self.dir))
         return self._data[key]
 
     def units(self) -> "pd.DataFrame":
@@ -292,7 +322,7 @@ class Run:
         return self._once("units", files.UNITS, self._read_units).copy()
 
     def _read_units(self, path: Path) -> "pd.DataFrame":
-        from ..models.unit_table import with_labels
+        from ..models.unit_table import checked_units, with_labels
 
         units = with_labels(access.read_csv(self.dir, files.UNITS))
         missing = [c for c in REQUIRED_UNIT_COLUMNS if c not in units.columns]
@@ -301,7 +331,7 @@ class Run:
             raise NvError(f"'{path}' does not describe this run's units (expected columns "
                           f"{', '.join(REQUIRED_UNIT_COLUMNS)}"
                           f" and {expected} rows; it has {', '.join(map(str, units.columns))} and {len(units)} rows)")
-        return units
+        return checked_units(units, f"'{path}'")
 
     def require_neuroview(self) -> None:
         """Refuse a baseline run where the NeuroView head is read."""
@@ -313,6 +343,26 @@ class Run:
         from ..report.notebook import run_html  # a higher layer, loaded only when a notebook shows a run
 
         return run_html(self)
+
+
+def metric(column: str, text: str, epoch: int, where: str) -> float:
+    """One value of metrics.csv's row for `epoch` (`where`: its file and line): the epoch itself, an accuracy in
+    [0, 1], a loss (a number, NaN or infinite where training diverged) or another finite number."""
+    try:
+        value, number = float(text), True
+    except ValueError:
+        value, number = math.nan, False
+    if column == "epoch":
+        ok, valid = value == epoch, f"{epoch} (epochs are numbered from 1, one per line)"
+    elif column.endswith("_acc"):
+        ok, valid = 0 <= value <= 1, "an accuracy in [0, 1]"
+    elif column.endswith("_loss"):
+        ok, valid = number, "a number"
+    else:
+        ok, valid = math.isfinite(value), "a finite number"
+    if not ok:
+        raise NvError(f"{where} column '{column}' is {text!r}; expected {valid} ({REWRITE_METRICS})")
+    return value
 
 
 def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_DIR) -> Run:

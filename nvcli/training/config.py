@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from ..errors import NvError, choice_error
-from ..schema import typed_values
+from ..schema import typed_record
 
 Optimizer = Literal["adamw", "adam", "sgd"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
@@ -54,30 +54,30 @@ class TrainConfig:
     head_warmup: int = 0  # epochs at the start in which only the head trains
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.epochs >= 1, "epochs", self.epochs, "an integer >= 1"),
-            (self.batch_size >= 1, "batch size", self.batch_size, "an integer >= 1"),
-            (self.lr > 0 and math.isfinite(self.lr), "learning rate", self.lr, "a positive number"),
-            (self.weight_decay >= 0, "weight decay", self.weight_decay, "a number >= 0"),
-            (0 <= self.momentum < 1, "momentum", self.momentum, "a number in [0, 1)"),
-            (0 <= self.label_smoothing < 1, "label smoothing", self.label_smoothing, "a number in [0, 1)"),
-            (self.workers >= 0, "workers", self.workers, "an integer >= 0"),
-            (self.step_size >= 1, "step size", self.step_size, "an integer >= 1"),
-            (0 < self.gamma <= 1, "gamma", self.gamma, "a number in (0, 1]"),
-            (0 <= self.seed <= MAX_SEED, "seed", self.seed, f"an integer in [0, {MAX_SEED}]"),
-            (self.threads is None or self.threads >= 1, "threads", self.threads, "an integer >= 1"),
-            (0 <= self.head_init_scale < math.inf, "head init scale", self.head_init_scale, "a number >= 0"),
+        checks = [  # (in range, what, the field, what is valid)
+            (self.epochs >= 1, "epochs", "epochs", "an integer >= 1"),
+            (self.batch_size >= 1, "batch size", "batch_size", "an integer >= 1"),
+            (self.lr > 0 and math.isfinite(self.lr), "learning rate", "lr", "a positive number"),
+            (self.weight_decay >= 0, "weight decay", "weight_decay", "a number >= 0"),
+            (0 <= self.momentum < 1, "momentum", "momentum", "a number in [0, 1)"),
+            (0 <= self.label_smoothing < 1, "label smoothing", "label_smoothing", "a number in [0, 1)"),
+            (self.workers >= 0, "workers", "workers", "an integer >= 0"),
+            (self.step_size >= 1, "step size", "step_size", "an integer >= 1"),
+            (0 < self.gamma <= 1, "gamma", "gamma", "a number in (0, 1]"),
+            (0 <= self.seed <= MAX_SEED, "seed", "seed", f"an integer in [0, {MAX_SEED}]"),
+            (self.threads is None or self.threads >= 1, "threads", "threads", "an integer >= 1"),
+            (0 <= self.head_init_scale < math.inf, "head init scale", "head_init_scale", "a number >= 0"),
             (self.head_lr_scale is None or 0 < self.head_lr_scale < math.inf, "head learning-rate scale",
-             self.head_lr_scale, "a positive number"),
+             "head_lr_scale", "a positive number"),
             (self.head_weight_decay is None or 0 <= self.head_weight_decay < math.inf, "head weight decay",
-             self.head_weight_decay, "a number >= 0"),
-            (0 <= self.head_l1 < math.inf, "head L1 penalty", self.head_l1, "a number >= 0"),
-            (0 <= self.head_warmup < self.epochs, "head warm-up", self.head_warmup,
+             "head_weight_decay", "a number >= 0"),
+            (0 <= self.head_l1 < math.inf, "head L1 penalty", "head_l1", "a number >= 0"),
+            (0 <= self.head_warmup < self.epochs, "head warm-up", "head_warmup",
              f"an integer in [0, epochs - 1 = {self.epochs - 1}]"),
         ]
-        for ok, what, value, valid in checks:
+        for ok, what, key, valid in checks:
             if not ok:
-                raise NvError(f"{what} {value} is out of range; use {valid}")
+                raise NvError(f"{what} {getattr(self, key)} is out of range; use {valid}", param=key)
         for value, valid, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.scheduler, SCHEDULERS, "scheduler"),
                                    (self.device, DEVICES, "device")):
             if value not in valid:
@@ -93,6 +93,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "TrainConfig":
-        """A recipe from config.json["train"], every key checked: a message names the key at fault."""
-        return cls(**typed_values(cls, data, "config.json 'train'", complete=True))
+    def from_dict(cls, data: Any, where: str = "config.json") -> "TrainConfig":
+        """A recipe from config.json["train"] (`where` names the file), every key checked: a message names the key
+        at fault."""
+        return typed_record(cls, data, f"{where} 'train'", complete=True)
