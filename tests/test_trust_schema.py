@@ -56,6 +56,7 @@ CASES = [  # (file, edit, command, what the one line says after the file's path)
     ("config.json", config(lambda c: c.update(units=999)), EVAL, ": 'units' is 999 but its model reads 112 codes"),
     ("config.json", config(lambda c: c.update(units=0)), WEIGHTS, ": 'units' is 0; expected an integer in [1, "),
     ("config.json", config(lambda c: c.update(units="many")), EVAL, ": 'units' is 'many'; expected int or null"),
+    ("config.json", config(lambda c: c.update(weights=5)), EVAL, ": 'weights' is 5; expected dict or null"),
     ("config.json", config(lambda c: c.update(kind="baseline")), WEIGHTS,
      ": 'kind' is 'baseline' but its model section describes a neuroview model"),
     ("config.json", config(lambda c: c.update(precision="int8")), EVAL,

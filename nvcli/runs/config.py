@@ -121,7 +121,7 @@ class RunConfig:
         if spec.num_classes != len(data.classes):
             raise NvError(f"'{where}' says num_classes={spec.num_classes} but lists {len(data.classes)} classes")
         for key, kinds in (("name", str), ("created", str), ("kind", str), ("units", int), ("precision", str),
-                           ("versions", dict)):
+                           ("versions", dict), ("weights", dict)):
             value = config.get(key)
             if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
                 raise NvError(f"'{where}': '{key}' is {value!r}; expected {kinds.__name__} or null")
