@@ -10,12 +10,9 @@ from __future__ import annotations
 import argparse
 
 import torch
-from bench_where import CLASSES, median_time  # benchmarks/ is the script's folder, first on sys.path
+from bench_where import CLASSES, median_time, model_and_head  # benchmarks/ is the script's folder, first on sys.path
 
 from nvcli.analysis.attribution import attribution_maps
-from nvcli.analysis.head import Head
-from nvcli.models.build import build_model
-from nvcli.models.spec import ModelSpec
 
 
 def main() -> None:
@@ -33,9 +30,7 @@ def main() -> None:
     print(f"batch {args.batch} x 3 x {args.size} x {args.size}, {args.device}, {torch.get_num_threads()} thread(s); "
           f"median of {args.rounds}, ms and x one forward pass:")
     for arch in args.archs:
-        spec = ModelSpec(arch=arch, num_classes=CLASSES, input_shape=(3, args.size, args.size))
-        model = build_model(spec).to(args.device).eval()
-        head = Head.from_tensors(model.head.weight, model.head.bias, model.units(), [str(c) for c in range(CLASSES)])
+        model, head = model_and_head(arch, "max", args.size, args.device)
 
         def forward() -> None:
             with torch.no_grad():

@@ -33,6 +33,13 @@ def median_time(call: Callable[[], object], rounds: int) -> float:
     return statistics.median(times)
 
 
+def model_and_head(arch: str, reduce: str, size: int, device: str) -> tuple[torch.nn.Module, Head]:
+    """An untrained NeuroView `arch` for `size` px RGB inputs and CLASSES classes, and its dense head."""
+    spec = ModelSpec(arch=arch, reduce=reduce, num_classes=CLASSES, input_shape=(3, size, size))
+    model = build_model(spec).to(device).eval()
+    return model, Head.from_tensors(model.head.weight, model.head.bias, model.units(), [str(c) for c in range(CLASSES)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="+", default=["smallcnn", "alexnet", "resnet18"])
@@ -48,9 +55,7 @@ def main() -> None:
     print(f"batch {args.batch} x 3 x {args.size} x {args.size}, {args.reduce} reduce, {args.device}, "
           f"{torch.get_num_threads()} thread(s); median of {args.rounds}:")
     for arch in args.archs:
-        spec = ModelSpec(arch=arch, reduce=args.reduce, num_classes=CLASSES, input_shape=(3, args.size, args.size))
-        model = build_model(spec).to(args.device).eval()
-        head = Head.from_tensors(model.head.weight, model.head.bias, model.units(), [str(c) for c in range(CLASSES)])
+        model, head = model_and_head(arch, args.reduce, args.size, args.device)
 
         def forward() -> None:
             with torch.no_grad():

@@ -7,7 +7,6 @@ only when the caller passes `trust_code`.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -249,15 +248,9 @@ class Run:
 
     def sha256(self, name: str) -> str:
         """The SHA-256 of the run's file `name` (hex)."""
+        from .provenance import file_sha256  # provenance reads runs through this class
 
-        def digest(path: Path) -> str:
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            return h.hexdigest()
-
-        return self._once(f"sha256:{name}", name, digest)
+        return self._once(f"sha256:{name}", name, file_sha256)
 
     def state(self) -> dict[str, "torch.Tensor"]:
         """model.pt's state_dict, loaded with weights_only=True (no model is built)."""
