@@ -114,7 +114,8 @@ Stylize = Annotated[Optional[float], number(float, "--stylize", panel=DATA, min=
                                             "share of training images whose texture and colour are replaced by a "
                                             "random style, keeping the shape (default 0).")]
 ValFold = Annotated[Optional[int], number(int, "--val-fold", panel=SOUND, min=1,
-                                           help="UrbanSound8K layout: the validation fold (default 10).")]
+                                           help="The validation fold: UrbanSound8K (default 10) or ESC-50 "
+                                                "(audiofolder, default 5).")]
 CacheDir = Annotated[Optional[Path], _option("--cache-dir", panel=SOUND, help="Where decoded spectrograms are cached.")]
 SampleRate = Annotated[Optional[int], number(int, "--sample-rate", panel=SOUND, min=1,
                                               help="Resample every clip to this rate (Hz).")]
