@@ -217,21 +217,22 @@ def test_changed_data_marks_exactly_the_results_made_from_it(runs: Path, produce
     assert all("the val data changed since" in text for text in marks.values())
 
 
-FIELDS = ["settings", "files", "command", "written", "made_from", "digests"]
+WRONG = {"int": 123, "nan": float("nan"), "list": ["x"], "string": "text"}
+VALID = {("command", "string"), ("written", "string"), ("made_from", "string"), ("digests", "string"),
+         ("files", "list")}  # of the field's type (a digest is a string; files a list of names)
+WRONG_FIELDS = [(field, kind) for field in ("settings", "files", "command", "written", "made_from", "digests")
+                for kind in WRONG if (field, kind) not in VALID]
 
 
-@pytest.mark.parametrize("value", [123, float("nan"), ["x"], "text"], ids=["int", "nan", "list", "string"])
-@pytest.mark.parametrize("field", FIELDS)
-def test_a_results_record_of_wrong_types_is_refused_in_one_line(runs: Path, field: str, value: object) -> None:
+@pytest.mark.parametrize("field, kind", WRONG_FIELDS, ids=[f"{f}-{k}" for f, k in WRONG_FIELDS])
+def test_a_results_record_of_wrong_types_is_refused_in_one_line(runs: Path, field: str, kind: str) -> None:
+    value = WRONG[kind]
     path = runs / "image" / files.RESULTS
     record = json.loads(path.read_text())
     key = next(iter(record["results"]))
     entry = record["results"][key]
     wrong = {"settings": value, "files": value, "command": value, "written": value,
              "made_from": {files.MODEL: value}, "digests": {files.EVAL.name(): value}}[field]
-    if isinstance(value, str) and field in ("command", "written", "made_from", "digests") or \
-            (field, value) == ("files", ["x"]):
-        pytest.skip("a valid value there")
     entry[field] = wrong
     path.write_text(json.dumps(record))
     before = path.read_bytes()
