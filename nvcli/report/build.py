@@ -53,21 +53,24 @@ class Context:
         return quote(os.path.relpath(path, self.out_dir))
 
 
-def entries(run: Run, folder: Path) -> list[Recorded]:
-    """The results recorded in `folder`'s results.json, each checked against what it was made from."""
+def entries(run: Run, folder: Path, seen: dict[str, str | None]) -> list[Recorded]:
+    """The results recorded in `folder`'s results.json, each checked against what it was made from (`seen`: the
+    sources' digests, computed once for the whole page)."""
     found = []
     for key, value in read_manifest(folder).items():
         # A name in the folder or one subfolder (heads/<name>.json); `access` refuses any that leaves it.
         names = [n for n in value.get("files", []) if 1 <= len(Path(n).parts) <= 2]
         found.append(Recorded(key, dict(value.get("settings", {})), names, value.get("command"),
-                              tuple(stale_reasons(run, folder, value))))
+                              tuple(stale_reasons(run, folder, value, seen))))
     return found
 
 
 def sources(run: Run) -> list[Source]:
     """The run's own results, then those of each folder inside it with a results.json (e.g. compare_<B>/)."""
     inside = sorted(access.inside(run.dir, p.parent.name) for p in run.dir.glob(f"*/{files.RESULTS}"))
-    return [Source(run.dir, "", entries(run, run.dir))] + [Source(p, p.name, entries(run, p)) for p in inside]
+    seen: dict[str, str | None] = {}
+    return [Source(folder, folder.name if folder != run.dir else "", entries(run, folder, seen))
+            for folder in [run.dir, *inside]]
 
 
 def _order(run: Run, entry: Recorded) -> tuple:

@@ -74,7 +74,9 @@ def _source_now(run: "Run", source: str) -> str | None:
         if name not in (files.MODEL, head_source(path.stem)) or not access.is_file(other, files.CONFIG) \
                 or not access.is_file(other, name):
             return None
-        return file_sha256(path)
+        from .run import load_run  # that run read by its own rules: config checked, no link followed
+
+        return load_run(other).sha256(name)
     return run.sha256(source) if access.is_file(run.dir, source) else None
 
 
@@ -90,16 +92,21 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def stale_reasons(run: "Run", folder: Path, entry: Mapping[str, Any]) -> list[str]:
+def stale_reasons(run: "Run", folder: Path, entry: Mapping[str, Any],
+                  seen: dict[str, str | None] | None = None) -> list[str]:
     """Why a result recorded in results.json of `folder` (the run, or a result folder inside it) no longer describes
-    the run: sources changed since it was made, files edited or replaced since saved ([] when it is current)."""
+    the run: sources changed since it was made, files edited or replaced since saved ([] when it is current).
+
+    `seen` keeps each source's digest for a reader that checks many results at once (nv report lists the data once,
+    not once per result)."""
+    seen = {} if seen is None else seen
     sources, digests = entry.get("made_from"), entry.get("digests")
     if not isinstance(sources, Mapping) or not isinstance(digests, Mapping) or not sources:
         return ["nv did not record what it was made from (saved before nv 0.5); make it again"]
     reasons = []
     for source, recorded in sources.items():
         try:
-            now = _source_now(run, source)
+            now = seen[source] if source in seen else seen.setdefault(source, _source_now(run, source))
         except NvError as exc:
             reasons.append(f"{_named(source)} cannot be read now ({exc})")
             continue
