@@ -86,8 +86,9 @@ class RunResult(ABC):
 
         run = run if isinstance(run, Run) else load_run(run)
         self.check()
+        sources = self.made_from(run)  # before the files: a result may carry it in one of them (a sparse head)
         return save_files(Path(into) if into is not None else run.dir, self.key(), self.settings(),
-                          self.artifacts(figures), force=force, command=command, made_from=self.made_from(run))
+                          self.artifacts(figures), force=force, command=command, made_from=sources)
 
     def _repr_html_(self) -> str:
         """This result in Jupyter: its figures and tables, escaped as nv report does (drawn in a scratch folder)."""

@@ -3,7 +3,6 @@ run's codes, the standardisation folded in) and heads/<name>.json (how it was ch
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,14 +138,10 @@ class SparseHead(RunResult):
             raise NvError(f"sparse head '{head.name}' breaks its rule of at most {budget} units per class: "
                           f"{', '.join(over)}; nothing was saved (a solver fault: try solver 'memory')")
 
-    def save(self, run: "Run | str | os.PathLike", *, into: str | os.PathLike | None = None, force: bool = False,
-             figures: bool = True, command: str | None = None) -> list[Path]:
-        """Save the head, its record holding what it was fitted on (read_head checks it against the run)."""
-        from ...runs.run import Run, load_run
-
-        run = run if isinstance(run, Run) else load_run(run)
-        self.record["made_from"] = self.made_from(run)
-        return super().save(run, into=into, force=force, figures=figures, command=command)
+    def made_from(self, run: "Run") -> dict[str, str]:
+        """What the head was fitted on, also kept in its record (read_head checks it against the run)."""
+        self.record["made_from"] = super().made_from(run)
+        return self.record["made_from"]
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         state, record = self.head.state_dict(), json.loads(json.dumps(self.record))
