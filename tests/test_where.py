@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from nvcli.analysis.head import Head, read_head, with_head
-from nvcli.analysis.where import area_matrix, where
+from nvcli.analysis.where import area_matrix, check_exact, where
 from nvcli.errors import NvError
 from nvcli.models.archs import build_network
 from nvcli.models.build import build_model
-from nvcli.models.codes import reduce_code
 from nvcli.models.multiview import MultiViewNeuroView
 from nvcli.models.neuroview import NeuroView
 from nvcli.models.spec import ModelSpec
@@ -129,8 +129,20 @@ def test_predicted_class_by_default(networks):
     x = torch.rand(4, 3, 36, 36)
     result = where(model, dense_head(model), x)
     with torch.no_grad():
-        logits = model.head(torch.cat([reduce_code(m, "soft", "max") for m in model.unit_maps(x)], 1))
+        logits = model(x)  # the model's own forward pass, not the maps' path to it
     assert np.array_equal(result.target[:, 0], logits.argmax(1).numpy()) and result.maps.shape[1] == 1
+
+
+def test_maps_that_break_their_promise_are_never_saved(networks):
+    model = NeuroView(networks["smallcnn"], len(CLASSES), input_shape=(3, 36, 36)).eval()
+    maps = where(model, dense_head(model), torch.rand(1, 3, 36, 36))
+    identity = pd.DataFrame({"logit": maps.logit[0], "bias": maps.bias[0], "map_sum": maps.map_sum[0]})
+    check_exact(identity, maps.maps, "where/x")  # the genuine maps keep it
+    with pytest.raises(NvError, match="do not add up to logit - bias"):
+        check_exact(identity.assign(map_sum=identity["map_sum"] + 0.01 * (1 + identity["logit"].abs())),
+                    maps.maps, "where/x")
+    with pytest.raises(NvError, match="NaN or infinite"):
+        check_exact(identity, np.where(maps.maps == maps.maps.max(), np.nan, maps.maps), "where/x")
 
 
 def test_positive_mass_lies_on_the_object(shapes_runs):

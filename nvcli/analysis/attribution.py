@@ -216,6 +216,17 @@ class Attribution(RunResult):
     def data_splits(self) -> tuple[str, ...]:
         return ("val",)
 
+    def check(self) -> None:
+        """Every score in [0, 1]: an area under a probability curve, or a share of positive mass (NaN only for the
+        pointing game of images whose map has no positive mass)."""
+        value = self.frame["value"]
+        unscored = value.isna() & (self.frame["metric"] == "pointing")
+        wrong = self.frame[~(value.between(0.0, 1.0) | unscored)]
+        if len(wrong):
+            row = wrong.iloc[0]
+            raise NvError(f"attribution score {row['value']!r} of {row['method']} ({row['metric']}, {row['class']}) "
+                          "is not in [0, 1]; nothing was saved")
+
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.attribution import attribution_figure
 

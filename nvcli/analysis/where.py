@@ -34,6 +34,7 @@ from .head import Head, read_head, with_head
 from .settings import Compute
 
 IDENTITY_COLUMNS = ["class", "logit", "bias", "map_sum"]
+EXACT = 1e-4  # relative: |logit - bias - map_sum| <= EXACT * max(1, |logit|), the maps' promise
 MAP_BUDGET = 1 << 25  # float64 map values computed at once by class_where (256 MiB)
 
 
@@ -161,6 +162,15 @@ def _array(values: np.ndarray) -> Writer:
     return write
 
 
+def check_exact(identity: pd.DataFrame, maps: np.ndarray, what: str) -> None:
+    """Refuse maps that are not finite, or do not add up to their logit less its bias (the `identity` rows)."""
+    if not np.isfinite(maps).all():
+        raise NvError(f"the maps of {what} hold NaN or infinite values; nothing was saved")
+    gap = (identity["logit"] - identity["bias"] - identity["map_sum"]).abs()
+    if not (gap <= EXACT * np.maximum(1.0, identity["logit"].abs())).all():
+        raise NvError(f"the maps of {what} do not add up to logit - bias (off by {gap.max():.3g}); nothing was saved")
+
+
 @dataclass
 class WhereExplanation(RunResult):
     """One decision's exact maps over its input: `where_<input>.npy` ([(views,) layers, H, W]) and its figure."""
@@ -187,6 +197,9 @@ class WhereExplanation(RunResult):
 
     def data_splits(self) -> tuple[str, ...]:
         return ("val",) if self.source.startswith(VALIDATION_SOURCE) else ()
+
+    def check(self) -> None:
+        check_exact(self.identity(), self.maps.maps, self.key())
 
     def identity(self) -> pd.DataFrame:
         """Per class explained: its logit, its bias and the sum of its maps (logit = bias + map_sum)."""
@@ -268,6 +281,9 @@ class ClassWhere(RunResult):
 
     def data_splits(self) -> tuple[str, ...]:
         return ("val",)  # the class's validation images
+
+    def check(self) -> None:
+        check_exact(self.identity(), self.maps, self.key())
 
     def identity(self) -> pd.DataFrame:
         """The class, its images, its mean logit, its bias and the sum of its mean maps (mean logit = bias + sum)."""
