@@ -7,7 +7,6 @@ torch files load with weights_only=True, safetensors files hold tensors only.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,19 +37,12 @@ class Pretrained:
 
     def record(self) -> dict[str, Any]:
         """What config.json records under `weights`: where the weights came from and the file's SHA-256."""
+        from ..runs.provenance import file_sha256  # a layer above models: only when a run records its weights
+
         shown = {"source": self.source, "name": self.name, "resolved": self.resolved, "url": self.url,
                  "file": str(self.path.resolve()) if self.source == "file" else self.path.name,
                  "sha256": file_sha256(self.path), "crop_size": self.crop_size, "resize_size": self.resize_size}
         return {k: v for k, v in shown.items() if v is not None}
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file (hex), read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve(arch: str, weights: str) -> Pretrained:

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..errors import NvError, describe
-from ..runs import files
+from ..runs import access, files
 from ..runs.atomic import load_torch, save_figure, save_torch, write_csv
 from . import distributed as dist
 from .config import TrainConfig
@@ -260,15 +260,12 @@ class Trainer:
             rates["head" if inside == {True} else "backbone" if inside == {False} else "all"] = group["lr"]
         return rates
 
-    def _head_statistics(self) -> dict[str, float]:
-        """The head's statistics now, against where it started (head_init.pt of the run); {} for a baseline."""
-        head = head_of(self.model)
-        if head is None:
-            return {}
-        init = None
-        if self.run_dir is not None and (self.run_dir / files.HEAD_INIT).is_file():
-            init = load_torch(self.run_dir / files.HEAD_INIT, f"cannot read '{self.run_dir / files.HEAD_INIT}'")
-        return head_statistics(head.weight, None if init is None else init.get("weight"))
+    def _head_start(self) -> "torch.Tensor | None":
+        """The head's weights before training (head_init.pt of the run, read through the run's rules), or None."""
+        if self.run_dir is None or head_of(self.model) is None or not access.is_file(self.run_dir, files.HEAD_INIT):
+            return None
+        path = access.inside(self.run_dir, files.HEAD_INIT)
+        return load_torch(path, f"cannot read '{path}'").get("weight")
 
     def fit(self, stop_after: int | None = None) -> pd.DataFrame:
         """Train until cfg.epochs (or `stop_after` more epochs); return the metrics table."""
@@ -276,10 +273,11 @@ class Trainer:
         if self.epoch == 0 and self.run_dir is not None and dist.is_main():
             self._write_metrics()  # the header: a run interrupted in its first epoch still has a readable file
         curves = Curves(self.log_dir) if self.log_dir is not None and dist.is_main() else None
+        start_weight = self._head_start() if curves is not None else None  # read once, compared every epoch
         try:
             while self.epoch < last:
                 start = time.perf_counter()
-                lr, rates = self.optimizer.param_groups[0]["lr"], self._learning_rates()
+                lr, rates = self.optimizer.param_groups[0]["lr"], self._learning_rates() if curves else {}
                 train_loss, train_acc = self._train_epoch()
                 self.scheduler.step()
                 val_loss, val_acc = self._validate()
@@ -289,7 +287,8 @@ class Trainer:
                 self.history.append(row)
                 self._save()
                 if curves is not None:
-                    curves.epoch(row, rates, self._head_statistics())
+                    head = head_of(self.model)
+                    curves.epoch(row, rates, {} if head is None else head_statistics(head.weight, start_weight))
                 dist.barrier()
                 if self.on_epoch and dist.is_main():
                     self.on_epoch(row)
