@@ -1,6 +1,7 @@
 """A sparse head belongs to the weights it was fitted on, and no head that breaks its own rule is ever saved."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -40,6 +41,10 @@ def two_runs(shapes_runs: dict, tmp_path_factory: pytest.TempPathFactory) -> dic
     return runs
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _copy(run: Run, to: Path) -> Run:
     return load_run(shutil.copytree(run.dir, to))
 
@@ -52,7 +57,8 @@ def _refused(run: Run, head: str, words: str) -> None:
 def test_a_head_reads_back_with_the_weights_it_was_fitted_on(two_runs: dict[str, Run]) -> None:
     run = two_runs["a"]
     record = json.loads((run.dir / "heads" / "h.json").read_text())
-    assert record["made_from"] == read_manifest(run.dir)["head/h"]["made_from"]
+    assert record["made_from"]["model.pt"] == _sha256(run.dir / "model.pt")  # hashed here, not by nv
+    assert record["weights_sha256"] == _sha256(run.dir / "heads" / "h.pt")
     assert set(record["made_from"]) == {"model.pt", "data/train", "data/val"}
     assert read_head(run, "h").weight.shape == (len(run.classes), len(run.units()))
 
@@ -61,8 +67,9 @@ def test_a_head_copied_from_another_run_is_refused(two_runs: dict[str, Run], tmp
     a = _copy(two_runs["a"], tmp_path / "a")
     for suffix in (".pt", ".json"):
         shutil.copyfile(two_runs["b"].dir / "heads" / f"h{suffix}", a.dir / "heads" / f"foreign{suffix}")
+    fitted, present = _sha256(two_runs["b"].dir / files.MODEL)[:12], _sha256(a.dir / files.MODEL)[:12]
     _refused(a, "foreign", r"head 'foreign' was fitted on other weights than run 'a' has: .*records model.pt "
-             rf"{two_runs['b'].sha256(files.MODEL)[:12]}, the run's model.pt is {a.sha256(files.MODEL)[:12]}")
+             rf"{fitted}, the run's model.pt is {present}")
 
 
 def test_a_head_whose_run_was_trained_on_since_is_refused(two_runs: dict[str, Run], tmp_path: Path) -> None:
