@@ -55,10 +55,11 @@ def nv_run(shapes_runs: dict[str, Run], tmp_path: Path) -> Run:
 def save_head(run_dir: Path, name: str, weight: torch.Tensor, bias: torch.Tensor) -> None:
     """heads/<name>.pt written by hand, with the record nv reads beside it (fitted on the run's model.pt)."""
     from nvcli.runs import provenance
+    from nvcli.runs.atomic import file_sha256
 
     (run_dir / "heads").mkdir(exist_ok=True)
     torch.save({"weight": weight, "bias": bias}, run_dir / "heads" / f"{name}.pt")
-    digest = {n: provenance.file_sha256(run_dir / n) for n in ("model.pt", f"heads/{name}.pt")}
+    digest = {n: file_sha256(run_dir / n) for n in ("model.pt", f"heads/{name}.pt")}
     (run_dir / "heads" / f"{name}.json").write_text(json.dumps(
         {"made_from": {"model.pt": digest["model.pt"]}, provenance.WEIGHTS_DIGEST: digest[f"heads/{name}.pt"]}))
 

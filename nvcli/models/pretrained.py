@@ -14,6 +14,7 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 from ..errors import NvError, choice_error, describe
+from ..runs.atomic import file_sha256
 from .archs import timm_module, timm_name
 from .spec import TIMM, TORCHVISION
 
@@ -37,8 +38,6 @@ class Pretrained:
 
     def record(self) -> dict[str, Any]:
         """What config.json records under `weights`: where the weights came from and the file's SHA-256."""
-        from ..runs.provenance import file_sha256  # a layer above models: only when a run records its weights
-
         shown = {"source": self.source, "name": self.name, "resolved": self.resolved, "url": self.url,
                  "file": str(self.path.resolve()) if self.source == "file" else self.path.name,
                  "sha256": file_sha256(self.path), "crop_size": self.crop_size, "resize_size": self.resize_size}

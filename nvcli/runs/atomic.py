@@ -2,6 +2,7 @@
 safe read of a torch file that pairs with `save_torch`."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -146,3 +147,12 @@ def save_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:
     tight = {} if fig.get_layout_engine() is not None else {"bbox_inches": "tight"}
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, **tight)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -10,12 +10,12 @@ describes the run, and is refused or shown as stale, never as current.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..errors import NvError
 from . import access, files
+from .atomic import file_sha256
 
 if TYPE_CHECKING:
     from .run import Run
@@ -23,15 +23,6 @@ if TYPE_CHECKING:
 WEIGHTS_DIGEST = "weights_sha256"  # in heads/<name>.json: the SHA-256 of heads/<name>.pt as saved beside it
 DATA = "data/"  # sources that are splits of the run's data: data/train, data/val
 SPLITS = ("train", "val")
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def head_source(head: str) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ..errors import NvError
 from . import access, provenance
-from .atomic import save_figure, write_csv, write_json
+from .atomic import file_sha256, save_figure, write_csv, write_json
 from .files import DENSE_HEAD, RESULTS, STAGING, head_mark, result_file
 from .lock import holding, remove_orphans
 
@@ -195,7 +195,7 @@ def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[s
         for name, write in files.items():
             (staging / name).parent.mkdir(exist_ok=True)  # a name may lie in one subfolder (heads/<name>.pt)
             write(staging / name)
-        digests = {name: provenance.file_sha256(staging / name) for name in files}
+        digests = {name: file_sha256(staging / name) for name in files}
         for name, path in zip(files, destinations):  # every file is complete before the first one replaces an old one
             path.parent.mkdir(exist_ok=True)
             os.replace(staging / name, access.inside(run_dir, name))  # checked again: the folder is made now

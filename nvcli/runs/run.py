@@ -25,7 +25,7 @@ from .. import __version__
 from ..errors import NvError
 from ..models.spec import ModelSpec
 from . import access, files, lock
-from .atomic import load_torch, write_csv, write_json
+from .atomic import file_sha256, load_torch, write_csv, write_json
 from .config import CONFIG_FORMAT, RunConfig
 
 if TYPE_CHECKING:
@@ -248,8 +248,6 @@ class Run:
 
     def sha256(self, name: str) -> str:
         """The SHA-256 of the run's file `name` (hex)."""
-        from .provenance import file_sha256  # provenance reads runs through this class
-
         return self._once(f"sha256:{name}", name, file_sha256)
 
     def state(self) -> dict[str, "torch.Tensor"]:

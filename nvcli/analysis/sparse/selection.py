@@ -14,8 +14,8 @@ import pandas as pd
 from ...errors import NvError
 from ...models.unit_table import layer_keys
 from ...runs import files
-from ...runs.atomic import save_torch, write_json
-from ...runs.provenance import WEIGHTS_DIGEST, file_sha256
+from ...runs.atomic import file_sha256, save_torch, write_json
+from ...runs.provenance import WEIGHTS_DIGEST
 from ...runs.results import RunResult, Writer
 from ..head import Head
 from ..settings import DEFAULT_UNITS_PER_CLASS, PathSettings
