@@ -268,8 +268,10 @@ def run() -> None:
     except typer.Exit as exc:  # raised while a request executes (e.g. nv eval --min-acc)
         code = exc.exit_code
     except (Exception, KeyboardInterrupt) as exc:
+        interrupt.settle()
         _end(exc, session)
     finally:
+        interrupt.settle()  # the command is over: an interrupt it swallowed is not raised again
         from ..runs.lock import release_all
 
         release_all()  # the run locks this command took (open_run)

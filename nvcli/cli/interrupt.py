@@ -1,13 +1,16 @@
 """How signals end a command: Ctrl-C, SIGTERM and SIGHUP all raise KeyboardInterrupt, but never mid-import.
 
-Some libraries guard their imports with a bare `except:`; an interrupt raised while torch or numpy is
-being imported can be swallowed there (the command then runs on as if nothing happened) or leave a
-module half-imported (an internal error follows). So while a module is being imported the interrupt
-is held and raised, via a short timer, as soon as the import is over.
+Some libraries guard their imports (and some of their calls) with a bare `except:`; an interrupt raised
+while torch or numpy is being imported can be swallowed there (the command then runs on as if nothing
+happened) or leave a module half-imported (an internal error follows). So while a module is being
+imported the interrupt is held and raised, via a short timer, as soon as the import is over; and until
+the command has ended (`settle`), the timer raises it again wherever it was swallowed, unless it is
+already on its way (being handled, or the process exiting).
 """
 from __future__ import annotations
 
 import signal
+import sys
 from typing import Any, Callable
 
 from ..errors import NvError
@@ -24,24 +27,38 @@ def _importing(frame: Any) -> bool:
     return False
 
 
-def _hold(frame: Any) -> bool:
-    """Whether to hold the interrupt (an import is running); then try again shortly."""
-    if hasattr(signal, "setitimer") and _importing(frame):
-        _pending["signal"] = True
-        signal.setitimer(signal.ITIMER_REAL, _RETRY_S)
-        return True
-    _pending["signal"] = False
+def _on_its_way() -> bool:
+    """Whether an interrupt, or what it became (Click's Abort, an exit), is being handled: raising again would cut
+    its cleanup short."""
+    exc = sys.exc_info()[1]
+    while exc is not None:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            return True
+        exc = exc.__cause__ or exc.__context__
     return False
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    if not _hold(frame):
-        raise KeyboardInterrupt
+    _pending["signal"] = True
+    _retry(signum, frame)
 
 
 def _retry(signum: int, frame: Any) -> None:
-    if _pending["signal"] and not _hold(frame):
+    if not _pending["signal"]:
+        return
+    if not hasattr(signal, "setitimer"):  # no timer to come back with: raise once
+        _pending["signal"] = False
         raise KeyboardInterrupt
+    signal.setitimer(signal.ITIMER_REAL, _RETRY_S)  # back soon: held now, or swallowed after raising
+    if not _importing(frame) and not _on_its_way():
+        raise KeyboardInterrupt
+
+
+def settle() -> None:
+    """The command has ended (or reported its interrupt): stop raising the interrupt again."""
+    _pending["signal"] = False
+    if hasattr(signal, "setitimer"):
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def install() -> None:
