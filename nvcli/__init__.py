@@ -22,10 +22,8 @@ _API = {
     "Run": "runs.run", "load_run": "runs.run",
     "Head": "analysis.head", "read_head": "analysis.head",
     "evaluate": "analysis.evaluate",
-    "weights": "analysis.weights",
-    "perturb": "analysis.perturb",
     "explain_run": "analysis.explain",
-    "ablate": "analysis.ablation", "AblationOptions": "analysis.settings",
+    "AblationOptions": "analysis.settings",
     "DissectOptions": "analysis.settings", "Compute": "analysis.settings",
     "compare": "analysis.compare",
     "view_weights": "analysis.views",
@@ -33,6 +31,9 @@ _API = {
     "build_report": "report.build",
     "fit_path": "analysis.sparse.sparsify", "sparse_head": "analysis.sparse.sparsify",
     "PathSettings": "analysis.settings", "Selection": "analysis.sparse.selection",
+    # On objects (a model, data, a head or codes), nothing written until a result's save(run): docs/api.md
+    "codes": "api", "weights": "api", "class_weights": "api", "ablate": "api", "perturb": "api",
+    "explain": "api", "dissect": "api", "save": "api",
 }
 __all__ = sorted(_API) + ["__version__"]
 

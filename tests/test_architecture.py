@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "nvcli"
 # Lower numbers are lower layers; a module imports at module level only from lower layers or its own.
 RANK = {"errors": 0, "schema": 1, "runs.files": 1, "runs.atomic": 1, "models": 2, "data": 2, "runs": 3,
-        "training": 4, "analysis": 5, "plots": 6, "report": 7, "cli": 8}
+        "training": 4, "analysis": 5, "plots": 6, "report": 7, "api": 7, "cli": 8}
 CLI_START = {"errors", "schema", "models.spec", "training.config", "runs.files", "data.registry", "analysis.settings",
              "cli"}
 

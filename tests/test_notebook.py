@@ -79,7 +79,7 @@ def test_the_notebook_runs_and_shows_tables_and_figures(tmp_path: Path, monkeypa
     evaluation = shown["evaluation"]
     assert "Evaluation: eval" in evaluation and "confusion.png" in evaluation
     assert "data:image/png;base64," in evaluation and "<th>accuracy</th>" in evaluation
-    weights_html = shown["per_class[0]"]
+    weights_html = shown["first"]
     assert re.search(r"\d+ more rows \(of \d+\) in weights_\w+\.csv", weights_html)
     assert weights_html.count("<tr>") == 1 + 15  # the header and the first rows only
     assert "data:image/png;base64," in shown["explanation"]

@@ -37,7 +37,7 @@ from ..runs.run import Run
 from ..training import distributed as dist
 from ..training.predict import ProgressFn
 from .categories import labelled_categories
-from .code_cache import split_codes
+from .code_cache import Codes, split_codes
 from .head import Head, read_head
 from .importance import CodeStats, scores
 from .settings import AblationOptions, Compute
@@ -55,6 +55,7 @@ class Ablation(RunResult):
     """ablation.csv (every ablation), ablation_summary.csv (per class: top vs random at the summary's k), the figure."""
 
     kind = "ablation"
+    main_table = "summary"
     run: str
     head: str
     frame: pd.DataFrame  # COLUMNS (+ view, category)
@@ -263,12 +264,18 @@ def ablate(run: Run, options: AblationOptions | None = None, *, head: str = file
         chosen.class_index(name)  # an unknown class fails before any data is read
     categories = _unit_categories(run, head, options.categories) if options.categories else None
     codes = split_codes(run, "val", device=compute.device, batch_size=compute.batch_size, workers=compute.workers,
-                        trust_code=trust_code,
-                        progress=progress)
-    frame = ablation_frame(codes.z, codes.labels, chosen, CodeStats.of(codes), options, categories)
-    units = chosen.weight.shape[1]
-    accuracy = _split_accuracy(codes.z, codes.labels, chosen)
-    return Ablation(run.name, head, frame, ablation_summary(frame, options.summary_k(units)), options, units,
+                        trust_code=trust_code, progress=progress)
+    return ablation(codes, chosen, options, name=run.name, categories=categories)
+
+
+def ablation(codes: Codes, head: Head, options: AblationOptions, *, name: str,
+             categories: np.ndarray | None = None) -> Ablation:
+    """The ablations of `options` over `codes` (one split's) with `head`; `name` titles the figure; `categories`:
+    each unit's concept category, for removing by category."""
+    frame = ablation_frame(codes.z, codes.labels, head, CodeStats.of(codes), options, categories)
+    units = head.weight.shape[1]
+    accuracy = _split_accuracy(codes.z, codes.labels, head)
+    return Ablation(name, head.name, frame, ablation_summary(frame, options.summary_k(units)), options, units,
                     len(codes.labels), accuracy)
 
 

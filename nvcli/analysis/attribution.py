@@ -198,6 +198,7 @@ class Attribution(RunResult):
     """Methods against metrics on one run's validation images: attribution.csv and attribution.png."""
 
     kind = "attribution"
+    main_table = "frame"
     run: str
     head: str
     methods: tuple[str, ...]

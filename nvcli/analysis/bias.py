@@ -142,6 +142,7 @@ class ShapeBias(RunResult):
     """bias.csv (per shape class and overall: the cues decisions follow, the shape bias) and bias.png."""
 
     kind = "bias"
+    main_table = "frame"
     run: str
     head: str
     frame: pd.DataFrame  # COLUMNS

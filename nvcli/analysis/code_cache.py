@@ -25,21 +25,51 @@ from ..training.devices import resolve_device
 from ..training.loaders import batch_loader, batches
 from ..training.predict import ProgressFn
 from .code_store import CodeStore, DamagedStore, Layout, StoreView, recorded, shared_rows_per_shard, write_store
+from .code_store import mean_std as chunked_mean_std
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 3  # 2: keyed also by the split's files and the classes; 3: a sharded code store
 
 
+class ArrayStore:
+    """Codes held in memory (`nvcli.codes`), read through the same calls as a code store on disk."""
+
+    def __init__(self, z: np.ndarray, labels: np.ndarray) -> None:
+        if z.ndim != 2 or labels.shape != (len(z),):
+            raise NvError(f"codes [samples, units] and labels [samples] disagree: {list(z.shape)} and "
+                          f"{list(labels.shape)}")
+        self.z, self._labels = np.ascontiguousarray(z, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+        self.samples, self.units = self.z.shape
+        self.nbytes = self.z.nbytes
+
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+    def view(self) -> np.ndarray:
+        return self.z
+
+    def array(self) -> np.ndarray:
+        return self.z
+
+    def chunks(self, rows: int = 4096) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        for start in range(0, self.samples, rows):
+            yield start, self.z[start:start + rows], self._labels[start:start + rows]
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        return chunked_mean_std(self.chunks(), self.units)
+
+
 @dataclass
 class Codes:
-    """The codes of one split, read from its store: `z` [samples, units] (float32, read only where indexed) and
+    """The codes of one split: `z` [samples, units] (float32; from a store on disk, read only where indexed) and
     `labels` [samples]."""
 
     split: str
-    store: CodeStore
+    store: CodeStore | ArrayStore
+    computed_from: str | None = None  # codes of a model in memory: its weights' digest (provenance.state_digest)
 
     @property
-    def z(self) -> StoreView:
+    def z(self) -> StoreView | np.ndarray:
         """The codes, indexed like an array; `np.asarray(z)` holds them all in memory."""
         return self.store.view()
 

@@ -316,20 +316,27 @@ class CodeStore:
         return StoreView(self)
 
     def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each unit's mean and population standard deviation (float64, one pass, shifted by the first row so
-        large means lose no precision)."""
-        shift = total = square = None
-        for _, block, _ in self.chunks():
-            x = block.astype(np.float64)
-            if shift is None:
-                shift, total, square = x[0].copy(), np.zeros(self.units), np.zeros(self.units)
-            x -= shift
-            total += x.sum(0)
-            square += (x * x).sum(0)
+        """Each unit's mean and population standard deviation (float64, one pass)."""
+        return mean_std(self.chunks(), self.units)
+
+
+def mean_std(chunks: Iterable[tuple[int, np.ndarray, np.ndarray]], units: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's mean and population standard deviation over `chunks` (first row, codes, labels), in one pass,
+    shifted by the first row so large means lose no precision (float64)."""
+    shift = total = square = None
+    samples = 0
+    for _, block, _ in chunks:
+        x = block.astype(np.float64)
         if shift is None:
-            return np.zeros(self.units), np.zeros(self.units)
-        mean = total / self.samples
-        return mean + shift, np.sqrt(np.maximum(square / self.samples - mean * mean, 0.0))
+            shift, total, square = x[0].copy(), np.zeros(units), np.zeros(units)
+        x -= shift
+        total += x.sum(0)
+        square += (x * x).sum(0)
+        samples += len(x)
+    if shift is None:
+        return np.zeros(units), np.zeros(units)
+    mean = total / samples
+    return mean + shift, np.sqrt(np.maximum(square / samples - mean * mean, 0.0))
 
 
 class StoreView:

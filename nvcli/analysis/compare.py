@@ -40,6 +40,7 @@ class Comparison(RunResult):
     """Run A against run B: accuracy, per-layer weight statistics (long), and the overall shares (wide)."""
 
     kind = "compare"
+    main_table = "accuracy"
     accuracy: pd.DataFrame  # ACCURACY_COLUMNS, one row per side
     layers: pd.DataFrame  # side, run, head, class, [view,] layer, node, LAYER_STATS
     overall: pd.DataFrame  # [view,] layer, node, units, unit_share, pos_share_a, pos_share_b, ..., top_share_b

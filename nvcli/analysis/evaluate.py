@@ -32,6 +32,7 @@ class Evaluation(RunResult):
     """One run's validation results with one head: eval.csv, per_class.csv, confusion.csv/.png."""
 
     kind = "eval"
+    main_table = "per_class"
     summary: dict[str, Any]  # SUMMARY_COLUMNS
     per_class: pd.DataFrame
     confusion: pd.DataFrame

@@ -43,6 +43,7 @@ class Explanation(RunResult):
     """
 
     kind = "explain"
+    main_table = "units"
     summary: dict[str, Any]  # source, true, predicted, probability, class, logit, bias
     classes: pd.DataFrame  # CLASS_COLUMNS, every class
     units: pd.DataFrame  # unit, [view,] layer, node, channel, z, weight, contribution, rank

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,17 @@ class Head:
             raise NvError(f"head '{name}'{where} holds NaN or infinite weights; it cannot classify anything "
                           "(fit the sparse head again)")
         return cls(weight, bias, units.reset_index(drop=True), list(classes), name, groups)
+
+    @classmethod
+    def of(cls, model: nn.Module, classes: Sequence[str] | None = None) -> "Head":
+        """A NeuroView model's own (dense) head over its units; its classes named `classes` (default 0..C-1)."""
+        if not (isinstance(getattr(model, "head", None), nn.Linear) and hasattr(model, "units")):
+            raise NvError(f"{type(model).__name__} is not a NeuroView model (a linear `head` over its `units()`); "
+                          "convert the network first (NeuroView(network, num_classes))", param="model")
+        count = model.head.out_features
+        names = [str(i) for i in range(count)] if classes is None else list(classes)
+        return cls.from_tensors(model.head.weight, model.head.bias, model.units(), names, files.DENSE_HEAD,
+                                f"{type(model).__name__}.head")
 
     def class_index(self, name: str) -> int:
         """The row of class `name`; an unknown name lists the valid ones and suggests the closest."""

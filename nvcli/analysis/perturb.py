@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
-from torch import Tensor
+from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from ..errors import NvError
 from ..runs import files
@@ -32,6 +33,7 @@ class Perturbation(RunResult):
     """One run's accuracy under each condition (perturb.csv/.png), and one sample under each (perturb_examples.png)."""
 
     kind = "perturb"
+    main_table = "accuracy"
     run: str
     head: str
     channels: list[str]
@@ -104,22 +106,36 @@ def perturb(run: Run, channels: Sequence[str] = tuple(CHANNELS), *, head: str = 
     if run.spec.input_shape[0] != 3:
         raise NvError(f"perturbing colour channels needs RGB images; run '{run.dir}' has {run.kind} data with "
                       f"{run.spec.input_shape[0]} channel(s); choose an image run")
-    bundle = run.data()
-    if not 0 <= example < len(bundle.val):
-        raise NvError(f"example {example} is out of range; the validation split has samples "
-                      f"0..{len(bundle.val) - 1}", param="example")
-    dev = resolve_device(compute.device)
-    model = head_model(run, head, dev, trust_code=trust_code)
-    counted = tally(model, bundle.val, classes=len(run.classes), batch_size=compute.batch_size, device=dev,
+    val = run.data().val
+    _check_example(example, val)
+    model = head_model(run, head, resolve_device(compute.device), trust_code=trust_code)
+    return perturbation(model, val, run.classes, channels, head=head, example=example, name=run.name,
+                        compute=compute, progress=progress)
+
+
+def _check_example(example: int, dataset: Dataset) -> None:
+    if not 0 <= example < len(dataset):
+        raise NvError(f"example {example} is out of range; the data has samples 0..{len(dataset) - 1}",
+                      param="example")
+
+
+def perturbation(model: nn.Module, dataset: Dataset, classes: Sequence[str], channels: Sequence[str] = tuple(CHANNELS),
+                 *, head: str = files.DENSE_HEAD, example: int = 0, name: str = "model", compute: Compute = Compute(),
+                 progress: ProgressFn | None = None) -> Perturbation:
+    """Per-class and overall accuracy of `model` on `dataset` (pixel-space RGB images, labels indexing `classes`)
+    with each of `channels` zeroed, and unperturbed; `head` and `name` label the result."""
+    _check_example(example, dataset)
+    dev = next(model.parameters()).device
+    counted = tally(model, dataset, classes=len(classes), batch_size=compute.batch_size, device=dev,
                     workers=compute.workers, transforms=channel_transforms(channels), progress=progress)
-    frames = {condition: _accuracy(counts, run.classes) for condition, counts in counted.items()}
+    frames = {condition: _accuracy(counts, list(classes)) for condition, counts in counted.items()}
     for condition, frame in frames.items():
         frame["change"] = frame["accuracy"] - frames[NONE]["accuracy"]
         frame.insert(1, "condition", condition)
         frame.insert(0, "head", head)
-    x, label = bundle.val[example]
-    return Perturbation(run.name, head, list(channels), pd.concat(frames.values(), ignore_index=True)[COLUMNS],
-                        example, x, run.classes[int(label)])
+    x, label = dataset[example]
+    return Perturbation(name, head, list(channels), pd.concat(frames.values(), ignore_index=True)[COLUMNS],
+                        example, x, classes[int(label)])
 
 
 def side_by_side(results: Sequence[tuple[Run, pd.DataFrame]]) -> pd.DataFrame:

@@ -77,6 +77,7 @@ class TimeWeights(RunResult):
     """weights_time.csv (mass per class, layer and step), weights_time_summary.csv and weights_time.png."""
 
     kind = "weights-time"
+    main_table = "frame"
     run: str
     head: str
     frame: pd.DataFrame  # TIME_COLUMNS

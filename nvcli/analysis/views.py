@@ -41,6 +41,7 @@ class ViewWeights(RunResult):
     """views.csv and views.png of a multi-view NeuroView head."""
 
     kind = "views"
+    main_table = "frame"
     run: str
     head: str
     frame: pd.DataFrame  # COLUMNS

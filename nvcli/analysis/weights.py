@@ -171,6 +171,7 @@ class ClassWeights(RunResult):
     """One class's weight on every unit: weights_<class>.csv and, with `plot`, weights_<class>.png."""
 
     kind = "weights"
+    main_table = "frame"
     run: str
     head: str
     cls: str
@@ -223,6 +224,7 @@ class HeadSummary(RunResult):
     """Per-layer weight statistics of every class and the class similarity of one head."""
 
     kind = "head-summary"
+    main_table = "layers"
     run: str
     head: Head  # its weights are the ranking's scores (importance, with rank `importance`)
     top: int

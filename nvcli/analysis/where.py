@@ -162,6 +162,13 @@ def _array(values: np.ndarray) -> Writer:
     return write
 
 
+def layer_totals(maps: np.ndarray, layers: list[str]) -> pd.DataFrame:
+    """`layer,view,total`: each layer's map summed over the input ([layers, H, W], multi-view [views, layers, H, W])."""
+    per_view = maps if maps.ndim == 4 else maps[None]
+    return pd.DataFrame([{"layer": layer, "view": v, "total": float(per_view[v, i].sum())}
+                         for v in range(len(per_view)) for i, layer in enumerate(layers)])
+
+
 def check_exact(identity: pd.DataFrame, maps: np.ndarray, what: str) -> None:
     """Refuse maps that are not finite, or do not add up to their logit less its bias (the `identity` rows)."""
     if not np.isfinite(maps).all():
@@ -197,6 +204,10 @@ class WhereExplanation(RunResult):
 
     def data_splits(self) -> tuple[str, ...]:
         return ("val",) if self.source.startswith(VALIDATION_SOURCE) else ()
+
+    def to_frame(self) -> pd.DataFrame:
+        """Each layer's share of the explained logit: its map's sum (they add up to `logit - bias`)."""
+        return layer_totals(self.maps.maps[0, 0], self.maps.layers)
 
     def check(self) -> None:
         check_exact(self.identity(), self.maps.maps, self.key())
@@ -284,6 +295,10 @@ class ClassWhere(RunResult):
 
     def check(self) -> None:
         check_exact(self.identity(), self.maps, self.key())
+
+    def to_frame(self) -> pd.DataFrame:
+        """Each layer's share of the class's mean logit: its mean map's sum (they add up to `logit - bias`)."""
+        return layer_totals(self.maps, self.layers)
 
     def identity(self) -> pd.DataFrame:
         """The class, its images, its mean logit, its bias and the sum of its mean maps (mean logit = bias + sum)."""

@@ -109,6 +109,7 @@ class DataBundle:
     cues: dict[str, str] = field(default_factory=dict)  # class -> the mechanism that defines it
     info: dict[str, Any] = field(default_factory=dict)  # resolved settings, recorded in config.json
     train_eval: "Dataset | None" = None  # the training samples without augmentation (None: train has none)
+    options: DataOptions | None = None  # the settings it was loaded with (`load_data`), so a run can load it again
 
     def split(self, name: str) -> "Dataset":
         """A split as an analysis reads it: 'val', or 'train' without augmentation."""
@@ -265,6 +266,7 @@ def load_data(name: str, values: Mapping[str, Any] | DataOptions | None = None) 
     options = values if isinstance(values, DataOptions) else data_options(name, values or {})
     found = entry(name)
     bundle = found.attribute(found.load)(options)
+    bundle.options = options
     if len(bundle.classes) < 2:
         raise NvError(f"dataset '{name}' has {len(bundle.classes)} class(es); at least 2 are needed")
     for split in ("train", "val"):

@@ -5,7 +5,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
+
+from .canvas import canvas
 
 MAX_CLASSES = 36  # panels drawn at most; the CSV holds every class
 _STYLE = {"top": ("#c0504d", "-", "top-k removed"), "bottom": ("#2f6fa8", "-", "bottom-k removed"),
@@ -31,7 +33,8 @@ def _curve(ax, part: pd.DataFrame, what: str, clean: float) -> None:
     ax.minorticks_off()
 
 
-def ablation_figure(frame: pd.DataFrame, title: str, classes: list[str] | None = None) -> Figure:
+def ablation_figure(frame: pd.DataFrame, title: str, classes: list[str] | None = None,
+                    into: FigureBase | None = None) -> FigureBase:
     """Per class two panels: its accuracy (top) and mean logit margin (below) against the number k of units
     removed, for the top-k of the ranking, the bottom-k, random k (mean and range of the draws) and keeping
     only the top-k; the dotted line is the class without ablation."""
@@ -39,7 +42,7 @@ def ablation_figure(frame: pd.DataFrame, title: str, classes: list[str] | None =
     cols = min(len(names), math.ceil(math.sqrt(len(names))))
     rows = math.ceil(len(names) / cols)
     width, height = max(3.0 * cols, 6.5), 4.2 * rows  # one class: wide enough for the legend and title
-    fig = Figure(figsize=(width, height))
+    fig = canvas(into, figsize=(width, height))
     # Fixed margins in inches, not a layout engine: constrained layout took 2 of the command's 8 s at 9 classes.
     fig.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, top=1 - 0.8 / height, bottom=0.85 / height,
                         hspace=0.5, wspace=0.4)

@@ -5,8 +5,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
 
+from .canvas import canvas
 from .where import CMAP, PANEL
 
 if TYPE_CHECKING:
@@ -16,14 +17,14 @@ BETTER = {"deletion": "lower is better", "insertion": "higher is better", "point
 
 
 def attribution_figure(images: pd.DataFrame, examples: "Tensor | None", maps: dict[str, np.ndarray],
-                       title: str) -> Figure:
+                       title: str, into: FigureBase | None = None) -> FigureBase:
     """Top row: per metric, bars of each method's mean over the images (with the standard error); then one row per
     example image: the input and each method's map (`maps`: method -> [E, H, W]), each on its own symmetric scale."""
     metrics = list(dict.fromkeys(images["metric"]))
     methods = list(dict.fromkeys(images["method"]))
     shown = 0 if examples is None else min(len(examples), *(len(m) for m in maps.values()))
     cols = max(len(metrics), len(maps) + 1 if shown else 1)
-    fig = Figure(figsize=(PANEL * 1.4 * cols, PANEL * 1.6 + PANEL * shown + 0.6), layout="constrained")
+    fig = canvas(into, figsize=(PANEL * 1.4 * cols, PANEL * 1.6 + PANEL * shown + 0.6), layout="constrained")
     grid = fig.subplots(1 + shown, cols, squeeze=False, height_ratios=[1.6] + [1.0] * shown)
     for ax in grid.ravel():
         ax.set_axis_off()

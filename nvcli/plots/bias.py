@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
+
+from .canvas import canvas
 
 _CUES = {"shape": "#4c72b0", "texture": "#dd8452", "colour": "#c44e52", "other": "0.6"}
 _KINDS = {"style": "texture and colour of one other class", "split": "texture and colour of two other classes"}
 
 
-def bias_figure(frame: pd.DataFrame, title: str) -> Figure:
+def bias_figure(frame: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
     """One panel per kind of conflict: per shape class and overall, the shares of decisions following the shape, the
     texture, the colour and none; the shape bias (shape / (shape + texture)) is written above each group."""
     kinds = list(dict.fromkeys(frame["kind"]))
-    fig = Figure(figsize=(max(6.0, 0.9 * frame["class"].nunique() + 3), 3.2 * len(kinds) + 0.6), layout="constrained")
+    fig = canvas(into, figsize=(max(6.0, 0.9 * frame["class"].nunique() + 3), 3.2 * len(kinds) + 0.6),
+                 layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(kinds), 1, squeeze=False)[:, 0])
     for ax, kind in zip(axes, kinds):
         part = frame[frame["kind"] == kind]

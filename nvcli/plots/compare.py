@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
 
+from .canvas import canvas
 from .units import layer_labels
 
 _SIDE_COLOURS = {"a": "#4c72b0", "b": "#dd8452"}
@@ -12,13 +13,13 @@ SIDES = ("a", "b")
 
 
 def compare_figure(wide: pd.DataFrame, names: dict[str, str], accuracy: dict[str, float] | None = None,
-                   score: str = "weight") -> Figure:
+                   score: str = "weight", into: FigureBase | None = None) -> FigureBase:
     """Per layer, the share of all positive (top) and negative (bottom) head weight in run A and run B, against
     the layer's share of the units (a head that ignored layers would give each layer that share)."""
     accuracy = accuracy or {}
     x = np.arange(len(wide))
     unit_share = wide["units"].to_numpy(dtype=float) / float(wide["units"].sum())
-    fig = Figure(figsize=(max(6.0, 0.7 * len(wide) + 2), 5.6), layout="constrained")
+    fig = canvas(into, figsize=(max(6.0, 0.7 * len(wide) + 2), 5.6), layout="constrained")
     axes = fig.subplots(2, 1, sharex=True)
     for ax, share, what in zip(axes, ("pos_share", "neg_share"), ("positive", "negative")):
         for i, side in enumerate(SIDES):

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
+
+from .canvas import canvas
 
 MIN_PERCENT = 1.0  # concepts below this share of a class's |summed weight| are not among its top concepts
 SHOWN = 15  # concepts listed in the distribution panel; the rest are summed into "other"
 
 
-def concept_figure(table: pd.DataFrame, class_name: str, top: int = 5) -> Figure:
+def concept_figure(table: pd.DataFrame, class_name: str, top: int = 5, into: FigureBase | None = None) -> FigureBase:
     """Figure 4 for one class: top positive and negative concepts (bars) and its concept distribution.
 
     Only concepts holding at least MIN_PERCENT of the class's |summed weight| count as top concepts or get a
@@ -19,7 +21,7 @@ def concept_figure(table: pd.DataFrame, class_name: str, top: int = 5) -> Figure
     pos = strong[(strong["sign"] == "+") & (strong["rank"] <= top)]
     neg = strong[(strong["sign"] == "-") & (strong["rank"] <= top)]
     bars = pd.concat([pos, neg.iloc[::-1]])
-    fig = Figure(figsize=(11, 0.45 * max(len(bars), 4) + 1.5), layout="constrained")
+    fig = canvas(into, figsize=(11, 0.45 * max(len(bars), 4) + 1.5), layout="constrained")
     left, right = fig.subplots(1, 2)
     labels = [f"{r.concept} ({r.category})" for r in bars.itertuples()]
     left.barh(range(len(bars)), bars["weight"], color=["#2a9d8f" if s == "+" else "#e76f51" for s in bars["sign"]])

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
+
+from .canvas import canvas
 
 
-def confusion_figure(confusion: pd.DataFrame, title: str = "") -> Figure:
+def confusion_figure(confusion: pd.DataFrame, title: str = "", into: FigureBase | None = None) -> FigureBase:
     """A heat map of `confusion` (columns: true, then one count column per predicted class)."""
     counts = confusion.drop(columns="true").to_numpy(dtype=float)
     share = counts / counts.sum(axis=1, keepdims=True).clip(min=1)
     n = len(confusion)
-    fig = Figure(figsize=(1.2 + 0.45 * n, 1.0 + 0.45 * n), layout="constrained")
+    fig = canvas(into, figsize=(1.2 + 0.45 * n, 1.0 + 0.45 * n), layout="constrained")
     ax = fig.subplots()
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(n), confusion.columns[1:], rotation=60, ha="right", fontsize=8)

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure, SubFigure
+from matplotlib.figure import FigureBase, SubFigure
 
 from ..analysis.head import DEFAULT_TOP, extremes
+from .canvas import canvas
 from .units import layer_colours, layer_labels, layer_names
 
 if TYPE_CHECKING:
@@ -134,12 +135,12 @@ def _view_layer_map(sub: SubFigure, ax, layers: pd.DataFrame) -> None:
 
 
 def explain_figure(summary: dict, units: pd.DataFrame, layers: pd.DataFrame, x: "Tensor", top: int = DEFAULT_TOP,
-                   spectrogram: dict[str, Any] | None = None) -> Figure:
+                   spectrogram: dict[str, Any] | None = None, into: FigureBase | None = None) -> FigureBase:
     """The input, its `top` most positive and negative unit contributions, and the contribution per layer
     (per view and layer in multi-view runs); `spectrogram` (the run's sound settings) gives sound inputs axes."""
     s = summary
     colours = layer_colours(int(units["layer"].max()) + 1)
-    fig = Figure(figsize=(14, 4.4), layout="constrained")
+    fig = canvas(into, figsize=(14, 4.4), layout="constrained")
     sub_in, sub_units, sub_layers = fig.subfigures(1, 3, width_ratios=[1.2, 1.5, 1.4])
     note = _show_input(sub_in, x, spectrogram, units)
     true = f"true {s['true']}, " if s["true"] is not None else ""

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
+
+from .canvas import canvas
 
 _SPLITS = (("train", "#4c72b0", "training (mean over the epoch's batches)"),
            ("val", "#dd8452", "validation (after the epoch)"))
 
 
-def metrics_figure(metrics: pd.DataFrame, title: str) -> Figure:
+def metrics_figure(metrics: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
     """Two panels, loss and accuracy against epoch, one line per split (metrics.csv's columns)."""
-    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    fig = canvas(into, figsize=(9, 3.4), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
     epochs = metrics["epoch"]
     marker = "o" if len(metrics) <= 30 else None

@@ -5,22 +5,23 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
 from torch import Tensor
 
 from ..analysis.channels import NONE, zero_channel
+from .canvas import canvas
 
 _BAR_COLOURS = {NONE: "0.55", "red": "#d62728", "green": "#2ca02c", "blue": "#1f77b4"}
 
 
-def perturb_figure(frame: pd.DataFrame, title: str) -> Figure:
+def perturb_figure(frame: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
     """Grouped bars: per class (and overall), the accuracy under each condition, each bar's value written on it
     (a class that collapses to 0 shows '0.00', not a gap that looks like missing data)."""
     classes = list(dict.fromkeys(frame["class"]))
     conditions = list(dict.fromkeys(frame["condition"]))
     width = 0.8 / len(conditions)
     x = np.arange(len(classes))
-    fig = Figure(figsize=(max(6.0, 0.25 * len(classes) * len(conditions) + 2), 3.8), layout="constrained")
+    fig = canvas(into, figsize=(max(6.0, 0.25 * len(classes) * len(conditions) + 2), 3.8), layout="constrained")
     ax = fig.subplots()
     for i, condition in enumerate(conditions):
         part = frame[frame["condition"] == condition].set_index("class").loc[classes]
@@ -37,10 +38,10 @@ def perturb_figure(frame: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-def examples_figure(x: Tensor, conditions: Sequence[str], title: str) -> Figure:
+def examples_figure(x: Tensor, conditions: Sequence[str], title: str, into: FigureBase | None = None) -> FigureBase:
     """Figure 7: one validation image as the model sees it under each condition (the first view of multi-view data)."""
     image = x[0] if x.dim() == 4 else x
-    fig = Figure(figsize=(2.2 * len(conditions), 2.6), layout="constrained")
+    fig = canvas(into, figsize=(2.2 * len(conditions), 2.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(conditions), squeeze=False)).ravel()
     for ax, condition in zip(axes, conditions):
         shown = image if condition == NONE else zero_channel(image, condition)

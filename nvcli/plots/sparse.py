@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from .canvas import canvas
 
-def path_figure(frame: pd.DataFrame, dense_acc: float, title: str = "") -> Figure:
+
+def path_figure(frame: pd.DataFrame, dense_acc: float, title: str = "", into: FigureBase | None = None) -> FigureBase:
     """Validation (and training) accuracy against mean units per class along the path (sparse_path.csv)."""
     # The first step (lambda_max) has no units: it cannot sit on a log axis, and it only predicts the majority class.
     drawn = frame[frame["units_per_class_mean"] > 0]
-    fig = Figure(figsize=(6.0, 3.6), layout="constrained")
+    fig = canvas(into, figsize=(6.0, 3.6), layout="constrained")
     ax = fig.subplots()
     ax.axhline(dense_acc, color="0.3", linestyle="--", linewidth=1, label=f"dense head ({dense_acc:.3f})")
     ax.plot(drawn["units_per_class_mean"], drawn["train_acc"], color="#9ecae1", marker=".", linewidth=1,

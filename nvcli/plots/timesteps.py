@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
+
+from .canvas import canvas
 
 
-def time_figure(frame: pd.DataFrame, title: str) -> Figure:
+def time_figure(frame: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
     """Rows: classes; columns: time steps; colour: the share of the class's |weight| at that step (weights_time.csv),
     one panel per layer with every layer's panel on one colour scale, and a line per class of the layers' sum."""
     classes = list(dict.fromkeys(frame["class"]))
     layers = list(dict.fromkeys(zip(frame["layer"], frame["label"])))
     steps = int(frame["step"].max()) + 1
-    fig = Figure(figsize=(9, 1.2 + 0.35 * len(classes) * len(layers) + 2.2), layout="constrained")
+    fig = canvas(into, figsize=(9, 1.2 + 0.35 * len(classes) * len(layers) + 2.2), layout="constrained")
     axes = fig.subplots(len(layers) + 1, 1, sharex=True,
                         gridspec_kw={"height_ratios": [max(1, len(classes) * 0.35)] * len(layers) + [2.2]})
     axes = np.atleast_1d(axes)

@@ -5,15 +5,17 @@ import math
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
+
+from .canvas import canvas
 
 
-def views_figure(frame: pd.DataFrame, title: str = "") -> Figure:
+def views_figure(frame: pd.DataFrame, title: str = "", into: FigureBase | None = None) -> FigureBase:
     """Figure 5: per class, one bar per view of its mean head weight (a grid of panels, shared y axis)."""
     names = list(dict.fromkeys(frame["class"]))
     cols = math.ceil(math.sqrt(len(names)))
     rows = math.ceil(len(names) / cols)
-    fig = Figure(figsize=(2.8 * cols, 2.1 * rows), layout="constrained")
+    fig = canvas(into, figsize=(2.8 * cols, 2.1 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
     for ax, name in zip(axes, names):
         part = frame[frame["class"] == name]

@@ -5,16 +5,17 @@ import math
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
 
+from .canvas import canvas
 from .units import QUALITATIVE_MAX, layer_scale, plot_unit_axis
 
 SCORE_LABELS = {"weight": "head weight", "importance": "importance (weight x code std)"}
 
 
-def weights_figure(frame: pd.DataFrame, title: str) -> Figure:
+def weights_figure(frame: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
     """Figure 3: one class's weights (or importance, when the frame has it) along the unit axis, coloured by layer."""
-    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    fig = canvas(into, figsize=(9, 3.2), layout="constrained")
     ax = fig.subplots()
     column = "importance" if "importance" in frame.columns else "weight"
     plot_unit_axis(ax, frame, frame[column].to_numpy())
@@ -25,12 +26,12 @@ def weights_figure(frame: pd.DataFrame, title: str) -> Figure:
 
 
 def weights_grid(weight: np.ndarray, units: pd.DataFrame, classes: list[str], title: str,
-                 score: str = "weight") -> Figure:
+                 score: str = "weight", into: FigureBase | None = None) -> FigureBase:
     """Every class's weights (or the `score` they stand for) along the unit axis, one panel per class, shared axes."""
     n = len(classes)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.6 * cols, 2.2 * rows + 0.6), layout="constrained")
+    fig = canvas(into, figsize=(3.6 * cols, 2.2 * rows + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
     for c, (ax, name) in enumerate(zip(axes, classes)):
         plot_unit_axis(ax, units, weight[c], legend=False)
@@ -49,12 +50,12 @@ def weights_grid(weight: np.ndarray, units: pd.DataFrame, classes: list[str], ti
     return fig
 
 
-def similarity_figure(similarity: pd.DataFrame, title: str) -> Figure:
+def similarity_figure(similarity: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
     """A heat map of the class similarity table (cosine, -1 .. 1)."""
     values = similarity.drop(columns="class").to_numpy(dtype=float)
     names = list(similarity["class"])
     n = len(names)
-    fig = Figure(figsize=(1.6 + 0.45 * n, 1.2 + 0.45 * n), layout="constrained")
+    fig = canvas(into, figsize=(1.6 + 0.45 * n, 1.2 + 0.45 * n), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=8)
@@ -69,11 +70,11 @@ def similarity_figure(similarity: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-def kept_figure(kept: pd.DataFrame, title: str) -> Figure:
+def kept_figure(kept: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
     """A sparse head's units of one class (weights.kept_units): one bar per unit, labelled with its layer, concept
     (once dissected) and group size; positive weights up top, negative below."""
     n = len(kept)
-    fig = Figure(figsize=(7.0, 1.0 + 0.32 * max(n, 1)), layout="constrained")
+    fig = canvas(into, figsize=(7.0, 1.0 + 0.32 * max(n, 1)), layout="constrained")
     ax = fig.subplots()
     if n == 0:
         ax.text(0.5, 0.5, "no unit: this class is decided by its bias alone", ha="center", va="center")

@@ -5,7 +5,9 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
+
+from .canvas import canvas
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -22,7 +24,8 @@ def _backdrop(x: np.ndarray) -> np.ndarray:
     return (grey - low) / (high - low) if high > low else np.zeros_like(grey)
 
 
-def where_figure(maps: np.ndarray, x: "Tensor", layers: list[str], title: str, origin: str = "upper") -> Figure:
+def where_figure(maps: np.ndarray, x: "Tensor", layers: list[str], title: str, origin: str = "upper",
+                 into: FigureBase | None = None) -> FigureBase:
     """Per view (a block of rows): the input, the summed map over it and each layer's map (`maps`
     [(views,) layers, H, W], `x` [(views,) C, H, W]); `origin` 'lower' draws spectrograms low frequencies down."""
     maps = maps if maps.ndim == 4 else maps[None]
@@ -31,7 +34,7 @@ def where_figure(maps: np.ndarray, x: "Tensor", layers: list[str], title: str, o
     limit = float(max(np.abs(maps).max(), np.abs(summed).max())) or 1.0
     cols = min(len(layers), LAYER_COLUMNS)
     rows = math.ceil(len(layers) / cols)
-    fig = Figure(figsize=(PANEL * (cols + 2) + 1.2, PANEL * rows * len(maps) + 0.6), layout="constrained")
+    fig = canvas(into, figsize=(PANEL * (cols + 2) + 1.2, PANEL * rows * len(maps) + 0.6), layout="constrained")
     grid = fig.subplots(rows * len(maps), cols + 2, squeeze=False)
     aspect = "auto" if origin == "lower" else "equal"  # spectrogram bands and frames are not square pixels
     shown = dict(cmap=CMAP, vmin=-limit, vmax=limit, origin=origin, aspect=aspect)

@@ -25,6 +25,21 @@ DATA = "data/"  # sources that are splits of the run's data: data/train, data/va
 SPLITS = ("train", "val")
 
 
+def state_digest(state: Mapping[str, Any]) -> str:
+    """The SHA-256 of a state_dict's tensors (names, dtypes, shapes and values): equal for a model in memory and the
+    model.pt it was saved as, whatever the file's own bytes."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def head_source(head: str) -> str:
     """The run file a head's weights live in: model.pt for the dense head, heads/<name>.pt for a sparse one."""
     return files.MODEL if head == files.DENSE_HEAD else files.SPARSE_HEAD.name(name=head)

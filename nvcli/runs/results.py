@@ -25,6 +25,10 @@ from .files import DENSE_HEAD, RESULTS, STAGING, head_mark, result_file
 from .lock import holding, remove_orphans
 
 if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import FigureBase
+
     from .run import Run
 
 Writer = Callable[[Path], None]  # writes one file at the path it is given
@@ -36,9 +40,19 @@ def table(frame: Any) -> Writer:
     return lambda path: write_csv(path, frame)
 
 
-def figure(draw: Callable[..., Any], *args: Any, **kwargs: Any) -> Writer:
-    """A writer of the figure `draw(*args, **kwargs)` as PNG (drawn only when written)."""
-    return lambda path: save_figure(path, draw(*args, **kwargs))
+class figure:  # noqa: N801  (used like `table`: a writer named for what it writes)
+    """A writer of the figure `draw(*args, **kwargs)` as PNG (drawn only when written); `draw(into=...)` draws it into
+    a sub-figure instead, for `RunResult.plot`."""
+
+    def __init__(self, draw: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.draw, self.args, self.kwargs = draw, args, kwargs
+
+    def __call__(self, path: Path) -> None:
+        save_figure(path, self.draw(*self.args, **self.kwargs))
+
+    def drawn(self, into: Any = None) -> Any:
+        """The figure: a new matplotlib Figure, or drawn into the sub-figure `into`."""
+        return self.draw(*self.args, **self.kwargs, into=into)
 
 
 class RunResult(ABC):
@@ -46,6 +60,10 @@ class RunResult(ABC):
     them."""
 
     kind: ClassVar[str]  # the manifest entry, e.g. "perturb"
+    main_table: ClassVar[str]  # the field holding the main table (`to_frame`)
+    # A result made from a model in memory (nvcli.api) holds its weights' digest (provenance.state_digest): it is
+    # saved only into the run whose model.pt holds those weights.
+    computed_from: str | None = None
 
     def key(self) -> str:
         """The manifest entry of this result: its kind, marked with the head it reads unless that is the dense one;
@@ -74,6 +92,22 @@ class RunResult(ABC):
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         """File name -> the function that writes it; figures only when `figures`."""
 
+    def to_frame(self) -> "pd.DataFrame":
+        """The result's main table (a copy): what its first CSV holds."""
+        return getattr(self, self.main_table).copy()
+
+    def plot(self, ax: "Axes | None" = None) -> "FigureBase":
+        """The result's main figure: a new matplotlib Figure, or drawn in the place of the caller's `ax` (a grid
+        cell, from `plt.subplots`), where a figure of many panels takes that cell."""
+        drawn = [w for w in self.artifacts(figures=True).values() if isinstance(w, figure)]
+        if not drawn:
+            raise NvError(f"a {type(self).__name__} has no figure; its table is to_frame()")
+        if ax is None:
+            return drawn[0].drawn()
+        from ..plots.canvas import in_place_of  # a higher layer, loaded only when a result is drawn
+
+        return drawn[0].drawn(in_place_of(ax))
+
     def check(self) -> None:
         """Refuse (NvError) a result that breaks its own promises; nothing is written then. Every result is checked
         here, in `save`, whatever made it."""
@@ -86,6 +120,10 @@ class RunResult(ABC):
 
         run = run if isinstance(run, Run) else load_run(run)
         self.check()
+        if self.computed_from is not None and self.computed_from != provenance.state_digest(run.state()):
+            raise NvError(f"this {type(self).__name__} was computed from other weights than run '{run.name}' holds "
+                          f"('{run.dir / 'model.pt'}'); save it into a run of that model (save(model, path, ...))",
+                          param="run")
         sources = self.made_from(run)  # before the files: a result may carry it in one of them (a sparse head)
         return save_files(Path(into) if into is not None else run.dir, self.key(), self.settings(),
                           self.artifacts(figures), force=force, command=command, made_from=sources)

@@ -107,6 +107,51 @@ def convert(choice: ModelChoice, *, num_classes: int | None = None, classes: lis
     return run_dir, model
 
 
+def save_model(model: "nn.Module", path: str | Path, *, data: DataBundle, choice: ModelChoice,
+               force: bool = False) -> Run:
+    """Write a run directory of a NeuroView `model` trained elsewhere (by the caller's own loop) on registry data
+    `data` (`load_data`), so that every analysis and command works on it.
+
+    Args:
+        model: a NeuroView model (`NeuroView(network, num_classes)`).
+        path: the run directory to create (its parent is the runs directory).
+        data: the dataset it was trained on, as `load_data` returned it (the run loads it again by name).
+        choice: the architecture its network is, by name (as `arch` of convert and train), with its code and
+            reduction; checked by rebuilding the model from it and loading its weights.
+        force: replace an existing run of that name (only the files nv wrote).
+
+    Returns:
+        The run, as `load_run` reads it.
+    """
+    if data.options is None:
+        raise NvError(f"data '{data.name}' was not loaded by load_data, so a run could not load it again; load it "
+                      "with load_data(name, options)", param="data")
+    codes = getattr(model, "codes", None)
+    if codes is None or not hasattr(model, "units"):
+        raise NvError(f"{type(model).__name__} is not a NeuroView model; save takes NeuroView(network, num_classes)",
+                      param="model")
+    choice = replace(choice, code=codes.code, reduce=codes.reduce)
+    spec = ModelSpec.of(choice, num_classes=model.head.out_features, input_shape=tuple(codes.input_shape),
+                        mean=model.normalize.mean.flatten().tolist(), std=model.normalize.std.flatten().tolist())
+    if spec.num_classes != len(data.classes) or list(spec.input_shape) != data.input_shape:
+        raise NvError(f"the model takes inputs {list(spec.input_shape)} into {spec.num_classes} classes; data "
+                      f"'{data.name}' gives {data.input_shape} in {len(data.classes)} classes", param="data")
+    rebuilt = build_model(spec, load_weights=False, trust_code=True)  # the caller named the architecture
+    try:
+        rebuilt.load_state_dict(model.state_dict())
+    except RuntimeError as exc:
+        raise NvError(f"arch '{choice.arch}' does not rebuild this model, so a run could not load it again "
+                      f"({str(exc).strip().splitlines()[0][:160]}); name the architecture its network is",
+                      param="arch") from exc
+    path = Path(path)
+    with new_run_dir(path.name, path.parent, force) as run_dir:
+        section = DataSection(name=data.name, classes=tuple(data.classes), kind=data.kind, cues=data.cues,
+                              options=data.options.to_dict(), info=data.info)
+        _write_run(run_dir, model, spec, section, None, None)
+        mark_latest(run_dir)
+    return load_run(run_dir)
+
+
 def with_weights(spec: ModelSpec, found: Pretrained | None) -> tuple[ModelSpec, dict[str, Any] | None]:
     """`spec` with the normalisation its weights `found` were trained with (where known and their channels match
     the input), and config.json's record of the weights (None without weights)."""

@@ -21,8 +21,8 @@ from ...runs.results import RunResult, Writer, figure, stale, table
 from ...runs.run import Run
 from ...training.devices import resolve_device
 from ...training.predict import ProgressFn
-from ..head import read_head
-from ..importance import code_stats, needs_codes, scores
+from ..head import Head, read_head
+from ..importance import CodeStats, code_stats, needs_codes, scores
 from ..settings import AGGREGATES, DEFAULT_AGGREGATE, Compute, DissectOptions  # noqa: F401  (re-exported)
 from .tally import dissect
 
@@ -96,6 +96,7 @@ class ConceptMap(RunResult):
     """Every unit's concept (concepts_units.csv) and every class's concept weights with one head."""
 
     kind = "concepts"
+    main_table = "classes"
     run: str
     units: pd.DataFrame
     classes: pd.DataFrame
@@ -189,13 +190,7 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectO
     size = o.image_size or spec.input_shape[1]
     chosen = read_head(run, head)
     stats = code_stats(run, device=device, workers=workers, trust_code=trust_code) if needs_codes(o.rank) else None
-    dev = resolve_device(device)
-    model = run.model(dev, trust_code=trust_code)
-
-    def maps_fn(images: torch.Tensor) -> list[torch.Tensor]:
-        with torch.no_grad():
-            return model.unit_maps(images.to(dev))
-
+    model = run.model(resolve_device(device), trust_code=trust_code)
     with scratch_dir("nv-probe-") as tmp:  # removed afterwards; one left by a killed process goes next time
         if probe_dir is None:  # the built-in world's own probe for a run trained on cues, else shapes'
             probe = ProbeOptions(image_size=size, count=o.probe_count)
@@ -205,12 +200,37 @@ def dissect_run(run: Run, probe_dir: str | Path | None = None, options: DissectO
             size = probe.side  # the probe is fed at its own side: its objects are already at the run's scale
         else:
             source = str(probe_dir)
-        broden = BrodenProbe(probe_dir, categories=o.categories, image_size=size)
-        table = dissect(maps_fn, broden, o.quantile, o.iou_threshold, batch_size=compute.batch_size, workers=workers,
-                        device=dev, progress=progress)
-    units = concepts_units(table, run.units())
-    settings = {"probe": source, "quantile": o.quantile, "iou_threshold": o.iou_threshold,
-                "categories": list(o.categories) if o.categories else None, "image_size": size, "head": head,
+        return concept_map(model, chosen, probe_dir, o, image_size=size, source=source, compute=compute, stats=stats,
+                           name=run.name, progress=progress)
+
+
+def concept_map(model: torch.nn.Module, head: Head, probe_dir: str | Path, options: DissectOptions = DissectOptions(),
+                *, image_size: int | None = None, source: str | None = None, compute: Compute = Compute(batch_size=16),
+                stats: CodeStats | None = None, name: str = "model",
+                progress: ProgressFn | None = None) -> ConceptMap:
+    """Label every unit of a NeuroView `model` with a concept of the Broden-layout probe at `probe_dir`, and map each
+    class of `head` to the concepts its weights favour (`stats`: the codes' statistics, for rank `importance`)."""
+    o = options
+    if o.rank == "importance" and stats is None:
+        raise NvError("rank importance needs the validation codes' statistics (stats)", param="stats")
+    dev = next(model.parameters()).device
+
+    def maps_fn(images: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return model.unit_maps(images.to(dev))
+
+    size = image_size or o.image_size or int(model.codes.input_shape[-1])
+    broden = BrodenProbe(probe_dir, categories=o.categories, image_size=size)
+    was_training = model.training
+    model.eval()
+    try:
+        table = dissect(maps_fn, broden, o.quantile, o.iou_threshold, batch_size=compute.batch_size,
+                        workers=compute.workers, device=dev, progress=progress)
+    finally:
+        model.train(was_training)
+    units = concepts_units(table, head.units)
+    settings = {"probe": source or str(probe_dir), "quantile": o.quantile, "iou_threshold": o.iou_threshold,
+                "categories": list(o.categories) if o.categories else None, "image_size": size, "head": head.name,
                 "rank": o.rank, "aggregate": o.aggregate}
-    return ConceptMap(run.name, units, concepts_classes(scores(chosen, o.rank, stats), units, run.classes, o.aggregate),
+    return ConceptMap(name, units, concepts_classes(scores(head, o.rank, stats), units, head.classes, o.aggregate),
                       settings, o.top, o.figure_classes)

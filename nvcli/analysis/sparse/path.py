@@ -41,6 +41,7 @@ class SparsePath(RunResult):
     """The fitted path of one run: sparse_path.csv and sparse_path.png (validation accuracy against sparsity)."""
 
     kind = "sparse-path"
+    main_table = "frame"
     run: str
     frame: pd.DataFrame  # PATH_COLUMNS
     dense_acc: float  # the dense head's validation accuracy, the figure's reference line

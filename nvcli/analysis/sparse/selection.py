@@ -104,6 +104,7 @@ class SparseHead(RunResult):
     """A chosen sparse head: heads/<name>.pt (float32 `weight`, `bias`) and heads/<name>.json (its record)."""
 
     kind = "head"
+    main_table = "summary"
     head: Head
     record: dict[str, Any]  # lambda, alpha, rule, units per class, accuracies, kept units per layer/view
     path_settings: PathSettings
