@@ -42,6 +42,23 @@ def test_resnet_shared_relu_counted_per_call_with_torchvision_names() -> None:
     assert len(set(names)) == len(names)
 
 
+@pytest.mark.parametrize("network", [lambda: build_network("resnet18", 3, 3, 32), lambda: Functional()],
+                         ids=["resnet18", "functional"])
+def test_unit_layers_are_named_as_torchvision_feature_extraction_names_them(network) -> None:
+    """Each layer's `node` is a name torchvision's create_feature_extractor takes, and gives that layer's maps."""
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    model = NeuroView(network(), 2, input_shape=(3, 32, 32)).eval()
+    x = torch.rand(2, 3, 32, 32)
+    extractor = create_feature_extractor(network(), return_nodes=[layer.node for layer in model.layers]).eval()
+    extractor.load_state_dict(model.codes._network.state_dict(), strict=False)
+    maps = extractor(x)
+    with torch.no_grad():
+        pre = model.codes.maps(x)
+    for layer, before in zip(model.layers, pre):  # each named node's output is that layer's rectified pre-activation
+        assert torch.allclose(maps[layer.node], before.clamp(min=0), atol=1e-5), layer.node
+
+
 class Functional(nn.Module):
     """A model mixing functional relu, an in-place relu_, a module called twice, and a head."""
 

@@ -28,6 +28,7 @@ CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 ADD_CALLS = {operator.add, operator.iadd, torch.add, "add", "add_"}  # a residual sum: its first input is the branch
 STOP_CALLS = {torch.cat, torch.stack, "cat"}  # a concatenation joins several layers: no single convolution to name
 _INPLACE_FUNCTIONS = {F.relu_, torch.relu_, F.leaky_relu_}
+_NAME = "nv_node_name"  # node.meta key of the name `trace` gives a node
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,21 @@ class Layer:
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """Trace `model` into an fx graph, with a clear error when its Python control flow defeats tracing."""
+    """Trace `model` into an fx graph, every node named as torchvision's feature extraction names it (`node_names`),
+    with a clear error when its Python control flow defeats tracing."""
+    from torchvision.models.feature_extraction import NodePathTracer
+
+    tracer = NodePathTracer()
     try:
-        return fx.symbolic_trace(model)
+        graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types; all mean "this model cannot be traced"
         raise NvError(
             f"cannot trace {type(model).__name__} with torch.fx ({type(exc).__name__}: {exc}); "
             "units are found by tracing, so the model's forward must be traceable"
         ) from exc
+    for node, name in tracer.node_to_qualname.items():
+        node.meta[_NAME] = name
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
 def _modules(gm: fx.GraphModule) -> dict[str, nn.Module]:
@@ -79,15 +87,6 @@ def is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
 def is_head_start(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     """Whether `node` is the first operation of a classifier head (flatten or linear)."""
     return _calls(node, modules, (HEAD_MODULES, HEAD_FUNCTIONS, HEAD_METHODS))
-
-
-def _scope(node: fx.Node) -> str:
-    if node.op == "call_module":
-        return str(node.target)
-    stack = node.meta.get("nn_module_stack") or {}
-    parent = next(reversed(stack.values()))[0] if stack else ""
-    name = getattr(node.target, "__name__", str(node.target))
-    return f"{parent}.{name}" if parent else name
 
 
 def relu_nodes(gm: fx.GraphModule) -> tuple[list[fx.Node], fx.Node | None]:
@@ -117,14 +116,9 @@ def network_trunk(network: nn.Module) -> fx.GraphModule:
 
 
 def node_names(nodes: list[fx.Node]) -> list[str]:
-    """Readable, unique names: the module path, with `_N` for the N-th repeated call (as torchvision names them)."""
-    seen: Counter[str] = Counter()
-    names = []
-    for node in nodes:
-        base = _scope(node)
-        names.append(base if seen[base] == 0 else f"{base}_{seen[base]}")
-        seen[base] += 1
-    return names
+    """Each node's name in torchvision's feature extraction (`get_graph_node_names`, `create_feature_extractor`):
+    the module path, with `_N` for the N-th repeated call."""
+    return [node.meta[_NAME] for node in nodes]
 
 
 def _conv_names(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> dict[str, str]:
