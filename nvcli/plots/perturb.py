@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ..analysis.channels import NONE, zero_channel
+from ..data.channels import NONE, zero_channel
 
 _BAR_COLOURS = {NONE: "0.55", "red": "#d62728", "green": "#2ca02c", "blue": "#1f77b4"}
 

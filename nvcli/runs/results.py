@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ..errors import NvError
-from . import access, provenance
-from .atomic import file_sha256, save_figure, write_csv, write_json
+from ..fs import access
+from ..fs.atomic import save_figure, write_csv, write_json
+from ..fs.digest import file_sha256
+from . import provenance
 from .files import DENSE_HEAD, RESULTS, STAGING, head_mark, result_file
 from .lock import holding, remove_orphans
 
