@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 from torch import Tensor
 
-from ..data.channels import CHANNELS, CONDITIONS, NONE, channels_for, zero_channel  # noqa: F401  (re-exported)
+from ..data.channels import CHANNELS, CONDITIONS, NONE, zero_channel
 from ..errors import NvError
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
