@@ -54,8 +54,8 @@ def nv_run(shapes_runs: dict[str, Run], tmp_path: Path) -> Run:
 
 def save_head(run_dir: Path, name: str, weight: torch.Tensor, bias: torch.Tensor) -> None:
     """heads/<name>.pt written by hand, with the record nv reads beside it (fitted on the run's model.pt)."""
+    from nvcli.fs.digest import file_sha256
     from nvcli.runs import provenance
-    from nvcli.runs.atomic import file_sha256
 
     (run_dir / "heads").mkdir(exist_ok=True)
     torch.save({"weight": weight, "bias": bias}, run_dir / "heads" / f"{name}.pt")

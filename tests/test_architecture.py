@@ -12,8 +12,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "nvcli"
 # Lower numbers are lower layers; a module imports at module level only from lower layers or its own.
-RANK = {"errors": 0, "schema": 1, "runs.files": 1, "runs.atomic": 1, "models": 2, "data": 2, "runs": 3,
-        "training": 4, "analysis": 5, "plots": 6, "report": 7, "api": 7, "cli": 8}
+RANK = {"errors": 0, "schema": 1, "fs": 2, "models": 3, "data": 3, "runs": 4, "plots": 4, "training": 5,
+        "analysis": 6, "report": 7, "api": 7, "cli": 8}
+# Layers that never import these, not even inside a function: data and networks are read and written without runs,
+# and figures are drawn from the frames, arrays and values they are given.
+NEVER = {"data": "runs", "models": "runs", "plots": "analysis"}
 CLI_START = {"errors", "schema", "models.spec", "training.config", "runs.files", "data.registry", "analysis.settings",
              "cli"}
 
@@ -112,9 +115,9 @@ def test_importing_nvcli_leaves_the_matplotlib_backend_alone() -> None:
 DISPLAY_HOOK, DISPLAY_PAGE = "_repr_html_", "report.notebook"
 
 
-def _all_imports(path: Path, hooks: bool = False) -> set[str]:
+def _all_imports(path: Path, hooks: bool = False, everywhere: bool = False) -> set[str]:
     """nvcli modules `path` imports anywhere (module level or inside functions), not under TYPE_CHECKING nor in a
-    display hook; with `hooks`, those its display hooks import."""
+    display hook; with `hooks`, those its display hooks import; with `everywhere`, those too."""
     tree = ast.parse(path.read_text())
     package = path.relative_to(ROOT.parent).with_suffix("").parts[:-1]
     if path.name == "__init__.py":
@@ -122,8 +125,8 @@ def _all_imports(path: Path, hooks: bool = False) -> set[str]:
     displays = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == DISPLAY_HOOK]
     if hooks:
         tree = ast.Module(body=displays, type_ignores=[])
-    guarded = [node for node in ast.walk(tree)
-               if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)] + ([] if hooks else displays)
+    guarded = [] if everywhere else [node for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING"
+                                     in ast.unparse(node.test)] + ([] if hooks else displays)
     skipped = {id(n) for node in guarded for n in ast.walk(node)}
     found = set()
     for node in ast.walk(tree):
@@ -132,12 +135,17 @@ def _all_imports(path: Path, hooks: bool = False) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             base = list(package[:len(package) - node.level + 1]) if node.level else []
             module = ".".join(base + ([node.module] if node.module else [])) if node.level else (node.module or "")
-            # `from . import x` and `from ..runs import files` import modules when x is one
-            found |= {f"{module}.{a.name}" if (ROOT.parent / f"{module}.{a.name}".replace(".", "/")).with_suffix(
-                ".py").exists() else module for a in node.names}
+            # `from . import x`, `from ..runs import files` and `from .. import runs` import x when it is a module
+            found |= {f"{module}.{a.name}" if _is_module(f"{module}.{a.name}") else module for a in node.names}
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
     return {n.removeprefix("nvcli.") for n in found if n.startswith("nvcli.")}
+
+
+def _is_module(dotted: str) -> bool:
+    """Whether `nvcli.a.b` names a module or a package of the source tree."""
+    path = ROOT.parent / dotted.replace(".", "/")
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
 
 
 def _import_graph() -> dict[str, set[str]]:
@@ -192,6 +200,29 @@ def test_the_cycle_check_sees_a_function_level_import() -> None:
     assert "models.spec" in graph["models.archs"] or "models.spec" in graph["models.neuroview"]
     planted = {**graph, "models.spec": graph["models.spec"] | {"models.neuroview"}}
     assert _cycles(planted) != []
+
+
+def _reaching_up(layer: str) -> dict[str, list[str]]:
+    """The modules of `layer` (packages' __init__ included) that import from `NEVER[layer]` anywhere, and what."""
+    found = {str(p.relative_to(ROOT)): sorted(i for i in _all_imports(p, everywhere=True)
+                                              if i.split(".")[0] == NEVER[layer])
+             for p in sorted((ROOT / layer).rglob("*.py"))}
+    return {module: imported for module, imported in found.items() if imported}
+
+
+@pytest.mark.parametrize("layer", sorted(NEVER))
+def test_a_layer_never_imports_what_it_must_not_even_inside_functions(layer: str) -> None:
+    assert _reaching_up(layer) == {}
+
+
+def test_the_import_scan_sees_every_form_of_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = ("from __future__ import annotations\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+              "    from ...runs.run import Run\ndef f():\n    from ... import runs\n    import nvcli.runs.lock\n"
+              "    from ...fs.atomic import write_text\n")
+    planted, read = ROOT / "data" / "sound" / "planted.py", Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: source if self == planted else read(self, *a, **k))
+    assert _all_imports(planted, everywhere=True) == {"runs", "runs.run", "runs.lock", "fs.atomic"}
+    assert _all_imports(planted) == {"runs", "runs.lock", "fs.atomic"}
 
 
 # The library speaks Python parameter names; only nvcli/cli/ spells them as flags. Kept: each with why.

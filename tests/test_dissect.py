@@ -12,8 +12,8 @@ from nvcli.analysis.dissect.quantile import unit_thresholds
 from nvcli.analysis.dissect.tally import UNIT_COLUMNS, dissect, tally_units
 from nvcli.data.broden import BrodenProbe, collate_probe, decode_mask, write_broden
 from nvcli.errors import NvError
+from nvcli.fs.atomic import save_figure
 from nvcli.plots.concepts import concept_figure
-from nvcli.runs.atomic import save_figure
 
 
 def id_images(n: int, h: int, w: int) -> np.ndarray:

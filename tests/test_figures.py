@@ -12,7 +12,8 @@ from conftest import trained_copy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from nvcli.analysis.head import read_head
+from nvcli.analysis.explain import Explanation
+from nvcli.analysis.head import extremes, read_head
 from nvcli.analysis.weights import class_weights
 from nvcli.models.archs import SmallCNN, build_network
 from nvcli.models.multiview import MultiViewNeuroView
@@ -24,6 +25,7 @@ from nvcli.plots.metrics import metrics_figure
 from nvcli.plots.perturb import perturb_figure
 from nvcli.plots.units import layer_labels
 from nvcli.plots.weights import weights_figure
+from nvcli.runs import files
 from nvcli.runs.run import Run
 from nvcli.training.recipes import resume
 from tests.test_units import Functional
@@ -151,7 +153,7 @@ def test_sound_explanation_has_time_and_frequency_axes_a_colour_bar_and_no_paddi
     x = torch.full((1, 64, 63), -60.0)
     x[0, :, :21] = torch.rand(64, 21) * 40 - 50  # a third of the clip is sound, the rest zero padding (the floor)
     units, layers = _tables(1)
-    fig = explain_figure(_summary(), units, layers, x, 3, spec)
+    fig = explain_figure(_summary(), extremes(units, "contribution", 3), layers, x, 3, spec)
     image_ax = next(ax for ax in fig.axes if ax.get_images())
     assert image_ax.get_xlabel() == "time (s)" and "kHz" in image_ax.get_ylabel()
     assert image_ax.get_xlim()[1] == pytest.approx(21 / 63)  # seconds shown: the padding is cut
@@ -159,10 +161,28 @@ def test_sound_explanation_has_time_and_frequency_axes_a_colour_bar_and_no_paddi
     assert "padding" in fig.subfigs[0]._suptitle.get_text()
 
 
+def test_a_sequence_explanation_draws_each_time_steps_contribution_under_the_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nvcli.plots.explain
+
+    units = pd.DataFrame({"unit": range(4), "layer": 0, "node": "rnn", "label": "rnn", "channel": range(4),
+                          "step": [0, 0, 1, 2], "contribution": [1.0, -0.5, 2.0, -3.0]})
+    layers = pd.DataFrame({"layer": [0], "node": ["rnn"], "label": ["rnn"], "contribution": [-0.5]})
+    classes = pd.DataFrame({"class": ["a"], "logit": [1.0], "probability": [1.0]})
+    x = torch.rand(2, 1, 3)  # two channels, three time steps
+    drawn = []
+    monkeypatch.setattr(nvcli.plots.explain, "explain_figure", lambda *a: drawn.append(explain_figure(*a)) or drawn[-1])
+    Explanation(_summary(), classes, units, layers, x, top=3).artifacts()[files.EXPLAIN_PNG.name(input="input")](
+        tmp_path / "explain.png")
+    twin = next(ax for ax in drawn[0].axes if ax.get_ylabel() == "contribution per step")
+    assert [bar.get_height() for bar in twin.patches] == [0.5, 2.0, -3.0]  # steps 0, 1, 2 summed by hand
+    assert len(next(ax for ax in drawn[0].axes if ax.get_xlabel() == "time step").lines) == 2
+
+
 def test_multiview_explanation_shows_every_view_and_says_which_view_a_unit_is_in() -> None:
     units, layers = _tables(views=12)
     x = torch.rand(12, 3, 16, 16)
-    fig = explain_figure(_summary(), units, layers, x, 3)
+    fig = explain_figure(_summary(), extremes(units, "contribution", 3), layers, x, 3)
     titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
     assert [t for t in titles if t.startswith("view")] == [f"view {v}" for v in range(12)]
     bars = next(ax for ax in fig.axes if ax.get_xlabel().startswith("contribution"))

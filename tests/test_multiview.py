@@ -14,11 +14,11 @@ from nvcli.data.registry import load_data, make_dataset, readable
 from nvcli.data.views.render import separating_views
 from nvcli.data.views.solids import CLASSES
 from nvcli.errors import NvError
+from nvcli.fs.atomic import save_figure
 from nvcli.models.archs import SmallCNN, build_network
 from nvcli.models.multiview import MVCNN, MultiViewNeuroView
 from nvcli.models.units import network_trunk
 from nvcli.plots.views import views_figure
-from nvcli.runs.atomic import save_figure
 from nvcli.training.config import TrainConfig
 from nvcli.training.engine import Trainer
 

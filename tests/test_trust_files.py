@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from nvcli.errors import NvError
+from nvcli.fs.pids import pid_alive
 from nvcli.runs import lock
 
 TINY = ["--arch", "smallcnn", "--image-size", "32", "-D", "train_per_class=4", "-D", "val_per_class=2",
@@ -88,9 +89,9 @@ def test_locks_are_reentrant_and_a_reused_pid_is_not_an_owner(tmp_path: Path) ->
         assert (tmp_path / ".nv-lock").exists()
     assert not (tmp_path / ".nv-lock").exists()
     me = lock.Owner.me("x")
-    assert lock.pid_alive(me.pid, me.started)
+    assert pid_alive(me.pid, me.started)
     if me.started is not None:  # Linux: the same pid with another start time is another process
-        assert not lock.pid_alive(me.pid, str(int(me.started) + 1))
+        assert not pid_alive(me.pid, str(int(me.started) + 1))
 
 
 def test_scratch_directories_of_killed_processes_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,8 +23,9 @@ from PIL import Image
 
 from nvcli.data.shapes import ShapesOptions
 from nvcli.errors import NvError
+from nvcli.fs import access
 from nvcli.models.spec import ModelChoice
-from nvcli.runs import access, files
+from nvcli.runs import files
 from nvcli.training.config import TrainConfig
 from nvcli.training.recipes import train
 

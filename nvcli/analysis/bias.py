@@ -71,7 +71,7 @@ def folder_conflicts(run: Run, folder: str | Path) -> ConflictSet:
     """The cue-conflict images listed in `folder`'s conflicts.csv or stylize.csv whose texture class differs from
     their shape class, resized and cropped to the run's input as its validation images are."""
     from ..data.images import FileImageDataset, image_transforms
-    from ..data.paths import contained_path, listed_path
+    from ..fs.paths import contained_path, listed_path
 
     root = Path(folder).expanduser()
     listing = next((root / name for name in CONFLICT_TABLES if (root / name).is_file()), None)

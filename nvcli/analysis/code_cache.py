@@ -18,7 +18,8 @@ import torch
 
 from ..data.registry import split_fingerprint
 from ..errors import NvError
-from ..runs import access, files
+from ..fs import access
+from ..runs import files
 from ..runs.run import Run
 from ..training import distributed as dist
 from ..training.devices import resolve_device

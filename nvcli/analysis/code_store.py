@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import NvError
-from ..runs.atomic import atomic_path, write_json
+from ..fs.atomic import atomic_path, write_json
 from .settings import CODE_DTYPES
 
 STORE_FORMAT = "nv-code-store"

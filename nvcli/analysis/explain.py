@@ -27,7 +27,7 @@ from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.devices import resolve_device
-from .head import DEFAULT_TOP, Head, ranks, read_head, with_head
+from .head import DEFAULT_TOP, Head, extremes, ranks, read_head, with_head
 from .importance import DEFAULT_RANK, code_stats, needs_codes
 
 LAYER_VALUES = ["units", "contribution", "positive", "negative"]
@@ -74,13 +74,16 @@ class Explanation(RunResult):
         out = {files.EXPLAIN.name(h, input=n): table(self.units),
                files.EXPLAIN_LAYERS.name(h, input=n): table(self.layers),
                files.EXPLAIN_CLASSES.name(h, input=n): table(self.classes)}
+        steps = None
         if "step" in self.units.columns:
             from .timesteps import step_contributions
 
-            out[files.EXPLAIN_STEPS.name(h, input=n)] = table(step_contributions(self.units))
+            steps = step_contributions(self.units)
+            out[files.EXPLAIN_STEPS.name(h, input=n)] = table(steps)
         if figures:
-            out[files.EXPLAIN_PNG.name(h, input=n)] = figure(explain_figure, self.summary, self.units, self.layers,
-                                                            self.input, self.top, self.spectrogram)
+            out[files.EXPLAIN_PNG.name(h, input=n)] = figure(
+                explain_figure, self.summary, extremes(self.units, "contribution", self.top), self.layers, self.input,
+                self.top, self.spectrogram, steps)
         return out
 
 

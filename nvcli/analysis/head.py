@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from ..errors import NvError, choice_error
+from ..fs import access
 from ..models.unit_table import unit_columns
-from ..runs import access, files
+from ..runs import files
 from ..runs.provenance import WEIGHTS_DIGEST
 from ..runs.run import Run
 from .sparse.groups import UnitGroups

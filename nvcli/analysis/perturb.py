@@ -14,13 +14,13 @@ import pandas as pd
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..data.channels import CHANNELS, CONDITIONS, NONE, zero_channel
 from ..errors import NvError
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, Tally, tally
-from .channels import CHANNELS, CONDITIONS, NONE, channels_for, zero_channel  # noqa: F401  (re-exported)
 from .evaluate import per_class_accuracy
 from .head import OVERALL, head_model
 from .settings import Compute

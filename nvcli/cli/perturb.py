@@ -32,8 +32,9 @@ class Perturb:
     def execute(self) -> None:
         runs = self.runs.open()  # before torch loads: a wrong --run answers at once
         self.compute.apply_threads()
-        from ..analysis.perturb import channels_for, side_by_side
         from ..analysis.perturb import perturb as perturb_run
+        from ..analysis.perturb import side_by_side
+        from ..data.channels import channels_for
 
         channels = channels_for(self.channel)
         results = []

@@ -74,7 +74,8 @@ def _epoch_line(row: dict[str, Any]) -> None:
 
 def report(run: "Run", fmt: Format) -> None:
     """Print where a finished run lives and its last epoch's metrics."""
-    from ..runs import access, files
+    from ..fs import access
+    from ..runs import files
 
     note(f"run written to {run.dir}")
     emit(access.read_csv(run.dir, files.METRICS).tail(1), fmt, title=f"{run.name}: final epoch")

@@ -27,9 +27,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import NvError, choice_error
-from ..runs.atomic import atomic_path, write_csv
+from ..fs.atomic import atomic_path, write_csv
+from ..fs.paths import listed_path
 from .imagefile import image_file, read_rgb
-from .paths import listed_path
 
 log = logging.getLogger(__name__)
 

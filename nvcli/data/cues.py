@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NvError
-from ..runs.atomic import write_csv
+from ..fs.atomic import write_csv
 from .broden import write_broden
 from .imagefile import save_png
 from .output import dataset_output

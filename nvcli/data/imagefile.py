@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import NvError, describe
-from ..runs.atomic import atomic_path
+from ..fs.atomic import atomic_path
 
 MAX_PIXELS_VAR = "NV_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own warning limit (about 9459 x 9459), above which it suspects a bomb

@@ -9,8 +9,8 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from ..errors import NvError
+from ..fs.paths import listed_path, require_dir
 from .imagefile import read_rgb
-from .paths import listed_path, require_dir
 from .registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions, select_classes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}

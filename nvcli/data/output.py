@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import NvError
-from ..runs.atomic import write_json
+from ..fs.atomic import write_json
 
 MANIFEST = ".nv-dataset.json"
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NvError
-from ..runs.atomic import write_csv
+from ..fs.atomic import write_csv
 from .imagefile import read_rgb, save_png
 from .output import dataset_output
 from .registry import StylizeOptions

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import NvError, choice_error
-from ..runs.atomic import write_text
+from ..fs.atomic import write_text
 from .registry import DataBundle, DataOptions, select_classes
 
 Normalize = Literal["series", "global", "none"]

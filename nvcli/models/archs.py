@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import NvError, choice_error, describe
-from ..runs.atomic import load_torch
+from ..fs.atomic import load_torch
 from .spec import TIMM, TORCHVISION, arch_error
 
 

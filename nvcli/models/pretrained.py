@@ -14,7 +14,7 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 from ..errors import NvError, choice_error, describe
-from ..runs.atomic import file_sha256
+from ..fs.digest import file_sha256
 from .archs import timm_module, timm_name
 from .spec import TIMM, TORCHVISION
 

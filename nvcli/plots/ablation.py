@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
@@ -34,7 +35,7 @@ def _curve(ax, part: pd.DataFrame, what: str, clean: float) -> None:
 
 
 def ablation_figure(frame: pd.DataFrame, title: str, classes: list[str] | None = None,
-                    into: FigureBase | None = None) -> FigureBase:
+                    into: FigureBase | Axes | None = None) -> FigureBase:
     """Per class two panels: its accuracy (top) and mean logit margin (below) against the number k of units
     removed, for the top-k of the ranking, the bottom-k, random k (mean and range of the draws) and keeping
     only the top-k; the dotted line is the class without ablation."""

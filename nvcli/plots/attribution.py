@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
@@ -17,7 +18,7 @@ BETTER = {"deletion": "lower is better", "insertion": "higher is better", "point
 
 
 def attribution_figure(images: pd.DataFrame, examples: "Tensor | None", maps: dict[str, np.ndarray],
-                       title: str, into: FigureBase | None = None) -> FigureBase:
+                       title: str, into: FigureBase | Axes | None = None) -> FigureBase:
     """Top row: per metric, bars of each method's mean over the images (with the standard error); then one row per
     example image: the input and each method's map (`maps`: method -> [E, H, W]), each on its own symmetric scale."""
     metrics = list(dict.fromkeys(images["metric"]))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
@@ -11,7 +12,7 @@ _CUES = {"shape": "#4c72b0", "texture": "#dd8452", "colour": "#c44e52", "other":
 _KINDS = {"style": "texture and colour of one other class", "split": "texture and colour of two other classes"}
 
 
-def bias_figure(frame: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
+def bias_figure(frame: pd.DataFrame, title: str, into: FigureBase | Axes | None = None) -> FigureBase:
     """One panel per kind of conflict: per shape class and overall, the shares of decisions following the shape, the
     texture, the colour and none; the shape bias (shape / (shape + texture)) is written above each group."""
     kinds = list(dict.fromkeys(frame["kind"]))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
@@ -13,7 +14,7 @@ SIDES = ("a", "b")
 
 
 def compare_figure(wide: pd.DataFrame, names: dict[str, str], accuracy: dict[str, float] | None = None,
-                   score: str = "weight", into: FigureBase | None = None) -> FigureBase:
+                   score: str = "weight", into: FigureBase | Axes | None = None) -> FigureBase:
     """Per layer, the share of all positive (top) and negative (bottom) head weight in run A and run B, against
     the layer's share of the units (a head that ignored layers would give each layer that share)."""
     accuracy = accuracy or {}

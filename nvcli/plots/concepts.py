@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
@@ -10,7 +11,8 @@ MIN_PERCENT = 1.0  # concepts below this share of a class's |summed weight| are 
 SHOWN = 15  # concepts listed in the distribution panel; the rest are summed into "other"
 
 
-def concept_figure(table: pd.DataFrame, class_name: str, top: int = 5, into: FigureBase | None = None) -> FigureBase:
+def concept_figure(table: pd.DataFrame, class_name: str, top: int = 5,
+                   into: FigureBase | Axes | None = None) -> FigureBase:
     """Figure 4 for one class: top positive and negative concepts (bars) and its concept distribution.
 
     Only concepts holding at least MIN_PERCENT of the class's |summed weight| count as top concepts or get a

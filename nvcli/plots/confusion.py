@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
 
 
-def confusion_figure(confusion: pd.DataFrame, title: str = "", into: FigureBase | None = None) -> FigureBase:
+def confusion_figure(confusion: pd.DataFrame, title: str = "", into: FigureBase | Axes | None = None) -> FigureBase:
     """A heat map of `confusion` (columns: true, then one count column per predicted class)."""
     counts = confusion.drop(columns="true").to_numpy(dtype=float)
     share = counts / counts.sum(axis=1, keepdims=True).clip(min=1)

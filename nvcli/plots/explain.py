@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase, SubFigure
 
-from ..analysis.head import DEFAULT_TOP, extremes
 from .canvas import canvas
 from .units import layer_colours, layer_labels, layer_names
 
@@ -69,12 +69,9 @@ def _show_spectrogram(sub: SubFigure, values: np.ndarray, spectrogram: dict[str,
     return ""
 
 
-def _show_sequence(sub: SubFigure, x: "Tensor", units: pd.DataFrame) -> str:
+def _show_sequence(sub: SubFigure, x: "Tensor", per_step: pd.DataFrame) -> str:
     """A sequence [C, 1, T] as lines, over bars of its contribution per time step (recurrent runs)."""
-    from ..analysis.timesteps import step_contributions
-
     ax = sub.subplots()
-    per_step = step_contributions(units)
     twin = ax.twinx()
     twin.bar(per_step["step"], per_step["contribution"], color=np.where(per_step["contribution"] > 0, "#b2182b",
                                                                         "#2166ac"), alpha=0.35)
@@ -89,10 +86,10 @@ def _show_sequence(sub: SubFigure, x: "Tensor", units: pd.DataFrame) -> str:
 
 
 def _show_input(sub: SubFigure, x: "Tensor", spectrogram: dict[str, Any] | None,
-                units: pd.DataFrame | None = None) -> str:
+                steps: pd.DataFrame | None = None) -> str:
     """Draw the input: every view of multi-view inputs, an RGB image, a sequence or a spectrogram; returns a note."""
-    if units is not None and "step" in units.columns and x.dim() == 3 and x.shape[1] == 1:
-        return _show_sequence(sub, x, units)
+    if steps is not None and x.dim() == 3 and x.shape[1] == 1:
+        return _show_sequence(sub, x, steps)
     if x.dim() == 4:
         _show_views(sub, x)
         return f"{len(x)} views"
@@ -134,21 +131,23 @@ def _view_layer_map(sub: SubFigure, ax, layers: pd.DataFrame) -> None:
     sub.colorbar(image, ax=ax, label="summed contribution", fraction=0.08, pad=0.02)
 
 
-def explain_figure(summary: dict, units: pd.DataFrame, layers: pd.DataFrame, x: "Tensor", top: int = DEFAULT_TOP,
-                   spectrogram: dict[str, Any] | None = None, into: FigureBase | None = None) -> FigureBase:
-    """The input, its `top` most positive and negative unit contributions, and the contribution per layer
-    (per view and layer in multi-view runs); `spectrogram` (the run's sound settings) gives sound inputs axes."""
+def explain_figure(summary: dict, strongest: pd.DataFrame, layers: pd.DataFrame, x: "Tensor", top: int,
+                   spectrogram: dict[str, Any] | None = None, steps: pd.DataFrame | None = None,
+                   into: FigureBase | Axes | None = None) -> FigureBase:
+    """The input, its `top` most positive and negative unit contributions (`strongest`, rows of the per-unit table),
+    and the contribution per layer (per view and layer in multi-view runs); `spectrogram` (the run's sound settings)
+    gives sound inputs axes, `steps` (a sequence's contribution per time step) draws under a sequence."""
     s = summary
-    colours = layer_colours(int(units["layer"].max()) + 1)
+    colours = layer_colours(int(layers["layer"].max()) + 1)
     fig = canvas(into, figsize=(14, 4.4), layout="constrained")
     sub_in, sub_units, sub_layers = fig.subfigures(1, 3, width_ratios=[1.2, 1.5, 1.4])
-    note = _show_input(sub_in, x, spectrogram, units)
+    note = _show_input(sub_in, x, spectrogram, steps)
     true = f"true {s['true']}, " if s["true"] is not None else ""
     sub_in.suptitle(f"{true}predicted {s['predicted']} ({s['probability']:.0%})" + (f"\n{note}" if note else ""),
                     fontsize=9)
 
     ax_units = sub_units.subplots()
-    shown = extremes(units, "contribution", top).iloc[::-1]
+    shown = strongest.iloc[::-1]
     ax_units.barh(range(len(shown)), shown["contribution"], color=[colours[layer] for layer in shown["layer"]])
     ax_units.set_yticks(range(len(shown)), unit_names(shown), fontsize=7)
     ax_units.axvline(0, color="black", linewidth=0.6)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
@@ -10,7 +11,7 @@ _SPLITS = (("train", "#4c72b0", "training (mean over the epoch's batches)"),
            ("val", "#dd8452", "validation (after the epoch)"))
 
 
-def metrics_figure(metrics: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
+def metrics_figure(metrics: pd.DataFrame, title: str, into: FigureBase | Axes | None = None) -> FigureBase:
     """Two panels, loss and accuracy against epoch, one line per split (metrics.csv's columns)."""
     fig = canvas(into, figsize=(9, 3.4), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)

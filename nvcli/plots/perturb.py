@@ -5,16 +5,17 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 from torch import Tensor
 
-from ..analysis.channels import NONE, zero_channel
+from ..data.channels import NONE, zero_channel
 from .canvas import canvas
 
 _BAR_COLOURS = {NONE: "0.55", "red": "#d62728", "green": "#2ca02c", "blue": "#1f77b4"}
 
 
-def perturb_figure(frame: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
+def perturb_figure(frame: pd.DataFrame, title: str, into: FigureBase | Axes | None = None) -> FigureBase:
     """Grouped bars: per class (and overall), the accuracy under each condition, each bar's value written on it
     (a class that collapses to 0 shows '0.00', not a gap that looks like missing data)."""
     classes = list(dict.fromkeys(frame["class"]))
@@ -38,7 +39,8 @@ def perturb_figure(frame: pd.DataFrame, title: str, into: FigureBase | None = No
     return fig
 
 
-def examples_figure(x: Tensor, conditions: Sequence[str], title: str, into: FigureBase | None = None) -> FigureBase:
+def examples_figure(x: Tensor, conditions: Sequence[str], title: str,
+                    into: FigureBase | Axes | None = None) -> FigureBase:
     """Figure 7: one validation image as the model sees it under each condition (the first view of multi-view data)."""
     image = x[0] if x.dim() == 4 else x
     fig = canvas(into, figsize=(2.2 * len(conditions), 2.6), layout="constrained")

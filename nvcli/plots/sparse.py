@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .canvas import canvas
 
 
-def path_figure(frame: pd.DataFrame, dense_acc: float, title: str = "", into: FigureBase | None = None) -> FigureBase:
+def path_figure(frame: pd.DataFrame, dense_acc: float, title: str = "",
+                into: FigureBase | Axes | None = None) -> FigureBase:
     """Validation (and training) accuracy against mean units per class along the path (sparse_path.csv)."""
     # The first step (lambda_max) has no units: it cannot sit on a log axis, and it only predicts the majority class.
     drawn = frame[frame["units_per_class_mean"] > 0]

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
 
 
-def time_figure(frame: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
+def time_figure(frame: pd.DataFrame, title: str, into: FigureBase | Axes | None = None) -> FigureBase:
     """Rows: classes; columns: time steps; colour: the share of the class's |weight| at that step (weights_time.csv),
     one panel per layer with every layer's panel on one colour scale, and a line per class of the layers' sum."""
     classes = list(dict.fromkeys(frame["class"]))

@@ -5,12 +5,13 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
 
 
-def views_figure(frame: pd.DataFrame, title: str = "", into: FigureBase | None = None) -> FigureBase:
+def views_figure(frame: pd.DataFrame, title: str = "", into: FigureBase | Axes | None = None) -> FigureBase:
     """Figure 5: per class, one bar per view of its mean head weight (a grid of panels, shared y axis)."""
     names = list(dict.fromkeys(frame["class"]))
     cols = math.ceil(math.sqrt(len(names)))

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
@@ -13,7 +14,7 @@ from .units import QUALITATIVE_MAX, layer_scale, plot_unit_axis
 SCORE_LABELS = {"weight": "head weight", "importance": "importance (weight x code std)"}
 
 
-def weights_figure(frame: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
+def weights_figure(frame: pd.DataFrame, title: str, into: FigureBase | Axes | None = None) -> FigureBase:
     """Figure 3: one class's weights (or importance, when the frame has it) along the unit axis, coloured by layer."""
     fig = canvas(into, figsize=(9, 3.2), layout="constrained")
     ax = fig.subplots()
@@ -26,7 +27,7 @@ def weights_figure(frame: pd.DataFrame, title: str, into: FigureBase | None = No
 
 
 def weights_grid(weight: np.ndarray, units: pd.DataFrame, classes: list[str], title: str,
-                 score: str = "weight", into: FigureBase | None = None) -> FigureBase:
+                 score: str = "weight", into: FigureBase | Axes | None = None) -> FigureBase:
     """Every class's weights (or the `score` they stand for) along the unit axis, one panel per class, shared axes."""
     n = len(classes)
     cols = math.ceil(math.sqrt(n))
@@ -50,7 +51,7 @@ def weights_grid(weight: np.ndarray, units: pd.DataFrame, classes: list[str], ti
     return fig
 
 
-def similarity_figure(similarity: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
+def similarity_figure(similarity: pd.DataFrame, title: str, into: FigureBase | Axes | None = None) -> FigureBase:
     """A heat map of the class similarity table (cosine, -1 .. 1)."""
     values = similarity.drop(columns="class").to_numpy(dtype=float)
     names = list(similarity["class"])
@@ -70,7 +71,7 @@ def similarity_figure(similarity: pd.DataFrame, title: str, into: FigureBase | N
     return fig
 
 
-def kept_figure(kept: pd.DataFrame, title: str, into: FigureBase | None = None) -> FigureBase:
+def kept_figure(kept: pd.DataFrame, title: str, into: FigureBase | Axes | None = None) -> FigureBase:
     """A sparse head's units of one class (weights.kept_units): one bar per unit, labelled with its layer, concept
     (once dissected) and group size; positive weights up top, negative below."""
     n = len(kept)

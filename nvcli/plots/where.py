@@ -5,6 +5,7 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
 from .canvas import canvas
@@ -25,7 +26,7 @@ def _backdrop(x: np.ndarray) -> np.ndarray:
 
 
 def where_figure(maps: np.ndarray, x: "Tensor", layers: list[str], title: str, origin: str = "upper",
-                 into: FigureBase | None = None) -> FigureBase:
+                 into: FigureBase | Axes | None = None) -> FigureBase:
     """Per view (a block of rows): the input, the summed map over it and each layer's map (`maps`
     [(views,) layers, H, W], `x` [(views,) C, H, W]); `origin` 'lower' draws spectrograms low frequencies down."""
     maps = maps if maps.ndim == 4 else maps[None]

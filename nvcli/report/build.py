@@ -20,8 +20,9 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..errors import NvError
-from ..runs import access, files, lock
-from ..runs.atomic import write_text
+from ..fs import access
+from ..fs.atomic import write_text
+from ..runs import files, lock
 from ..runs.provenance import stale_reasons
 from ..runs.results import read_manifest, stale
 from ..runs.run import Run
@@ -241,8 +242,8 @@ def training_html(run: Run, ctx: Context) -> str:
         shown = page.figure(access.read_bytes(run.dir, files.METRICS_PNG), files.METRICS_PNG,
                             caption(files.METRICS_PNG).text, None, origin=how)
     else:
+        from ..fs.atomic import save_figure
         from ..plots.metrics import metrics_figure
-        from ..runs.atomic import save_figure
 
         figure = metrics_figure(access.read_csv(run.dir, files.METRICS), f"{run.name}: training curves")
         data = page.drawn_png(lambda path: save_figure(path, figure), files.METRICS_PNG)

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import NvError
-from ..runs import access, files
+from ..fs import access
+from ..runs import files
 from . import page
 from .build import config_groups, sources, summary
 from .catalog import caption

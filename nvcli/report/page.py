@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ..runs import access
+from ..fs import access
 
 GENERATOR = '<meta name="generator" content="nv report">'  # how nv knows a page it may replace
 CSS = """
@@ -80,7 +80,7 @@ def key_values(pairs: Iterable[tuple[str, object]]) -> str:
 
 
 def read_csv(folder: Path, name: str) -> tuple[list[str], list[list[str]]]:
-    """The header and rows, as text, of the CSV file `name` in a run's `folder` (read as `runs.access` allows)."""
+    """The header and rows, as text, of the CSV file `name` in a run's `folder` (read as `fs.access` allows)."""
     rows = list(csv.reader(io.StringIO(access.read_text(folder, name), newline="")))
     return (rows[0], rows[1:]) if rows else ([], [])
 

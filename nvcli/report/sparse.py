@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..runs import access, files
+from ..fs import access
+from ..runs import files
 from . import page
 
 

@@ -1,1 +1,1 @@
-"""The run directory: the name of every file, atomic writes, locking, and reading a run back."""
+"""The run directory: every file name, results and what they were made from, locking, reading a run back."""

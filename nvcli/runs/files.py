@@ -60,13 +60,13 @@ class Artifact:
 
     def path(self, run_dir: Path, head: str = DENSE_HEAD, **fields: str) -> Path:
         """The file's path in `run_dir`, refused if a link, FIFO or device stands in its place (see `access`)."""
-        from . import access  # not at import: this module loads at start-up, before any run is read
+        from ..fs import access  # not at import: this module loads at start-up, before any run is read
 
         return access.inside(run_dir, self.name(head, **fields))
 
     def read(self, run_dir: Path, head: str = DENSE_HEAD, **fields: str) -> "pd.DataFrame | None":
         """The saved table (empty cells read as empty strings), or None if it was never written."""
-        from . import access
+        from ..fs import access
 
         name = self.name(head, **fields)
         return access.read_csv(run_dir, name) if access.is_file(run_dir, name) else None

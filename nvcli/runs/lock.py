@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import NvError
-from .access import odd_kind
+from ..fs.access import odd_kind
+from ..fs.pids import pid_alive, start_ticks
 from .files import LOCK
 
 try:
@@ -35,27 +36,6 @@ except ImportError:  # Windows: pid-based stale detection only
     fcntl = None  # type: ignore[assignment]
 
 _held: dict[Path, tuple[int, int]] = {}  # resolved run dir -> (open lock file descriptor, nesting depth)
-
-
-def _start_ticks(pid: int) -> str | None:
-    """When process `pid` started (Linux clock ticks since boot), to tell a reused pid from its first owner."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def pid_alive(pid: int, started: str | None = None) -> bool:
-    """Whether process `pid` on this host still runs (and, given `started`, is the process that started then)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    except (OverflowError, ValueError):
-        return False
-    return started is None or _start_ticks(pid) in (None, started)
 
 
 @dataclass(frozen=True)
@@ -72,7 +52,7 @@ class Owner:
     def me(cls, command: str | None) -> "Owner":
         pid = os.getpid()
         return cls(pid, socket.gethostname(), command or shlex.join(["nv", *sys.argv[1:]]),
-                   time.strftime("%Y-%m-%dT%H:%M:%S%z"), _start_ticks(pid))
+                   time.strftime("%Y-%m-%dT%H:%M:%S%z"), start_ticks(pid))
 
     @classmethod
     def read(cls, fd: int) -> "Owner | None":

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..errors import NvError
-from . import access, files
-from .atomic import file_sha256
+from ..fs import access
+from ..fs.digest import file_sha256
+from . import files
 
 if TYPE_CHECKING:
     from .run import Run

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ..errors import NvError
-from . import access, provenance
-from .atomic import file_sha256, save_figure, write_csv, write_json
+from ..fs import access
+from ..fs.atomic import save_figure, write_csv, write_json
+from ..fs.digest import file_sha256
+from . import provenance
 from .files import DENSE_HEAD, RESULTS, STAGING, head_mark, result_file
 from .lock import holding, remove_orphans
 
@@ -51,7 +53,7 @@ class figure:  # noqa: N801  (used like `table`: a writer named for what it writ
         save_figure(path, self.draw(*self.args, **self.kwargs))
 
     def drawn(self, into: Any = None) -> Any:
-        """The figure: a new matplotlib Figure, or drawn into the sub-figure `into`."""
+        """The figure: a new matplotlib Figure, or drawn into `into` (a sub-figure, or in the place of an axes)."""
         return self.draw(*self.args, **self.kwargs, into=into)
 
 
@@ -102,11 +104,7 @@ class RunResult(ABC):
         drawn = [w for w in self.artifacts(figures=True).values() if isinstance(w, figure)]
         if not drawn:
             raise NvError(f"a {type(self).__name__} has no figure; its table is to_frame()")
-        if ax is None:
-            return drawn[0].drawn()
-        from ..plots.canvas import in_place_of  # a higher layer, loaded only when a result is drawn
-
-        return drawn[0].drawn(in_place_of(ax))
+        return drawn[0].drawn(ax)
 
     def check(self) -> None:
         """Refuse (NvError) a result that breaks its own promises; nothing is written then. Every result is checked

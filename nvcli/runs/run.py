@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import __version__
 from ..errors import NvError
+from ..fs import access
+from ..fs.atomic import load_torch, write_csv, write_json
+from ..fs.digest import file_sha256
 from ..models.spec import ModelSpec
-from . import access, files, lock
-from .atomic import file_sha256, load_torch, write_csv, write_json
+from . import files, lock
 from .config import CONFIG_FORMAT, RunConfig
 
 if TYPE_CHECKING:

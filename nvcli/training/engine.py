@@ -16,8 +16,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..errors import NvError, describe
-from ..runs import access, files
-from ..runs.atomic import load_torch, save_figure, save_torch, write_csv
+from ..fs import access
+from ..fs.atomic import load_torch, save_figure, save_torch, write_csv
+from ..runs import files
 from . import distributed as dist
 from .config import TrainConfig
 from .devices import amp_dtype, precision_name

@@ -16,11 +16,12 @@ import torch
 
 from ..data.registry import IMAGENET_MEAN, IMAGENET_STD, DataBundle, DataOptions, load_data, options_of
 from ..errors import NvError
+from ..fs import access
+from ..fs.atomic import save_torch
 from ..models.build import build_model
 from ..models.pretrained import Pretrained, resolve
 from ..models.spec import ModelChoice, ModelSpec
-from ..runs import access, files, lock
-from ..runs.atomic import save_torch
+from ..runs import files, lock
 from ..runs.config import DataSection, RunConfig
 from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, write_units
 from . import distributed as dist

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from ...errors import NvError
+from ...fs.atomic import save_torch, write_json
+from ...fs.digest import file_sha256
 from ...models.unit_table import layer_keys
 from ...runs import files
-from ...runs.atomic import file_sha256, save_torch, write_json
 from ...runs.provenance import WEIGHTS_DIGEST
 from ...runs.results import RunResult, Writer
 from ..head import Head

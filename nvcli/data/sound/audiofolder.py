@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import NvError, choice_error
-from ..paths import listed_path, require_dir
+from ...fs.paths import listed_path, require_dir
 from ..registry import DataBundle, select_classes
 from .clips import MetadataColumns, fold_splits, load_clips
 from .urbansound import UrbanSoundOptions

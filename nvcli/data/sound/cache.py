@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ...errors import NvError
-from ...runs.atomic import save_torch
+from ...fs.atomic import save_torch
 from .spectrogram import SpecParams, decode, resize
 
 log = logging.getLogger(__name__)

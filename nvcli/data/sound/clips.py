@@ -16,8 +16,8 @@ import pandas as pd
 import soundfile as sf
 
 from ...errors import NvError
-from ...runs.atomic import write_json
-from ..paths import listed_path
+from ...fs.atomic import write_json
+from ...fs.paths import listed_path
 from ..registry import DataBundle, select_classes
 from .cache import SpectrogramFiles, cache_entry, cache_root
 from .spectrogram import CACHE_VERSION, mean_std, reason

@@ -16,7 +16,7 @@ import pandas as pd
 import soundfile as sf
 import torch
 
-from ...runs.atomic import atomic_path, write_csv
+from ...fs.atomic import atomic_path, write_csv
 from ..output import dataset_output
 from ..registry import DataBundle, DataOptions, select_classes
 from .cache import SpectrogramTensors

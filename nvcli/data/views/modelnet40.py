@@ -19,8 +19,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ...errors import NvError, choice_error
+from ...fs.paths import require_dir
 from ..imagefile import read_rgb
-from ..paths import require_dir
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, ON_ERROR, DataBundle, DataOptions, select_classes
 from .render import RENDERED_VIEWS, view_numbers
 from .solids import CUES_FILE

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ...runs.atomic import atomic_path, write_json
+from ...fs.atomic import atomic_path, write_json
 from ..output import dataset_output
 from ..registry import DataBundle, DataOptions
 from .geometry import SOLIDS

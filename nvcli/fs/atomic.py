@@ -2,7 +2,6 @@
 safe read of a torch file that pairs with `save_torch`."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import NvError
+from .pids import pid_alive
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,8 +48,6 @@ _swept: set[Path] = set()  # folders whose leftovers this process has removed
 
 def _sweep(folder: Path) -> None:
     """Remove, once per process and folder, the temporary files of atomic writes whose process was killed."""
-    from .lock import pid_alive
-
     if folder in _swept:
         return
     _swept.add(folder)
@@ -147,12 +145,3 @@ def save_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:
     tight = {} if fig.get_layout_engine() is not None else {"bbox_inches": "tight"}
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, **tight)
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""The ground floor of files: atomic writes, digests, reads that follow no link, paths that stay inside a folder."""
