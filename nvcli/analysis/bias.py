@@ -55,8 +55,7 @@ def builtin_conflicts(run: Run, per_class: int) -> ConflictSet:
     data = run.config.data
     if data.name != "cues":
         raise NvError(f"run '{run.dir}' was trained on '{data.name}', not on the built-in 'cues' world; give a folder "
-                      "of cue-conflict images (conflicts, e.g. a stylised copy of its validation images)",
-                      param="conflicts")
+                      "of cue-conflict images (conflicts, e.g. its validation images stylised)", param="conflicts")
     if list(run.classes) != list(CLASSES):
         raise NvError(f"run '{run.dir}' was trained on the cues classes {', '.join(run.classes)}; the built-in "
                       f"cue-conflict images need all of {', '.join(CLASSES)}")
