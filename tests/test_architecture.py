@@ -225,24 +225,6 @@ def test_the_import_scan_sees_every_form_of_import(monkeypatch: pytest.MonkeyPat
     assert _all_imports(planted) == {"runs", "runs.lock", "fs.atomic"}
 
 
-# The library speaks Python parameter names; only nvcli/cli/ spells them as flags. Kept: each with why.
-FLAG_TEXT_ALLOWED = {
-    "report/build.py": "strips ' --no-plot' from a result's recorded command line (data, not a message)",
-}
-
-
-def _flag_texts(path: Path) -> list[str]:
-    """The string constants (docstrings and f-string parts included) in `path` that hold `--` and a letter."""
-    return [node.value for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"--[A-Za-z]", node.value)]
-
-
-def test_the_library_names_python_parameters_not_flags() -> None:
-    found = {str(p.relative_to(ROOT)): _flag_texts(p) for p in sorted(ROOT.rglob("*.py"))
-             if p.relative_to(ROOT).parts[0] != "cli" and str(p.relative_to(ROOT)) not in FLAG_TEXT_ALLOWED}
-    assert {k: v for k, v in found.items() if v} == {}
-
-
 def test_the_architecture_page_names_every_module() -> None:
     page = (ROOT.parent / "docs" / "architecture.md").read_text()
     diagram = page[page.index("```"):page.index("```", page.index("```") + 3)]
@@ -264,3 +246,43 @@ def test_the_exported_functions_say_what_each_argument_is_and_what_they_return()
     assert lacking == []
     classes = [name for name in nvcli.__all__ if inspect.isclass(getattr(nvcli, name, None))]
     assert [name for name in classes if not (getattr(nvcli, name).__doc__ or "").strip()] == []
+
+
+MAX_FUNCTION_LINES = 60  # from `def` to the function's last line
+
+
+def _commands() -> set[tuple[str, str]]:
+    """(module path relative to nvcli, name) of every command's typed function, read from the CLI: its signature is
+    the command's option list, so only its body counts."""
+    import inspect
+
+    from nvcli.cli.app import COMMANDS, load
+
+    found = set()
+    stack = [load(name) for name in COMMANDS]
+    while stack:
+        command = stack.pop()
+        stack += getattr(command, "commands", {}).values()
+        if command.callback is not None:
+            function = inspect.unwrap(command.callback)
+            found.add((Path(function.__code__.co_filename).resolve().relative_to(ROOT).as_posix(), function.__name__))
+    return found
+
+
+def _long_functions(commands: set[tuple[str, str]]) -> list[str]:
+    long = []
+    for path in sorted(ROOT.rglob("*.py")):
+        module = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = node.body[0].lineno if (module, node.name) in commands else node.lineno
+                if node.end_lineno - start + 1 > MAX_FUNCTION_LINES:
+                    long.append(f"{module}:{node.lineno} {node.name} ({node.end_lineno - start + 1} lines)")
+    return long
+
+
+def test_no_function_is_longer_than_60_lines() -> None:
+    """A long function is split into named steps; a command's signature lists its options and does not count."""
+    commands = _commands()
+    assert {("cli/train.py", "train"), ("cli/multiview.py", "multiview"), ("cli/data.py", "make")} <= commands
+    assert _long_functions(commands) == []

@@ -175,7 +175,8 @@ def test_a_dropped_option_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     real = multiview.training_request
 
     def drop_image_size(ctx: typer.Context, **values: Any) -> Any:
-        return real(ctx, **{**values, "data_settings": {**values["data_settings"], "image_size": None}})
+        ctx.params["image_size"] = None  # training_request reads the dataset settings from the parsed options
+        return real(ctx, **values)
 
     monkeypatch.setattr(multiview, "training_request", drop_image_size)
     with pytest.raises(AssertionError, match="did not reach the request"):

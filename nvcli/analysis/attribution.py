@@ -250,6 +250,42 @@ def summarise(images: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("method", key=lambda s: s.map(order), kind="stable", ignore_index=True)
 
 
+def _check_attributable(run: Run, methods: Sequence[str]) -> None:
+    """Refuse what cannot be attributed: post-hoc methods without Captum, a baseline, recurrent or multi-view run."""
+    missing = [m for m in methods if m in POST_HOC]
+    if missing and captum_attr() is None:
+        raise NvError(f"methods {', '.join(missing)} need Captum: {CAPTUM_EXTRA} (neuroview alone does not)",
+                      param="methods")
+    run.require_neuroview()
+    if run.spec.recurrent or run.kind == "views":
+        raise NvError(f"run '{run.name}' is a {'recurrent' if run.spec.recurrent else 'multi-view'} run; attribution "
+                      "maps compare single images (or spectrograms)")
+
+
+def _with_masks(run: Run, wanted: tuple[str, ...], indices: np.ndarray,
+                asked: bool) -> tuple[tuple[str, ...], np.ndarray | None]:
+    """The metrics to score and the images' object masks for pointing (None without it); pointing is left out of the
+    default metrics for data without masks, and refused where `asked` for."""
+    masks = object_masks(run, indices) if "pointing" in wanted else None
+    if masks is None and "pointing" in wanted:
+        if asked:
+            raise NvError(f"metric pointing needs exact object masks; run '{run.name}' has {run.config.data.name} "
+                          "data, which has none (the built-in worlds shapes and cues do)", param="metrics")
+        wanted = tuple(m for m in wanted if m != "pointing")
+    return wanted, masks
+
+
+def _scores(net: nn.Module, xn: Tensor, target: Tensor, maps: np.ndarray, wanted: Sequence[str],
+            masks: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per metric, each image's score of one batch's maps: deletion and insertion AUC, pointing (with `masks`)."""
+    scores: dict[str, np.ndarray] = {}
+    if {"deletion", "insertion"} & set(wanted):
+        scores["deletion"], scores["insertion"] = deletion_insertion(net, xn, target, maps)
+    if masks is not None:
+        scores["pointing"] = pointing(maps, masks)
+    return scores
+
+
 def attribute(run: Run, *, methods: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
               count: int = 90, seed: int = 0, head: str = files.DENSE_HEAD, compute: Compute = Compute(),
               trust_code: bool = False, progress: ProgressFn | None = None) -> Attribution:
@@ -269,25 +305,12 @@ def attribute(run: Run, *, methods: Sequence[str] | None = None, metrics: Sequen
     Returns:
         An `Attribution`; `.frame` holds `method,metric,class,value`, `.save(run)` writes attribution.csv and .png.
     """
-    methods = _choices(methods, METHODS, "methods")
-    wanted = _choices(metrics, METRICS, "metrics")
-    missing = [m for m in methods if m in POST_HOC]
-    if missing and captum_attr() is None:
-        raise NvError(f"methods {', '.join(missing)} need Captum: {CAPTUM_EXTRA} (neuroview alone does not)",
-                      param="methods")
-    run.require_neuroview()
-    if run.spec.recurrent or run.kind == "views":
-        raise NvError(f"run '{run.name}' is a {'recurrent' if run.spec.recurrent else 'multi-view'} run; attribution "
-                      "maps compare single images (or spectrograms)")
+    methods, wanted = _choices(methods, METHODS, "methods"), _choices(metrics, METRICS, "metrics")
+    _check_attributable(run, methods)
     val = run.data().val
     labels = np.asarray(val.labels if hasattr(val, "labels") else [int(y) for _, y in val])
     indices = stratified(labels, count, seed)
-    masks = object_masks(run, indices) if "pointing" in wanted else None
-    if masks is None and "pointing" in wanted:
-        if metrics is not None:
-            raise NvError(f"metric pointing needs exact object masks; run '{run.name}' has {run.config.data.name} "
-                          "data, which has none (the built-in worlds shapes and cues do)", param="metrics")
-        wanted = tuple(m for m in wanted if m != "pointing")
+    wanted, masks = _with_masks(run, wanted, indices, asked=metrics is not None)
     dev = resolve_device(compute.device)
     chosen = read_head(run, head)
     model = with_head(run.model(dev, trust_code=trust_code), chosen).eval()
@@ -301,11 +324,7 @@ def attribute(run: Run, *, methods: Sequence[str] | None = None, metrics: Sequen
         xn = model.normalize(x).detach()
         for method in methods:
             maps = attribution_maps(method, model, chosen, x, target, compute.batch_size)
-            scores: dict[str, np.ndarray] = {}
-            if {"deletion", "insertion"} & set(wanted):
-                scores["deletion"], scores["insertion"] = deletion_insertion(net, xn, target, maps)
-            if masks is not None:
-                scores["pointing"] = pointing(maps, masks[start:start + len(part)])
+            scores = _scores(net, xn, target, maps, wanted, None if masks is None else masks[start:start + len(part)])
             rows += [{"method": method, "metric": metric, "image": int(i), "class": run.classes[int(labels[i])],
                       "value": float(v)} for metric in wanted for i, v in zip(part, scores[metric])]
             maps_shown[method].append(maps[:max(0, EXAMPLES - start)])

@@ -55,10 +55,10 @@ def builtin_conflicts(run: Run, per_class: int) -> ConflictSet:
     data = run.config.data
     if data.name != "cues":
         raise NvError(f"run '{run.dir}' was trained on '{data.name}', not on the built-in 'cues' world; give a folder "
-                      "of cue-conflict images (conflicts, e.g. from nv data stylize)", param="conflicts")
+                      "of cue-conflict images (conflicts, e.g. its validation images stylised)", param="conflicts")
     if list(run.classes) != list(CLASSES):
-        raise NvError(f"run '{run.dir}' was trained on the cues classes {', '.join(run.classes)}; nv bias needs all "
-                      f"of {', '.join(CLASSES)}")
+        raise NvError(f"run '{run.dir}' was trained on the cues classes {', '.join(run.classes)}; the built-in "
+                      f"cue-conflict images need all of {', '.join(CLASSES)}")
     size = int(data.options.get("image_size", CuesOptions.image_size))
     seed = int(data.options.get("seed", CuesOptions.seed))
     rendered = render_conflicts(per_class, size, seed)

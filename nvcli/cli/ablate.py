@@ -71,7 +71,7 @@ class Ablate:
 
             emit(category_summary(result.frame), fmt, title="Per class: every unit of a group of concept categories "
                  "removed")
-        note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
+        self.output.wrote(result, run.dir)
 
 
 def ablate(

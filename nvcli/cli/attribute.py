@@ -10,7 +10,7 @@ from ..analysis.settings import Compute
 from ..errors import NvError
 from ..runs.files import DENSE_HEAD, RUNS_DIR
 from . import options as o
-from .render import Format, emit, note, progress
+from .render import Format, emit, progress
 from .requests import Output, RunSource
 
 PANEL = "Attribution"
@@ -54,7 +54,7 @@ class Attribute:
         emit(wide[list(result.methods)].reset_index(), self.output.fmt,
              title=f"{result.images['image'].nunique()} validation images, maps of the true class: deletion AUC "
              "(lower is better), insertion AUC and pointing (higher is better)")
-        note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
+        self.output.wrote(result, run.dir)
 
 
 def attribute(

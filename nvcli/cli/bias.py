@@ -45,7 +45,7 @@ class Bias:
         note(f"{overall['images']} cue-conflict images ({result.source}); shape bias {overall['shape_bias']:.3f} "
              "(shape / (shape + texture) decisions)")
         emit(result.frame, self.output.fmt, title="Share of decisions following each cue, per class of the shape")
-        note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
+        self.output.wrote(result, run.dir)
 
 
 def bias(

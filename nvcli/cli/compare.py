@@ -11,7 +11,7 @@ from ..analysis.settings import DEFAULT_RANK, Compute, Rank
 from ..errors import NvError
 from ..runs.files import DENSE_HEAD, RUNS_DIR
 from . import options as o
-from .render import Format, emit, note, progress
+from .render import Format, emit, progress
 from .requests import Output, open_run
 
 PANEL = "Comparison"
@@ -60,7 +60,7 @@ class Compare:
         if result.categories is not None and fmt == Format.table:  # csv/json print one document: the layers
             emit(result.categories, fmt, title=f"Share of all classes' {self.rank} per concept category of the units "
                  "(their dissection labels; none: not interpretable)")
-        note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {path}")
+        self.output.wrote(result, path)
 
 
 def compare(

@@ -98,7 +98,7 @@ class Explain:
         emit(result.identity(), self.output.fmt, title=f"Where class '{result.name}' looks: mean over its "
                                                        "validation images (mean logit = bias + map_sum)")
         if self.output.fmt == Format.table:
-            note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
+            self.output.wrote(result, run.dir)
 
 
 def explain(

@@ -92,25 +92,12 @@ def multiview(
     trust_code: o.NewTrustCode = False,
     fmt: o.FormatOpt = Format.table,
 ) -> MultiView:
-    """`nv multiview`'s options as a MultiView request (its help is in app.COMMANDS)."""
+    """`nv multiview`'s options as a MultiView request (its help is in app.COMMANDS; training_request reads the
+    model's, the recipe's and the dataset's options by name)."""
     from ..data.registry import dataset_kind, readable
 
     if not resume and dataset_kind(data) != "views":
         views_data = [e.name for e in readable() if e.kind == "views"]
         raise NvError(f"--data {data} is not multi-view data; use one of {', '.join(views_data)}")
-    def choice() -> ModelChoice:
-        return ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline,
-                           weights=str(weights) if weights else None, freeze_backbone=freeze_backbone,
-                           shared_backbone=shared_backbone)
-
-    recipe = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-                         momentum=momentum, scheduler=scheduler, step_size=step_size, gamma=gamma,
-                         label_smoothing=label_smoothing, seed=seed, amp=amp, workers=workers, device=device,
-                         deterministic=deterministic, threads=threads, head_init_scale=head_init_scale,
-                         head_lr_scale=head_lr_scale, head_weight_decay=head_weight_decay, head_l1=head_l1,
-                         head_warmup=head_warmup)
-    settings = {"data_dir": data_dir, "classes": classes, "image_size": image_size, "on_error": on_error,
-                "views": views}
-    return MultiView(training_request(ctx, choice=choice, data=data, data_settings=settings, data_pairs=data_option,
-                                      recipe=recipe, name=name, runs_dir=runs_dir, force=force, resume=resume, run=run,
-                                      init=init, trust_code=trust_code, fmt=fmt))
+    return MultiView(training_request(ctx, data=data, data_pairs=data_option, name=name, runs_dir=runs_dir,
+                                      force=force, resume=resume, run=run, init=init, trust_code=trust_code, fmt=fmt))

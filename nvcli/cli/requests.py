@@ -68,6 +68,10 @@ class Output:
         if writer_process():
             result.save(run, into=into, force=self.force, figures=self.plot, command=shlex.join(["nv", *sys.argv[1:]]))
 
+    def wrote(self, result: "RunResult", where: Path) -> None:
+        """Say on stderr which files `result` wrote into the folder `where` (its figures only when drawn)."""
+        note(f"wrote {', '.join(result.artifacts(self.plot))} to {where}")
+
 
 def open_run(path: Path | None, runs_dir: Path, *, write: bool = True) -> "Run":
     """The run at `path` (default: the latest in `runs_dir`), named on stderr.

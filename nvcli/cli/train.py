@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Optional
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Optional, TypeVar
 
 import typer
 
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 MODEL_FIELDS = tuple(f.name for f in fields(ModelChoice))
 RECIPE_FIELDS = tuple(f.name for f in fields(TrainConfig))
+# Dataset settings a training command may have as options (None: the dataset's default).
+DATA_SETTINGS = ("data_dir", "classes", "image_size", "on_error", "stylize", "val_fold", "cache_dir", "sample_rate",
+                 "n_mels", "views")
+T = TypeVar("T")
 # Options that say where a run is and how to run it, not what to train: --resume takes any value of them.
 WHERE = ("run", "runs_dir", "trust_code", "device", "workers", "threads", "resume", "fmt", "tensorboard", "log_dir")
 TensorBoard = Annotated[bool, typer.Option("--tensorboard", rich_help_panel=o.OUTPUT, help="Also write each epoch's "
@@ -183,13 +187,20 @@ def _same(name: str, given: Any, recorded: Any) -> bool:
     return bool(given == recorded)
 
 
-def training_request(ctx: typer.Context, *, choice: Callable[[], ModelChoice], data: str,
-                     data_settings: dict[str, Any],
-                     data_pairs: list[str] | None, recipe: TrainConfig, name: str | None, runs_dir: Path, force: bool,
-                     resume: bool, run: Path | None, init: Path | None, trust_code: bool,
+def from_options(kind: type[T], ctx: typer.Context, **values: Any) -> T:
+    """A `kind` (ModelChoice, TrainConfig) of the command's options named as its fields; `values` replace options, and
+    a field the command has no option for keeps its default."""
+    return kind(**{**{f.name: ctx.params[f.name] for f in fields(kind) if f.name in ctx.params}, **values})
+
+
+def training_request(ctx: typer.Context, *, data: str, data_pairs: list[str] | None, name: str | None, runs_dir: Path,
+                     force: bool, resume: bool, run: Path | None, init: Path | None, trust_code: bool,
                      fmt: Format, tensorboard: bool = False, log_dir: Path | None = None) -> Train | Resume:
-    """The request of `nv train` and `nv multiview`: resume a run, or train a new one (the model of `choice()`; a
+    """The request of `nv train` and `nv multiview`: resume a run, or train a new one. The model, the recipe and the
+    dataset settings are the command's options named as ModelChoice's, TrainConfig's and DATA_SETTINGS' fields (a
     resumed run's model is its record, which the model flags given must equal)."""
+    recipe = from_options(TrainConfig, ctx)
+    data_settings = {key: ctx.params[key] for key in DATA_SETTINGS if key in ctx.params}
     given = given_names(ctx)
     if resume:
         spelled = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
@@ -204,7 +215,7 @@ def training_request(ctx: typer.Context, *, choice: Callable[[], ModelChoice], d
                       tensorboard, log_dir)
     if run is not None:
         raise NvError("--run only selects the run to continue with --resume; name a new run with --name")
-    model = choice()
+    model = from_options(ModelChoice, ctx, weights=ctx.params["weights"] or None)
     if model.baseline and init is not None:
         raise NvError("--baseline trains the standard network; it cannot start from an --init run")
     from ..data.registry import data_options
@@ -284,22 +295,8 @@ def train(
     tensorboard: TensorBoard = False,
     log_dir: LogDir = None,
 ) -> Train | Resume:
-    """`nv train`'s options as a Train or Resume request (its help is in app.COMMANDS)."""
-    def choice() -> ModelChoice:
-        return ModelChoice(arch=arch, code=code, reduce=reduce, baseline=baseline,
-                           weights=str(weights) if weights else None, freeze_backbone=freeze_backbone,
-                           shared_backbone=shared_backbone, hidden_size=hidden_size, rnn_layers=rnn_layers,
-                           bidirectional=bidirectional, time_units=time_units)
-
-    recipe = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-                         momentum=momentum, scheduler=scheduler, step_size=step_size, gamma=gamma,
-                         label_smoothing=label_smoothing, seed=seed, amp=amp, workers=workers, device=device,
-                         deterministic=deterministic, threads=threads, head_init_scale=head_init_scale,
-                         head_lr_scale=head_lr_scale, head_weight_decay=head_weight_decay, head_l1=head_l1,
-                         head_warmup=head_warmup)
-    settings = {"data_dir": data_dir, "classes": classes, "image_size": image_size, "on_error": on_error,
-                "stylize": stylize, "val_fold": val_fold, "cache_dir": cache_dir, "sample_rate": sample_rate,
-                "n_mels": n_mels, "views": views}
-    return training_request(ctx, choice=choice, data=data, data_settings=settings, data_pairs=data_option,
-                            recipe=recipe, name=name, runs_dir=runs_dir, force=force, resume=resume, run=run, init=init,
-                            trust_code=trust_code, fmt=fmt, tensorboard=tensorboard, log_dir=log_dir)
+    """`nv train`'s options as a Train or Resume request (its help is in app.COMMANDS; training_request reads the
+    model's, the recipe's and the dataset's options by name)."""
+    return training_request(ctx, data=data, data_pairs=data_option, name=name, runs_dir=runs_dir, force=force,
+                            resume=resume, run=run, init=init, trust_code=trust_code, fmt=fmt, tensorboard=tensorboard,
+                            log_dir=log_dir)

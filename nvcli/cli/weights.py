@@ -48,7 +48,7 @@ class WeightsByTime:
         stats = code_stats(run, trust_code=self.source.trust_code) if needs_codes(self.rank) else None
         result = time_weights(run.name, head, self.rank, stats)
         self.output.save(result, run)
-        note(f"wrote {', '.join(result.artifacts(self.output.plot))} to {run.dir}")
+        self.output.wrote(result, run.dir)
         summary = result.summary
         if self.class_name is not None:
             summary = summary[summary["class"] == self.class_name]

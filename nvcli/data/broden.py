@@ -350,6 +350,15 @@ def write_broden(
         rows.append(row)
     if not rows:
         raise NvError("no images to write")
+    labels = _write_label_tables(out, concepts, numbers, stats, rows)
+    write_csv(out / "index.csv", pd.DataFrame(rows, columns=columns))  # last: a partial set is never readable
+    log.info("wrote a Broden probe set of %d images, %d labels to %s", len(rows), len(labels), out)
+    return out
+
+
+def _write_label_tables(out: Path, concepts: Mapping[str, Sequence[str]], numbers: dict[str, int], stats: Stats,
+                        rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Write label.csv, each category's c_<category>.csv and category.csv of the index `rows`; the label table."""
     labels = _label_table(numbers, stats, list(concepts))
     write_csv(out / "label.csv", labels)
     categories = []
@@ -360,9 +369,7 @@ def write_broden(
                            "last": int(codes["number"].max()) if len(codes) else 0, "count": len(codes),
                            "frequency": sum(bool(row[cat]) for row in rows)})
     write_csv(out / "category.csv", pd.DataFrame(categories, columns=["name", "first", "last", "count", "frequency"]))
-    write_csv(out / "index.csv", pd.DataFrame(rows, columns=columns))  # last: a partial set is never readable
-    log.info("wrote a Broden probe set of %d images, %d labels to %s", len(rows), len(labels), out)
-    return out
+    return labels
 
 
 def _label_numbers(concepts: Mapping[str, Sequence[str]]) -> dict[str, int]:

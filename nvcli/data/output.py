@@ -63,7 +63,7 @@ def dataset_output(out_dir: str | os.PathLike, dataset: str, *, force: bool = Fa
                           "or choose another directory", param=("out", "force"))
         previous = _previous(root)
         if previous is None:
-            raise NvError(f"out '{root}' was not written by nv data make (it has no {MANIFEST}); force only "
+            raise NvError(f"out '{root}' was not written by nv (it has no {MANIFEST}); force only "
                           "replaces what nv wrote, so choose an empty or new directory", param=("out", "force"))
         _remove(root, previous)
     try:

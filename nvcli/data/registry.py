@@ -153,7 +153,7 @@ DATASETS: tuple[Entry, ...] = (
     Entry("shapes", "image", "built-in synthetic images: 9 classes defined by colour, texture or shape (default)",
           "shapes", "ShapesOptions", load="load_shapes", make="make_shapes"),
     Entry("cues", "image", "built-in cue-conflict images: 4 classes, each defined at once by its own shape, texture "
-          "and colour; stylize replaces texture and colour (nv bias)", "cues", "CuesOptions", load="load_cues",
+          "and colour; stylize replaces texture and colour (shape bias)", "cues", "CuesOptions", load="load_cues",
           make="make_cues"),
     Entry("imagefolder", "image", "any ImageFolder tree on disk: DATA_DIR/{train,val}/<class>/<image>",
           "images", "FolderOptions", load="load_imagefolder"),
@@ -166,7 +166,7 @@ DATASETS: tuple[Entry, ...] = (
     Entry("urbansound", "sound", "UrbanSound8K from its directory (metadata/UrbanSound8K.csv, audio/foldK), split by "
           "fold, as log-mel spectrograms", "sound.urbansound", "UrbanSoundOptions", load="load_urbansound"),
     Entry("tones", "sound", "synthetic sounds with known spectral mechanisms (tones, chirps, noise burst, clicks, "
-          "harmonics) as log-mel spectrograms; or read from a directory written by nv data make tones",
+          "harmonics) as log-mel spectrograms; or read back from a directory they were written to",
           "sound.tones", "TonesOptions", load="load_tones", make="make_tones", make_options="TonesMakeOptions"),
     Entry("audiofolder", "sound", "audio clips (WAV, FLAC, OGG, MP3; any rate and length) as log-mel spectrograms, "
           "in one of three layouts, detected: {train,val}/<class>/<clip>, Speech Commands' (<class>/ with "
@@ -180,7 +180,7 @@ DATASETS: tuple[Entry, ...] = (
           "(also .txt / comma or space separated; NaN-padded variable lengths)", "ucr", "UCROptions",
           load="load_ucr"),
     Entry("sequences", "sequence", "built-in series with known temporal mechanisms (a pulse in an early or late "
-          "window, the order of two pulses, a sine throughout); nv data make writes them in the UCR layout",
+          "window, the order of two pulses, a sine throughout); written out in the UCR layout",
           "sequences", "SequencesOptions", load="load_sequences", make="make_sequences",
           make_options="SequencesMakeOptions"),
 )

@@ -226,7 +226,7 @@ class Run:
         """`read(path)` of the run's file `name`, again only when the file has changed since."""
         path = self.path(name)
         if not path.is_file():
-            hint = "; train it first (nv train) or convert (nv convert)" if name == files.MODEL else ""
+            hint = "; train the run first, or convert a network into it" if name == files.MODEL else ""
             raise NvError(f"run '{self.dir}' has no {name}{hint}")
         stat = path.stat()
         version = (stat.st_mtime_ns, stat.st_size)

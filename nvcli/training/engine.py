@@ -144,12 +144,12 @@ class Trainer:
         """Restore model, optimizer, scheduler, scaler, epoch, metrics and RNG state from a checkpoint."""
         if not path.is_file():
             raise NvError(f"cannot resume: '{path}' does not exist (the run never finished an epoch)")
-        state = load_torch(path, f"cannot resume: '{path}' is not a readable checkpoint; it is damaged or was not "
-                                 "written by nv train")
+        state = load_torch(path, f"cannot resume: '{path}' is not a readable checkpoint; it is damaged or is not "
+                                 "a training checkpoint of nv")
         missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
         if missing:
-            raise NvError(f"cannot resume: checkpoint '{path}' lacks {', '.join(missing)}; it was not written by "
-                          "nv train")
+            raise NvError(f"cannot resume: checkpoint '{path}' lacks {', '.join(missing)}; it is not a training "
+                          "checkpoint of nv")
         try:
             epoch, history = int(state["epoch"]), [dict(row) for row in state["history"]]
             if not 0 <= epoch <= self.cfg.epochs or len(history) != epoch:

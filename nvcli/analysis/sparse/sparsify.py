@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from .budget import class_budget
 from .groups import UnitGroups, correlation_groups, greedy_groups
 from .path import PathSettings, SparsePath, class_columns, path_frame
 from .selection import Selection, SparseHead, check_head_name, kept_per_layer, kept_units_per_view
-from .solver import PathResult, Standardizer, elastic_net_path, fit, fold, run_path
+from .solver import PathResult, PathStep, Standardizer, elastic_net_path, fit, fold, run_path
 from .streaming import MAX_EPOCHS, StreamProblem, correlations, store_standardizer
 
 # + one `units:<class>` column per class (class_columns)
@@ -227,6 +227,32 @@ def _kept_record(head: Head, cls: str) -> list[dict[str, Any]]:
             for u, lay, w, s in zip(kept["unit"], labels, kept["weight"], kept["group_size"])]
 
 
+class _Pick(NamedTuple):
+    """The step a rule picks on the path and the head it starts from (standardised weights, bias, support)."""
+
+    index: int
+    entered: list[int] | None  # units_per_class: per class, the step at which its last kept unit entered
+    step: PathStep
+    weight: Tensor
+    bias: Tensor
+    support: Tensor
+
+
+def _pick(fitted: FittedPath, selection: Selection) -> _Pick:
+    """With `units_per_class` K: the last step read by the class budgets (budget.py), refitted at its λ with each
+    class held to its support; with `max_drop`: the sparsest step with units within the drop, as fitted."""
+    path, dev = fitted.path, fitted.codes.device
+    if selection.units_per_class is not None:
+        budget = class_budget(path, selection.units_per_class)
+        chosen, support = path.steps[budget.step], budget.support.to(dev)
+        W, b, _, _ = _refit(fitted, chosen.weight().to(dev), chosen.bias.to(dev), chosen.lam, support)
+        return _Pick(budget.step, budget.entered, chosen, W, b, support)
+    index = selection.choose(path, fitted.dense["val_acc"])
+    chosen = path.steps[index]
+    W = chosen.weight().to(dev)
+    return _Pick(index, None, chosen, W, chosen.bias.to(dev), W != 0)
+
+
 def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(), *,
                 finetune: bool = False) -> SparseHead:
     """The sparse head a rule picks on a fitted path, as an ordinary `W z + b` over the run's codes.
@@ -248,18 +274,8 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
     check_head_name(name)
     run, path, codes = fitted.run, fitted.path, fitted.codes
     dev = codes.device
-    if selection.units_per_class is not None:
-        budget = class_budget(path, selection.units_per_class)
-        index, entered = budget.step, budget.entered
-        chosen = path.steps[index]
-        support = budget.support.to(dev)
-        W_std, b_std, _, _ = _refit(fitted, chosen.weight().to(dev), chosen.bias.to(dev), chosen.lam, support)
-        finetune = True
-    else:
-        index, entered = selection.choose(path, fitted.dense["val_acc"]), None
-        chosen = path.steps[index]
-        W_std, b_std = chosen.weight().to(dev), chosen.bias.to(dev)
-        support = W_std != 0
+    index, entered, chosen, W_std, b_std, support = _pick(fitted, selection)
+    finetune = finetune or selection.units_per_class is not None  # class budgets come from different steps' λ
     rows, refit = [fitted.dense], None
     if finetune:
         rows.append(_row(f"{name} (penalised)", *_unit_head(fitted, W_std, b_std), codes, run.classes))

@@ -20,7 +20,7 @@ from ...fs.atomic import write_json
 from ...fs.paths import listed_path
 from ..registry import DataBundle, select_classes
 from .cache import SpectrogramFiles, cache_entry, cache_root
-from .spectrogram import CACHE_VERSION, mean_std, reason
+from .spectrogram import CACHE_VERSION, SpecParams, mean_std, reason
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,34 @@ def _probe(path: Path) -> str | None:
     return None
 
 
+def _decodable(root: Path, paths: list[Path], targets: list[int], chosen: list[int], cache: Path,
+               params: SpecParams, problems: dict[str, str]) -> tuple[list[str], list[int]]:
+    """The paths and targets of the `chosen` clips that look decodable; why each other cannot be decoded goes into
+    `problems` (by its path under `root`)."""
+    kept_paths, kept_targets = [], []
+    for i in chosen:
+        path = paths[i]
+        # A cached clip was decoded before, so only uncached ones need their header checked.
+        cached = path.is_file() and cache_entry(cache, str(path), params).is_file()
+        problem = None if cached else _probe(path)
+        if problem:
+            problems[path.relative_to(root).as_posix()] = problem
+        else:
+            kept_paths.append(str(path))
+            kept_targets.append(targets[i])
+    return kept_paths, kept_targets
+
+
+def _undecodable(name: str, root: Path, problems: dict[str, str], on_error: str) -> None:
+    """Refuse the undecodable clips of dataset `name` (on_error fail), or log that they are skipped."""
+    listed = "; ".join(f"{p}: {r}" for p, r in list(problems.items())[:3])
+    more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+    if on_error == "fail":
+        raise NvError(f"cannot decode {len(problems)} audio file(s) under {root}: {listed}{more} "
+                      f"(fix or remove them, or pass on_error skip)", param="on_error")
+    log.warning("%s: skipped %d undecodable audio file(s) (on_error=skip): %s%s", name, len(problems), listed, more)
+
+
 def load_clips(
     name: str,
     root: Path,
@@ -153,29 +181,12 @@ def load_clips(
     if not params_json.is_file():
         write_json(params_json, {**asdict(params), "version": CACHE_VERSION})
 
-    datasets: dict[str, SpectrogramFiles] = {}
     problems: dict[str, str] = {}
-    for split, (paths, targets) in splits.items():
-        kept_paths, kept_targets = [], []
-        for i in balanced(targets, limit, seed):
-            path = paths[i]
-            # A cached clip was decoded before, so only uncached ones need their header checked.
-            cached = path.is_file() and cache_entry(cache, str(path), params).is_file()
-            problem = None if cached else _probe(path)
-            if problem:
-                problems[path.relative_to(root).as_posix()] = problem
-            else:
-                kept_paths.append(str(path))
-                kept_targets.append(targets[i])
-        datasets[split] = SpectrogramFiles(kept_paths, kept_targets, params, cache, options.image_size)
+    datasets = {split: SpectrogramFiles(*_decodable(root, paths, targets, balanced(targets, limit, seed), cache,
+                                                    params, problems), params, cache, options.image_size)
+                for split, (paths, targets) in splits.items()}
     if problems:
-        listed = "; ".join(f"{p}: {r}" for p, r in list(problems.items())[:3])
-        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
-        if options.on_error == "fail":
-            raise NvError(f"cannot decode {len(problems)} audio file(s) under {root}: {listed}{more} "
-                          f"(fix or remove them, or pass on_error skip)", param="on_error")
-        log.warning("%s: skipped %d undecodable audio file(s) (on_error=skip): %s%s",
-                    name, len(problems), listed, more)
+        _undecodable(name, root, problems, options.on_error)
     for split, ds in datasets.items():
         if len(ds) == 0:
             given = {**options.to_dict(), **info}
