@@ -27,6 +27,8 @@ from .analysis.settings import AblationOptions, Compute, DissectOptions
 from .analysis.sparse.selection import SparseHead
 from .analysis.weights import DEFAULT_TOP, ClassWeights, HeadSummary
 from .analysis.weights import weights as head_weights
+from .analysis.where import WhereExplanation
+from .analysis.where import where as where_maps
 from .data.registry import DataBundle
 from .errors import NvError
 from .models.spec import ModelChoice
@@ -225,6 +227,29 @@ def explain(model: nn.Module, x: Tensor, *, target: str | None = None, head: Hea
     """
     chosen = _head(model, head, classes)
     return _stamped(explain_input(_headed(model, chosen), chosen, x, target=target, top=top), model)
+
+
+def where(model: nn.Module, x: Tensor, *, target: str | None = None, head: HeadLike = None,
+          classes: Sequence[str] | None = None, name: str = "input") -> WhereExplanation:
+    """Exactly where in one input a decision rests: per layer, a map over the input that adds up, with the others, to
+    the class's logit minus its bias (docs/where.md).
+
+    Args:
+        model: a NeuroView model of images or spectrograms (or a multi-view one).
+        x: one input in pixel space ([C, H, W]; multi-view [V, C, H, W]).
+        target: the class whose logit to map (default the predicted one).
+        head: another head over its units; default the model's own.
+        classes: class names in label order (default 0..C-1).
+        name: what the input is called in file names (where_<name>.npy).
+
+    Returns:
+        A `WhereExplanation`: `maps` (`maps.maps[0, 0]`: [layers, H, W]), `identity()` (logit, bias, map_sum),
+        `to_frame()` (each layer's total).
+    """
+    chosen = _head(model, head, classes)
+    wanted = None if target is None else [chosen.class_index(target)]
+    maps = where_maps(_headed(model, chosen), chosen, x.unsqueeze(0), wanted)
+    return _stamped(WhereExplanation(maps, x.cpu(), name, name, chosen.name, tuple(chosen.classes)), model)
 
 
 def dissect(model: nn.Module, probe: str | Path, *, head: HeadLike = None, classes: Sequence[str] | None = None,
