@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -88,3 +90,42 @@ def nv(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Callab
         return Result(code, captured.out, captured.err)
 
     return call
+
+
+# Names a user may give (a class, a run directory): markup, an event handler, quotes and an ampersand.
+HOSTILE_CLASS = "<script>alert(1)</script>&\"'"
+HOSTILE_RUN = "<img src=x onerror=alert(1)>&\"'"
+# Each name escaped whole (either spelling of the quotes): what every raw 'alert(1)' of a page must lie in.
+ESCAPED = re.compile(r"&lt;(script&gt;alert\(1\)&lt;/script|img src=x onerror=alert\(1\))&gt;"
+                     r"&amp;(&#34;|&quot;)(&#39;|&#x27;)")
+
+
+class _Elements(HTMLParser):
+    """A page as a browser reads it: its elements (tag, attributes, entities decoded) and its text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def shown_as_text(html: str, *names: str) -> list[tuple[str, dict[str, str | None]]]:
+    """Assert that the hostile `names` are only text in `html` (no script, no event handler, each name whole in the
+    text, every 'alert(1)' inside a name escaped whole); return the page's elements for further checks."""
+    page = _Elements()
+    page.feed(html)
+    assert not [tag for tag, _ in page.elements if tag == "script"]
+    assert not [(tag, a) for tag, attrs in page.elements for a in attrs if a.startswith("on")]
+    assert all(attrs.get("src", "").startswith("data:image/png;base64,") for tag, attrs in page.elements
+               if tag == "img")
+    text = "".join(page.text)
+    for name in names:
+        assert name in text, name
+    assert html.count("alert(1)") == len(ESCAPED.findall(html))
+    return page.elements

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import trained_copy
+from conftest import HOSTILE_CLASS, HOSTILE_RUN, shown_as_text, trained_copy
 
 from nvcli.analysis.evaluate import evaluate
 from nvcli.analysis.head import read_head
@@ -85,9 +85,6 @@ def test_the_notebook_runs_and_shows_tables_and_figures(tmp_path: Path, monkeypa
     assert "data:image/png;base64," in shown["explanation"]
 
 
-SCRIPT = "<script>alert(1)</script>"
-
-
 def _renamed(run: Run, old: str, new: str) -> Run:
     """`run` with class `old` renamed to `new` in config.json (the weights stay; only the name changes)."""
     path = run.dir / files.CONFIG
@@ -98,16 +95,16 @@ def _renamed(run: Run, old: str, new: str) -> Run:
 
 
 def test_html_escapes_every_text_and_marks_stale_results(shapes_runs: dict[str, Run], tmp_path: Path) -> None:
-    run = trained_copy(shapes_runs, tmp_path / "nv")
+    run = trained_copy(shapes_runs, tmp_path / HOSTILE_RUN)
     evaluate(run, compute=Compute(device="cpu")).save(run)  # before the rename: made from the old config
-    run = _renamed(run, run.classes[0], SCRIPT)
-    per_class, summary = weights(run.name, read_head(run), [SCRIPT])
+    run = _renamed(run, run.classes[0], HOSTILE_CLASS)
+    per_class, summary = weights(run.name, read_head(run), [HOSTILE_CLASS])
     per_class[0].save(run)
     pages = [per_class[0]._repr_html_(), summary._repr_html_(), run._repr_html_()]
-    for html in pages:
-        assert SCRIPT not in html and "<script" not in html
-    for html in pages[1:]:  # the class similarity table and the run's configuration name the class
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    shown_as_text(pages[0])
+    shown_as_text(pages[1], HOSTILE_CLASS)  # the class similarity table names the class
+    shown_as_text(pages[2], HOSTILE_CLASS, HOSTILE_RUN)  # the run's heading, folder and configuration
+    assert all(type(html) is str for html in pages)  # what Jupyter takes, as before
     assert 'data-stale="eval"' in pages[2] and "<td>stale</td>" in pages[2]  # eval.csv predates the new classes
     assert "weights/" in pages[2] and "<td>current</td>" in pages[2]
-    assert not list(tmp_path.glob("nv/.nv-staging-*"))  # showing a result wrote nothing into the run
+    assert not list(run.dir.glob(".nv-staging-*"))  # showing a result wrote nothing into the run

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import HOSTILE_CLASS, HOSTILE_RUN, shown_as_text
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -125,7 +126,7 @@ def test_report_embeds_every_figure_with_its_caption_and_command(full_run: Run, 
     files = {(full_run.dir / name).read_bytes() for name in pngs + ["metrics.png"]}
     assert set(embedded) == files  # each figure embedded exactly as the run holds it
     for entry in manifest.values():
-        assert f"regenerate with: {html.escape(entry['command'])}" in page
+        assert f"regenerate with: {entry['command']}" in html.unescape(page)
     assert "per_class.csv: Accuracy per class" in page  # key tables shown open, with what they hold
     assert "drew" not in result.err  # nothing was missing
 
@@ -178,6 +179,30 @@ def test_result_kinds_the_report_does_not_know_still_get_a_section(full_run: Run
     assert "Unit ablation" in ablation and "ablation.png</span>: Per class, its accuracy" in ablation
     assert (run.dir / "ablation.png").read_bytes() in _images(ablation)
     assert "regenerate with: nv ablate --run x" in ablation and "units_removed" in ablation
+
+
+def test_hostile_names_are_text_everywhere_on_the_page(full_run: Run, nv, tmp_path: Path) -> None:
+    run = _copy(full_run, tmp_path / "runs")
+    run = load_run(run.dir.rename(run.dir.parent / HOSTILE_RUN))
+    config = json.loads((run.dir / "config.json").read_text())
+    config["data"]["classes"][0] = HOSTILE_CLASS  # the results made from the data are stale now: marked, with why
+    (run.dir / "config.json").write_text(json.dumps(config))
+    run = load_run(run.dir)
+    per_class, _ = weights(run.name, read_head(run), [HOSTILE_CLASS])
+    per_class[0].save(run.dir, command=f"nv weights --class '{HOSTILE_CLASS}'")
+    frame = pd.DataFrame({HOSTILE_CLASS: [HOSTILE_RUN, "0.5"]})  # a table's header and cells
+    save_files(run.dir, f"mystery/{HOSTILE_CLASS}", {}, {"mystery.csv": table(frame)}, command=HOSTILE_CLASS,
+               made_from=provenance.made_from(run))
+    with open(run.dir / "model.pt", "ab") as f:  # every result is stale: each mark names its key and command
+        f.write(b"\0")
+    other = _copy(full_run, tmp_path / "other", trained_only=True)
+    for runs in ([run.dir], [run.dir, other.dir]):
+        args = [a for r in runs for a in ("--run", r)]
+        assert nv("report", *args, "--out", tmp_path / "page.html").code == 0
+        page = (tmp_path / "page.html").read_text()
+        elements = shown_as_text(page, HOSTILE_CLASS, HOSTILE_RUN)
+        marks = [attrs["data-stale"] for tag, attrs in elements if "data-stale" in attrs]
+        assert f"mystery/{HOSTILE_CLASS}" in marks and len(marks) == len(read_manifest(run.dir)), marks
 
 
 def test_several_runs_side_by_side(shapes_runs: dict[str, Run], nv, tmp_path: Path) -> None:

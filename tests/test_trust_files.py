@@ -94,6 +94,20 @@ def test_locks_are_reentrant_and_a_reused_pid_is_not_an_owner(tmp_path: Path) ->
         assert not pid_alive(me.pid, str(int(me.started) + 1))
 
 
+def test_the_end_of_a_command_gives_up_every_hold_of_its_locks(tmp_path: Path) -> None:
+    lock.acquire(tmp_path, "nv eval")
+    lock.acquire(tmp_path)  # the command saves a result into its run: a second hold
+    lock.release_all()  # the command ends (the CLI, or atexit), however many holds are open
+    assert not (tmp_path / ".nv-lock").exists()
+    proc = holder(tmp_path)  # another process takes the run at once
+    try:
+        lock.release(tmp_path)  # a late release of a hold given up already changes nothing
+        assert json.loads((tmp_path / ".nv-lock").read_text())["pid"] == proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_scratch_directories_of_killed_processes_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
 

@@ -1,8 +1,8 @@
 """What a user installing nv from a package index gets: the wheel built from this tree, installed on its own.
 
 The wheel goes into a fresh environment that borrows this one's packages (torch and the rest) through a path
-entry, never its nv: `nv --version` must match pyproject's version, and one epoch of training must run from a
-folder outside the source tree.
+entry, never its nv: `nv --version` must match pyproject's version, and one epoch of training and its report page
+must run from a folder outside the source tree.
 """
 from __future__ import annotations
 
@@ -74,3 +74,6 @@ def test_the_installed_wheel_reports_its_version_and_trains(installed: Path, tmp
                   "-f", "csv", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert (tmp_path / "runs" / "w" / "model.pt").is_file() and "val_acc" in trained.stdout
+    report = _nv(installed, "report", "--run", "runs/w", cwd=tmp_path)  # its HTML templates are in the wheel
+    assert report.returncode == 0, report.stderr
+    assert '<section id="training">' in (tmp_path / "runs" / "w" / "report.html").read_text()

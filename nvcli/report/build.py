@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
 
+from markupsafe import Markup
+
 from .. import __version__
 from ..errors import NvError
 from ..fs import access
@@ -92,22 +94,22 @@ def by_kind(run: Run) -> dict[str, list[tuple[Source, Recorded]]]:
 
 
 # -- the run's tables and figures -------------------------------------------------------------------------------
-def _csv_block(folder: Path, name: str, ctx: Context) -> str:
+def _csv_block(folder: Path, name: str, ctx: Context) -> Markup:
     """A saved table: shown open (key tables), folded away (short ones) or linked with its size (long ones)."""
     path = access.inside(folder, name)
     about = caption(name)
     header, rows = page.read_csv(folder, name) if path.stat().st_size <= PARSE_BYTES else ([], [])
     count = len(rows) if header else max(access.read_bytes(folder, name).count(b"\n") - 1, 0)
     if not header or count > INLINE_ROWS:
-        return page.files_line(f"{page.link(ctx.href(path), path.name)} ({count} rows): {page.esc(about.text)}")
+        return page.linked_table(page.link(ctx.href(path), path.name), count, about.text)
     label = path.name + (f": {about.text}" if about.text else "")
     body = page.table(header, rows)
     if about.shown:
-        return page.files_line(page.esc(label)) + body
-    return f"<details><summary>{page.esc(label)} ({count} rows)</summary>{body}</details>"
+        return page.files_line(label) + body
+    return page.folded(f"{label} ({count} rows)", body)
 
 
-def _json_block(folder: Path, name: str, ctx: Context) -> str:
+def _json_block(folder: Path, name: str, ctx: Context) -> Markup:
     """A saved JSON record as a table of its values (a link when it is not an object)."""
     try:
         record = json.loads(access.read_text(folder, name))
@@ -137,7 +139,7 @@ def _draw_missing(source: Source, entry: Recorded, ctx: Context) -> dict[str, by
     return drawn
 
 
-def entry_html(source: Source, entry: Recorded, ctx: Context) -> str:
+def entry_html(source: Source, entry: Recorded, ctx: Context) -> Markup:
     """One result: its figures (each with how to read it and the command that remakes it), then its tables."""
     drawn = _draw_missing(source, entry, ctx)
     figures, tables, missing = [], [], []
@@ -162,18 +164,18 @@ def entry_html(source: Source, entry: Recorded, ctx: Context) -> str:
     if missing:
         tables.append(page.note(f"listed in results.json but missing: {', '.join(missing)}"))
     mark = page.stale(entry.key, entry.stale, entry.command) if entry.stale else ""
-    return mark + _sparse_head(source, entry) + f'<div class="grid">{"".join(figures)}</div>' + "".join(tables)
+    return page.join([mark, _sparse_head(source, entry), page.grid(figures), *tables])
 
 
-def _sparse_head(source: Source, entry: Recorded) -> str:
+def _sparse_head(source: Source, entry: Recorded) -> Markup:
     """A sparse head (kind `head`): its path plot beside a table per class ('' for other kinds)."""
     if entry.kind != "head":
-        return ""
+        return Markup()
     from .sparse import head_html
 
     name = files.SPARSE_PATH_PNG.name()
     shown = (page.figure(access.read_bytes(source.dir, name), name, caption(name).text, entry.command)
-             if access.is_file(source.dir, name) else "")
+             if access.is_file(source.dir, name) else Markup())
     return head_html(source.dir, entry.key.partition("/")[2], shown)
 
 
@@ -231,7 +233,7 @@ def config_groups(run: Run) -> list[tuple[str, list[tuple[str, str]]]]:
     return [("Architecture and codes", model), ("Data", data_pairs), ("Recipe", recipe), ("Versions", versions)]
 
 
-def training_html(run: Run, ctx: Context) -> str:
+def training_html(run: Run, ctx: Context) -> Markup:
     """metrics.png (drawn from metrics.csv when the run has none) and the last epoch's numbers."""
     header, rows = _metrics(run)
     if not rows:
@@ -338,45 +340,44 @@ def default_path(runs: Sequence[Run]) -> Path:
     return files.REPORT_SIDE_BY_SIDE.path(runs[0].dir, others="_".join(r.name for r in runs[1:]))
 
 
-def _overview(runs: Sequence[Run]) -> tuple[str, str]:
+def _overview(runs: Sequence[Run]) -> tuple[Markup, Markup]:
     """The page's title block, and the overview section: one Table 1 row per run."""
     rows = [summary(r) for r in runs]
     names = ", ".join(r.name for r in runs)
     where = "; ".join(str(r.dir) for r in runs)
-    title = (f"<h1>nv report: {page.esc(names)}</h1>"
-             f'<div class="meta">{page.esc(where)} · made {time.strftime("%Y-%m-%d %H:%M")} by nv {__version__}</div>')
+    title = page.title(names, where, time.strftime("%Y-%m-%d %H:%M"), __version__)
     return title, page.section("overview", "Overview", "Validation accuracy from eval.csv (nv eval) where saved, "
                                "else after the last epoch.",
                                page.table(list(rows[0]), [list(r.values()) for r in rows]))
 
 
-def _single(run: Run, ctx: Context) -> list[tuple[str, str, str]]:
-    config = "".join(f"<div><h3>{page.esc(t)}</h3>{page.key_values(pairs)}</div>" for t, pairs in config_groups(run))
+def _single(run: Run, ctx: Context) -> list[tuple[str, str, Markup]]:
+    groups = [page.heading(title) + page.key_values(pairs) for title, pairs in config_groups(run)]
+    config = page.grid(groups, "four", boxed=True)
     out = [("config", "Configuration", page.section("config", "Configuration", "Every setting that made the run "
-                                                    "(config.json).", f'<div class="grid four">{config}</div>')),
+                                                    "(config.json).", config)),
            ("training", "Training", page.section("training", "Training curves", "", training_html(run, ctx)))]
     for name, items in by_kind(run).items():
         kind = kind_of(name)
         blocks = []
         for source, entry in items:
             title = " · ".join(filter(None, (source.name, entry.title if len(items) > 1 else "")))
-            blocks.append((f"<h3>{page.esc(title)}</h3>" if title else "") + entry_html(source, entry, ctx))
+            blocks.append((page.heading(title) if title else "") + entry_html(source, entry, ctx))
         two_up = kind.two_up and len(items) > 1
-        cells = "".join(f"<div>{b}</div>" for b in blocks)
-        body = f'<div class="grid two">{cells}</div>' if two_up else "".join(blocks)
+        body = page.grid(blocks, "two", boxed=True) if two_up else page.join(blocks)
         out.append((name, kind.title, page.section(name, kind.title, kind.about, body)))
     return out
 
 
-def _side_by_side(runs: Sequence[Run], ctx: Context) -> list[tuple[str, str, str]]:
+def _side_by_side(runs: Sequence[Run], ctx: Context) -> list[tuple[str, str, Markup]]:
     heads = [r.name for r in runs]
     flat = [dict(pair for _, pairs in config_groups(r) for pair in pairs) for r in runs]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     differ = [[k] + [f.get(k, "-") for f in flat] for k in keys
               if k != "created" and len({f.get(k, "-") for f in flat}) > 1]
-    config = (page.table(["setting", *heads], differ) if differ else "<p>All settings agree.</p>") + (
-        "<details><summary>every setting</summary>"
-        + page.table(["setting", *heads], [[k] + [f.get(k, "-") for f in flat] for k in keys]) + "</details>")
+    every = page.table(["setting", *heads], [[k] + [f.get(k, "-") for f in flat] for k in keys])
+    config = (page.table(["setting", *heads], differ) if differ else page.paragraph("All settings agree.")) + (
+        page.folded("every setting", every))
     out = [("config", "Configuration", page.section("config", "Configuration", "Settings that differ between the "
                                                     "runs (config.json).", config)),
            ("training", "Training", page.section("training", "Training curves", "",
@@ -391,11 +392,9 @@ def _side_by_side(runs: Sequence[Run], ctx: Context) -> list[tuple[str, str, str
             for source, entry in group.get(name, []):
                 cells = slots.setdefault((source.name, entry.key), [""] * len(runs))
                 cells[i] = entry_html(source, entry, ctx)
-        body = ""
-        for (folder, key), cells in slots.items():
-            title = " · ".join(filter(None, (folder, key)))
-            body += f"<h3>{page.esc(title)}</h3>" + page.columns(
-                heads, [c or page.absent("not in this run") for c in cells])
+        body = page.join(page.heading(" · ".join(filter(None, (folder, key))))
+                         + page.columns(heads, [c or page.absent("not in this run") for c in cells])
+                         for (folder, key), cells in slots.items())
         out.append((name, kind.title, page.section(name, kind.title, kind.about, body)))
     return out
 

@@ -1,13 +1,16 @@
 """Runs and results shown in Jupyter: the HTML behind `Run._repr_html_` and `RunResult._repr_html_`.
 
-The pieces are nv report's (`report.page`: every text escaped, figures embedded as PNG data, no script); a result's
-files are written into a scratch folder, never into a run, so showing a result saves nothing.
+The pieces are nv report's (`report.page`: every text escaped, figures embedded as PNG data, no script), framed by
+templates/notebook.html; a result's files are written into a scratch folder, never into a run, so showing a result
+saves nothing.
 """
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from markupsafe import Markup
 
 from ..errors import NvError
 from ..fs import access
@@ -21,27 +24,19 @@ if TYPE_CHECKING:
     from ..runs.run import Run
 
 ROWS = 15  # rows of a table shown in a notebook; the rest are counted
-# Only what a notebook lacks, scoped to nv's blocks: Jupyter styles tables itself, and the report's page CSS would
-# restyle the whole notebook.
-CSS = """<style>
-.nv-notebook figure{margin:6px 0 12px}.nv-notebook figure img{max-width:100%;height:auto;border:1px solid #eee}
-.nv-notebook figcaption,.nv-notebook .files{font-size:12px;color:#444}
-.nv-notebook .note{color:#8a5a00;font-size:12px}
-.nv-notebook .stale{border:2px solid #b00020;background:#fff0f0;color:#b00020;padding:4px 8px;margin:6px 0}
-.nv-notebook td.num{text-align:right;font-variant-numeric:tabular-nums}
-</style>"""
+NOTEBOOK = page.TEMPLATES.get_template("notebook.html").module
 
 
-def _block(title: str, body: str) -> str:
-    """nv's HTML with its heading (plain text) and the notebook's small style sheet."""
-    return f'{CSS}<div class="nv-notebook"><h3>{page.esc(title)}</h3>{body}</div>'
+def _block(title: str, body: Markup) -> str:
+    """nv's HTML with its heading and the notebook's small style sheet (plain `str`, as Jupyter takes it)."""
+    return str(NOTEBOOK.block(title, body))
 
 
-def csv_html(folder: Path, name: str, rows: int = ROWS) -> str:
+def csv_html(folder: Path, name: str, rows: int = ROWS) -> Markup:
     """The CSV file `name` in `folder` as a table of its first `rows` rows, then a line counting the others."""
     header, body = page.read_csv(folder, name)
     about = caption(name).text
-    shown = page.files_line(page.esc(name + (f": {about}" if about else "")))
+    shown = page.files_line(name + (f": {about}" if about else ""))
     if not header:
         return shown + page.note("an empty table")
     more = len(body) - rows
@@ -62,11 +57,11 @@ def result_html(result: "RunResult") -> str:
             elif name.endswith(".csv"):
                 tables.append(csv_html(folder, name))
             else:
-                tables.append(page.files_line(page.esc(name)))
-    return _block(f"{type(result).__name__}: {result.key()}", "".join(figures) + "".join(tables))
+                tables.append(page.files_line(name))
+    return _block(f"{type(result).__name__}: {result.key()}", page.join(figures + tables))
 
 
-def saved_html(run: "Run") -> str:
+def saved_html(run: "Run") -> Markup:
     """The results saved in the run (and in its result folders): key, files, and a stale mark with the reasons and
     the command that makes it again where it no longer describes the run, as nv report marks it."""
     try:
@@ -77,7 +72,7 @@ def saved_html(run: "Run") -> str:
         return page.absent("no results saved yet")
     rows = [[folder or ".", entry.key, ", ".join(entry.files), "stale" if entry.stale else "current"]
             for folder, entry in found]
-    marks = "".join(page.stale(entry.key, entry.stale, entry.command) for _, entry in found if entry.stale)
+    marks = page.join(page.stale(entry.key, entry.stale, entry.command) for _, entry in found if entry.stale)
     return page.table(["folder", "result", "files", "state"], rows) + marks
 
 
@@ -86,8 +81,7 @@ def run_html(run: "Run") -> str:
     row = summary(run)
     curves = (page.figure(access.read_bytes(run.dir, files.METRICS_PNG), files.METRICS_PNG,
                           caption(files.METRICS_PNG).text, None) if access.is_file(run.dir, files.METRICS_PNG) else "")
-    config = "".join(f"<details><summary>{page.esc(title)}</summary>{page.key_values(pairs)}</details>"
-                     for title, pairs in config_groups(run))
-    body = (page.files_line(page.esc(str(run.dir))) + page.table(list(row), [list(row.values())]) + curves
-            + "<h4>Configuration</h4>" + config + "<h4>Saved results</h4>" + saved_html(run))
+    config = page.join(page.folded(title, page.key_values(pairs)) for title, pairs in config_groups(run))
+    body = NOTEBOOK.run(page.files_line(str(run.dir)), page.table(list(row), [list(row.values())]), curves, config,
+                        saved_html(run))
     return _block(f"Run {run.name}", body)

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
 from ..fs import access
 from ..runs import files
 from . import page
@@ -36,7 +38,7 @@ def _record(run_dir: Path, name: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and isinstance(record.get("per_class"), list) else None
 
 
-def _class_table(row: dict[str, Any], concepts: dict[str, str]) -> str:
+def _class_table(row: dict[str, Any], concepts: dict[str, str]) -> Markup:
     """One class: its accuracy with this head and the dense one, and a row per kept unit."""
     kept = [k for k in row.get("kept") or [] if isinstance(k, dict)]
     title = (f"{row.get('class')}: {len(kept)} units, accuracy {float(row.get('val_acc', float('nan'))):.3f} "
@@ -44,15 +46,15 @@ def _class_table(row: dict[str, Any], concepts: dict[str, str]) -> str:
     body = page.table(["unit", "layer", "concept", "weight", "group size"],
                       [[str(k.get("unit")), str(k.get("layer")), concepts.get(str(k.get("unit")), "-"),
                         str(k.get("weight")), str(k.get("group_size"))] for k in kept])
-    return page.files_line(page.esc(title)) + body
+    return page.files_line(title) + body
 
 
-def head_html(run_dir: Path, name: str, path_figure: str) -> str:
+def head_html(run_dir: Path, name: str, path_figure: Markup) -> Markup:
     """Sparse head `name` of the run in `run_dir`: `path_figure` (the path plot's HTML) and its rule and accuracy on
     the left, a table per class on the right ('' when its record has no per-class units)."""
     record = _record(run_dir, name)
     if record is None:
-        return ""
+        return Markup()
     concepts = _concepts(run_dir, name)
     facts = [("rule", json.dumps(record.get("rule"))), ("units per class (max, mean)",
                                                            f"{record.get('units_per_class_max')}, "
@@ -61,6 +63,5 @@ def head_html(run_dir: Path, name: str, path_figure: str) -> str:
                                              f"({float(record.get('dense_val_acc', 0)):.3f})"),
              ("worst class", f"{float(record.get('val_acc_min', float('nan'))):.3f}"),
              ("groups of near-copies", f"{record.get('groups')} (|corr| >= {record.get('group_corr')})")]
-    tables = "".join(_class_table(row, concepts) for row in record["per_class"] if isinstance(row, dict))
-    left = path_figure + page.key_values(facts)
-    return f'<div class="grid two"><div>{left}</div><div>{tables}</div></div>'
+    tables = page.join(_class_table(row, concepts) for row in record["per_class"] if isinstance(row, dict))
+    return page.grid([path_figure + page.key_values(facts), tables], "two", boxed=True)

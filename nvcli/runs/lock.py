@@ -7,6 +7,8 @@ is unavailable (some network file systems) a lock is stale when its owner's pid 
 Locks are reentrant within a process (a command that holds its run's lock may save results into it),
 and under torchrun only rank 0 writes, so only rank 0 locks. Scratch directories are owned the same
 way: named by their process, removed when it ends, and cleaned up by the next one if it was killed.
+Not the `filelock` package: it names no holder, keeps its file, and changes behaviour between the versions
+requirements.lock pins (docs/run-directory.md says what it lacks).
 """
 from __future__ import annotations
 
@@ -64,6 +66,11 @@ class Owner:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def write(self, fd: int) -> None:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(self.__dict__).encode())
+
     def alive(self) -> bool:
         """Whether the owner may still run: always on another host, where its pid cannot be checked."""
         return self.host != socket.gethostname() or pid_alive(self.pid, self.started)
@@ -80,20 +87,18 @@ def _flock(fd: int) -> bool | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
     except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            return False
-        return None
+        return False if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK) else None
 
 
 def _open(path: Path, run_dir: Path) -> int:
-    # O_NOFOLLOW: a lock file planted as a link to another file must not get that file truncated.
+    """The lock file, opened (created if missing) without following a link or opening a FIFO, device or socket."""
     try:
         what = odd_kind(os.lstat(path).st_mode)
     except OSError:
         what = None
     if what is not None and what != "a symbolic link":  # a FIFO would block the read of its owner
         raise NvError(f"'{path}' is {what}, not an nv lock; remove it (nv never opens it)")
-    try:
+    try:  # O_NOFOLLOW: a lock file planted as a link to another file must not get that file truncated
         return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
@@ -102,10 +107,24 @@ def _open(path: Path, run_dir: Path) -> int:
                       "into the run directory, so it must be writable)") from exc
 
 
-def _refuse(run_dir: Path, owner: Owner | None, path: Path) -> NvError:
-    who = str(owner) if owner else "another process"
-    return NvError(f"run '{run_dir}' is being written by another nv process: {who}; wait for it to end or stop it "
-                   f"(if that process is gone, delete '{path}')")
+def _take(run_dir: Path) -> int:
+    """The lock file of `run_dir`, opened and owned by this process, or NvError naming the process that owns it."""
+    path = run_dir / LOCK
+    while True:
+        fd = _open(path, run_dir)
+        taken = _flock(fd)
+        owner = Owner.read(fd)
+        if taken is False or (taken is None and owner is not None and owner.pid != os.getpid() and owner.alive()):
+            os.close(fd)
+            who = str(owner) if owner else "another process"
+            raise NvError(f"run '{run_dir}' is being written by another nv process: {who}; wait for it to end or "
+                          f"stop it (if that process is gone, delete '{path}')")
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous owner removed the file while we opened it: lock the new one
 
 
 def writer_process() -> bool:
@@ -122,41 +141,18 @@ def acquire(run_dir: str | os.PathLike, command: str | None = None) -> None:
         fd, depth = _held[key]
         _held[key] = (fd, depth + 1)
         return
-    path = key / LOCK
-    while True:
-        fd = _open(path, key)
-        taken = _flock(fd)
-        owner = Owner.read(fd)
-        if taken is False or (taken is None and owner is not None and owner.pid != os.getpid() and owner.alive()):
-            os.close(fd)
-            raise _refuse(key, owner, path)
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)  # the previous owner removed the file while we opened it: lock the new one
+    fd = _take(key)
     try:
-        text = json.dumps(Owner.me(command).__dict__).encode()
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, text)
+        Owner.me(command).write(fd)
     except OSError as exc:
         os.close(fd)
         raise NvError(f"cannot lock run '{key}' for writing: {exc.strerror}") from exc
     _held[key] = (fd, 1)
 
 
-def release(run_dir: str | os.PathLike) -> None:
-    """Undo one `acquire` of `run_dir`; the last one removes the lock file."""
-    key = Path(run_dir).resolve()
-    if key not in _held:
-        return
-    fd, depth = _held.pop(key)
-    if depth > 1:
-        _held[key] = (fd, depth - 1)
-        return
+def _drop(key: Path) -> None:
+    """Remove the lock file of `key` and give up its lock."""
+    fd, _ = _held.pop(key)
     try:
         os.unlink(key / LOCK)  # before unlocking: a waiting writer then finds the file gone and opens a new one
     except OSError:
@@ -164,11 +160,21 @@ def release(run_dir: str | os.PathLike) -> None:
     os.close(fd)
 
 
+def release(run_dir: str | os.PathLike) -> None:
+    """Undo one `acquire` of `run_dir`; the last one removes the lock file."""
+    key = Path(run_dir).resolve()
+    if key in _held:
+        fd, depth = _held[key]
+        if depth > 1:
+            _held[key] = (fd, depth - 1)
+        else:
+            _drop(key)
+
+
 def release_all() -> None:
     """Release every lock this process holds (the end of a command)."""
     for key in list(_held):
-        _held[key] = (_held[key][0], 1)
-        release(key)
+        _drop(key)
 
 
 atexit.register(release_all)  # a process that exits without releasing (sys.exit in a script) leaves no lock file
