@@ -30,7 +30,7 @@ from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, predict
 from .head import OVERALL, head_model
-from .settings import BiasOptions, Compute
+from .settings import BiasOptions, BiasSettings, Compute
 
 CUES = ("shape", "texture", "colour")
 STYLE, SPLIT = "style", "split"  # texture and colour of one other class (Geirhos's conflict), or of two
@@ -148,8 +148,8 @@ class ShapeBias(RunResult):
     source: str  # where the cue-conflict images came from
     options: BiasOptions
 
-    def settings(self) -> dict[str, Any]:
-        return {"head": self.head, "per_class": self.options.per_class, "source": self.source}
+    def settings(self) -> BiasSettings:
+        return BiasSettings(self.head, self.options.per_class, self.source)
 
     @property
     def overall(self) -> dict[str, Any]:
@@ -168,14 +168,12 @@ class ShapeBias(RunResult):
         return out
 
     @classmethod
-    def load(cls, run_dir: Path, settings: dict[str, Any]) -> "ShapeBias | None":
+    def load(cls, run_dir: Path, settings: BiasSettings) -> "ShapeBias | None":
         """The shape bias saved in `run_dir` with `settings` (its results.json entry), or None if never saved."""
-        head = str(settings.get("head", files.DENSE_HEAD))
-        frame = files.BIAS.read(run_dir, head)
+        frame = files.BIAS.read(run_dir, settings.head)
         if frame is None:
             return None
-        return cls(Path(run_dir).name, head, frame, str(settings.get("source", "")),
-                   BiasOptions(int(settings.get("per_class", BiasOptions.per_class))))
+        return cls(Path(run_dir).name, settings.head, frame, settings.source, BiasOptions(settings.per_class))
 
 
 def shape_bias(run: Run, options: BiasOptions = BiasOptions(), *, conflicts: str | Path | None = None,

@@ -77,7 +77,7 @@ def _order(run: Run, entry: Recorded) -> tuple:
     """Dense head first, then class order (per-class results), then the key."""
     cls = entry.settings.get("class")
     index = run.classes.index(cls) if isinstance(cls, str) and cls in run.classes else len(run.classes)
-    return (entry.head != files.DENSE_HEAD, index, entry.key)
+    return (not files.is_dense(entry.head), index, entry.key)
 
 
 def by_kind(run: Run) -> dict[str, list[tuple[Source, Recorded]]]:
@@ -173,7 +173,7 @@ def _sparse_head(source: Source, entry: Recorded) -> str:
     name = files.SPARSE_PATH_PNG.name()
     shown = (page.figure(access.read_bytes(source.dir, name), name, caption(name).text, entry.command)
              if access.is_file(source.dir, name) else "")
-    return head_html(source.dir, entry.key.partition("/")[2], shown)
+    return head_html(source.dir, files.ResultKey.parse(entry.key).name, shown)
 
 
 # -- the run as a whole ------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..data.registry import check_class_name
 from ..errors import NvError
-from ..models.spec import ModelSpec
+from ..models.spec import ModelSpec, WeightsRecord
 from ..schema import nonfinite
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class RunConfig:
     units: int | None  # NeuroView units (codes the head reads); None for a baseline
     precision: str | None = None  # what training computes in (float32, bfloat16, float16); training runs only
     versions: dict[str, str] | None = None  # nv and the libraries that shape the numbers, as written
-    weights: dict[str, Any] | None = None  # the pretrained weights loaded first: source, name, file, sha256 ...
+    weights: WeightsRecord | None = None  # the pretrained weights loaded first
     format: int = CONFIG_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,7 +92,7 @@ class RunConfig:
         return _written({"name": self.name, "created": self.created, "model": self.model.to_dict(),
                          "data": self.data.to_dict(), "train": self.train.to_dict() if self.train else {},
                          "kind": self.kind, "units": self.units, "precision": self.precision, "format": self.format,
-                         "versions": self.versions, "weights": self.weights},
+                         "versions": self.versions, "weights": self.weights.to_json() if self.weights else None},
                         optional=("precision", "versions", "weights"))
 
     @classmethod
@@ -129,7 +129,9 @@ class RunConfig:
         return cls(name=config.get("name"), created=config.get("created"), model=spec, data=data,
                    train=TrainConfig.from_dict(config["train"], where) if config["train"] else None,
                    kind=config.get("kind"), units=config.get("units"), precision=config.get("precision"),
-                   versions=config.get("versions"), weights=config.get("weights"), format=CONFIG_FORMAT)
+                   versions=config.get("versions"), format=CONFIG_FORMAT,
+                   weights=None if config.get("weights") is None else
+                   WeightsRecord.from_json(config["weights"], f"'{where}': weights"))
 
 
 def _check_model_keys(config: dict[str, Any], spec: ModelSpec, data: DataSection, where: str) -> None:
