@@ -225,7 +225,7 @@ def config_groups(run: Run) -> list[tuple[str, list[tuple[str, str]]]]:
     model = _flat("", config.model.to_dict()) + [("units", str(config.units)), ("kind", str(config.kind))]
     data_pairs = [("name", str(config.data.name)), ("kind", run.kind), ("classes", ", ".join(run.classes))]
     data_pairs += _flat("options", config.data.options)
-    recipe = _flat("", config.train.to_dict()) if config.train else [("train", "none: converted, not trained")]
+    recipe = _flat("", config.train.to_json()) if config.train else [("train", "none: converted, not trained")]
     versions = _flat("", config.versions or {}) + [("created", str(config.created))]
     return [("Architecture and codes", model), ("Data", data_pairs), ("Recipe", recipe), ("Versions", versions)]
 

@@ -7,12 +7,13 @@ import random
 import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NotRequired, TypedDict
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import StateDict
 from torch.utils.data import Dataset
 
 from ..errors import NvError, describe
@@ -27,7 +28,38 @@ from .predict import ProgressFn, tally
 from .tensorboard import Curves, head_statistics
 
 log = logging.getLogger(__name__)
-CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng")
+
+
+class ParamGroup(TypedDict):
+    """A parameter group as torch's optimizers take it: its parameters, learning rate and weight decay."""
+
+    params: list[nn.Parameter]
+    lr: float
+    weight_decay: float
+
+
+class RngState(TypedDict):
+    """The random generators' states a checkpoint restores (CUDA's where there is one)."""
+
+    torch: torch.Tensor
+    python: tuple[object, ...]
+    cuda: NotRequired[list[torch.Tensor]]
+
+
+class Checkpoint(TypedDict):
+    """checkpoint.pt: the model, optimizer, scheduler and loss scaler states, the epochs done, their metrics rows
+    (`EpochRow.to_json`) and the random states, all that resuming needs to continue exactly."""
+
+    model: StateDict
+    optimizer: StateDict
+    scheduler: StateDict
+    scaler: StateDict
+    epoch: int
+    history: list[dict[str, object]]
+    rng: RngState
+
+
+CHECKPOINT_KEYS = tuple(Checkpoint.__annotations__)
 
 
 @dataclass(frozen=True)
@@ -70,7 +102,7 @@ def resolve_head_lr(cfg: TrainConfig, model: nn.Module) -> TrainConfig:
     return cfg if head is None else replace(cfg, head_lr_scale=cfg.head_lr_scale_for(head.in_features))
 
 
-def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[ParamGroup]:
     """The trainable parameters: one group, or the backbone and then the head when its lr or decay differ.
 
     One group when they agree keeps the optimizer state of checkpoints written before heads had settings.
@@ -80,10 +112,10 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     decay = cfg.weight_decay if cfg.head_weight_decay is None else cfg.head_weight_decay
     scale = 1.0 if head is None else cfg.head_lr_scale_for(head.in_features)
     if head is None or (scale == 1 and decay == cfg.weight_decay):
-        return [{"params": params, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+        return [ParamGroup(params=params, lr=cfg.lr, weight_decay=cfg.weight_decay)]
     head_ids = {id(p) for p in head.parameters()}
-    groups = [{"params": [p for p in params if id(p) not in head_ids], "lr": cfg.lr, "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if id(p) in head_ids], "lr": cfg.lr * scale, "weight_decay": decay}]
+    groups = [ParamGroup(params=[p for p in params if id(p) not in head_ids], lr=cfg.lr, weight_decay=cfg.weight_decay),
+              ParamGroup(params=[p for p in params if id(p) in head_ids], lr=cfg.lr * scale, weight_decay=decay)]
     return [g for g in groups if g["params"]]
 
 
@@ -147,13 +179,13 @@ class Trainer:
         self.history: list[EpochRow] = []
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    def state(self) -> Checkpoint:
+        rng = RngState(torch=torch.get_rng_state(), python=random.getstate())
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "epoch": self.epoch, "history": [row.to_json() for row in self.history], "rng": rng}
+        return Checkpoint(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                          scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(), epoch=self.epoch,
+                          history=[row.to_json() for row in self.history], rng=rng)
 
     def resume(self, path: Path) -> None:
         """Restore model, optimizer, scheduler, scaler, epoch, metrics and RNG state from a checkpoint."""
