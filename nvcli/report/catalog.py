@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..runs import files
 from ..runs.files import Artifact, ResultKey, is_dense
@@ -22,7 +22,7 @@ class Recorded:
     """One results.json entry: its key (`weights/red@sparse`), settings, files and command."""
 
     key: str
-    settings: dict[str, object]  # as results.json holds them: each kind's loader reads its own typed settings
+    settings: dict[str, Any]  # as results.json holds them: each kind's loader reads its own typed settings
     files: list[str]
     command: str | None
     stale: tuple[str, ...] = ()  # why it no longer describes the run (provenance.stale_reasons); () when current

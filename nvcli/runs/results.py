@@ -159,7 +159,7 @@ def current(run: "Run", key: str) -> bool:
     return not stale(run, key)
 
 
-def _differences(old: dict[str, object], new: dict[str, object]) -> list[str]:
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
