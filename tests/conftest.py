@@ -56,14 +56,20 @@ def nv_run(shapes_runs: dict[str, Run], tmp_path: Path) -> Run:
 
 def save_head(run_dir: Path, name: str, weight: torch.Tensor, bias: torch.Tensor) -> None:
     """heads/<name>.pt written by hand, with the record nv reads beside it (fitted on the run's model.pt)."""
+    from nvcli.analysis.sparse.record import Selection, SparseHeadRecord
     from nvcli.fs.digest import file_sha256
-    from nvcli.runs import provenance
 
     (run_dir / "heads").mkdir(exist_ok=True)
     torch.save({"weight": weight, "bias": bias}, run_dir / "heads" / f"{name}.pt")
     digest = {n: file_sha256(run_dir / n) for n in ("model.pt", f"heads/{name}.pt")}
-    (run_dir / "heads" / f"{name}.json").write_text(json.dumps(
-        {"made_from": {"model.pt": digest["model.pt"]}, provenance.WEIGHTS_DIGEST: digest[f"heads/{name}.pt"]}))
+    per_class = (weight != 0).sum(dim=1)
+    nan = float("nan")  # not measured: the head was not fitted on a path
+    record = SparseHeadRecord(
+        name, run_dir.name, 0, 0.0, 0.0, 1.0, Selection(max(1, int(per_class.max()))), per_class.double().mean().item(),
+        int(per_class.max()), int((weight != 0).any(dim=0).sum()), nan, nan, nan, nan, nan, (), None, (), None,
+        weight.shape[1], (), "memory", made_from={"model.pt": digest["model.pt"]},
+        weights_sha256=digest[f"heads/{name}.pt"])
+    (run_dir / "heads" / f"{name}.json").write_text(json.dumps(record.to_json()))
 
 
 class Result(NamedTuple):

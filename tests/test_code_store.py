@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,18 @@ import pytest
 from nvcli.analysis import code_store
 from nvcli.analysis.code_store import CodeStore, DamagedStore, Layout, StoreWriter, write_store
 from nvcli.errors import NvError
+from nvcli.schema import JsonRecord
 
-FINGERPRINT = {"model_sha256": "abc", "data": {"seed": 0}}
+
+@dataclass(frozen=True)
+class Made(JsonRecord):
+    """What a test store's codes depend on."""
+
+    model_sha256: str
+    data: dict[str, int]
+
+
+FINGERPRINT = Made("abc", {"seed": 0})
 
 
 def _codes(n: int = 103, d: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +65,7 @@ def test_the_manifest_and_shards_need_only_numpy_and_json(tmp_path: Path) -> Non
     z, y = _codes(50)
     write_store(tmp_path, "val", FINGERPRINT, Layout(50, 7, rows_per_shard=16), _batches(z, y))
     manifest = json.loads((tmp_path / "val.json").read_text())
-    assert manifest["complete"] and manifest["samples"] == 50 and manifest["fingerprint"] == FINGERPRINT
+    assert manifest["complete"] and manifest["samples"] == 50 and manifest["fingerprint"] == FINGERPRINT.to_json()
     parts = [np.load(tmp_path / s["codes"]) for s in manifest["shards"]]
     assert [s["start"] for s in manifest["shards"]] == [0, 16, 32, 48]
     np.testing.assert_array_equal(np.concatenate(parts), z)
@@ -84,7 +95,7 @@ def test_an_interrupted_store_resumes_after_its_finished_shards(tmp_path: Path) 
     np.testing.assert_array_equal(np.asarray(store.view()), z)
     # Other weights: nothing is kept.
     calls.clear()
-    write_store(tmp_path, "train", {**FINGERPRINT, "model_sha256": "def"}, layout, _batches(z, y, calls))
+    write_store(tmp_path, "train", replace(FINGERPRINT, model_sha256="def"), layout, _batches(z, y, calls))
     assert calls == [0, 30, 60, 90]
 
 
@@ -92,7 +103,7 @@ def test_a_store_for_other_weights_or_a_damaged_one_is_refused(tmp_path: Path) -
     z, y = _codes()
     write_store(tmp_path, "val", FINGERPRINT, Layout(len(z), 7, rows_per_shard=50), _batches(z, y))
     with pytest.raises(NvError, match=r"computed for another model_sha256;") as error:
-        CodeStore.open(tmp_path, "val", {**FINGERPRINT, "model_sha256": "other"})
+        CodeStore.open(tmp_path, "val", replace(FINGERPRINT, model_sha256="other"))
     assert "\n" not in str(error.value)
     with pytest.raises(NvError, match="no code store 'train'"):
         CodeStore.open(tmp_path, "train", FINGERPRINT)

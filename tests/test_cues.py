@@ -97,8 +97,8 @@ def test_stylised_training_raises_the_shape_bias_by_a_clear_margin(cue_runs: dic
     near 0); the stylised run saw texture and colour carry nothing, so it follows the shape (measured: 0.00 vs 0.89
     at 8 epochs)."""
     plain, stylised = (shape_bias(cue_runs[n], compute=CPU).overall for n in ("plain", "stylised"))
-    assert plain["shape_bias"] < 0.2 < 0.6 < stylised["shape_bias"]
-    assert stylised["shape"] > plain["shape"] + 0.4
+    assert plain.shape_bias < 0.2 < 0.6 < stylised.shape_bias
+    assert stylised.shape > plain.shape + 0.4
 
 
 def test_nv_bias_writes_its_files_and_a_written_world_gives_the_same_decisions(plain: Run, nv, tmp_path: Path) -> None:
@@ -201,8 +201,8 @@ def test_on_a_users_stylised_images_the_stylised_run_follows_the_shape_more(cue_
     stylize_tree(tmp_path / "world" / "val", tmp_path / "world" / "train", tmp_path / "styled")
     plain, stylised = (shape_bias(cue_runs[n], conflicts=tmp_path / "styled", compute=CPU).overall
                        for n in ("plain", "stylised"))
-    assert plain["kind"] == "style" and plain["images"] > 40
-    assert stylised["shape_bias"] > plain["shape_bias"] + 0.25
+    assert plain.kind == "style" and plain.images > 40
+    assert stylised.shape_bias > plain.shape_bias + 0.25
 
 
 def test_the_report_shows_the_shape_bias_and_draws_its_figure(plain: Run, nv, tmp_path: Path) -> None:

@@ -268,9 +268,9 @@ def test_explain_an_image_file_like_the_validation_sample(runs, tmp_path):
     from_file = explain_run(run, path=path, target="blue")
     from_index = explain_run(run, index=0, target="blue")
     assert np.allclose(from_file.units["contribution"], from_index.units["contribution"], atol=1e-6)
-    assert from_file.summary["class"] == "blue" and from_index.summary["true"] == run.classes[label]
+    assert from_file.summary.class_ == "blue" and from_index.summary.true == run.classes[label]
     s = from_file.summary
-    assert s["contributions"] + s["bias"] == pytest.approx(s["logit"], abs=1e-5)
+    assert s.contributions + s.bias == pytest.approx(s.logit, abs=1e-5)
 
 
 def test_a_red_object_is_explained_as_red(runs):
@@ -278,7 +278,7 @@ def test_a_red_object_is_explained_as_red(runs):
     val = run.data().val
     index = next(i for i in range(len(val)) if run.classes[val[i][1]] == "red")
     result = explain_run(run, index=index)
-    assert result.summary["predicted"] == "red" and result.summary["true"] == "red"
+    assert result.summary.predicted == "red" and result.summary.true == "red"
 
 
 def test_colour_decisions_rest_on_units_of_their_colour(runs):
@@ -454,7 +454,7 @@ def test_compare_reads_a_current_eval_csv_and_writes_into_run_a_by_default(runs,
     # eval.csv made from other weights (model.pt replaced since) is not read: the run is evaluated again.
     shutil.copy(runs["nv2"].dir / "model.pt", run.dir / "model.pt")
     run = load_run(run.dir)
-    now = evaluate(run, compute=Compute(device="cpu")).summary["accuracy"]
+    now = evaluate(run, compute=Compute(device="cpu")).summary.accuracy
     result = compare(run, run, compute=Compute(device="cpu"))
     assert result.accuracy["accuracy"].tolist() == [now, now] and set(result.accuracy["source"]) == {"computed"}
     assert now != saved

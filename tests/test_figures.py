@@ -12,9 +12,10 @@ from conftest import trained_copy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from nvcli.analysis.explain import Explanation
+from nvcli.analysis.explain import ExplainSummary, Explanation
 from nvcli.analysis.head import extremes, read_head
 from nvcli.analysis.weights import class_weights
+from nvcli.data.sound.spectrogram import SpecParams
 from nvcli.models.archs import SmallCNN, build_network
 from nvcli.models.multiview import MultiViewNeuroView
 from nvcli.models.neuroview import NeuroView
@@ -131,9 +132,8 @@ def test_concept_figure_names_the_class_and_leaves_out_near_zero_concepts() -> N
     assert [t.get_text() for t in right.get_yticklabels()][-1] == "other (1 concepts)"
 
 
-def _summary() -> dict:
-    return {"source": "validation sample 0", "true": "a", "predicted": "a", "probability": 0.9, "class": "a",
-            "logit": 1.0, "bias": 0.1, "contributions": 0.9}
+def _summary() -> ExplainSummary:
+    return ExplainSummary("validation sample 0", "a", "a", 0.9, "a", 1.0, 0.1, 0.9, "zero")
 
 
 def _tables(views: int, layers: int = 2, channels: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -149,7 +149,7 @@ def _tables(views: int, layers: int = 2, channels: int = 3) -> tuple[pd.DataFram
 
 
 def test_sound_explanation_has_time_and_frequency_axes_a_colour_bar_and_no_padding() -> None:
-    spec = {"sample_rate": 16000, "duration": 1.0, "n_mels": 64, "n_fft": 1024, "hop_length": 256, "top_db": 80.0}
+    spec = SpecParams(sample_rate=16000, duration=1.0, n_mels=64, n_fft=1024, hop_length=256, top_db=80.0)
     x = torch.full((1, 64, 63), -60.0)
     x[0, :, :21] = torch.rand(64, 21) * 40 - 50  # a third of the clip is sound, the rest zero padding (the floor)
     units, layers = _tables(1)

@@ -278,5 +278,5 @@ def test_c_sparse_head_top_units_are_necessary(truth: tuple[Run, ConceptMap], sp
 
 def test_dissect_map_defaults_are_what_the_ground_truth_used(truth: tuple[Run, ConceptMap]) -> None:
     _, concepts = truth
-    assert concepts.dissection["aggregate"] == DEFAULT_AGGREGATE and concepts.dissection["quantile"] == 0.005
-    assert concepts.dissection["rank"] == DEFAULT_RANK and "on 64 px" in concepts.probe
+    assert concepts.dissection.aggregate == DEFAULT_AGGREGATE and concepts.dissection.quantile == 0.005
+    assert concepts.dissection.rank == DEFAULT_RANK and "on 64 px" in concepts.probe

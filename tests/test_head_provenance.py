@@ -97,6 +97,18 @@ def test_a_head_without_a_usable_record_is_refused(two_runs: dict[str, Run], tmp
     _refused(a, "h", "has no record" if edit == "no record" else "does not record the model.pt")
 
 
+@pytest.mark.parametrize("edit, words", [({"per_class": "x"}, r"heads/h.json': 'per_class' is 'x'; expected"),
+                                         ({"units": 3, "unit_count": 3}, r"unknown key\(s\) unit_count"),
+                                         ({"group_members": [[0, "one"]]}, "'group_members' is")])
+def test_a_head_record_edited_out_of_its_shape_is_refused_naming_the_key(two_runs: dict[str, Run], tmp_path: Path,
+                                                                          edit: dict, words: str) -> None:
+    """Its provenance intact: the record as a whole is read typed (`SparseHeadRecord`), not only the keys used."""
+    a = _copy(two_runs["a"], tmp_path / "a")
+    path = a.dir / "heads" / "h.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+    _refused(a, "h", words)
+
+
 def test_the_cli_refuses_a_foreign_head_in_one_line(two_runs: dict[str, Run], tmp_path: Path, nv) -> None:
     a = _copy(two_runs["a"], tmp_path / "a")
     for suffix in (".pt", ".json"):

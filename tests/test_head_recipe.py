@@ -17,7 +17,7 @@ from nvcli.errors import NvError
 from nvcli.models.spec import ModelChoice
 from nvcli.runs.run import CONFIG_FORMAT, load_run
 from nvcli.training.config import TrainConfig
-from nvcli.training.engine import param_groups, soft_threshold
+from nvcli.training.engine import EpochRow, param_groups, soft_threshold
 from nvcli.training.recipes import resume, train
 
 CHOICE = ModelChoice(arch="smallcnn", code="soft", reduce="max")
@@ -115,7 +115,7 @@ def test_resume_with_a_head_group_and_l1_matches_an_uninterrupted_run(tmp_path: 
     recipe = cfg(epochs=2, head_init_scale=0.3, head_lr_scale=2, head_weight_decay=0.1, head_l1=0.2)
     whole = train(CHOICE, "shapes", TINY, recipe, name="whole", runs_dir=tmp_path)
 
-    def interrupt(row: dict) -> None:
+    def interrupt(row: EpochRow) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

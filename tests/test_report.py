@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import NamedTuple
@@ -27,12 +28,13 @@ from nvcli.analysis.evaluate import evaluate
 from nvcli.analysis.explain import explain_run
 from nvcli.analysis.head import read_head
 from nvcli.analysis.perturb import perturb
-from nvcli.analysis.settings import Compute, DissectOptions
+from nvcli.analysis.settings import Compute, DissectOptions, HeadSettings
 from nvcli.analysis.weights import weights
 from nvcli.report.build import summary
 from nvcli.runs import provenance
 from nvcli.runs.results import read_manifest, save_files, table
 from nvcli.runs.run import Run, load_run
+from nvcli.schema import JsonRecord
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FIREFOX_NAMES = ("firefox-esr", "firefox")  # tried when no Chromium-family browser starts: a screenshot only
@@ -164,13 +166,21 @@ def _png(path: Path) -> None:
     fig.savefig(path, format="png")
 
 
+@dataclass(frozen=True)
+class Order(JsonRecord):
+    """Settings of an ablation saved by another program: not nv's (`AblationSettings`), so not redrawn."""
+
+    order: str
+
+
 def test_result_kinds_the_report_does_not_know_still_get_a_section(full_run: Run, nv, tmp_path: Path) -> None:
     run = _copy(full_run, tmp_path)
     frame = pd.DataFrame({"units_removed": [0, 10], "accuracy": [0.9, 0.4]})
     made_from = provenance.made_from(run)
-    save_files(run.dir, "ablation", {"order": "weight"}, {"ablation.csv": table(frame), "ablation.png": _png},
+    save_files(run.dir, "ablation", Order("weight"), {"ablation.csv": table(frame), "ablation.png": _png},
                command="nv ablate --run x", made_from=made_from)
-    save_files(run.dir, "mystery/one", {}, {"mystery_one.csv": table(frame)}, command="nv mystery", made_from=made_from)
+    save_files(run.dir, "mystery/one", HeadSettings("dense"), {"mystery_one.csv": table(frame)}, command="nv mystery",
+               made_from=made_from)
     assert nv("report", "--run", run.dir).code == 0
     page = (run.dir / "report.html").read_text()
     sections = _sections(page)

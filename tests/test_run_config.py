@@ -48,13 +48,13 @@ WRITTEN_BEFORE = Path(__file__).parent / "configs"
 def test_config_written_before_round_trips_byte_for_byte(name: str) -> None:
     text = (WRITTEN_BEFORE / f"{name}.json").read_text()
     config = RunConfig.from_dict(json.loads(text))
-    assert json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n" == text  # as write_json writes it
+    assert json.dumps(config.to_json(), indent=2, sort_keys=True) + "\n" == text  # as write_json writes it
 
 
 @pytest.mark.parametrize("name, before", [("trained", "trained"), ("base", None), ("converted", "converted")])
 def test_config_written_today_round_trips_as_before(written: dict[str, Path], name: str, before: str | None) -> None:
     raw = _raw(written[name])
-    assert RunConfig.from_dict(raw).to_dict() == raw
+    assert RunConfig.from_dict(raw).to_json() == raw
     assert load_run(written[name]).config == RunConfig.from_dict(raw)
     if before:  # the same run written by the nv before RunConfig: the same file, but for when and on what
         old = json.loads((WRITTEN_BEFORE / f"{before}.json").read_text())
@@ -70,7 +70,7 @@ def test_fields_are_typed(written: dict[str, Path]) -> None:
     assert baseline.units is None and baseline.kind == "baseline"
     assert converted.train is None and converted.precision is None and converted.data.name is None
     assert converted.data.classes == ("cat", "dog", "owl") and converted.data.kind is None
-    assert "kind" not in converted.to_dict()["data"] and converted.to_dict()["train"] == {}
+    assert "kind" not in converted.to_json()["data"] and converted.to_json()["train"] == {}
 
 
 def _as_old(config: dict[str, Any], fmt: int) -> dict[str, Any]:
@@ -96,12 +96,12 @@ def test_older_formats_upgrade_to_what_they_trained_with(written: dict[str, Path
     assert [getattr(config.train, k) for k in HEAD_SETTINGS] == [1.0, 1.0, None, 0.0, 0]
     assert config.data.options["world"] == 1  # shapes world 1: the images those runs saw
     assert config.train.threads is None if fmt == 1 else config.train.threads == raw["train"]["threads"]
-    written_back = config.to_dict()
+    written_back = config.to_json()
     assert "extra" not in written_back["model"] and written_back["format"] == 3
     assert written_back["model"] == raw["model"] and written_back["train"]["epochs"] == raw["train"]["epochs"]
     # A converted run of an older format stays untrained.
     converted = RunConfig.from_dict(_as_old(_raw(written["converted"]), fmt))
-    assert converted.train is None and converted.to_dict()["train"] == {} and converted.data.options == {}
+    assert converted.train is None and converted.to_json()["train"] == {} and converted.data.options == {}
 
 
 def test_the_current_format_reads_unchanged(written: dict[str, Path]) -> None:

@@ -14,7 +14,7 @@ from conftest import trained_copy
 
 from nvcli.analysis.code_cache import split_codes
 from nvcli.analysis.head import Head, read_head
-from nvcli.analysis.settings import Compute
+from nvcli.analysis.settings import Compute, HeadSettings
 from nvcli.analysis.sparse.groups import UnitGroups
 from nvcli.analysis.sparse.path import PATH_COLUMNS, PathSettings
 from nvcli.analysis.sparse.selection import Selection
@@ -114,7 +114,7 @@ def test_the_refit_keeps_the_support_and_lowers_the_training_loss(sparse_run: Ru
     assert np.array_equal(W0 != 0, W1 != 0)  # the same units for each class, only their weights change
     assert [r["head"] for r in refit.summary.to_dict("records")] == ["dense", "r5 (penalised)", "r5"]
     record = refit.record
-    assert record["finetune"]["penalised_val_acc"] == pytest.approx(penalised.record["val_acc"], abs=1e-6)
+    assert record.finetune.penalised_val_acc == pytest.approx(penalised.record.val_acc, abs=1e-6)
     z, labels = split_codes(sparse_run, "train", device="cpu").tensors()
 
     def loss(head) -> float:
@@ -122,20 +122,20 @@ def test_the_refit_keeps_the_support_and_lowers_the_training_loss(sparse_run: Ru
         return torch.nn.functional.cross_entropy(logits, labels).item()
 
     assert loss(refit.head) < loss(penalised.head)  # debiased: the penalty no longer shrinks the weights
-    assert record["train_acc"] >= record["finetune"]["penalised_train_acc"] - 0.02
+    assert record.train_acc >= record.finetune.penalised_train_acc - 0.02
     # A budget head is always refitted (its classes' supports come from different steps), within each budget.
     budget = sparse_head(fitted, "b3", Selection(units_per_class=3))
-    assert budget.record["finetune"] is not None and int((budget.head.weight != 0).sum(axis=1).max()) <= 3
+    assert budget.record.finetune is not None and int((budget.head.weight != 0).sum(axis=1).max()) <= 3
     # Near-copies: every recorded member correlates with its representative past the threshold on the training
     # codes, and only representatives carry weight.
     X = fitted.scale(fitted.codes.train[0]).numpy()
-    members = budget.record["group_members"]
+    members = budget.record.group_members
     for group in members:
         for unit, r in zip(group[1::2], group[2::2]):
             actual = float(np.mean(X[:, group[0]] * X[:, unit]))
-            assert abs(actual) >= budget.record["group_corr"] - 1e-6 and actual == pytest.approx(r, abs=1e-5)
+            assert abs(actual) >= budget.record.group_corr - 1e-6 and actual == pytest.approx(r, abs=1e-5)
     grouped = [unit for group in members for unit in group[1::2]]
-    assert budget.record["groups"] == X.shape[1] - len(grouped)
+    assert budget.record.groups == X.shape[1] - len(grouped)
     assert not budget.head.weight[:, grouped].any()
 
 
@@ -306,14 +306,16 @@ def test_result_files_in_a_subfolder_are_saved_together_and_stray_names_never_de
     def writer(text: str):
         return lambda path: path.write_text(text)
 
-    save_files(run_dir, "head/h", {"v": 1}, {"heads/h.pt": writer("1"), "heads/h.json": writer("1")}, made_from={})
+    save_files(run_dir, "head/h", HeadSettings("v1"), {"heads/h.pt": writer("1"), "heads/h.json": writer("1")},
+               made_from={})
     assert (run_dir / "heads" / "h.pt").read_text() == "1"
     manifest = read_manifest(run_dir)
     manifest["head/h"]["files"] += ["../outside.txt", str(outside), "deep/er/x.txt", "heads/gone.txt", "heads/old.json"]
     (run_dir / "heads" / "gone.txt").write_text("not a name nv writes")
     (run_dir / "heads" / "old.json").write_text("old result")
     (run_dir / "results.json").write_text(json.dumps({"format": 1, "results": manifest}))
-    save_files(run_dir, "head/h", {"v": 2}, {"heads/h.pt": writer("2"), "heads/h.json": writer("2")}, made_from={},
+    save_files(run_dir, "head/h", HeadSettings("v2"), {"heads/h.pt": writer("2"), "heads/h.json": writer("2")},
+               made_from={},
                force=True)
     assert outside.read_text() == "the user's" and (run_dir / "deep" / "er" / "x.txt").is_file()
     assert not (run_dir / "heads" / "old.json").exists()  # a file of the replaced result, in its own subfolder
@@ -390,7 +392,7 @@ def test_a_sparse_head_is_labelled_by_its_own_dissection_else_the_dense_one(nv_r
 
     def saved(key: str, name: str, concepts: list[str]) -> None:
         frame = pd.DataFrame({"unit": [0, 1], "concept": concepts})
-        save_files(nv_run.dir, key, {}, {name: table(frame)}, made_from=provenance.made_from(nv_run))
+        save_files(nv_run.dir, key, HeadSettings("s"), {name: table(frame)}, made_from=provenance.made_from(nv_run))
 
     assert ConceptMap.labels_for(nv_run, "s") is None  # before any dissection
     saved("concepts", "concepts_units.csv", ["red", "green"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nvcli.analysis.code_store import CodeStore, Layout, write_store
-from nvcli.analysis.settings import Compute, PathSettings
+from nvcli.analysis.settings import Compute, HeadSettings, PathSettings
 from nvcli.analysis.sparse.selection import Selection
 from nvcli.analysis.sparse.solver import Standardizer, elastic_net_path, first_of_identical_columns, fit
 from nvcli.analysis.sparse.sparsify import REFIT_MAX_EPOCHS, REFIT_MAX_ITER, choose_solver, fit_path, sparse_head
@@ -39,7 +39,8 @@ def _store(folder: Path, name: str, X: torch.Tensor, y: torch.Tensor, rows: int)
     def shard(start: int, stop: int):
         for i in range(start, stop, 64):
             yield X[i:min(i + 64, stop)].numpy(), y[i:min(i + 64, stop)].numpy()
-    return write_store(folder, name, {"test": 1}, Layout(len(X), X.shape[1], rows_per_shard=rows), shard).close()
+    layout = Layout(len(X), X.shape[1], rows_per_shard=rows)
+    return write_store(folder, name, HeadSettings("test"), layout, shard).close()
 
 
 def _objective(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, lam: float, alpha: float) -> float:
@@ -162,12 +163,12 @@ def test_sparsify_streams_to_the_heads_it_fits_in_memory(shapes_runs: dict, tmp_
     kept = [head.head.weight != 0 for head in heads]
     # The last step the budget reads gives some class more than 3 units: each refit starts outside its supports,
     # and both keep to them (the stored heads, and the table's counts).
-    assert stream.path.steps[heads[1].record["step"]].nonzero_max > 3
+    assert stream.path.steps[heads[1].record.step].nonzero_max > 3
     for head in heads:
-        assert int((head.head.weight != 0).sum(axis=1).max()) <= 3 and head.record["units_per_class_max"] <= 3
-        assert head.record["finetune"]["converged"], head.record["finetune"]
-    assert [head.record["finetune"]["max_iterations"] for head in heads] == [REFIT_MAX_ITER, REFIT_MAX_EPOCHS]
+        assert int((head.head.weight != 0).sum(axis=1).max()) <= 3 and head.record.units_per_class_max <= 3
+        assert head.record.finetune.converged, head.record.finetune
+    assert [head.record.finetune.max_iterations for head in heads] == [REFIT_MAX_ITER, REFIT_MAX_EPOCHS]
     # Both stop at the default tolerance (rtol 1e-2), so a unit on the edge of a class's budget may differ.
     assert (kept[0] & kept[1]).sum() >= 0.9 * kept[0].sum() and kept[1].sum() == kept[0].sum()
-    assert heads[1].record["val_acc"] == pytest.approx(heads[0].record["val_acc"], abs=0.03)
-    assert heads[1].record["solver"] == "stream"
+    assert heads[1].record.val_acc == pytest.approx(heads[0].record.val_acc, abs=0.03)
+    assert heads[1].record.solver == "stream"

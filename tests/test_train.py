@@ -14,6 +14,7 @@ from nvcli.errors import NvError
 from nvcli.models.spec import ModelChoice
 from nvcli.runs.run import load_run
 from nvcli.training.config import TrainConfig
+from nvcli.training.engine import EpochRow
 from nvcli.training.predict import predict
 from nvcli.training.recipes import resume, train
 
@@ -35,14 +36,14 @@ def runs(shapes_runs: dict) -> dict[str, Path]:
 
 def test_neuroview_learns_far_above_chance_and_colour_classes_perfectly(runs: dict[str, Path]) -> None:
     result = evaluate(load_run(runs["neuroview"]), compute=Compute(device="cpu"))
-    assert result.summary["accuracy"] > 4 * CHANCE
+    assert result.summary.accuracy > 4 * CHANCE
     colour = result.per_class.set_index("class").loc[list(COLOUR_CLASSES), "accuracy"]
     assert (colour > 0.9).all()  # colour alone defines these classes: the easiest cue
 
 
 def test_neuroview_and_baseline_reach_comparable_accuracy(runs: dict[str, Path]) -> None:
-    nv = evaluate(load_run(runs["neuroview"]), compute=Compute(device="cpu")).summary["accuracy"]
-    base = evaluate(load_run(runs["baseline"]), compute=Compute(device="cpu")).summary["accuracy"]
+    nv = evaluate(load_run(runs["neuroview"]), compute=Compute(device="cpu")).summary.accuracy
+    base = evaluate(load_run(runs["baseline"]), compute=Compute(device="cpu")).summary.accuracy
     assert base > 4 * CHANCE
     assert abs(nv - base) < 0.2
 
@@ -68,8 +69,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path: Path) 
     data = ShapesOptions(image_size=32, train_per_class=20, val_per_class=5)
     whole = train(spec(), "shapes", data, cfg(epochs=3), name="whole", runs_dir=tmp_path)
 
-    def interrupt(row: dict) -> None:
-        if row["epoch"] == 1:
+    def interrupt(row: EpochRow) -> None:
+        if row.epoch == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -154,8 +154,8 @@ def test_torchrun_two_processes_keep_the_single_process_contract(tmp_path: Path)
     from nvcli.analysis.evaluate import evaluate
 
     final = evaluate(run).summary
-    assert metrics["val_acc"].iloc[-1] == final["accuracy"]
-    assert metrics["val_loss"].iloc[-1] == pytest.approx(final["loss"], rel=1e-6)
+    assert metrics["val_acc"].iloc[-1] == final.accuracy
+    assert metrics["val_loss"].iloc[-1] == pytest.approx(final.loss, rel=1e-6)
 
 
 def test_resume_refuses_runs_without_a_checkpoint(nv, tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ Reported: the class's accuracy (recall) and mean logit margin (own logit minus t
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, astuple, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -40,14 +40,33 @@ from .categories import labelled_categories
 from .code_cache import Codes, split_codes
 from .head import Head, read_head
 from .importance import CodeStats, scores
-from .settings import AblationOptions, Compute
+from .settings import AblationOptions, AblationSettings, Compute
 from .timesteps import step_grid, step_order
 
 COLUMNS = ["class", "ranking", "policy", "k", "accuracy", "margin", "draw"]  # + `view` (multi-view), `category`
 CATEGORY_COLUMNS = ["class", "category", "units", "accuracy", "removed_accuracy", "margin", "removed_margin"]
-SUMMARY_COLUMNS = ["class", "k", "accuracy", "top_accuracy", "random_accuracy", "random_accuracy_sd",
-                   "accuracy_drop_ratio", "margin", "top_margin", "random_margin", "random_margin_sd",
-                   "margin_drop_ratio"]
+
+
+@dataclass(frozen=True)
+class ClassCost:
+    """A class's row of the ablation summary: its accuracy and margin without ablation, after removing its top k
+    units and k random ones (mean and sd of the draws), and the top-k drop over the random-k drop of each."""
+
+    class_: str
+    k: int
+    accuracy: float
+    top_accuracy: float
+    random_accuracy: float
+    random_accuracy_sd: float
+    accuracy_drop_ratio: float
+    margin: float
+    top_margin: float
+    random_margin: float
+    random_margin_sd: float
+    margin_drop_ratio: float
+
+
+SUMMARY_COLUMNS = [f.name.removesuffix("_") for f in fields(ClassCost)]
 
 
 @dataclass
@@ -67,11 +86,8 @@ class Ablation(RunResult):
     figure_classes: list[str] | None = field(default=None)  # classes drawn (None: all)
 
 
-    def settings(self) -> dict[str, Any]:
-        o = self.options
-        return {"head": self.head, "classes": list(o.classes) if o.classes else None, "rank": o.rank, "mode": o.mode,
-                "max_k": o.max_k, "steps": o.steps, "draws": o.draws, "seed": o.seed, "fraction": o.fraction,
-                **({"categories": [list(group) for group in o.categories]} if o.categories else {})}
+    def settings(self) -> AblationSettings:
+        return AblationSettings(self.head, self.options)
 
     def data_splits(self) -> tuple[str, ...]:
         return ("val",)
@@ -84,21 +100,19 @@ class Ablation(RunResult):
         if figures:
             o = self.options
             title = (f"{self.run}: class accuracy as units are removed (ranking: {o.rank}, removed code := "
-                     f"{'validation mean' if o.mode == 'mean' else 'zero'}" + ("" if h == files.DENSE_HEAD
+                     f"{'validation mean' if o.mode == 'mean' else 'zero'}" + ("" if files.is_dense(h)
                                                                                 else f", head {h}") + ")")
             out[files.ABLATION_PNG.name(h)] = figure(ablation_figure, self.frame, title, self.figure_classes)
         return out
 
     @classmethod
-    def load(cls, run_dir: Path, settings: dict[str, Any]) -> "Ablation | None":
+    def load(cls, run_dir: Path, settings: AblationSettings) -> "Ablation | None":
         """The ablation saved in `run_dir` with `settings` (its results.json entry), or None if never saved."""
-        head = str(settings.get("head", files.DENSE_HEAD))
+        head = settings.head
         frame, summary = files.ABLATION.read(run_dir, head), files.ABLATION_SUMMARY.read(run_dir, head)
         if frame is None or summary is None:
             return None
-        known = {k: settings[k] for k in ("classes", "rank", "mode", "max_k", "steps", "draws", "seed", "fraction",
-                                          "categories") if k in settings}
-        return cls(Path(run_dir).name, head, frame, summary, AblationOptions(**known), 0, 0, float("nan"))
+        return cls(Path(run_dir).name, head, frame, summary, settings.options, 0, 0, float("nan"))
 
 
 def _outcome(logits: np.ndarray, c: int) -> tuple[int, float]:
@@ -127,22 +141,32 @@ def _nested(z: np.ndarray, weight: np.ndarray, reference: np.ndarray, order: np.
         yield k, total
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One ablation of one class on this process's share of its samples: what was removed (`policy`, k units, the
+    random draw, the view or category), how many samples it still wins and the sum of their margins."""
+
+    policy: str
+    k: int
+    correct: int
+    margin_sum: float
+    draw: int = 0
+    view: int | str = ""  # multi-view heads: the view dropped or kept ('' for the other policies)
+    category: str = ""  # the categories removed together ('+'-joined), for drop-category
+
+
 def _class_rows(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, reference: np.ndarray, score: np.ndarray,
                 c: int, options: AblationOptions, ks: list[int], views: np.ndarray | None,
                 rng: np.random.Generator, steps: np.ndarray | None = None,
-                categories: np.ndarray | None = None) -> list[dict[str, Any]]:
+                categories: np.ndarray | None = None) -> list[Outcome]:
     """Every ablation of class c, on the codes z [n, units] of its own samples (`correct` and `margin_sum` over
     them, which shares of the samples add up)."""
     logits = z @ weight.T + bias
     everything = logits - _removed(z, weight, reference, np.arange(z.shape[1]))  # all units at the reference
     rows = []
 
-    def add(policy: str, k: int, changed: np.ndarray, draw: int = 0, view: int | None = None,
-            category: str = "") -> None:
-        correct, margin_sum = _outcome(changed, c)
-        rows.append({"policy": policy, "k": k, "correct": correct, "margin_sum": margin_sum, "draw": draw,
-                     **({} if views is None else {"view": "" if view is None else view}),
-                     **({} if categories is None else {"category": category})})
+    def add(policy: str, k: int, changed: np.ndarray, draw: int = 0, view: int | str = "", category: str = "") -> None:
+        rows.append(Outcome(policy, k, *_outcome(changed, c), draw, view, category))
 
     add("none", 0, logits)
     order = np.argsort(-np.abs(score), kind="stable")
@@ -191,8 +215,8 @@ def ablation_frame(z: np.ndarray, labels: np.ndarray, head: Head, stats: CodeSta
         if not len(rows):
             raise NvError(f"class '{name}' has no sample in the validation split; nothing to ablate")
         own = np.asarray(z[rows[dist.my_share(len(rows))]], dtype=np.float64)  # this process's share
-        part = pd.DataFrame(_class_rows(own, weight, bias, reference, score[c], c, options, ks, views, rng, steps,
-                                        categories))
+        part = pd.DataFrame([asdict(row) for row in _class_rows(own, weight, bias, reference, score[c], c, options,
+                                                                 ks, views, rng, steps, categories)])
         part.insert(0, "samples", len(rows))
         part.insert(0, "ranking", options.rank)
         part.insert(0, "class", name)
@@ -226,17 +250,20 @@ def ablation_summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
         clean = part[part["policy"] == "none"].iloc[0]
         top = part[(part["policy"] == "top") & (part["k"] == k)].iloc[0]
         random = part[(part["policy"] == "random") & (part["k"] == k)]
-        row: dict[str, Any] = {"class": name, "k": k}
-        for what in ("accuracy", "margin"):
-            drawn = random[what].to_numpy(float)
-            spread = np.ptp(drawn) > 0  # equal draws: their own value, not a mean with rounding error
-            mean = drawn.mean() if spread else drawn[0]
-            top_drop, random_drop = clean[what] - top[what], clean[what] - mean
-            row |= {what: clean[what], f"top_{what}": top[what], f"random_{what}": mean,
-                    f"random_{what}_sd": drawn.std(ddof=1) if spread and len(drawn) > 1 else 0.0,
-                    f"{what}_drop_ratio": top_drop / random_drop if random_drop > 0 else float("nan")}
-        rows.append(row)
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+        rows.append(ClassCost(name, k, *_cost(clean, top, random, "accuracy"), *_cost(clean, top, random, "margin")))
+    return pd.DataFrame([astuple(row) for row in rows], columns=SUMMARY_COLUMNS)
+
+
+def _cost(clean: pd.Series, top: pd.Series, random: pd.DataFrame,
+          what: str) -> tuple[float, float, float, float, float]:
+    """Of measure `what`: its value without ablation, after the top k, after k random units (mean, sd of the draws),
+    and the top-k drop over the random-k drop (NaN when the random drop is not positive)."""
+    drawn = random[what].to_numpy(float)
+    spread = np.ptp(drawn) > 0  # equal draws: their own value, not a mean with rounding error
+    mean = drawn.mean() if spread else drawn[0]
+    top_drop, random_drop = clean[what] - top[what], clean[what] - mean
+    return (clean[what], top[what], mean, drawn.std(ddof=1) if spread and len(drawn) > 1 else 0.0,
+            top_drop / random_drop if random_drop > 0 else float("nan"))
 
 
 def ablate(run: Run, options: AblationOptions | None = None, *, head: str = files.DENSE_HEAD,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.predict import ProgressFn
 from .head import OVERALL, Head, read_head, with_head
-from .settings import Compute
+from .settings import AttributionSettings, Compute
 from .where import where
 
 METHODS = ("neuroview", "gradcam", "ig", "occlusion")
@@ -210,9 +210,8 @@ class Attribution(RunResult):
     examples: Tensor | None = None  # pixel-space inputs of the figure's example images [E, C, H, W]
     maps: dict[str, np.ndarray] = field(default_factory=dict)  # method -> its maps of the examples [E, H, W]
 
-    def settings(self) -> dict[str, Any]:
-        return {"methods": list(self.methods), "metrics": list(self.metrics), "count": self.count,
-                "seed": self.seed, "head": self.head, "steps": STEPS}
+    def settings(self) -> AttributionSettings:
+        return AttributionSettings(tuple(self.methods), tuple(self.metrics), self.count, self.seed, self.head, STEPS)
 
     def data_splits(self) -> tuple[str, ...]:
         return ("val",)

@@ -15,9 +15,8 @@ conflict/, and what `nv data stylize` writes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,11 +29,28 @@ from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, predict
 from .head import OVERALL, head_model
-from .settings import BiasOptions, Compute
+from .settings import BiasOptions, BiasSettings, Compute
 
 CUES = ("shape", "texture", "colour")
 STYLE, SPLIT = "style", "split"  # texture and colour of one other class (Geirhos's conflict), or of two
-COLUMNS = ["kind", "class", "images", "shape", "texture", "colour", "other", "shape_bias"]
+
+
+@dataclass(frozen=True)
+class BiasRow:
+    """A row of bias.csv: the kind of conflict and the shape class (or `overall`), its images, the share of
+    decisions following each cue and none (`other`), and shape / (shape + texture) (NaN when neither is followed)."""
+
+    kind: str
+    class_: str
+    images: int
+    shape: float
+    texture: float
+    colour: float
+    other: float
+    shape_bias: float
+
+
+COLUMNS = [f.name.removesuffix("_") for f in fields(BiasRow)]
 CONFLICT_TABLES = ("conflicts.csv", "stylize.csv")  # what nv data make cues and nv data stylize write
 
 
@@ -131,10 +147,9 @@ def decision_table(pred: np.ndarray, cues: np.ndarray, classes: list[str]) -> pd
                 continue
             share = follows[keep].mean(0)
             both = share[0] + share[1]
-            rows.append({"kind": kind, "class": name, "images": n, "shape": share[0], "texture": share[1],
-                         "colour": share[2], "other": float(other[keep].mean()),
-                         "shape_bias": share[0] / both if both > 0 else float("nan")})
-    return pd.DataFrame(rows, columns=COLUMNS)
+            rows.append(BiasRow(kind, name, n, share[0], share[1], share[2], float(other[keep].mean()),
+                                share[0] / both if both > 0 else float("nan")))
+    return pd.DataFrame([astuple(row) for row in rows], columns=COLUMNS)
 
 
 @dataclass
@@ -149,15 +164,15 @@ class ShapeBias(RunResult):
     source: str  # where the cue-conflict images came from
     options: BiasOptions
 
-    def settings(self) -> dict[str, Any]:
-        return {"head": self.head, "per_class": self.options.per_class, "source": self.source}
+    def settings(self) -> BiasSettings:
+        return BiasSettings(self.head, self.options.per_class, self.source)
 
     @property
-    def overall(self) -> dict[str, Any]:
+    def overall(self) -> BiasRow:
         """The overall row of Geirhos's conflicts (kind `style`), else of the first kind measured."""
         rows = self.frame[self.frame["class"] == OVERALL]
         styled = rows[rows["kind"] == STYLE]
-        return (styled if len(styled) else rows).iloc[0].to_dict()
+        return BiasRow(*(styled if len(styled) else rows).iloc[0][COLUMNS])
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.bias import bias_figure
@@ -169,14 +184,12 @@ class ShapeBias(RunResult):
         return out
 
     @classmethod
-    def load(cls, run_dir: Path, settings: dict[str, Any]) -> "ShapeBias | None":
+    def load(cls, run_dir: Path, settings: BiasSettings) -> "ShapeBias | None":
         """The shape bias saved in `run_dir` with `settings` (its results.json entry), or None if never saved."""
-        head = str(settings.get("head", files.DENSE_HEAD))
-        frame = files.BIAS.read(run_dir, head)
+        frame = files.BIAS.read(run_dir, settings.head)
         if frame is None:
             return None
-        return cls(Path(run_dir).name, head, frame, str(settings.get("source", "")),
-                   BiasOptions(int(settings.get("per_class", BiasOptions.per_class))))
+        return cls(Path(run_dir).name, settings.head, frame, settings.source, BiasOptions(settings.per_class))
 
 
 def shape_bias(run: Run, options: BiasOptions = BiasOptions(), *, conflicts: str | Path | None = None,

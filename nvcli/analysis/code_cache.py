@@ -21,6 +21,7 @@ from ..errors import NvError
 from ..fs import access
 from ..runs import files
 from ..runs.run import Run
+from ..schema import JsonRecord
 from ..training import distributed as dist
 from ..training.devices import resolve_device
 from ..training.loaders import batch_loader, batches
@@ -92,12 +93,24 @@ class Codes:
         return self.store.mean_std()
 
 
-def _fingerprint(run: Run, split: str) -> dict[str, object]:
-    """What the cached codes depend on: the weights file, the data settings and classes, and the split's files
-    (each one's path, size and modification time, so images added, removed or replaced make new codes)."""
-    return {"format": CACHE_FORMAT, "split": split, "model_sha256": run.sha256(files.MODEL),
-            "data": run.config.data.options, "classes": run.classes,
-            "samples": split_fingerprint(run.data().split(split))}
+@dataclass(frozen=True)
+class CodeFingerprint(JsonRecord):
+    """What a split's cached codes depend on, recorded in their store's manifest: the cache format, the split, the
+    weights file, the data settings and classes, and the split's files (each one's path, size and modification time,
+    so images added, removed or replaced make new codes)."""
+
+    format: int
+    split: str
+    model_sha256: str
+    data: dict[str, object]  # the dataset's options, as config.json records them
+    classes: tuple[str, ...]
+    samples: str  # data.registry.split_fingerprint
+
+
+def _fingerprint(run: Run, split: str) -> CodeFingerprint:
+    """The fingerprint of the codes of the run's `split`."""
+    return CodeFingerprint(CACHE_FORMAT, split, run.sha256(files.MODEL), run.config.data.options, tuple(run.classes),
+                           split_fingerprint(run.data().split(split)))
 
 
 def _valid(run: Run, store: CodeStore) -> str | None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import NvError
 from ..fs.atomic import atomic_path, write_json
+from ..schema import JsonRecord
 from .settings import CODE_DTYPES
 
 STORE_FORMAT = "nv-code-store"
@@ -101,6 +102,41 @@ class Layout:
 Recorded = tuple[list[int], list[int]]  # a shard's stamp and CRC-32s, as its manifest entry lists them
 
 
+@dataclass(frozen=True)
+class ShardEntry(JsonRecord):
+    """A finished shard in the manifest: its index, first row and rows, its two files, and their stamp (size,
+    modification and change time of each) and CRC-32s when written."""
+
+    index: int
+    start: int
+    rows: int
+    codes: str
+    labels: str
+    stamp: tuple[int, ...]
+    crc32: tuple[int, ...]
+
+    def recorded(self) -> Recorded | None:
+        """Its stamp and CRC-32s, or None when they are not those of two files."""
+        whole = len(self.stamp) == 6 and len(self.crc32) == 2
+        return (list(self.stamp), list(self.crc32)) if whole else None
+
+
+@dataclass(frozen=True)
+class StoreManifest(JsonRecord):
+    """`<name>.json`: the store's format and version, the fingerprint it was computed for (the writer's JSON
+    object), its layout, the shards finished and whether they are all."""
+
+    format: str
+    version: int
+    fingerprint: dict[str, object]
+    samples: int
+    units: int
+    dtype: str
+    rows_per_shard: int
+    shards: tuple[ShardEntry, ...]
+    complete: bool
+
+
 def _stamp(folder: Path, name: str, index: int) -> list[int]:
     """Shard `index`'s files' sizes, modification and change times (ns): a file written, replaced or edited since has
     another change time, also when its modification time is set back (no call sets a change time)."""
@@ -122,50 +158,52 @@ def _data_crc(array: np.ndarray, crc: int = 0) -> int:
     return crc
 
 
-def _manifest(name: str, fingerprint: dict[str, Any], layout: Layout, finished: dict[int, Recorded]) -> dict[str, Any]:
+def _manifest(name: str, fingerprint: dict[str, object], layout: Layout,
+              finished: dict[int, Recorded]) -> StoreManifest:
     shards = []
     for i in sorted(finished):
         start, stop = layout.rows(i)
         codes, labels = _shard_files(name, i)
-        shards.append({"index": i, "start": start, "rows": stop - start, "codes": codes, "labels": labels,
-                       "stamp": finished[i][0], "crc32": finished[i][1]})
-    return {"format": STORE_FORMAT, "version": STORE_VERSION, "fingerprint": fingerprint, "samples": layout.samples,
-            "units": layout.units, "dtype": layout.dtype, "rows_per_shard": layout.rows_per_shard,
-            "shards": shards, "complete": len(shards) == layout.shards}
+        shards.append(ShardEntry(i, start, stop - start, codes, labels, tuple(finished[i][0]), tuple(finished[i][1])))
+    return StoreManifest(STORE_FORMAT, STORE_VERSION, fingerprint, layout.samples, layout.units, layout.dtype,
+                         layout.rows_per_shard, tuple(shards), len(shards) == layout.shards)
 
 
-def _read_manifest(path: Path) -> dict[str, Any] | None:
+def _read_manifest(path: Path) -> StoreManifest | None:
+    """The manifest at `path`, or None when it is missing, not JSON, of another format or version, or not of its
+    shape."""
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return manifest if isinstance(manifest, dict) and manifest.get("format") == STORE_FORMAT \
-        and manifest.get("version") == STORE_VERSION else None
-
-
-def _layout_of(manifest: dict[str, Any]) -> Layout | None:
+    if not isinstance(values, dict) or values.get("format") != STORE_FORMAT or values.get("version") != STORE_VERSION:
+        return None
     try:
-        return Layout(int(manifest["samples"]), int(manifest["units"]), str(manifest["dtype"]),
-                      int(manifest["rows_per_shard"]))
-    except (KeyError, TypeError, ValueError, NvError):
+        return StoreManifest.from_json(values, str(path))
+    except NvError:
         return None
 
 
-def _differences(recorded: Any, expected: dict[str, Any]) -> list[str]:
-    """The fingerprint keys whose values differ (JSON-normalised), or ['fingerprint'] when it is not a dict."""
-    if not isinstance(recorded, dict):
-        return ["fingerprint"]
-    expected = json.loads(json.dumps(expected))
-    return sorted(k for k in set(recorded) | set(expected) if recorded.get(k) != expected.get(k))
+def _layout_of(manifest: StoreManifest) -> Layout | None:
+    try:
+        return Layout(manifest.samples, manifest.units, manifest.dtype, manifest.rows_per_shard)
+    except NvError:
+        return None
 
 
-def recorded(folder: str | Path, name: str, fingerprint: dict[str, Any] | None = None) -> tuple[Layout, int] | None:
+def _differences(recorded: dict[str, object], expected: JsonRecord) -> list[str]:
+    """The fingerprint keys whose values differ (JSON-normalised)."""
+    wanted = json.loads(json.dumps(expected.to_json()))
+    return sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+
+
+def recorded(folder: str | Path, name: str, fingerprint: JsonRecord | None = None) -> tuple[Layout, int] | None:
     """The layout of the store `name` in `folder` and how many of its shards its manifest lists as finished (None
     without a manifest this nv reads, or, with `fingerprint`, one computed for other data, weights or settings)."""
     manifest = _read_manifest(Path(folder) / f"{name}.json")
     layout = None if manifest is None else _layout_of(manifest)
     if manifest is None or layout is None or (fingerprint is not None and
-                                              _differences(manifest.get("fingerprint"), fingerprint)):
+                                              _differences(manifest.fingerprint, fingerprint)):
         return None
     return layout, len(_listed(manifest, layout))
 
@@ -177,14 +215,14 @@ class DamagedStore(NvError):
 class CodeStore:
     """A complete store, read shard by shard (each shard memory-mapped only while it is read)."""
 
-    def __init__(self, folder: Path, name: str, manifest: dict[str, Any], layout: Layout) -> None:
+    def __init__(self, folder: Path, name: str, manifest: StoreManifest, layout: Layout) -> None:
         self.folder, self.name, self.manifest, self.layout = folder, name, manifest, layout
         self._labels: np.ndarray | None = None
         self._stamps: dict[int, list[int]] = {}  # each shard's stamp when it was found intact
         self._finite: set[int] = set()  # the shards read whole and found finite by this reader
 
     @classmethod
-    def open(cls, folder: str | Path, name: str, fingerprint: dict[str, Any] | None = None, *,
+    def open(cls, folder: str | Path, name: str, fingerprint: JsonRecord | None = None, *,
              verify: bool = False) -> CodeStore:
         """The complete store `name` in `folder`; with `fingerprint`, only if it was computed for it (NvError if
         it is missing, unfinished, damaged or made from other data, weights or settings; `DamagedStore` when a
@@ -198,10 +236,10 @@ class CodeStore:
         layout = None if manifest is None else _layout_of(manifest)
         if manifest is None or layout is None:
             raise NvError(f"no code store '{name}' in '{folder}' ({path.name} is missing or not a store manifest)")
-        if fingerprint is not None and (differ := _differences(manifest.get("fingerprint"), fingerprint)):
+        if fingerprint is not None and (differ := _differences(manifest.fingerprint, fingerprint)):
             raise NvError(f"the code store '{path}' was computed for another {', '.join(differ)}; compute it "
                           "again for this run and data")
-        if manifest.get("complete") is not True:
+        if not manifest.complete:
             raise NvError(f"the code store '{path}' is unfinished; run the command that writes it again to "
                           "resume it")
         store = cls(folder, name, manifest, layout)
@@ -226,9 +264,9 @@ class CodeStore:
         if all(recorded is not None and self._stamps.get(i) == recorded[0] for i, recorded in listed.items()):
             return
         finished = {i: (self._stamps[i], recorded[1]) for i, recorded in listed.items() if recorded is not None}
-        manifest = _manifest(self.name, self.manifest["fingerprint"], self.layout, finished)
+        manifest = _manifest(self.name, self.manifest.fingerprint, self.layout, finished)
         try:
-            write_json(self.folder / f"{self.name}.json", manifest)
+            write_json(self.folder / f"{self.name}.json", manifest.to_json())
         except NvError:  # a run on a read-only disk: the next open reads those shards again
             return
         self.manifest = manifest
@@ -369,15 +407,9 @@ class StoreView:
         return out if dtype is None else out.astype(dtype)
 
 
-def _listed(manifest: dict[str, Any], layout: Layout) -> dict[int, Recorded | None]:
+def _listed(manifest: StoreManifest, layout: Layout) -> dict[int, Recorded | None]:
     """The shards a manifest lists within the layout, each with its recorded stamp and CRC-32s (None without)."""
-    def recorded(entry: dict[str, Any]) -> Recorded | None:
-        stamp, crc = entry.get("stamp"), entry.get("crc32")
-        whole = isinstance(stamp, list) and len(stamp) == 6 and isinstance(crc, list) and len(crc) == 2
-        return (stamp, crc) if whole else None
-
-    return {s["index"]: recorded(s) for s in manifest.get("shards", []) if isinstance(s, dict)
-            and isinstance(s.get("index"), int) and 0 <= s["index"] < layout.shards}
+    return {s.index: s.recorded() for s in manifest.shards if 0 <= s.index < layout.shards}
 
 
 def _shard_problem(folder: Path, name: str, layout: Layout, index: int) -> str | None:
@@ -415,7 +447,7 @@ class StoreWriter:
     """Writes a store shard by shard; shards a previous writer finished (same fingerprint and layout) are kept
     unless `fresh`. Only a writer that `records` writes the manifest (one process of several)."""
 
-    def __init__(self, folder: str | Path, name: str, fingerprint: dict[str, Any], layout: Layout, *,
+    def __init__(self, folder: str | Path, name: str, fingerprint: JsonRecord, layout: Layout, *,
                  fresh: bool = False, records: bool = True) -> None:
         self.folder, self.name, self.fingerprint, self.layout = Path(folder), name, fingerprint, layout
         self.records = records
@@ -423,7 +455,7 @@ class StoreWriter:
         self.finished: dict[int, Recorded] = {}  # index: stamp, CRC-32s
         self.written: list[int] = []  # the shards this writer wrote
         old = _read_manifest(self.manifest_path)
-        if (not fresh and old is not None and not _differences(old.get("fingerprint"), fingerprint)
+        if (not fresh and old is not None and not _differences(old.fingerprint, fingerprint)
                 and _layout_of(old) == layout):
             for i, recorded in _listed(old, layout).items():
                 problem, stamp = _verified(self.folder, name, layout, i, recorded)
@@ -482,14 +514,15 @@ class StoreWriter:
 
     def _record(self) -> None:
         if self.records:
-            write_json(self.manifest_path, _manifest(self.name, self.fingerprint, self.layout, self.finished))
+            fingerprint = self.fingerprint.to_json()
+            write_json(self.manifest_path, _manifest(self.name, fingerprint, self.layout, self.finished).to_json())
 
     def close(self) -> CodeStore:
         """The finished store (NvError when shards are missing)."""
         return CodeStore.open(self.folder, self.name, self.fingerprint)
 
 
-def write_store(folder: str | Path, name: str, fingerprint: dict[str, Any], layout: Layout,
+def write_store(folder: str | Path, name: str, fingerprint: JsonRecord, layout: Layout,
                 shard_batches: Callable[[int, int], Iterable[tuple[np.ndarray, np.ndarray]]], *,
                 fresh: bool = False, rank: int = 0, world: int = 1, barrier: Callable[[], None] = lambda: None,
                 plan: Callable[[list[tuple[int, int]]], None] | None = None) -> StoreWriter:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -24,7 +23,7 @@ from .categories import category_shares, labelled_categories
 from .evaluate import current_evaluation, evaluate
 from .head import DEFAULT_TOP, OVERALL, head_names, read_head
 from .importance import check_rank, code_stats, needs_codes, ranked_head
-from .settings import Compute
+from .settings import CompareSettings, Compute
 from .weights import layer_summary
 
 log = logging.getLogger(__name__)
@@ -51,9 +50,8 @@ class Comparison(RunResult):
     categories: pd.DataFrame | None = None  # per concept category: units and shares of each side (both dissected)
     sources: dict[str, str] | None = None  # what it was computed from (provenance.made_from), when computed
 
-    def settings(self) -> dict[str, Any]:
-        return {"runs": self.names, "top": self.top, **({} if self.rank == "weight" else {"rank": self.rank}),
-                **({} if self.dirs is None else {"dirs": self.dirs})}
+    def settings(self) -> CompareSettings:
+        return CompareSettings(self.names, self.top, self.rank, self.dirs)
 
     def made_from(self, run: Run) -> dict[str, str]:
         if self.sources is None:
@@ -73,17 +71,13 @@ class Comparison(RunResult):
         return out
 
     @classmethod
-    def load(cls, folder: Path, settings: dict[str, Any]) -> "Comparison | None":
+    def load(cls, folder: Path, settings: CompareSettings) -> "Comparison | None":
         """The comparison saved in `folder` with `settings` (its results.json entry), or None if never saved."""
         tables = [a.read(folder) for a in (files.COMPARE_ACCURACY, files.COMPARE_LAYERS, files.COMPARE)]
-        names = settings.get("runs")
-        if any(t is None for t in tables) or not isinstance(names, dict):
+        if any(t is None for t in tables):
             return None
         accuracy, layers, overall = tables
-        dirs = settings.get("dirs")
-        return cls(accuracy, layers, overall, {k: str(v) for k, v in names.items()},
-                   int(settings.get("top", DEFAULT_TOP)), str(settings.get("rank", "weight")),
-                   {k: str(v) for k, v in dirs.items()} if isinstance(dirs, dict) else None,
+        return cls(accuracy, layers, overall, settings.runs, settings.top, settings.rank, settings.dirs,
                    files.COMPARE_CATEGORIES.read(folder))
 
 
@@ -114,11 +108,11 @@ def run_accuracy(run: Run, head: str = files.DENSE_HEAD, *, compute: Compute = C
     made from the present weights and validation files, else evaluated now."""
     saved = current_evaluation(run, head)
     if saved is not None:
-        return float(saved.summary["accuracy"]), files.EVAL.name(head)
+        return float(saved.summary.accuracy), files.EVAL.name(head)
     log.info("no current saved evaluation of head '%s' in '%s'; evaluating", head, run.dir)
     result = evaluate(run, head=head, compute=compute, trust_code=trust_code,
                       progress=progress)
-    return float(result.summary["accuracy"]), "computed"
+    return float(result.summary.accuracy), "computed"
 
 
 def compare(a: Run, b: Run, *, heads: tuple[str, str] = DENSE_BOTH, top: int = DEFAULT_TOP, rank: str = "weight",

@@ -1,9 +1,8 @@
 """Evaluation of a run on its validation split: accuracy, per-class accuracy, confusion matrix."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -14,9 +13,25 @@ from ..runs.run import Run
 from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, tally
 from .head import head_model
-from .settings import Compute
+from .settings import Compute, HeadSettings
 
-SUMMARY_COLUMNS = ["run", "head", "network", "activation", "dataset", "samples", "loss", "accuracy"]
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """eval.csv's row: the run, head, network, its activation and dataset, and the validation samples, mean loss and
+    accuracy."""
+
+    run: str
+    head: str
+    network: str
+    activation: str
+    dataset: str | None
+    samples: int
+    loss: float
+    accuracy: float
+
+
+SUMMARY_COLUMNS = [f.name for f in fields(EvalSummary)]
 
 
 def per_class_accuracy(confusion: torch.Tensor, classes: list[str]) -> pd.DataFrame:
@@ -33,17 +48,17 @@ class Evaluation(RunResult):
 
     kind = "eval"
     main_table = "per_class"
-    summary: dict[str, Any]  # SUMMARY_COLUMNS
+    summary: EvalSummary
     per_class: pd.DataFrame
     confusion: pd.DataFrame
 
     @property
     def head(self) -> str:
-        return str(self.summary["head"])
+        return self.summary.head
 
 
-    def settings(self) -> dict[str, Any]:
-        return {"head": self.head}
+    def settings(self) -> HeadSettings:
+        return HeadSettings(self.head)
 
     def data_splits(self) -> tuple[str, ...]:
         return ("val",)
@@ -52,10 +67,10 @@ class Evaluation(RunResult):
         from ..plots.confusion import confusion_figure
 
         h = self.head
-        out = {files.EVAL.name(h): table(pd.DataFrame([self.summary], columns=SUMMARY_COLUMNS)),
+        out = {files.EVAL.name(h): table(pd.DataFrame([asdict(self.summary)], columns=SUMMARY_COLUMNS)),
                files.PER_CLASS.name(h): table(self.per_class), files.CONFUSION.name(h): table(self.confusion)}
         if figures:
-            title = f"{self.summary['run']}: confusion" + files.head_mark(h)
+            title = f"{self.summary.run}: confusion" + files.head_mark(h)
             out[files.CONFUSION_PNG.name(h)] = figure(confusion_figure, self.confusion, title)
         return out
 
@@ -72,7 +87,7 @@ class Evaluation(RunResult):
                 return None
         except (ValueError, IndexError, OSError, pd.errors.ParserError):
             return None
-        return cls(row, per_class, confusion)
+        return cls(EvalSummary(*(row.get(column) for column in SUMMARY_COLUMNS)), per_class, confusion)
 
 
 def evaluate(run: Run, *, head: str = files.DENSE_HEAD, compute: Compute = Compute(), trust_code: bool = False,
@@ -98,10 +113,8 @@ def evaluate(run: Run, *, head: str = files.DENSE_HEAD, compute: Compute = Compu
                     workers=compute.workers, progress=progress)["none"]
     confusion = pd.DataFrame(counted.confusion.numpy(), columns=classes)
     confusion.insert(0, "true", classes)
-    summary = {"run": run.name, "head": head, "network": run.spec.label,
-               "activation": run.spec.activation,
-               "dataset": run.config.data.name, "samples": counted.samples,
-               "loss": counted.loss, "accuracy": counted.accuracy}
+    summary = EvalSummary(run.name, head, run.spec.label, run.spec.activation, run.config.data.name, counted.samples,
+                          counted.loss, counted.accuracy)
     return Evaluation(summary, per_class_accuracy(counted.confusion, classes), confusion)
 
 

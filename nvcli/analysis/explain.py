@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,10 +29,36 @@ from ..runs.run import Run
 from ..training.devices import resolve_device
 from .head import DEFAULT_TOP, Head, extremes, ranks, read_head, with_head
 from .importance import DEFAULT_RANK, code_stats, needs_codes
+from .settings import ExplainSettings
+
+if TYPE_CHECKING:
+    from ..data.sound.spectrogram import SpecParams
 
 LAYER_VALUES = ["units", "contribution", "positive", "negative"]
 CLASS_COLUMNS = ["class", "logit", "probability"]
 VALIDATION_SOURCE = "validation sample"  # an explained input's source when it is one of the validation split's
+
+
+@dataclass(frozen=True)
+class ExplainSummary:
+    """One input's explanation in a line: its source and true class (None when unknown), the predicted class and its
+    probability, the class explained with its logit = contributions + bias, and the reference codes contributions
+    are measured from (`zero`, or `validation mean` with rank importance)."""
+
+    source: str
+    true: str | None
+    predicted: str
+    probability: float
+    class_: str
+    logit: float
+    bias: float
+    contributions: float
+    reference: str
+
+    @property
+    def relative(self) -> bool:
+        """Whether contributions are relative to the validation mean codes (whose part is in the bias)."""
+        return self.reference == "validation mean"
 
 
 @dataclass
@@ -44,7 +70,7 @@ class Explanation(RunResult):
 
     kind = "explain"
     main_table = "units"
-    summary: dict[str, Any]  # source, true, predicted, probability, class, logit, bias
+    summary: ExplainSummary
     classes: pd.DataFrame  # CLASS_COLUMNS, every class
     units: pd.DataFrame  # unit, [view,] layer, node, channel, z, weight, contribution, rank
     layers: pd.DataFrame  # [view,] layer, node, units, contribution, positive, negative
@@ -52,20 +78,19 @@ class Explanation(RunResult):
     name: str = "input"  # what the input is called in file names
     head: str = files.DENSE_HEAD
     top: int = DEFAULT_TOP
-    spectrogram: dict[str, Any] | None = None  # a sound run's spectrogram settings (data info), for the figure's axes
+    spectrogram: SpecParams | None = None  # a sound run's spectrogram settings, for the figure's axes
 
-    def key(self) -> str:
-        return f"{self.kind}/{files.file_stem(self.name)}{files.head_mark(self.head)}"
+    def key(self) -> files.ResultKey:
+        return files.ResultKey(self.kind, files.file_stem(self.name), self.head)
 
-    def settings(self) -> dict[str, Any]:
-        relative = self.summary.get("reference") == "validation mean"
-        return {"source": self.summary["source"], "class": self.summary["class"], "head": self.head, "top": self.top,
-                **({"rank": "importance"} if relative else {})}
+    def settings(self) -> ExplainSettings:
+        s = self.summary
+        return ExplainSettings(s.source, s.class_, self.head, self.top, "importance" if s.relative else DEFAULT_RANK)
 
     def data_splits(self) -> tuple[str, ...]:
         """The validation split when the input is one of its samples or the reference is its mean code."""
-        from_val = str(self.summary["source"]).startswith(VALIDATION_SOURCE)
-        return ("val",) if from_val or self.summary.get("reference") == "validation mean" else ()
+        from_val = self.summary.source.startswith(VALIDATION_SOURCE)
+        return ("val",) if from_val or self.summary.relative else ()
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.explain import explain_figure
@@ -161,17 +186,15 @@ def explain(model: nn.Module, head: Head, x: Tensor, *, target: str | None = Non
     c = predicted if target is None else head.class_index(target)
     reference = np.zeros_like(z) if mean is None else mean
     contribution = head.weight[c] * (z - reference)
-    bias = head.bias[c] + float(head.weight[c] @ reference)
+    bias = float(head.bias[c] + float(head.weight[c] @ reference))
     values = {"z": z, "weight": head.weight[c], **({} if mean is None else {"mean_z": mean}),
               "contribution": contribution, "rank": ranks(contribution)}
     units = head.units[head.unit_columns].assign(**values)
     classes = pd.DataFrame({"class": head.classes, "logit": logits.numpy(), "probability": probs},
                            columns=CLASS_COLUMNS)
-    summary = {"source": source, "true": None if label is None else head.classes[label],
-               "predicted": head.classes[predicted], "probability": float(probs[predicted]),
-               "class": head.classes[c], "logit": float(logits[c]), "bias": bias,
-               "contributions": float(contribution.sum()),
-               "reference": "zero" if mean is None else "validation mean"}
+    summary = ExplainSummary(source, None if label is None else head.classes[label], head.classes[predicted],
+                             float(probs[predicted]), head.classes[c], float(logits[c]), bias,
+                             float(contribution.sum()), "zero" if mean is None else "validation mean")
     return Explanation(summary, classes, units, _per_layer(contribution, head.units), x.cpu(), name, head.name, top)
 
 
@@ -206,5 +229,7 @@ def explain_run(run: Run, *, index: int | None = None, path: str | Path | None =
     result = explain(model, chosen, item.x, target=target, label=item.label, source=item.source, name=item.name,
                      top=top, mean=mean)
     if run.kind == "sound":
-        result.spectrogram = dict(run.config.data.info or {})
+        from ..data.sound.spectrogram import SpecParams
+
+        result.spectrogram = SpecParams.from_info(run.config.data.info or {})
     return result

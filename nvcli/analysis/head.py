@@ -18,9 +18,9 @@ from ..errors import NvError, choice_error
 from ..fs import access
 from ..models.unit_table import unit_columns
 from ..runs import files
-from ..runs.provenance import WEIGHTS_DIGEST
 from ..runs.run import Run
 from .sparse.groups import UnitGroups
+from .sparse.record import SparseHeadRecord
 
 DEFAULT_TOP = 10
 OVERALL = "overall"  # the `class` value of rows that pool every class
@@ -107,7 +107,7 @@ def read_head(run: Run, head: str = files.DENSE_HEAD) -> Head:
         `groups` of near-copy units.
     """
     run.require_neuroview()
-    if head == files.DENSE_HEAD:
+    if files.is_dense(head):
         name, keys = files.MODEL, ("head.weight", "head.bias")
         run.head_init()  # read with the head it started: a damaged head_init.pt stops a command before it writes
     else:
@@ -119,11 +119,11 @@ def read_head(run: Run, head: str = files.DENSE_HEAD) -> Head:
     if not all(k in state for k in keys):
         raise NvError(f"'{run.dir / name}' has no {keys[0]}/{keys[1]} for head '{head}'; it is not a NeuroView head")
     units = run.units()
-    groups = None if head == files.DENSE_HEAD else _sparse_groups(run, head, len(units))
+    groups = None if files.is_dense(head) else _sparse_groups(run, head, len(units))
     return Head.from_tensors(state[keys[0]], state[keys[1]], units, run.classes, head, str(run.dir / name), groups)
 
 
-def _sparse_record(run: Run, head: str) -> dict:
+def _sparse_record(run: Run, head: str) -> SparseHeadRecord:
     """heads/<name>.json of sparse head `head`, checked to describe this run's head: fitted on the run's present
     model.pt (the record's `made_from`) and saved with the weights in heads/<name>.pt (their digest)."""
     name = files.SPARSE_HEAD_INFO.name(name=head)
@@ -132,30 +132,30 @@ def _sparse_record(run: Run, head: str) -> dict:
         raise NvError(f"head '{head}' of run '{run.name}' has no record '{where}' of what it was fitted on; fit it "
                       "again (sparsify)")
     try:
-        record = json.loads(access.read_text(run.dir, name))
+        values = json.loads(access.read_text(run.dir, name))
     except ValueError as exc:  # JSONDecodeError is a ValueError
         raise NvError(f"'{where}' is not valid JSON ({str(exc)[:80]}); fit head '{head}' again (sparsify)") from exc
-    sources = record.get("made_from") if isinstance(record, dict) else None
+    sources = values.get("made_from") if isinstance(values, dict) else None
     if not isinstance(sources, dict) or not isinstance(sources.get(files.MODEL), str):
         raise NvError(f"'{where}' does not record the model.pt head '{head}' was fitted on (fitted before nv 0.5, or "
                       "edited); fit it again (sparsify)")
+    record = SparseHeadRecord.from_json(values, f"'{where}'")
     fitted_on, present = sources[files.MODEL], run.sha256(files.MODEL)
     if fitted_on != present:
         raise NvError(f"head '{head}' was fitted on other weights than run '{run.name}' has: '{where}' records "
                       f"model.pt {fitted_on[:12]}, the run's model.pt is {present[:12]}; fit it again (sparsify)")
     weights = files.SPARSE_HEAD.name(name=head)
-    if record.get(WEIGHTS_DIGEST) != run.sha256(weights):
+    if record.weights_sha256 != run.sha256(weights):
         raise NvError(f"'{run.dir / weights}' is not the head saved with '{where}' (its SHA-256 differs from the "
-                      f"recorded {str(record.get(WEIGHTS_DIGEST))[:12]}); fit head '{head}' again (sparsify)")
+                      f"recorded {str(record.weights_sha256)[:12]}); fit head '{head}' again (sparsify)")
     return record
 
 
 def _sparse_groups(run: Run, head: str, units: int) -> UnitGroups | None:
     """The groups of near-copy units recorded with sparse head `head` (None for a head stored without them)."""
-    record = _sparse_record(run, head)
-    members = record.get("group_members")
+    members = _sparse_record(run, head).group_members
     try:
-        return None if members is None else UnitGroups.from_record(units, members)
+        return UnitGroups.from_record(units, [list(group) for group in members])
     except (ValueError, TypeError) as exc:
         where = run.dir / files.SPARSE_HEAD_INFO.name(name=head)
         raise NvError(f"cannot read the groups of head '{head}' from '{where}': {exc}") from exc
@@ -164,12 +164,12 @@ def _sparse_groups(run: Run, head: str, units: int) -> UnitGroups | None:
 def head_model(run: Run, head: str, device: torch.device, *, trust_code: bool = False) -> nn.Module:
     """The run's network with `head` as its classifier: the dense head is its own; a sparse head is read from heads/."""
     model = run.model(device, trust_code=trust_code)
-    return model if head == files.DENSE_HEAD else with_head(model, read_head(run, head))
+    return model if files.is_dense(head) else with_head(model, read_head(run, head))
 
 
 def with_head(model: nn.Module, head: Head) -> nn.Module:
     """`model` with its linear head replaced by `head` (the dense head is the model's own)."""
-    if head.name != files.DENSE_HEAD:
+    if not files.is_dense(head.name):
         model.head.load_state_dict({k: v.to(model.head.weight.device) for k, v in head.state_dict().items()})
     return model
 

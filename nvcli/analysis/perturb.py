@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 from torch import Tensor, nn
@@ -23,7 +23,7 @@ from ..training.devices import resolve_device
 from ..training.predict import ProgressFn, Tally, tally
 from .evaluate import per_class_accuracy
 from .head import OVERALL, head_model
-from .settings import Compute
+from .settings import Compute, PerturbSettings
 
 COLUMNS = ["head", "class", "condition", "support", "correct", "accuracy", "change"]
 
@@ -43,8 +43,8 @@ class Perturbation(RunResult):
     example_class: str
 
 
-    def settings(self) -> dict[str, Any]:
-        return {"channels": self.channels, "example": self.example_index, "head": self.head}
+    def settings(self) -> PerturbSettings:
+        return PerturbSettings(tuple(self.channels), self.example_index, self.head)
 
     def data_splits(self) -> tuple[str, ...]:
         return ("val",)

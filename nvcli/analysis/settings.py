@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Literal, get_args
 
 from ..errors import NvError, choice_error
+from ..schema import JsonRecord
 from ..training.config import DEVICES, Device
 
 Rank = Literal["weight", "importance"]
@@ -88,7 +89,7 @@ class Compute:
 
 
 @dataclass(frozen=True)
-class AblationOptions:
+class AblationOptions(JsonRecord):
     """What `ablate` removes: ranking, reference code, the k grid, the random draws, the summary's k."""
 
     classes: tuple[str, ...] | None = None  # None: every class
@@ -100,6 +101,7 @@ class AblationOptions:
     seed: int = 0
     fraction: float = DEFAULT_FRACTION
     categories: tuple[tuple[str, ...], ...] = ()  # groups of dissection categories, each group's units removed together
+    OMITTED = ("categories",)  # recorded only when given
 
     def __post_init__(self) -> None:
         if self.classes is not None:
@@ -182,7 +184,7 @@ class BiasOptions:
 
 
 @dataclass(frozen=True)
-class PathSettings:
+class PathSettings(JsonRecord):
     """How a sparse head's path is fitted: the L1 share `alpha`, `steps` lambdas from lambda_max down to
     `ratio` * lambda_max, early stopping after `patience` steps without a better validation accuracy (None: the
     whole path), and units whose standardised training codes correlate with |r| >= `group_corr` made one feature
@@ -204,7 +206,147 @@ class PathSettings:
                 (self.group_corr is None or 0 < self.group_corr <= 1, "group_corr", self.group_corr,
                  "the |correlation| at which units are one feature, in (0, 1] (0.99 groups near-copies), or None")])
 
-    def as_dict(self) -> dict[str, Any]:
-        """The settings as recorded in results.json."""
-        return {"alpha": self.alpha, "steps": self.steps, "ratio": self.ratio, "patience": self.patience,
-                "group_corr": self.group_corr}
+
+# What each result records as its settings in results.json (`RunResult.settings`): the options that made it, by the
+# keys nv has always written, so results saved before still compare equal.
+
+
+@dataclass(frozen=True)
+class HeadSettings(JsonRecord):
+    """A result made with one head and nothing else to choose (evaluate, views)."""
+
+    head: str
+
+
+@dataclass(frozen=True)
+class RankedSettings(JsonRecord):
+    """A result of one head whose units are ranked by weight or importance (time steps)."""
+
+    OMITTED = ("rank",)
+    head: str
+    rank: str = DEFAULT_RANK
+
+
+@dataclass(frozen=True)
+class ClassWeightsSettings(JsonRecord):
+    """One class's weights of a head, ranked."""
+
+    OMITTED = ("rank",)
+    class_: str
+    head: str
+    rank: str = DEFAULT_RANK
+
+
+@dataclass(frozen=True)
+class HeadSummarySettings(JsonRecord):
+    """A head's weights over every class: units per sign, ranked."""
+
+    OMITTED = ("rank",)
+    top: int
+    head: str
+    rank: str = DEFAULT_RANK
+
+
+@dataclass(frozen=True)
+class ExplainSettings(JsonRecord):
+    """One input's explanation: the input, the class explained, the head, units per sign, the ranking."""
+
+    OMITTED = ("rank",)
+    source: str
+    class_: str
+    head: str
+    top: int
+    rank: str = DEFAULT_RANK
+
+
+@dataclass(frozen=True)
+class WhereSettings(JsonRecord):
+    """Where maps of one input: the input, the class explained, the head."""
+
+    source: str
+    class_: str
+    head: str
+
+
+@dataclass(frozen=True)
+class ClassMapSettings(JsonRecord):
+    """Where maps over a class's validation images, with one head."""
+
+    class_: str
+    head: str
+
+
+@dataclass(frozen=True)
+class PerturbSettings(JsonRecord):
+    """The colour channels zeroed, the validation sample shown, the head."""
+
+    channels: tuple[str, ...]
+    example: int
+    head: str
+
+
+@dataclass(frozen=True)
+class AttributionSettings(JsonRecord):
+    """The attribution methods and metrics compared, on how many images drawn with which seed, the head, and the
+    steps of each deletion curve."""
+
+    methods: tuple[str, ...]
+    metrics: tuple[str, ...]
+    count: int
+    seed: int
+    head: str
+    steps: int
+
+
+@dataclass(frozen=True)
+class BiasSettings(JsonRecord):
+    """The head, the cue-conflict images per shape class, and where they came from."""
+
+    head: str
+    per_class: int
+    source: str
+
+
+@dataclass(frozen=True)
+class AblationSettings(JsonRecord):
+    """The head and what was removed (`AblationOptions`, its keys beside `head`)."""
+
+    FLATTENED = ("options",)
+    head: str
+    options: AblationOptions
+
+
+@dataclass(frozen=True)
+class CompareSettings(JsonRecord):
+    """The two sides compared (side -> run name, '@<head>' for a sparse head), the k of `top_share`, the ranking, and
+    the run directories read."""
+
+    OMITTED = ("rank", "dirs")
+    runs: dict[str, str]
+    top: int
+    rank: str = DEFAULT_RANK
+    dirs: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Dissection(JsonRecord):
+    """How a concept map was made: the probe (a name or folder), NetDissect's quantile and IoU threshold, the
+    categories, the probe's image size, the head, and how units' concepts are weighed into classes'."""
+
+    probe: str
+    quantile: float
+    iou_threshold: float
+    categories: tuple[str, ...] | None
+    image_size: int
+    head: str
+    rank: str = DEFAULT_RANK
+    aggregate: str = DEFAULT_AGGREGATE
+
+
+@dataclass(frozen=True)
+class ConceptSettings(JsonRecord):
+    """A concept map's dissection (its keys beside `top`) and the concepts per sign shown."""
+
+    FLATTENED = ("dissection",)
+    dissection: Dissection
+    top: int

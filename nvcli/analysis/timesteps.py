@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from .head import Head
 from .importance import DEFAULT_RANK, CodeStats, scores
+from .settings import RankedSettings
 
 TIME_COLUMNS = ["class", "layer", "label", "step", "mass", "share", "pos_weight", "neg_weight"]
 SUMMARY_COLUMNS = ["class", "peak_step", "peak_share", "centre", "spread"]
@@ -84,8 +84,8 @@ class TimeWeights(RunResult):
     summary: pd.DataFrame  # SUMMARY_COLUMNS
     rank: str = DEFAULT_RANK
 
-    def settings(self) -> dict[str, Any]:
-        return {"head": self.head, **({} if self.rank == "weight" else {"rank": self.rank})}
+    def settings(self) -> RankedSettings:
+        return RankedSettings(self.head, self.rank)
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.timesteps import time_figure

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -11,6 +10,7 @@ from ..errors import NvError
 from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from .head import Head
+from .settings import HeadSettings
 
 COLUMNS = ["class", "view", "mean_weight", "pos_weight", "neg_weight"]
 
@@ -48,8 +48,8 @@ class ViewWeights(RunResult):
     accuracy: float | None = None
 
 
-    def settings(self) -> dict[str, Any]:
-        return {"head": self.head}
+    def settings(self) -> HeadSettings:
+        return HeadSettings(self.head)
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.views import views_figure
@@ -70,7 +70,7 @@ class ViewWeights(RunResult):
         if frame is None:
             return None
         evaluation = Evaluation.load(run_dir, head)
-        accuracy = None if evaluation is None else float(evaluation.summary["accuracy"])
+        accuracy = None if evaluation is None else float(evaluation.summary.accuracy)
         return cls(Path(run_dir).name, head, frame, accuracy)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,11 @@ from ..runs import files
 from ..runs.results import RunResult, Writer, figure, table
 from .head import DEFAULT_TOP, OVERALL, Head, extremes, ranks
 from .importance import DEFAULT_RANK, CodeStats, needs_codes, ranked_head
+from .settings import ClassWeightsSettings, HeadSummarySettings
 from .sparse.groups import UnitGroups
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 LAYER_STATS = ["units", "pos_weight", "neg_weight", "mean_weight", "pos_share", "neg_share", "top_share"]
 
@@ -125,7 +129,7 @@ def class_similarity(head: Head) -> pd.DataFrame:
 INIT_WARN = 0.5  # init_corr above this: the class's weights are still mostly where training started them
 
 
-def init_correlation(head: Head, init: dict[str, Any] | None) -> np.ndarray | None:
+def init_correlation(head: Head, init: dict[str, Tensor] | None) -> np.ndarray | None:
     """Per class, the Pearson correlation of its weights with its initial weights (head_init.pt's `weight`).
 
     None when there is no initial head, or it is constant (a zero init): then nothing of it can remain. An initial
@@ -180,11 +184,11 @@ class ClassWeights(RunResult):
     rank: str = DEFAULT_RANK
     kept: pd.DataFrame | None = None  # a sparse head's units of the class (kept_units): drawn instead of the axis
 
-    def key(self) -> str:
-        return f"weights/{self.stem}{files.head_mark(self.head)}"
+    def key(self) -> files.ResultKey:
+        return files.ResultKey(self.kind, self.stem, self.head)
 
-    def settings(self) -> dict[str, Any]:
-        return {"class": self.cls, "head": self.head, **({} if self.rank == "weight" else {"rank": self.rank})}
+    def settings(self) -> ClassWeightsSettings:
+        return ClassWeightsSettings(self.cls, self.head, self.rank)
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.weights import kept_figure, weights_figure
@@ -197,7 +201,7 @@ class ClassWeights(RunResult):
                                   f"head {self.head}")
             else:
                 title = (f"{self.run}: {'weights' if self.rank == 'weight' else 'importance'} of '{self.cls}'"
-                         + ("" if self.head == files.DENSE_HEAD else f" ({self.head})"))
+                         + ("" if files.is_dense(self.head) else f" ({self.head})"))
                 out[png] = figure(weights_figure, self.frame, title)
         return out
 
@@ -211,7 +215,7 @@ class ClassWeights(RunResult):
         if frame is None:
             return None
         kept = None
-        if head != files.DENSE_HEAD:
+        if not files.is_dense(head):
             from .dissect.concepts import ConceptMap
 
             kept = _kept_rows(frame, ConceptMap.labels_for(load_run(run_dir), head))
@@ -233,11 +237,11 @@ class HeadSummary(RunResult):
     grid: bool = False  # also draw every class's weights in one figure (weights_all.png)
     rank: str = DEFAULT_RANK  # what `layers` and the grid sum: the head's weights or their importance
 
-    def key(self) -> str:
-        return self.kind + files.head_mark(self.head.name)
+    def key(self) -> files.ResultKey:
+        return files.ResultKey(self.kind, head=self.head.name)
 
-    def settings(self) -> dict[str, Any]:
-        return {"top": self.top, "head": self.head.name, **({} if self.rank == "weight" else {"rank": self.rank})}
+    def settings(self) -> HeadSummarySettings:
+        return HeadSummarySettings(self.top, self.head.name, self.rank)
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ..plots.weights import similarity_figure, weights_grid
@@ -288,7 +292,7 @@ def weights(run_name: str, head: Head, classes: list[str], *, top: int = DEFAULT
     """
     stems = files.class_stems(head.classes)
     shown = stats if needs_codes(rank) else None
-    sparse = head.name != files.DENSE_HEAD
+    sparse = not files.is_dense(head.name)
     per_class = [ClassWeights(run_name, head.name, c, stems[c], class_weights(head, c, shown), rank,
                               kept_units(head, c, concepts) if sparse else None) for c in classes]
     scored = ranked_head(head, rank, stats)

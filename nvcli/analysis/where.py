@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from ..training.devices import resolve_device
 from ..training.loaders import make_loader
 from .explain import VALIDATION_SOURCE, explained_input
 from .head import Head, read_head, with_head
-from .settings import Compute
+from .settings import ClassMapSettings, Compute, WhereSettings
 
 IDENTITY_COLUMNS = ["class", "logit", "bias", "map_sum"]
 EXACT = 1e-4  # relative: |logit - bias - map_sum| <= EXACT * max(1, |logit|), the maps' promise
@@ -191,16 +191,16 @@ class WhereExplanation(RunResult):
     classes: tuple[str, ...] = ()  # the head's class names
     origin: str = "upper"  # 'lower' for spectrograms: low frequencies at the bottom of the figure
 
-    def key(self) -> str:
-        return f"{self.kind}/{files.file_stem(self.name)}{files.head_mark(self.head)}"
+    def key(self) -> files.ResultKey:
+        return files.ResultKey(self.kind, files.file_stem(self.name), self.head)
 
     @property
     def explained(self) -> str:
         """The class whose logit the maps add up to."""
         return self.classes[int(self.maps.target[0, 0])]
 
-    def settings(self) -> dict[str, Any]:
-        return {"source": self.source, "class": self.explained, "head": self.head}
+    def settings(self) -> WhereSettings:
+        return WhereSettings(self.source, self.explained, self.head)
 
     def data_splits(self) -> tuple[str, ...]:
         return ("val",) if self.source.startswith(VALIDATION_SOURCE) else ()
@@ -210,7 +210,7 @@ class WhereExplanation(RunResult):
         return layer_totals(self.maps.maps[0, 0], self.maps.layers)
 
     def check(self) -> None:
-        check_exact(self.identity(), self.maps.maps, self.key())
+        check_exact(self.identity(), self.maps.maps, str(self.key()))
 
     def identity(self) -> pd.DataFrame:
         """Per class explained: its logit, its bias and the sum of its maps (logit = bias + map_sum)."""
@@ -284,17 +284,17 @@ class ClassWhere(RunResult):
     head: str = files.DENSE_HEAD
     origin: str = "upper"
 
-    def key(self) -> str:
-        return f"{self.kind}/{self.stem}{files.head_mark(self.head)}"
+    def key(self) -> files.ResultKey:
+        return files.ResultKey(self.kind, self.stem, self.head)
 
-    def settings(self) -> dict[str, Any]:
-        return {"class": self.name, "head": self.head}
+    def settings(self) -> ClassMapSettings:
+        return ClassMapSettings(self.name, self.head)
 
     def data_splits(self) -> tuple[str, ...]:
         return ("val",)  # the class's validation images
 
     def check(self) -> None:
-        check_exact(self.identity(), self.maps, self.key())
+        check_exact(self.identity(), self.maps, str(self.key()))
 
     def to_frame(self) -> pd.DataFrame:
         """Each layer's share of the class's mean logit: its mean map's sum (they add up to `logit - bias`)."""

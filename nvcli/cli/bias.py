@@ -42,7 +42,7 @@ class Bias:
                                 trust_code=self.source.trust_code, progress=bar)
         self.output.save(result, run)
         overall = result.overall
-        note(f"{overall['images']} cue-conflict images ({result.source}); shape bias {overall['shape_bias']:.3f} "
+        note(f"{overall.images} cue-conflict images ({result.source}); shape bias {overall.shape_bias:.3f} "
              "(shape / (shape + texture) decisions)")
         emit(result.frame, self.output.fmt, title="Share of decisions following each cue, per class of the shape")
         self.output.wrote(result, run.dir)

@@ -1,7 +1,7 @@
 """`nv eval`: accuracy, per-class accuracy and confusion matrix; several runs give a Table-1 comparison."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Annotated, ClassVar, Optional
 
 import typer
@@ -48,7 +48,7 @@ class Evaluate:
                         result = evaluate(run, head=head, compute=self.compute, trust_code=self.runs.trust_code,
                                           progress=bar)
                     self.output.save(result, run)
-                    rows.append(result.summary)
+                    rows.append(asdict(result.summary))
                     if self.per_class:
                         frames.append(result.per_class.assign(run=run.name, head=head)[
                             ["run", "head", *result.per_class.columns]])

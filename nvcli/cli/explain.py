@@ -72,13 +72,12 @@ class Explain:
         if fmt != Format.table:
             emit(units if mapped is None else mapped.identity(), fmt)
             return
-        true = f"true class '{s['true']}', " if s["true"] is not None else ""
-        note(f"{s['source']}: {true}predicted '{s['predicted']}' ({s['probability']:.1%}); explaining '{s['class']}': "
-             f"logit {s['logit']:.4g} = contributions {s['contributions']:.4g} + bias {s['bias']:.4g}"
-             + (" (contributions relative to the mean codes, their part in the bias)"
-                if s["reference"] == "validation mean" else ""))
+        true = f"true class '{s.true}', " if s.true is not None else ""
+        note(f"{s.source}: {true}predicted '{s.predicted}' ({s.probability:.1%}); explaining '{s.class_}': "
+             f"logit {s.logit:.4g} = contributions {s.contributions:.4g} + bias {s.bias:.4g}"
+             + (" (contributions relative to the mean codes, their part in the bias)" if s.relative else ""))
         emit(result.classes.sort_values("probability", ascending=False).head(5), fmt, title="Most probable classes")
-        emit(units, fmt, title=f"Units pushing '{s['class']}' up and down most")
+        emit(units, fmt, title=f"Units pushing '{s.class_}' up and down most")
         emit(result.layers, fmt, title="Contribution per layer")
         if mapped is not None:
             emit(mapped.identity(), fmt, title="Where: the maps add up to the logit minus the bias")

@@ -94,23 +94,23 @@ class Sparsify:
              f"wrote {', '.join(fitted.result.artifacts(self.output.plot))}")
         head = sparse_head(fitted, name, selection, finetune=self.finetune)
         self.output.save(head, run)
-        note(f"head '{name}' = step {head.record['step']} (lambda {head.record['lambda']:.4g}); wrote "
+        note(f"head '{name}' = step {head.record.step} (lambda {head.record.lambda_:.4g}); wrote "
              f"{', '.join(head.artifacts())} to {run.dir}; read it with --head {name}")
         emit(head.summary, fmt, title=f"{run.name}: dense and sparse head")
-        refit = head.record["finetune"]
-        if refit is not None and not refit["converged"]:
-            note(f"warning: the unpenalised refit of head '{name}' stopped at its limit of {refit['max_iterations']} "
+        refit = head.record.finetune
+        if refit is not None and not refit.converged:
+            note(f"warning: the unpenalised refit of head '{name}' stopped at its limit of {refit.max_iterations} "
                  f"{'epochs' if fitted.solver == 'stream' else 'iterations'} before its tolerance (gradient "
-                 f"{refit['tol']:g}); its weights are less debiased than a converged refit's (docs/sparsify.md)")
-        drop = head.record["dense_val_acc"] - head.record["val_acc"]
+                 f"{refit.tol:g}); its weights are less debiased than a converged refit's (docs/sparsify.md)")
+        drop = head.record.dense_val_acc - head.record.val_acc
         if drop > DROP_WARN:
             note(f"warning: head '{name}' is {drop:.1%} less accurate than the dense head, so its units do not "
                  "explain the dense decisions; see sparse_path.csv and choose by accuracy with --max-drop "
                  "(docs/sparsify.md)")
-        if fmt == Format.table and "units_per_view" in head.record:
+        if fmt == Format.table and head.record.units_per_view is not None:
             import pandas as pd
 
-            views = pd.DataFrame(list(head.record["units_per_view"].items()), columns=["view", "units"])
+            views = pd.DataFrame(list(head.record.units_per_view.items()), columns=["view", "units"])
             emit(views, fmt, title=f"'{name}': kept units per view")
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..data.registry import DataOptions
     from ..runs.config import RunConfig
     from ..runs.run import Run
+    from ..training.engine import EpochRow
 
 MODEL_FIELDS = tuple(f.name for f in fields(ModelChoice))
 RECIPE_FIELDS = tuple(f.name for f in fields(TrainConfig))
@@ -71,9 +72,9 @@ def dataset_values(flagged: dict[str, Any], pairs: list[str] | None) -> dict[str
     return values
 
 
-def _epoch_line(row: dict[str, Any]) -> None:
-    note(f"epoch {row['epoch']:>3}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}  "
-         f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s")
+def _epoch_line(row: EpochRow) -> None:
+    note(f"epoch {row.epoch:>3}  train loss {row.train_loss:.4f} acc {row.train_acc:.3f}  "
+         f"val loss {row.val_loss:.4f} acc {row.val_acc:.3f}  lr {row.lr:.2e}  {row.seconds:.1f}s")
 
 
 def report(run: "Run", fmt: Format) -> None:

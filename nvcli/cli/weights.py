@@ -8,7 +8,7 @@ import typer
 
 from ..analysis.settings import DEFAULT_RANK, Rank
 from ..errors import NvError
-from ..runs.files import DENSE_HEAD, RUNS_DIR
+from ..runs.files import DENSE_HEAD, RUNS_DIR, is_dense
 from . import options as o
 from .render import Format, emit, note
 from .requests import Output, RunSource
@@ -82,7 +82,7 @@ class Weights:
         concepts = ConceptMap.labels_for(run, head.name)
         per_class, summary = head_weights(run.name, head, head.classes if name is None else [name], top=top,
                                           grid=name is None, rank=self.rank, stats=stats, concepts=concepts)
-        init_corr = init_correlation(head, run.head_init()) if head.name == DENSE_HEAD else None
+        init_corr = init_correlation(head, run.head_init()) if is_dense(head.name) else None
         for result in [*per_class, summary]:
             self.output.save(result, run)
         note(f"wrote weights CSVs{' and figures' if self.output.plot else ''} to {run.dir}")
@@ -93,7 +93,7 @@ class Weights:
         if name is None:
             emit(class_overview(head, summary.similarity, init_corr), fmt, title=f"{run.name}: classes")
             return
-        if head.name == DENSE_HEAD:
+        if is_dense(head.name):
             score = "weight" if stats is None else "importance"
             emit(extremes(per_class[0].frame, score, top), fmt, title=f"{run.name}: '{name}' top {top} positive and "
                  f"negative units by {score}")

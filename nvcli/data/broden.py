@@ -18,7 +18,7 @@ import math
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -236,8 +236,8 @@ class BrodenProbe(Dataset):
             out[cat] = torch.from_numpy(stack)
         return out
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"image": self.image(i), "masks": self.masks(i), "index": i}
+    def __getitem__(self, i: int) -> ProbeItem:
+        return ProbeItem(image=self.image(i), masks=self.masks(i), index=i)
 
     def images_only(self) -> Dataset:
         """A view yielding only the images (no mask decoding), for passes that need no labels."""
@@ -264,13 +264,26 @@ def stack_images(images: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(images))
 
 
-def collate_probe(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+class ProbeItem(TypedDict):
+    """One probe image: [3, H, W], its label layers per category (`BrodenProbe.masks`) and its index."""
+
+    image: torch.Tensor
+    masks: dict[str, torch.Tensor]
+    index: int
+
+
+class ProbeBatch(TypedDict):
+    """A batch of probe images: stacked [B, 3, H, W], each one's label layers, their indices [B]."""
+
+    images: torch.Tensor
+    masks: list[dict[str, torch.Tensor]]
+    index: torch.Tensor
+
+
+def collate_probe(items: Sequence[ProbeItem]) -> ProbeBatch:
     """DataLoader collate: images stacked, masks kept per image (their label sets and sizes vary)."""
-    return {
-        "images": stack_images([it["image"] for it in items]),
-        "masks": [it["masks"] for it in items],
-        "index": torch.tensor([it["index"] for it in items]),
-    }
+    return ProbeBatch(images=stack_images([it["image"] for it in items]), masks=[it["masks"] for it in items],
+                      index=torch.tensor([it["index"] for it in items]))
 
 
 def _per_image(streams: dict[str, Any]) -> Iterable[dict[str, Any]]:

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from ..errors import NvError, choice_error, describe
 from ..fs.digest import file_sha256
 from .archs import timm_module, timm_name
-from .spec import TIMM, TORCHVISION
+from .spec import TIMM, TORCHVISION, WeightsRecord
 
 DEFAULT = "DEFAULT"  # the library's recommended weights for the architecture
 FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")  # a name with one of these is a missing file
@@ -36,12 +36,11 @@ class Pretrained:
     crop_size: int | None = None  # the image side they were trained with
     resize_size: int | None = None  # the side the library resizes to before its centre crop
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> WeightsRecord:
         """What config.json records under `weights`: where the weights came from and the file's SHA-256."""
-        shown = {"source": self.source, "name": self.name, "resolved": self.resolved, "url": self.url,
-                 "file": str(self.path.resolve()) if self.source == "file" else self.path.name,
-                 "sha256": file_sha256(self.path), "crop_size": self.crop_size, "resize_size": self.resize_size}
-        return {k: v for k, v in shown.items() if v is not None}
+        return WeightsRecord(source=self.source, name=self.name, resolved=self.resolved, url=self.url,
+                             file=str(self.path.resolve()) if self.source == "file" else self.path.name,
+                             sha256=file_sha256(self.path), crop_size=self.crop_size, resize_size=self.resize_size)
 
 
 def resolve(arch: str, weights: str) -> Pretrained:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
 from ..errors import NvError, choice_error
-from ..schema import typed_record
+from ..schema import JsonRecord, typed_record
 
 BUILTIN_ARCHS = ("smallcnn",)
 RECURRENT = ("rnn", "gru", "lstm")  # sequence models (docs/rnn.md): units are (layer, time step, hidden unit)
@@ -181,3 +181,25 @@ class ModelSpec(ModelChoice):
 
 RECURRENT_DEFAULTS = {name: getattr(ModelChoice, name) for name in ("hidden_size", "rnn_layers", "bidirectional",
                                                                      "time_units")}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightsRecord(JsonRecord):
+    """What config.json records under `weights`: where the pretrained weights a network started from came from (a
+    file, torchvision or timm), the library's full name and URL, the file and its SHA-256, and the image sides they
+    were trained with (the library's facts only where known)."""
+
+    OMITTED = ("resolved", "url", "crop_size", "resize_size")
+    source: str
+    name: str
+    resolved: str | None = None
+    url: str | None = None
+    file: str
+    sha256: str
+    crop_size: int | None = None
+    resize_size: int | None = None
+
+    @property
+    def named(self) -> bool:
+        """Whether a library named the weights (so their normalisation is known), not a file of the user's."""
+        return self.source != "file"

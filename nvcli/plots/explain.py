@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +14,8 @@ from .units import layer_colours, layer_labels, layer_names
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from ..data.sound.spectrogram import SpecParams
 
 _FLOOR_TOLERANCE = 1e-3  # dB: a spectrogram column this close to the clip's floor everywhere is silence
 
@@ -37,21 +38,20 @@ def _sound_frames(values: np.ndarray) -> int:
     return int(loud[-1]) + 1 if len(loud) else values.shape[1]
 
 
-def _show_spectrogram(sub: SubFigure, values: np.ndarray, spectrogram: dict[str, Any] | None) -> str:
+def _show_spectrogram(sub: SubFigure, values: np.ndarray, params: SpecParams | None) -> str:
     """A log-mel spectrogram with time (s) and frequency (kHz) axes and a dB colour bar; trailing silence cut.
 
     Returns a note on what was cut ('' if nothing).
     """
     ax = sub.subplots()
-    if not spectrogram:
+    if params is None:
         image = ax.imshow(values, origin="lower", aspect="auto", cmap="magma")
         ax.set_xlabel("frame")
         ax.set_ylabel("band")
         sub.colorbar(image, ax=ax, label="value")
         return ""
-    from ..data.sound.spectrogram import SpecParams, mel_frequencies
+    from ..data.sound.spectrogram import mel_frequencies
 
-    params = SpecParams(**{f.name: spectrogram[f.name] for f in fields(SpecParams) if f.name in spectrogram})
     seconds_per_column = params.duration / values.shape[1]
     kept = _sound_frames(values)
     shown = values[:, :kept]
@@ -85,7 +85,7 @@ def _show_sequence(sub: SubFigure, x: "Tensor", per_step: pd.DataFrame) -> str:
     return ""
 
 
-def _show_input(sub: SubFigure, x: "Tensor", spectrogram: dict[str, Any] | None,
+def _show_input(sub: SubFigure, x: "Tensor", spectrogram: SpecParams | None,
                 steps: pd.DataFrame | None = None) -> str:
     """Draw the input: every view of multi-view inputs, an RGB image, a sequence or a spectrogram; returns a note."""
     if steps is not None and x.dim() == 3 and x.shape[1] == 1:
@@ -131,10 +131,11 @@ def _view_layer_map(sub: SubFigure, ax, layers: pd.DataFrame) -> None:
     sub.colorbar(image, ax=ax, label="summed contribution", fraction=0.08, pad=0.02)
 
 
-def explain_figure(summary: dict, strongest: pd.DataFrame, layers: pd.DataFrame, x: "Tensor", top: int,
-                   spectrogram: dict[str, Any] | None = None, steps: pd.DataFrame | None = None,
+def explain_figure(summary: Any, strongest: pd.DataFrame, layers: pd.DataFrame, x: "Tensor", top: int,
+                   spectrogram: SpecParams | None = None, steps: pd.DataFrame | None = None,
                    into: FigureBase | Axes | None = None) -> FigureBase:
     """The input, its `top` most positive and negative unit contributions (`strongest`, rows of the per-unit table),
+    titled from `summary` (an explanation's: source, true, predicted, probability, class_, logit, bias, ...),
     and the contribution per layer (per view and layer in multi-view runs); `spectrogram` (the run's sound settings)
     gives sound inputs axes, `steps` (a sequence's contribution per time step) draws under a sequence."""
     s = summary
@@ -142,8 +143,8 @@ def explain_figure(summary: dict, strongest: pd.DataFrame, layers: pd.DataFrame,
     fig = canvas(into, figsize=(14, 4.4), layout="constrained")
     sub_in, sub_units, sub_layers = fig.subfigures(1, 3, width_ratios=[1.2, 1.5, 1.4])
     note = _show_input(sub_in, x, spectrogram, steps)
-    true = f"true {s['true']}, " if s["true"] is not None else ""
-    sub_in.suptitle(f"{true}predicted {s['predicted']} ({s['probability']:.0%})" + (f"\n{note}" if note else ""),
+    true = f"true {s.true}, " if s.true is not None else ""
+    sub_in.suptitle(f"{true}predicted {s.predicted} ({s.probability:.0%})" + (f"\n{note}" if note else ""),
                     fontsize=9)
 
     ax_units = sub_units.subplots()
@@ -152,16 +153,16 @@ def explain_figure(summary: dict, strongest: pd.DataFrame, layers: pd.DataFrame,
     ax_units.set_yticks(range(len(shown)), unit_names(shown), fontsize=7)
     ax_units.axvline(0, color="black", linewidth=0.6)
     ax_units.tick_params(axis="x", labelsize=7)
-    relative = s.get("reference") == "validation mean"
+    relative = s.relative
     ax_units.set_xlabel("contribution W[c,u]·(z_u − mean z_u)" if relative else "contribution W[c,u]·z_u")
-    ax_units.set_title(f"top {top} units up and down, class {s['class']}", fontsize=9)
+    ax_units.set_title(f"top {top} units up and down, class {s.class_}", fontsize=9)
 
     ax_layers = sub_layers.subplots()
     if "view" in layers.columns:
         _view_layer_map(sub_layers, ax_layers, layers)
     else:
         _layer_bars(ax_layers, layers, colours)
-    ax_layers.set_title(f"per {'view and ' if 'view' in layers.columns else ''}layer: logit {s['logit']:.3g} = "
-                        f"sum {s['contributions']:.3g} + bias {s['bias']:.3g}", fontsize=9)
-    fig.suptitle(s["source"], fontsize=10)
+    ax_layers.set_title(f"per {'view and ' if 'view' in layers.columns else ''}layer: logit {s.logit:.3g} = "
+                        f"sum {s.contributions:.3g} + bias {s.bias:.3g}", fontsize=9)
+    fig.suptitle(s.source, fontsize=10)
     return fig

@@ -80,7 +80,7 @@ def _order(run: Run, entry: Recorded) -> tuple:
     """Dense head first, then class order (per-class results), then the key."""
     cls = entry.settings.get("class")
     index = run.classes.index(cls) if isinstance(cls, str) and cls in run.classes else len(run.classes)
-    return (entry.head != files.DENSE_HEAD, index, entry.key)
+    return (not files.is_dense(entry.head), index, entry.key)
 
 
 def by_kind(run: Run) -> dict[str, list[tuple[Source, Recorded]]]:
@@ -176,7 +176,7 @@ def _sparse_head(source: Source, entry: Recorded) -> Markup:
     name = files.SPARSE_PATH_PNG.name()
     shown = (page.figure(access.read_bytes(source.dir, name), name, caption(name).text, entry.command)
              if access.is_file(source.dir, name) else Markup())
-    return head_html(source.dir, entry.key.partition("/")[2], shown)
+    return head_html(source.dir, files.ResultKey.parse(entry.key).name, shown)
 
 
 # -- the run as a whole ------------------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def config_groups(run: Run) -> list[tuple[str, list[tuple[str, str]]]]:
     model = _flat("", config.model.to_dict()) + [("units", str(config.units)), ("kind", str(config.kind))]
     data_pairs = [("name", str(config.data.name)), ("kind", run.kind), ("classes", ", ".join(run.classes))]
     data_pairs += _flat("options", config.data.options)
-    recipe = _flat("", config.train.to_dict()) if config.train else [("train", "none: converted, not trained")]
+    recipe = _flat("", config.train.to_json()) if config.train else [("train", "none: converted, not trained")]
     versions = _flat("", config.versions or {}) + [("created", str(config.created))]
     return [("Architecture and codes", model), ("Data", data_pairs), ("Recipe", recipe), ("Versions", versions)]
 

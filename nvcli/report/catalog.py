@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..runs import files
-from ..runs.files import Artifact
+from ..runs.files import Artifact, ResultKey, is_dense
 
 if TYPE_CHECKING:
     from ..runs.results import RunResult
@@ -22,28 +22,27 @@ class Recorded:
     """One results.json entry: its key (`weights/red@sparse`), settings, files and command."""
 
     key: str
-    settings: dict[str, Any]
+    settings: dict[str, Any]  # as results.json holds them: each kind's loader reads its own typed settings
     files: list[str]
     command: str | None
     stale: tuple[str, ...] = ()  # why it no longer describes the run (provenance.stale_reasons); () when current
 
     @property
     def kind(self) -> str:
-        """The result kind: the key before any '/' or '@' (`weights`, `eval`, `ablation`)."""
-        return self.key.split("/")[0].split("@")[0]
+        """The result kind (`weights`, `eval`, `ablation`)."""
+        return ResultKey.parse(self.key).kind
 
     @property
     def head(self) -> str:
-        """The head the result was made with (`dense` unless the key or settings name another)."""
-        if isinstance(self.settings.get("head"), str):
-            return self.settings["head"]
-        return self.key.rpartition("@")[2] if "@" in self.key else files.DENSE_HEAD
+        """The head the result was made with (`dense` unless the settings or key name another)."""
+        head = self.settings.get("head")
+        return head if isinstance(head, str) else ResultKey.parse(self.key).head
 
     @property
     def title(self) -> str:
         """What distinguishes this entry from others of its kind ('' when it is the only sort)."""
-        rest = self.key[len(self.kind):].lstrip("/")
-        return rest.replace("@", " @ ")
+        key = ResultKey.parse(self.key)
+        return key.name + ("" if is_dense(key.head) else f" @ {key.head}")
 
 
 Loader = Callable[[Path, Recorded], "RunResult | None"]
@@ -100,14 +99,16 @@ def _perturb(run_dir: Path, entry: Recorded) -> "RunResult | None":
 
 def _bias(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.bias import ShapeBias
+    from ..analysis.settings import BiasSettings
 
-    return ShapeBias.load(run_dir, entry.settings)
+    return ShapeBias.load(run_dir, BiasSettings.from_json(entry.settings, entry.key))
 
 
 def _concepts(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.dissect.concepts import ConceptMap
+    from ..analysis.settings import ConceptSettings
 
-    return ConceptMap.load(run_dir, entry.settings)
+    return ConceptMap.load(run_dir, ConceptSettings.from_json(entry.settings, entry.key))
 
 
 def _views(run_dir: Path, entry: Recorded) -> "RunResult | None":
@@ -118,8 +119,9 @@ def _views(run_dir: Path, entry: Recorded) -> "RunResult | None":
 
 def _ablation(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.ablation import Ablation
+    from ..analysis.settings import AblationSettings
 
-    return Ablation.load(run_dir, entry.settings)
+    return Ablation.load(run_dir, AblationSettings.from_json(entry.settings, entry.key))
 
 
 def _time_weights(run_dir: Path, entry: Recorded) -> "RunResult | None":
@@ -130,8 +132,9 @@ def _time_weights(run_dir: Path, entry: Recorded) -> "RunResult | None":
 
 def _compare(run_dir: Path, entry: Recorded) -> "RunResult | None":
     from ..analysis.compare import Comparison
+    from ..analysis.settings import CompareSettings
 
-    return Comparison.load(run_dir, entry.settings)
+    return Comparison.load(run_dir, CompareSettings.from_json(entry.settings, entry.key))
 
 
 # Sections in the order of a paper: how well it does, what the head says, what breaks it, what the units mean.

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
+from ..errors import NvError
 from ..fs import access
 from ..runs import files
 from . import page
+
+if TYPE_CHECKING:
+    from ..analysis.sparse.record import ClassRecord, SparseHeadRecord
 
 
 def _concepts(run_dir: Path, head: str) -> dict[str, str]:
@@ -26,26 +30,25 @@ def _concepts(run_dir: Path, head: str) -> dict[str, str]:
     return {row[unit]: row[concept] for row in rows if len(row) > max(unit, concept)}
 
 
-def _record(run_dir: Path, name: str) -> dict[str, Any] | None:
+def _record(run_dir: Path, name: str) -> SparseHeadRecord | None:
     """heads/<name>.json, or None when it is missing, a link, or not a head's record."""
+    from ..analysis.sparse.record import SparseHeadRecord
+
     info = files.SPARSE_HEAD_INFO.name(name=name)
     if not access.is_file(run_dir, info):
         return None
     try:
-        record = json.loads(access.read_text(run_dir, info))
-    except (OSError, ValueError):
+        return SparseHeadRecord.from_json(json.loads(access.read_text(run_dir, info)), info)
+    except (OSError, ValueError, NvError):
         return None
-    return record if isinstance(record, dict) and isinstance(record.get("per_class"), list) else None
 
 
-def _class_table(row: dict[str, Any], concepts: dict[str, str]) -> Markup:
+def _class_table(row: ClassRecord, concepts: dict[str, str]) -> Markup:
     """One class: its accuracy with this head and the dense one, and a row per kept unit."""
-    kept = [k for k in row.get("kept") or [] if isinstance(k, dict)]
-    title = (f"{row.get('class')}: {len(kept)} units, accuracy {float(row.get('val_acc', float('nan'))):.3f} "
-             f"(dense {float(row.get('dense_val_acc', float('nan'))):.3f})")
+    title = f"{row.class_}: {len(row.kept)} units, accuracy {row.val_acc:.3f} (dense {row.dense_val_acc:.3f})"
     body = page.table(["unit", "layer", "concept", "weight", "group size"],
-                      [[str(k.get("unit")), str(k.get("layer")), concepts.get(str(k.get("unit")), "-"),
-                        str(k.get("weight")), str(k.get("group_size"))] for k in kept])
+                      [[str(k.unit), k.layer, concepts.get(str(k.unit), "-"), str(k.weight), str(k.group_size)]
+                       for k in row.kept])
     return page.files_line(title) + body
 
 
@@ -56,12 +59,10 @@ def head_html(run_dir: Path, name: str, path_figure: Markup) -> Markup:
     if record is None:
         return Markup()
     concepts = _concepts(run_dir, name)
-    facts = [("rule", json.dumps(record.get("rule"))), ("units per class (max, mean)",
-                                                           f"{record.get('units_per_class_max')}, "
-                                                           f"{float(record.get('units_per_class_mean', 0)):.1f}"),
-             ("validation accuracy (dense)", f"{float(record.get('val_acc', 0)):.3f} "
-                                             f"({float(record.get('dense_val_acc', 0)):.3f})"),
-             ("worst class", f"{float(record.get('val_acc_min', float('nan'))):.3f}"),
-             ("groups of near-copies", f"{record.get('groups')} (|corr| >= {record.get('group_corr')})")]
-    tables = page.join(_class_table(row, concepts) for row in record["per_class"] if isinstance(row, dict))
+    facts = [("rule", json.dumps(record.rule.to_json())),
+             ("units per class (max, mean)", f"{record.units_per_class_max}, {record.units_per_class_mean:.1f}"),
+             ("validation accuracy (dense)", f"{record.val_acc:.3f} ({record.dense_val_acc:.3f})"),
+             ("worst class", f"{record.val_acc_min:.3f}"),
+             ("groups of near-copies", f"{record.groups} (|corr| >= {record.group_corr})")]
+    tables = page.join(_class_table(row, concepts) for row in record.per_class)
     return page.grid([path_figure + page.key_values(facts), tables], "two", boxed=True)

@@ -1,7 +1,7 @@
-"""config.json as a typed value: `RunConfig.from_dict` reads (and upgrades) it, `RunConfig.to_dict` writes it.
+"""config.json as a typed value: `RunConfig.from_dict` reads (and upgrades) it, `RunConfig.to_json` writes it.
 
 Importing it loads neither torch nor pandas. Every older format (1, 2) is read and upgraded in memory; what
-`to_dict` returns is config.json in the current format, key for key as nv has always written it.
+`to_json` returns is config.json in the current format, key for key as nv has always written it.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..data.registry import check_class_name
 from ..errors import NvError
-from ..models.spec import ModelSpec
-from ..schema import nonfinite
+from ..models.spec import ModelSpec, WeightsRecord
+from ..schema import JsonRecord, nonfinite
 
 if TYPE_CHECKING:
     from ..training.config import TrainConfig
@@ -27,7 +27,7 @@ _HEAD_SETTINGS_THEN = (("head_init_scale", 1.0), ("head_lr_scale", 1.0), ("head_
 
 
 @dataclass(frozen=True)
-class DataSection:
+class DataSection(JsonRecord):
     """config.json["data"]: the dataset, its classes in label order and what its loader was called with.
 
     `kind`, `cues` and `info` are None for a converted run (written without data), and then not written.
@@ -39,10 +39,7 @@ class DataSection:
     cues: dict[str, str] | None = None  # class -> the mechanism that defines it (built-in data)
     options: dict[str, Any] = field(default_factory=dict)  # what the loader was called with
     info: dict[str, Any] | None = None  # resolved dataset settings (image size, spectrogram parameters ...)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _written({"name": self.name, "classes": list(self.classes), "kind": self.kind, "cues": self.cues,
-                         "options": self.options, "info": self.info}, optional=("kind", "cues", "info"))
+    OMITTED = ("kind", "cues", "info")  # never written for a converted run
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> "DataSection":
@@ -72,7 +69,7 @@ class DataSection:
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(JsonRecord):
     """A run's config.json: the model, its data, the recipe it trained with (None: converted) and what it ran on."""
 
     name: str | None
@@ -84,16 +81,14 @@ class RunConfig:
     units: int | None  # NeuroView units (codes the head reads); None for a baseline
     precision: str | None = None  # what training computes in (float32, bfloat16, float16); training runs only
     versions: dict[str, str] | None = None  # nv and the libraries that shape the numbers, as written
-    weights: dict[str, Any] | None = None  # the pretrained weights loaded first: source, name, file, sha256 ...
+    weights: WeightsRecord | None = None  # the pretrained weights loaded first
     format: int = CONFIG_FORMAT
+    OMITTED = ("precision", "versions", "weights")  # written only by the runs they apply to
 
-    def to_dict(self) -> dict[str, Any]:
-        """config.json's content: the keys and their order as nv writes them."""
-        return _written({"name": self.name, "created": self.created, "model": self.model.to_dict(),
-                         "data": self.data.to_dict(), "train": self.train.to_dict() if self.train else {},
-                         "kind": self.kind, "units": self.units, "precision": self.precision, "format": self.format,
-                         "versions": self.versions, "weights": self.weights},
-                        optional=("precision", "versions", "weights"))
+    def to_json(self) -> dict[str, object]:
+        """config.json's content, key for key as nv writes it: the model section as `ModelSpec.to_dict` writes it,
+        a converted run's recipe as {}."""
+        return {**super().to_json(), "model": self.model.to_dict(), "train": self.train.to_json() if self.train else {}}
 
     @classmethod
     def from_dict(cls, config: Any, where: str = "config.json") -> "RunConfig":
@@ -129,7 +124,9 @@ class RunConfig:
         return cls(name=config.get("name"), created=config.get("created"), model=spec, data=data,
                    train=TrainConfig.from_dict(config["train"], where) if config["train"] else None,
                    kind=config.get("kind"), units=config.get("units"), precision=config.get("precision"),
-                   versions=config.get("versions"), weights=config.get("weights"), format=CONFIG_FORMAT)
+                   versions=config.get("versions"), format=CONFIG_FORMAT,
+                   weights=None if config.get("weights") is None else
+                   WeightsRecord.from_json(config["weights"], f"'{where}': weights"))
 
 
 def _check_model_keys(config: dict[str, Any], spec: ModelSpec, data: DataSection, where: str) -> None:
@@ -152,11 +149,6 @@ def _check_model_keys(config: dict[str, Any], spec: ModelSpec, data: DataSection
     wrong = [k for k, v in versions.items() if not isinstance(v, str)]
     if wrong:
         raise NvError(f"'{where}': 'versions.{wrong[0]}' is {versions[wrong[0]]!r}; expected a version text")
-
-
-def _written(section: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
-    """`section` without its `optional` keys that are None: those a run of that kind never wrote."""
-    return {k: v for k, v in section.items() if k not in optional or v is not None}
 
 
 def _migrate(config: dict[str, Any]) -> dict[str, Any]:

@@ -173,9 +173,34 @@ def written_by_nv(name: str) -> bool:
     return False
 
 
+def is_dense(head: str) -> bool:
+    """Whether `head` names the head trained with the network (model.pt's), not a sparse head of heads/."""
+    return head == DENSE_HEAD
+
+
 def head_mark(head: str) -> str:
     """What tells a sparse head's results from the dense head's: '' for the dense head, else '@<head>'."""
-    return "" if head == DENSE_HEAD else f"@{file_stem(head)}"
+    return "" if is_dense(head) else f"@{file_stem(head)}"
+
+
+@dataclass(frozen=True)
+class ResultKey:
+    """A results.json entry's key, `<kind>[/<name>][@<head>]` (`weights/red@sparse10`, `eval`, `head/sparse10`):
+    formatted by `str` and read back by `parse`, here alone."""
+
+    kind: str  # the result kind: eval, weights, ablation ...
+    name: str = ""  # what the entry describes among several of its kind: a class, an input, a sparse head
+    head: str = DENSE_HEAD  # the head whose weights made it (its file stem)
+
+    def __str__(self) -> str:
+        return self.kind + (f"/{self.name}" if self.name else "") + head_mark(self.head)
+
+    @classmethod
+    def parse(cls, key: str) -> ResultKey:
+        """The key as `str` wrote it (kinds and names hold no '/' or '@': they are file stems)."""
+        rest, mark, head = key.partition("@")
+        kind, _, name = rest.partition("/")
+        return cls(kind, name, head if mark else DENSE_HEAD)
 
 
 def file_stem(name: str) -> str:

@@ -21,7 +21,6 @@ from . import files
 if TYPE_CHECKING:
     from .run import Run
 
-WEIGHTS_DIGEST = "weights_sha256"  # in heads/<name>.json: the SHA-256 of heads/<name>.pt as saved beside it
 DATA = "data/"  # sources that are splits of the run's data: data/train, data/val
 SPLITS = ("train", "val")
 
@@ -43,7 +42,7 @@ def state_digest(state: Mapping[str, Any]) -> str:
 
 def head_source(head: str) -> str:
     """The run file a head's weights live in: model.pt for the dense head, heads/<name>.pt for a sparse one."""
-    return files.MODEL if head == files.DENSE_HEAD else files.SPARSE_HEAD.name(name=head)
+    return files.MODEL if files.is_dense(head) else files.SPARSE_HEAD.name(name=head)
 
 
 def made_from(run: "Run", *, head: str = files.DENSE_HEAD, splits: Iterable[str] = (),
@@ -51,13 +50,13 @@ def made_from(run: "Run", *, head: str = files.DENSE_HEAD, splits: Iterable[str]
     """The sources of a result computed from `run`'s weights with `head`, the data `splits` it read, and the weights
     of `others` (runs it was compared with, each with its head), each with its digest now."""
     sources = {files.MODEL: run.sha256(files.MODEL)}
-    if head != files.DENSE_HEAD:
+    if not files.is_dense(head):
         sources[head_source(head)] = run.sha256(head_source(head))
     for split in splits:
         sources[DATA + split] = _data_fingerprint(run, split)
     for other, other_head in others:
         sources[str(other.dir / files.MODEL)] = other.sha256(files.MODEL)
-        if other_head != files.DENSE_HEAD:
+        if not files.is_dense(other_head):
             sources[str(other.dir / head_source(other_head))] = other.sha256(head_source(other_head))
     return sources
 

@@ -22,8 +22,9 @@ from ..errors import NvError
 from ..fs import access
 from ..fs.atomic import save_figure, write_csv, write_json
 from ..fs.digest import file_sha256
+from ..schema import JsonRecord
 from . import provenance
-from .files import DENSE_HEAD, RESULTS, STAGING, head_mark, result_file
+from .files import DENSE_HEAD, RESULTS, STAGING, ResultKey, result_file
 from .lock import holding, remove_orphans
 
 if TYPE_CHECKING:
@@ -67,10 +68,10 @@ class RunResult(ABC):
     # saved only into the run whose model.pt holds those weights.
     computed_from: str | None = None
 
-    def key(self) -> str:
+    def key(self) -> ResultKey:
         """The manifest entry of this result: its kind, marked with the head it reads unless that is the dense one;
         results that describe one of several things (a class, an input) say so in their own key."""
-        return self.kind + head_mark(self.head_name())
+        return ResultKey(self.kind, head=self.head_name())
 
     def head_name(self) -> str:
         """The head whose weights this result was computed from (`dense` unless a `head` field names another)."""
@@ -80,15 +81,15 @@ class RunResult(ABC):
     def data_splits(self) -> tuple[str, ...]:
         """The splits of the run's data this result was computed from (the validation split when it ranks units by
         importance, which reads its codes)."""
-        return ("val",) if self.settings().get("rank") == "importance" else ()
+        return ("val",) if getattr(self.settings(), "rank", None) == "importance" else ()
 
     def made_from(self, run: "Run") -> dict[str, str]:
         """What this result was computed from, with digests (`provenance.made_from`)."""
         return provenance.made_from(run, head=self.head_name(), splits=self.data_splits())
 
     @abstractmethod
-    def settings(self) -> dict[str, Any]:
-        """The options that produced this result (JSON-serialisable)."""
+    def settings(self) -> JsonRecord:
+        """The options that produced this result, as recorded in results.json."""
 
     @abstractmethod
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
@@ -123,7 +124,7 @@ class RunResult(ABC):
                           f"('{run.dir / 'model.pt'}'); save it into a run of that model (save(model, path, ...))",
                           param="run")
         sources = self.made_from(run)  # before the files: a result may carry it in one of them (a sparse head)
-        return save_files(Path(into) if into is not None else run.dir, self.key(), self.settings(),
+        return save_files(Path(into) if into is not None else run.dir, str(self.key()), self.settings(),
                           self.artifacts(figures), force=force, command=command, made_from=sources)
 
     def _repr_html_(self) -> str:
@@ -198,7 +199,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
-def save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *,
+def save_files(run_dir: Path, key: str, settings: JsonRecord, files: dict[str, Writer], *,
                made_from: dict[str, str], force: bool = False, command: str | None = None) -> list[Path]:
     """Write `files` into `run_dir` all together and record them under `key` in results.json, with `made_from` (what
     they were computed from) and each file's SHA-256 as written."""
@@ -206,9 +207,9 @@ def save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[st
         return _save_files(run_dir, key, settings, files, force=force, command=command, made_from=made_from)
 
 
-def _save_files(run_dir: Path, key: str, settings: dict[str, Any], files: dict[str, Writer], *, force: bool,
+def _save_files(run_dir: Path, key: str, record: JsonRecord, files: dict[str, Writer], *, force: bool,
                 command: str | None, made_from: dict[str, str]) -> list[Path]:
-    settings = json.loads(json.dumps(settings))  # what the manifest will hold, for a like-for-like comparison
+    settings = json.loads(json.dumps(record.to_json()))  # what the manifest will hold, for a like-for-like comparison
     manifest = read_manifest(run_dir)
     previous = manifest.get(key)
     if previous and previous.get("settings") != settings and not force:

@@ -395,7 +395,7 @@ def load_run(path: str | Path | None = None, runs_dir: str | Path = files.RUNS_D
 
 def write_config(path: Path, config: RunConfig) -> None:
     """Write config.json, in the current format with this process's library versions."""
-    write_json(path / files.CONFIG, replace(config, format=CONFIG_FORMAT, versions=library_versions()).to_dict())
+    write_json(path / files.CONFIG, replace(config, format=CONFIG_FORMAT, versions=library_versions()).to_json())
 
 
 def write_units(path: Path, units: "pd.DataFrame") -> None:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from ..errors import NvError, choice_error
-from ..schema import typed_record
+from ..schema import JsonRecord, typed_record
 
 Optimizer = Literal["adamw", "adam", "sgd"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
@@ -23,7 +23,7 @@ HEAD_REFERENCE_UNITS = 1152
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonRecord):
     """Every knob of the training recipe, as recorded in config.json["train"]."""
 
     epochs: int = 10
@@ -88,9 +88,6 @@ class TrainConfig:
         if self.head_lr_scale is not None:
             return self.head_lr_scale
         return min(1.0, HEAD_REFERENCE_UNITS / units)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "config.json") -> "TrainConfig":

@@ -5,20 +5,22 @@ import logging
 import math
 import random
 import time
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NotRequired, TypedDict
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import StateDict
 from torch.utils.data import Dataset
 
 from ..errors import NvError, describe
 from ..fs import access
 from ..fs.atomic import load_torch, save_figure, save_torch, write_csv
 from ..runs import files
+from ..schema import JsonRecord, Measure
 from . import distributed as dist
 from .config import TrainConfig
 from .devices import amp_dtype, precision_name
@@ -27,8 +29,54 @@ from .predict import ProgressFn, tally
 from .tensorboard import Curves, head_statistics
 
 log = logging.getLogger(__name__)
-CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng")
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+
+
+class ParamGroup(TypedDict):
+    """A parameter group as torch's optimizers take it: its parameters, learning rate and weight decay."""
+
+    params: list[nn.Parameter]
+    lr: float
+    weight_decay: float
+
+
+class RngState(TypedDict):
+    """The random generators' states a checkpoint restores (CUDA's where there is one)."""
+
+    torch: torch.Tensor
+    python: tuple[object, ...]
+    cuda: NotRequired[list[torch.Tensor]]
+
+
+class Checkpoint(TypedDict):
+    """checkpoint.pt: the model, optimizer, scheduler and loss scaler states, the epochs done, their metrics rows
+    (`EpochRow.to_json`) and the random states, all that resuming needs to continue exactly."""
+
+    model: StateDict
+    optimizer: StateDict
+    scheduler: StateDict
+    scaler: StateDict
+    epoch: int
+    history: list[dict[str, object]]
+    rng: RngState
+
+
+CHECKPOINT_KEYS = tuple(Checkpoint.__annotations__)
+
+
+@dataclass(frozen=True)
+class EpochRow(JsonRecord):
+    """One epoch's row of metrics.csv (its columns, in order), also kept in checkpoint.pt's history."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: Measure  # NaN without validation samples
+    val_acc: Measure
+    lr: float  # of the first parameter group, during the epoch
+    seconds: float
+
+
+METRIC_COLUMNS = [f.name for f in fields(EpochRow)]
 
 
 def head_of(model: nn.Module) -> nn.Linear | None:
@@ -55,7 +103,7 @@ def resolve_head_lr(cfg: TrainConfig, model: nn.Module) -> TrainConfig:
     return cfg if head is None else replace(cfg, head_lr_scale=cfg.head_lr_scale_for(head.in_features))
 
 
-def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[ParamGroup]:
     """The trainable parameters: one group, or the backbone and then the head when its lr or decay differ.
 
     One group when they agree keeps the optimizer state of checkpoints written before heads had settings.
@@ -65,10 +113,10 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     decay = cfg.weight_decay if cfg.head_weight_decay is None else cfg.head_weight_decay
     scale = 1.0 if head is None else cfg.head_lr_scale_for(head.in_features)
     if head is None or (scale == 1 and decay == cfg.weight_decay):
-        return [{"params": params, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+        return [ParamGroup(params=params, lr=cfg.lr, weight_decay=cfg.weight_decay)]
     head_ids = {id(p) for p in head.parameters()}
-    groups = [{"params": [p for p in params if id(p) not in head_ids], "lr": cfg.lr, "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if id(p) in head_ids], "lr": cfg.lr * scale, "weight_decay": decay}]
+    groups = [ParamGroup(params=[p for p in params if id(p) not in head_ids], lr=cfg.lr, weight_decay=cfg.weight_decay),
+              ParamGroup(params=[p for p in params if id(p) in head_ids], lr=cfg.lr * scale, weight_decay=decay)]
     return [g for g in groups if g["params"]]
 
 
@@ -101,7 +149,7 @@ class Trainer:
     def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig,
                  run_dir: Path | None, *, device: torch.device, distributed: bool = False,
                  progress: ProgressFn | None = None,
-                 on_epoch: Callable[[dict[str, float]], None] | None = None, log_dir: Path | None = None) -> None:
+                 on_epoch: Callable[[EpochRow], None] | None = None, log_dir: Path | None = None) -> None:
         self.cfg, self.run_dir, self.progress, self.on_epoch = cfg, run_dir, progress, on_epoch
         self.log_dir = log_dir
         self.device, self.distributed = device, distributed
@@ -129,16 +177,16 @@ class Trainer:
         if cfg.amp:
             log.info("mixed precision: %s autocast on %s", precision_name(self.dtype), self.device)
         self.epoch = 0
-        self.history: list[dict[str, float]] = []
+        self.history: list[EpochRow] = []
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    def state(self) -> Checkpoint:
+        rng = RngState(torch=torch.get_rng_state(), python=random.getstate())
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "epoch": self.epoch, "history": self.history, "rng": rng}
+        return Checkpoint(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                          scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(), epoch=self.epoch,
+                          history=[row.to_json() for row in self.history], rng=rng)
 
     def resume(self, path: Path) -> None:
         """Restore model, optimizer, scheduler, scaler, epoch, metrics and RNG state from a checkpoint."""
@@ -151,7 +199,9 @@ class Trainer:
             raise NvError(f"cannot resume: checkpoint '{path}' lacks {', '.join(missing)}; it is not a training "
                           "checkpoint of nv")
         try:
-            epoch, history = int(state["epoch"]), [dict(row) for row in state["history"]]
+            epoch = int(state["epoch"])
+            history = [EpochRow.from_json(row, f"cannot resume: checkpoint '{path}': epoch {i + 1}")
+                       for i, row in enumerate(state["history"])]
             if not 0 <= epoch <= self.cfg.epochs or len(history) != epoch:
                 raise NvError(f"cannot resume: checkpoint '{path}' says epoch {epoch} with {len(history)} recorded "
                               f"epoch(s); this run trains {self.cfg.epochs} epochs")
@@ -181,13 +231,13 @@ class Trainer:
         self._write_metrics()
 
     def _write_metrics(self) -> None:
-        write_csv(self.run_dir / files.METRICS, pd.DataFrame(self.history, columns=METRIC_COLUMNS))
+        write_csv(self.run_dir / files.METRICS, self.metrics())
 
     def _draw_metrics(self) -> None:
         """metrics.png: the training curves so far (drawn once at the end, not every epoch: it takes a while)."""
         from ..plots.metrics import metrics_figure
 
-        frame = pd.DataFrame(self.history, columns=METRIC_COLUMNS)
+        frame = self.metrics()
         save_figure(self.run_dir / files.METRICS_PNG, metrics_figure(frame, f"{self.run_dir.name}: training curves"))
 
     # -- loops ---------------------------------------------------------------------------------
@@ -283,8 +333,7 @@ class Trainer:
                 self.scheduler.step()
                 val_loss, val_acc = self._validate()
                 self.epoch += 1
-                row = {"epoch": self.epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-                       "val_acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start}
+                row = EpochRow(self.epoch, train_loss, train_acc, val_loss, val_acc, lr, time.perf_counter() - start)
                 self.history.append(row)
                 self._save()
                 if curves is not None:
@@ -298,7 +347,11 @@ class Trainer:
                 curves.close()
         if self.run_dir is not None and dist.is_main():
             self._draw_metrics()
-        return pd.DataFrame(self.history, columns=METRIC_COLUMNS)
+        return self.metrics()
+
+    def metrics(self) -> pd.DataFrame:
+        """metrics.csv: one row per epoch trained so far (just the header before the first)."""
+        return pd.DataFrame([row.to_json() for row in self.history], columns=METRIC_COLUMNS)
 
 
 def _as_tuple(value: Any) -> Any:

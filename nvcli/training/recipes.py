@@ -20,14 +20,14 @@ from ..fs import access
 from ..fs.atomic import save_torch
 from ..models.build import build_model
 from ..models.pretrained import Pretrained, resolve
-from ..models.spec import ModelChoice, ModelSpec
+from ..models.spec import ModelChoice, ModelSpec, WeightsRecord
 from ..runs import files, lock
 from ..runs.config import DataSection, RunConfig
 from ..runs.run import Run, load_run, mark_latest, new_run_dir, write_config, write_units
 from . import distributed as dist
 from .config import TrainConfig
 from .devices import amp_dtype, precision_name, resolve_device, seed_everything, set_threads
-from .engine import Trainer, resolve_head_lr, scale_head_init
+from .engine import EpochRow, Trainer, resolve_head_lr, scale_head_init
 from .predict import ProgressFn
 from .tensorboard import require as require_tensorboard
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 log = logging.getLogger(__name__)
-EpochFn = Callable[[dict[str, float]], None]
+EpochFn = Callable[[EpochRow], None]
 # With init, these model settings apply on top of the converted run; any other must agree with it.
 INIT_APPLIES = ("code", "reduce", "freeze_backbone")
 
@@ -46,7 +46,7 @@ def _precision(cfg: TrainConfig) -> str:
 
 
 def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: DataSection,
-               train: TrainConfig | None, weights: dict[str, Any] | None) -> None:
+               train: TrainConfig | None, weights: WeightsRecord | None) -> None:
     """config.json, units.csv and the head's starting weights; model.pt too for an untrained (converted) run.
 
     A training run also records `precision`: what it computes in (float32, bfloat16 or float16); a run whose
@@ -153,7 +153,7 @@ def save_model(model: "nn.Module", path: str | Path, *, data: DataBundle, choice
     return load_run(run_dir)
 
 
-def with_weights(spec: ModelSpec, found: Pretrained | None) -> tuple[ModelSpec, dict[str, Any] | None]:
+def with_weights(spec: ModelSpec, found: Pretrained | None) -> tuple[ModelSpec, WeightsRecord | None]:
     """`spec` with the normalisation its weights `found` were trained with (where known and their channels match
     the input), and config.json's record of the weights (None without weights)."""
     if found is None:
@@ -198,7 +198,7 @@ def _from_run(source: Run, bundle: DataBundle, choice: ModelChoice, given: Colle
                           f"({getattr(old, flag)}); from an init run only {', '.join(INIT_APPLIES)} may change "
                           "the model", param=(flag, "init", *INIT_APPLIES))
     fitted = spec_for(replace(old.choice, **{f: getattr(choice, f) for f in given if f in INIT_APPLIES}), bundle)
-    if (source.config.weights or {}).get("source") not in (None, "file") and len(old.mean) == len(fitted.mean):
+    if source.config.weights is not None and source.config.weights.named and len(old.mean) == len(fitted.mean):
         fitted = replace(fitted, mean=old.mean, std=old.std)  # what the named weights were trained with
     if old.multiview != fitted.multiview:
         raise NvError(f"init run '{source.dir}' and dataset '{bundle.name}' disagree on multi-view input; "

@@ -13,6 +13,8 @@ from ..errors import NvError
 if TYPE_CHECKING:
     import torch
 
+    from .engine import EpochRow
+
 EXTRA = "pip install 'nvcli[tensorboard]'"
 # metrics.csv's column -> the scalar's tag (train and validation side by side in one TensorBoard chart)
 TAGS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_acc": "accuracy/train", "val_acc": "accuracy/val"}
@@ -53,11 +55,11 @@ class Curves:
             raise NvError(f"cannot write tensorboard curves into '{log_dir}': {exc.strerror or exc}",
                           param="log_dir") from exc
 
-    def epoch(self, row: dict[str, float], lrs: dict[str, float], head: dict[str, float]) -> None:
-        """Write epoch `row["epoch"]`: metrics.csv's `row`, the learning rate of each named group and `head`'s
+    def epoch(self, row: EpochRow, lrs: dict[str, float], head: dict[str, float]) -> None:
+        """Write epoch `row.epoch`: metrics.csv's `row`, the learning rate of each named group and `head`'s
         statistics, and flush them, so TensorBoard shows the epoch while the next one trains."""
-        step = int(row["epoch"])
-        scalars = {tag: row[column] for column, tag in TAGS.items()}
+        step = row.epoch
+        scalars = {tag: getattr(row, column) for column, tag in TAGS.items()}
         scalars.update({f"lr/{name}": lr for name, lr in lrs.items()}, **head)
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, float(value), step)

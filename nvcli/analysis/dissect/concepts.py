@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from ...training.devices import resolve_device
 from ...training.predict import ProgressFn
 from ..head import Head, read_head
 from ..importance import CodeStats, code_stats, needs_codes, scores
-from ..settings import AGGREGATES, DEFAULT_AGGREGATE, Compute, DissectOptions  # noqa: F401  (re-exported)
+from ..settings import AGGREGATES, DEFAULT_AGGREGATE, Compute, ConceptSettings, Dissection, DissectOptions  # noqa: F401  (re-exported)
 from .tally import dissect
 
 CLASS_COLUMNS = ["class", "concept", "category", "sign", "weight", "percent", "rank", "units"]
@@ -100,21 +100,21 @@ class ConceptMap(RunResult):
     run: str
     units: pd.DataFrame
     classes: pd.DataFrame
-    dissection: dict[str, Any]  # probe, quantile, iou_threshold, categories, image_size, head
+    dissection: Dissection
     top: int = 5
     figure_classes: Sequence[str] | None = None  # classes whose figure to draw (None: all)
 
     @property
     def head(self) -> str:
-        return str(self.dissection["head"])
+        return self.dissection.head
 
     @property
     def probe(self) -> str:
-        return str(self.dissection["probe"])
+        return self.dissection.probe
 
 
-    def settings(self) -> dict[str, Any]:
-        return {**self.dissection, "top": self.top}
+    def settings(self) -> ConceptSettings:
+        return ConceptSettings(self.dissection, self.top)
 
     def artifacts(self, figures: bool = True) -> dict[str, Writer]:
         from ...plots.concepts import concept_figure
@@ -131,15 +131,13 @@ class ConceptMap(RunResult):
         return out
 
     @classmethod
-    def load(cls, run_dir: Path, settings: dict[str, Any]) -> "ConceptMap | None":
+    def load(cls, run_dir: Path, settings: ConceptSettings) -> "ConceptMap | None":
         """The concept map saved in `run_dir` with `settings` (its results.json entry), or None if never saved."""
-        head = str(settings.get("head", files.DENSE_HEAD))
+        head = settings.dissection.head
         units, classes = cls.load_units(run_dir, head), files.CONCEPTS_CLASSES.read(run_dir, head)
         if units is None or classes is None:
             return None
-        dissection = {k: v for k, v in settings.items() if k != "top"}
-        return cls(Path(run_dir).name, units, classes, {"head": head, **dissection},
-                   int(settings.get("top", 5)))
+        return cls(Path(run_dir).name, units, classes, settings.dissection, settings.top)
 
     @staticmethod
     def load_units(run_dir: Path, head: str = files.DENSE_HEAD) -> pd.DataFrame | None:
@@ -229,8 +227,7 @@ def concept_map(model: torch.nn.Module, head: Head, probe_dir: str | Path, optio
     finally:
         model.train(was_training)
     units = concepts_units(table, head.units)
-    settings = {"probe": source or str(probe_dir), "quantile": o.quantile, "iou_threshold": o.iou_threshold,
-                "categories": list(o.categories) if o.categories else None, "image_size": size, "head": head.name,
-                "rank": o.rank, "aggregate": o.aggregate}
+    settings = Dissection(source or str(probe_dir), o.quantile, o.iou_threshold, o.categories or None, size, head.name,
+                          o.rank, o.aggregate)
     return ConceptMap(name, units, concepts_classes(scores(head, o.rank, stats), units, head.classes, o.aggregate),
                       settings, o.top, o.figure_classes)

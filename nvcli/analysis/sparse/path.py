@@ -7,7 +7,6 @@ and validation codes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
@@ -47,8 +46,8 @@ class SparsePath(RunResult):
     dense_acc: float  # the dense head's validation accuracy, the figure's reference line
     path_settings: PathSettings
 
-    def settings(self) -> dict[str, Any]:
-        return self.path_settings.as_dict()
+    def settings(self) -> PathSettings:
+        return self.path_settings
 
     def data_splits(self) -> tuple[str, ...]:
         return ("train", "val")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,8 @@ from ..weights import kept_units
 from .budget import class_budget
 from .groups import UnitGroups, correlation_groups, greedy_groups
 from .path import PathSettings, SparsePath, class_columns, path_frame
-from .selection import Selection, SparseHead, check_head_name, kept_per_layer, kept_units_per_view
+from .record import ClassRecord, KeptUnit, Refit, Selection, SparseHeadRecord
+from .selection import SparseHead, check_head_name, kept_per_layer, kept_units_per_view
 from .solver import PathResult, PathStep, Standardizer, elastic_net_path, fit, fold, run_path
 from .streaming import MAX_EPOCHS, StreamProblem, correlations, store_standardizer
 
@@ -65,6 +66,27 @@ class StoreCodes:
             yield torch.from_numpy(z), torch.from_numpy(labels)
 
 
+@dataclass(frozen=True)
+class HeadRow:
+    """A head's row of the summary table (SUMMARY_COLUMNS and its units per class), with each class's validation
+    accuracy (NaN for a class without samples)."""
+
+    head: str
+    units_per_class_mean: float
+    units_per_class_max: int
+    units: int
+    train_acc: float
+    val_acc: float
+    val_acc_min: float
+    per_class_units: tuple[int, ...]
+    per_class_val_acc: tuple[float, ...]
+
+    def summary(self, classes: list[str]) -> list[object]:
+        """The row under SUMMARY_COLUMNS + class_columns(classes)."""
+        return [self.head, self.units_per_class_mean, self.units_per_class_max, self.units, self.train_acc,
+                self.val_acc, self.val_acc_min, *self.per_class_units]
+
+
 @dataclass
 class FittedPath:
     """A run's path, fitted on its standardised codes, with what choosing a head on it needs."""
@@ -75,7 +97,7 @@ class FittedPath:
     groups: UnitGroups
     scale: Standardizer
     codes: MemoryCodes | StoreCodes  # the raw codes the path was fitted on, in memory or in their stores
-    dense: dict[str, Any]  # the dense head's SUMMARY_COLUMNS row
+    dense: HeadRow  # the dense head's row of the summary
     seconds: float  # wall time of the path fit
     solver: str  # memory or stream
 
@@ -92,17 +114,14 @@ def _class_hits(codes: MemoryCodes | StoreCodes, split: str, W: Tensor, b: Tenso
     return hits, total
 
 
-def _row(name: str, W: Tensor, b: Tensor, codes: MemoryCodes | StoreCodes, classes: list[str]) -> dict[str, Any]:
+def _row(name: str, W: Tensor, b: Tensor, codes: MemoryCodes | StoreCodes, classes: list[str]) -> HeadRow:
     nonzero = (W != 0).sum(dim=1)
     train_hits, train_total = _class_hits(codes, "train", W, b, len(classes))
     val_hits, val_total = _class_hits(codes, "val", W, b, len(classes))
     per_class = (val_hits / val_total).tolist()  # NaN for a class without samples
-    return {"head": name, "units_per_class_mean": nonzero.double().mean().item(),
-            "units_per_class_max": int(nonzero.max()), "units": int((W != 0).any(dim=0).sum()),
-            "train_acc": (train_hits.sum() / train_total.sum()).item(),
-            "val_acc": (val_hits.sum() / val_total.sum()).item(),
-            "val_acc_min": float(np.nanmin(per_class)),
-            **dict(zip(class_columns(classes), nonzero.tolist())), "per_class_val_acc": per_class}
+    return HeadRow(name, nonzero.double().mean().item(), int(nonzero.max()), int((W != 0).any(dim=0).sum()),
+                   (train_hits.sum() / train_total.sum()).item(), (val_hits.sum() / val_total.sum()).item(),
+                   float(np.nanmin(per_class)), tuple(nonzero.tolist()), tuple(per_class))
 
 
 def choose_solver(solver: PathSolver, nbytes: int, budget: int = MEMORY_BUDGET) -> str:
@@ -183,7 +202,7 @@ def fit_path(run: Run, settings: PathSettings = PathSettings(), *, compute: Comp
     state = {k: v.to(codes.device) for k, v in dense.state_dict().items()}
     row = _row(dense.name, state["weight"], state["bias"], codes, run.classes)
     frame = path_frame(path, run.classes)
-    return FittedPath(run, SparsePath(run.name, frame, row["val_acc"], settings), path, groups, scale, codes,
+    return FittedPath(run, SparsePath(run.name, frame, row.val_acc, settings), path, groups, scale, codes,
                       row, seconds, chosen)
 
 
@@ -219,12 +238,28 @@ def _unit_head(fitted: FittedPath, W_group: Tensor, b: Tensor) -> tuple[Tensor, 
     return fold(W_std, b, fitted.scale.mean, fitted.scale.std)
 
 
-def _kept_record(head: Head, cls: str) -> list[dict[str, Any]]:
+def _kept_record(head: Head, cls: str) -> tuple[KeptUnit, ...]:
     """Class `cls`'s units as listed in heads/<name>.json: unit, layer label, weight, group size."""
     kept = kept_units(head, cls)
     labels = kept["label"] if "label" in kept.columns else kept["node"]
-    return [{"unit": int(u), "layer": str(lay), "weight": float(w), "group_size": int(s)}
-            for u, lay, w, s in zip(kept["unit"], labels, kept["weight"], kept["group_size"])]
+    return tuple(KeptUnit(int(u), str(lay), float(w), int(s))
+                 for u, lay, w, s in zip(kept["unit"], labels, kept["weight"], kept["group_size"]))
+
+
+def _head_record(fitted: FittedPath, head: Head, selection: Selection, index: int, entered: list[int] | None,
+                 row: HeadRow, refit: Refit | None) -> SparseHeadRecord:
+    """heads/<name>.json of `head`, chosen at path step `index` (with each class's step of entry under a budget)."""
+    path, dense, classes = fitted.path, fitted.dense, fitted.run.classes
+    per_class = tuple(ClassRecord(c, n, None if entered is None else entered[i], acc, dense_acc, _kept_record(head, c))
+                      for i, (c, n, acc, dense_acc) in enumerate(zip(classes, row.per_class_units,
+                                                                     row.per_class_val_acc, dense.per_class_val_acc)))
+    return SparseHeadRecord(
+        head.name, fitted.run.name, index, path.steps[index].lam, path.lambda_max, path.alpha, selection,
+        row.units_per_class_mean, row.units_per_class_max, row.units, row.train_acc, row.val_acc, row.val_acc_min,
+        dense.train_acc, dense.val_acc, per_class, refit, kept_per_layer(head.weight, head.units),
+        fitted.result.path_settings.group_corr, len(fitted.groups.representatives),
+        tuple(tuple(group) for group in fitted.groups.as_record()), fitted.solver,
+        kept_units_per_view(head) if "view" in head.units.columns else None)
 
 
 class _Pick(NamedTuple):
@@ -247,7 +282,7 @@ def _pick(fitted: FittedPath, selection: Selection) -> _Pick:
         chosen, support = path.steps[budget.step], budget.support.to(dev)
         W, b, _, _ = _refit(fitted, chosen.weight().to(dev), chosen.bias.to(dev), chosen.lam, support)
         return _Pick(budget.step, budget.entered, chosen, W, b, support)
-    index = selection.choose(path, fitted.dense["val_acc"])
+    index = selection.choose(path, fitted.dense.val_acc)
     chosen = path.steps[index]
     W = chosen.weight().to(dev)
     return _Pick(index, None, chosen, W, chosen.bias.to(dev), W != 0)
@@ -272,7 +307,7 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
         A `SparseHead` result (`summary` table, `record` for heads/<name>.json); `.save(run.dir)` writes it.
     """
     check_head_name(name)
-    run, path, codes = fitted.run, fitted.path, fitted.codes
+    run, codes = fitted.run, fitted.codes
     dev = codes.device
     index, entered, chosen, W_std, b_std, support = _pick(fitted, selection)
     finetune = finetune or selection.units_per_class is not None  # class budgets come from different steps' λ
@@ -280,28 +315,13 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
     if finetune:
         rows.append(_row(f"{name} (penalised)", *_unit_head(fitted, W_std, b_std), codes, run.classes))
         W_std, b_std, iterations, converged = _refit(fitted, W_std, b_std, 0.0, support)
-        refit = {"iterations": iterations, "max_iterations": _refit_limit(fitted), "tol": REFIT_TOL,
-                 "converged": converged,
-                 "penalised_train_acc": rows[-1]["train_acc"], "penalised_val_acc": rows[-1]["val_acc"]}
+        refit = Refit(iterations, _refit_limit(fitted), REFIT_TOL, converged, rows[-1].train_acc, rows[-1].val_acc)
     W, b = _unit_head(fitted, W_std, b_std)
     # The stored float32 head is what every later command reads: report its accuracy, not the solver's.
     head = Head.from_tensors(W.float(), b.float(), run.units(), run.classes, name, groups=fitted.groups)
     stored = head.state_dict()
     rows.append(_row(name, stored["weight"].to(dev), stored["bias"].to(dev), codes, run.classes))
-    record = {"name": name, "run": run.name, "step": index, "lambda": chosen.lam,
-              "lambda_max": path.lambda_max, "alpha": path.alpha, "rule": selection.as_dict(),
-              **{k: v for k, v in rows[-1].items() if k not in ("head", "per_class_val_acc")
-                 and k not in class_columns(run.classes)},
-              "dense_train_acc": fitted.dense["train_acc"], "dense_val_acc": fitted.dense["val_acc"],
-              "per_class": [{"class": c, "units": int(n), "entered": None if entered is None else entered[i],
-                             "val_acc": acc, "dense_val_acc": dense_acc, "kept": _kept_record(head, c)}
-                            for i, (c, n, acc, dense_acc) in enumerate(zip(
-                                run.classes, (W != 0).sum(dim=1).tolist(), rows[-1]["per_class_val_acc"],
-                                fitted.dense["per_class_val_acc"]))],
-              "finetune": refit, "kept": kept_per_layer(head.weight, head.units),
-              "group_corr": fitted.result.path_settings.group_corr, "groups": len(fitted.groups.representatives),
-              "group_members": fitted.groups.as_record(), "solver": fitted.solver}
-    if "view" in head.units.columns:
-        record["units_per_view"] = kept_units_per_view(head)
-    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + class_columns(run.classes))
-    return SparseHead(head, record, fitted.result.path_settings, selection, finetune, summary)
+    summary = pd.DataFrame([row.summary(run.classes) for row in rows],
+                           columns=SUMMARY_COLUMNS + class_columns(run.classes))
+    return SparseHead(head, _head_record(fitted, head, selection, index, entered, rows[-1], refit),
+                      fitted.result.path_settings, selection, finetune, summary)

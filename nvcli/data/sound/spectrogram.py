@@ -9,9 +9,9 @@ import json
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import soundfile as sf
 import torch
@@ -88,6 +88,11 @@ class SpecParams:
         """A short digest of these parameters (and the cache version): the cache subdirectory name."""
         text = json.dumps({**asdict(self), "version": CACHE_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any]) -> SpecParams:
+        """The parameters a sound run's data info (config.json `data.info`, written from `info`) records."""
+        return cls(**{f.name: info[f.name] for f in fields(cls) if f.name in info})
 
     def info(self) -> dict[str, Any]:
         """The parameters and the transform they drive, for config.json."""
