@@ -32,7 +32,7 @@ _API = {
     "fit_path": "analysis.sparse.sparsify", "sparse_head": "analysis.sparse.sparsify",
     "PathSettings": "analysis.settings", "Selection": "analysis.sparse.selection",
     # On objects (a model, data, a head or codes), nothing written until a result's save(run): docs/api.md
-    "codes": "api", "weights": "api", "class_weights": "api", "ablate": "api", "perturb": "api",
+    "codes": "api", "weights": "api", "class_weights": "api", "ablate": "api", "sparsify": "api", "perturb": "api",
     "explain": "api", "where": "api", "dissect": "api", "save": "api",
 }
 __all__ = sorted(_API) + ["__version__"]

@@ -23,8 +23,10 @@ from .analysis.explain import Explanation
 from .analysis.explain import explain as explain_input
 from .analysis.head import Head
 from .analysis.perturb import CHANNELS, Perturbation, perturbation
-from .analysis.settings import AblationOptions, Compute, DissectOptions
-from .analysis.sparse.selection import SparseHead
+from .analysis.settings import AblationOptions, Compute, DissectOptions, PathSettings
+from .analysis.sparse.record import Selection
+from .analysis.sparse.selection import SparseHead, check_head_name, default_name
+from .analysis.sparse.sparsify import fit_codes, sparse_head
 from .analysis.weights import DEFAULT_TOP, ClassWeights, HeadSummary
 from .analysis.weights import weights as head_weights
 from .analysis.where import WhereExplanation
@@ -66,14 +68,17 @@ def _stamped(result: R, model: nn.Module | None, codes: Codes | None = None) -> 
     return result
 
 
-def _head(model: nn.Module | None, head: HeadLike, classes: Sequence[str] | None) -> Head:
-    """The head asked for: a Head, a fitted SparseHead's, or the model's own (classes named `classes`)."""
+def _head(model: nn.Module | Codes, head: HeadLike, classes: Sequence[str] | None) -> Head:
+    """The head asked for: a Head, a fitted SparseHead's, or the model's own (classes named `classes`) or the one
+    codes were computed with."""
     if isinstance(head, SparseHead):
         return head.head
     if isinstance(head, Head):
         return head
-    if model is None:
-        raise NvError("codes carry no head: give head (a Head or a SparseHead)", param="head")
+    if isinstance(model, Codes):
+        if model.head is None:
+            raise NvError("these codes carry no head (read from a run's store): give head", param="head")
+        return model.head
     return Head.of(model, classes)
 
 
@@ -88,20 +93,20 @@ def _headed(model: nn.Module, head: Head) -> nn.Module:
 
 
 @torch.no_grad()
-def codes(model: nn.Module, data: Data, *, batch_size: int = 128) -> Codes:
+def codes(model: nn.Module, data: Data, *, classes: Sequence[str] | None = None, batch_size: int = 128) -> Codes:
     """Every unit's code `z` for each sample of `data`, held in memory.
 
     Args:
         model: a NeuroView model.
         data: a Dataset or DataLoader of (input, label), inputs in pixel space.
+        classes: its class names in label order (default 0..C-1).
         batch_size: samples per forward pass (a DataLoader's own batches are used as they come).
 
     Returns:
-        `Codes`: `z` [samples, units] float32 and `labels` [samples], in the data's order.
+        `Codes`: `z` [samples, units] float32 and `labels` [samples], in the data's order, and `head`: the model's
+        own head, which `ablate` and `sparsify` use unless given another.
     """
-    if not hasattr(model, "features"):
-        raise NvError(f"{type(model).__name__} is not a NeuroView model (no features(x)); convert the network first "
-                      "(NeuroView(network, num_classes))", param="model")
+    own = Head.of(model, classes)  # refuses a model that is not NeuroView before any data is read
     was_training, device = model.training, _device(model)
     model.eval()
     try:
@@ -112,7 +117,7 @@ def codes(model: nn.Module, data: Data, *, batch_size: int = 128) -> Codes:
     if not parts:
         raise NvError("data holds no samples", param="data")
     store = ArrayStore(np.concatenate([z for z, _ in parts]), np.concatenate([y for _, y in parts]))
-    return Codes("data", store, computed_from=state_digest(model.state_dict()))
+    return Codes("data", store, computed_from=state_digest(model.state_dict()), head=own)
 
 
 def weights(model: nn.Module, *, classes: Sequence[str] | None = None, head: HeadLike = None,
@@ -176,10 +181,39 @@ def ablate(source: nn.Module | Codes, data: Data | None = None, *, head: HeadLik
     model = source if isinstance(source, nn.Module) else None
     if model is not None and data is None:
         raise NvError("ablating a model needs data (a Dataset or DataLoader) to compute its codes", param="data")
-    found = codes(model, data, batch_size=batch_size) if model is not None else source
+    found = codes(model, data, classes=classes, batch_size=batch_size) if model is not None else source
     if not isinstance(found, Codes):
         raise NvError(f"source must be a NeuroView model or Codes; it is a {type(source).__name__}", param="source")
-    return _stamped(ablation(found, _head(model, head, classes), options, name="model"), model, found)
+    return _stamped(ablation(found, _head(found, head, classes), options, name="model"), None, found)
+
+
+def sparsify(train: Codes, val: Codes, *, units_per_class: int | None = None, max_drop: float | None = None,
+             name: str | None = None, settings: PathSettings | None = None, finetune: bool = False) -> SparseHead:
+    """A sparse head: at most `units_per_class` units per class (or the sparsest within `max_drop` of the dense
+    accuracy), chosen along an elastic-net path over the codes and refitted on the units it keeps (docs/sparsify.md).
+
+    Args:
+        train: the training split's codes (`codes(model, train_data)`), which the path is fitted on.
+        val: the validation split's codes, which choose along it; both of one model.
+        units_per_class: the budget of units per class (default 10, unless max_drop is given).
+        max_drop: instead, the largest validation-accuracy drop from the dense head to accept.
+        name: the head's name (heads/<name>.pt once saved); default from the rule.
+        settings: alpha, the lambda grid, patience, the near-copy threshold (`PathSettings()`).
+        finetune: with max_drop, refit the kept units without penalty.
+
+    Returns:
+        A `SparseHead`: `head` (a Head over the same units, for `head=` everywhere here), `record`, `summary`
+        (`to_frame()`: the dense and the sparse head's accuracy and units).
+    """
+    if train.computed_from is None or train.computed_from != val.computed_from or train.head is None:
+        raise NvError("train and val must be codes of one model in memory (codes(model, data) for each split)",
+                      param=("train", "val"))
+    given = units_per_class is not None or max_drop is not None
+    selection = Selection(units_per_class, max_drop) if given else Selection()
+    fitted = fit_codes(train, val, train.head, settings or PathSettings(), device="cpu")
+    head = sparse_head(fitted, check_head_name(name or default_name(selection)), selection, finetune=finetune)
+    head.computed_from = train.computed_from
+    return head
 
 
 def perturb(model: nn.Module, data: Data, *, channels: Sequence[str] = tuple(CHANNELS), head: HeadLike = None,

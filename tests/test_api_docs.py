@@ -3,6 +3,7 @@ no file written before the probe and the run are asked for."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 import nvcli
+from nvcli.analysis.code_cache import ArrayStore, Codes
 from nvcli.errors import NvError
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
@@ -67,14 +69,27 @@ def test_results_are_the_ones_the_commands_make(api_doc: dict) -> None:
     row = model.head.weight[data.classes.index("red")].detach().double().numpy()
     assert red["weight"].to_numpy() == pytest.approx(row)
     assert api_doc["abl"].accuracy == pytest.approx((predicted == labels).mean())
+    sparse = api_doc["sparse"]
+    per_class = (sparse.head.weight != 0).sum(axis=1)
+    assert per_class.max() <= 5 and sparse.record.units_per_class_max == per_class.max()
+    assert abs(sparse.record.val_acc - _accuracy(api_doc["codes"], sparse.head)) < 1e-6
     units = api_doc["dis"].units
     assert len(units) == model.codes.num_units and units["concept"].notna().any()
+
+
+def _accuracy(codes, head) -> float:
+    """A head's accuracy on codes, by hand."""
+    logits = codes.z.astype("float64") @ head.weight.T + head.bias
+    return float((logits.argmax(1) == codes.labels).mean())
 
 
 def test_a_saved_run_works_with_the_commands_and_results_check_their_weights(api_doc: dict, nv) -> None:
     run, model, per = api_doc["run"], api_doc["model"], api_doc["per"]
     result = nv("eval", "--run", run.dir, "--format", "json")
     assert result.code == 0, result.err
+    result = nv("eval", "--run", run.dir, "--head", "sparse5", "--format", "json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)[0]["accuracy"] == pytest.approx(api_doc["sparse"].record.val_acc, abs=1e-6)
     saved = pd.read_csv(run.dir / "perturb.csv")
     pd.testing.assert_frame_equal(saved, per.to_frame(), check_dtype=False)
     other = copy.deepcopy(model)
@@ -98,6 +113,10 @@ def test_objects_in_errors_name_the_parameter(api_doc: dict, tmp_path: Path) -> 
     with pytest.raises(NvError) as caught:
         nvcli.codes(torch.nn.Linear(2, 2), api_doc["val"])
     assert caught.value.params == ("model",)
+    headless = Codes("val", ArrayStore(api_doc["codes"].z, api_doc["codes"].labels))  # as read from a run's store
     with pytest.raises(NvError) as caught:
-        nvcli.ablate(api_doc["codes"])
+        nvcli.ablate(headless)
     assert caught.value.params == ("head",)
+    with pytest.raises(NvError) as caught:
+        nvcli.sparsify(api_doc["train_codes"], headless)
+    assert caught.value.params == ("train", "val")

@@ -28,6 +28,7 @@ from ..training.loaders import batch_loader, batches
 from ..training.predict import ProgressFn
 from .code_store import CodeStore, DamagedStore, Layout, StoreView, recorded, shared_rows_per_shard, write_store
 from .code_store import mean_std as chunked_mean_std
+from .head import Head
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 3  # 2: keyed also by the split's files and the classes; 3: a sharded code store
@@ -69,6 +70,7 @@ class Codes:
     split: str
     store: CodeStore | ArrayStore
     computed_from: str | None = None  # codes of a model in memory: its weights' digest (provenance.state_digest)
+    head: Head | None = None  # codes of a model in memory: the model's own head, over the same units
 
     @property
     def z(self) -> StoreView | np.ndarray:

@@ -19,7 +19,7 @@ from ...runs import files
 from ...runs.run import Run
 from ...training.devices import resolve_device
 from ...training.predict import ProgressFn
-from ..code_cache import Codes, split_codes
+from ..code_cache import ArrayStore, Codes, split_codes
 from ..head import Head, read_head
 from ..settings import DEFAULT_PATH_SOLVER, MEMORY_BUDGET, PATH_SOLVERS, Compute, PathSolver
 from ..weights import kept_units
@@ -89,9 +89,10 @@ class HeadRow:
 
 @dataclass
 class FittedPath:
-    """A run's path, fitted on its standardised codes, with what choosing a head on it needs."""
+    """A path fitted on the standardised codes of a dense head's units, with what choosing a head on it needs."""
 
-    run: Run
+    name: str  # what it is the path of (the run's name), for titles and the heads' records
+    head: Head  # the dense head: its units and classes are the sparse heads'
     result: SparsePath  # sparse_path.csv/.png
     path: PathResult  # over the groups' representatives (features = groups.representatives)
     groups: UnitGroups
@@ -173,16 +174,27 @@ def fit_path(run: Run, settings: PathSettings = PathSettings(), *, compute: Comp
         A `FittedPath`: every step's head and accuracy (`path`), the near-copy `groups`, and `result`
         (sparse_path.csv/.png) to save.
     """
-    dense = read_head(run)
     stores = {split: split_codes(run, split, device=compute.device, batch_size=compute.batch_size,
                                  workers=compute.workers,
                                  trust_code=trust_code, progress=progress) for split in ("train", "val")}
-    chosen = choose_solver(solver, stores["train"].store.nbytes + stores["val"].store.nbytes)
+    return fit_codes(stores["train"], stores["val"], read_head(run), settings, solver=solver, device=compute.device,
+                     name=run.name, progress=progress)
+
+
+def fit_codes(train: Codes, val: Codes, dense: Head, settings: PathSettings = PathSettings(), *,
+              solver: PathSolver = DEFAULT_PATH_SOLVER, device: str = "auto", name: str = "model",
+              progress: ProgressFn | None = None) -> FittedPath:
+    """The path over the codes of a training and a validation split, beside `dense` (the head they were computed
+    with); codes held in memory are fitted in memory whatever `solver` says."""
+    chosen = choose_solver(solver, train.store.nbytes + val.store.nbytes)
+    if isinstance(train.store, ArrayStore) or isinstance(val.store, ArrayStore):
+        chosen = "memory"  # already held in memory: streaming them would save nothing
+    classes = len(dense.classes)
     report = (lambda i, _: progress("path", i + 1, settings.steps)) if progress else None
     try:
         if chosen == "memory":
-            dev = resolve_device(compute.device)
-            codes: MemoryCodes | StoreCodes = MemoryCodes(stores["train"].tensors(dev), stores["val"].tensors(dev))
+            dev = resolve_device(device)
+            codes: MemoryCodes | StoreCodes = MemoryCodes(train.tensors(dev), val.tensors(dev))
             scale = Standardizer.fit(codes.train[0])
             started = time.perf_counter()
             X_train = scale(codes.train[0])
@@ -190,19 +202,19 @@ def fit_path(run: Run, settings: PathSettings = PathSettings(), *, compute: Comp
             features = torch.from_numpy(groups.representatives).to(dev)
             path = elastic_net_path(X_train[:, features], codes.train[1], scale(codes.val[0])[:, features],
                                     codes.val[1], alpha=settings.alpha, steps=settings.steps, ratio=settings.ratio,
-                                    patience=settings.patience, classes=len(run.classes), progress=report)
+                                    patience=settings.patience, classes=classes, progress=report)
         else:
             started = time.perf_counter()
-            codes, scale, groups = _stream_codes(stores["train"], stores["val"], settings, len(run.classes))
+            codes, scale, groups = _stream_codes(train, val, settings, classes)
             path = run_path(codes.problem, alpha=settings.alpha, steps=settings.steps, ratio=settings.ratio,
                             rtol=1e-2, max_iter=MAX_EPOCHS, patience=settings.patience, progress=report)
     except ValueError as exc:  # the codes themselves are unusable (a class without training samples, NaN codes)
-        raise NvError(f"cannot fit a sparse head for run '{run.dir}': {exc}") from exc
+        raise NvError(f"cannot fit a sparse head for '{name}': {exc}") from exc
     seconds = time.perf_counter() - started
     state = {k: v.to(codes.device) for k, v in dense.state_dict().items()}
-    row = _row(dense.name, state["weight"], state["bias"], codes, run.classes)
-    frame = path_frame(path, run.classes)
-    return FittedPath(run, SparsePath(run.name, frame, row.val_acc, settings), path, groups, scale, codes,
+    row = _row(dense.name, state["weight"], state["bias"], codes, dense.classes)
+    frame = path_frame(path, dense.classes)
+    return FittedPath(name, dense, SparsePath(name, frame, row.val_acc, settings), path, groups, scale, codes,
                       row, seconds, chosen)
 
 
@@ -221,7 +233,7 @@ def _refit(fitted: FittedPath, W: Tensor, b: Tensor, lam: float,
         return W, b.to(W), iterations, converged
     features = torch.from_numpy(fitted.groups.representatives).to(W.device)
     X = fitted.scale(codes.train[0])[:, features]
-    W, b, iterations = fit(X, codes.train[1], lam, alpha, W, b, classes=len(fitted.run.classes), tol=REFIT_TOL,
+    W, b, iterations = fit(X, codes.train[1], lam, alpha, W, b, classes=len(fitted.head.classes), tol=REFIT_TOL,
                            max_iter=limit, support=support)
     return W, b, iterations, iterations < limit
 
@@ -249,12 +261,12 @@ def _kept_record(head: Head, cls: str) -> tuple[KeptUnit, ...]:
 def _head_record(fitted: FittedPath, head: Head, selection: Selection, index: int, entered: list[int] | None,
                  row: HeadRow, refit: Refit | None) -> SparseHeadRecord:
     """heads/<name>.json of `head`, chosen at path step `index` (with each class's step of entry under a budget)."""
-    path, dense, classes = fitted.path, fitted.dense, fitted.run.classes
+    path, dense, classes = fitted.path, fitted.dense, fitted.head.classes
     per_class = tuple(ClassRecord(c, n, None if entered is None else entered[i], acc, dense_acc, _kept_record(head, c))
                       for i, (c, n, acc, dense_acc) in enumerate(zip(classes, row.per_class_units,
                                                                      row.per_class_val_acc, dense.per_class_val_acc)))
     return SparseHeadRecord(
-        head.name, fitted.run.name, index, path.steps[index].lam, path.lambda_max, path.alpha, selection,
+        head.name, fitted.name, index, path.steps[index].lam, path.lambda_max, path.alpha, selection,
         row.units_per_class_mean, row.units_per_class_max, row.units, row.train_acc, row.val_acc, row.val_acc_min,
         dense.train_acc, dense.val_acc, per_class, refit, kept_per_layer(head.weight, head.units),
         fitted.result.path_settings.group_corr, len(fitted.groups.representatives),
@@ -307,21 +319,20 @@ def sparse_head(fitted: FittedPath, name: str, selection: Selection = Selection(
         A `SparseHead` result (`summary` table, `record` for heads/<name>.json); `.save(run.dir)` writes it.
     """
     check_head_name(name)
-    run, codes = fitted.run, fitted.codes
+    codes, classes = fitted.codes, fitted.head.classes
     dev = codes.device
     index, entered, chosen, W_std, b_std, support = _pick(fitted, selection)
     finetune = finetune or selection.units_per_class is not None  # class budgets come from different steps' λ
     rows, refit = [fitted.dense], None
     if finetune:
-        rows.append(_row(f"{name} (penalised)", *_unit_head(fitted, W_std, b_std), codes, run.classes))
+        rows.append(_row(f"{name} (penalised)", *_unit_head(fitted, W_std, b_std), codes, classes))
         W_std, b_std, iterations, converged = _refit(fitted, W_std, b_std, 0.0, support)
         refit = Refit(iterations, _refit_limit(fitted), REFIT_TOL, converged, rows[-1].train_acc, rows[-1].val_acc)
     W, b = _unit_head(fitted, W_std, b_std)
     # The stored float32 head is what every later command reads: report its accuracy, not the solver's.
-    head = Head.from_tensors(W.float(), b.float(), run.units(), run.classes, name, groups=fitted.groups)
+    head = Head.from_tensors(W.float(), b.float(), fitted.head.units, classes, name, groups=fitted.groups)
     stored = head.state_dict()
-    rows.append(_row(name, stored["weight"].to(dev), stored["bias"].to(dev), codes, run.classes))
-    summary = pd.DataFrame([row.summary(run.classes) for row in rows],
-                           columns=SUMMARY_COLUMNS + class_columns(run.classes))
+    rows.append(_row(name, stored["weight"].to(dev), stored["bias"].to(dev), codes, classes))
+    summary = pd.DataFrame([row.summary(classes) for row in rows], columns=SUMMARY_COLUMNS + class_columns(classes))
     return SparseHead(head, _head_record(fitted, head, selection, index, entered, rows[-1], refit),
                       fitted.result.path_settings, selection, finetune, summary)
