@@ -120,3 +120,25 @@ def test_objects_in_errors_name_the_parameter(api_doc: dict, tmp_path: Path) -> 
     with pytest.raises(NvError) as caught:
         nvcli.sparsify(api_doc["train_codes"], headless)
     assert caught.value.params == ("train", "val")
+
+
+def test_every_result_kind_names_its_main_table() -> None:
+    """`to_frame()` works on every result kind: a `main_table` field of the dataclass, or its own `to_frame`."""
+    import dataclasses
+    import importlib
+    import pkgutil
+
+    import nvcli.analysis
+    from nvcli.runs.results import RunResult
+
+    for module in pkgutil.walk_packages(nvcli.analysis.__path__, "nvcli.analysis."):
+        importlib.import_module(module.name)
+    kinds, seen = [RunResult], []
+    while kinds:
+        for sub in kinds.pop().__subclasses__():
+            kinds.append(sub)
+            seen.append(sub)
+    assert len(seen) >= 16
+    for kind in seen:
+        fields = {f.name for f in dataclasses.fields(kind)}
+        assert "to_frame" in vars(kind) or kind.main_table in fields, kind.__name__
