@@ -201,8 +201,8 @@ def test_hostile_names_are_text_everywhere_on_the_page(full_run: Run, nv, tmp_pa
     per_class, _ = weights(run.name, read_head(run), [HOSTILE_CLASS])
     per_class[0].save(run.dir, command=f"nv weights --class '{HOSTILE_CLASS}'")
     frame = pd.DataFrame({HOSTILE_CLASS: [HOSTILE_RUN, "0.5"]})  # a table's header and cells
-    save_files(run.dir, f"mystery/{HOSTILE_CLASS}", HeadSettings("dense"), {"mystery.csv": table(frame)}, command=HOSTILE_CLASS,
-               made_from=provenance.made_from(run))
+    save_files(run.dir, f"mystery/{HOSTILE_CLASS}", HeadSettings("dense"), {"mystery.csv": table(frame)},
+               command=HOSTILE_CLASS, made_from=provenance.made_from(run))
     with open(run.dir / "model.pt", "ab") as f:  # every result is stale: each mark names its key and command
         f.write(b"\0")
     other = _copy(full_run, tmp_path / "other", trained_only=True)
