@@ -87,6 +87,10 @@ def test_a_saved_run_works_with_the_commands_and_results_check_their_weights(api
     run, model, per = api_doc["run"], api_doc["model"], api_doc["per"]
     result = nv("eval", "--run", run.dir, "--format", "json")
     assert result.code == 0, result.err
+    # Where the head started is unknown: the trained head saved as its start would claim training moved nothing.
+    assert not (run.dir / "head_init.pt").exists()
+    weights = nv("weights", "--run", run.dir, "--all", "--no-plot")
+    assert weights.code == 0 and "random start" not in weights.err, weights.err
     result = nv("eval", "--run", run.dir, "--head", "sparse5", "--format", "json")
     assert result.code == 0, result.err
     assert json.loads(result.out)[0]["accuracy"] == pytest.approx(api_doc["sparse"].record.val_acc, abs=1e-6)

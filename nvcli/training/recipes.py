@@ -46,8 +46,9 @@ def _precision(cfg: TrainConfig) -> str:
 
 
 def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: DataSection,
-               train: TrainConfig | None, weights: WeightsRecord | None) -> None:
-    """config.json, units.csv and the head's starting weights; model.pt too for an untrained (converted) run.
+               train: TrainConfig | None, weights: WeightsRecord | None, *, head_start: bool = True) -> None:
+    """config.json, units.csv and, with `head_start` (the model's head is where training starts), the head's starting
+    weights; model.pt too for a run nv does not train (converted, or trained elsewhere).
 
     A training run also records `precision`: what it computes in (float32, bfloat16 or float16); a run whose
     network started from weights records them (`weights`: where they came from and the file's SHA-256).
@@ -62,6 +63,7 @@ def _write_run(run_dir: Path, model: "nn.Module", spec: ModelSpec, data: DataSec
                                     precision=None if train is None else _precision(train), weights=weights))
     if units is not None:
         write_units(run_dir, units)
+    if units is not None and head_start:
         save_torch(run_dir / files.HEAD_INIT, {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()})
     if train is None:
         save_torch(run_dir / files.MODEL, model.state_dict())
@@ -148,7 +150,7 @@ def save_model(model: "nn.Module", path: str | Path, *, data: DataBundle, choice
     with new_run_dir(path.name, path.parent, force) as run_dir:
         section = DataSection(name=data.name, classes=tuple(data.classes), kind=data.kind, cues=data.cues,
                               options=data.options.to_dict(), info=data.info)
-        _write_run(run_dir, model, spec, section, None, None)
+        _write_run(run_dir, model, spec, section, None, None, head_start=False)  # its start is not known
         mark_latest(run_dir)
     return load_run(run_dir)
 
